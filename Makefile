@@ -1,0 +1,73 @@
+# pdp_ext: PGXS build, plus the two commands a newcomer needs.
+#
+#   make demo    install what is missing, build, start a throwaway cluster, run the tour
+#   make test    the same set-up, then every suite (unit, pg_regress, isolation, pgTAP, TAP)
+#   make bench   the same set-up, then the benchmarks (never part of CI)
+#
+# Everything below the "PGXS" line is an ordinary extension build.
+
+EXTENSION    = pdp_ext
+EXTVERSION   = 0.1
+MODULE_big   = pdp_ext
+
+# Engine code (no PostgreSQL headers) lives in src/core; glue in src/.
+CORE_SRCS    = $(wildcard src/core/*.c)
+GLUE_SRCS    = $(wildcard src/*.c)
+OBJS         = $(GLUE_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
+
+# The install script is assembled from one SQL file per capability, in order.
+SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
+DATA_built   = $(EXTENSION)--$(EXTVERSION).sql
+DATA         = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*--*.sql))
+
+REGRESS      = init roles registry keys
+REGRESS_OPTS = --inputdir=. --use-existing
+ISOLATION    = registry_concurrency
+ISOLATION_OPTS = --use-existing
+
+PG_CPPFLAGS  = -I$(srcdir)/src -I$(srcdir)/src/core
+SHLIB_LINK   = -lcrypto
+EXTRA_CLEAN  = test/unit/*.t
+
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+# On a fresh machine the server headers are not there yet: the set-up targets
+# below install them, so only include PGXS once it exists.
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+else
+all:
+	@echo "PostgreSQL server headers are missing: run 'make demo' or 'make test', which install them" >&2
+	@exit 1
+endif
+
+$(DATA_built): $(SQL_PARTS)
+	@{ echo "-- pdp_ext $(EXTVERSION): generated from src/sql/*.sql; edit those, not this file"; \
+	   printf '%s\n' '\echo Use "CREATE EXTENSION pdp_ext" to load this file. \quit'; \
+	   for f in $(SQL_PARTS); do echo; echo "-- ===== $$f ====="; cat $$f; done; } > $@
+
+# Plain-C unit tests of src/core, run as TAP programs.
+UNIT_TESTS = $(patsubst %.c,%.t,$(wildcard test/unit/test_*.c))
+test/unit/%.t: test/unit/%.c $(CORE_SRCS) test/unit/tap.h
+	$(CC) -std=c11 -O1 -g -Wall -Wextra -Werror -Isrc/core -o $@ $< $(CORE_SRCS) -lcrypto
+
+unit: $(UNIT_TESTS)
+	prove -v $(UNIT_TESTS)
+
+.PHONY: deps demo test bench unit sanitize
+deps:
+	@tools/ensure-deps.sh
+
+demo: deps
+	@tools/build-install.sh
+	@PDP_DB=lms_demo tools/with-cluster.sh demo/run-tour.sh
+
+test: deps
+	@tools/build-install.sh
+	@$(MAKE) --no-print-directory unit
+	@tools/with-cluster.sh tools/run-suites.sh
+
+bench: deps
+	@tools/build-install.sh
+	@tools/with-cluster.sh bench/run.sh

@@ -1,0 +1,298 @@
+/*-------------------------------------------------------------------------
+ * keys.c
+ *	  The per-backend keyring: loading the key file named by pdp.key_file,
+ *	  deriving per-purpose subkeys with HKDF, and pdp.key_status().
+ *
+ * Keys are read lazily, on the first call that needs one, and again after
+ * every configuration reload (the GUC assign hook marks the ring stale).
+ * Key bytes live only in this file's static storage and in callers' derived
+ * subkeys; they are wiped with OPENSSL_cleanse when replaced or on failure,
+ * and no message ever contains them or any line of the file.
+ *-------------------------------------------------------------------------
+ */
+#include "pdp_ext.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "pdp_crypto.h"
+
+PG_FUNCTION_INFO_V1(pdp_key_status);
+
+typedef struct PdpKeyring
+{
+	int			nkeys;
+	int			active;			/* index of the highest version */
+	pdp_key		keys[PDP_MAX_KEYS];
+} PdpKeyring;
+
+static PdpKeyring keyring;
+static bool keyring_loaded = false;
+static bool keyring_stale = true;
+static uint64 keyring_generation = 0;
+
+/* Scratch space for the file's bytes; wiped after every read. */
+static char keyfile_buf[PDP_MAX_KEYFILE_SIZE + 1];
+
+static const char hkdf_salt[] = "pdp_ext subkey v1";
+
+void
+pdp_keys_mark_stale(void)
+{
+	keyring_stale = true;
+}
+
+static void
+keyring_wipe(void)
+{
+	pdp_cleanse(&keyring, sizeof(keyring));
+	keyring_loaded = false;
+}
+
+/* Is path inside the data directory?  Both are resolved first. */
+static bool
+path_in_data_directory(const char *path)
+{
+	char		real_path[PATH_MAX];
+	char		real_data[PATH_MAX];
+	size_t		n;
+
+	if (DataDir == NULL || realpath(path, real_path) == NULL ||
+		realpath(DataDir, real_data) == NULL)
+		return false;
+	n = strlen(real_data);
+	return strncmp(real_path, real_data, n) == 0 &&
+		(real_path[n] == '/' || real_path[n] == '\0');
+}
+
+/*
+ * Read and validate the key file into the static keyring, replacing (and
+ * wiping) what was there.  Raises an error, with the keyring wiped, if the
+ * file is unset, missing, too open, inside the data directory or malformed.
+ */
+static void
+keyring_load(void)
+{
+	const char *path = pdp_key_file;
+	struct stat st;
+	ssize_t		nread = 0;
+	int			fd;
+	pdp_keyfile_status status;
+	int			bad_line;
+
+	keyring_wipe();
+
+	if (path == NULL || path[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("pdp_ext has no key file"),
+				 errdetail("The setting \"pdp.key_file\" is empty."),
+				 errhint("Create one with tools/pdp-keygen, set \"pdp.key_file\" in postgresql.conf and reload.")));
+
+	if (path_in_data_directory(path))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("key file \"%s\" is inside the data directory", path),
+				 errdetail("Keys kept in the data directory travel with every base backup and copy of it."),
+				 errhint("Move the key file outside the data directory.")));
+
+	fd = open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open key file \"%s\": %m", path),
+				 errhint("Check \"pdp.key_file\"; tools/pdp-keygen creates a key file.")));
+
+	if (fstat(fd, &st) != 0)
+	{
+		int			save_errno = errno;
+
+		close(fd);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat key file \"%s\": %m", path)));
+	}
+	if (!S_ISREG(st.st_mode))
+	{
+		close(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("key file \"%s\" is not a regular file", path)));
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+	{
+		close(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("key file \"%s\" has group or world access", path),
+				 errdetail("A key file must be accessible by its owner only."),
+				 errhint("Run chmod 0600 on the file.")));
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+	{
+		close(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("key file \"%s\" must be owned by the database server's user or root", path)));
+	}
+	if (st.st_size > PDP_MAX_KEYFILE_SIZE)
+	{
+		close(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("key file \"%s\" is malformed", path),
+				 errdetail("%s", pdp_keyfile_status_message(PDP_KEYFILE_TOO_LARGE))));
+	}
+
+	while (nread < (ssize_t) sizeof(keyfile_buf))
+	{
+		ssize_t		r = read(fd, keyfile_buf + nread, sizeof(keyfile_buf) - nread);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+		{
+			int			save_errno = errno;
+
+			pdp_cleanse(keyfile_buf, sizeof(keyfile_buf));
+			close(fd);
+			errno = save_errno;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read key file \"%s\": %m", path)));
+		}
+		if (r == 0)
+			break;
+		nread += r;
+	}
+	close(fd);
+
+	status = pdp_keyfile_parse(keyfile_buf, (size_t) nread, keyring.keys,
+							   PDP_MAX_KEYS, &keyring.nkeys, &keyring.active,
+							   &bad_line);
+	pdp_cleanse(keyfile_buf, sizeof(keyfile_buf));
+
+	if (status != PDP_KEYFILE_OK)
+	{
+		keyring_wipe();
+		if (bad_line > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("key file \"%s\" is malformed at line %d", path, bad_line),
+					 errdetail("%s", pdp_keyfile_status_message(status))));
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("key file \"%s\" is malformed", path),
+					 errdetail("%s", pdp_keyfile_status_message(status))));
+	}
+
+	keyring_loaded = true;
+	keyring_stale = false;
+	keyring_generation++;
+}
+
+/* Make sure the keyring reflects the current settings. */
+static inline void
+keyring_ensure(void)
+{
+	if (unlikely(keyring_stale || !keyring_loaded))
+		keyring_load();
+}
+
+/*
+ * A number that changes whenever the keyring is (re)loaded.  Callers that
+ * cache derived subkeys compare it to decide whether their cache is valid;
+ * calling it also loads the ring if needed.
+ */
+uint64
+pdp_keyring_generation(void)
+{
+	keyring_ensure();
+	return keyring_generation;
+}
+
+const pdp_key *
+pdp_active_key(void)
+{
+	keyring_ensure();
+	return &keyring.keys[keyring.active];
+}
+
+/* The key with this version, or NULL if the file no longer holds it. */
+const pdp_key *
+pdp_key_by_version(uint16 version)
+{
+	keyring_ensure();
+	for (int i = 0; i < keyring.nkeys; i++)
+		if (keyring.keys[i].version == version)
+			return &keyring.keys[i];
+	return NULL;
+}
+
+/*
+ * Derive a 256-bit subkey for one use ("label", e.g. "pseudonym") and one
+ * domain from a master key: HKDF-SHA-256 with info = label || 0x00 || domain.
+ * Master keys are never used raw.
+ */
+void
+pdp_derive_subkey(const pdp_key *key, const char *label,
+				  const char *domain, size_t domain_len,
+				  unsigned char out[PDP_KEY_BYTES])
+{
+	size_t		label_len = strlen(label);
+	size_t		info_len = label_len + 1 + domain_len;
+	unsigned char *info = palloc(info_len);
+	bool		ok;
+
+	memcpy(info, label, label_len);
+	info[label_len] = 0;
+	memcpy(info + label_len + 1, domain, domain_len);
+	ok = pdp_hkdf_sha256(key->bytes, PDP_KEY_BYTES,
+						 (const unsigned char *) hkdf_salt, sizeof(hkdf_salt) - 1,
+						 info, info_len, out, PDP_KEY_BYTES);
+	pfree(info);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not derive a subkey"),
+				 errdetail("OpenSSL's HKDF failed.")));
+}
+
+/*
+ * pdp.key_status(): one row per key version with its public fingerprint and
+ * whether it is the one used for new values.  Never returns key bytes.
+ */
+Datum
+pdp_key_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	keyring_ensure();
+
+	for (int i = 0; i < keyring.nkeys; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+		char		fingerprint[17];
+
+		if (!pdp_key_fingerprint(keyring.keys[i].bytes, fingerprint))
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("could not compute a key fingerprint")));
+		values[0] = Int32GetDatum(keyring.keys[i].version);
+		values[1] = CStringGetTextDatum(fingerprint);
+		values[2] = BoolGetDatum(i == keyring.active);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

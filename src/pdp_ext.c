@@ -1,0 +1,61 @@
+/*-------------------------------------------------------------------------
+ * pdp_ext.c
+ *	  Module entry point: settings and the hooks that tie them together.
+ *
+ * pdp_ext works whether it is loaded on first use or preloaded with
+ * shared_preload_libraries; preloading is recommended so that the pdp.*
+ * settings are known from the first statement of every session.
+ *-------------------------------------------------------------------------
+ */
+#include "pdp_ext.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+char	   *pdp_key_file = NULL;
+
+/*
+ * The key file path must be absolute: a relative path would be resolved
+ * against the data directory, and keys must live outside it.
+ */
+static bool
+pdp_check_key_file(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!is_absolute_path(*newval))
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errdetail("\"pdp.key_file\" must be an absolute path outside the data directory.");
+		return false;
+	}
+	return true;
+}
+
+/* Any (re)assignment, including a reload, makes every backend re-read keys. */
+static void
+pdp_assign_key_file(const char *newval, void *extra)
+{
+	pdp_keys_mark_stale();
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("pdp.key_file",
+							   "Path of the file holding pdp_ext's versioned master keys.",
+							   "The file must be outside the data directory and readable by its owner only.",
+							   &pdp_key_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   pdp_check_key_file,
+							   pdp_assign_key_file,
+							   NULL);
+
+	MarkGUCPrefixReserved("pdp");
+}

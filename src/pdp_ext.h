@@ -1,0 +1,25 @@
+/*-------------------------------------------------------------------------
+ * pdp_ext.h
+ *	  Declarations shared by pdp_ext's server-side files.
+ *-------------------------------------------------------------------------
+ */
+#ifndef PDP_EXT_H
+#define PDP_EXT_H
+
+#include "postgres.h"
+
+#include "keyfile.h"
+
+/* Settings (pdp_ext.c) */
+extern char *pdp_key_file;
+
+/* Keyring (keys.c) */
+extern void pdp_keys_mark_stale(void);
+extern uint64 pdp_keyring_generation(void);
+extern const pdp_key *pdp_active_key(void);
+extern const pdp_key *pdp_key_by_version(uint16 version);
+extern void pdp_derive_subkey(const pdp_key *key, const char *label,
+							  const char *domain, size_t domain_len,
+							  unsigned char out[PDP_KEY_BYTES]);
+
+#endif							/* PDP_EXT_H */

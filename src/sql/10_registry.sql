@@ -1,0 +1,249 @@
+-- Subject registry: which columns of which tables name a data subject.
+--
+-- Rows are keyed by (tbl, attnum) so that renames of tables and columns are
+-- followed for free inside a database; "col" is kept in step by an event
+-- trigger and is what pg_dump carries across a restore, where the attnum is
+-- resolved again from it.
+
+CREATE TABLE pdp.subject_column (
+    tbl           regclass    NOT NULL,
+    col           name        NOT NULL,
+    attnum        smallint    NOT NULL,
+    on_erase      text        NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    registered_by name        NOT NULL DEFAULT CURRENT_USER,
+    PRIMARY KEY (tbl, attnum),
+    CONSTRAINT subject_column_on_erase_check CHECK (on_erase IN ('delete', 'anonymise'))
+);
+COMMENT ON TABLE pdp.subject_column IS
+    'Registered (table, subject column) pairs; read pdp.registered_tables instead';
+COMMENT ON COLUMN pdp.subject_column.tbl IS 'the registered table';
+COMMENT ON COLUMN pdp.subject_column.col IS 'name of the column that holds the subject''s identifier';
+COMMENT ON COLUMN pdp.subject_column.attnum IS 'attribute number of that column, resolved from col on every write';
+COMMENT ON COLUMN pdp.subject_column.on_erase IS 'what erasure does to the subject''s rows: delete or anonymise';
+COMMENT ON COLUMN pdp.subject_column.registered_at IS 'when the column was registered';
+COMMENT ON COLUMN pdp.subject_column.registered_by IS 'the role that registered it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.subject_column', '');
+
+-- Types a subject identifier may have.  Every capability keys subjects by
+-- the identifier's text form, so these are the types whose text form is
+-- canonical (one value, one spelling).
+CREATE FUNCTION pdp.is_subject_type(t regtype) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT t IN ('bigint'::regtype, 'integer'::regtype, 'text'::regtype,
+                   'character varying'::regtype, 'uuid'::regtype) $$;
+COMMENT ON FUNCTION pdp.is_subject_type(regtype) IS
+    'true for the types a subject column may have: bigint, integer, text, varchar, uuid';
+
+-- Validates every write to pdp.subject_column, whoever makes it: the column
+-- exists and has a subject type, the writer owns the table, and all columns
+-- of one table agree on on_erase.  Resolves attnum from col.
+CREATE FUNCTION pdp._subject_column_check() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    att record;
+BEGIN
+    SELECT c.relkind, c.relowner, c.relnamespace, c.relname INTO rel
+      FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) NEW.tbl::oid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', NEW.tbl::oid
+            USING ERRCODE = 'undefined_table';
+    END IF;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', rel.relname
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Only ordinary and partitioned tables can be registered.';
+    END IF;
+    IF rel.relnamespace IN ('pdp'::regnamespace, 'pg_catalog'::regnamespace,
+                            'information_schema'::regnamespace) THEN
+        RAISE EXCEPTION 'cannot register table "%"', rel.relname
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Tables of pdp_ext and of the system catalogs cannot be registered.';
+    END IF;
+    IF NOT pg_has_role(CURRENT_USER, rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table "%"', rel.relname
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+
+    SELECT a.attnum, a.atttypid INTO att
+      FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) NEW.tbl::oid
+       AND a.attname OPERATOR(pg_catalog.=) NEW.col
+       AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', NEW.col, rel.relname
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF att.attnum <= 0 THEN
+        RAISE EXCEPTION 'cannot register system column "%"', NEW.col
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF NOT pdp.is_subject_type(att.atttypid::regtype) THEN
+        RAISE EXCEPTION 'column "%" of table "%" has unsupported type %', NEW.col, rel.relname, att.atttypid::regtype
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'A subject column must be bigint, integer, text, varchar or uuid.';
+    END IF;
+    NEW.attnum := att.attnum;
+
+    IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM pdp.subject_column s
+                                     WHERE s.tbl OPERATOR(pg_catalog.=) NEW.tbl
+                                       AND s.attnum OPERATOR(pg_catalog.=) NEW.attnum) THEN
+        RAISE EXCEPTION 'column "%" of table "%" is already registered', NEW.col, rel.relname
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM pdp.subject_column s
+                WHERE s.tbl OPERATOR(pg_catalog.=) NEW.tbl
+                  AND s.attnum OPERATOR(pg_catalog.<>) NEW.attnum
+                  AND s.on_erase OPERATOR(pg_catalog.<>) NEW.on_erase) THEN
+        RAISE EXCEPTION 'table "%" is already registered with another on_erase action', rel.relname
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'All subject columns of one table share one on_erase action.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION pdp._subject_column_check() IS
+    'trigger: validates and resolves every write to pdp.subject_column';
+CREATE TRIGGER subject_column_check BEFORE INSERT OR UPDATE ON pdp.subject_column
+    FOR EACH ROW EXECUTE FUNCTION pdp._subject_column_check();
+
+CREATE FUNCTION pdp.register_table(tbl regclass, subject_column name, on_erase text DEFAULT 'delete')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL OR subject_column IS NULL OR on_erase IS NULL THEN
+        RAISE EXCEPTION 'table, subject column and on_erase must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF on_erase NOT IN ('delete', 'anonymise') THEN
+        RAISE EXCEPTION 'unknown on_erase action'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'on_erase must be "delete" or "anonymise".';
+    END IF;
+    INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase)
+    VALUES (tbl, subject_column, 0, on_erase);
+EXCEPTION WHEN unique_violation THEN
+    -- A concurrent registration of the same column won the race.
+    RAISE EXCEPTION 'column "%" of table "%" is already registered', subject_column,
+          (SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid)
+        USING ERRCODE = 'duplicate_object';
+END
+$$;
+COMMENT ON FUNCTION pdp.register_table(regclass, name, text) IS
+    'registers a column that names a data subject; on_erase is delete or anonymise';
+
+CREATE FUNCTION pdp.unregister_table(tbl regclass, subject_column name DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    n integer;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relname, c.relowner INTO rel FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) unregister_table.tbl::oid;
+    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) unregister_table.tbl) THEN
+        RAISE EXCEPTION 'table "%" is not registered', coalesce(rel.relname, tbl::oid::text)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT pg_has_role(CURRENT_USER, rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    DELETE FROM pdp.subject_column s
+     WHERE s.tbl OPERATOR(pg_catalog.=) unregister_table.tbl
+       AND (unregister_table.subject_column IS NULL
+            OR s.col OPERATOR(pg_catalog.=) unregister_table.subject_column);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'column "%" of table "%" is not registered', subject_column, rel.relname
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION pdp.unregister_table(regclass, name) IS
+    'removes a table''s registration (one subject column, or all when none is named); returns how many';
+
+CREATE VIEW pdp.registered_tables AS
+SELECT s.tbl                  AS table_name,
+       n.nspname              AS schema_name,
+       c.relname              AS relation_name,
+       s.col                  AS subject_column,
+       a.atttypid::regtype    AS subject_type,
+       s.on_erase,
+       s.registered_at,
+       s.registered_by
+  FROM pdp.subject_column s
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid
+                                AND a.attnum OPERATOR(pg_catalog.=) s.attnum;
+COMMENT ON VIEW pdp.registered_tables IS
+    'one row per registered (table, subject column), with current names and types';
+
+-- Event triggers keep the registry true to the catalogs.  They run as the
+-- extension's owner because whoever drops or alters a registered table may
+-- have no rights on pdp's tables.
+
+CREATE FUNCTION pdp._on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM pdp.subject_column s
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+       AND d.objid OPERATOR(pg_catalog.=) s.tbl::oid
+       AND (d.objsubid OPERATOR(pg_catalog.=) 0
+            OR d.objsubid OPERATOR(pg_catalog.=) s.attnum);
+END
+$$;
+COMMENT ON FUNCTION pdp._on_sql_drop() IS
+    'event trigger: forgets registrations of dropped tables and columns';
+CREATE EVENT TRIGGER pdp_on_sql_drop ON sql_drop EXECUTE FUNCTION pdp._on_sql_drop();
+
+CREATE FUNCTION pdp._on_alter_table() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad record;
+BEGIN
+    -- A subject column's type may not drift to one the registry cannot key.
+    SELECT c.relname, s.col, a.atttypid::regtype AS typ INTO bad
+      FROM pdp.subject_column s
+      JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
+      JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid
+                         AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+     WHERE NOT pdp.is_subject_type(a.atttypid::regtype)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'cannot change registered subject column "%" of table "%" to type %', bad.col, bad.relname, bad.typ
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Unregister the column first, or keep bigint, integer, text, varchar or uuid.';
+    END IF;
+    -- Follow column renames: the attnum is stable, the name is not.
+    UPDATE pdp.subject_column s SET col = a.attname
+      FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid
+       AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+       AND a.attname OPERATOR(pg_catalog.<>) s.col;
+END
+$$;
+COMMENT ON FUNCTION pdp._on_alter_table() IS
+    'event trigger: follows column renames and refuses unsupported type changes of subject columns';
+CREATE EVENT TRIGGER pdp_on_alter_table ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION pdp._on_alter_table();
+COMMENT ON EVENT TRIGGER pdp_on_sql_drop IS 'forgets registrations of dropped tables and columns';
+COMMENT ON EVENT TRIGGER pdp_on_alter_table IS 'follows column renames; refuses unsupported type changes of subject columns';

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Run every suite against the cluster set up by tools/with-cluster.sh:
+# pg_regress and isolation specs (make installcheck), pgTAP (pg_prove) and the
+# Perl TAP suites that start clusters of their own.  Exits non-zero if any fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+section() { printf '\n===== %s =====\n' "$*"; }
+psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+failed=()
+
+# Wait for the server, then make the suites' databases.  pg_cron schedules in
+# $PDP_DB (cron.database_name), so that is where the regression suite runs.
+for _ in $(seq 50); do pg_isready -q && break; sleep 0.2; done
+psql_q -d postgres -c "CREATE DATABASE $PDP_DB" -c "CREATE DATABASE pdp_isolation" -c "CREATE DATABASE pdp_tap"
+psql_q -d "$PDP_DB" -c "CREATE EXTENSION pg_cron"
+psql_q -d pdp_isolation -c "CREATE EXTENSION pdp_ext"
+psql_q -d pdp_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION pdp_ext"
+
+section "pg_regress and isolation specs"
+rm -rf results output_iso regression.diffs regression.out
+if ! make -s installcheck CONTRIB_TESTDB="$PDP_DB" ISOLATION_TESTDB=pdp_isolation; then
+  failed+=("pg_regress/isolation")
+  for f in regression.diffs output_iso/regression.diffs; do
+    [ -f "$f" ] && { echo "--- $f"; cat "$f"; }
+  done
+fi
+
+section "pgTAP"
+if ls test/pgtap/*.sql >/dev/null 2>&1; then
+  pg_prove -d pdp_tap --failures test/pgtap/*.sql || failed+=("pgTAP")
+fi
+
+section "TAP suites (clusters of their own)"
+if ls test/tap/*.pl >/dev/null 2>&1; then
+  tools/run-tap.sh || failed+=("TAP")
+fi
+
+section "summary"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "all suites passed"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run the Perl TAP suites in test/tap with PostgreSQL's own test modules
+# (PostgreSQL::Test::Cluster).  initdb refuses to run as root, so as root the
+# suites run as the "postgres" user from a scratch copy it can write to.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bindir=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+pgxs=$(dirname "$(pg_config --pgxs)")/../..
+work=$(mktemp -d /tmp/pdp_tap.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cp -r test/tap "$work/t"
+mkdir -p "$work/tmp_check"
+
+run=()
+if [ "$(id -u)" -eq 0 ]; then
+  chown -R postgres "$work"
+  chmod 0755 "$work"
+  run=(runuser -u postgres --)
+fi
+cd "$work"
+"${run[@]}" env PATH="$bindir:$PATH" TESTDIR="$work" PG_REGRESS=/bin/true \
+  PERL5LIB="$pgxs/src/test/perl${PERL5LIB:+:$PERL5LIB}" \
+  prove ${PROVE_FLAGS:-} t/*.pl
