@@ -53,7 +53,7 @@ test/unit/%.t: test/unit/%.c $(CORE_SRCS) test/unit/tap.h
 	$(CC) -std=c11 -O1 -g -Wall -Wextra -Werror -Isrc/core -o $@ $< $(CORE_SRCS) -lcrypto
 
 unit: $(UNIT_TESTS)
-	prove -v $(UNIT_TESTS)
+	prove $(UNIT_TESTS)
 
 .PHONY: deps demo test bench unit sanitize
 deps:
