@@ -117,6 +117,179 @@ str_radix(BIGNUM *v, uint8_t *x, size_t m, unsigned radix)
 	return true;
 }
 
+/*
+ * Steps 6.ii-6.iii: R = PRF(P || Q) by AES-CBC-MAC with a zero IV, then
+ * S = R || CIPH(R xor [1]^16) || ... up to d bytes.
+ */
+static bool
+ff1_prf(pdp_ff1 *ctx, const unsigned char P[16], const unsigned char *Q, size_t qlen,
+		size_t d, unsigned char *S)
+{
+	unsigned char R[16],
+				block[16];
+	bool		ok = false;
+
+	if (!aes_block(ctx, P, R))
+		goto done;
+	for (size_t off = 0; off < qlen; off += 16)
+	{
+		for (int k = 0; k < 16; k++)
+			block[k] = R[k] ^ Q[off + k];
+		if (!aes_block(ctx, block, R))
+			goto done;
+	}
+	memcpy(S, R, 16);
+	for (size_t j = 1; j * 16 < d; j++)
+	{
+		memcpy(block, R, 16);
+		block[12] ^= (unsigned char) (j >> 24);
+		block[13] ^= (unsigned char) (j >> 16);
+		block[14] ^= (unsigned char) (j >> 8);
+		block[15] ^= (unsigned char) j;
+		if (!aes_block(ctx, block, S + 16 * j))
+			goto done;
+	}
+	ok = true;
+done:
+	OPENSSL_cleanse(R, sizeof(R));
+	OPENSSL_cleanse(block, sizeof(block));
+	return ok;
+}
+
+/* Step 5: P = [1]^1 [2]^1 [1]^1 [radix]^3 [10]^1 [u mod 256]^1 [n]^4 [t]^4. */
+static void
+ff1_header(unsigned char P[16], unsigned radix, size_t u, size_t n, size_t t)
+{
+	P[0] = 1;
+	P[1] = 2;
+	P[2] = 1;
+	P[3] = (unsigned char) (radix >> 16);
+	P[4] = (unsigned char) (radix >> 8);
+	P[5] = (unsigned char) radix;
+	P[6] = 10;
+	P[7] = (unsigned char) (u % 256);
+	P[8] = (unsigned char) (n >> 24);
+	P[9] = (unsigned char) (n >> 16);
+	P[10] = (unsigned char) (n >> 8);
+	P[11] = (unsigned char) n;
+	P[12] = (unsigned char) (t >> 24);
+	P[13] = (unsigned char) (t >> 16);
+	P[14] = (unsigned char) (t >> 8);
+	P[15] = (unsigned char) t;
+}
+
+/*
+ * The same algorithm in 64-bit arithmetic, for domains below 2^62 (radix 10
+ * up to 18 digits, radix 2 up to 62): no BIGNUM, no allocation.  y is at
+ * most 12 bytes here (b <= 8, so d <= 12), reduced with 128-bit arithmetic.
+ */
+static pdp_ff1_status
+ff1_crypt_u64(pdp_ff1 *ctx, unsigned radix, const unsigned char *tweak, size_t t,
+			  const uint8_t *in, uint8_t *out, size_t n, bool encrypt)
+{
+	size_t		u = n / 2,
+				v = n - u,
+				b,
+				d,
+				pad,
+				qlen;
+	uint64_t	modU = 1,
+				modV = 1,
+				A = 0,
+				B = 0;
+	unsigned char P[16],
+				S[32],
+				Qbuf[PDP_FF1_MAX_TWEAK + 32];
+
+	for (size_t i = 0; i < u; i++)
+		modU *= radix;
+	for (size_t i = 0; i < v; i++)
+		modV *= radix;
+	b = 0;
+	for (uint64_t x = modV - 1; x > 0; x >>= 8)
+		b++;
+	if (b == 0)
+		b = 1;
+	d = 4 * ((b + 3) / 4) + 4;
+	ff1_header(P, radix, u, n, t);
+	pad = (16 - ((t + b + 1) % 16)) % 16;
+	qlen = t + pad + 1 + b;
+	if (t > 0)
+		memcpy(Qbuf, tweak, t);
+	memset(Qbuf + t, 0, pad);
+
+	/* A and B hold NUM of the two halves; their lengths alternate as in ff1_crypt. */
+	for (size_t i = 0; i < u; i++)
+		A = A * radix + in[i];
+	for (size_t i = u; i < n; i++)
+		B = B * radix + in[i];
+
+	for (int round = 0; round < 10; round++)
+	{
+		int			i = encrypt ? round : 9 - round;
+		uint64_t	mod = (i % 2 == 0) ? modU : modV;
+		uint64_t	fed = encrypt ? B : A;
+		uint64_t	target = encrypt ? A : B;
+		unsigned __int128 y = 0;
+		uint64_t	ymod,
+					c;
+
+		Qbuf[t + pad] = (unsigned char) i;
+		for (size_t k = 0; k < b; k++)
+			Qbuf[t + pad + 1 + k] = (unsigned char) (fed >> (8 * (b - 1 - k)));
+		if (!ff1_prf(ctx, P, Qbuf, qlen, d, S))
+			return PDP_FF1_CRYPTO;
+		for (size_t k = 0; k < d; k++)
+			y = (y << 8) | S[k];
+		ymod = (uint64_t) (y % mod);
+		if (encrypt)
+			c = (uint64_t) (((unsigned __int128) target + ymod) % mod);
+		else
+			c = (target >= ymod) ? target - ymod : target + (mod - ymod);
+		if (encrypt)
+		{
+			A = B;
+			B = c;
+		}
+		else
+		{
+			B = A;
+			A = c;
+		}
+	}
+	OPENSSL_cleanse(S, sizeof(S));
+
+	/* STR^u(A) || STR^v(B). */
+	for (size_t i = u; i-- > 0;)
+	{
+		out[i] = (uint8_t) (A % radix);
+		A /= radix;
+	}
+	for (size_t i = n; i-- > u;)
+	{
+		out[i] = (uint8_t) (B % radix);
+		B /= radix;
+	}
+	return PDP_FF1_OK;
+}
+
+bool		pdp_ff1_disable_fast_path = false;
+
+/* Does radix^n stay below 2^62, so that ff1_crypt_u64 applies? */
+static bool
+fits_u64(unsigned radix, size_t n)
+{
+	uint64_t	span = 1;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		if (span > ((uint64_t) 1 << 62) / radix)
+			return false;
+		span *= radix;
+	}
+	return true;
+}
+
 static pdp_ff1_status
 ff1_crypt(pdp_ff1 *ctx, unsigned radix, const unsigned char *tweak, size_t t,
 		  const uint8_t *in, uint8_t *out, size_t n, bool encrypt)
@@ -125,9 +298,7 @@ ff1_crypt(pdp_ff1 *ctx, unsigned radix, const unsigned char *tweak, size_t t,
 				B[PDP_FF1_MAX_LEN];
 	unsigned char P[16];
 	unsigned char Qbuf[PDP_FF1_MAX_TWEAK + 16 + 1 + 256];
-	unsigned char R[16],
-				S[16 * 16 + 16],
-				block[16];
+	unsigned char S[16 * 16 + 16];
 	size_t		u,
 				v,
 				b,
@@ -155,6 +326,8 @@ ff1_crypt(pdp_ff1 *ctx, unsigned radix, const unsigned char *tweak, size_t t,
 	for (size_t i = 0; i < n; i++)
 		if (in[i] >= radix)
 			return PDP_FF1_BAD_DIGIT;
+	if (!pdp_ff1_disable_fast_path && fits_u64(radix, n))
+		return ff1_crypt_u64(ctx, radix, tweak, t, in, out, n, encrypt);
 
 	BN_CTX_start(ctx->bn);
 	numA = BN_CTX_get(ctx->bn);
@@ -194,23 +367,7 @@ ff1_crypt(pdp_ff1 *ctx, unsigned radix, const unsigned char *tweak, size_t t,
 		goto done;
 	}
 
-	/* Step 5: P = [1]^1 [2]^1 [1]^1 [radix]^3 [10]^1 [u mod 256]^1 [n]^4 [t]^4. */
-	P[0] = 1;
-	P[1] = 2;
-	P[2] = 1;
-	P[3] = (unsigned char) (radix >> 16);
-	P[4] = (unsigned char) (radix >> 8);
-	P[5] = (unsigned char) radix;
-	P[6] = 10;
-	P[7] = (unsigned char) (u % 256);
-	P[8] = (unsigned char) (n >> 24);
-	P[9] = (unsigned char) (n >> 16);
-	P[10] = (unsigned char) (n >> 8);
-	P[11] = (unsigned char) n;
-	P[12] = (unsigned char) (t >> 24);
-	P[13] = (unsigned char) (t >> 16);
-	P[14] = (unsigned char) (t >> 8);
-	P[15] = (unsigned char) t;
+	ff1_header(P, radix, u, n, t);
 
 	/* Q = T || [0]^((-t-b-1) mod 16) || [i]^1 || [NUM(B)]^b. */
 	pad = (16 - ((t + b + 1) % 16)) % 16;
@@ -240,29 +397,9 @@ ff1_crypt(pdp_ff1 *ctx, unsigned radix, const unsigned char *tweak, size_t t,
 		if (BN_bn2binpad(numB, Qbuf + t + pad + 1, (int) b) < 0)
 			goto done;
 
-		/* Step 6.ii: R = PRF(P || Q), AES-CBC-MAC with a zero IV. */
-		if (!aes_block(ctx, P, R))
+		/* Steps 6.ii-iii. */
+		if (!ff1_prf(ctx, P, Qbuf, qlen, d, S))
 			goto done;
-		for (size_t off = 0; off < qlen; off += 16)
-		{
-			for (int k = 0; k < 16; k++)
-				block[k] = R[k] ^ Qbuf[off + k];
-			if (!aes_block(ctx, block, R))
-				goto done;
-		}
-
-		/* Step 6.iii: S = R || CIPH(R xor [1]^16) || CIPH(R xor [2]^16) ... */
-		memcpy(S, R, 16);
-		for (size_t j = 1; j * 16 < d; j++)
-		{
-			memcpy(block, R, 16);
-			block[12] ^= (unsigned char) (j >> 24);
-			block[13] ^= (unsigned char) (j >> 16);
-			block[14] ^= (unsigned char) (j >> 8);
-			block[15] ^= (unsigned char) j;
-			if (!aes_block(ctx, block, S + 16 * j))
-				goto done;
-		}
 
 		/* Step 6.iv: y = NUM(S[0..d)). */
 		if (BN_bin2bn(S, (int) d, y) == NULL)
@@ -303,8 +440,6 @@ ff1_crypt(pdp_ff1 *ctx, unsigned radix, const unsigned char *tweak, size_t t,
 done:
 	BN_CTX_end(ctx->bn);
 	OPENSSL_cleanse(S, sizeof(S));
-	OPENSSL_cleanse(R, sizeof(R));
-	OPENSSL_cleanse(block, sizeof(block));
 	return status;
 }
 

@@ -55,4 +55,10 @@ extern size_t pdp_ff1_min_length(unsigned radix);
 
 extern const char *pdp_ff1_status_message(pdp_ff1_status status);
 
+/*
+ * Domains below 2^62 take a 64-bit path; tests set this to run the
+ * general BIGNUM path on the same inputs and compare.
+ */
+extern bool pdp_ff1_disable_fast_path;
+
 #endif							/* PDP_FF1_H */
