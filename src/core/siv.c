@@ -1,0 +1,134 @@
+/*-------------------------------------------------------------------------
+ * siv.c
+ *	  AES-256-SIV through OpenSSL's EVP interface, and token parsing
+ *	  (see siv.h).
+ *-------------------------------------------------------------------------
+ */
+#include "siv.h"
+#include "codec.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+struct pdp_siv
+{
+	EVP_CIPHER *cipher;
+	EVP_CIPHER_CTX *ctx;
+	unsigned char key[PDP_SIV_KEY_BYTES];
+};
+
+pdp_siv *
+pdp_siv_new(const unsigned char key[PDP_SIV_KEY_BYTES])
+{
+	pdp_siv    *s = OPENSSL_zalloc(sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->cipher = EVP_CIPHER_fetch(NULL, "AES-256-SIV", NULL);
+	s->ctx = EVP_CIPHER_CTX_new();
+	if (s->cipher == NULL || s->ctx == NULL)
+	{
+		pdp_siv_free(s);
+		return NULL;
+	}
+	memcpy(s->key, key, PDP_SIV_KEY_BYTES);
+	return s;
+}
+
+void
+pdp_siv_free(pdp_siv *s)
+{
+	if (s == NULL)
+		return;
+	EVP_CIPHER_CTX_free(s->ctx);
+	EVP_CIPHER_free(s->cipher);
+	OPENSSL_cleanse(s->key, sizeof(s->key));
+	OPENSSL_free(s);
+}
+
+/*
+ * SIV allows one message per initialisation, so every call initialises the
+ * context again with the key (OpenSSL keeps the context's allocation).
+ */
+bool
+pdp_siv_encrypt(pdp_siv *s, const unsigned char *ad, size_t ad_len,
+				const unsigned char *in, size_t len, unsigned char *out)
+{
+	int			outl = 0;
+
+	if (len == 0)
+		return false;
+	if (EVP_EncryptInit_ex2(s->ctx, s->cipher, s->key, NULL, NULL) != 1)
+		return false;
+	if (ad_len > 0 && EVP_EncryptUpdate(s->ctx, NULL, &outl, ad, (int) ad_len) != 1)
+		return false;
+	if (EVP_EncryptUpdate(s->ctx, out + PDP_SIV_TAG_BYTES, &outl, in, (int) len) != 1)
+		return false;
+	if (EVP_EncryptFinal_ex(s->ctx, out + PDP_SIV_TAG_BYTES + outl, &outl) != 1)
+		return false;
+	return EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_AEAD_GET_TAG, PDP_SIV_TAG_BYTES, out) == 1;
+}
+
+bool
+pdp_siv_decrypt(pdp_siv *s, const unsigned char *ad, size_t ad_len,
+				const unsigned char *in, size_t len, unsigned char *out)
+{
+	int			outl = 0;
+	unsigned char tag[PDP_SIV_TAG_BYTES];
+
+	if (len <= PDP_SIV_TAG_BYTES)
+		return false;
+	memcpy(tag, in, PDP_SIV_TAG_BYTES);
+	if (EVP_DecryptInit_ex2(s->ctx, s->cipher, s->key, NULL, NULL) != 1 ||
+		EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_AEAD_SET_TAG, PDP_SIV_TAG_BYTES, tag) != 1)
+		return false;
+	if (ad_len > 0 && EVP_DecryptUpdate(s->ctx, NULL, &outl, ad, (int) ad_len) != 1)
+		return false;
+	if (EVP_DecryptUpdate(s->ctx, out, &outl, in + PDP_SIV_TAG_BYTES,
+						  (int) (len - PDP_SIV_TAG_BYTES)) != 1)
+	{
+		OPENSSL_cleanse(out, len - PDP_SIV_TAG_BYTES);
+		return false;
+	}
+	return EVP_DecryptFinal_ex(s->ctx, out + outl, &outl) == 1;
+}
+
+size_t
+pdp_token_header(unsigned char *body, uint16_t version,
+				 const unsigned char *domain, size_t domain_len)
+{
+	body[0] = (unsigned char) (version >> 8);
+	body[1] = (unsigned char) version;
+	body[2] = (unsigned char) domain_len;
+	memcpy(body + 3, domain, domain_len);
+	return 3 + domain_len;
+}
+
+bool
+pdp_token_parse(const char *text, size_t text_len, unsigned char *buf, pdp_token *tok)
+{
+	long		n;
+	size_t		dlen;
+
+	if (text_len < PDP_TOKEN_PREFIX_LEN ||
+		memcmp(text, PDP_TOKEN_PREFIX, PDP_TOKEN_PREFIX_LEN) != 0)
+		return false;
+	n = pdp_base64url_decode(text + PDP_TOKEN_PREFIX_LEN, text_len - PDP_TOKEN_PREFIX_LEN, buf);
+	if (n < 3 + PDP_SIV_TAG_BYTES)
+		return false;
+	dlen = buf[2];
+	if (dlen > PDP_TOKEN_MAX_DOMAIN || (size_t) n < 3 + dlen + PDP_SIV_TAG_BYTES)
+		return false;
+	tok->version = (uint16_t) (buf[0] << 8 | buf[1]);
+	if (tok->version == 0)
+		return false;
+	tok->domain = buf + 3;
+	tok->domain_len = dlen;
+	tok->header = buf;
+	tok->header_len = 3 + dlen;
+	tok->sealed = buf + 3 + dlen;
+	tok->sealed_len = (size_t) n - 3 - dlen;
+	return true;
+}
