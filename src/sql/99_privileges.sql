@@ -15,3 +15,19 @@ GRANT EXECUTE ON FUNCTION pdp.register_table(regclass, name, text) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.unregister_table(regclass, name) TO pdp_admin;
 GRANT SELECT ON pdp.registered_tables TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp.key_status() TO pdp_admin, pdp_auditor;
+
+-- Pseudonymisation: applications, triggers and masked views call these as the
+-- querying role.  Reversal is for pdp_reidentifier only.
+GRANT EXECUTE ON FUNCTION
+    pdp.pseudonym(text, text), pdp.pseudonym(bigint, text), pdp.pseudonym(uuid, text),
+    pdp.pseudo_email(text, boolean), pdp.pseudo_phone(text), pdp.pseudo_iin(text, boolean),
+    pdp.pseudo_name(text), pdp.pseudo_ip(inet),
+    pdp.encrypt(text, text), pdp.fpe_encrypt(text, text, integer, integer), pdp.fpe_iin(text, integer),
+    pdp.mask(text, integer, integer, text), pdp.mask_email(text), pdp.mask_phone(text), pdp.mask_card(text),
+    pdp.generalize_date(date, text), pdp.age_band(text, integer),
+    pdp.iin_is_valid(text), pdp.bin_is_valid(text), pdp.iin_birth_date(text), pdp.iin_sex(text),
+    pdp.luhn_is_valid(text)
+TO PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    pdp.decrypt(text), pdp.fpe_decrypt(text, text, integer, integer), pdp.fpe_iin_decrypt(text, integer)
+TO pdp_reidentifier;
