@@ -2,7 +2,7 @@
 -- granted back only where an application role needs it.
 
 REVOKE ALL ON ALL TABLES IN SCHEMA pdp FROM PUBLIC;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pdp FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA pdp FROM PUBLIC;  -- functions and procedures
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA pdp FROM PUBLIC;
 
 -- Helpers anyone may call (pure functions of their arguments).
@@ -31,3 +31,17 @@ TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     pdp.decrypt(text), pdp.fpe_decrypt(text, text, integer, integer), pdp.fpe_iin_decrypt(text, integer)
 TO pdp_reidentifier;
+
+-- Column rules: configured by pdp_admin members on tables they own.
+GRANT SELECT ON pdp.rule_kind, pdp.column_rules TO pdp_admin, pdp_auditor;
+GRANT SELECT, INSERT, UPDATE, DELETE ON pdp.column_rule, pdp.apply_run TO pdp_admin;
+GRANT SELECT ON pdp.apply_run TO pdp_auditor;
+GRANT EXECUTE ON FUNCTION
+    pdp.set_column_rule(regclass, name, text, text), pdp.drop_column_rule(regclass, name),
+    pdp.pseudonymise_on_write(regclass, boolean), pdp.create_masked_view(regclass, text),
+    pdp._rule_misfit(text, oid, integer, boolean), pdp._relname(regclass), pdp._require_owner(regclass),
+    pdp._on_write_enabled(regclass), pdp._sync_on_write_trigger(regclass, boolean),
+    pdp._pseudonymise_on_write()
+TO pdp_admin;
+GRANT EXECUTE ON PROCEDURE pdp.apply_rules(regclass, integer, boolean) TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp._on_write_enabled(regclass) TO pdp_auditor;

@@ -1,0 +1,348 @@
+/*-------------------------------------------------------------------------
+ * rules.c
+ *	  The pseudonymise-on-write trigger: applies column rules to every
+ *	  inserted or updated value so that raw values never land.
+ *
+ * The trigger's arguments are (column name, rule) pairs, written by
+ * pdp._sync_on_write_trigger from pdp.column_rule; they are dumped with
+ * the trigger, which pg_dump restores after the table data, so a restore
+ * never pseudonymises twice.
+ *
+ * On UPDATE a column is left alone when its value did not change, or when
+ * the new value is what the rule makes of the old one (pdp.apply_rules
+ * writing): either way it is already pseudonymised.
+ *
+ * Per statement, the trigger resolves its columns and rule functions once
+ * (fn_extra); per row it allocates only the new tuple.
+ *-------------------------------------------------------------------------
+ */
+#include "pdp_ext.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_collation.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/regproc.h"
+
+PG_FUNCTION_INFO_V1(pdp_pseudonymise_on_write);
+
+#define MAX_EXTRA_ARGS 3
+
+typedef enum ExtraArg
+{
+	X_NONE, X_EMPTY_TEXT, X_TRUE, X_NULL_INT, X_ZERO_INT, X_STAR,
+	X_MONTH, X_YEAR, X_DECADE
+} ExtraArg;
+
+/* How each rule is called: the SQL function and its arguments after the value. */
+typedef struct RuleCall
+{
+	const char *rule;
+	const char *function;		/* regprocedure text; NULL for the "null" rule */
+	ExtraArg	extra[MAX_EXTRA_ARGS];
+} RuleCall;
+
+static const RuleCall rule_calls[] = {
+	{"pseudonym", "pdp.pseudonym(text,text)", {X_EMPTY_TEXT}},
+	{"pseudo_email", "pdp.pseudo_email(text,boolean)", {X_TRUE}},
+	{"pseudo_phone", "pdp.pseudo_phone(text)", {X_NONE}},
+	{"pseudo_iin", "pdp.pseudo_iin(text,boolean)", {X_TRUE}},
+	{"pseudo_name", "pdp.pseudo_name(text)", {X_NONE}},
+	{"pseudo_ip", "pdp.pseudo_ip(inet)", {X_NONE}},
+	{"encrypt", "pdp.encrypt(text,text)", {X_EMPTY_TEXT}},
+	{"fpe_iin", "pdp.fpe_iin(text,integer)", {X_NULL_INT}},
+	{"mask", "pdp.mask(text,integer,integer,text)", {X_ZERO_INT, X_ZERO_INT, X_STAR}},
+	{"mask_email", "pdp.mask_email(text)", {X_NONE}},
+	{"mask_phone", "pdp.mask_phone(text)", {X_NONE}},
+	{"mask_card", "pdp.mask_card(text)", {X_NONE}},
+	{"generalize_month", "pdp.generalize_date(date,text)", {X_MONTH}},
+	{"generalize_year", "pdp.generalize_date(date,text)", {X_YEAR}},
+	{"generalize_decade", "pdp.generalize_date(date,text)", {X_DECADE}},
+	{"null", NULL, {X_NONE}},
+};
+
+typedef struct OnWriteColumn
+{
+	AttrNumber	attnum;
+	const char *colname;		/* for error context */
+	const char *rule;
+	bool		set_null;
+	bool		typbyval;
+	int16		typlen;
+	int32		max_chars;		/* varchar(n)/char(n): n; otherwise -1 */
+	int			nargs;
+	FmgrInfo	fn;
+	Datum		args[1 + MAX_EXTRA_ARGS];
+	bool		nulls[1 + MAX_EXTRA_ARGS];
+} OnWriteColumn;
+
+typedef struct OnWriteCache
+{
+	Oid			tgoid;
+	int			ncols;
+	OnWriteColumn cols[FLEXIBLE_ARRAY_MEMBER];
+} OnWriteCache;
+
+typedef struct RuleErrorContext
+{
+	const char *rule;
+	const char *colname;
+	const char *relname;
+} RuleErrorContext;
+
+static void
+rule_error_callback(void *arg)
+{
+	RuleErrorContext *c = (RuleErrorContext *) arg;
+
+	errcontext("applying rule \"%s\" to column \"%s\" of table \"%s\"",
+			   c->rule, c->colname, c->relname);
+}
+
+static const RuleCall *
+find_rule_call(const char *rule)
+{
+	for (size_t i = 0; i < lengthof(rule_calls); i++)
+		if (strcmp(rule_calls[i].rule, rule) == 0)
+			return &rule_calls[i];
+	ereport(ERROR,
+			(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+			 errmsg("unknown column rule in pseudonymise-on-write trigger"),
+			 errhint("Recreate the trigger with pdp.pseudonymise_on_write().")));
+	return NULL;				/* keep compiler quiet */
+}
+
+static Datum
+extra_datum(ExtraArg x, bool *isnull)
+{
+	*isnull = false;
+	switch (x)
+	{
+		case X_EMPTY_TEXT:
+			return CStringGetTextDatum("");
+		case X_TRUE:
+			return BoolGetDatum(true);
+		case X_NULL_INT:
+			*isnull = true;
+			return (Datum) 0;
+		case X_ZERO_INT:
+			return Int32GetDatum(0);
+		case X_STAR:
+			return CStringGetTextDatum("*");
+		case X_MONTH:
+			return CStringGetTextDatum("month");
+		case X_YEAR:
+			return CStringGetTextDatum("year");
+		case X_DECADE:
+			return CStringGetTextDatum("decade");
+		case X_NONE:
+			break;
+	}
+	*isnull = true;
+	return (Datum) 0;
+}
+
+/* Build the per-statement cache from the trigger's arguments. */
+static OnWriteCache *
+build_cache(FunctionCallInfo fcinfo, TriggerData *td)
+{
+	Trigger    *tg = td->tg_trigger;
+	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
+	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	OnWriteCache *cache;
+	int			ncols;
+
+	if (tg->tgnargs == 0 || tg->tgnargs % 2 != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+				 errmsg("pseudonymise-on-write trigger needs (column, rule) argument pairs"),
+				 errhint("Recreate the trigger with pdp.pseudonymise_on_write().")));
+	ncols = tg->tgnargs / 2;
+	cache = palloc0(offsetof(OnWriteCache, cols) + ncols * sizeof(OnWriteColumn));
+	cache->tgoid = tg->tgoid;
+	cache->ncols = ncols;
+	for (int i = 0; i < ncols; i++)
+	{
+		OnWriteColumn *c = &cache->cols[i];
+		const RuleCall *call;
+		int			attnum = SPI_fnumber(tupdesc, tg->tgargs[2 * i]);
+		Form_pg_attribute att;
+
+		if (attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" named by the pseudonymise-on-write trigger of table \"%s\" does not exist",
+							tg->tgargs[2 * i], RelationGetRelationName(td->tg_relation)),
+					 errhint("Recreate the trigger with pdp.pseudonymise_on_write().")));
+		att = TupleDescAttr(tupdesc, attnum - 1);
+		call = find_rule_call(tg->tgargs[2 * i + 1]);
+		c->attnum = (AttrNumber) attnum;
+		c->colname = pstrdup(tg->tgargs[2 * i]);
+		c->rule = call->rule;
+		c->typbyval = att->attbyval;
+		c->typlen = att->attlen;
+		c->max_chars = ((att->atttypid == VARCHAROID || att->atttypid == BPCHAROID) &&
+						att->atttypmod >= VARHDRSZ) ? att->atttypmod - VARHDRSZ : -1;
+		if (call->function == NULL)
+		{
+			c->set_null = true;
+			continue;
+		}
+		fmgr_info_cxt(DatumGetObjectId(DirectFunctionCall1(regprocedurein,
+														   CStringGetDatum(call->function))),
+					  &c->fn, fcinfo->flinfo->fn_mcxt);
+		c->nargs = 1;
+		for (int j = 0; j < MAX_EXTRA_ARGS && call->extra[j] != X_NONE; j++)
+		{
+			c->args[c->nargs] = extra_datum(call->extra[j], &c->nulls[c->nargs]);
+			c->nargs++;
+		}
+	}
+	MemoryContextSwitchTo(old);
+	return cache;
+}
+
+/* Apply one column's rule to a non-null value. */
+static Datum
+apply_rule(OnWriteColumn *c, Datum value, bool *isnull)
+{
+	LOCAL_FCINFO(call, 1 + MAX_EXTRA_ARGS);
+	Datum		result;
+
+	InitFunctionCallInfoData(*call, &c->fn, c->nargs, DEFAULT_COLLATION_OID, NULL, NULL);
+	call->args[0].value = value;
+	call->args[0].isnull = false;
+	for (int j = 1; j < c->nargs; j++)
+	{
+		call->args[j].value = c->args[j];
+		call->args[j].isnull = c->nulls[j];
+	}
+	result = FunctionCallInvoke(call);
+	*isnull = call->isnull;
+
+	/* A BEFORE trigger's tuple is not checked against varchar(n) again: check here. */
+	if (!*isnull && c->max_chars >= 0)
+	{
+		text	   *t = DatumGetTextPP(result);
+
+		if (pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) > c->max_chars)
+			ereport(ERROR,
+					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+					 errmsg("rule output is too long for the column"),
+					 errdetail("The column holds at most %d characters.", c->max_chars),
+					 errhint("Widen the column, or choose a rule that keeps the value's length.")));
+	}
+	return result;
+}
+
+Datum
+pdp_pseudonymise_on_write(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	OnWriteCache *cache;
+	TupleDesc	tupdesc;
+	HeapTuple	newtup,
+				oldtup = NULL;
+	Datum	   *values;
+	bool	   *nulls;
+	bool	   *replace;
+	bool		any = false;
+	RuleErrorContext ctx;
+	ErrorContextCallback errcb;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pdp._pseudonymise_on_write() must be called as a trigger")));
+	if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pdp._pseudonymise_on_write() must fire BEFORE INSERT OR UPDATE FOR EACH ROW")));
+
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		newtup = td->tg_newtuple;
+		oldtup = td->tg_trigtuple;
+	}
+	else
+		newtup = td->tg_trigtuple;
+
+	cache = (OnWriteCache *) fcinfo->flinfo->fn_extra;
+	if (cache == NULL || cache->tgoid != td->tg_trigger->tgoid)
+	{
+		cache = build_cache(fcinfo, td);
+		fcinfo->flinfo->fn_extra = cache;
+	}
+
+	tupdesc = RelationGetDescr(td->tg_relation);
+	values = palloc(tupdesc->natts * sizeof(Datum));
+	nulls = palloc(tupdesc->natts * sizeof(bool));
+	replace = palloc0(tupdesc->natts * sizeof(bool));
+
+	ctx.relname = RelationGetRelationName(td->tg_relation);
+	errcb.callback = rule_error_callback;
+	errcb.arg = &ctx;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	{
+		for (int i = 0; i < cache->ncols; i++)
+		{
+			OnWriteColumn *c = &cache->cols[i];
+			bool		isnull;
+			Datum		value = heap_getattr(newtup, c->attnum, tupdesc, &isnull);
+
+			if (isnull)
+				continue;
+			ctx.rule = c->rule;
+			ctx.colname = c->colname;
+			if (oldtup != NULL)
+			{
+				bool		oldnull;
+				Datum		oldvalue = heap_getattr(oldtup, c->attnum, tupdesc, &oldnull);
+
+				if (!oldnull)
+				{
+					bool		rnull;
+					Datum		ruled;
+
+					/* Unchanged, so already pseudonymised. */
+					if (datum_image_eq(value, oldvalue, c->typbyval, c->typlen))
+						continue;
+					/* The rule's output for the old value: apply_rules is writing. */
+					if (!c->set_null)
+					{
+						ruled = apply_rule(c, oldvalue, &rnull);
+						if (!rnull && datum_image_eq(value, ruled, c->typbyval, c->typlen))
+							continue;
+					}
+				}
+			}
+			if (c->set_null)
+			{
+				values[c->attnum - 1] = (Datum) 0;
+				nulls[c->attnum - 1] = true;
+			}
+			else
+			{
+				bool		rnull;
+
+				values[c->attnum - 1] = apply_rule(c, value, &rnull);
+				nulls[c->attnum - 1] = rnull;
+			}
+			replace[c->attnum - 1] = true;
+			any = true;
+		}
+		error_context_stack = errcb.previous;
+		if (any)
+			newtup = heap_modify_tuple(newtup, tupdesc, values, nulls, replace);
+	}
+	return PointerGetDatum(newtup);
+}

@@ -1,0 +1,461 @@
+-- Column rules: what each personal-data column gets, and the three ways a
+-- rule applies: on write (a C trigger), statically (apply_rules) and
+-- dynamically (a masked view).
+
+-- The rules pdp_ext knows, with the types they read and write.
+CREATE TABLE pdp.rule_kind (
+    rule              text PRIMARY KEY,
+    input_type        regtype,              -- NULL: any type
+    keeps_length      boolean NOT NULL,     -- output never longer than input
+    min_length        integer,              -- for bounded character columns
+    expr              text NOT NULL,        -- format() template; %1$I is the column
+    description       text NOT NULL
+);
+COMMENT ON TABLE pdp.rule_kind IS 'the column rules pdp_ext can apply (read-only)';
+COMMENT ON COLUMN pdp.rule_kind.rule IS 'rule name, as given to pdp.set_column_rule';
+COMMENT ON COLUMN pdp.rule_kind.input_type IS 'the column type the rule reads and writes (character types for text); NULL for any type';
+COMMENT ON COLUMN pdp.rule_kind.keeps_length IS 'whether the output is never longer than the input, so bounded varchar/char columns can take it';
+COMMENT ON COLUMN pdp.rule_kind.min_length IS 'smallest varchar(n) a rule that does not keep length may be declared on (longer outputs are still refused when written)';
+COMMENT ON COLUMN pdp.rule_kind.expr IS 'SQL expression template; %1$I stands for the quoted column name';
+COMMENT ON COLUMN pdp.rule_kind.description IS 'what the rule does';
+INSERT INTO pdp.rule_kind VALUES
+    ('pseudonym',         'text', false, 32,   'pdp.pseudonym(%1$I)',                    'keyed 128-bit pseudonym (32 hex digits)'),
+    ('pseudo_email',      'text', false, 64,   'pdp.pseudo_email(%1$I)',                 'well-formed pseudonymous e-mail, domain kept'),
+    ('pseudo_phone',      'text', true,  NULL, 'pdp.pseudo_phone(%1$I)',                 'collision-free phone pseudonym, layout kept'),
+    ('pseudo_iin',        'text', true,  NULL, 'pdp.pseudo_iin(%1$I)',                   'collision-free valid IIN, birth year kept'),
+    ('pseudo_name',       'text', false, 48,   'pdp.pseudo_name(%1$I)',                  'realistic replacement name'),
+    ('pseudo_ip',         'inet', true,  NULL, 'pdp.pseudo_ip(%1$I)',                    'collision-free IP address pseudonym'),
+    ('encrypt',           'text', false, NULL, 'pdp.encrypt(%1$I)',                      'reversible AES-SIV token (pdp_reidentifier decrypts)'),
+    ('fpe_iin',           'text', true,  NULL, 'pdp.fpe_iin(%1$I)',                      'reversible IIN token that is a valid IIN'),
+    ('mask',              'text', true,  NULL, 'pdp.mask(%1$I)',                         'every character masked'),
+    ('mask_email',        'text', true,  NULL, 'pdp.mask_email(%1$I)',                   'first character and domain shown'),
+    ('mask_phone',        'text', true,  NULL, 'pdp.mask_phone(%1$I)',                   'country code and last two digits shown'),
+    ('mask_card',         'text', true,  NULL, 'pdp.mask_card(%1$I)',                    'first six and last four digits shown'),
+    ('generalize_month',  'date', true,  NULL, 'pdp.generalize_date(%1$I, ''month'')',   'first day of the month'),
+    ('generalize_year',   'date', true,  NULL, 'pdp.generalize_date(%1$I, ''year'')',    'first day of the year'),
+    ('generalize_decade', 'date', true,  NULL, 'pdp.generalize_date(%1$I, ''decade'')',  'first day of the decade'),
+    ('null',              NULL,   true,  NULL, 'NULL',                                   'the value is removed');
+
+CREATE TABLE pdp.column_rule (
+    tbl        regclass    NOT NULL,
+    col        name        NOT NULL,
+    attnum     smallint    NOT NULL,
+    rule       text        NOT NULL REFERENCES pdp.rule_kind(rule),
+    category   text,
+    set_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    set_by     name        NOT NULL DEFAULT CURRENT_USER,
+    PRIMARY KEY (tbl, attnum)
+);
+COMMENT ON TABLE pdp.column_rule IS 'declared column rules; read pdp.column_rules instead';
+COMMENT ON COLUMN pdp.column_rule.tbl IS 'the table';
+COMMENT ON COLUMN pdp.column_rule.col IS 'the column''s name, kept in step with renames';
+COMMENT ON COLUMN pdp.column_rule.attnum IS 'the column''s attribute number, resolved from col on every write';
+COMMENT ON COLUMN pdp.column_rule.rule IS 'the rule (pdp.rule_kind)';
+COMMENT ON COLUMN pdp.column_rule.category IS 'personal-data category (email, phone, iin, name, card, ip, ...), free text';
+COMMENT ON COLUMN pdp.column_rule.set_at IS 'when the rule was declared';
+COMMENT ON COLUMN pdp.column_rule.set_by IS 'who declared it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.column_rule', '');
+
+-- Why a rule cannot go on a column, or NULL if it can.
+CREATE FUNCTION pdp._rule_misfit(rule text, typ oid, typmod integer, not_null boolean) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN k.rule IS NULL THEN 'unknown rule'
+        WHEN k.rule OPERATOR(pg_catalog.=) 'null' AND not_null THEN 'the column is NOT NULL'
+        WHEN k.input_type IS NULL THEN NULL
+        WHEN k.input_type OPERATOR(pg_catalog.=) 'text'::regtype
+             AND typ NOT IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype)
+            THEN 'the rule needs a text, varchar or char column'
+        WHEN k.input_type OPERATOR(pg_catalog.<>) 'text'::regtype AND typ OPERATOR(pg_catalog.<>) k.input_type
+            THEN pg_catalog.format('the rule needs a %s column', k.input_type)
+        WHEN typ IN ('character varying'::regtype, 'character'::regtype) AND typmod >= 0 AND NOT k.keeps_length
+             AND (k.min_length IS NULL OR typmod OPERATOR(pg_catalog.-) 4 OPERATOR(pg_catalog.<) k.min_length)
+            THEN 'the rule''s output may be longer than the column allows'
+        WHEN typ OPERATOR(pg_catalog.=) 'character'::regtype AND k.keeps_length AND k.rule NOT LIKE 'mask%'
+             AND k.rule NOT IN ('pseudo_iin', 'fpe_iin', 'pseudo_phone')
+            THEN 'the rule needs a text or varchar column'
+    END
+    FROM (SELECT 1) one LEFT JOIN pdp.rule_kind k ON k.rule OPERATOR(pg_catalog.=) _rule_misfit.rule
+$$;
+COMMENT ON FUNCTION pdp._rule_misfit(text, oid, integer, boolean) IS
+    'why a rule cannot be declared on a column of this type, or NULL';
+
+-- Validates every write to pdp.column_rule (like the registry's trigger).
+CREATE FUNCTION pdp._column_rule_check() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    att record;
+    misfit text;
+BEGIN
+    SELECT c.relkind, c.relowner, c.relnamespace, c.relname INTO rel
+      FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) NEW.tbl::oid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', NEW.tbl::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', rel.relname USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF rel.relnamespace IN ('pdp'::regnamespace, 'pg_catalog'::regnamespace, 'information_schema'::regnamespace) THEN
+        RAISE EXCEPTION 'cannot set a rule on table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT pg_has_role(CURRENT_USER, rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT a.attnum, a.atttypid, a.atttypmod, a.attnotnull INTO att
+      FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) NEW.tbl::oid AND a.attname OPERATOR(pg_catalog.=) NEW.col
+       AND NOT a.attisdropped AND a.attnum > 0;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', NEW.col, rel.relname USING ERRCODE = 'undefined_column';
+    END IF;
+    misfit := pdp._rule_misfit(NEW.rule, att.atttypid, att.atttypmod, att.attnotnull);
+    IF misfit IS NOT NULL THEN
+        RAISE EXCEPTION 'rule "%" does not fit column "%" of table "%"', NEW.rule, NEW.col, rel.relname
+            USING ERRCODE = 'datatype_mismatch',
+                  DETAIL = pg_catalog.format('The column is %s: %s.', pg_catalog.format_type(att.atttypid, att.atttypmod), misfit);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pdp.subject_column s
+                WHERE s.tbl OPERATOR(pg_catalog.=) NEW.tbl AND s.attnum OPERATOR(pg_catalog.=) att.attnum) THEN
+        RAISE EXCEPTION 'column "%" of table "%" is a registered subject column', NEW.col, rel.relname
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Subject columns link a learner''s rows; pseudonymise them in copies, not in place.';
+    END IF;
+    IF NEW.category IS NOT NULL AND (NEW.category = '' OR length(NEW.category) > 63) THEN
+        RAISE EXCEPTION 'category must be 1 to 63 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    NEW.attnum := att.attnum;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION pdp._column_rule_check() IS 'trigger: validates and resolves every write to pdp.column_rule';
+CREATE TRIGGER column_rule_check BEFORE INSERT OR UPDATE ON pdp.column_rule
+    FOR EACH ROW EXECUTE FUNCTION pdp._column_rule_check();
+
+-- The on-write trigger function (C).  Its arguments are (column, rule) pairs.
+CREATE FUNCTION pdp._pseudonymise_on_write() RETURNS trigger
+LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_pseudonymise_on_write';
+COMMENT ON FUNCTION pdp._pseudonymise_on_write() IS
+    'trigger: applies column rules to inserted and updated values so raw values never land';
+
+-- Is the on-write trigger installed on tbl?
+CREATE FUNCTION pdp._on_write_enabled(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_trigger t
+                    WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
+                      AND t.tgfoid OPERATOR(pg_catalog.=) 'pdp._pseudonymise_on_write()'::regprocedure::oid)
+$$;
+COMMENT ON FUNCTION pdp._on_write_enabled(regclass) IS 'whether pdp.pseudonymise_on_write is on for the table';
+
+-- (Re)create or drop the on-write trigger so that its arguments are the
+-- table's current rules.  Runs as its caller: the table's owner, or the
+-- event triggers (which run as the extension's owner).
+CREATE FUNCTION pdp._sync_on_write_trigger(tbl regclass, enable boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args text;
+BEGIN
+    IF pdp._on_write_enabled(tbl) THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER pdp_pseudonymise_on_write ON %s', tbl);
+    END IF;
+    IF NOT enable THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%L, %L', r.col, r.rule), ', ' ORDER BY r.attnum)
+      INTO args
+      FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_on_write_trigger.tbl;
+    IF args IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER pdp_pseudonymise_on_write BEFORE INSERT OR UPDATE ON %s '
+        'FOR EACH ROW EXECUTE FUNCTION pdp._pseudonymise_on_write(%s)', tbl, args);
+END
+$$;
+COMMENT ON FUNCTION pdp._sync_on_write_trigger(regclass, boolean) IS
+    'recreates (or drops) the on-write trigger with the table''s current rules';
+
+-- A table's name for messages (unquoted, as PostgreSQL's own messages print it).
+CREATE FUNCTION pdp._relname(tbl regclass) RETURNS name
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce((SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid), tbl::text::name) $$;
+COMMENT ON FUNCTION pdp._relname(regclass) IS 'a table''s name for messages';
+
+-- Owner check shared by the rule functions.
+CREATE FUNCTION pdp._require_owner(tbl regclass) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relname, c.relowner INTO rel FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', tbl::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    IF NOT pg_has_role(CURRENT_USER, rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp._require_owner(regclass) IS 'raises unless the caller owns the table';
+
+CREATE FUNCTION pdp.set_column_rule(tbl regclass, col name, rule text, category text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF col IS NULL OR rule IS NULL THEN
+        RAISE EXCEPTION 'column and rule must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) set_column_rule.rule) THEN
+        RAISE EXCEPTION 'unknown column rule'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'pdp.rule_kind lists the rules.';
+    END IF;
+    INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category)
+    VALUES (tbl, col, 0, rule, category)
+    ON CONFLICT ON CONSTRAINT column_rule_pkey DO UPDATE
+       SET rule = EXCLUDED.rule, category = EXCLUDED.category,
+           set_at = pg_catalog.now(), set_by = CURRENT_USER;
+    IF pdp._on_write_enabled(tbl) THEN
+        PERFORM pdp._sync_on_write_trigger(tbl, true);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp.set_column_rule(regclass, name, text, text) IS
+    'declares (or replaces) the rule a column gets; refused when the rule''s output does not fit the column';
+
+CREATE FUNCTION pdp.drop_column_rule(tbl regclass, col name) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    DELETE FROM pdp.column_rule r
+     WHERE r.tbl OPERATOR(pg_catalog.=) drop_column_rule.tbl AND r.col OPERATOR(pg_catalog.=) drop_column_rule.col;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" has no rule', col USING ERRCODE = 'undefined_object';
+    END IF;
+    IF pdp._on_write_enabled(tbl) THEN
+        PERFORM pdp._sync_on_write_trigger(tbl, true);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp.drop_column_rule(regclass, name) IS 'removes a column''s rule';
+
+CREATE VIEW pdp.column_rules AS
+SELECT r.tbl AS table_name, r.col AS column_name,
+       pg_catalog.format_type(a.atttypid, a.atttypmod) AS column_type,
+       r.rule, r.category, k.description,
+       pdp._on_write_enabled(r.tbl) AS on_write,
+       r.set_at, r.set_by
+  FROM pdp.column_rule r
+  JOIN pdp.rule_kind k ON k.rule OPERATOR(pg_catalog.=) r.rule
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid
+                                AND a.attnum OPERATOR(pg_catalog.=) r.attnum;
+COMMENT ON VIEW pdp.column_rules IS 'column rules with current names and types, and whether they apply on write';
+
+CREATE FUNCTION pdp.pseudonymise_on_write(tbl regclass, enable boolean DEFAULT true) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF enable AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) pseudonymise_on_write.tbl) THEN
+        RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+    PERFORM pdp._sync_on_write_trigger(tbl, coalesce(enable, false));
+END
+$$;
+COMMENT ON FUNCTION pdp.pseudonymise_on_write(regclass, boolean) IS
+    'installs (or with false removes) a C trigger applying the table''s rules to every inserted or updated value';
+
+-- Static application -----------------------------------------------------
+
+CREATE TABLE pdp.apply_run (
+    tbl          regclass    PRIMARY KEY,
+    key_columns  name[]      NOT NULL,
+    upper_key    text[],                -- last key to process; NULL: empty table
+    last_key     text[],                -- last key processed; NULL: none yet
+    rows_done    bigint      NOT NULL DEFAULT 0,
+    started_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    finished_at  timestamptz
+);
+COMMENT ON TABLE pdp.apply_run IS 'progress of pdp.apply_rules per table, committed with each batch';
+COMMENT ON COLUMN pdp.apply_run.tbl IS 'the table being rewritten';
+COMMENT ON COLUMN pdp.apply_run.key_columns IS 'its primary key columns, in key order';
+COMMENT ON COLUMN pdp.apply_run.upper_key IS 'the highest key when the run started: rows above it were written later';
+COMMENT ON COLUMN pdp.apply_run.last_key IS 'the highest key already rewritten';
+COMMENT ON COLUMN pdp.apply_run.rows_done IS 'rows rewritten so far';
+COMMENT ON COLUMN pdp.apply_run.started_at IS 'when the run started';
+COMMENT ON COLUMN pdp.apply_run.finished_at IS 'when it finished; NULL while it can be resumed';
+SELECT pg_catalog.pg_extension_config_dump('pdp.apply_run', '');
+
+CREATE PROCEDURE pdp.apply_rules(tbl regclass, batch_size integer DEFAULT 10000, restart boolean DEFAULT false)
+LANGUAGE plpgsql
+-- No SET clause: a procedure with one cannot COMMIT.  Names are qualified instead.
+AS $$
+DECLARE
+    keys name[];
+    key_types text[];
+    key_row text;
+    key_params text;
+    set_list text;
+    run record;
+    batch_sql text;
+    last text[];
+    n bigint;
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- No cast to the column's type: assignment checks varchar lengths where a
+    -- cast would silently truncate.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(k.expr, r.col)), ', ')
+      INTO set_list
+      FROM pdp.column_rule r
+      JOIN pdp.rule_kind k ON k.rule OPERATOR(pg_catalog.=) r.rule
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum
+     WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+    IF set_list IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+
+    -- Rows are visited in primary-key order, so a run can stop anywhere and resume.
+    SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord),
+           pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY k.ord)
+      INTO keys, key_types
+      FROM pg_catalog.pg_index i
+      CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::smallint[]) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+     WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid AND i.indisprimary;
+    IF keys IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no primary key', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'apply_rules walks the table in primary-key order so that it can resume.';
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ') INTO key_row FROM pg_catalog.unnest(keys) c;
+    SELECT pg_catalog.string_agg(pg_catalog.format('($%s[%s])::%s', p, i, t), ', ')
+      INTO key_params
+      FROM (SELECT 0 AS p) x, pg_catalog.unnest(key_types) WITH ORDINALITY AS u(t, i);
+
+    SELECT * INTO run FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl FOR UPDATE;
+    IF FOUND AND run.finished_at IS NOT NULL AND NOT restart THEN
+        RAISE EXCEPTION 'rules were already applied to table "%"', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = pg_catalog.format('The run finished at %s; applying again would pseudonymise values twice.', run.finished_at),
+                  HINT = 'Pass restart => true only if the table holds raw values again.';
+    END IF;
+    IF NOT FOUND OR restart OR run.key_columns IS DISTINCT FROM keys THEN
+        IF pdp._on_write_enabled(tbl) THEN
+            RAISE EXCEPTION 'cannot start apply_rules on table "%" while pseudonymise_on_write is on', pdp._relname(tbl)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Rows written through the trigger are already pseudonymised and cannot be told apart.',
+                      HINT = 'Run apply_rules first, then pdp.pseudonymise_on_write.';
+        END IF;
+        DELETE FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+        EXECUTE pg_catalog.format('SELECT ARRAY[%s]::text[] FROM %s ORDER BY %s LIMIT 1',
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
+                                  tbl,
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c))
+           INTO last;
+        INSERT INTO pdp.apply_run (tbl, key_columns, upper_key) VALUES (tbl, keys, last);
+        SELECT * INTO run FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+    END IF;
+    COMMIT;
+
+    IF run.upper_key IS NOT NULL THEN
+        -- One batch: the next rows after last_key up to upper_key, rewritten and
+        -- recorded in the same transaction.
+        batch_sql := pg_catalog.format(
+            'WITH batch AS (SELECT %1$s FROM %2$s WHERE (%1$s) <= (%3$s) AND ($2::text[] IS NULL OR (%1$s) > (%4$s)) '
+            'ORDER BY %1$s LIMIT $3 FOR UPDATE), '
+            'done AS (UPDATE %2$s t SET %5$s FROM batch WHERE (%6$s) = (%7$s) RETURNING %8$s) '
+            'SELECT (SELECT ARRAY[%9$s]::text[] FROM done ORDER BY %10$s LIMIT 1), (SELECT pg_catalog.count(*) FROM done)',
+            key_row, tbl,
+            pg_catalog.replace(key_params, '$0', '$1'),
+            pg_catalog.replace(key_params, '$0', '$2'),
+            set_list,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('batch.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c));
+        LOOP
+            SELECT r.last_key, r.rows_done INTO run.last_key, run.rows_done
+              FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl FOR UPDATE;
+            EXECUTE batch_sql INTO last, n USING run.upper_key, run.last_key, batch_size;
+            EXIT WHEN n = 0;
+            UPDATE pdp.apply_run r SET last_key = last, rows_done = r.rows_done + n
+             WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+            RAISE NOTICE 'apply_rules on table "%": % rows rewritten so far', pdp._relname(tbl), run.rows_done + n;
+            COMMIT;
+        END LOOP;
+    END IF;
+    UPDATE pdp.apply_run r SET finished_at = pg_catalog.now() WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+    COMMIT;
+END
+$$;
+COMMENT ON PROCEDURE pdp.apply_rules(regclass, integer, boolean) IS
+    'rewrites a table''s existing values with its column rules in committed batches; resumable after an interruption';
+
+-- Dynamic application ------------------------------------------------------
+
+CREATE FUNCTION pdp.create_masked_view(tbl regclass, view_name text DEFAULT NULL) RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    cols text;
+    target text;
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl) THEN
+        RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+    IF view_name IS NOT NULL AND (view_name = '' OR length(view_name) > 63) THEN
+        RAISE EXCEPTION 'view name must be 1 to 63 characters' USING ERRCODE = 'invalid_name';
+    END IF;
+    SELECT n.nspname, c.relname INTO rel
+      FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
+    target := pg_catalog.format('%I.%I', rel.nspname, coalesce(view_name, left(rel.relname, 56) || '_masked'));
+    SELECT pg_catalog.string_agg(
+               CASE WHEN k.expr IS NULL THEN pg_catalog.format('%I', a.attname)
+                    ELSE pg_catalog.format('(%s)::%s AS %I', pg_catalog.format(k.expr, a.attname),
+                                           pg_catalog.format_type(a.atttypid, a.atttypmod), a.attname)
+               END, ', ' ORDER BY a.attnum)
+      INTO cols
+      FROM pg_attribute a
+      LEFT JOIN pdp.column_rule r ON r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl AND r.attnum OPERATOR(pg_catalog.=) a.attnum
+      LEFT JOIN pdp.rule_kind k ON k.rule OPERATOR(pg_catalog.=) r.rule
+     WHERE a.attrelid OPERATOR(pg_catalog.=) create_masked_view.tbl::oid AND a.attnum > 0 AND NOT a.attisdropped;
+    EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT %s FROM %s', target, cols, tbl);
+    EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', target,
+                              pg_catalog.format('pdp_ext masked view of %s: columns with rules show the rule''s output', tbl));
+    RETURN target::regclass;
+END
+$$;
+COMMENT ON FUNCTION pdp.create_masked_view(regclass, text) IS
+    'creates (or replaces) a security-barrier view showing each ruled column''s rule output; grant it instead of the table';

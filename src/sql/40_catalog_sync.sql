@@ -1,0 +1,103 @@
+-- Event triggers keep pdp_ext's configuration true to the catalogs.  They
+-- run as the extension's owner because whoever drops or alters a table may
+-- have no rights on pdp's tables.
+
+CREATE FUNCTION pdp._on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+BEGIN
+    DELETE FROM pdp.subject_column s
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+       AND d.objid OPERATOR(pg_catalog.=) s.tbl::oid
+       AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) s.attnum);
+    DELETE FROM pdp.apply_run r
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+       AND d.objid OPERATOR(pg_catalog.=) r.tbl::oid AND d.objsubid OPERATOR(pg_catalog.=) 0;
+    -- Rules of dropped columns vanish; a surviving table's on-write trigger
+    -- is rebuilt without them.
+    FOR t IN
+        DELETE FROM pdp.column_rule r
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+           AND d.objid OPERATOR(pg_catalog.=) r.tbl::oid
+           AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) r.attnum)
+        RETURNING r.tbl
+    LOOP
+        IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t::oid)
+           AND pdp._on_write_enabled(t) THEN
+            PERFORM pdp._sync_on_write_trigger(t, true);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pdp._on_sql_drop() IS
+    'event trigger: forgets registrations, rules and runs of dropped tables and columns';
+CREATE EVENT TRIGGER pdp_on_sql_drop ON sql_drop EXECUTE FUNCTION pdp._on_sql_drop();
+COMMENT ON EVENT TRIGGER pdp_on_sql_drop IS 'forgets registrations and rules of dropped tables and columns';
+
+CREATE FUNCTION pdp._on_alter_table() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad record;
+    t regclass;
+BEGIN
+    -- A subject column's type may not drift to one the registry cannot key.
+    SELECT c.relname, s.col, a.atttypid::regtype AS typ INTO bad
+      FROM pdp.subject_column s
+      JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
+      JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid
+                         AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+     WHERE NOT pdp.is_subject_type(a.atttypid::regtype)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'cannot change registered subject column "%" of table "%" to type %', bad.col, bad.relname, bad.typ
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Unregister the column first, or keep bigint, integer, text, varchar or uuid.';
+    END IF;
+    -- Nor may a ruled column change to a type its rule cannot write.
+    SELECT c.relname, r.col, r.rule, pg_catalog.format_type(a.atttypid, a.atttypmod) AS typ INTO bad
+      FROM pdp.column_rule r
+      JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) r.tbl::oid
+      JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid
+                         AND a.attnum OPERATOR(pg_catalog.=) r.attnum
+     WHERE pdp._rule_misfit(r.rule, a.atttypid, a.atttypmod, a.attnotnull) IS NOT NULL
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'rule "%" does not fit column "%" of table "%" as %', bad.rule, bad.col, bad.relname, bad.typ
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Drop or change the column''s rule first.';
+    END IF;
+    -- Follow column renames: the attnum is stable, the name is not.
+    UPDATE pdp.subject_column s SET col = a.attname
+      FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid
+       AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+       AND a.attname OPERATOR(pg_catalog.<>) s.col;
+    FOR t IN
+        UPDATE pdp.column_rule r SET col = a.attname
+          FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid
+           AND a.attnum OPERATOR(pg_catalog.=) r.attnum
+           AND a.attname OPERATOR(pg_catalog.<>) r.col
+        RETURNING r.tbl
+    LOOP
+        -- The on-write trigger names columns in its arguments: rebuild it.
+        IF pdp._on_write_enabled(t) THEN
+            PERFORM pdp._sync_on_write_trigger(t, true);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pdp._on_alter_table() IS
+    'event trigger: follows column renames; refuses type changes that registrations or rules cannot take';
+CREATE EVENT TRIGGER pdp_on_alter_table ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION pdp._on_alter_table();
+COMMENT ON EVENT TRIGGER pdp_on_alter_table IS 'follows column renames; refuses unsupported type changes of subject and ruled columns';
