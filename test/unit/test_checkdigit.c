@@ -93,7 +93,7 @@ main(void)
 	is_int(iin(""), PDP_ID_LENGTH, "empty refused");
 	pdp_iin_fields("900101300017", &y, &m, &d, &sex);
 	ok(y == 1990 && m == 1 && d == 1 && sex == 1, "fields of 900101300017: 1990-01-01, male");
-	pdp_iin_fields("050607600012", &y, &m, &d, &sex);
+	pdp_iin_fields("050607600018", &y, &m, &d, &sex);
 	ok(y == 2005 && m == 6 && d == 7 && sex == 2, "century digit 6: 2000s, female");
 	pdp_iin_fields("991231100012", &y, &m, &d, &sex);
 	ok(y == 1899 && sex == 1, "century digit 1: 1800s, male");
