@@ -1,0 +1,143 @@
+-- Column rules: declaration, fit to the column, on-write, apply_rules with
+-- interruption and resume, masked views, renames and drops.
+\set SHOW_CONTEXT never
+\set VERBOSITY terse
+
+CREATE SCHEMA "LMS";
+CREATE TABLE "LMS"."Learners" (
+    id        bigserial PRIMARY KEY,
+    "E-mail"  text,
+    phone     varchar(20),
+    iin       char(12),
+    ip        inet,
+    born      date,
+    full_name text,
+    short     varchar(10),
+    note      text NOT NULL DEFAULT 'n/a'
+);
+INSERT INTO "LMS"."Learners" ("E-mail", phone, iin, ip, born, full_name)
+VALUES ('aigerim@mail.kz', '+7 701 234 56 78', '900101300017', '10.0.0.1', '1990-01-01', 'Айгерім Сәрсенова'),
+       ('nurlan@mail.kz',  '8 701 111 22 33',  '850315400608', '10.0.0.2', '1985-03-15', 'Nurlan Akhmetov'),
+       ('dana@mail.kz',    '87772223344',      '900101300017', '10.0.0.3', '2001-07-20', 'Дана'),
+       (NULL, NULL, NULL, NULL, NULL, NULL);
+CREATE TABLE raw_copy AS SELECT * FROM "LMS"."Learners";
+
+-- Declaring rules; each bad one refused with nothing changed.
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'E-mail', 'pseudo_email', 'email');
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'phone', 'pseudo_phone', 'phone');
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'iin', 'pseudo_iin', 'iin');
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'ip', 'pseudo_ip', 'ip');
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'born', 'generalize_year', 'birth_date');
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'full_name', 'pseudo_name', 'name');
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'phone', 'mask_phone', 'phone');   -- replace
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'phone', 'pseudo_phone', 'phone'); -- and back
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'ip', 'pseudonym');          -- inet column, text rule
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'born', 'mask');              -- date column
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'short', 'encrypt');          -- varchar(10) too short
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'short', 'pseudonym');        -- varchar(10) too short
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'note', 'null');              -- NOT NULL column
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'id', 'pseudo_iin');          -- bigint
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'nope', 'mask');              -- no such column
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'full_name', 'shred');        -- unknown rule
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'full_name', NULL);
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'full_name', 'mask', '');     -- empty category
+SELECT pdp.set_column_rule('pdp.rule_kind', 'rule', 'mask');                 -- pdp's own table
+SELECT pdp.register_table('"LMS"."Learners"', 'id');
+CREATE TABLE "LMS".posts (id serial PRIMARY KEY, author text, body text);
+SELECT pdp.register_table('"LMS".posts', 'author');
+SELECT pdp.set_column_rule('"LMS".posts', 'author', 'pseudonym');            -- a subject column
+SELECT pdp.drop_column_rule('"LMS"."Learners"', 'short');                    -- has none
+SELECT table_name, column_name, column_type, rule, category, on_write FROM pdp.column_rules ORDER BY column_name;
+
+-- Masked view: ruled columns show the rule's output, others pass through.
+SELECT pdp.create_masked_view('"LMS"."Learners"');
+SELECT v."E-mail" ~ '^[a-z2-7]{26}@mail\.kz$' AS email_pseudo, v.phone <> r.phone AS phone_pseudo,
+       pdp.iin_is_valid(v.iin) AS iin_valid, v.born = date_trunc('year', r.born)::date AS year_only,
+       v.full_name <> r.full_name AS name_pseudo, v.note = r.note AS note_untouched
+  FROM "LMS"."Learners_masked" v JOIN raw_copy r USING (id) WHERE id = 1;
+SELECT count(*) AS null_rows_stay_null FROM "LMS"."Learners_masked" WHERE id = 4 AND "E-mail" IS NULL AND iin IS NULL;
+-- A role granted only the view never sees raw values, also through a cursor.
+CREATE ROLE regress_staff;
+GRANT USAGE ON SCHEMA "LMS" TO regress_staff;
+GRANT SELECT ON "LMS"."Learners_masked" TO regress_staff;
+SET ROLE regress_staff;
+SELECT count(*) FROM "LMS"."Learners";
+BEGIN;
+DECLARE c CURSOR FOR SELECT "E-mail" <> 'aigerim@mail.kz' AS cursor_masked FROM "LMS"."Learners_masked" ORDER BY id;
+FETCH 1 FROM c;
+COMMIT;
+RESET ROLE;
+
+-- apply_rules: interrupted by a bad value in the third batch, then resumed.
+UPDATE "LMS"."Learners" SET "E-mail" = 'broken address' WHERE id = 3;
+CALL pdp.apply_rules('"LMS"."Learners"', batch_size => 1);
+SELECT last_key, rows_done, finished_at IS NULL AS resumable FROM pdp.apply_run;
+SELECT id, "E-mail" = pdp.pseudo_email(r_email) AS done_once FROM "LMS"."Learners" JOIN (SELECT id, "E-mail" AS r_email FROM raw_copy) r USING (id) ORDER BY id;
+UPDATE "LMS"."Learners" SET "E-mail" = 'dana@mail.kz' WHERE id = 3;
+CALL pdp.apply_rules('"LMS"."Learners"', batch_size => 2);
+SELECT last_key, rows_done, finished_at IS NOT NULL AS finished FROM pdp.apply_run;
+-- Every row was rewritten exactly once: each value is the rule applied to the raw one.
+SELECT l.id,
+       l."E-mail" IS NOT DISTINCT FROM pdp.pseudo_email(r."E-mail") AS email,
+       l.phone IS NOT DISTINCT FROM pdp.pseudo_phone(r.phone) AS phone,
+       l.iin IS NOT DISTINCT FROM pdp.pseudo_iin(r.iin) AS iin,
+       l.ip IS NOT DISTINCT FROM pdp.pseudo_ip(r.ip) AS ip,
+       l.born IS NOT DISTINCT FROM pdp.generalize_date(r.born, 'year') AS born,
+       l.full_name IS NOT DISTINCT FROM pdp.pseudo_name(r.full_name) AS name
+  FROM "LMS"."Learners" l JOIN raw_copy r USING (id) ORDER BY l.id;
+-- A second run is refused: it would pseudonymise twice.
+CALL pdp.apply_rules('"LMS"."Learners"');
+CALL pdp.apply_rules('"LMS"."Learners"', batch_size => 0);
+CALL pdp.apply_rules('"LMS".posts');
+CREATE TABLE no_pk (email text);
+SELECT pdp.set_column_rule('no_pk', 'email', 'pseudo_email');
+CALL pdp.apply_rules('no_pk');
+
+-- On write: raw values never land, unchanged values are left alone.
+SELECT pdp.pseudonymise_on_write('"LMS"."Learners"');
+CALL pdp.apply_rules('"LMS"."Learners"', restart => true);
+INSERT INTO "LMS"."Learners" ("E-mail", phone, iin, ip, born, full_name)
+VALUES ('new@mail.kz', '+7 705 000 11 22', '900101300017', '192.168.1.1', '2002-02-02', 'Тимур Ахметов')
+RETURNING "E-mail" = pdp.pseudo_email('new@mail.kz') AS email, phone = pdp.pseudo_phone('+7 705 000 11 22') AS phone,
+          iin = pdp.pseudo_iin('900101300017') AS iin, born = '2002-01-01' AS born, note AS untouched;
+COPY "LMS"."Learners" ("E-mail", phone) FROM stdin;
+copied@mail.kz	+7 705 999 88 77
+\.
+SELECT "E-mail" = pdp.pseudo_email('copied@mail.kz') AS copy_pseudonymised FROM "LMS"."Learners" WHERE phone = pdp.pseudo_phone('+7 705 999 88 77');
+UPDATE "LMS"."Learners" SET note = 'touched' WHERE "E-mail" = pdp.pseudo_email('new@mail.kz')
+RETURNING "E-mail" = pdp.pseudo_email('new@mail.kz') AS unchanged_not_redone;
+UPDATE "LMS"."Learners" SET "E-mail" = 'changed@mail.kz' WHERE "E-mail" = pdp.pseudo_email('new@mail.kz')
+RETURNING "E-mail" = pdp.pseudo_email('changed@mail.kz') AS changed_pseudonymised;
+INSERT INTO "LMS"."Learners" ("E-mail") VALUES ('not an e-mail');
+INSERT INTO "LMS"."Learners" (iin) VALUES ('900101300018');
+-- Renaming a ruled column rebuilds the trigger; dropping one removes its rule.
+ALTER TABLE "LMS"."Learners" RENAME COLUMN "E-mail" TO "Email Address";
+INSERT INTO "LMS"."Learners" ("Email Address") VALUES ('renamed@mail.kz')
+RETURNING "Email Address" = pdp.pseudo_email('renamed@mail.kz') AS after_rename;
+DROP VIEW "LMS"."Learners_masked";
+ALTER TABLE "LMS"."Learners" DROP COLUMN ip;
+SELECT column_name, rule, on_write FROM pdp.column_rules WHERE table_name = '"LMS"."Learners"'::regclass ORDER BY 1;
+INSERT INTO "LMS"."Learners" (phone) VALUES ('+7 705 123 45 67') RETURNING phone <> '+7 705 123 45 67' AS after_drop;
+-- A type change the rule cannot write is refused.
+ALTER TABLE "LMS"."Learners" ALTER COLUMN born TYPE timestamptz;
+ALTER TABLE "LMS"."Learners" ALTER COLUMN phone TYPE varchar(16);
+-- Dropping the rule rebuilds the trigger without it; turning it off removes it.
+SELECT pdp.drop_column_rule('"LMS"."Learners"', 'full_name');
+INSERT INTO "LMS"."Learners" (full_name) VALUES ('Raw Name') RETURNING full_name;
+SELECT pdp.pseudonymise_on_write('"LMS"."Learners"', false);
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = '"LMS"."Learners"'::regclass AND NOT tgisinternal;
+SELECT pdp.pseudonymise_on_write('"LMS".posts');
+
+-- Only the table's owner configures its rules.
+CREATE ROLE regress_other IN ROLE pdp_admin;
+GRANT USAGE ON SCHEMA "LMS" TO regress_other;
+SET ROLE regress_other;
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'iin', 'mask');
+SELECT pdp.pseudonymise_on_write('"LMS"."Learners"');
+CALL pdp.apply_rules('"LMS"."Learners"', restart => true);
+RESET ROLE;
+
+DROP SCHEMA "LMS" CASCADE;
+DROP TABLE raw_copy, no_pk;
+SELECT count(*) AS rules_left FROM pdp.column_rule;
+DROP ROLE regress_staff, regress_other;
