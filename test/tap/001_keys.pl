@@ -30,7 +30,7 @@ sub try_sql {
 }
 
 write_keys("# test keys\n1 " . new_key() . "\n");
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pdp_ext'\npdp.key_file = '$keyfile'\n");
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pdp_ext'\npdp.key_file = '$keyfile'\nlog_statement = none\nlog_min_messages = debug1\n");
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pdp_ext');
 

@@ -26,7 +26,16 @@ $node->safe_psql('src', q{
 	SELECT pdp.register_table('"LMS".posts', 'author');
 	SELECT pdp.register_table('"LMS".posts', 'editor');
 	ALTER TABLE "LMS".posts RENAME COLUMN editor TO "Editor UUID";
+	SELECT pdp.set_column_rule('"LMS"."Learners"', 'email', 'pseudo_email', 'email');
+	INSERT INTO "LMS"."Learners" VALUES (1, 'raw1@mail.kz'), (2, 'raw2@mail.kz');
+	CALL pdp.apply_rules('"LMS"."Learners"');
+	SELECT pdp.pseudonymise_on_write('"LMS"."Learners"');
+	INSERT INTO "LMS"."Learners" VALUES (3, 'raw3@mail.kz');
 });
+my $values = 'SELECT "Learner Id", email FROM "LMS"."Learners" ORDER BY 1';
+my $values_before = $node->safe_psql('src', $values);
+is($node->safe_psql('src', q{SELECT count(*) FROM "LMS"."Learners" WHERE email LIKE 'raw%'}), '0',
+	'no raw value in the source table');
 my $query = 'SELECT table_name, subject_column, subject_type, on_erase FROM pdp.registered_tables ORDER BY 1, 2';
 my $before = $node->safe_psql('src', $query);
 is($node->safe_psql('src', q{SELECT attnum FROM pdp.subject_column WHERE col = 'Learner Id'}), '2',
@@ -42,5 +51,13 @@ is($node->safe_psql('dst', q{SELECT attnum FROM pdp.subject_column WHERE col = '
 	'attnum is resolved again for the restored table');
 is($node->safe_psql('dst', q{SELECT pdp.unregister_table('"LMS".posts', 'Editor UUID')}), '1',
 	'restored registrations work as before');
+is($node->safe_psql('dst', $values), $values_before,
+	'restored values are not pseudonymised a second time (the trigger is restored after the data)');
+is($node->safe_psql('dst', q{SELECT column_name || ':' || rule || ':' || on_write FROM pdp.column_rules}),
+	'email:pseudo_email:true', 'rules and the on-write trigger are restored');
+is($node->safe_psql('dst', q{SELECT finished_at IS NOT NULL FROM pdp.apply_run}), 't',
+	'the finished apply_rules run is restored, so it is not run twice');
+is($node->safe_psql('dst', q{INSERT INTO "LMS"."Learners" VALUES (4, 'raw4@mail.kz') RETURNING email = pdp.pseudo_email('raw4@mail.kz')}),
+	't', 'the restored trigger pseudonymises new rows');
 
 done_testing();
