@@ -12,11 +12,17 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+/*
+ * SIV allows one message per initialisation, and keying costs more than
+ * the message itself; so two contexts are keyed once (for encryption and
+ * decryption) and each message works on a copy of one of them.
+ */
 struct pdp_siv
 {
 	EVP_CIPHER *cipher;
+	EVP_CIPHER_CTX *enc_template;
+	EVP_CIPHER_CTX *dec_template;
 	EVP_CIPHER_CTX *ctx;
-	unsigned char key[PDP_SIV_KEY_BYTES];
 };
 
 pdp_siv *
@@ -28,12 +34,15 @@ pdp_siv_new(const unsigned char key[PDP_SIV_KEY_BYTES])
 		return NULL;
 	s->cipher = EVP_CIPHER_fetch(NULL, "AES-256-SIV", NULL);
 	s->ctx = EVP_CIPHER_CTX_new();
-	if (s->cipher == NULL || s->ctx == NULL)
+	s->enc_template = EVP_CIPHER_CTX_new();
+	s->dec_template = EVP_CIPHER_CTX_new();
+	if (s->cipher == NULL || s->ctx == NULL || s->enc_template == NULL || s->dec_template == NULL ||
+		EVP_EncryptInit_ex2(s->enc_template, s->cipher, key, NULL, NULL) != 1 ||
+		EVP_DecryptInit_ex2(s->dec_template, s->cipher, key, NULL, NULL) != 1)
 	{
 		pdp_siv_free(s);
 		return NULL;
 	}
-	memcpy(s->key, key, PDP_SIV_KEY_BYTES);
 	return s;
 }
 
@@ -42,16 +51,14 @@ pdp_siv_free(pdp_siv *s)
 {
 	if (s == NULL)
 		return;
+	/* Freeing a cipher context wipes its key schedule. */
 	EVP_CIPHER_CTX_free(s->ctx);
+	EVP_CIPHER_CTX_free(s->enc_template);
+	EVP_CIPHER_CTX_free(s->dec_template);
 	EVP_CIPHER_free(s->cipher);
-	OPENSSL_cleanse(s->key, sizeof(s->key));
 	OPENSSL_free(s);
 }
 
-/*
- * SIV allows one message per initialisation, so every call initialises the
- * context again with the key (OpenSSL keeps the context's allocation).
- */
 bool
 pdp_siv_encrypt(pdp_siv *s, const unsigned char *ad, size_t ad_len,
 				const unsigned char *in, size_t len, unsigned char *out)
@@ -60,7 +67,7 @@ pdp_siv_encrypt(pdp_siv *s, const unsigned char *ad, size_t ad_len,
 
 	if (len == 0)
 		return false;
-	if (EVP_EncryptInit_ex2(s->ctx, s->cipher, s->key, NULL, NULL) != 1)
+	if (EVP_CIPHER_CTX_copy(s->ctx, s->enc_template) != 1)
 		return false;
 	if (ad_len > 0 && EVP_EncryptUpdate(s->ctx, NULL, &outl, ad, (int) ad_len) != 1)
 		return false;
@@ -81,7 +88,7 @@ pdp_siv_decrypt(pdp_siv *s, const unsigned char *ad, size_t ad_len,
 	if (len <= PDP_SIV_TAG_BYTES)
 		return false;
 	memcpy(tag, in, PDP_SIV_TAG_BYTES);
-	if (EVP_DecryptInit_ex2(s->ctx, s->cipher, s->key, NULL, NULL) != 1 ||
+	if (EVP_CIPHER_CTX_copy(s->ctx, s->dec_template) != 1 ||
 		EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_AEAD_SET_TAG, PDP_SIV_TAG_BYTES, tag) != 1)
 		return false;
 	if (ad_len > 0 && EVP_DecryptUpdate(s->ctx, NULL, &outl, ad, (int) ad_len) != 1)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make bench`: run every bench/*.sql scenario in the throwaway cluster of
+# tools/with-cluster.sh and write BENCHMARKS.md and bench/results.csv.
+# Benchmarks report; they never fail because of a number.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for _ in $(seq 50); do pg_isready -q && break; sleep 0.2; done
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE $PDP_DB"
+db=(psql -X -q -v ON_ERROR_STOP=1 -d "$PDP_DB")
+"${db[@]}" -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION pdp_ext" -f bench/lib.sql
+for f in bench/[0-9a-z]*.sql; do
+  [ "$f" = bench/lib.sql ] && continue
+  echo "bench: $f"
+  "${db[@]}" -f "$f"
+done
+"${db[@]}" -A -F, -c "COPY (SELECT * FROM bench.report) TO STDOUT WITH CSV HEADER" > bench/results.csv
+bench/report.sh bench/results.csv > BENCHMARKS.md
+echo "bench: wrote BENCHMARKS.md and bench/results.csv"
