@@ -15,6 +15,11 @@ CREATE FUNCTION lms.iin_check_digit(d text) RETURNS int LANGUAGE sql IMMUTABLE A
       FROM generate_series(1, 11) i)
   SELECT CASE WHEN s1 < 10 THEN s1 WHEN s2 < 10 THEN s2 END FROM w $$;
 
+-- Luhn check digit for a card number prefix.
+CREATE FUNCTION lms.luhn_digit(prefix text) RETURNS int LANGUAGE sql IMMUTABLE AS $$
+  SELECT (10 - sum(CASE WHEN i % 2 = 1 THEN (2 * d) / 10 + (2 * d) % 10 ELSE d END) % 10) % 10
+    FROM (SELECT i, substr(reverse(prefix), i, 1)::int AS d FROM generate_series(1, length(prefix)) i) x $$;
+
 CREATE TABLE lms.users (
     id           bigint PRIMARY KEY,
     full_name    text NOT NULL,
@@ -95,8 +100,9 @@ INSERT INTO lms.grades (enrolment_id, user_id, grade, graded_at)
 SELECT e.id, e.user_id, 40 + (e.id * 17) % 61, e.enrolled_at + interval '30 days'
   FROM lms.enrolments e WHERE e.id % 2 = 0;
 INSERT INTO lms.payments (user_id, card_number, amount_kzt, paid_at)
-SELECT u.id, '4400430' || lpad((u.id * 9973 % 1000000000)::text, 9, '0'), 15000 + (u.id % 5) * 5000, u.created_at
-  FROM lms.users u WHERE u.id % 3 = 0;
+SELECT u.id, p || lms.luhn_digit(p), 15000 + (u.id % 5) * 5000, u.created_at
+  FROM lms.users u, LATERAL (SELECT '440043' || lpad((u.id * 9973 % 1000000000)::text, 9, '0') AS p) card
+ WHERE u.id % 3 = 0;
 INSERT INTO lms.forum_posts (author_id, body, posted_at)
 SELECT 1 + (i * 7) % 3000, 'Сабақ туралы сұрақ #' || i, now() - (i % 900) * interval '1 day'
   FROM generate_series(1, 2000) i;

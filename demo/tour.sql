@@ -43,7 +43,34 @@ SELECT tour.try($$SELECT pdp.register_table('lms.users', 'id')$$) AS "register l
 UNION ALL SELECT tour.try($$SELECT pdp.register_table('lms.payments', 'amount_kzt')$$)
 UNION ALL SELECT tour.try($$SELECT pdp.register_table('lms.no_such_table', 'id')$$);
 
-\echo '=== 4. Roles =================================================================='
+\echo '=== 4. Pseudonymisation ======================================================'
+\echo 'Keyed, deterministic, collision-free; format-preserving where the format matters:'
+SELECT u.email, pdp.pseudo_email(u.email) AS pseudo_email, u.phone, pdp.pseudo_phone(u.phone) AS pseudo_phone,
+       u.iin, pdp.pseudo_iin(u.iin) AS pseudo_iin
+  FROM lms.users u ORDER BY u.id LIMIT 3;
+SELECT u.full_name, pdp.pseudo_name(u.full_name) AS pseudo_name, pdp.pseudonym(u.id) AS pseudonym_of_id,
+       pdp.mask_card(p.card_number) AS card
+  FROM lms.users u JOIN lms.payments p ON p.user_id = u.id ORDER BY u.id LIMIT 3;
+\echo 'Reversible tokens for pdp_reidentifier only; validators; a bad IIN is refused without echoing it:'
+SELECT pdp.encrypt('900101300017') AS token, pdp.decrypt(pdp.encrypt('900101300017')) AS decrypted,
+       pdp.iin_is_valid('900101300017') AS valid, pdp.bin_is_valid('171240017760') AS "cap.kz BIN valid";
+SELECT tour.try($$SELECT pdp.pseudo_iin('900101300018')$$) AS "pseudo_iin of a mistyped IIN";
+\echo 'Column rules: payments never store a raw card number again, and staff get a masked view of users:'
+\o /dev/null
+SELECT pdp.set_column_rule('lms.payments', 'card_number', 'mask_card', 'card');
+SELECT pdp.pseudonymise_on_write('lms.payments');
+SELECT pdp.set_column_rule('lms.users', 'email', 'pseudo_email', 'email');
+SELECT pdp.set_column_rule('lms.users', 'phone', 'mask_phone', 'phone');
+SELECT pdp.set_column_rule('lms.users', 'iin', 'pseudo_iin', 'iin');
+SELECT pdp.set_column_rule('lms.users', 'full_name', 'pseudo_name', 'name');
+\o
+INSERT INTO lms.payments (user_id, card_number, amount_kzt, paid_at) VALUES (1, '4111 1111 1111 1111', 25000, now())
+RETURNING id, card_number AS "stored card_number";
+SELECT pdp.create_masked_view('lms.users') AS "masked view";
+SELECT id, full_name, email, phone, iin FROM lms.users_masked ORDER BY id LIMIT 3;
+SELECT table_name, column_name, rule, category, on_write FROM pdp.column_rules ORDER BY 1::text, 2;
+
+\echo '=== 5. Roles =================================================================='
 \echo 'An application role may not configure pdp_ext:'
 CREATE ROLE lms_app;
 GRANT USAGE ON SCHEMA tour, lms TO lms_app;
