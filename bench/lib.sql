@@ -32,3 +32,6 @@ SELECT s.grp, s.name, s.is_baseline, s.rows, s.runs,
        b.name AS baseline
   FROM s JOIN s b ON b.grp = s.grp AND b.is_baseline
  ORDER BY s.grp, s.is_baseline DESC, s.median_ms;
+-- Scenarios measure as other roles too (a protected table's reader).
+GRANT USAGE ON SCHEMA bench TO PUBLIC;
+GRANT INSERT ON bench.timing TO PUBLIC;

@@ -17,6 +17,8 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 char	   *pdp_key_file = NULL;
+char	   *pdp_purpose = NULL;
+bool		pdp_erasure_in_progress = false;
 
 /*
  * The key file path must be absolute: a relative path would be resolved
@@ -55,6 +57,17 @@ _PG_init(void)
 							   GUC_SUPERUSER_ONLY,
 							   pdp_check_key_file,
 							   pdp_assign_key_file,
+							   NULL);
+
+	DefineCustomStringVariable("pdp.purpose",
+							   "Why this session processes personal data.",
+							   "Rows of tables protected by pdp_ext are visible only for a declared purpose the role may declare.",
+							   &pdp_purpose,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   pdp_check_purpose,
+							   NULL,
 							   NULL);
 
 	MarkGUCPrefixReserved("pdp");

@@ -8,10 +8,22 @@
 
 #include "postgres.h"
 
+#include "utils/guc.h"
+
 #include "keyfile.h"
 
 /* Settings (pdp_ext.c) */
 extern char *pdp_key_file;
+extern char *pdp_purpose;
+
+/*
+ * Set by pdp.erase_subject while it works, so that erasure may delete rows
+ * of restricted subjects (restriction does not bar erasure).
+ */
+extern bool pdp_erasure_in_progress;
+
+/* Declared purpose (consent.c) */
+extern bool pdp_check_purpose(char **newval, void **extra, GucSource source);
 
 /* Keyring (keys.c) */
 extern void pdp_keys_mark_stale(void);

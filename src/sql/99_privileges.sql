@@ -45,3 +45,38 @@ GRANT EXECUTE ON FUNCTION
 TO pdp_admin;
 GRANT EXECUTE ON PROCEDURE pdp.apply_rules(regclass, integer, boolean) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._on_write_enabled(regclass) TO pdp_auditor;
+
+-- Purposes and consent.  Recording consent and restrictions is pdp_admin's
+-- by default: grant these functions to the application role that records
+-- them (see doc/consent.md).  Reading the declared purpose's flags is
+-- everyone's, because every protected query calls it.
+GRANT SELECT ON pdp.purpose, pdp.purpose_grant, pdp.purposes, pdp.policy_version, pdp.policies,
+                pdp.protected_tables TO pdp_admin, pdp_auditor;
+GRANT SELECT ON pdp.consent_event, pdp.consent_state, pdp.restriction, pdp.restriction_event TO pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp._purpose_flags() TO PUBLIC;
+-- The policies' consent and restriction sublinks run as the querying role:
+-- they may read which subject consented to which purpose, and who is
+-- restricted, never evidence or reasons.
+GRANT SELECT (subject, purpose, valid_until) ON pdp.consent_state TO PUBLIC;
+GRANT SELECT (subject) ON pdp.restriction TO PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    pdp.define_purpose(text, text, text, boolean, boolean),
+    pdp.allow_purpose(regrole, text), pdp.disallow_purpose(regrole, text),
+    pdp.publish_policy(text, timestamptz, text),
+    pdp.protect_table(regclass, boolean), pdp.unprotect_table(regclass), pdp._unprotect(regclass),
+    pdp._visibility_expr(name), pdp._require_purpose(text),
+    pdp._refuse_restricted()
+TO pdp_admin;
+GRANT EXECUTE ON FUNCTION
+    pdp.grant_consent(text, text, text, jsonb, timestamptz), pdp.grant_consent(bigint, text, text, jsonb, timestamptz),
+    pdp.grant_consent(uuid, text, text, jsonb, timestamptz),
+    pdp.withdraw_consent(text, text), pdp.withdraw_consent(bigint, text), pdp.withdraw_consent(uuid, text),
+    pdp.restrict_subject(text, text), pdp.restrict_subject(bigint, text), pdp.restrict_subject(uuid, text),
+    pdp.lift_restriction(text), pdp.lift_restriction(bigint), pdp.lift_restriction(uuid)
+TO pdp_admin;
+GRANT EXECUTE ON FUNCTION
+    pdp.has_consent(text, text, timestamptz), pdp.has_consent(bigint, text, timestamptz),
+    pdp.has_consent(uuid, text, timestamptz),
+    pdp.consent_history(text), pdp.consent_history(bigint), pdp.consent_history(uuid),
+    pdp.subjects_needing_reconsent(text)
+TO pdp_admin, pdp_auditor;

@@ -1,0 +1,654 @@
+-- Purposes, consent, restriction and policy versions, and the row-level
+-- security that enforces them on protected tables.
+--
+-- Subjects are keyed by the text form of their identifier everywhere, so
+-- bigint, integer, text and uuid subject columns share one key space.
+
+CREATE TABLE pdp.purpose (
+    purpose            text        PRIMARY KEY,
+    legal_basis        text        NOT NULL,
+    description        text,
+    requires_consent   boolean     NOT NULL,
+    restriction_exempt boolean     NOT NULL,
+    defined_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    defined_by         name        NOT NULL DEFAULT CURRENT_USER,
+    CONSTRAINT purpose_name_check CHECK (purpose ~ '^[^[:cntrl:]]{1,63}$'),
+    CONSTRAINT purpose_legal_basis_check CHECK (legal_basis IN
+        ('consent', 'contract', 'legal_obligation', 'vital_interests', 'public_task', 'legitimate_interests'))
+);
+COMMENT ON TABLE pdp.purpose IS 'purposes of processing, each with its legal basis (GDPR Art. 6, Law 94-V Art. 7)';
+COMMENT ON COLUMN pdp.purpose.purpose IS 'the purpose''s name, as sessions declare it in pdp.purpose';
+COMMENT ON COLUMN pdp.purpose.legal_basis IS 'consent, contract, legal_obligation, vital_interests, public_task or legitimate_interests';
+COMMENT ON COLUMN pdp.purpose.description IS 'what the purpose is, in words for the register';
+COMMENT ON COLUMN pdp.purpose.requires_consent IS 'rows are visible for this purpose only with the subject''s active consent';
+COMMENT ON COLUMN pdp.purpose.restriction_exempt IS 'restricted subjects stay visible for this purpose (legal obligations and claims, vital and public interests)';
+COMMENT ON COLUMN pdp.purpose.defined_at IS 'when the purpose was defined';
+COMMENT ON COLUMN pdp.purpose.defined_by IS 'who defined it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.purpose', '');
+
+CREATE TABLE pdp.purpose_grant (
+    role       regrole     NOT NULL,
+    purpose    text        NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    granted_by name        NOT NULL DEFAULT CURRENT_USER,
+    PRIMARY KEY (role, purpose)
+);
+COMMENT ON TABLE pdp.purpose_grant IS 'which roles (and their members) may declare which purposes';
+COMMENT ON COLUMN pdp.purpose_grant.role IS 'the role; its members inherit the grant';
+COMMENT ON COLUMN pdp.purpose_grant.purpose IS 'the purpose it may declare';
+COMMENT ON COLUMN pdp.purpose_grant.granted_at IS 'when';
+COMMENT ON COLUMN pdp.purpose_grant.granted_by IS 'by whom';
+SELECT pg_catalog.pg_extension_config_dump('pdp.purpose_grant', '');
+
+CREATE TABLE pdp.policy_version (
+    version         text        PRIMARY KEY,
+    effective_from  timestamptz NOT NULL,
+    document_sha256 text        NOT NULL,
+    published_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    published_by    name        NOT NULL DEFAULT CURRENT_USER,
+    CONSTRAINT policy_version_sha256_check CHECK (document_sha256 ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT policy_version_name_check CHECK (version ~ '^[^[:cntrl:]]{1,63}$')
+);
+COMMENT ON TABLE pdp.policy_version IS 'published versions of the privacy policy';
+COMMENT ON COLUMN pdp.policy_version.version IS 'the version''s name';
+COMMENT ON COLUMN pdp.policy_version.effective_from IS 'when it takes effect (published at least 10 days before)';
+COMMENT ON COLUMN pdp.policy_version.document_sha256 IS 'SHA-256 of the published document, lower-case hex';
+COMMENT ON COLUMN pdp.policy_version.published_at IS 'when it was published';
+COMMENT ON COLUMN pdp.policy_version.published_by IS 'who published it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.policy_version', '');
+
+-- Consent history: append-only facts.  A withdrawal is a new fact.
+CREATE TABLE pdp.consent_event (
+    id             bigserial   PRIMARY KEY,
+    subject        text        NOT NULL,
+    purpose        text        NOT NULL,
+    action         text        NOT NULL CHECK (action IN ('grant', 'withdraw')),
+    policy_version text,
+    evidence       jsonb       NOT NULL DEFAULT '{}',
+    valid_until    timestamptz,
+    at             timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    recorded_by    name        NOT NULL DEFAULT SESSION_USER
+);
+CREATE INDEX consent_event_subject_idx ON pdp.consent_event (subject, purpose, at);
+COMMENT ON TABLE pdp.consent_event IS 'every grant and withdrawal of consent, never updated or deleted';
+COMMENT ON COLUMN pdp.consent_event.id IS 'the event''s number; grant_consent returns it';
+COMMENT ON COLUMN pdp.consent_event.subject IS 'the subject''s identifier, in text form';
+COMMENT ON COLUMN pdp.consent_event.purpose IS 'the purpose consented to or withdrawn from';
+COMMENT ON COLUMN pdp.consent_event.action IS 'grant or withdraw';
+COMMENT ON COLUMN pdp.consent_event.policy_version IS 'the privacy policy version the consent was given under';
+COMMENT ON COLUMN pdp.consent_event.evidence IS 'how consent was given: form, IP, hash of the text shown (Law 94-V Art. 8, GDPR Art. 7(1))';
+COMMENT ON COLUMN pdp.consent_event.valid_until IS 'when a time-limited consent expires';
+COMMENT ON COLUMN pdp.consent_event.at IS 'when it happened';
+COMMENT ON COLUMN pdp.consent_event.recorded_by IS 'the session user that recorded it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.consent_event', '');
+SELECT pg_catalog.pg_extension_config_dump('pdp.consent_event_id_seq', '');
+
+-- Current consents, kept by grant_consent and withdraw_consent; derived from
+-- consent_event, but indexed for the per-row visibility check.
+CREATE TABLE pdp.consent_state (
+    subject        text        NOT NULL,
+    purpose        text        NOT NULL,
+    event_id       bigint      NOT NULL,
+    policy_version text,
+    valid_until    timestamptz,
+    PRIMARY KEY (subject, purpose)
+);
+COMMENT ON TABLE pdp.consent_state IS 'active consents (granted, not withdrawn; may have expired: see valid_until)';
+COMMENT ON COLUMN pdp.consent_state.subject IS 'the subject''s identifier, in text form';
+COMMENT ON COLUMN pdp.consent_state.purpose IS 'the purpose';
+COMMENT ON COLUMN pdp.consent_state.event_id IS 'the grant event in pdp.consent_event';
+COMMENT ON COLUMN pdp.consent_state.policy_version IS 'the policy version of that grant';
+COMMENT ON COLUMN pdp.consent_state.valid_until IS 'when it expires; NULL for never';
+SELECT pg_catalog.pg_extension_config_dump('pdp.consent_state', '');
+
+CREATE TABLE pdp.restriction (
+    subject       text        PRIMARY KEY,
+    reason        text        NOT NULL,
+    since         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    restricted_by name        NOT NULL DEFAULT SESSION_USER
+);
+COMMENT ON TABLE pdp.restriction IS 'subjects whose processing is restricted (GDPR Art. 18) or blocked (Law 94-V)';
+COMMENT ON COLUMN pdp.restriction.subject IS 'the subject''s identifier, in text form';
+COMMENT ON COLUMN pdp.restriction.reason IS 'why, as recorded with the request';
+COMMENT ON COLUMN pdp.restriction.since IS 'when the restriction began';
+COMMENT ON COLUMN pdp.restriction.restricted_by IS 'the session user that recorded it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.restriction', '');
+
+CREATE TABLE pdp.restriction_event (
+    id          bigserial   PRIMARY KEY,
+    subject     text        NOT NULL,
+    action      text        NOT NULL CHECK (action IN ('restrict', 'lift')),
+    reason      text,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    recorded_by name        NOT NULL DEFAULT SESSION_USER
+);
+CREATE INDEX restriction_event_subject_idx ON pdp.restriction_event (subject, at);
+COMMENT ON TABLE pdp.restriction_event IS 'every restriction and lifting, never updated or deleted';
+COMMENT ON COLUMN pdp.restriction_event.id IS 'the event''s number';
+COMMENT ON COLUMN pdp.restriction_event.subject IS 'the subject''s identifier, in text form';
+COMMENT ON COLUMN pdp.restriction_event.action IS 'restrict or lift';
+COMMENT ON COLUMN pdp.restriction_event.reason IS 'why';
+COMMENT ON COLUMN pdp.restriction_event.at IS 'when';
+COMMENT ON COLUMN pdp.restriction_event.recorded_by IS 'the session user that recorded it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.restriction_event', '');
+SELECT pg_catalog.pg_extension_config_dump('pdp.restriction_event_id_seq', '');
+
+-- History is append-only: UPDATE and DELETE are refused, for the owner too.
+CREATE FUNCTION pdp._refuse_history_change() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'table "%" is append-only', TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'Consent and restriction history is never changed; record a new event instead.';
+END
+$$;
+COMMENT ON FUNCTION pdp._refuse_history_change() IS 'trigger: keeps consent and restriction history append-only';
+CREATE TRIGGER consent_event_append_only BEFORE UPDATE OR DELETE ON pdp.consent_event
+    FOR EACH ROW EXECUTE FUNCTION pdp._refuse_history_change();
+CREATE TRIGGER consent_event_no_truncate BEFORE TRUNCATE ON pdp.consent_event
+    FOR EACH STATEMENT EXECUTE FUNCTION pdp._refuse_history_change();
+CREATE TRIGGER restriction_event_append_only BEFORE UPDATE OR DELETE ON pdp.restriction_event
+    FOR EACH ROW EXECUTE FUNCTION pdp._refuse_history_change();
+CREATE TRIGGER restriction_event_no_truncate BEFORE TRUNCATE ON pdp.restriction_event
+    FOR EACH STATEMENT EXECUTE FUNCTION pdp._refuse_history_change();
+
+-- C helpers: the cached purpose check, the invalidation that keeps every
+-- session's cache current, and the trigger refusing writes to restricted rows.
+CREATE FUNCTION pdp._purpose_flags() RETURNS integer
+LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_purpose_flags';
+COMMENT ON FUNCTION pdp._purpose_flags() IS
+    'the declared purpose as flags (1 visible, 2 needs consent, 4 exempt from restriction); errors if the role may not declare it';
+CREATE FUNCTION pdp._config_changed() RETURNS trigger
+LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_config_changed';
+COMMENT ON FUNCTION pdp._config_changed() IS
+    'trigger: tells every session that purposes, grants or restrictions changed (at commit)';
+CREATE TRIGGER purpose_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pdp.purpose
+    FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
+CREATE TRIGGER purpose_grant_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pdp.purpose_grant
+    FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
+CREATE TRIGGER restriction_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pdp.restriction
+    FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
+CREATE FUNCTION pdp._refuse_restricted() RETURNS trigger
+LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_refuse_restricted';
+COMMENT ON FUNCTION pdp._refuse_restricted() IS
+    'trigger: refuses UPDATE and DELETE of rows whose subject is restricted';
+
+-- Purposes -------------------------------------------------------------------
+
+CREATE FUNCTION pdp.define_purpose(purpose text, legal_basis text, description text DEFAULT NULL,
+                                   requires_consent boolean DEFAULT NULL,
+                                   restriction_exempt boolean DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF purpose IS NULL OR legal_basis IS NULL THEN
+        RAISE EXCEPTION 'purpose and legal basis must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF legal_basis NOT IN ('consent', 'contract', 'legal_obligation', 'vital_interests', 'public_task', 'legitimate_interests') THEN
+        RAISE EXCEPTION 'unknown legal basis'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use consent, contract, legal_obligation, vital_interests, public_task or legitimate_interests.';
+    END IF;
+    IF purpose !~ '^[^[:cntrl:]]{1,63}$' THEN
+        RAISE EXCEPTION 'a purpose''s name must be 1 to 63 characters without control characters'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF legal_basis = 'consent' AND requires_consent IS FALSE THEN
+        RAISE EXCEPTION 'a purpose based on consent requires consent' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pdp.purpose AS p (purpose, legal_basis, description, requires_consent, restriction_exempt)
+    VALUES (define_purpose.purpose, define_purpose.legal_basis, define_purpose.description,
+            coalesce(define_purpose.requires_consent, define_purpose.legal_basis = 'consent'),
+            coalesce(define_purpose.restriction_exempt,
+                     define_purpose.legal_basis IN ('legal_obligation', 'vital_interests', 'public_task')))
+    ON CONFLICT ON CONSTRAINT purpose_pkey DO UPDATE
+       SET legal_basis = EXCLUDED.legal_basis, description = EXCLUDED.description,
+           requires_consent = EXCLUDED.requires_consent, restriction_exempt = EXCLUDED.restriction_exempt,
+           defined_at = pg_catalog.now(), defined_by = CURRENT_USER;
+END
+$$;
+COMMENT ON FUNCTION pdp.define_purpose(text, text, text, boolean, boolean) IS
+    'defines (or redefines) a purpose; requires_consent defaults to true exactly for the consent basis';
+
+CREATE FUNCTION pdp._require_purpose(p text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p IS NULL THEN
+        RAISE EXCEPTION 'purpose must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.purpose x WHERE x.purpose OPERATOR(pg_catalog.=) p) THEN
+        RAISE EXCEPTION 'unknown purpose' USING ERRCODE = 'undefined_object',
+              HINT = 'pdp.define_purpose defines purposes; pdp.purposes lists them.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp._require_purpose(text) IS 'raises unless the purpose is defined';
+
+CREATE FUNCTION pdp.allow_purpose(role regrole, purpose text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    INSERT INTO pdp.purpose_grant (role, purpose) VALUES (allow_purpose.role, allow_purpose.purpose)
+    ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION pdp.allow_purpose(regrole, text) IS 'lets a role (and its members) declare a purpose';
+
+CREATE FUNCTION pdp.disallow_purpose(role regrole, purpose text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    DELETE FROM pdp.purpose_grant g
+     WHERE g.role OPERATOR(pg_catalog.=) disallow_purpose.role AND g.purpose OPERATOR(pg_catalog.=) disallow_purpose.purpose;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION pdp.disallow_purpose(regrole, text) IS 'withdraws a role''s right to declare a purpose; true if it had it';
+
+CREATE VIEW pdp.purposes AS
+SELECT p.purpose, p.legal_basis, p.requires_consent, p.restriction_exempt, p.description,
+       coalesce((SELECT pg_catalog.array_agg(g.role ORDER BY g.role::text) FROM pdp.purpose_grant g
+                  WHERE g.purpose OPERATOR(pg_catalog.=) p.purpose), '{}') AS allowed_roles,
+       p.defined_at, p.defined_by
+  FROM pdp.purpose p;
+COMMENT ON VIEW pdp.purposes IS 'purposes with their legal bases and the roles that may declare them';
+
+-- Consent ------------------------------------------------------------------
+
+CREATE FUNCTION pdp.grant_consent(subject text, purpose text, policy_version text DEFAULT NULL,
+                                  evidence jsonb DEFAULT '{}', valid_until timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    event bigint;
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    IF policy_version IS NOT NULL AND NOT EXISTS
+        (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) grant_consent.policy_version) THEN
+        RAISE EXCEPTION 'unknown policy version' USING ERRCODE = 'undefined_object',
+              HINT = 'pdp.publish_policy publishes versions; pdp.policies lists them.';
+    END IF;
+    IF evidence IS NULL OR jsonb_typeof(evidence) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'evidence must be a JSON object' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'For example {"form": "signup-v3", "ip": "…", "text_sha256": "…"}.';
+    END IF;
+    IF valid_until IS NOT NULL AND valid_until <= pg_catalog.now() THEN
+        RAISE EXCEPTION 'valid_until must be in the future' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until)
+    VALUES (grant_consent.subject, grant_consent.purpose, 'grant', grant_consent.policy_version,
+            grant_consent.evidence, grant_consent.valid_until)
+    RETURNING id INTO event;
+    INSERT INTO pdp.consent_state AS s (subject, purpose, event_id, policy_version, valid_until)
+    VALUES (grant_consent.subject, grant_consent.purpose, event, grant_consent.policy_version, grant_consent.valid_until)
+    ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
+       SET event_id = EXCLUDED.event_id, policy_version = EXCLUDED.policy_version, valid_until = EXCLUDED.valid_until;
+    RETURN event;
+END
+$$;
+COMMENT ON FUNCTION pdp.grant_consent(text, text, text, jsonb, timestamptz) IS
+    'records a subject''s consent to a purpose with its evidence; returns the event''s id';
+CREATE FUNCTION pdp.grant_consent(subject bigint, purpose text, policy_version text DEFAULT NULL,
+                                  evidence jsonb DEFAULT '{}', valid_until timestamptz DEFAULT NULL)
+RETURNS bigint LANGUAGE sql SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp.grant_consent(subject::text, purpose, policy_version, evidence, valid_until) $$;
+COMMENT ON FUNCTION pdp.grant_consent(bigint, text, text, jsonb, timestamptz) IS 'grant_consent for a bigint or integer subject';
+CREATE FUNCTION pdp.grant_consent(subject uuid, purpose text, policy_version text DEFAULT NULL,
+                                  evidence jsonb DEFAULT '{}', valid_until timestamptz DEFAULT NULL)
+RETURNS bigint LANGUAGE sql SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp.grant_consent(subject::text, purpose, policy_version, evidence, valid_until) $$;
+COMMENT ON FUNCTION pdp.grant_consent(uuid, text, text, jsonb, timestamptz) IS 'grant_consent for a uuid subject';
+
+CREATE FUNCTION pdp.withdraw_consent(subject text, purpose text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    DELETE FROM pdp.consent_state s
+     WHERE s.subject OPERATOR(pg_catalog.=) withdraw_consent.subject
+       AND s.purpose OPERATOR(pg_catalog.=) withdraw_consent.purpose;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO pdp.consent_event (subject, purpose, action)
+    VALUES (withdraw_consent.subject, withdraw_consent.purpose, 'withdraw');
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION pdp.withdraw_consent(text, text) IS
+    'withdraws a subject''s consent to a purpose; true if there was one to withdraw';
+CREATE FUNCTION pdp.withdraw_consent(subject bigint, purpose text) RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp.withdraw_consent(subject::text, purpose) $$;
+COMMENT ON FUNCTION pdp.withdraw_consent(bigint, text) IS 'withdraw_consent for a bigint or integer subject';
+CREATE FUNCTION pdp.withdraw_consent(subject uuid, purpose text) RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp.withdraw_consent(subject::text, purpose) $$;
+COMMENT ON FUNCTION pdp.withdraw_consent(uuid, text) IS 'withdraw_consent for a uuid subject';
+
+-- Active consent now, or at a past moment (answered from the history).
+CREATE FUNCTION pdp.has_consent(subject text, purpose text, at timestamptz DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e record;
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    IF at IS NULL THEN
+        RETURN EXISTS (SELECT 1 FROM pdp.consent_state s
+                        WHERE s.subject OPERATOR(pg_catalog.=) has_consent.subject
+                          AND s.purpose OPERATOR(pg_catalog.=) has_consent.purpose
+                          AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now()));
+    END IF;
+    SELECT c.action, c.valid_until INTO e FROM pdp.consent_event c
+     WHERE c.subject OPERATOR(pg_catalog.=) has_consent.subject
+       AND c.purpose OPERATOR(pg_catalog.=) has_consent.purpose
+       AND c.at <= has_consent.at
+     ORDER BY c.at DESC, c.id DESC LIMIT 1;
+    RETURN FOUND AND e.action = 'grant' AND (e.valid_until IS NULL OR e.valid_until > has_consent.at);
+END
+$$;
+COMMENT ON FUNCTION pdp.has_consent(text, text, timestamptz) IS
+    'whether the subject has active consent to the purpose now, or at the given past moment';
+CREATE FUNCTION pdp.has_consent(subject bigint, purpose text, at timestamptz DEFAULT NULL) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp.has_consent(subject::text, purpose, at) $$;
+COMMENT ON FUNCTION pdp.has_consent(bigint, text, timestamptz) IS 'has_consent for a bigint or integer subject';
+CREATE FUNCTION pdp.has_consent(subject uuid, purpose text, at timestamptz DEFAULT NULL) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp.has_consent(subject::text, purpose, at) $$;
+COMMENT ON FUNCTION pdp.has_consent(uuid, text, timestamptz) IS 'has_consent for a uuid subject';
+
+CREATE FUNCTION pdp.consent_history(subject text)
+RETURNS TABLE (event_id bigint, purpose text, action text, policy_version text, evidence jsonb,
+               valid_until timestamptz, at timestamptz, recorded_by name)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN QUERY
+    SELECT c.id, c.purpose, c.action, c.policy_version, c.evidence, c.valid_until, c.at, c.recorded_by
+      FROM pdp.consent_event c WHERE c.subject OPERATOR(pg_catalog.=) consent_history.subject
+     ORDER BY c.at, c.id;
+END
+$$;
+COMMENT ON FUNCTION pdp.consent_history(text) IS 'every consent grant and withdrawal of a subject, oldest first';
+CREATE FUNCTION pdp.consent_history(subject bigint)
+RETURNS TABLE (event_id bigint, purpose text, action text, policy_version text, evidence jsonb,
+               valid_until timestamptz, at timestamptz, recorded_by name)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM pdp.consent_history(subject::text) $$;
+COMMENT ON FUNCTION pdp.consent_history(bigint) IS 'consent_history for a bigint or integer subject';
+CREATE FUNCTION pdp.consent_history(subject uuid)
+RETURNS TABLE (event_id bigint, purpose text, action text, policy_version text, evidence jsonb,
+               valid_until timestamptz, at timestamptz, recorded_by name)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM pdp.consent_history(subject::text) $$;
+COMMENT ON FUNCTION pdp.consent_history(uuid) IS 'consent_history for a uuid subject';
+
+-- Restriction --------------------------------------------------------------
+
+CREATE FUNCTION pdp.restrict_subject(subject text, reason text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF subject IS NULL OR reason IS NULL OR reason = '' THEN
+        RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO pdp.restriction (subject, reason) VALUES (restrict_subject.subject, restrict_subject.reason)
+    ON CONFLICT ON CONSTRAINT restriction_pkey DO NOTHING;
+    IF FOUND THEN
+        INSERT INTO pdp.restriction_event (subject, action, reason)
+        VALUES (restrict_subject.subject, 'restrict', restrict_subject.reason);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp.restrict_subject(text, text) IS
+    'restricts (blocks) processing of a subject: rows hidden from non-exempt purposes, updates and deletes refused';
+CREATE FUNCTION pdp.restrict_subject(subject bigint, reason text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.restrict_subject(subject::text, reason) $$;
+COMMENT ON FUNCTION pdp.restrict_subject(bigint, text) IS 'restrict_subject for a bigint or integer subject';
+CREATE FUNCTION pdp.restrict_subject(subject uuid, reason text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.restrict_subject(subject::text, reason) $$;
+COMMENT ON FUNCTION pdp.restrict_subject(uuid, text) IS 'restrict_subject for a uuid subject';
+
+CREATE FUNCTION pdp.lift_restriction(subject text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    DELETE FROM pdp.restriction r WHERE r.subject OPERATOR(pg_catalog.=) lift_restriction.subject;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO pdp.restriction_event (subject, action) VALUES (lift_restriction.subject, 'lift');
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION pdp.lift_restriction(text) IS 'lifts a subject''s restriction; true if there was one';
+CREATE FUNCTION pdp.lift_restriction(subject bigint) RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.lift_restriction(subject::text) $$;
+COMMENT ON FUNCTION pdp.lift_restriction(bigint) IS 'lift_restriction for a bigint or integer subject';
+CREATE FUNCTION pdp.lift_restriction(subject uuid) RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.lift_restriction(subject::text) $$;
+COMMENT ON FUNCTION pdp.lift_restriction(uuid) IS 'lift_restriction for a uuid subject';
+
+-- Policy versions ----------------------------------------------------------
+
+CREATE FUNCTION pdp.publish_policy(version text, effective_from timestamptz, document_sha256 text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF version IS NULL OR effective_from IS NULL OR document_sha256 IS NULL THEN
+        RAISE EXCEPTION 'version, effective_from and document_sha256 must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF effective_from < pg_catalog.now() + interval '10 days' THEN
+        RAISE EXCEPTION 'a policy version must be published at least 10 days before it takes effect'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('The earliest allowed effective date is %s.', pg_catalog.now() + interval '10 days'),
+                  HINT = 'Law 94-V practice and talap''s policy section 6.4 require 10 days'' notice.';
+    END IF;
+    IF document_sha256 !~ '^[0-9a-f]{64}$' THEN
+        RAISE EXCEPTION 'document_sha256 must be 64 lower-case hexadecimal digits' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF version !~ '^[^[:cntrl:]]{1,63}$' THEN
+        RAISE EXCEPTION 'a version''s name must be 1 to 63 characters without control characters'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) publish_policy.version) THEN
+        RAISE EXCEPTION 'policy version "%" is already published', version USING ERRCODE = 'duplicate_object';
+    END IF;
+    INSERT INTO pdp.policy_version (version, effective_from, document_sha256)
+    VALUES (publish_policy.version, publish_policy.effective_from, publish_policy.document_sha256);
+END
+$$;
+COMMENT ON FUNCTION pdp.publish_policy(text, timestamptz, text) IS
+    'publishes a privacy policy version; refused unless it takes effect at least 10 days from now';
+
+CREATE VIEW pdp.policies AS
+SELECT v.version, v.effective_from, v.document_sha256, v.published_at, v.published_by,
+       v.version OPERATOR(pg_catalog.=) (SELECT w.version FROM pdp.policy_version w
+                                          WHERE w.effective_from <= pg_catalog.now()
+                                          ORDER BY w.effective_from DESC LIMIT 1) AS in_effect
+  FROM pdp.policy_version v;
+COMMENT ON VIEW pdp.policies IS 'published policy versions; in_effect marks the one in force now';
+
+CREATE FUNCTION pdp.subjects_needing_reconsent(purpose text DEFAULT NULL)
+RETURNS TABLE (subject text, purpose text, policy_version text, granted_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    current record;
+BEGIN
+    IF subjects_needing_reconsent.purpose IS NOT NULL THEN
+        PERFORM pdp._require_purpose(subjects_needing_reconsent.purpose);
+    END IF;
+    SELECT v.version, v.effective_from INTO current FROM pdp.policy_version v
+     WHERE v.effective_from <= pg_catalog.now() ORDER BY v.effective_from DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT s.subject, s.purpose, s.policy_version, e.at
+      FROM pdp.consent_state s
+      JOIN pdp.consent_event e ON e.id OPERATOR(pg_catalog.=) s.event_id
+      LEFT JOIN pdp.policy_version v ON v.version OPERATOR(pg_catalog.=) s.policy_version
+     WHERE (subjects_needing_reconsent.purpose IS NULL OR s.purpose OPERATOR(pg_catalog.=) subjects_needing_reconsent.purpose)
+       AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now())
+       AND (v.version IS NULL OR v.effective_from < current.effective_from)
+     ORDER BY s.subject, s.purpose;
+END
+$$;
+COMMENT ON FUNCTION pdp.subjects_needing_reconsent(text) IS
+    'subjects whose active consent was given under an older policy version (or none) than the one in effect';
+
+-- Row visibility -------------------------------------------------------------
+
+-- The visibility expression for one subject column, as SQL over the row.
+-- Built with format(%I); the purpose flags come from an initplan, evaluated
+-- once per statement; the consent and restriction checks are sublinks the
+-- planner runs as a hashed semi-join for scans or an index probe per row.
+CREATE FUNCTION pdp._visibility_expr(col name) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT pg_catalog.format(
+    '(((SELECT pdp._purpose_flags()) OPERATOR(pg_catalog.&) 2) OPERATOR(pg_catalog.=) 0'
+    ' OR %1$I IS NULL'
+    ' OR EXISTS (SELECT 1 FROM pdp.consent_state pdp_c'
+    ' WHERE pdp_c.subject OPERATOR(pg_catalog.=) (%1$I)::text'
+    ' AND pdp_c.purpose OPERATOR(pg_catalog.=) pg_catalog.current_setting(''pdp.purpose'')'
+    ' AND (pdp_c.valid_until IS NULL OR pdp_c.valid_until OPERATOR(pg_catalog.>) pg_catalog.now()))) '
+    'AND (((SELECT pdp._purpose_flags()) OPERATOR(pg_catalog.&) 4) OPERATOR(pg_catalog.=) 4'
+    ' OR %1$I IS NULL'
+    ' OR NOT EXISTS (SELECT 1 FROM pdp.restriction pdp_r'
+    ' WHERE pdp_r.subject OPERATOR(pg_catalog.=) (%1$I)::text))', col)
+$$;
+COMMENT ON FUNCTION pdp._visibility_expr(name) IS 'the consent and restriction test for one subject column, as SQL';
+
+CREATE FUNCTION pdp.protect_table(tbl regclass, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vis text;
+    cols text;
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    SELECT pg_catalog.string_agg(pdp._visibility_expr(s.col), ' AND ' ORDER BY s.attnum),
+           pg_catalog.string_agg(pg_catalog.quote_literal(s.col), ', ' ORDER BY s.attnum)
+      INTO vis, cols
+      FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) protect_table.tbl;
+    IF vis IS NULL THEN
+        RAISE EXCEPTION 'table "%" is not registered', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Register its subject columns with pdp.register_table first.';
+    END IF;
+    vis := '((SELECT pdp._purpose_flags()) OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.=) 1 AND ' || vis;
+    PERFORM pdp._unprotect(tbl);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s FOR SELECT USING (%s)', tbl, vis);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_insert ON %s FOR INSERT WITH CHECK (true)', tbl);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_update ON %s FOR UPDATE USING (%s) WITH CHECK (true)', tbl, vis);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_delete ON %s FOR DELETE USING (%s)', tbl, vis);
+    EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
+                              'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted(%s)', tbl, cols);
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    IF force THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp.protect_table(regclass, boolean) IS
+    'enables row-level security with consent-, purpose- and restriction-aware policies; force applies them to the owner too';
+
+-- Drops what protect_table made, if anything.
+CREATE FUNCTION pdp._unprotect(tbl regclass) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p name;
+    found_any boolean := false;
+BEGIN
+    FOR p IN SELECT pol.polname FROM pg_policy pol
+              WHERE pol.polrelid OPERATOR(pg_catalog.=) tbl::oid
+                AND pol.polname IN ('pdp_select', 'pdp_insert', 'pdp_update', 'pdp_delete') LOOP
+        EXECUTE pg_catalog.format('DROP POLICY %I ON %s', p, tbl);
+        found_any := true;
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
+                 AND t.tgname OPERATOR(pg_catalog.=) 'pdp_refuse_restricted') THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER pdp_refuse_restricted ON %s', tbl);
+        found_any := true;
+    END IF;
+    RETURN found_any;
+END
+$$;
+COMMENT ON FUNCTION pdp._unprotect(regclass) IS 'drops the policies and trigger of protect_table';
+
+CREATE FUNCTION pdp.unprotect_table(tbl regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF NOT pdp._unprotect(tbl) THEN
+        RAISE EXCEPTION 'table "%" is not protected', pdp._relname(tbl) USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid OPERATOR(pg_catalog.=) tbl::oid) THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl);
+        EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp.unprotect_table(regclass) IS
+    'removes pdp_ext''s policies and trigger; row-level security is disabled if no other policy remains';
+
+CREATE VIEW pdp.protected_tables AS
+SELECT c.oid::regclass AS table_name, c.relrowsecurity AS rls_enabled, c.relforcerowsecurity AS rls_forced,
+       pg_catalog.pg_get_userbyid(c.relowner) AS owner_sees_all_unless_forced
+  FROM pg_catalog.pg_class c
+ WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid AND p.polname OPERATOR(pg_catalog.=) 'pdp_select');
+COMMENT ON VIEW pdp.protected_tables IS 'tables protected by pdp_ext; owners and BYPASSRLS roles see all rows unless forced';
