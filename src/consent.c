@@ -10,8 +10,11 @@
  * invalidation (sent at commit), and the relcache callback here clears the
  * cache.  pdp._purpose_flags() also accepts pending invalidations first, so
  * a change is seen by every session's next statement even inside a long
- * transaction.  Consents themselves are not cached: the policies test them
- * with SQL the planner can hash or probe, under the statement's snapshot.
+ * transaction.  Consents are cached the same way, per purpose, as a hash
+ * set of consenting subjects (consent_state changes invalidate it), so the
+ * per-row test is one hash probe.  The caches hold the latest committed
+ * state, not the statement's snapshot: a withdrawal applies from every
+ * session's next statement on, whatever its isolation level.
  *
  * The caches are read with plain heap scans, not SPI: the check hook of
  * pdp.purpose runs them, and the reader need not have rights on pdp's tables.
@@ -42,10 +45,14 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
+#include "common/hashfn.h"
 
 #include "pdp_crypto.h"
 
-PG_FUNCTION_INFO_V1(pdp_purpose_flags);
+PG_FUNCTION_INFO_V1(pdp_visible_int8);
+PG_FUNCTION_INFO_V1(pdp_visible_text);
+PG_FUNCTION_INFO_V1(pdp_visible_uuid);
 PG_FUNCTION_INFO_V1(pdp_config_changed);
 PG_FUNCTION_INFO_V1(pdp_refuse_restricted);
 
@@ -63,19 +70,59 @@ typedef struct PurposeEntry
 	Oid		   *roles;			/* roles that may declare it */
 } PurposeEntry;
 
-typedef struct RestrictedEntry
+/*
+ * A subject's identifier in text form, as a hash key.  Identifiers up to
+ * SUBJECT_INLINE bytes (every bigint and uuid, most text ids) are stored as
+ * they are; longer ones by their SHA-256, flagged in len.
+ */
+#define SUBJECT_INLINE 56
+#define SUBJECT_DIGEST_FLAG 0x80000000u
+
+typedef struct SubjectKey
 {
-	unsigned char digest[32];	/* SHA-256 of the subject's text form */
-} RestrictedEntry;
+	uint32		len;
+	char		bytes[SUBJECT_INLINE];
+} SubjectKey;
+
+typedef struct SubjectEntry
+{
+	SubjectKey	key;
+	TimestampTz valid_until;	/* DT_NOEND for a consent that never expires */
+} SubjectEntry;
+
+/* Consents to one purpose: the subjects that hold one. */
+typedef struct ConsentSet
+{
+	char		purpose[NAMEDATALEN];	/* hash key */
+	HTAB	   *subjects;
+} ConsentSet;
 
 /* One context per cache, reset when that cache is invalidated. */
 static MemoryContext purpose_cxt = NULL;
 static MemoryContext restricted_cxt = NULL;
+static MemoryContext consent_cxt = NULL;
 static HTAB *purpose_cache = NULL;
 static HTAB *restricted_cache = NULL;
+static HTAB *consent_cache = NULL;	/* purpose name -> ConsentSet */
 static Oid	purpose_relid = InvalidOid;
 static Oid	grant_relid = InvalidOid;
 static Oid	restriction_relid = InvalidOid;
+static Oid	consent_relid = InvalidOid;
+
+/* What the current statement declared, worked out on its first row. */
+typedef struct StatementState
+{
+	LocalTransactionId lxid;
+	TimestampTz stmt_start;
+	int			flags;
+	ConsentSet *consents;		/* when the purpose needs consent */
+} StatementState;
+
+static StatementState stmt_state = {InvalidLocalTransactionId, 0, 0, NULL};
+
+static void subject_key(const char *s, size_t len, SubjectKey *key);
+static void ensure_restricted_cache(void);
+static ConsentSet *consent_set(const char *purpose);
 static bool callback_registered = false;
 
 /* Statement at which the "no purpose declared" notice was last given. */
@@ -95,6 +142,13 @@ consent_relcache_callback(Datum arg, Oid relid)
 		restricted_cache = NULL;
 		MemoryContextReset(restricted_cxt);
 	}
+	if ((relid == InvalidOid || relid == consent_relid) && consent_cache != NULL)
+	{
+		consent_cache = NULL;
+		MemoryContextReset(consent_cxt);
+	}
+	/* Whatever changed, the next row works out its statement state again. */
+	stmt_state.lxid = InvalidLocalTransactionId;
 }
 
 static void
@@ -111,6 +165,8 @@ ensure_callback(void)
 											ALLOCSET_SMALL_SIZES);
 		restricted_cxt = AllocSetContextCreate(TopMemoryContext, "pdp_ext restriction cache",
 											   ALLOCSET_SMALL_SIZES);
+		consent_cxt = AllocSetContextCreate(TopMemoryContext, "pdp_ext consent cache",
+											ALLOCSET_DEFAULT_SIZES);
 	}
 }
 
@@ -280,23 +336,22 @@ pdp_check_purpose(char **newval, void **extra, GucSource source)
 }
 
 /*
- * pdp._purpose_flags() RETURNS integer
- * Called once per statement (an initplan) by every protected table's
- * policies.  0 hides every row; otherwise bit 1 is set, bit 2 when the
- * purpose needs consent, bit 4 when restricted subjects stay visible.
+ * The declared purpose as flags, for the current role: 0 (nothing is
+ * visible, with a NOTICE once per statement) when no purpose is declared;
+ * an error when it is unknown or the role may not declare it.
  */
-Datum
-pdp_purpose_flags(PG_FUNCTION_ARGS)
+static int
+declared_purpose_flags(void)
 {
 	PurposeEntry *e;
 	int			flags = PURPOSE_VISIBLE;
 
-	AcceptInvalidationMessages();
 	if (pdp_purpose == NULL || pdp_purpose[0] == '\0')
 	{
 		TimestampTz stmt = GetCurrentStatementStartTimestamp();
 
-		if (noticed_lxid != MyProc->lxid || noticed_stmt != stmt)
+		/* Once per statement, and from the leader only, not each parallel worker. */
+		if (!IsParallelWorker() && (noticed_lxid != MyProc->lxid || noticed_stmt != stmt))
 		{
 			noticed_lxid = MyProc->lxid;
 			noticed_stmt = stmt;
@@ -304,7 +359,7 @@ pdp_purpose_flags(PG_FUNCTION_ARGS)
 					(errmsg("no purpose declared: rows of tables protected by pdp_ext are hidden"),
 					 errhint("Declare why this session reads personal data, for example SET pdp.purpose = 'courses'.")));
 		}
-		PG_RETURN_INT32(0);
+		return 0;
 	}
 	if (!ensure_purpose_cache())
 		ereport(ERROR,
@@ -327,7 +382,114 @@ pdp_purpose_flags(PG_FUNCTION_ARGS)
 		flags |= PURPOSE_NEEDS_CONSENT;
 	if (e->restriction_exempt)
 		flags |= PURPOSE_EXEMPT;
-	PG_RETURN_INT32(flags);
+	return flags;
+}
+
+/*
+ * Work out, once per statement (and again if the role, the declared
+ * purpose or the cached tables change), what the visibility test needs.
+ * The first call of a statement also takes in invalidations other sessions
+ * committed, so their consent changes apply from their next statement on.
+ */
+static inline void
+ensure_statement_state(void)
+{
+	static Oid	state_user = InvalidOid;
+	static char state_purpose[NAMEDATALEN] = "";
+	LocalTransactionId lxid = MyProc->lxid;
+	TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	const char *purpose = pdp_purpose ? pdp_purpose : "";
+
+	if (likely(stmt_state.lxid == lxid && stmt_state.stmt_start == stmt &&
+			   state_user == GetUserId() && strcmp(state_purpose, purpose) == 0))
+		return;
+
+	AcceptInvalidationMessages();
+	stmt_state.lxid = InvalidLocalTransactionId;
+	stmt_state.flags = declared_purpose_flags();
+	stmt_state.consents = (stmt_state.flags & PURPOSE_NEEDS_CONSENT) ? consent_set(purpose) : NULL;
+	if (stmt_state.flags != 0 && !(stmt_state.flags & PURPOSE_EXEMPT))
+		ensure_restricted_cache();
+	state_user = GetUserId();
+	strlcpy(state_purpose, purpose, sizeof(state_purpose));
+	stmt_state.stmt_start = stmt;
+	stmt_state.lxid = lxid;
+}
+
+/* Is a row of this subject visible for the statement's declared purpose? */
+static bool
+subject_visible(const SubjectKey *key)
+{
+	if (stmt_state.flags == 0)
+		return false;
+	if (stmt_state.consents != NULL)
+	{
+		SubjectEntry *e = hash_search(stmt_state.consents->subjects, key, HASH_FIND, NULL);
+
+		if (e == NULL)
+			return false;
+		if (e->valid_until != DT_NOEND && e->valid_until <= GetCurrentTransactionStartTimestamp())
+			return false;
+	}
+	if (!(stmt_state.flags & PURPOSE_EXEMPT) && hash_get_num_entries(restricted_cache) > 0 &&
+		hash_search(restricted_cache, key, HASH_FIND, NULL) != NULL)
+		return false;
+	return true;
+}
+
+/*
+ * pdp._visible(subject) RETURNS boolean, for bigint (and integer), text
+ * (and varchar) and uuid subjects: the per-row test of the policies that
+ * pdp.protect_table creates.  A NULL subject names nobody: visible whenever
+ * any row is.
+ */
+Datum
+pdp_visible_int8(PG_FUNCTION_ARGS)
+{
+	SubjectKey	key;
+
+	ensure_statement_state();
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(stmt_state.flags != 0);
+	key.len = (uint32) pg_lltoa(PG_GETARG_INT64(0), key.bytes);
+	PG_RETURN_BOOL(subject_visible(&key));
+}
+
+Datum
+pdp_visible_text(PG_FUNCTION_ARGS)
+{
+	SubjectKey	key;
+	text	   *t;
+
+	ensure_statement_state();
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(stmt_state.flags != 0);
+	t = PG_GETARG_TEXT_PP(0);
+	subject_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &key);
+	PG_RETURN_BOOL(subject_visible(&key));
+}
+
+Datum
+pdp_visible_uuid(PG_FUNCTION_ARGS)
+{
+	static const char hexdigits[] = "0123456789abcdef";
+	SubjectKey	key;
+	pg_uuid_t  *uuid;
+	int			p = 0;
+
+	ensure_statement_state();
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(stmt_state.flags != 0);
+	uuid = PG_GETARG_UUID_P(0);
+	for (int i = 0; i < UUID_LEN; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			key.bytes[p++] = '-';
+		key.bytes[p++] = hexdigits[uuid->data[i] >> 4];
+		key.bytes[p++] = hexdigits[uuid->data[i] & 0x0F];
+	}
+	key.len = (uint32) p;
+	PG_RETURN_BOOL(subject_visible(&key));
 }
 
 /*
@@ -348,13 +510,52 @@ pdp_config_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-static void
-subject_digest(const char *s, size_t len, unsigned char out[32])
+static uint32
+subject_hash(const void *key, Size keysize)
 {
-	if (!pdp_sha256((const unsigned char *) s, len, out))
+	const SubjectKey *k = (const SubjectKey *) key;
+
+	return hash_bytes((const unsigned char *) k->bytes, (int) (k->len & ~SUBJECT_DIGEST_FLAG)) ^ (k->len >> 31);
+}
+
+static int
+subject_match(const void *key1, const void *key2, Size keysize)
+{
+	const SubjectKey *a = (const SubjectKey *) key1;
+	const SubjectKey *b = (const SubjectKey *) key2;
+
+	return (a->len == b->len &&
+			memcmp(a->bytes, b->bytes, a->len & ~SUBJECT_DIGEST_FLAG) == 0) ? 0 : 1;
+}
+
+/* Key for the text form s[0..len). */
+static void
+subject_key(const char *s, size_t len, SubjectKey *key)
+{
+	if (len <= SUBJECT_INLINE)
+	{
+		key->len = (uint32) len;
+		memcpy(key->bytes, s, len);
+		return;
+	}
+	if (!pdp_sha256((const unsigned char *) s, len, (unsigned char *) key->bytes))
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("could not compute SHA-256")));
+	key->len = 32 | SUBJECT_DIGEST_FLAG;
+}
+
+static HTAB *
+subject_table(const char *name, MemoryContext cxt, long size)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(SubjectKey);
+	ctl.entrysize = sizeof(SubjectEntry);
+	ctl.hash = subject_hash;
+	ctl.match = subject_match;
+	ctl.hcxt = cxt;
+	return hash_create(name, size, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }
 
 static void
@@ -363,20 +564,20 @@ load_restriction_row(HeapTuple tuple, TupleDesc desc, void *arg)
 	bool		isnull;
 	Datum		d = heap_getattr(tuple, 1, desc, &isnull);
 	text	   *t;
-	RestrictedEntry key;
+	SubjectKey	key;
+	SubjectEntry *e;
 
 	if (isnull)
 		return;
 	t = DatumGetTextPP(d);
-	subject_digest(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), key.digest);
-	hash_search(restricted_cache, key.digest, HASH_ENTER, NULL);
+	subject_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &key);
+	e = hash_search(restricted_cache, &key, HASH_ENTER, NULL);
+	e->valid_until = DT_NOEND;
 }
 
 static void
 ensure_restricted_cache(void)
 {
-	HASHCTL		ctl;
-
 	ensure_callback();
 	if (restricted_cache != NULL)
 		return;
@@ -385,10 +586,7 @@ ensure_restricted_cache(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pdp_ext is not installed in this database")));
-	ctl.keysize = 32;
-	ctl.entrysize = sizeof(RestrictedEntry);
-	ctl.hcxt = restricted_cxt;
-	restricted_cache = hash_create("pdp_ext restricted subjects", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	restricted_cache = subject_table("pdp_ext restricted subjects", restricted_cxt, 64);
 	PG_TRY();
 	{
 		scan_pdp_table(restriction_relid, load_restriction_row, NULL);
@@ -400,6 +598,84 @@ ensure_restricted_cache(void)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+}
+
+typedef struct ConsentLoad
+{
+	const char *purpose;
+	HTAB	   *subjects;
+	AttrNumber	purpose_att;
+	AttrNumber	until_att;
+} ConsentLoad;
+
+static void
+load_consent_row(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	ConsentLoad *cl = (ConsentLoad *) arg;
+	bool		isnull;
+	text	   *t;
+	SubjectKey	key;
+	SubjectEntry *e;
+	Datum		until;
+
+	t = DatumGetTextPP(heap_getattr(tuple, cl->purpose_att, desc, &isnull));
+	if (isnull || VARSIZE_ANY_EXHDR(t) != strlen(cl->purpose) ||
+		memcmp(VARDATA_ANY(t), cl->purpose, VARSIZE_ANY_EXHDR(t)) != 0)
+		return;
+	t = DatumGetTextPP(heap_getattr(tuple, 1, desc, &isnull));
+	if (isnull)
+		return;
+	subject_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &key);
+	until = heap_getattr(tuple, cl->until_att, desc, &isnull);
+	e = hash_search(cl->subjects, &key, HASH_ENTER, NULL);
+	e->valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(until);
+}
+
+/* The subjects consenting to a purpose, loaded on first use. */
+static ConsentSet *
+consent_set(const char *purpose)
+{
+	ConsentSet *cs;
+	bool		found;
+
+	ensure_callback();
+	if (consent_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		consent_relid = pdp_table_oid("consent_state");
+		if (!OidIsValid(consent_relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("pdp_ext is not installed in this database")));
+		ctl.keysize = NAMEDATALEN;
+		ctl.entrysize = sizeof(ConsentSet);
+		ctl.hcxt = consent_cxt;
+		consent_cache = hash_create("pdp_ext consents", 8, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	cs = hash_search(consent_cache, purpose, HASH_ENTER, &found);
+	if (!found)
+	{
+		ConsentLoad cl;
+
+		cs->subjects = NULL;
+		cl.purpose = purpose;
+		cl.subjects = subject_table("pdp_ext consenting subjects", consent_cxt, 1024);
+		cl.purpose_att = get_attnum(consent_relid, "purpose");
+		cl.until_att = get_attnum(consent_relid, "valid_until");
+		PG_TRY();
+		{
+			scan_pdp_table(consent_relid, load_consent_row, &cl);
+		}
+		PG_CATCH();
+		{
+			hash_search(consent_cache, purpose, HASH_REMOVE, NULL);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		cs->subjects = cl.subjects;
+	}
+	return cs;
 }
 
 /*
@@ -435,7 +711,7 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 			Oid			typoutput;
 			bool		varlena;
 			char	   *s;
-			RestrictedEntry key;
+			SubjectKey	key;
 
 			if (attnum <= 0)
 				continue;
@@ -444,9 +720,9 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 				continue;
 			getTypeOutputInfo(TupleDescAttr(desc, attnum - 1)->atttypid, &typoutput, &varlena);
 			s = OidOutputFunctionCall(typoutput, value);
-			subject_digest(s, strlen(s), key.digest);
+			subject_key(s, strlen(s), &key);
 			pfree(s);
-			if (hash_search(restricted_cache, key.digest, HASH_FIND, NULL) != NULL)
+			if (hash_search(restricted_cache, &key, HASH_FIND, NULL) != NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						 errmsg("cannot %s a row of a restricted subject in table \"%s\"",

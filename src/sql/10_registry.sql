@@ -129,6 +129,7 @@ BEGIN
     END IF;
     INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase)
     VALUES (tbl, subject_column, 0, on_erase);
+    PERFORM pdp._sync_protection(tbl);    -- defined with the visibility capability
 EXCEPTION WHEN unique_violation THEN
     -- A concurrent registration of the same column won the race.
     RAISE EXCEPTION 'column "%" of table "%" is already registered', subject_column,
@@ -168,6 +169,7 @@ BEGIN
         RAISE EXCEPTION 'column "%" of table "%" is not registered', subject_column, rel.relname
             USING ERRCODE = 'undefined_object';
     END IF;
+    PERFORM pdp._sync_protection(tbl);
     RETURN n;
 END
 $$;

@@ -71,6 +71,7 @@ CREATE TABLE pdp.consent_event (
 );
 CREATE INDEX consent_event_subject_idx ON pdp.consent_event (subject, purpose, at);
 COMMENT ON TABLE pdp.consent_event IS 'every grant and withdrawal of consent, never updated or deleted';
+COMMENT ON SEQUENCE pdp.consent_event_id_seq IS 'numbers consent events';
 COMMENT ON COLUMN pdp.consent_event.id IS 'the event''s number; grant_consent returns it';
 COMMENT ON COLUMN pdp.consent_event.subject IS 'the subject''s identifier, in text form';
 COMMENT ON COLUMN pdp.consent_event.purpose IS 'the purpose consented to or withdrawn from';
@@ -124,6 +125,7 @@ CREATE TABLE pdp.restriction_event (
 );
 CREATE INDEX restriction_event_subject_idx ON pdp.restriction_event (subject, at);
 COMMENT ON TABLE pdp.restriction_event IS 'every restriction and lifting, never updated or deleted';
+COMMENT ON SEQUENCE pdp.restriction_event_id_seq IS 'numbers restriction events';
 COMMENT ON COLUMN pdp.restriction_event.id IS 'the event''s number';
 COMMENT ON COLUMN pdp.restriction_event.subject IS 'the subject''s identifier, in text form';
 COMMENT ON COLUMN pdp.restriction_event.action IS 'restrict or lift';
@@ -156,10 +158,16 @@ CREATE TRIGGER restriction_event_no_truncate BEFORE TRUNCATE ON pdp.restriction_
 
 -- C helpers: the cached purpose check, the invalidation that keeps every
 -- session's cache current, and the trigger refusing writes to restricted rows.
-CREATE FUNCTION pdp._purpose_flags() RETURNS integer
-LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_purpose_flags';
-COMMENT ON FUNCTION pdp._purpose_flags() IS
-    'the declared purpose as flags (1 visible, 2 needs consent, 4 exempt from restriction); errors if the role may not declare it';
+CREATE FUNCTION pdp._visible(subject bigint) RETURNS boolean
+LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_visible_int8';
+COMMENT ON FUNCTION pdp._visible(bigint) IS
+    'row test of protected tables: the declared purpose is allowed, consented to if needed, and the subject not restricted';
+CREATE FUNCTION pdp._visible(subject text) RETURNS boolean
+LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_visible_text';
+COMMENT ON FUNCTION pdp._visible(text) IS 'pdp._visible for text and varchar subjects';
+CREATE FUNCTION pdp._visible(subject uuid) RETURNS boolean
+LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_visible_uuid';
+COMMENT ON FUNCTION pdp._visible(uuid) IS 'pdp._visible for uuid subjects';
 CREATE FUNCTION pdp._config_changed() RETURNS trigger
 LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_config_changed';
 COMMENT ON FUNCTION pdp._config_changed() IS
@@ -169,6 +177,8 @@ CREATE TRIGGER purpose_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON p
 CREATE TRIGGER purpose_grant_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pdp.purpose_grant
     FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
 CREATE TRIGGER restriction_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pdp.restriction
+    FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
+CREATE TRIGGER consent_state_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pdp.consent_state
     FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
 CREATE FUNCTION pdp._refuse_restricted() RETURNS trigger
 LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_refuse_restricted';
@@ -507,14 +517,14 @@ COMMENT ON FUNCTION pdp.publish_policy(text, timestamptz, text) IS
 
 CREATE VIEW pdp.policies AS
 SELECT v.version, v.effective_from, v.document_sha256, v.published_at, v.published_by,
-       v.version OPERATOR(pg_catalog.=) (SELECT w.version FROM pdp.policy_version w
-                                          WHERE w.effective_from <= pg_catalog.now()
-                                          ORDER BY w.effective_from DESC LIMIT 1) AS in_effect
+       coalesce(v.version OPERATOR(pg_catalog.=) (SELECT w.version FROM pdp.policy_version w
+                                                   WHERE w.effective_from <= pg_catalog.now()
+                                                   ORDER BY w.effective_from DESC LIMIT 1), false) AS in_effect
   FROM pdp.policy_version v;
 COMMENT ON VIEW pdp.policies IS 'published policy versions; in_effect marks the one in force now';
 
 CREATE FUNCTION pdp.subjects_needing_reconsent(purpose text DEFAULT NULL)
-RETURNS TABLE (subject text, purpose text, policy_version text, granted_at timestamptz)
+RETURNS TABLE (subject text, consented_purpose text, policy_version text, granted_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -545,28 +555,6 @@ COMMENT ON FUNCTION pdp.subjects_needing_reconsent(text) IS
 
 -- Row visibility -------------------------------------------------------------
 
--- The visibility expression for one subject column, as SQL over the row.
--- Built with format(%I); the purpose flags come from an initplan, evaluated
--- once per statement; the consent and restriction checks are sublinks the
--- planner runs as a hashed semi-join for scans or an index probe per row.
-CREATE FUNCTION pdp._visibility_expr(col name) RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-SELECT pg_catalog.format(
-    '(((SELECT pdp._purpose_flags()) OPERATOR(pg_catalog.&) 2) OPERATOR(pg_catalog.=) 0'
-    ' OR %1$I IS NULL'
-    ' OR EXISTS (SELECT 1 FROM pdp.consent_state pdp_c'
-    ' WHERE pdp_c.subject OPERATOR(pg_catalog.=) (%1$I)::text'
-    ' AND pdp_c.purpose OPERATOR(pg_catalog.=) pg_catalog.current_setting(''pdp.purpose'')'
-    ' AND (pdp_c.valid_until IS NULL OR pdp_c.valid_until OPERATOR(pg_catalog.>) pg_catalog.now()))) '
-    'AND (((SELECT pdp._purpose_flags()) OPERATOR(pg_catalog.&) 4) OPERATOR(pg_catalog.=) 4'
-    ' OR %1$I IS NULL'
-    ' OR NOT EXISTS (SELECT 1 FROM pdp.restriction pdp_r'
-    ' WHERE pdp_r.subject OPERATOR(pg_catalog.=) (%1$I)::text))', col)
-$$;
-COMMENT ON FUNCTION pdp._visibility_expr(name) IS 'the consent and restriction test for one subject column, as SQL';
-
 CREATE FUNCTION pdp.protect_table(tbl regclass, force boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -576,7 +564,7 @@ DECLARE
     cols text;
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    SELECT pg_catalog.string_agg(pdp._visibility_expr(s.col), ' AND ' ORDER BY s.attnum),
+    SELECT pg_catalog.string_agg(pg_catalog.format('pdp._visible(%I)', s.col), ' AND ' ORDER BY s.attnum),
            pg_catalog.string_agg(pg_catalog.quote_literal(s.col), ', ' ORDER BY s.attnum)
       INTO vis, cols
       FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) protect_table.tbl;
@@ -585,7 +573,6 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Register its subject columns with pdp.register_table first.';
     END IF;
-    vis := '((SELECT pdp._purpose_flags()) OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.=) 1 AND ' || vis;
     PERFORM pdp._unprotect(tbl);
     EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s FOR SELECT USING (%s)', tbl, vis);
     EXECUTE pg_catalog.format('CREATE POLICY pdp_insert ON %s FOR INSERT WITH CHECK (true)', tbl);
@@ -652,3 +639,28 @@ SELECT c.oid::regclass AS table_name, c.relrowsecurity AS rls_enabled, c.relforc
  WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
                 WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid AND p.polname OPERATOR(pg_catalog.=) 'pdp_select');
 COMMENT ON VIEW pdp.protected_tables IS 'tables protected by pdp_ext; owners and BYPASSRLS roles see all rows unless forced';
+
+-- Keeps a protected table's policies in step with its registered subject
+-- columns; called by register_table and unregister_table.
+CREATE FUNCTION pdp._sync_protection(tbl regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    forced boolean;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid OPERATOR(pg_catalog.=) tbl::oid
+                     AND p.polname OPERATOR(pg_catalog.=) 'pdp_select') THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _sync_protection.tbl) THEN
+        RAISE EXCEPTION 'cannot unregister the last subject column of protected table "%"', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Call pdp.unprotect_table first.';
+    END IF;
+    SELECT c.relforcerowsecurity INTO forced FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
+    PERFORM pdp.protect_table(tbl, forced);
+END
+$$;
+COMMENT ON FUNCTION pdp._sync_protection(regclass) IS
+    'rebuilds a protected table''s policies after its subject columns change';

@@ -53,18 +53,13 @@ GRANT EXECUTE ON FUNCTION pdp._on_write_enabled(regclass) TO pdp_auditor;
 GRANT SELECT ON pdp.purpose, pdp.purpose_grant, pdp.purposes, pdp.policy_version, pdp.policies,
                 pdp.protected_tables TO pdp_admin, pdp_auditor;
 GRANT SELECT ON pdp.consent_event, pdp.consent_state, pdp.restriction, pdp.restriction_event TO pdp_auditor;
-GRANT EXECUTE ON FUNCTION pdp._purpose_flags() TO PUBLIC;
--- The policies' consent and restriction sublinks run as the querying role:
--- they may read which subject consented to which purpose, and who is
--- restricted, never evidence or reasons.
-GRANT SELECT (subject, purpose, valid_until) ON pdp.consent_state TO PUBLIC;
-GRANT SELECT (subject) ON pdp.restriction TO PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._visible(bigint), pdp._visible(text), pdp._visible(uuid) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     pdp.define_purpose(text, text, text, boolean, boolean),
     pdp.allow_purpose(regrole, text), pdp.disallow_purpose(regrole, text),
     pdp.publish_policy(text, timestamptz, text),
     pdp.protect_table(regclass, boolean), pdp.unprotect_table(regclass), pdp._unprotect(regclass),
-    pdp._visibility_expr(name), pdp._require_purpose(text),
+    pdp._require_purpose(text), pdp._sync_protection(regclass),
     pdp._refuse_restricted()
 TO pdp_admin;
 GRANT EXECUTE ON FUNCTION

@@ -1,0 +1,199 @@
+-- Purposes, consent, restriction, policy versions and consent-aware row
+-- visibility, with several roles and purposes.
+\set SHOW_CONTEXT never
+\set VERBOSITY terse
+
+-- Purposes and their legal bases.
+SELECT pdp.define_purpose('marketing', 'consent', 'newsletters and offers');
+SELECT pdp.define_purpose('courses', 'contract', 'providing courses');
+SELECT pdp.define_purpose('legal claims', 'legal_obligation', 'disputes and lawful requests');
+SELECT pdp.define_purpose('analytics', 'legitimate_interests', 'service improvement', true);
+SELECT purpose, legal_basis, requires_consent, restriction_exempt FROM pdp.purposes ORDER BY 1;
+-- Bad inputs.
+SELECT pdp.define_purpose('x', 'because');                         -- unknown legal basis
+SELECT pdp.define_purpose(NULL, 'consent');
+SELECT pdp.define_purpose('', 'consent');
+SELECT pdp.define_purpose('newsletter', 'consent', NULL, false);   -- consent basis without consent
+
+-- A learners table with quotes, spaces and capitals, and an activity log
+-- naming a learner twice.
+CREATE SCHEMA "LMS App";
+CREATE TABLE "LMS App"."Learner ""Profiles""" ("User Id" bigint PRIMARY KEY, name text, city text);
+CREATE TABLE "LMS App".activity (id serial PRIMARY KEY, actor bigint, affected bigint, what text);
+INSERT INTO "LMS App"."Learner ""Profiles""" SELECT g, 'learner ' || g, 'Almaty' FROM generate_series(1, 6) g;
+INSERT INTO "LMS App".activity (actor, affected, what)
+VALUES (1, NULL, 'login'), (2, 1, 'graded'), (3, 4, 'graded'), (5, NULL, 'login');
+SELECT pdp.register_table('"LMS App"."Learner ""Profiles"""', 'User Id');
+SELECT pdp.register_table('"LMS App".activity', 'actor');
+SELECT pdp.register_table('"LMS App".activity', 'affected');
+SELECT pdp.protect_table('"LMS App"."Learner ""Profiles"""');
+SELECT pdp.protect_table('"LMS App".activity');
+SELECT pdp.protect_table('"LMS App".activity');                      -- again: rebuilt, not doubled
+SELECT count(*) AS policies FROM pg_policy WHERE polrelid = '"LMS App".activity'::regclass;
+CREATE TABLE "LMS App".unregistered (id int);
+SELECT pdp.protect_table('"LMS App".unregistered');
+SELECT pdp.unprotect_table('"LMS App".unregistered');
+
+-- Consent: learners 1, 2 and 3 consent to marketing; 3 only until soon.
+SELECT pdp.grant_consent(1, 'marketing', evidence => '{"form": "signup-v3", "text_sha256": "ab12"}') > 0 AS granted;
+SELECT pdp.grant_consent(2::bigint, 'marketing') > 0 AS granted;
+SELECT pdp.grant_consent('3', 'marketing', valid_until => clock_timestamp() + interval '1 second') > 0 AS granted;
+SELECT pdp.grant_consent(4, 'analytics') > 0 AS granted;
+SELECT pdp.has_consent(1, 'marketing') AS one, pdp.has_consent(5, 'marketing') AS five, pdp.has_consent('1', 'courses') AS courses;
+-- Bad inputs.
+SELECT pdp.grant_consent(NULL::bigint, 'marketing');
+SELECT pdp.grant_consent(1, 'no such purpose');
+SELECT pdp.grant_consent(1, 'marketing', policy_version => 'v9');
+SELECT pdp.grant_consent(1, 'marketing', evidence => '[1, 2]');
+SELECT pdp.grant_consent(1, 'marketing', valid_until => now() - interval '1 day');
+SELECT pdp.withdraw_consent(NULL::text, 'marketing');
+SELECT pdp.has_consent(1, 'no such purpose');
+
+-- Roles: the app may declare marketing and courses; the analyst analytics only.
+CREATE ROLE regress_app;
+CREATE ROLE regress_analyst;
+CREATE ROLE regress_clerk IN ROLE regress_app;      -- inherits the app's purposes
+GRANT USAGE ON SCHEMA "LMS App" TO regress_app, regress_analyst;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "LMS App" TO regress_app, regress_analyst;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA "LMS App" TO regress_app;
+SELECT pdp.allow_purpose('regress_app', 'marketing');
+SELECT pdp.allow_purpose('regress_app', 'courses');
+SELECT pdp.allow_purpose('regress_analyst', 'analytics');
+SELECT pdp.allow_purpose('regress_app', 'nope');
+SELECT pdp.allow_purpose(NULL, 'courses');
+SELECT purpose, allowed_roles FROM pdp.purposes ORDER BY 1;
+
+SET ROLE regress_app;
+-- No purpose: fail closed, with a notice.
+\set VERBOSITY default
+SELECT count(*) FROM "LMS App"."Learner ""Profiles""";
+\set VERBOSITY terse
+-- A disallowed or unknown purpose is an error, not an empty result.
+SET pdp.purpose = 'analytics';
+SET pdp.purpose = 'legal claims';
+SET pdp.purpose = 'does not exist';
+-- Contract purpose: every row.
+SET pdp.purpose = 'courses';
+SELECT "User Id" FROM "LMS App"."Learner ""Profiles""" ORDER BY 1;
+-- Consent purpose: only consenting learners; a row naming two learners needs both.
+SET pdp.purpose = 'marketing';
+SELECT "User Id" FROM "LMS App"."Learner ""Profiles""" ORDER BY 1;
+SELECT actor, affected, what FROM "LMS App".activity ORDER BY id;
+-- INSERT of a new subject works without consent.
+INSERT INTO "LMS App"."Learner ""Profiles""" VALUES (7, 'new learner', 'Astana');
+-- SET LOCAL.
+BEGIN;
+SET LOCAL pdp.purpose = 'courses';
+SELECT count(*) AS courses_count FROM "LMS App"."Learner ""Profiles""";
+COMMIT;
+SELECT current_setting('pdp.purpose') AS after_local;
+RESET ROLE;
+
+-- A role may not claim another's purpose: a member inherits, others do not.
+SET ROLE regress_clerk;
+SET pdp.purpose = 'courses';
+SELECT count(*) AS clerk_count FROM "LMS App"."Learner ""Profiles""";
+RESET ROLE;
+SET pdp.purpose = 'courses';
+SET ROLE regress_analyst;
+SELECT count(*) FROM "LMS App"."Learner ""Profiles""";         -- purpose set before SET ROLE
+SET pdp.purpose = 'analytics';
+SELECT "User Id" FROM "LMS App"."Learner ""Profiles""" ORDER BY 1;
+RESET ROLE;
+RESET pdp.purpose;
+
+-- Expiry of a time-limited consent (learner 3's second ran out).
+SELECT pg_sleep(1.2);
+SET ROLE regress_app;
+SET pdp.purpose = 'marketing';
+SELECT "User Id" FROM "LMS App"."Learner ""Profiles""" ORDER BY 1;
+RESET ROLE;
+SELECT pdp.has_consent(3, 'marketing') AS three_now;
+
+-- Withdrawal, and history that can answer for any past moment.
+SELECT clock_timestamp() AS before_withdrawal \gset
+SELECT pdp.withdraw_consent(2, 'marketing') AS withdrawn, pdp.withdraw_consent(2, 'marketing') AS again;
+SET ROLE regress_app;
+SET pdp.purpose = 'marketing';
+SELECT "User Id" FROM "LMS App"."Learner ""Profiles""" ORDER BY 1;
+RESET ROLE;
+SELECT pdp.has_consent(2, 'marketing') AS now, pdp.has_consent(2, 'marketing', :'before_withdrawal') AS before;
+SELECT purpose, action, evidence, valid_until IS NOT NULL AS limited FROM pdp.consent_history(1) ORDER BY event_id;
+SELECT purpose, action FROM pdp.consent_history(2) ORDER BY event_id;
+-- History is never deleted or overwritten, for the owner neither.
+DELETE FROM pdp.consent_event;
+UPDATE pdp.consent_event SET action = 'grant';
+TRUNCATE pdp.consent_event;
+SELECT count(*) AS events FROM pdp.consent_event;
+
+-- Restriction: hidden from non-exempt purposes, updates and deletes refused.
+SELECT pdp.restrict_subject(1, 'accuracy contested');
+SELECT pdp.restrict_subject(NULL::bigint, 'x');
+SELECT pdp.restrict_subject(1, '');
+SET ROLE regress_app;
+SET pdp.purpose = 'courses';
+SELECT "User Id" FROM "LMS App"."Learner ""Profiles""" ORDER BY 1;
+UPDATE "LMS App"."Learner ""Profiles""" SET city = 'Shymkent' WHERE "User Id" = 1;   -- hidden: 0 rows
+RESET ROLE;
+-- Under an exempt purpose the rows show, but still cannot be changed; nor by the owner.
+SELECT pdp.allow_purpose('regress_app', 'legal claims');
+SET ROLE regress_app;
+SET pdp.purpose = 'legal claims';
+SELECT "User Id" FROM "LMS App"."Learner ""Profiles""" WHERE "User Id" = 1;
+UPDATE "LMS App"."Learner ""Profiles""" SET city = 'Shymkent' WHERE "User Id" = 1;
+DELETE FROM "LMS App".activity WHERE affected = 1;
+RESET ROLE;
+UPDATE "LMS App"."Learner ""Profiles""" SET city = 'Shymkent' WHERE "User Id" = 1;
+UPDATE "LMS App"."Learner ""Profiles""" SET city = 'Shymkent' WHERE "User Id" = 2;   -- not restricted
+SELECT pdp.lift_restriction(1) AS lifted, pdp.lift_restriction(1) AS again;
+UPDATE "LMS App"."Learner ""Profiles""" SET city = 'Shymkent' WHERE "User Id" = 1;
+SELECT subject, action, reason FROM pdp.restriction_event ORDER BY id;
+
+-- Owners see all rows unless protection is forced.
+RESET pdp.purpose;
+SELECT count(*) AS owner_sees FROM "LMS App".activity;
+SELECT pdp.protect_table('"LMS App".activity', force => true);
+CREATE ROLE regress_owner;
+ALTER TABLE "LMS App".activity OWNER TO regress_owner;
+GRANT USAGE ON SCHEMA "LMS App" TO regress_owner;
+SET ROLE regress_owner;
+SELECT count(*) AS owner_forced FROM "LMS App".activity;
+RESET ROLE;
+ALTER TABLE "LMS App".activity OWNER TO CURRENT_USER;
+SELECT table_name, rls_enabled, rls_forced FROM pdp.protected_tables ORDER BY 1;
+-- Registering another subject column rebuilds the policies; the last one cannot go while protected.
+ALTER TABLE "LMS App".activity ADD COLUMN witness bigint;
+SELECT pdp.register_table('"LMS App".activity', 'witness');
+SELECT count(*) FROM pg_policy WHERE polrelid = '"LMS App".activity'::regclass AND pg_get_expr(polqual, polrelid) LIKE '%witness%';
+SELECT pdp.unregister_table('"LMS App"."Learner ""Profiles"""');
+SELECT pdp.unprotect_table('"LMS App".activity');
+SELECT pdp.unprotect_table('"LMS App".activity');
+SELECT relrowsecurity FROM pg_class WHERE oid = '"LMS App".activity'::regclass;
+
+-- Policy versions: 10 days' notice; re-consent after a new version takes effect.
+SELECT pdp.publish_policy('v2', now() + interval '9 days', repeat('a', 64));
+SELECT pdp.publish_policy('v2', now() + interval '11 days', 'not a hash');
+SELECT pdp.publish_policy('v2', now() + interval '11 days', repeat('a', 64));
+SELECT pdp.publish_policy('v2', now() + interval '12 days', repeat('b', 64));
+SELECT version, in_effect FROM pdp.policies;
+-- A version already in effect, as if published long ago (inserted directly by the owner).
+INSERT INTO pdp.policy_version (version, effective_from, document_sha256)
+VALUES ('v1', now() - interval '100 days', repeat('c', 64));
+SELECT version, in_effect FROM pdp.policies ORDER BY effective_from;
+INSERT INTO pdp.policy_version (version, effective_from, document_sha256)
+VALUES ('v0', now() - interval '200 days', repeat('d', 64));
+SELECT pdp.grant_consent(5, 'marketing', 'v1') > 0 AS under_v1;
+SELECT pdp.grant_consent(6, 'marketing', 'v0') > 0 AS under_v0;
+SELECT pdp.grant_consent(6, 'analytics', 'v0') > 0 AS under_v0;
+SELECT subject, consented_purpose, policy_version FROM pdp.subjects_needing_reconsent('marketing');
+SELECT subject, consented_purpose FROM pdp.subjects_needing_reconsent();
+SELECT * FROM pdp.subjects_needing_reconsent('no such purpose');
+
+-- Recording consent is not for any role: pdp_admin by default.
+SET ROLE regress_app;
+SELECT pdp.grant_consent(6, 'marketing');
+SELECT * FROM pdp.consent_event LIMIT 1;
+RESET ROLE;
+
+DROP SCHEMA "LMS App" CASCADE;
+DROP ROLE regress_app, regress_analyst, regress_clerk, regress_owner;
