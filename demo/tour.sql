@@ -70,10 +70,51 @@ SELECT pdp.create_masked_view('lms.users') AS "masked view";
 SELECT id, full_name, email, phone, iin FROM lms.users_masked ORDER BY id LIMIT 3;
 SELECT table_name, column_name, rule, category, on_write FROM pdp.column_rules ORDER BY 1::text, 2;
 
-\echo '=== 5. Roles =================================================================='
-\echo 'An application role may not configure pdp_ext:'
+\echo '=== 5. Purposes, consent and row visibility ==================================='
+\echo 'Purposes with legal bases; the app may declare two of them; half the learners consent to marketing:'
+\o /dev/null
+SELECT pdp.define_purpose('marketing', 'consent', 'newsletters and offers');
+SELECT pdp.define_purpose('courses', 'contract', 'providing courses');
+SELECT pdp.define_purpose('legal claims', 'legal_obligation', 'disputes and lawful requests');
 CREATE ROLE lms_app;
 GRANT USAGE ON SCHEMA tour, lms TO lms_app;
+GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA lms TO lms_app;
+SELECT pdp.allow_purpose('lms_app', 'marketing');
+SELECT pdp.allow_purpose('lms_app', 'courses');
+SELECT pdp.grant_consent(id, 'marketing', evidence => '{"form": "signup-v3"}') FROM lms.users WHERE id % 2 = 0;
+SELECT pdp.protect_table('lms.enrolments');
+\o
+SELECT purpose, legal_basis, requires_consent, restriction_exempt, allowed_roles FROM pdp.purposes ORDER BY 1;
+SET ROLE lms_app;
+\echo 'As lms_app with no purpose declared, the table is empty (fail closed):'
+SELECT count(*) AS enrolments_visible FROM lms.enrolments;
+SELECT tour.try($$SET pdp.purpose = 'legal claims'$$) AS "lms_app declares legal claims";
+SET pdp.purpose = 'courses';
+SELECT count(*) AS "enrolments visible for courses" FROM lms.enrolments;
+SET pdp.purpose = 'marketing';
+SELECT count(*) AS "enrolments visible for marketing" FROM lms.enrolments;
+SELECT count(*) AS "learner 2's enrolments, marketing" FROM lms.enrolments WHERE user_id = 2;
+RESET ROLE;
+\echo 'Learner 2 withdraws consent to marketing:'
+SELECT pdp.withdraw_consent(2, 'marketing');
+SET ROLE lms_app;
+SET pdp.purpose = 'marketing';
+SELECT count(*) AS "enrolments visible for marketing" FROM lms.enrolments;
+SELECT count(*) AS "learner 2's enrolments, marketing" FROM lms.enrolments WHERE user_id = 2;
+RESET ROLE;
+\echo 'Learner 4 asks for restriction: hidden for courses too, and their rows cannot be changed:'
+SELECT pdp.restrict_subject(4, 'accuracy contested');
+SET ROLE lms_app;
+SET pdp.purpose = 'courses';
+SELECT count(*) AS "learner 4's enrolments, courses" FROM lms.enrolments WHERE user_id = 4;
+RESET ROLE;
+SELECT tour.try($$UPDATE lms.enrolments SET course_id = 1 WHERE user_id = 4$$) AS "owner updates learner 4";
+SELECT purpose, action, evidence FROM pdp.consent_history(2);
+SELECT tour.try($$SELECT pdp.publish_policy('v2', now() + interval '9 days', repeat('a', 64))$$) AS "policy effective in 9 days";
+RESET pdp.purpose;
+
+\echo '=== 6. Roles =================================================================='
+\echo 'An application role may not configure pdp_ext:'
 SET ROLE lms_app;
 SELECT tour.try($$SELECT pdp.register_table('lms.courses', 'id')$$) AS "lms_app registers a table";
 RESET ROLE;
