@@ -86,6 +86,7 @@ pdp_decrypt(PG_FUNCTION_ARGS)
 	Size		plen;
 	text	   *result;
 
+	pdp_audit_reversal("pdp.decrypt");
 	if (!pdp_token_parse(VARDATA_ANY(token), len, buf, &tok))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),

@@ -124,6 +124,8 @@ iin_permute(FunctionCallInfo fcinfo, const char *label, bool keep_year,
 	/* fpe_iin is not STRICT (key_version may be NULL): NULL in, NULL out. */
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
+	if (!encrypt)
+		pdp_audit_reversal("pdp.fpe_iin_decrypt");
 	iin = PG_GETARG_TEXT_PP(0);
 	s = VARDATA_ANY(iin);
 	len = VARSIZE_ANY_EXHDR(iin);
@@ -233,6 +235,8 @@ fpe_digits(FunctionCallInfo fcinfo, bool encrypt)
 	/* Not STRICT (key_version may be NULL): NULL value, domain or radix gives NULL. */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
+	if (!encrypt)
+		pdp_audit_reversal("pdp.fpe_decrypt");
 	value = PG_GETARG_TEXT_PP(0);
 	domain = PG_GETARG_TEXT_PP(1);
 	radix = PG_GETARG_INT32(2);

@@ -22,6 +22,9 @@ extern char *pdp_purpose;
  */
 extern bool pdp_erasure_in_progress;
 
+/* Audit trail (audit.c) */
+extern void pdp_audit_reversal(const char *function);
+
 /* Declared purpose (consent.c) */
 extern bool pdp_check_purpose(char **newval, void **extra, GucSource source);
 

@@ -130,6 +130,8 @@ BEGIN
     INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase)
     VALUES (tbl, subject_column, 0, on_erase);
     PERFORM pdp._sync_protection(tbl);    -- defined with the visibility capability
+    PERFORM pdp._audit('register_table', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('subject_column', subject_column, 'on_erase', on_erase));
 EXCEPTION WHEN unique_violation THEN
     -- A concurrent registration of the same column won the race.
     RAISE EXCEPTION 'column "%" of table "%" is already registered', subject_column,
@@ -170,6 +172,8 @@ BEGIN
             USING ERRCODE = 'undefined_object';
     END IF;
     PERFORM pdp._sync_protection(tbl);
+    PERFORM pdp._audit('unregister_table', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('subject_column', subject_column, 'removed', n));
     RETURN n;
 END
 $$;

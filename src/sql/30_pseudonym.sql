@@ -1,6 +1,7 @@
 -- Column-level pseudonymisation, masking and validation (C, over OpenSSL).
 -- Keyed functions are STABLE (their result depends on the key file);
--- keyless ones IMMUTABLE.  All are STRICT (NULL in, NULL out) and PARALLEL SAFE.
+-- keyless ones IMMUTABLE.  All are STRICT (NULL in, NULL out) and PARALLEL
+-- SAFE, except the reversing ones, which write an audit entry.
 
 -- Keyed, irreversible ----------------------------------------------------
 
@@ -48,8 +49,9 @@ CREATE FUNCTION pdp.encrypt(value text, domain text DEFAULT '') RETURNS text
 LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_encrypt';
 COMMENT ON FUNCTION pdp.encrypt(text, text) IS
     'deterministic authenticated encryption (AES-256-SIV) into a token carrying its key version and domain';
+-- The reversing functions write an audit entry: VOLATILE, PARALLEL UNSAFE.
 CREATE FUNCTION pdp.decrypt(token text) RETURNS text
-LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_decrypt';
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pdp_decrypt';
 COMMENT ON FUNCTION pdp.decrypt(text) IS
     'reverses pdp.encrypt; pdp_reidentifier only';
 
@@ -60,7 +62,7 @@ COMMENT ON FUNCTION pdp.fpe_encrypt(text, text, integer, integer) IS
     'NIST SP 800-38G FF1 on AES-256 over digits 0-9a-z below radix; key_version NULL means the active key';
 CREATE FUNCTION pdp.fpe_decrypt(digits text, domain text DEFAULT '', radix integer DEFAULT 10,
                                 key_version integer DEFAULT NULL) RETURNS text
-LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_fpe_decrypt';
+LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pdp_fpe_decrypt';
 COMMENT ON FUNCTION pdp.fpe_decrypt(text, text, integer, integer) IS
     'reverses pdp.fpe_encrypt with the same domain, radix and key version; pdp_reidentifier only';
 
@@ -69,7 +71,7 @@ LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_fpe_iin';
 COMMENT ON FUNCTION pdp.fpe_iin(text, integer) IS
     'reversible IIN token that is itself a valid IIN; key_version NULL means the active key';
 CREATE FUNCTION pdp.fpe_iin_decrypt(token text, key_version integer DEFAULT NULL) RETURNS text
-LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_fpe_iin_decrypt';
+LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pdp_fpe_iin_decrypt';
 COMMENT ON FUNCTION pdp.fpe_iin_decrypt(text, integer) IS
     'reverses pdp.fpe_iin under the same key version; pdp_reidentifier only';
 

@@ -235,6 +235,8 @@ BEGIN
     IF pdp._on_write_enabled(tbl) THEN
         PERFORM pdp._sync_on_write_trigger(tbl, true);
     END IF;
+    PERFORM pdp._audit('set_column_rule', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('column', col, 'rule', rule, 'category', category));
 END
 $$;
 COMMENT ON FUNCTION pdp.set_column_rule(regclass, name, text, text) IS
@@ -254,6 +256,7 @@ BEGIN
     IF pdp._on_write_enabled(tbl) THEN
         PERFORM pdp._sync_on_write_trigger(tbl, true);
     END IF;
+    PERFORM pdp._audit('drop_column_rule', tbl::text, NULL, pg_catalog.jsonb_build_object('column', col));
 END
 $$;
 COMMENT ON FUNCTION pdp.drop_column_rule(regclass, name) IS 'removes a column''s rule';
@@ -282,6 +285,7 @@ BEGIN
                   HINT = 'Declare rules with pdp.set_column_rule first.';
     END IF;
     PERFORM pdp._sync_on_write_trigger(tbl, coalesce(enable, false));
+    PERFORM pdp._audit('pseudonymise_on_write', tbl::text, NULL, pg_catalog.jsonb_build_object('enabled', coalesce(enable, false)));
 END
 $$;
 COMMENT ON FUNCTION pdp.pseudonymise_on_write(regclass, boolean) IS
@@ -379,6 +383,7 @@ BEGIN
                                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c))
            INTO last;
         INSERT INTO pdp.apply_run (tbl, key_columns, upper_key) VALUES (tbl, keys, last);
+        PERFORM pdp._audit('apply_rules_start', tbl::text, NULL, pg_catalog.jsonb_build_object('batch_size', batch_size));
         SELECT * INTO run FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
     END IF;
     COMMIT;
@@ -411,7 +416,9 @@ BEGIN
             COMMIT;
         END LOOP;
     END IF;
-    UPDATE pdp.apply_run r SET finished_at = pg_catalog.now() WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+    UPDATE pdp.apply_run r SET finished_at = pg_catalog.now() WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl
+    RETURNING r.rows_done INTO n;
+    PERFORM pdp._audit('apply_rules_finish', tbl::text, NULL, pg_catalog.jsonb_build_object('rows', n));
     COMMIT;
 END
 $$;
@@ -454,6 +461,7 @@ BEGIN
     EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT %s FROM %s', target, cols, tbl);
     EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', target,
                               pg_catalog.format('pdp_ext masked view of %s: columns with rules show the rule''s output', tbl));
+    PERFORM pdp._audit('create_masked_view', tbl::text, NULL, pg_catalog.jsonb_build_object('view', target));
     RETURN target::regclass;
 END
 $$;

@@ -219,6 +219,7 @@ BEGIN
        SET legal_basis = EXCLUDED.legal_basis, description = EXCLUDED.description,
            requires_consent = EXCLUDED.requires_consent, restriction_exempt = EXCLUDED.restriction_exempt,
            defined_at = pg_catalog.now(), defined_by = CURRENT_USER;
+    PERFORM pdp._audit('define_purpose', purpose, NULL, pg_catalog.jsonb_build_object('legal_basis', legal_basis));
 END
 $$;
 COMMENT ON FUNCTION pdp.define_purpose(text, text, text, boolean, boolean) IS
@@ -251,6 +252,7 @@ BEGIN
     PERFORM pdp._require_purpose(purpose);
     INSERT INTO pdp.purpose_grant (role, purpose) VALUES (allow_purpose.role, allow_purpose.purpose)
     ON CONFLICT DO NOTHING;
+    PERFORM pdp._audit('allow_purpose', purpose, NULL, pg_catalog.jsonb_build_object('role', role::text));
 END
 $$;
 COMMENT ON FUNCTION pdp.allow_purpose(regrole, text) IS 'lets a role (and its members) declare a purpose';
@@ -266,7 +268,11 @@ BEGIN
     PERFORM pdp._require_purpose(purpose);
     DELETE FROM pdp.purpose_grant g
      WHERE g.role OPERATOR(pg_catalog.=) disallow_purpose.role AND g.purpose OPERATOR(pg_catalog.=) disallow_purpose.purpose;
-    RETURN FOUND;
+    IF FOUND THEN
+        PERFORM pdp._audit('disallow_purpose', purpose, NULL, pg_catalog.jsonb_build_object('role', role::text));
+        RETURN true;
+    END IF;
+    RETURN false;
 END
 $$;
 COMMENT ON FUNCTION pdp.disallow_purpose(regrole, text) IS 'withdraws a role''s right to declare a purpose; true if it had it';
@@ -314,6 +320,9 @@ BEGIN
     VALUES (grant_consent.subject, grant_consent.purpose, event, grant_consent.policy_version, grant_consent.valid_until)
     ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
        SET event_id = EXCLUDED.event_id, policy_version = EXCLUDED.policy_version, valid_until = EXCLUDED.valid_until;
+    PERFORM pdp._audit('grant_consent', purpose, subject,
+                       pg_catalog.jsonb_build_object('event_id', event, 'policy_version', policy_version,
+                                                     'time_limited', valid_until IS NOT NULL));
     RETURN event;
 END
 $$;
@@ -349,6 +358,7 @@ BEGIN
     END IF;
     INSERT INTO pdp.consent_event (subject, purpose, action)
     VALUES (withdraw_consent.subject, withdraw_consent.purpose, 'withdraw');
+    PERFORM pdp._audit('withdraw_consent', purpose, subject);
     RETURN true;
 END
 $$;
@@ -445,6 +455,7 @@ BEGIN
     IF FOUND THEN
         INSERT INTO pdp.restriction_event (subject, action, reason)
         VALUES (restrict_subject.subject, 'restrict', restrict_subject.reason);
+        PERFORM pdp._audit('restrict_subject', NULL, subject);
     END IF;
 END
 $$;
@@ -470,6 +481,7 @@ BEGIN
         RETURN false;
     END IF;
     INSERT INTO pdp.restriction_event (subject, action) VALUES (lift_restriction.subject, 'lift');
+    PERFORM pdp._audit('lift_restriction', NULL, subject);
     RETURN true;
 END
 $$;
@@ -510,6 +522,8 @@ BEGIN
     END IF;
     INSERT INTO pdp.policy_version (version, effective_from, document_sha256)
     VALUES (publish_policy.version, publish_policy.effective_from, publish_policy.document_sha256);
+    PERFORM pdp._audit('publish_policy', version, NULL,
+                       pg_catalog.jsonb_build_object('effective_from', effective_from, 'document_sha256', document_sha256));
 END
 $$;
 COMMENT ON FUNCTION pdp.publish_policy(text, timestamptz, text) IS
@@ -584,6 +598,7 @@ BEGIN
     IF force THEN
         EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
     END IF;
+    PERFORM pdp._audit('protect_table', tbl::text, NULL, pg_catalog.jsonb_build_object('force', force));
 END
 $$;
 COMMENT ON FUNCTION pdp.protect_table(regclass, boolean) IS
@@ -627,6 +642,7 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl);
         EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl);
     END IF;
+    PERFORM pdp._audit('unprotect_table', tbl::text);
 END
 $$;
 COMMENT ON FUNCTION pdp.unprotect_table(regclass) IS

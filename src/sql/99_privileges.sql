@@ -75,3 +75,10 @@ GRANT EXECUTE ON FUNCTION
     pdp.consent_history(text), pdp.consent_history(bigint), pdp.consent_history(uuid),
     pdp.subjects_needing_reconsent(text)
 TO pdp_admin, pdp_auditor;
+
+-- Audit trail: read by pdp_auditor; written only through pdp._audit, which
+-- the functions that run as their caller need.
+GRANT SELECT ON pdp.audit_log, pdp.audit_seal, pdp.audit_chain TO pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp.verify_audit_log(), pdp.seal_audit_log(boolean, integer) TO pdp_auditor, pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp.trim_audit_log(interval) TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb) TO pdp_admin, pdp_reidentifier;

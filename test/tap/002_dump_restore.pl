@@ -41,12 +41,30 @@ my $before = $node->safe_psql('src', $query);
 is($node->safe_psql('src', q{SELECT attnum FROM pdp.subject_column WHERE col = 'Learner Id'}), '2',
 	'the original column has attnum 2 (after a dropped column)');
 
+$node->safe_psql('src', q{
+	SELECT pdp.define_purpose('news', 'consent');
+	SELECT pdp.grant_consent(1, 'news', evidence => '{"form": "f1"}');
+	SELECT pdp.withdraw_consent(1, 'news');
+	SELECT pdp.grant_consent(2, 'news');
+	SELECT pdp.restrict_subject(2, 'dispute');
+});
+my $audit_before = $node->safe_psql('src', 'SELECT ok, entries FROM pdp.verify_audit_log()');
+like($audit_before, qr/^t\|\d+$/, 'the source audit chain verifies');
+my $facts = q{SELECT (SELECT count(*) FROM pdp.consent_event) || '/' || (SELECT count(*) FROM pdp.consent_state) || '/' ||
+                     (SELECT count(*) FROM pdp.restriction) || '/' || (SELECT count(*) FROM pdp.purpose)};
+my $facts_before = $node->safe_psql('src', $facts);
+
 my $dump = PostgreSQL::Test::Utils::tempdir() . '/src.dump';
 command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('src'), '-f', $dump ], 'pg_dump');
 $node->safe_psql('postgres', 'CREATE DATABASE dst');
 command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('dst'), $dump ], 'pg_restore');
 
 is($node->safe_psql('dst', $query), $before, 'the registry is restored with current names');
+is($node->safe_psql('dst', $facts), $facts_before, 'consents, their history, restrictions and purposes are restored');
+is($node->safe_psql('dst', 'SELECT ok, entries FROM pdp.verify_audit_log()'), $audit_before,
+	'the restored audit chain verifies, with every entry');
+is($node->safe_psql('dst', q{SELECT pdp.grant_consent(3, 'news') > 0; SELECT ok FROM pdp.verify_audit_log()}), "t\nt",
+	'and new entries chain on after the restore');
 is($node->safe_psql('dst', q{SELECT attnum FROM pdp.subject_column WHERE col = 'Learner Id'}), '1',
 	'attnum is resolved again for the restored table');
 is($node->safe_psql('dst', q{SELECT pdp.unregister_table('"LMS".posts', 'Editor UUID')}), '1',

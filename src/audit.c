@@ -1,0 +1,186 @@
+/*-------------------------------------------------------------------------
+ * audit.c
+ *	  The audit trail's C parts: the chain hash (SHA-256 over a canonical,
+ *	  length-prefixed encoding of an entry), the append-only guard, and the
+ *	  audit record of reversals made by the decrypting functions.
+ *-------------------------------------------------------------------------
+ */
+#include "pdp_ext.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include <openssl/evp.h>
+
+PG_FUNCTION_INFO_V1(pdp_audit_hash);
+PG_FUNCTION_INFO_V1(pdp_audit_append_only);
+PG_FUNCTION_INFO_V1(pdp_begin_audit_trim);
+
+/* Set by pdp._begin_audit_trim() for the rest of the transaction. */
+static bool audit_trimming = false;
+static bool xact_callback_registered = false;
+
+static void
+audit_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		audit_trimming = false;
+}
+
+static void
+digest_update_u64(EVP_MD_CTX *ctx, uint64 v)
+{
+	unsigned char b[8];
+
+	for (int i = 7; i >= 0; i--)
+	{
+		b[i] = (unsigned char) v;
+		v >>= 8;
+	}
+	EVP_DigestUpdate(ctx, b, 8);
+}
+
+/*
+ * pdp._audit_hash(prev bytea, seq bigint, entry_id bigint, at timestamptz,
+ *                 fields text[]) RETURNS bytea
+ * SHA-256 of: prev || seq || entry_id || at (microseconds) || for each field
+ * a presence byte, a 4-byte length and its bytes.  The encoding is
+ * unambiguous, so no two different entries hash the same input.
+ */
+Datum
+pdp_audit_hash(PG_FUNCTION_ARGS)
+{
+	bytea	   *prev;
+	ArrayType  *fields;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	EVP_MD_CTX *ctx;
+	unsigned char out[32];
+	unsigned int outlen = 0;
+	bytea	   *result;
+	bool		ok;
+
+	for (int i = 0; i < 5; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("audit hash arguments must not be null")));
+	prev = PG_GETARG_BYTEA_PP(0);
+	fields = PG_GETARG_ARRAYTYPE_P(4);
+	deconstruct_array(fields, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+
+	ctx = EVP_MD_CTX_new();
+	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+	if (ok)
+	{
+		EVP_DigestUpdate(ctx, VARDATA_ANY(prev), VARSIZE_ANY_EXHDR(prev));
+		digest_update_u64(ctx, (uint64) PG_GETARG_INT64(1));
+		digest_update_u64(ctx, (uint64) PG_GETARG_INT64(2));
+		digest_update_u64(ctx, (uint64) PG_GETARG_TIMESTAMPTZ(3));
+		for (int i = 0; i < nelems; i++)
+		{
+			unsigned char present = nulls[i] ? 0 : 1;
+
+			EVP_DigestUpdate(ctx, &present, 1);
+			if (!nulls[i])
+			{
+				text	   *t = DatumGetTextPP(elems[i]);
+				uint32		len = VARSIZE_ANY_EXHDR(t);
+				unsigned char lb[4] = {len >> 24, len >> 16, len >> 8, len};
+
+				EVP_DigestUpdate(ctx, lb, 4);
+				EVP_DigestUpdate(ctx, VARDATA_ANY(t), len);
+			}
+		}
+		ok = EVP_DigestFinal_ex(ctx, out, &outlen) == 1 && outlen == 32;
+	}
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not compute SHA-256")));
+	result = (bytea *) palloc(VARHDRSZ + 32);
+	SET_VARSIZE(result, VARHDRSZ + 32);
+	memcpy(VARDATA(result), out, 32);
+	PG_RETURN_BYTEA_P(result);
+}
+
+/*
+ * Trigger on the audit tables: UPDATE, DELETE and TRUNCATE are refused, for
+ * the owner and superusers too, except inside pdp.trim_audit_log.  (A
+ * superuser can still disable triggers; the hash chain is what exposes an
+ * edit made that way.)
+ */
+Datum
+pdp_audit_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pdp._audit_append_only() must be called as a trigger")));
+	if (audit_trimming && TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		return PointerGetDatum(td->tg_trigtuple);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("table \"%s\" is append-only", RelationGetRelationName(td->tg_relation)),
+			 errdetail("The audit trail is never changed; old entries leave only through pdp.trim_audit_log().")));
+	return PointerGetDatum(NULL);
+}
+
+/* pdp._begin_audit_trim(): allow deletes from the audit tables until the transaction ends. */
+Datum
+pdp_begin_audit_trim(PG_FUNCTION_ARGS)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(audit_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	audit_trimming = true;
+	PG_RETURN_VOID();
+}
+
+/*
+ * Record, once per statement and function, that a reversing function ran:
+ * who (the entry's role) and which function, never a value.
+ */
+void
+pdp_audit_reversal(const char *function)
+{
+	static LocalTransactionId last_lxid = InvalidLocalTransactionId;
+	static TimestampTz last_stmt = 0;
+	static char last_function[64] = "";
+	TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	char	   *details;
+	int			rc;
+
+	if (last_lxid == MyProc->lxid && last_stmt == stmt && strcmp(last_function, function) == 0)
+		return;
+	details = psprintf("{\"function\": \"%s\"}", function);
+	args[0] = CStringGetTextDatum(function);
+	args[1] = CStringGetTextDatum(details);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args("SELECT pdp._audit('reverse', $1, NULL, $2::jsonb)",
+							   2, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not write the audit entry of a reversal: %s", SPI_result_code_string(rc));
+	SPI_finish();
+	last_lxid = MyProc->lxid;
+	last_stmt = stmt;
+	strlcpy(last_function, function, sizeof(last_function));
+}

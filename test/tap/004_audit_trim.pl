@@ -1,0 +1,38 @@
+# Trimming the audit log keeps the rest verifiable from the recorded anchor.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('audit_trim');
+$node->init;
+my $keydir = PostgreSQL::Test::Utils::tempdir();
+my $key = `openssl rand -hex 32`; chomp $key;
+open my $fh, '>', "$keydir/pdp.keys" or die $!; print $fh "1 $key\n"; close $fh;
+chmod 0600, "$keydir/pdp.keys";
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pdp_ext'\npdp.key_file = '$keydir/pdp.keys'\n");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION pdp_ext');
+
+# Entries from long ago are written (and sealed) first, then today's.
+$node->safe_psql('postgres', q{
+	INSERT INTO pdp.audit_log (at, action, object) SELECT now() - interval '7 years', 'old action', 'o' || g FROM generate_series(1, 5) g;
+	SELECT pdp.seal_audit_log();
+	SELECT pdp.define_purpose('p1', 'contract');
+	SELECT pdp.define_purpose('p2', 'consent');
+});
+is($node->safe_psql('postgres', 'SELECT ok, entries FROM pdp.verify_audit_log()'), 't|7', 'seven entries verify');
+is($node->safe_psql('postgres', q{SELECT pdp.trim_audit_log('5 years')}), '5', 'the five old entries are trimmed');
+is($node->safe_psql('postgres', 'SELECT anchor_seq FROM pdp.audit_chain'), '5', 'the anchor is the last trimmed seal');
+is($node->safe_psql('postgres', 'SELECT ok, entries FROM pdp.verify_audit_log()'), 't|8',
+	'the rest, and the trim entry itself, verify from the anchor');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pdp.audit_log WHERE action = 'old action'}), '0', 'old entries are gone');
+is($node->safe_psql('postgres', q{SELECT pdp.trim_audit_log('5 years')}), '0', 'trimming again removes nothing');
+
+# Outside a trim, deletion stays refused.
+my ($out, $err) = ('', '');
+$node->psql('postgres', 'DELETE FROM pdp.audit_log', stdout => \$out, stderr => \$err);
+like($err, qr/append-only/, 'delete refused after a trim');
+$node->stop;
+done_testing();
