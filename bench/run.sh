@@ -8,10 +8,13 @@ for _ in $(seq 50); do pg_isready -q && break; sleep 0.2; done
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE $PDP_DB"
 db=(psql -X -q -v ON_ERROR_STOP=1 -d "$PDP_DB")
 "${db[@]}" -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION pdp_ext" -f bench/lib.sql
-for f in bench/[0-9a-z]*.sql; do
-  [ "$f" = bench/lib.sql ] && continue
+for f in bench/[0-9a-z]*.sql bench/[0-9a-z]*.sh; do
+  case "$f" in bench/lib.sql|bench/run.sh|bench/report.sh) continue ;; esac
   echo "bench: $f"
-  "${db[@]}" -f "$f"
+  case "$f" in
+    *.sql) "${db[@]}" -f "$f" ;;
+    *.sh)  "$f" ;;
+  esac
 done
 "${db[@]}" -A -F, -c "COPY (SELECT * FROM bench.report) TO STDOUT WITH CSV HEADER" > bench/results.csv
 bench/report.sh bench/results.csv > BENCHMARKS.md

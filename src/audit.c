@@ -7,7 +7,9 @@
  */
 #include "pdp_ext.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -15,6 +17,9 @@
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include <openssl/evp.h>
@@ -183,4 +188,133 @@ pdp_audit_reversal(const char *function)
 	last_lxid = MyProc->lxid;
 	last_stmt = stmt;
 	strlcpy(last_function, function, sizeof(last_function));
+}
+
+PG_FUNCTION_INFO_V1(pdp_audit_write);
+
+/*
+ * pdp._audit(action text, object text, subject text, details jsonb)
+ *
+ * The writer every pdp_ext action calls.  C rather than a SECURITY DEFINER
+ * PL/pgSQL function: the latter's GUC save and restore halved the insert
+ * rate under concurrency.  It runs the insert as the function's owner (the
+ * extension's owner), as PostgreSQL's RI triggers do, through a prepared
+ * plan whose names are all qualified.  The actor is the caller's SET ROLE
+ * or, without one, the session user: callers cannot choose it.  A subject is
+ * stored as pdp.pseudonym(subject, 'audit').  Every 32nd entry's writer
+ * seals what is pending, if nobody else is sealing.
+ */
+Datum
+pdp_audit_write(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[6] = {NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	const char *actor;
+	Oid			save_userid;
+	int			save_sec_context;
+	HeapTuple	proctup;
+	Oid			owner;
+	int64		entry_id = 0;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("audit action must not be null")));
+
+	actor = GetConfigOption("role", false, false);
+	if (actor == NULL || strcmp(actor, "none") == 0 || actor[0] == '\0')
+		actor = GetUserNameFromId(GetSessionUserId(), false);
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(actor));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)));
+	values[2] = PG_GETARG_DATUM(0);
+	values[3] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[3] = PG_ARGISNULL(1) ? 'n' : ' ';
+	if (PG_ARGISNULL(2))
+	{
+		values[4] = (Datum) 0;
+		nulls[4] = 'n';
+	}
+	else
+		values[4] = pdp_pseudonym_for_audit(fcinfo, PG_GETARG_TEXT_PP(2));
+	values[5] = PG_ARGISNULL(3) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) : PG_GETARG_DATUM(3);
+
+	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+	if (!HeapTupleIsValid(proctup))
+		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+	owner = ((Form_pg_proc) GETSTRUCT(proctup))->proowner;
+	ReleaseSysCache(proctup);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (plan == NULL)
+		{
+			SPIPlanPtr	p = SPI_prepare("INSERT INTO pdp.audit_log (role, session_role, action, object, "
+										"subject_pseudonym, details) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+										6, argtypes);
+
+			if (p == NULL || SPI_keepplan(p) != 0)
+				elog(ERROR, "could not prepare the audit insert: %s", SPI_result_code_string(SPI_result));
+			plan = p;
+		}
+		if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+			elog(ERROR, "could not write an audit entry");
+		entry_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (entry_id % 32 == 0 &&
+			SPI_execute("SELECT pdp.seal_audit_log(false, 10000)", false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not seal the audit log");
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(pdp_audit_enqueue);
+
+/*
+ * AFTER INSERT row trigger on pdp.audit_log: queue the new entry for
+ * sealing.  A trigger rather than part of pdp._audit, so that rows a restore
+ * loads are queued as well; the sealer drops those already sealed.
+ */
+Datum
+pdp_audit_enqueue(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	bool		isnull;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pdp._audit_enqueue() must fire AFTER INSERT FOR EACH ROW")));
+	values[0] = heap_getattr(td->tg_trigtuple, 1, RelationGetDescr(td->tg_relation), &isnull);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("INSERT INTO pdp.audit_unsealed (entry_id) VALUES ($1) ON CONFLICT DO NOTHING",
+									1, argtypes);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the audit queue insert");
+		plan = p;
+	}
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not queue an audit entry");
+	SPI_finish();
+	return PointerGetDatum(NULL);
 }

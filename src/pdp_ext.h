@@ -8,6 +8,7 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "utils/guc.h"
 
 #include "keyfile.h"
@@ -21,6 +22,9 @@ extern char *pdp_purpose;
  * of restricted subjects (restriction does not bar erasure).
  */
 extern bool pdp_erasure_in_progress;
+
+/* Pseudonyms (pseudonym.c) */
+extern Datum pdp_pseudonym_for_audit(FunctionCallInfo fcinfo, text *subject);
 
 /* Audit trail (audit.c) */
 extern void pdp_audit_reversal(const char *function);

@@ -42,6 +42,22 @@ pseudonym_of(FunctionCallInfo fcinfo, const char *value, Size len)
 }
 
 /*
+ * The pseudonym of a subject for the audit trail, pdp.pseudonym(subject,
+ * 'audit'), computed with the calling function's own cached context.
+ */
+Datum
+pdp_pseudonym_for_audit(FunctionCallInfo fcinfo, text *subject)
+{
+	PdpKeyed   *k = pdp_keyed_get(fcinfo, PDP_KEYED_HMAC, "pseudonym", "audit", 5, 0);
+	unsigned char mac[32];
+	char		hex[2 * PSEUDONYM_BYTES + 1];
+
+	pdp_keyed_hmac(k, VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), mac);
+	pdp_hex_encode(mac, PSEUDONYM_BYTES, hex);
+	return PointerGetDatum(cstring_to_text_with_len(hex, 2 * PSEUDONYM_BYTES));
+}
+
+/*
  * pdp.pseudonym(value text, domain text) RETURNS text
  * The bigint and uuid forms hash the value's text form, so the learner 42
  * stored as bigint and as text gets one pseudonym.

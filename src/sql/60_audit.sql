@@ -8,9 +8,9 @@
 --                       role, session role, action, object, subject, details)
 --
 -- starting from the chain's anchor (32 zero bytes, or the hash of the last
--- entry cut off by pdp.trim_audit_log).  Every writer seals opportunistically
--- under a try-lock (never waiting), and pdp.verify_audit_log() seals whatever
--- is left before it checks.  Editing, deleting or reordering sealed entries,
+-- entry cut off by pdp.trim_audit_log).  Every 32nd writer seals what is
+-- pending under a try-lock (never waiting), and pdp.verify_audit_log() and
+-- pdp.trim_audit_log() seal whatever is left before they work.  Editing, deleting or reordering sealed entries,
 -- even by a superuser with triggers disabled, breaks the chain.
 
 CREATE TABLE pdp.audit_log (
@@ -47,12 +47,17 @@ COMMENT ON COLUMN pdp.audit_seal.entry_id IS 'the sealed entry';
 COMMENT ON COLUMN pdp.audit_seal.hash IS 'SHA-256 of the previous hash and the entry';
 SELECT pg_catalog.pg_extension_config_dump('pdp.audit_seal', '');
 
--- Entries waiting to be sealed: a work queue, not part of the record, and
--- not dumped.  A restore refills it through the insert trigger; the sealer
--- drops whatever is sealed already.
-CREATE TABLE pdp.audit_unsealed (entry_id bigint PRIMARY KEY);
+-- Entries waiting to be sealed: a work queue, not part of the record.  It is
+-- UNLOGGED (no WAL: a second logged insert per entry would halve the write
+-- rate) and not dumped.  A crash empties it, and so does a restore; the
+-- marker table below is emptied with it, and when the sealer finds the
+-- marker gone it rebuilds the queue from the log once.
+CREATE UNLOGGED TABLE pdp.audit_unsealed (entry_id bigint PRIMARY KEY);
 COMMENT ON TABLE pdp.audit_unsealed IS 'audit entries not sealed yet';
 COMMENT ON COLUMN pdp.audit_unsealed.entry_id IS 'the entry';
+CREATE UNLOGGED TABLE pdp.audit_queue_marker (intact boolean PRIMARY KEY);
+COMMENT ON TABLE pdp.audit_queue_marker IS 'present while pdp.audit_unsealed is known complete (gone after a crash or restore)';
+COMMENT ON COLUMN pdp.audit_queue_marker.intact IS 'always true';
 
 CREATE TABLE pdp.audit_chain (
     singleton    boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -94,16 +99,9 @@ CREATE TRIGGER audit_seal_append_only BEFORE UPDATE OR DELETE ON pdp.audit_seal
 CREATE TRIGGER audit_seal_no_truncate BEFORE TRUNCATE ON pdp.audit_seal
     FOR EACH STATEMENT EXECUTE FUNCTION pdp._audit_append_only();
 
--- Every new entry joins the sealing queue.
+-- Every new entry joins the sealing queue (C, see src/audit.c).
 CREATE FUNCTION pdp._audit_enqueue() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    INSERT INTO pdp.audit_unsealed VALUES (NEW.id) ON CONFLICT DO NOTHING;
-    RETURN NULL;
-END
-$$;
+LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_audit_enqueue';
 COMMENT ON FUNCTION pdp._audit_enqueue() IS 'trigger: queues a new audit entry for sealing';
 CREATE TRIGGER audit_log_enqueue AFTER INSERT ON pdp.audit_log
     FOR EACH ROW EXECUTE FUNCTION pdp._audit_enqueue();
@@ -134,6 +132,14 @@ BEGIN
     END IF;
     INSERT INTO pdp.audit_chain DEFAULT VALUES ON CONFLICT DO NOTHING;
     SELECT * INTO chain FROM pdp.audit_chain FOR UPDATE;
+    IF NOT EXISTS (SELECT 1 FROM pdp.audit_queue_marker) THEN
+        -- After a crash, a restore or CREATE EXTENSION: rebuild the queue.
+        INSERT INTO pdp.audit_unsealed
+        SELECT l.id FROM pdp.audit_log l
+         WHERE NOT EXISTS (SELECT 1 FROM pdp.audit_seal a WHERE a.entry_id OPERATOR(pg_catalog.=) l.id)
+        ON CONFLICT DO NOTHING;
+        INSERT INTO pdp.audit_queue_marker VALUES (true) ON CONFLICT DO NOTHING;
+    END IF;
     DELETE FROM pdp.audit_unsealed u USING pdp.audit_seal a WHERE a.entry_id OPERATOR(pg_catalog.=) u.entry_id;
     seq := chain.head_seq;
     prev := chain.head_hash;
@@ -154,31 +160,13 @@ $$;
 COMMENT ON FUNCTION pdp.seal_audit_log(boolean, integer) IS
     'chains committed audit entries that are not sealed yet; returns how many it sealed';
 
--- The writer every pdp_ext action calls.  Details must hold no personal
--- values; a subject is stored only as its pseudonym.  The actor is the
--- caller's role: inside a SECURITY DEFINER function CURRENT_USER is the
--- owner, but the "role" setting still holds the caller's SET ROLE, and
--- without one the session user acted.  Callers cannot choose the actor.
+-- The writer every pdp_ext action calls (C, see src/audit.c): details must
+-- hold no personal values; a subject is stored only as its pseudonym; the
+-- actor is the caller's SET ROLE or session user, never chosen by the caller.
 CREATE FUNCTION pdp._audit(action text, object text, subject text DEFAULT NULL, details jsonb DEFAULT '{}')
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    actor text := pg_catalog.current_setting('role');
-BEGIN
-    IF actor = 'none' THEN
-        actor := SESSION_USER;
-    END IF;
-    INSERT INTO pdp.audit_log (role, session_role, action, object, subject_pseudonym, details)
-    VALUES (actor, SESSION_USER, action, object,
-            CASE WHEN subject IS NOT NULL THEN pdp.pseudonym(subject, 'audit') END,
-            coalesce(details, '{}'));
-    PERFORM pdp.seal_audit_log(wait => false, max_entries => 1000);
-END
-$$;
+RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pdp_audit_write';
 COMMENT ON FUNCTION pdp._audit(text, text, text, jsonb) IS
-    'writes an audit entry (the subject as its pseudonym, the caller as actor) and seals opportunistically';
+    'writes an audit entry (the subject as its pseudonym, the caller as actor); seals every 32nd entry';
 
 CREATE FUNCTION pdp.verify_audit_log(OUT ok boolean, OUT entries bigint, OUT first_bad_id bigint)
 LANGUAGE plpgsql SECURITY DEFINER

@@ -30,6 +30,16 @@ is($node->safe_psql('postgres', 'SELECT ok, entries FROM pdp.verify_audit_log()'
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pdp.audit_log WHERE action = 'old action'}), '0', 'old entries are gone');
 is($node->safe_psql('postgres', q{SELECT pdp.trim_audit_log('5 years')}), '0', 'trimming again removes nothing');
 
+# A crash empties the unlogged sealing queue; entries written just before it
+# are sealed after the restart all the same.
+$node->safe_psql('postgres', q{SELECT pdp.define_purpose('p' || g, 'contract') FROM generate_series(3, 12) g});
+is($node->safe_psql('postgres', 'SELECT count(*) > 0 FROM pdp.audit_unsealed'), 't', 'some entries wait to be sealed');
+$node->stop('immediate');
+$node->start;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pdp.audit_unsealed'), '0', 'the crash emptied the queue');
+is($node->safe_psql('postgres', 'SELECT ok, entries FROM pdp.verify_audit_log()'), 't|13',
+	'after the restart every entry is sealed and verifies');
+
 # Outside a trim, deletion stays refused.
 my ($out, $err) = ('', '');
 $node->psql('postgres', 'DELETE FROM pdp.audit_log', stdout => \$out, stderr => \$err);

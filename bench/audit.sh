@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Audit writes under 8 concurrent clients (pgbench): pdp._audit (append,
+# queue, opportunistic sealing) against a plain INSERT of the same row into an
+# unchained table.  Each run is 5 seconds; the figure is milliseconds per
+# 10,000 entries, from pgbench's throughput.
+set -euo pipefail
+db=(psql -X -q -v ON_ERROR_STOP=1 -d "$PDP_DB")
+"${db[@]}" -c "CREATE TABLE bench.plain_log (LIKE pdp.audit_log INCLUDING DEFAULTS)" \
+           -c "ALTER TABLE bench.plain_log ADD PRIMARY KEY (id)"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+echo "SELECT pdp._audit('bench', 'pgbench', NULL, '{\"n\": 1}');" > "$work/chained.sql"
+echo "INSERT INTO bench.plain_log (action, object, details) VALUES ('bench', 'pgbench', '{\"n\": 1}');" > "$work/plain.sql"
+run() {   # name, script, is_baseline
+  for i in 1 2 3 4 5; do
+    tps=$(pgbench -n -c 8 -j 2 -T 5 -f "$2" "$PDP_DB" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+    "${db[@]}" -c "INSERT INTO bench.timing VALUES ('audit: inserts under 8 clients', '$1', $3, $i, 10000 * 1000.0 / $tps, 10000)"
+  done
+}
+run 'unchained INSERT of the same row' "$work/plain.sql" true
+run 'pdp._audit (chained, sealed)' "$work/chained.sql" false
+"${db[@]}" -c "SELECT ok, entries FROM pdp.verify_audit_log()" -A -t | sed 's/^/bench: audit chain after the run (ok|entries): /'
