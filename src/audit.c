@@ -192,6 +192,20 @@ pdp_audit_reversal(const char *function)
 
 PG_FUNCTION_INFO_V1(pdp_audit_write);
 
+/* The owner of a function: the role pdp_ext's C code acts as when it must. */
+Oid
+pdp_function_owner(Oid fnoid)
+{
+	HeapTuple	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fnoid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(proctup))
+		elog(ERROR, "cache lookup failed for function %u", fnoid);
+	owner = ((Form_pg_proc) GETSTRUCT(proctup))->proowner;
+	ReleaseSysCache(proctup);
+	return owner;
+}
+
 /*
  * pdp._audit(action text, object text, subject text, details jsonb)
  *
@@ -214,7 +228,6 @@ pdp_audit_write(PG_FUNCTION_ARGS)
 	const char *actor;
 	Oid			save_userid;
 	int			save_sec_context;
-	HeapTuple	proctup;
 	Oid			owner;
 	int64		entry_id = 0;
 	bool		isnull;
@@ -241,11 +254,7 @@ pdp_audit_write(PG_FUNCTION_ARGS)
 		values[4] = pdp_pseudonym_for_audit(fcinfo, PG_GETARG_TEXT_PP(2));
 	values[5] = PG_ARGISNULL(3) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) : PG_GETARG_DATUM(3);
 
-	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
-	if (!HeapTupleIsValid(proctup))
-		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
-	owner = ((Form_pg_proc) GETSTRUCT(proctup))->proowner;
-	ReleaseSysCache(proctup);
+	owner = pdp_function_owner(fcinfo->flinfo->fn_oid);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |

@@ -28,6 +28,7 @@ extern Datum pdp_pseudonym_for_audit(FunctionCallInfo fcinfo, text *subject);
 
 /* Audit trail (audit.c) */
 extern void pdp_audit_reversal(const char *function);
+extern Oid	pdp_function_owner(Oid fnoid);
 
 /* Declared purpose (consent.c) */
 extern bool pdp_check_purpose(char **newval, void **extra, GucSource source);

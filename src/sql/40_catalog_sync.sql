@@ -18,6 +18,27 @@ BEGIN
      USING pg_event_trigger_dropped_objects() d
      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
        AND d.objid OPERATOR(pg_catalog.=) r.tbl::oid AND d.objsubid OPERATOR(pg_catalog.=) 0;
+    -- Retention of a dropped table, or whose anchor column was dropped, goes;
+    -- so do the table's tags, anonymisation marks and table-wide holds.
+    IF pg_catalog.to_regclass('pdp.retention_policy') IS NOT NULL THEN
+        DELETE FROM pdp.retention_policy p
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+           AND d.objid OPERATOR(pg_catalog.=) p.tbl::oid
+           AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.address_names[pg_catalog.array_length(d.address_names, 1)]
+                                                       OPERATOR(pg_catalog.=) p.anchor_column);
+        DELETE FROM pdp.retention_tag g USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+           AND d.objid OPERATOR(pg_catalog.=) g.tbl AND d.objsubid OPERATOR(pg_catalog.=) 0;
+        DELETE FROM pdp.anonymised_row a USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+           AND d.objid OPERATOR(pg_catalog.=) a.tbl AND d.objsubid OPERATOR(pg_catalog.=) 0;
+        UPDATE pdp.hold h SET released_at = pg_catalog.now(), released_by = SESSION_USER
+          FROM pg_event_trigger_dropped_objects() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+           AND d.objid OPERATOR(pg_catalog.=) h.tbl::oid AND d.objsubid OPERATOR(pg_catalog.=) 0
+           AND h.released_at IS NULL;
+    END IF;
     -- Rules of dropped columns vanish; a surviving table's on-write trigger
     -- is rebuilt without them.
     FOR t IN

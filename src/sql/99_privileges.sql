@@ -82,3 +82,27 @@ GRANT SELECT ON pdp.audit_log, pdp.audit_seal, pdp.audit_chain TO pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp.verify_audit_log(), pdp.seal_audit_log(boolean, integer) TO pdp_auditor, pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.trim_audit_log(interval) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb) TO pdp_admin, pdp_reidentifier;
+
+-- Retention: configured and run by pdp_admin members (purges run as their
+-- caller, who must be allowed to delete from the tables: the owner, or the
+-- role pg_cron runs the job as).
+GRANT SELECT ON pdp.retention_policies, pdp.retention_policy, pdp.subject_retention, pdp.holds, pdp.hold,
+                pdp.purge_log, pdp.purge_progress, pdp.purge_summary, pdp.purge_run TO pdp_admin, pdp_auditor;
+GRANT SELECT, INSERT, UPDATE, DELETE ON pdp.retention_policy, pdp.subject_retention, pdp.retention_tag,
+                pdp.anonymised_row TO pdp_admin;
+GRANT EXECUTE ON FUNCTION
+    pdp.set_retention(regclass, interval, name, text), pdp.drop_retention(regclass),
+    pdp.set_subject_retention(interval, regclass, name), pdp.drop_subject_retention(),
+    pdp.place_hold(text, text, timestamptz), pdp.place_hold(bigint, text, timestamptz), pdp.place_hold(uuid, text, timestamptz),
+    pdp.place_table_hold(regclass, text, timestamptz), pdp.release_hold(bigint),
+    pdp.purge_expired(integer, boolean), pdp.schedule_purge(text), pdp.unschedule_purge(),
+    pdp._expiry_expr(name, interval), pdp._single_key(regclass), pdp._drop_retention_objects(regclass),
+    pdp._subject_held(text), pdp._deletion_order(), pdp._expired_rows_sql(regclass, text, boolean),
+    pdp._purge_action(regclass), pdp._purge_rows(regclass, text, tid[]), pdp._collect_inactive_subjects(),
+    pdp._begin_purge_run(boolean), pdp._record_purge_batch(bigint, regclass, text, bigint, jsonb),
+    pdp._end_purge_run(bigint, text), pdp._require_pg_cron(), pdp._retention_tag()
+TO pdp_admin;
+GRANT EXECUTE ON PROCEDURE pdp.purge(integer, interval) TO pdp_admin;
+-- The expiry functions key indexes on application tables: anyone may evaluate them.
+GRANT EXECUTE ON FUNCTION pdp._expiry(timestamptz, interval), pdp._expiry(timestamp, interval),
+                          pdp._expiry(date, interval), pdp._expiry(bigint, interval) TO PUBLIC;

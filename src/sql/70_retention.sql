@@ -1,0 +1,852 @@
+-- Retention: every row knows when it expires, and a purge deletes or
+-- anonymises what has expired, in committed batches, skipping held and
+-- restricted subjects.  See src/retention.c for where the expiry lives.
+
+CREATE FUNCTION pdp._expiry(anchor timestamptz, period interval) RETURNS timestamptz
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_expiry_timestamptz';
+COMMENT ON FUNCTION pdp._expiry(timestamptz, interval) IS 'anchor plus period, computed in UTC (IMMUTABLE, so it can key an index)';
+CREATE FUNCTION pdp._expiry(anchor timestamp, period interval) RETURNS timestamptz
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_expiry_timestamp';
+COMMENT ON FUNCTION pdp._expiry(timestamp, interval) IS 'anchor (read as UTC) plus period';
+CREATE FUNCTION pdp._expiry(anchor date, period interval) RETURNS timestamptz
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_expiry_date';
+COMMENT ON FUNCTION pdp._expiry(date, interval) IS 'anchor (midnight UTC) plus period';
+CREATE FUNCTION pdp._expiry(anchor bigint, period interval) RETURNS timestamptz
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_expiry_epoch';
+COMMENT ON FUNCTION pdp._expiry(bigint, interval) IS 'anchor (Unix epoch seconds) plus period';
+CREATE FUNCTION pdp._retention_tag() RETURNS trigger
+LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_retention_tag';
+COMMENT ON FUNCTION pdp._retention_tag() IS 'trigger: records the expiry of rows of tables retained without an anchor';
+
+CREATE TABLE pdp.retention_policy (
+    tbl           regclass    PRIMARY KEY,
+    period        interval    NOT NULL,
+    anchor_column name,
+    action        text        NOT NULL CHECK (action IN ('delete', 'anonymise')),
+    set_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    set_by        name        NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE pdp.retention_policy IS 'retention per table; read pdp.retention_policies';
+COMMENT ON COLUMN pdp.retention_policy.tbl IS 'the table';
+COMMENT ON COLUMN pdp.retention_policy.period IS 'how long a row is kept after its anchor';
+COMMENT ON COLUMN pdp.retention_policy.anchor_column IS 'the column the period runs from; NULL: the insertion time';
+COMMENT ON COLUMN pdp.retention_policy.action IS 'delete, or anonymise (apply the column rules and keep the row)';
+COMMENT ON COLUMN pdp.retention_policy.set_at IS 'when retention was set';
+COMMENT ON COLUMN pdp.retention_policy.set_by IS 'who set it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.retention_policy', '');
+
+-- Expiries of rows of tables retained without an anchor.
+CREATE TABLE pdp.retention_tag (
+    tbl        oid         NOT NULL,
+    row_key    text        NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (tbl, row_key)
+);
+CREATE INDEX retention_tag_expiry_idx ON pdp.retention_tag (tbl, expires_at);
+COMMENT ON TABLE pdp.retention_tag IS 'expiry of each row of tables retained from their insertion time';
+COMMENT ON COLUMN pdp.retention_tag.tbl IS 'the table''s OID';
+COMMENT ON COLUMN pdp.retention_tag.row_key IS 'the row''s primary key, in text form';
+COMMENT ON COLUMN pdp.retention_tag.expires_at IS 'when it expires';
+SELECT pg_catalog.pg_extension_config_dump('pdp.retention_tag', '');
+
+-- Rows a purge anonymised: they stay, but are done.
+CREATE TABLE pdp.anonymised_row (
+    tbl            oid         NOT NULL,
+    row_key        text        NOT NULL,
+    anonymised_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tbl, row_key)
+);
+COMMENT ON TABLE pdp.anonymised_row IS 'rows the purge (or erasure) anonymised, so they are not processed again';
+COMMENT ON COLUMN pdp.anonymised_row.tbl IS 'the table''s OID';
+COMMENT ON COLUMN pdp.anonymised_row.row_key IS 'the row''s primary key, in text form';
+COMMENT ON COLUMN pdp.anonymised_row.anonymised_at IS 'when';
+SELECT pg_catalog.pg_extension_config_dump('pdp.anonymised_row', '');
+
+CREATE TABLE pdp.subject_retention (
+    singleton       boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    period          interval    NOT NULL,
+    activity_table  regclass    NOT NULL,
+    activity_column name        NOT NULL,
+    set_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    set_by          name        NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE pdp.subject_retention IS 'inactivity retention: a subject''s rows expire together after this long without activity';
+COMMENT ON COLUMN pdp.subject_retention.singleton IS 'there is at most one row';
+COMMENT ON COLUMN pdp.subject_retention.period IS 'how long after the last activity';
+COMMENT ON COLUMN pdp.subject_retention.activity_table IS 'the registered table that records activity';
+COMMENT ON COLUMN pdp.subject_retention.activity_column IS 'its column holding the activity time';
+COMMENT ON COLUMN pdp.subject_retention.set_at IS 'when it was set';
+COMMENT ON COLUMN pdp.subject_retention.set_by IS 'who set it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.subject_retention', '');
+
+CREATE TABLE pdp.hold (
+    id          bigserial   PRIMARY KEY,
+    subject     text,
+    tbl         regclass,
+    reason      text        NOT NULL,
+    until       timestamptz,
+    placed_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    placed_by   name        NOT NULL DEFAULT SESSION_USER,
+    released_at timestamptz,
+    released_by name,
+    CONSTRAINT hold_target_check CHECK ((subject IS NULL) <> (tbl IS NULL))
+);
+CREATE INDEX hold_subject_idx ON pdp.hold (subject) WHERE released_at IS NULL;
+COMMENT ON TABLE pdp.hold IS 'legal holds: a held subject''s rows (or a held table''s) are never purged or erased';
+COMMENT ON SEQUENCE pdp.hold_id_seq IS 'numbers holds';
+COMMENT ON COLUMN pdp.hold.id IS 'the hold''s number';
+COMMENT ON COLUMN pdp.hold.subject IS 'the held subject (text form), or NULL for a table-wide hold';
+COMMENT ON COLUMN pdp.hold.tbl IS 'the held table, or NULL for a subject hold';
+COMMENT ON COLUMN pdp.hold.reason IS 'the legal ground: a dispute, a claim, a lawful request';
+COMMENT ON COLUMN pdp.hold.until IS 'when it lapses by itself; NULL until released';
+COMMENT ON COLUMN pdp.hold.placed_at IS 'when it was placed';
+COMMENT ON COLUMN pdp.hold.placed_by IS 'the session user that placed it';
+COMMENT ON COLUMN pdp.hold.released_at IS 'when it was released; NULL while in force';
+COMMENT ON COLUMN pdp.hold.released_by IS 'the session user that released it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.hold', '');
+SELECT pg_catalog.pg_extension_config_dump('pdp.hold_id_seq', '');
+
+CREATE TABLE pdp.purge_run (
+    id          bigserial   PRIMARY KEY,
+    started_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at timestamptz,
+    status      text        NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'finished', 'stopped at max_duration', 'interrupted', 'dry run')),
+    dry_run     boolean     NOT NULL DEFAULT false,
+    rows        jsonb       NOT NULL DEFAULT '{}',
+    total_rows  bigint      NOT NULL DEFAULT 0,
+    errors      jsonb       NOT NULL DEFAULT '[]',
+    run_by      name        NOT NULL DEFAULT SESSION_USER
+);
+COMMENT ON TABLE pdp.purge_run IS 'each purge: start, end, rows per table and action, errors (no personal values)';
+COMMENT ON SEQUENCE pdp.purge_run_id_seq IS 'numbers purge runs';
+COMMENT ON COLUMN pdp.purge_run.id IS 'the run''s number';
+COMMENT ON COLUMN pdp.purge_run.started_at IS 'when it started';
+COMMENT ON COLUMN pdp.purge_run.finished_at IS 'when it ended; NULL while running (or if it was interrupted)';
+COMMENT ON COLUMN pdp.purge_run.status IS 'running, finished, stopped at max_duration, interrupted, dry run';
+COMMENT ON COLUMN pdp.purge_run.dry_run IS 'whether it only counted';
+COMMENT ON COLUMN pdp.purge_run.rows IS 'rows per "table action", e.g. {"lms.grades anonymise": 120}';
+COMMENT ON COLUMN pdp.purge_run.total_rows IS 'rows in all';
+COMMENT ON COLUMN pdp.purge_run.errors IS 'errors per table: SQLSTATE and message, never a value';
+COMMENT ON COLUMN pdp.purge_run.run_by IS 'the session user that ran it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.purge_run', '');
+SELECT pg_catalog.pg_extension_config_dump('pdp.purge_run_id_seq', '');
+
+CREATE TABLE pdp.purge_summary (
+    month  date   PRIMARY KEY,
+    runs   bigint NOT NULL,
+    rows   bigint NOT NULL
+);
+COMMENT ON TABLE pdp.purge_summary IS 'purge runs older than 90 days, compacted to one row per month';
+COMMENT ON COLUMN pdp.purge_summary.month IS 'the month';
+COMMENT ON COLUMN pdp.purge_summary.runs IS 'purge runs in it';
+COMMENT ON COLUMN pdp.purge_summary.rows IS 'rows they purged';
+SELECT pg_catalog.pg_extension_config_dump('pdp.purge_summary', '');
+
+-- Setting retention --------------------------------------------------------
+
+-- The SQL expression of a table's expiry, or NULL when it has no anchor.
+CREATE FUNCTION pdp._expiry_expr(anchor name, period interval) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE WHEN anchor IS NOT NULL
+                  THEN pg_catalog.format('pdp._expiry(%I, %L::interval)', anchor, period::text) END $$;
+COMMENT ON FUNCTION pdp._expiry_expr(name, interval) IS 'the expiry expression an anchored table''s index and purge share';
+
+-- The table's single-column primary key, or an error.
+CREATE FUNCTION pdp._single_key(tbl regclass) RETURNS name
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k name;
+BEGIN
+    SELECT a.attname INTO k FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0]
+     WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid AND i.indisprimary AND i.indnatts OPERATOR(pg_catalog.=) 1;
+    IF k IS NULL THEN
+        RAISE EXCEPTION 'table "%" needs a single-column primary key', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Retention without an anchor column, and erasure receipts, identify rows by primary key.';
+    END IF;
+    RETURN k;
+END
+$$;
+COMMENT ON FUNCTION pdp._single_key(regclass) IS 'a table''s single-column primary key, or an error';
+
+CREATE FUNCTION pdp.set_retention(tbl regclass, period interval, anchor_column name DEFAULT NULL,
+                                  action text DEFAULT 'delete') RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ regtype;
+    expr text;
+    idx name;
+    k name;
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) set_retention.tbl) THEN
+        RAISE EXCEPTION 'table "%" is not registered', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Register its subject columns first: holds and restrictions apply per subject.';
+    END IF;
+    IF period IS NULL OR period <= interval '0' THEN
+        RAISE EXCEPTION 'retention period must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF action IS NULL OR action NOT IN ('delete', 'anonymise') THEN
+        RAISE EXCEPTION 'unknown retention action' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'The action is "delete" or "anonymise".';
+    END IF;
+    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) set_retention.tbl) THEN
+        RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+    k := pdp._single_key(tbl);
+    IF anchor_column IS NOT NULL THEN
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) anchor_column
+           AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" of table "%" does not exist', anchor_column, pdp._relname(tbl)
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype,
+                       'integer'::regtype, 'bigint'::regtype) THEN
+            RAISE EXCEPTION 'anchor column "%" has unsupported type %', anchor_column, typ
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'An anchor is timestamptz, timestamp, date, or integer/bigint Unix epoch seconds.';
+        END IF;
+    END IF;
+
+    PERFORM pdp._drop_retention_objects(tbl);
+    INSERT INTO pdp.retention_policy (tbl, period, anchor_column, action)
+    VALUES (tbl, period, anchor_column, action)
+    ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
+       SET period = EXCLUDED.period, anchor_column = EXCLUDED.anchor_column, action = EXCLUDED.action,
+           set_at = pg_catalog.now(), set_by = CURRENT_USER;
+
+    IF anchor_column IS NOT NULL THEN
+        -- The expiry index is the tag.  An index with the same expression made
+        -- beforehand (CREATE INDEX CONCURRENTLY on a large table) is reused.
+        expr := pdp._expiry_expr(anchor_column, period);
+        idx := pg_catalog.left('pdp_expiry_' || (SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid), 63);
+        IF NOT EXISTS (SELECT 1 FROM pg_index i
+                        WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid
+                          AND pg_catalog.pg_get_indexdef(i.indexrelid) LIKE '%' || pg_catalog.replace(expr, 'pdp._expiry', '_expiry') || '%') THEN
+            EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (%s)', idx, tbl, expr);
+        END IF;
+    ELSE
+        -- No anchor: a trigger records each new row's expiry; existing rows
+        -- are tagged now, from today.
+        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_retention_tag AFTER INSERT ON %s FOR EACH ROW '
+                                  'EXECUTE FUNCTION pdp._retention_tag(%L, %L)', tbl, k, period::text);
+        EXECUTE pg_catalog.format('INSERT INTO pdp.retention_tag (tbl, row_key, expires_at) '
+                                  'SELECT %s, t.%I::text, pdp._expiry(pg_catalog.now(), %L::interval) FROM %s t '
+                                  'ON CONFLICT DO NOTHING', tbl::oid, k, period::text, tbl);
+    END IF;
+    PERFORM pdp._audit('set_retention', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('period', period::text, 'anchor', anchor_column, 'action', action));
+END
+$$;
+COMMENT ON FUNCTION pdp.set_retention(regclass, interval, name, text) IS
+    'tags every row with its expiry (anchor plus period, or insertion time plus period) and sets the purge action';
+
+CREATE FUNCTION pdp._drop_retention_objects(tbl regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    i name;
+BEGIN
+    FOR i IN SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) x.indexrelid
+              WHERE x.indrelid OPERATOR(pg_catalog.=) tbl::oid AND c.relname LIKE 'pdp\_expiry\_%' LOOP
+        EXECUTE pg_catalog.format('DROP INDEX %I.%I',
+                                  (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                                    WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid), i);
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
+                 AND t.tgname OPERATOR(pg_catalog.=) 'pdp_retention_tag') THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER pdp_retention_tag ON %s', tbl);
+    END IF;
+    DELETE FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) _drop_retention_objects.tbl::oid;
+END
+$$;
+COMMENT ON FUNCTION pdp._drop_retention_objects(regclass) IS 'drops the expiry index or tagging trigger of a table';
+
+CREATE FUNCTION pdp.drop_retention(tbl regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF NOT EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) drop_retention.tbl) THEN
+        RAISE EXCEPTION 'table "%" has no retention', pdp._relname(tbl) USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM pdp._drop_retention_objects(tbl);
+    DELETE FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) drop_retention.tbl;
+    PERFORM pdp._audit('drop_retention', tbl::text);
+END
+$$;
+COMMENT ON FUNCTION pdp.drop_retention(regclass) IS 'removes a table''s retention';
+
+CREATE VIEW pdp.retention_policies AS
+SELECT p.tbl AS table_name, p.period, p.anchor_column,
+       CASE WHEN p.anchor_column IS NULL THEN 'insertion time' ELSE 'anchor column' END AS tagged_by,
+       p.action, p.set_at, p.set_by
+  FROM pdp.retention_policy p;
+COMMENT ON VIEW pdp.retention_policies IS 'retention per table';
+
+CREATE FUNCTION pdp.set_subject_retention(period interval, activity_table regclass, activity_column name) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ regtype;
+BEGIN
+    PERFORM pdp._require_owner(activity_table);
+    IF period IS NULL OR period <= interval '0' THEN
+        RAISE EXCEPTION 'retention period must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) activity_table) THEN
+        RAISE EXCEPTION 'table "%" is not registered', pdp._relname(activity_table)
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) activity_table::oid AND a.attname OPERATOR(pg_catalog.=) activity_column
+       AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', activity_column, pdp._relname(activity_table)
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
+        RAISE EXCEPTION 'activity column "%" has unsupported type %', activity_column, typ USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    INSERT INTO pdp.subject_retention (period, activity_table, activity_column)
+    VALUES (period, activity_table, activity_column)
+    ON CONFLICT ON CONSTRAINT subject_retention_pkey DO UPDATE
+       SET period = EXCLUDED.period, activity_table = EXCLUDED.activity_table,
+           activity_column = EXCLUDED.activity_column, set_at = pg_catalog.now(), set_by = CURRENT_USER;
+    PERFORM pdp._audit('set_subject_retention', activity_table::text, NULL,
+                       pg_catalog.jsonb_build_object('period', period::text, 'activity_column', activity_column));
+END
+$$;
+COMMENT ON FUNCTION pdp.set_subject_retention(interval, regclass, name) IS
+    'a subject''s rows in every registered table expire together when their last activity is older than period';
+
+CREATE FUNCTION pdp.drop_subject_retention() RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM pdp.subject_retention;
+    IF FOUND THEN
+        PERFORM pdp._audit('drop_subject_retention', NULL);
+        RETURN true;
+    END IF;
+    RETURN false;
+END
+$$;
+COMMENT ON FUNCTION pdp.drop_subject_retention() IS 'removes inactivity retention; true if there was one';
+
+-- Holds --------------------------------------------------------------------
+
+CREATE FUNCTION pdp.place_hold(subject text, reason text, until timestamptz DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id bigint;
+BEGIN
+    IF subject IS NULL OR reason IS NULL OR reason = '' THEN
+        RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF until IS NOT NULL AND until <= pg_catalog.now() THEN
+        RAISE EXCEPTION 'until must be in the future' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pdp.hold (subject, reason, until) VALUES (place_hold.subject, place_hold.reason, place_hold.until)
+    RETURNING hold.id INTO id;
+    PERFORM pdp._audit('place_hold', NULL, subject, pg_catalog.jsonb_build_object('hold_id', id, 'until', until));
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION pdp.place_hold(text, text, timestamptz) IS
+    'places a legal hold on a subject: their rows are never purged or erased while it is in force';
+CREATE FUNCTION pdp.place_hold(subject bigint, reason text, until timestamptz DEFAULT NULL) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.place_hold(subject::text, reason, until) $$;
+COMMENT ON FUNCTION pdp.place_hold(bigint, text, timestamptz) IS 'place_hold for a bigint or integer subject';
+CREATE FUNCTION pdp.place_hold(subject uuid, reason text, until timestamptz DEFAULT NULL) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.place_hold(subject::text, reason, until) $$;
+COMMENT ON FUNCTION pdp.place_hold(uuid, text, timestamptz) IS 'place_hold for a uuid subject';
+
+CREATE FUNCTION pdp.place_table_hold(tbl regclass, reason text, until timestamptz DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id bigint;
+BEGIN
+    IF tbl IS NULL OR reason IS NULL OR reason = '' THEN
+        RAISE EXCEPTION 'table and reason must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF until IS NOT NULL AND until <= pg_catalog.now() THEN
+        RAISE EXCEPTION 'until must be in the future' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pdp.hold (tbl, reason, until) VALUES (place_table_hold.tbl, place_table_hold.reason, place_table_hold.until)
+    RETURNING hold.id INTO id;
+    PERFORM pdp._audit('place_table_hold', tbl::text, NULL, pg_catalog.jsonb_build_object('hold_id', id, 'until', until));
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION pdp.place_table_hold(regclass, text, timestamptz) IS
+    'places a legal hold on a whole table: nothing in it is purged while it is in force';
+
+CREATE FUNCTION pdp.release_hold(hold_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h record;
+BEGIN
+    UPDATE pdp.hold SET released_at = pg_catalog.now(), released_by = SESSION_USER
+     WHERE id OPERATOR(pg_catalog.=) hold_id AND released_at IS NULL
+    RETURNING * INTO h;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'hold % does not exist or is released already', hold_id USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM pdp._audit('release_hold', h.tbl::text, h.subject, pg_catalog.jsonb_build_object('hold_id', hold_id));
+END
+$$;
+COMMENT ON FUNCTION pdp.release_hold(bigint) IS 'releases a hold; the release is recorded';
+
+CREATE VIEW pdp.holds AS
+SELECT h.id, h.subject, h.tbl AS table_name, h.reason, h.until, h.placed_at, h.placed_by, h.released_at, h.released_by,
+       h.released_at IS NULL AND (h.until IS NULL OR h.until > pg_catalog.now()) AS in_force
+  FROM pdp.hold h;
+COMMENT ON VIEW pdp.holds IS 'every hold, with whether it is in force';
+
+-- Is a subject held (or restricted) now?  Used by purge and erasure.
+CREATE FUNCTION pdp._subject_held(subject text) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT EXISTS (SELECT 1 FROM pdp.hold h WHERE h.subject OPERATOR(pg_catalog.=) _subject_held.subject
+                        AND h.released_at IS NULL AND (h.until IS NULL OR h.until > pg_catalog.now())) $$;
+COMMENT ON FUNCTION pdp._subject_held(text) IS 'whether a hold on the subject is in force';
+
+-- Purge ----------------------------------------------------------------------
+
+-- Registered tables in an order foreign keys accept for deletion: a table
+-- comes before every registered table it references.
+CREATE FUNCTION pdp._deletion_order() RETURNS TABLE (tbl regclass, depth integer)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE t AS (SELECT DISTINCT s.tbl::oid AS relid FROM pdp.subject_column s),
+    refs AS (SELECT c.conrelid AS child, c.confrelid AS parent FROM pg_constraint c
+              WHERE c.contype = 'f' AND c.conrelid IN (SELECT relid FROM t) AND c.confrelid IN (SELECT relid FROM t)
+                AND c.conrelid OPERATOR(pg_catalog.<>) c.confrelid),
+    chain(relid, depth) AS (
+        SELECT relid, 0 FROM t
+        UNION ALL
+        SELECT r.parent, chain.depth + 1 FROM chain JOIN refs r ON r.child OPERATOR(pg_catalog.=) chain.relid
+         WHERE chain.depth < 32)
+    SELECT relid::regclass, max(depth)::integer FROM chain GROUP BY relid ORDER BY max(depth), relid
+$$;
+COMMENT ON FUNCTION pdp._deletion_order() IS 'registered tables, children before the parents they reference';
+
+-- SQL that finds up to $1 expired rows of a table, for one reason
+-- ('retention' or 'inactivity'), skipping held and restricted subjects and
+-- rows already anonymised; NULL when the table has nothing to find for it.
+CREATE FUNCTION pdp._expired_rows_sql(tbl regclass, reason text, lock boolean) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+    k name := pdp._single_key(tbl);
+    cond text;
+    order_by text;
+    subjects text;
+    guard text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I::text', s.col), ', ') INTO subjects
+      FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
+    IF reason = 'retention' THEN
+        SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+        IF p.anchor_column IS NOT NULL THEN
+            -- The same expression as the expiry index, so the scan is a range scan of it.
+            order_by := pg_catalog.format('pdp._expiry(t.%I, %L::interval)', p.anchor_column, p.period::text);
+            cond := order_by || ' OPERATOR(pg_catalog.<) pg_catalog.now()';
+        ELSE
+            cond := pg_catalog.format('t.%I::text IN (SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) %s '
+                                      'AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now())', k, tbl::oid);
+            order_by := pg_catalog.format('t.%I', k);
+        END IF;
+    ELSE
+        IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects'
+                         AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()) THEN
+            RETURN NULL;
+        END IF;
+        cond := pg_catalog.format('(%s)', (SELECT pg_catalog.string_agg(
+                    pg_catalog.format('t.%I::text IN (SELECT i.subject FROM pg_temp.pdp_inactive_subjects i)', s.col), ' OR ')
+                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl));
+        order_by := pg_catalog.format('t.%I', k);
+    END IF;
+    -- Held and restricted subjects stay (restriction bars erasure too, GDPR
+    -- Art. 18(1)(b)); rows already anonymised are done.
+    guard := pg_catalog.format(
+        ' AND NOT EXISTS (SELECT 1 FROM pdp.hold h WHERE h.released_at IS NULL'
+        ' AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()) AND h.subject IN (%1$s))'
+        ' AND NOT EXISTS (SELECT 1 FROM pdp.restriction r WHERE r.subject IN (%1$s))', subjects);
+    IF pdp._purge_action(tbl) = 'anonymise' THEN
+        guard := guard || pg_catalog.format(
+            ' AND NOT EXISTS (SELECT 1 FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) %s'
+            ' AND a.row_key OPERATOR(pg_catalog.=) t.%I::text)', tbl::oid, k);
+    END IF;
+    RETURN pg_catalog.format('SELECT t.ctid FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
+                             tbl, cond, guard, order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
+END
+$$;
+COMMENT ON FUNCTION pdp._expired_rows_sql(regclass, text, boolean) IS 'SQL finding a batch of a table''s expired, unheld rows';
+
+-- The action a table's expired rows get: its retention action, else its on_erase.
+CREATE FUNCTION pdp._purge_action(tbl regclass) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce((SELECT p.action FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_action.tbl),
+                      (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _purge_action.tbl LIMIT 1)) $$;
+COMMENT ON FUNCTION pdp._purge_action(regclass) IS 'delete or anonymise: what purging a table does';
+
+-- Delete or anonymise the rows at the given ctids; returns how many.
+-- Anonymised rows are recorded so they are not processed again.
+CREATE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[]) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k name := pdp._single_key(tbl);
+    set_list text;
+    n bigint;
+BEGIN
+    IF action = 'delete' THEN
+        EXECUTE pg_catalog.format(
+            'WITH d AS (DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text AS k), '
+            'g AS (DELETE FROM pdp.retention_tag g USING d WHERE g.tbl OPERATOR(pg_catalog.=) %s AND g.row_key OPERATOR(pg_catalog.=) d.k) '
+            'SELECT pg_catalog.count(*) FROM d', tbl, k, tbl::oid)
+        INTO n USING ctids;
+    ELSE
+        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)), ', ')
+          INTO set_list
+          FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
+         WHERE r.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl;
+        IF set_list IS NULL THEN
+            RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        EXECUTE pg_catalog.format(
+            'WITH u AS (UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text AS k), '
+            'a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT %s, u.k FROM u ON CONFLICT DO NOTHING) '
+            'SELECT pg_catalog.count(*) FROM u', tbl, set_list, k, tbl::oid)
+        INTO n USING ctids;
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION pdp._purge_rows(regclass, text, tid[]) IS 'deletes or anonymises the given rows of a table';
+
+-- Work out the subjects whose last activity is older than the inactivity
+-- period, into a temporary table for this session's purge.
+CREATE FUNCTION pdp._collect_inactive_subjects() RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    subj name;
+    n bigint;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects'
+                 AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()) THEN
+        DROP TABLE pg_temp.pdp_inactive_subjects;
+    END IF;
+    SELECT * INTO r FROM pdp.subject_retention;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    CREATE TEMP TABLE pdp_inactive_subjects (subject text PRIMARY KEY);
+    FOR subj IN SELECT s.col FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) r.activity_table LOOP
+        EXECUTE pg_catalog.format(
+            'INSERT INTO pg_temp.pdp_inactive_subjects SELECT %1$I::text FROM %2$s WHERE %1$I IS NOT NULL '
+            'GROUP BY %1$I HAVING pg_catalog.max(pdp._expiry(%3$I, %4$L::interval)) OPERATOR(pg_catalog.<) pg_catalog.now() '
+            'ON CONFLICT DO NOTHING', subj, r.activity_table, r.activity_column, r.period::text);
+    END LOOP;
+    -- A subject active under any of the activity table's subject columns is active.
+    FOR subj IN SELECT s.col FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) r.activity_table LOOP
+        EXECUTE pg_catalog.format(
+            'DELETE FROM pg_temp.pdp_inactive_subjects i USING %2$s a WHERE a.%1$I::text OPERATOR(pg_catalog.=) i.subject '
+            'AND pdp._expiry(a.%3$I, %4$L::interval) OPERATOR(pg_catalog.>=) pg_catalog.now()',
+            subj, r.activity_table, r.activity_column, r.period::text);
+    END LOOP;
+    SELECT pg_catalog.count(*) INTO n FROM pg_temp.pdp_inactive_subjects;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION pdp._collect_inactive_subjects() IS 'collects inactive subjects into pg_temp.pdp_inactive_subjects';
+
+-- Start a run: compact old runs, mark interrupted ones, record this one.
+CREATE FUNCTION pdp._begin_purge_run(dry_run boolean) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id bigint;
+    old bigint;
+BEGIN
+    INSERT INTO pdp.purge_summary AS s (month, runs, rows)
+    SELECT pg_catalog.date_trunc('month', r.started_at)::date, pg_catalog.count(*), pg_catalog.sum(r.total_rows)
+      FROM pdp.purge_run r WHERE r.started_at < pg_catalog.now() - interval '90 days' GROUP BY 1
+    ON CONFLICT (month) DO UPDATE SET runs = s.runs + EXCLUDED.runs, rows = s.rows + EXCLUDED.rows;
+    DELETE FROM pdp.purge_run r WHERE r.started_at < pg_catalog.now() - interval '90 days';
+    -- A running purge holds a session lock on its run; a run marked running
+    -- whose lock is free lost its session (a cancel, a crash): interrupted.
+    FOR old IN SELECT r.id FROM pdp.purge_run r WHERE r.status = 'running' LOOP
+        IF pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('pdp_ext purge run'), old::integer) THEN
+            UPDATE pdp.purge_run r SET status = 'interrupted' WHERE r.id OPERATOR(pg_catalog.=) old;
+            PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('pdp_ext purge run'), old::integer);
+        END IF;
+    END LOOP;
+    INSERT INTO pdp.purge_run (dry_run, status) VALUES (dry_run, CASE WHEN dry_run THEN 'dry run' ELSE 'running' END)
+    RETURNING purge_run.id INTO id;
+    -- Held for the session's life: tells later runs this one is alive.
+    PERFORM pg_catalog.pg_advisory_lock(pg_catalog.hashtext('pdp_ext purge run'), id::integer);
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION pdp._begin_purge_run(boolean) IS 'records a new purge run; compacts runs older than 90 days';
+
+CREATE FUNCTION pdp._record_purge_batch(run_id bigint, tbl regclass, action text, n bigint, err jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    key text := tbl::text || ' ' || action;
+BEGIN
+    IF n = 0 AND err IS NULL THEN
+        RETURN;
+    END IF;
+    UPDATE pdp.purge_run r
+       SET rows = pg_catalog.jsonb_set(r.rows, ARRAY[key], pg_catalog.to_jsonb(coalesce((r.rows->>key)::bigint, 0) + n)),
+           total_rows = r.total_rows + n,
+           errors = CASE WHEN err IS NULL THEN r.errors ELSE r.errors || err END
+     WHERE r.id OPERATOR(pg_catalog.=) run_id;
+    IF n > 0 THEN
+        PERFORM pdp._audit('purge_batch', tbl::text, NULL,
+                           pg_catalog.jsonb_build_object('run', run_id, 'action', action, 'rows', n));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp._record_purge_batch(bigint, regclass, text, bigint, jsonb) IS 'adds a batch''s count (or error) to its run';
+
+CREATE FUNCTION pdp._end_purge_run(run_id bigint, status text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE pdp.purge_run r SET finished_at = pg_catalog.clock_timestamp(),
+           status = CASE WHEN r.dry_run THEN 'dry run' ELSE _end_purge_run.status END
+     WHERE r.id OPERATOR(pg_catalog.=) run_id;
+    PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('pdp_ext purge run'), run_id::integer);
+END
+$$;
+COMMENT ON FUNCTION pdp._end_purge_run(bigint, text) IS 'closes a purge run';
+
+CREATE FUNCTION pdp.purge_expired(batch_size integer DEFAULT 5000, dry_run boolean DEFAULT false)
+RETURNS TABLE (table_name regclass, action text, rows bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    run_id bigint;
+    t regclass;
+    why text;
+    q text;
+    ctids tid[];
+    n bigint;
+    total bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    run_id := pdp._begin_purge_run(coalesce(dry_run, false));
+    PERFORM pdp._collect_inactive_subjects();
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
+            CONTINUE;
+        END IF;
+        table_name := t;
+        action := pdp._purge_action(t);
+        total := 0;
+        FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
+            q := pdp._expired_rows_sql(t, why, NOT dry_run);
+            CONTINUE WHEN q IS NULL;
+            IF dry_run THEN
+                EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q) INTO n USING 2147483647;
+                total := total + n;
+                CONTINUE;
+            END IF;
+            LOOP
+                EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(ctid) FROM (%s) x', q) INTO ctids USING batch_size;
+                EXIT WHEN ctids IS NULL;
+                n := pdp._purge_rows(t, action, ctids);
+                PERFORM pdp._record_purge_batch(run_id, t, action, n);
+                total := total + n;
+                EXIT WHEN n = 0;
+            END LOOP;
+        END LOOP;
+        IF total > 0 OR dry_run THEN
+            rows := total;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+    PERFORM pdp._end_purge_run(run_id, 'finished');
+END
+$$;
+COMMENT ON FUNCTION pdp.purge_expired(integer, boolean) IS
+    'deletes or anonymises expired rows of every retained table, children first, skipping held and restricted subjects; dry_run only counts';
+
+CREATE PROCEDURE pdp.purge(batch_size integer DEFAULT 5000, max_duration interval DEFAULT '1 hour')
+LANGUAGE plpgsql
+-- No SET clause (a procedure with one cannot COMMIT): every name is qualified.
+AS $$
+DECLARE
+    run_id bigint;
+    t regclass;
+    why text;
+    q text;
+    act text;
+    ctids tid[];
+    n bigint;
+    deadline timestamptz;
+    stopped boolean := false;
+    err jsonb;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_duration IS NULL OR max_duration <= interval '0' THEN
+        RAISE EXCEPTION 'max_duration must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) max_duration;
+    run_id := pdp._begin_purge_run(false);
+    PERFORM pdp._collect_inactive_subjects();
+    COMMIT;
+    <<tables>>
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                                AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+        act := pdp._purge_action(t);
+        FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
+            q := pdp._expired_rows_sql(t, why, true);
+            CONTINUE WHEN q IS NULL;
+            LOOP
+                IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
+                    stopped := true;
+                    EXIT tables;
+                END IF;
+                err := NULL;
+                n := 0;
+                -- One batch: found, deleted or anonymised, and counted in one transaction.
+                BEGIN
+                    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(ctid) FROM (%s) x', q) INTO ctids USING batch_size;
+                    IF ctids IS NOT NULL THEN
+                        n := pdp._purge_rows(t, act, ctids);
+                    END IF;
+                EXCEPTION WHEN OTHERS THEN
+                    -- SQLSTATE and message only: a detail could hold a key value.
+                    err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                               'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM));
+                    ctids := NULL;
+                END;
+                PERFORM pdp._record_purge_batch(run_id, t, act, n, err);
+                IF n > 0 THEN
+                    RAISE NOTICE 'purge: % rows of table "%" (%)', n, pdp._relname(t), act;
+                END IF;
+                COMMIT;
+                EXIT WHEN ctids IS NULL OR n = 0;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    PERFORM pdp._end_purge_run(run_id, CASE WHEN stopped THEN 'stopped at max_duration' ELSE 'finished' END);
+    COMMIT;
+END
+$$;
+COMMENT ON PROCEDURE pdp.purge(integer, interval) IS
+    'purges expired rows committing after every batch; stops after max_duration; an interrupted run loses no batch and the next resumes';
+
+CREATE VIEW pdp.purge_log AS
+SELECT r.id, r.started_at, r.finished_at, r.status, r.dry_run, r.rows, r.total_rows, r.errors, r.run_by
+  FROM pdp.purge_run r;
+COMMENT ON VIEW pdp.purge_log IS 'purge runs of the last 90 days (older ones are compacted into pdp.purge_summary)';
+CREATE VIEW pdp.purge_progress AS
+SELECT r.id, r.started_at, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) r.started_at AS running_for,
+       r.rows, r.total_rows, r.errors
+  FROM pdp.purge_run r WHERE r.status = 'running';
+COMMENT ON VIEW pdp.purge_progress IS 'the purge running now, updated after every batch';
+
+-- Scheduling with pg_cron ---------------------------------------------------
+
+CREATE FUNCTION pdp._require_pg_cron() RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Install postgresql-15-cron, add pg_cron to shared_preload_libraries, set cron.database_name '
+                         'to this database, restart the server, then CREATE EXTENSION pg_cron.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp._require_pg_cron() IS 'raises, with a hint, unless pg_cron is installed here';
+
+CREATE FUNCTION pdp.schedule_purge(schedule text DEFAULT '17 3 * * *') RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job bigint;
+BEGIN
+    PERFORM pdp._require_pg_cron();
+    IF schedule IS NULL THEN
+        RAISE EXCEPTION 'schedule must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job USING 'pdp_ext purge', schedule, 'CALL pdp.purge()';
+    PERFORM pdp._audit('schedule_purge', 'pdp.purge', NULL, pg_catalog.jsonb_build_object('schedule', schedule, 'job', job));
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION pdp.schedule_purge(text) IS 'schedules CALL pdp.purge() with pg_cron (job "pdp_ext purge"); returns the job id';
+
+CREATE FUNCTION pdp.unschedule_purge() RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    done boolean;
+BEGIN
+    PERFORM pdp._require_pg_cron();
+    IF NOT EXISTS (SELECT 1 FROM cron.job j WHERE j.jobname OPERATOR(pg_catalog.=) 'pdp_ext purge') THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' INTO done USING 'pdp_ext purge';
+    PERFORM pdp._audit('unschedule_purge', 'pdp.purge');
+    RETURN done;
+END
+$$;
+COMMENT ON FUNCTION pdp.unschedule_purge() IS 'removes the scheduled purge; false if none was scheduled';
