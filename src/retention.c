@@ -8,8 +8,8 @@
  * expression index.  That index is the tag: PostgreSQL keeps it current on
  * every INSERT, UPDATE and COPY of the anchor, with no column added and no
  * trigger, and expired rows are an index range scan.  Tables without an
- * anchor get a side table, pdp.retention_tag, filled by a C trigger with the
- * insertion time plus the period.
+ * anchor get a side table, pdp.retention_tag, filled by a C statement
+ * trigger (one INSERT per statement) with the insertion time plus the period.
  *-------------------------------------------------------------------------
  */
 #include "pdp_ext.h"
@@ -123,49 +123,38 @@ pdp_expiry_epoch(PG_FUNCTION_ARGS)
 }
 
 /*
- * AFTER INSERT row trigger on a retained table without an anchor; its
- * arguments are the primary-key column and the period.  Records the row's
- * expiry (now plus the period) in pdp.retention_tag.  Runs its insert as the
+ * AFTER INSERT statement trigger on a retained table without an anchor,
+ * with the inserted rows as transition table "pdp_new_rows"; its arguments
+ * are the primary-key column and the period.  Records every new row's
+ * expiry (now plus the period) in pdp.retention_tag with one INSERT per
+ * statement, however many rows it inserted.  Runs that insert as the
  * trigger function's owner, as RI triggers do: writers need no rights on pdp.
  */
 Datum
 pdp_retention_tag(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
 	TriggerData *td = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
-	int			attnum;
-	bool		isnull;
-	Datum		key;
-	Oid			typoutput;
-	bool		varlena;
-	Datum		values[3];
-	Oid			argtypes[3] = {OIDOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[2];
+	Oid			argtypes[2] = {OIDOID, TIMESTAMPTZOID};
 	Interval   *period;
+	char	   *sql;
 	Oid			save_userid;
 	int			save_sec_context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		td->tg_trigger->tgnargs != 2)
+		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		td->tg_trigger->tgnargs != 2 || td->tg_newtable == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("pdp._retention_tag() must fire AFTER INSERT FOR EACH ROW with (key column, period)")));
-	desc = RelationGetDescr(td->tg_relation);
-	attnum = SPI_fnumber(desc, td->tg_trigger->tgargs[0]);
-	if (attnum <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("retention key column of table \"%s\" does not exist", RelationGetRelationName(td->tg_relation))));
-	key = heap_getattr(td->tg_trigtuple, attnum, desc, &isnull);
-	if (isnull)
-		return PointerGetDatum(NULL);
-	getTypeOutputInfo(TupleDescAttr(desc, attnum - 1)->atttypid, &typoutput, &varlena);
+				 errmsg("pdp._retention_tag() must fire AFTER INSERT FOR EACH STATEMENT with a new table and (key column, period)")));
 	period = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(td->tg_trigger->tgargs[1]),
 												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 	values[0] = ObjectIdGetDatum(RelationGetRelid(td->tg_relation));
-	values[1] = CStringGetTextDatum(OidOutputFunctionCall(typoutput, key));
-	values[2] = TimestampTzGetDatum(add_in_utc(GetCurrentTransactionStartTimestamp(), period));
+	values[1] = TimestampTzGetDatum(add_in_utc(GetCurrentTransactionStartTimestamp(), period));
+	sql = psprintf("INSERT INTO pdp.retention_tag (tbl, row_key, expires_at) "
+				   "SELECT $1, n.%s::text, $2 FROM pdp_new_rows n WHERE n.%s IS NOT NULL "
+				   "ON CONFLICT (tbl, row_key) DO UPDATE SET expires_at = EXCLUDED.expires_at",
+				   quote_identifier(td->tg_trigger->tgargs[0]), quote_identifier(td->tg_trigger->tgargs[0]));
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(pdp_function_owner(fcinfo->flinfo->fn_oid),
@@ -174,18 +163,10 @@ pdp_retention_tag(PG_FUNCTION_ARGS)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (plan == NULL)
-		{
-			SPIPlanPtr	p = SPI_prepare("INSERT INTO pdp.retention_tag (tbl, row_key, expires_at) VALUES ($1, $2, $3) "
-										"ON CONFLICT (tbl, row_key) DO UPDATE SET expires_at = EXCLUDED.expires_at",
-										3, argtypes);
-
-			if (p == NULL || SPI_keepplan(p) != 0)
-				elog(ERROR, "could not prepare the retention tag insert");
-			plan = p;
-		}
-		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not tag a row with its expiry");
+		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+			elog(ERROR, "could not register the transition table");
+		if (SPI_execute_with_args(sql, 2, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not tag new rows with their expiry");
 		SPI_finish();
 	}
 	PG_FINALLY();

@@ -239,7 +239,8 @@ BEGIN
     ELSE
         -- No anchor: a trigger records each new row's expiry; existing rows
         -- are tagged now, from today.
-        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_retention_tag AFTER INSERT ON %s FOR EACH ROW '
+        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_retention_tag AFTER INSERT ON %s '
+                                  'REFERENCING NEW TABLE AS pdp_new_rows FOR EACH STATEMENT '
                                   'EXECUTE FUNCTION pdp._retention_tag(%L, %L)', tbl, k, period::text);
         EXECUTE pg_catalog.format('INSERT INTO pdp.retention_tag (tbl, row_key, expires_at) '
                                   'SELECT %s, t.%I::text, pdp._expiry(pg_catalog.now(), %L::interval) FROM %s t '
@@ -466,11 +467,8 @@ DECLARE
     k name := pdp._single_key(tbl);
     cond text;
     order_by text;
-    subjects text;
     guard text;
 BEGIN
-    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I::text', s.col), ', ') INTO subjects
-      FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
     IF reason = 'retention' THEN
         SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
         IF NOT FOUND THEN
@@ -496,11 +494,15 @@ BEGIN
         order_by := pg_catalog.format('t.%I', k);
     END IF;
     -- Held and restricted subjects stay (restriction bars erasure too, GDPR
-    -- Art. 18(1)(b)); rows already anonymised are done.
-    guard := pg_catalog.format(
-        ' AND NOT EXISTS (SELECT 1 FROM pdp.hold h WHERE h.released_at IS NULL'
-        ' AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()) AND h.subject IN (%1$s))'
-        ' AND NOT EXISTS (SELECT 1 FROM pdp.restriction r WHERE r.subject IN (%1$s))', subjects);
+    -- Art. 18(1)(b)).  Uncorrelated NOT IN, so the planner hashes the held
+    -- and restricted sets once per batch instead of probing per row.
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               ' AND (t.%1$I IS NULL OR (t.%1$I::text NOT IN (SELECT h.subject FROM pdp.hold h'
+               ' WHERE h.subject IS NOT NULL AND h.released_at IS NULL'
+               ' AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()))'
+               ' AND t.%1$I::text NOT IN (SELECT r.subject FROM pdp.restriction r)))', s.col), '')
+      INTO guard
+      FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
     IF pdp._purge_action(tbl) = 'anonymise' THEN
         guard := guard || pg_catalog.format(
             ' AND NOT EXISTS (SELECT 1 FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) %s'
@@ -527,16 +529,23 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    k name := pdp._single_key(tbl);
     set_list text;
     n bigint;
 BEGIN
     IF action = 'delete' THEN
-        EXECUTE pg_catalog.format(
-            'WITH d AS (DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text AS k), '
-            'g AS (DELETE FROM pdp.retention_tag g USING d WHERE g.tbl OPERATOR(pg_catalog.=) %s AND g.row_key OPERATOR(pg_catalog.=) d.k) '
-            'SELECT pg_catalog.count(*) FROM d', tbl, k, tbl::oid)
-        INTO n USING ctids;
+        IF EXISTS (SELECT 1 FROM pdp.retention_policy p
+                    WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL) THEN
+            -- Tagged rows: their tags go with them.
+            EXECUTE pg_catalog.format(
+                'WITH d AS (DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text AS k), '
+                'g AS (DELETE FROM pdp.retention_tag g USING d WHERE g.tbl OPERATOR(pg_catalog.=) %s '
+                'AND g.row_key OPERATOR(pg_catalog.=) d.k) SELECT pg_catalog.count(*) FROM d',
+                tbl, pdp._single_key(tbl), tbl::oid)
+            INTO n USING ctids;
+        ELSE
+            EXECUTE pg_catalog.format('DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)', tbl) USING ctids;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
     ELSE
         SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)), ', ')
           INTO set_list
@@ -549,7 +558,7 @@ BEGIN
         EXECUTE pg_catalog.format(
             'WITH u AS (UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text AS k), '
             'a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT %s, u.k FROM u ON CONFLICT DO NOTHING) '
-            'SELECT pg_catalog.count(*) FROM u', tbl, set_list, k, tbl::oid)
+            'SELECT pg_catalog.count(*) FROM u', tbl, set_list, pdp._single_key(tbl), tbl::oid)
         INTO n USING ctids;
     END IF;
     RETURN n;
@@ -751,7 +760,7 @@ BEGIN
                                 AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
         act := pdp._purge_action(t);
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
-            q := pdp._expired_rows_sql(t, why, true);
+            q := pdp._expired_rows_sql(t, why, false);
             CONTINUE WHEN q IS NULL;
             LOOP
                 IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
@@ -760,8 +769,16 @@ BEGIN
                 END IF;
                 err := NULL;
                 n := 0;
+                -- A batch need not wait for its commit to reach disk: if a crash
+                -- loses it, it is lost whole (rows and count together), and the
+                -- next run purges those rows again.
+                PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
                 -- One batch: found, deleted or anonymised, and counted in one transaction.
                 BEGIN
+                    -- One purger per table at a time: a second one skips the table.
+                    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pdp_ext purge'), t::oid::integer) THEN
+                        EXIT;
+                    END IF;
                     EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(ctid) FROM (%s) x', q) INTO ctids USING batch_size;
                     IF ctids IS NOT NULL THEN
                         n := pdp._purge_rows(t, act, ctids);
