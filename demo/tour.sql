@@ -113,7 +113,31 @@ SELECT purpose, action, evidence FROM pdp.consent_history(2);
 SELECT tour.try($$SELECT pdp.publish_policy('v2', now() + interval '9 days', repeat('a', 64))$$) AS "policy effective in 9 days";
 RESET pdp.purpose;
 
-\echo '=== 6. Roles =================================================================='
+\echo '=== 6. Retention and purges ================================================'
+\echo 'The activity log keeps 3 years from each entry; one learner with old entries is under a legal hold:'
+\o /dev/null
+SELECT pdp.set_retention('lms.activity_log', '3 years', 'at');
+SELECT actor_id AS held FROM lms.activity_log WHERE at < now() - interval '3 years' ORDER BY id LIMIT 1 \gset
+SELECT pdp.place_hold(:held, 'dispute about a certificate');
+\o
+SELECT count(*) FILTER (WHERE pdp._expiry(at, '3 years') < now()) AS expired,
+       count(*) FILTER (WHERE pdp._expiry(at, '3 years') < now() AND (actor_id = :held OR affected_user_id = :held)) AS "expired but held",
+       count(*) AS "log entries" FROM lms.activity_log;
+SELECT * FROM pdp.purge_expired(dry_run => true);
+CALL pdp.purge();
+SELECT count(*) FILTER (WHERE pdp._expiry(at, '3 years') < now()) AS "expired left (held)",
+       count(*) AS "log entries now" FROM lms.activity_log;
+SELECT status, rows, total_rows FROM pdp.purge_log ORDER BY id DESC LIMIT 1;
+SELECT pdp.schedule_purge('17 3 * * *') AS "pg_cron job";
+SELECT jobname, schedule, command FROM cron.job;
+
+\echo '=== 7. Audit trail ============================================================'
+SELECT action, count(*) FROM pdp.audit_log GROUP BY action ORDER BY count(*) DESC, action LIMIT 8;
+SELECT id, role, action, object, subject_pseudonym FROM pdp.audit_log WHERE action = 'withdraw_consent';
+SELECT * FROM pdp.verify_audit_log();
+SELECT tour.try($$DELETE FROM pdp.audit_log$$) AS "the owner deletes the audit log";
+
+\echo '=== 8. Roles =================================================================='
 \echo 'An application role may not configure pdp_ext:'
 SET ROLE lms_app;
 SELECT tour.try($$SELECT pdp.register_table('lms.courses', 'id')$$) AS "lms_app registers a table";
