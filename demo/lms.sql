@@ -38,8 +38,8 @@ CREATE TABLE lms.enrolments (
 );
 CREATE TABLE lms.grades (
     id            bigserial PRIMARY KEY,
-    enrolment_id  bigint NOT NULL REFERENCES lms.enrolments(id),
-    user_id       bigint NOT NULL,
+    enrolment_id  bigint REFERENCES lms.enrolments(id),
+    user_id       bigint,
     grade         int NOT NULL,
     graded_at     timestamptz NOT NULL
 );
@@ -52,7 +52,7 @@ CREATE TABLE lms.payments (
 );
 CREATE TABLE lms.forum_posts (
     id        bigserial PRIMARY KEY,
-    author_id bigint NOT NULL REFERENCES lms.users(id),
+    author_id bigint REFERENCES lms.users(id),
     body      text NOT NULL,
     posted_at timestamptz NOT NULL
 );

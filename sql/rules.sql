@@ -125,7 +125,7 @@ ALTER TABLE "LMS"."Learners" ALTER COLUMN phone TYPE varchar(16);
 SELECT pdp.drop_column_rule('"LMS"."Learners"', 'full_name');
 INSERT INTO "LMS"."Learners" (full_name) VALUES ('Raw Name') RETURNING full_name;
 SELECT pdp.pseudonymise_on_write('"LMS"."Learners"', false);
-SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = '"LMS"."Learners"'::regclass AND NOT tgisinternal;
+SELECT count(*) AS on_write_triggers FROM pg_trigger WHERE tgrelid = '"LMS"."Learners"'::regclass AND tgname = 'pdp_pseudonymise_on_write';
 SELECT pdp.pseudonymise_on_write('"LMS".posts');
 
 -- Only the table's owner configures its rules.

@@ -69,7 +69,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
 
-    SELECT a.attnum, a.atttypid INTO att
+    SELECT a.attnum, a.atttypid, a.attnotnull INTO att
       FROM pg_attribute a
      WHERE a.attrelid OPERATOR(pg_catalog.=) NEW.tbl::oid
        AND a.attname OPERATOR(pg_catalog.=) NEW.col
@@ -86,6 +86,12 @@ BEGIN
         RAISE EXCEPTION 'column "%" of table "%" has unsupported type %', NEW.col, rel.relname, att.atttypid::regtype
             USING ERRCODE = 'datatype_mismatch',
                   HINT = 'A subject column must be bigint, integer, text, varchar or uuid.';
+    END IF;
+    IF NEW.on_erase = 'anonymise' AND att.attnotnull THEN
+        RAISE EXCEPTION 'column "%" of table "%" is NOT NULL, so erasure cannot anonymise its rows', NEW.col, rel.relname
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Anonymising a row empties its subject columns, to cut its link to the subject.',
+                  HINT = 'Drop the NOT NULL constraint, or use on_erase => ''delete''.';
     END IF;
     NEW.attnum := att.attnum;
 
@@ -130,6 +136,7 @@ BEGIN
     INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase)
     VALUES (tbl, subject_column, 0, on_erase);
     PERFORM pdp._sync_protection(tbl);    -- defined with the visibility capability
+    PERFORM pdp._sync_rectification_trigger(tbl);   -- defined with the rights capability
     PERFORM pdp._audit('register_table', tbl::text, NULL,
                        pg_catalog.jsonb_build_object('subject_column', subject_column, 'on_erase', on_erase));
 EXCEPTION WHEN unique_violation THEN
@@ -172,6 +179,7 @@ BEGIN
             USING ERRCODE = 'undefined_object';
     END IF;
     PERFORM pdp._sync_protection(tbl);
+    PERFORM pdp._sync_rectification_trigger(tbl);
     PERFORM pdp._audit('unregister_table', tbl::text, NULL,
                        pg_catalog.jsonb_build_object('subject_column', subject_column, 'removed', n));
     RETURN n;

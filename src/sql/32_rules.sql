@@ -235,6 +235,7 @@ BEGIN
     IF pdp._on_write_enabled(tbl) THEN
         PERFORM pdp._sync_on_write_trigger(tbl, true);
     END IF;
+    PERFORM pdp._sync_rectification_trigger(tbl);
     PERFORM pdp._audit('set_column_rule', tbl::text, NULL,
                        pg_catalog.jsonb_build_object('column', col, 'rule', rule, 'category', category));
 END
@@ -256,6 +257,7 @@ BEGIN
     IF pdp._on_write_enabled(tbl) THEN
         PERFORM pdp._sync_on_write_trigger(tbl, true);
     END IF;
+    PERFORM pdp._sync_rectification_trigger(tbl);
     PERFORM pdp._audit('drop_column_rule', tbl::text, NULL, pg_catalog.jsonb_build_object('column', col));
 END
 $$;

@@ -49,9 +49,11 @@ BEGIN
            AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) r.attnum)
         RETURNING r.tbl
     LOOP
-        IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t::oid)
-           AND pdp._on_write_enabled(t) THEN
-            PERFORM pdp._sync_on_write_trigger(t, true);
+        IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) t::oid) THEN
+            IF pdp._on_write_enabled(t) THEN
+                PERFORM pdp._sync_on_write_trigger(t, true);
+            END IF;
+            PERFORM pdp._sync_rectification_trigger(t);
         END IF;
     END LOOP;
 END
@@ -96,11 +98,16 @@ BEGIN
                   HINT = 'Drop or change the column''s rule first.';
     END IF;
     -- Follow column renames: the attnum is stable, the name is not.
-    UPDATE pdp.subject_column s SET col = a.attname
-      FROM pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid
-       AND a.attnum OPERATOR(pg_catalog.=) s.attnum
-       AND a.attname OPERATOR(pg_catalog.<>) s.col;
+    FOR t IN
+        UPDATE pdp.subject_column s SET col = a.attname
+          FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid
+           AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+           AND a.attname OPERATOR(pg_catalog.<>) s.col
+        RETURNING s.tbl
+    LOOP
+        PERFORM pdp._sync_rectification_trigger(t);
+    END LOOP;
     FOR t IN
         UPDATE pdp.column_rule r SET col = a.attname
           FROM pg_attribute a
@@ -113,6 +120,7 @@ BEGIN
         IF pdp._on_write_enabled(t) THEN
             PERFORM pdp._sync_on_write_trigger(t, true);
         END IF;
+        PERFORM pdp._sync_rectification_trigger(t);
     END LOOP;
 END
 $$;

@@ -106,3 +106,21 @@ GRANT EXECUTE ON PROCEDURE pdp.purge(integer, interval) TO pdp_admin;
 -- The expiry functions key indexes on application tables: anyone may evaluate them.
 GRANT EXECUTE ON FUNCTION pdp._expiry(timestamptz, interval), pdp._expiry(timestamp, interval),
                           pdp._expiry(date, interval), pdp._expiry(bigint, interval) TO PUBLIC;
+
+-- Subject rights: pdp_admin answers requests; pdp_auditor reads the registers.
+GRANT SELECT ON pdp.country, pdp.recipient, pdp.recipients, pdp.disclosure, pdp.pending_notices,
+                pdp.rectification_notice, pdp.request_deadline, pdp.subject_request, pdp.overdue_requests, pdp.erasure
+TO pdp_admin, pdp_auditor;
+GRANT INSERT, UPDATE, DELETE ON pdp.request_deadline TO pdp_admin;
+GRANT EXECUTE ON FUNCTION
+    pdp.define_recipient(text, text, text, text),
+    pdp.record_disclosure(text, text, text, text[]), pdp.record_disclosure(bigint, text, text, text[]),
+    pdp.record_disclosure(uuid, text, text, text[]),
+    pdp.acknowledge_notice(bigint),
+    pdp.open_request(text, text, text, timestamptz), pdp.open_request(bigint, text, text, timestamptz),
+    pdp.open_request(uuid, text, text, timestamptz), pdp.complete_request(bigint, text),
+    pdp.export_subject(text), pdp.export_subject(bigint), pdp.export_subject(uuid),
+    pdp.erase_subject(text, text), pdp.erase_subject(bigint, text), pdp.erase_subject(uuid, text),
+    pdp._add_working_days(timestamptz, integer), pdp._subject_match(regclass, text),
+    pdp._sync_rectification_trigger(regclass), pdp._rectification()
+TO pdp_admin;

@@ -24,9 +24,9 @@ SELECT table_privs_are('pdp', 'registered_tables', 'pdp_auditor', ARRAY['SELECT'
 
 -- Registry invariants, exercised in this transaction.
 CREATE TABLE tap_users (id uuid PRIMARY KEY, "E-mail" text);
-SELECT lives_ok($$SELECT pdp.register_table('tap_users', 'id', 'anonymise')$$, 'a uuid subject registers');
+SELECT lives_ok($$SELECT pdp.register_table('tap_users', 'id')$$, 'a uuid subject registers');
 SELECT throws_ok($$SELECT pdp.register_table('tap_users', 'id')$$, '42710', NULL, 'registering twice is refused');
-SELECT throws_ok($$INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase) VALUES ('tap_users', 'E-mail', 99, 'delete')$$,
+SELECT throws_ok($$INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase) VALUES ('tap_users', 'E-mail', 99, 'anonymise')$$,
                  '22023', NULL, 'a direct insert is validated too: on_erase must agree within a table');
 SELECT results_eq($$SELECT attnum FROM pdp.subject_column WHERE tbl = 'tap_users'::regclass$$,
                   ARRAY[1::smallint], 'attnum is resolved from the name, whatever the writer says');

@@ -22,9 +22,9 @@ $node->safe_psql('src', q{
 	CREATE TABLE "LMS"."Learners" (gone int, "Learner Id" bigint PRIMARY KEY, email text);
 	ALTER TABLE "LMS"."Learners" DROP COLUMN gone;
 	CREATE TABLE "LMS".posts (id serial, author int REFERENCES "LMS"."Learners"("Learner Id"), editor uuid);
-	SELECT pdp.register_table('"LMS"."Learners"', 'Learner Id', 'anonymise');
-	SELECT pdp.register_table('"LMS".posts', 'author');
-	SELECT pdp.register_table('"LMS".posts', 'editor');
+	SELECT pdp.register_table('"LMS"."Learners"', 'Learner Id');
+	SELECT pdp.register_table('"LMS".posts', 'author', 'anonymise');
+	SELECT pdp.register_table('"LMS".posts', 'editor', 'anonymise');
 	ALTER TABLE "LMS".posts RENAME COLUMN editor TO "Editor UUID";
 	SELECT pdp.set_column_rule('"LMS"."Learners"', 'email', 'pseudo_email', 'email');
 	INSERT INTO "LMS"."Learners" VALUES (1, 'raw1@mail.kz'), (2, 'raw2@mail.kz');

@@ -1,0 +1,148 @@
+/*-------------------------------------------------------------------------
+ * rights.c
+ *	  The rectification trigger (pending notices to every recipient of a
+ *	  subject whose classified data changed) and the erasure switch.
+ *-------------------------------------------------------------------------
+ */
+#include "pdp_ext.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+PG_FUNCTION_INFO_V1(pdp_rectification);
+PG_FUNCTION_INFO_V1(pdp_set_erasing);
+
+static bool erase_callback_registered = false;
+
+static void
+erase_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		pdp_erasure_in_progress = false;
+}
+
+/*
+ * pdp._set_erasing(on boolean): lets pdp.erase_subject delete rows of a
+ * restricted subject (restriction does not bar erasure) until it turns it
+ * off or the transaction ends.  Executable by the extension's owner only.
+ */
+Datum
+pdp_set_erasing(PG_FUNCTION_ARGS)
+{
+	if (!erase_callback_registered)
+	{
+		RegisterXactCallback(erase_xact_callback, NULL);
+		erase_callback_registered = true;
+	}
+	pdp_erasure_in_progress = PG_GETARG_BOOL(0);
+	PG_RETURN_VOID();
+}
+
+/*
+ * AFTER UPDATE row trigger on registered tables with classified columns.
+ * Arguments: "s:<subject column>" ... and "c:<classified column>" ....
+ * When a classified column's value changed, every recipient that received
+ * data of the row's subjects gets a pending notice (talap §5.1.4, GDPR
+ * Art. 19).  The notice names the table and columns, never the values.
+ */
+Datum
+pdp_rectification(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	oldt,
+				newt;
+	StringInfoData changed;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_BY_UPDATE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pdp._rectification() must fire AFTER UPDATE FOR EACH ROW")));
+	desc = RelationGetDescr(td->tg_relation);
+	oldt = td->tg_trigtuple;
+	newt = td->tg_newtuple;
+
+	/* Which classified columns changed? */
+	initStringInfo(&changed);
+	for (int i = 0; i < td->tg_trigger->tgnargs; i++)
+	{
+		const char *arg = td->tg_trigger->tgargs[i];
+		int			attnum;
+		bool		n1,
+					n2;
+		Datum		v1,
+					v2;
+		Form_pg_attribute att;
+
+		if (strncmp(arg, "c:", 2) != 0 || (attnum = SPI_fnumber(desc, arg + 2)) <= 0)
+			continue;
+		att = TupleDescAttr(desc, attnum - 1);
+		v1 = heap_getattr(oldt, attnum, desc, &n1);
+		v2 = heap_getattr(newt, attnum, desc, &n2);
+		if (n1 != n2 || (!n1 && !datum_image_eq(v1, v2, att->attbyval, att->attlen)))
+		{
+			if (changed.len > 0)
+				appendStringInfoChar(&changed, ',');
+			appendStringInfoString(&changed, arg + 2);
+		}
+	}
+	if (changed.len == 0)
+		return PointerGetDatum(NULL);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(pdp_function_owner(fcinfo->flinfo->fn_oid),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		for (int i = 0; i < td->tg_trigger->tgnargs; i++)
+		{
+			const char *arg = td->tg_trigger->tgargs[i];
+			int			attnum;
+			bool		isnull;
+			Datum		v;
+			Oid			typoutput;
+			bool		varlena;
+			Datum		args[3];
+			Oid			argtypes[3] = {TEXTOID, OIDOID, TEXTOID};
+
+			if (strncmp(arg, "s:", 2) != 0 || (attnum = SPI_fnumber(desc, arg + 2)) <= 0)
+				continue;
+			v = heap_getattr(oldt, attnum, desc, &isnull);
+			if (isnull)
+				continue;
+			getTypeOutputInfo(TupleDescAttr(desc, attnum - 1)->atttypid, &typoutput, &varlena);
+			args[0] = CStringGetTextDatum(OidOutputFunctionCall(typoutput, v));
+			args[1] = ObjectIdGetDatum(RelationGetRelid(td->tg_relation));
+			args[2] = CStringGetTextDatum(changed.data);
+			if (SPI_execute_with_args(
+					"INSERT INTO pdp.rectification_notice (subject, recipient, tbl, columns) "
+					"SELECT DISTINCT d.subject, d.recipient, $2::regclass, pg_catalog.string_to_array($3, ',') "
+					"FROM pdp.disclosure d WHERE d.subject OPERATOR(pg_catalog.=) $1",
+					3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not record rectification notices");
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	return PointerGetDatum(NULL);
+}

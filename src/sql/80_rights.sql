@@ -1,0 +1,562 @@
+-- Data-subject rights: access and portability, erasure, recipients and
+-- disclosures, rectification notices, requests and their deadlines.
+
+-- ISO 3166-1 alpha-2 country codes (249, from Debian's iso-codes package).
+CREATE TABLE pdp.country (code char(2) PRIMARY KEY);
+COMMENT ON TABLE pdp.country IS 'ISO 3166-1 alpha-2 country codes (read-only)';
+COMMENT ON COLUMN pdp.country.code IS 'the code, e.g. KZ';
+INSERT INTO pdp.country VALUES ('AD'), ('AE'), ('AF'), ('AG'), ('AI'), ('AL'), ('AM'), ('AO'), ('AQ'), ('AR'), ('AS'), ('AT'), ('AU'), ('AW'), ('AX'), ('AZ'), ('BA'), ('BB'), ('BD'), ('BE'), ('BF'), ('BG'), ('BH'), ('BI'), ('BJ'), ('BL'), ('BM'), ('BN'), ('BO'), ('BQ'), ('BR'), ('BS'), ('BT'), ('BV'), ('BW'), ('BY'), ('BZ'), ('CA'), ('CC'), ('CD'), ('CF'), ('CG'), ('CH'), ('CI'), ('CK'), ('CL'), ('CM'), ('CN'), ('CO'), ('CR'), ('CU'), ('CV'), ('CW'), ('CX'), ('CY'), ('CZ'), ('DE'), ('DJ'), ('DK'), ('DM'), ('DO'), ('DZ'), ('EC'), ('EE'), ('EG'), ('EH'), ('ER'), ('ES'), ('ET'), ('FI'), ('FJ'), ('FK'), ('FM'), ('FO'), ('FR'), ('GA'), ('GB'), ('GD'), ('GE'), ('GF'), ('GG'), ('GH'), ('GI'), ('GL'), ('GM'), ('GN'), ('GP'), ('GQ'), ('GR'), ('GS'), ('GT'), ('GU'), ('GW'), ('GY'), ('HK'), ('HM'), ('HN'), ('HR'), ('HT'), ('HU'), ('ID'), ('IE'), ('IL'), ('IM'), ('IN'), ('IO'), ('IQ'), ('IR'), ('IS'), ('IT'), ('JE'), ('JM'), ('JO'), ('JP'), ('KE'), ('KG'), ('KH'), ('KI'), ('KM'), ('KN'), ('KP'), ('KR'), ('KW'), ('KY'), ('KZ'), ('LA'), ('LB'), ('LC'), ('LI'), ('LK'), ('LR'), ('LS'), ('LT'), ('LU'), ('LV'), ('LY'), ('MA'), ('MC'), ('MD'), ('ME'), ('MF'), ('MG'), ('MH'), ('MK'), ('ML'), ('MM'), ('MN'), ('MO'), ('MP'), ('MQ'), ('MR'), ('MS'), ('MT'), ('MU'), ('MV'), ('MW'), ('MX'), ('MY'), ('MZ'), ('NA'), ('NC'), ('NE'), ('NF'), ('NG'), ('NI'), ('NL'), ('NO'), ('NP'), ('NR'), ('NU'), ('NZ'), ('OM'), ('PA'), ('PE'), ('PF'), ('PG'), ('PH'), ('PK'), ('PL'), ('PM'), ('PN'), ('PR'), ('PS'), ('PT'), ('PW'), ('PY'), ('QA'), ('RE'), ('RO'), ('RS'), ('RU'), ('RW'), ('SA'), ('SB'), ('SC'), ('SD'), ('SE'), ('SG'), ('SH'), ('SI'), ('SJ'), ('SK'), ('SL'), ('SM'), ('SN'), ('SO'), ('SR'), ('SS'), ('ST'), ('SV'), ('SX'), ('SY'), ('SZ'), ('TC'), ('TD'), ('TF'), ('TG'), ('TH'), ('TJ'), ('TK'), ('TL'), ('TM'), ('TN'), ('TO'), ('TR'), ('TT'), ('TV'), ('TW'), ('TZ'), ('UA'), ('UG'), ('UM'), ('US'), ('UY'), ('UZ'), ('VA'), ('VC'), ('VE'), ('VG'), ('VI'), ('VN'), ('VU'), ('WF'), ('WS'), ('YE'), ('YT'), ('ZA'), ('ZM'), ('ZW');
+
+-- Recipients and disclosures ----------------------------------------------------
+
+CREATE TABLE pdp.recipient (
+    name         text        PRIMARY KEY,
+    country      char(2)     NOT NULL,
+    safeguards   text,
+    description  text,
+    defined_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    defined_by   name        NOT NULL DEFAULT CURRENT_USER,
+    CONSTRAINT recipient_name_check CHECK (name ~ '^[^[:cntrl:]]{1,100}$')
+);
+COMMENT ON TABLE pdp.recipient IS 'register of third parties that receive personal data (GDPR Art. 30(1)(d), Law 94-V)';
+COMMENT ON COLUMN pdp.recipient.name IS 'the recipient';
+COMMENT ON COLUMN pdp.recipient.country IS 'where it processes the data (ISO 3166-1 alpha-2)';
+COMMENT ON COLUMN pdp.recipient.safeguards IS 'for transfers outside Kazakhstan: SCC, adequacy, consent, BCR or derogation';
+COMMENT ON COLUMN pdp.recipient.description IS 'what it does with the data';
+COMMENT ON COLUMN pdp.recipient.defined_at IS 'when it was defined';
+COMMENT ON COLUMN pdp.recipient.defined_by IS 'who defined it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.recipient', '');
+
+CREATE TABLE pdp.disclosure (
+    id          bigserial   PRIMARY KEY,
+    subject     text        NOT NULL,
+    recipient   text        NOT NULL,
+    purpose     text        NOT NULL,
+    categories  text[]      NOT NULL,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    recorded_by name        NOT NULL DEFAULT SESSION_USER
+);
+CREATE INDEX disclosure_subject_idx ON pdp.disclosure (subject);
+COMMENT ON TABLE pdp.disclosure IS 'which subject''s data went to which recipient, for what, of what kind';
+COMMENT ON SEQUENCE pdp.disclosure_id_seq IS 'numbers disclosures';
+COMMENT ON COLUMN pdp.disclosure.id IS 'the disclosure''s number';
+COMMENT ON COLUMN pdp.disclosure.subject IS 'the subject (text form)';
+COMMENT ON COLUMN pdp.disclosure.recipient IS 'the recipient';
+COMMENT ON COLUMN pdp.disclosure.purpose IS 'the purpose of the disclosure';
+COMMENT ON COLUMN pdp.disclosure.categories IS 'categories of data disclosed, e.g. {email,grades}';
+COMMENT ON COLUMN pdp.disclosure.at IS 'when';
+COMMENT ON COLUMN pdp.disclosure.recorded_by IS 'the session user that recorded it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.disclosure', '');
+SELECT pg_catalog.pg_extension_config_dump('pdp.disclosure_id_seq', '');
+
+CREATE TABLE pdp.rectification_notice (
+    id              bigserial   PRIMARY KEY,
+    subject         text        NOT NULL,
+    recipient       text        NOT NULL,
+    tbl             regclass    NOT NULL,
+    columns         text[]      NOT NULL,
+    raised_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    acknowledged_at timestamptz,
+    acknowledged_by name
+);
+COMMENT ON TABLE pdp.rectification_notice IS 'recipients to tell that a subject''s data changed (talap §5.1.4, GDPR Art. 19)';
+COMMENT ON SEQUENCE pdp.rectification_notice_id_seq IS 'numbers notices';
+COMMENT ON COLUMN pdp.rectification_notice.id IS 'the notice''s number';
+COMMENT ON COLUMN pdp.rectification_notice.subject IS 'the subject (text form)';
+COMMENT ON COLUMN pdp.rectification_notice.recipient IS 'the recipient to notify';
+COMMENT ON COLUMN pdp.rectification_notice.tbl IS 'the table whose classified columns changed';
+COMMENT ON COLUMN pdp.rectification_notice.columns IS 'the columns that changed (names, never values)';
+COMMENT ON COLUMN pdp.rectification_notice.raised_at IS 'when the change happened';
+COMMENT ON COLUMN pdp.rectification_notice.acknowledged_at IS 'when the notice was sent and closed';
+COMMENT ON COLUMN pdp.rectification_notice.acknowledged_by IS 'who closed it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.rectification_notice', '');
+SELECT pg_catalog.pg_extension_config_dump('pdp.rectification_notice_id_seq', '');
+
+CREATE FUNCTION pdp._rectification() RETURNS trigger
+LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_rectification';
+COMMENT ON FUNCTION pdp._rectification() IS 'trigger: raises a notice for every recipient of a subject whose classified data changed';
+CREATE FUNCTION pdp._set_erasing(on_ boolean) RETURNS void
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_set_erasing';
+COMMENT ON FUNCTION pdp._set_erasing(boolean) IS 'lets erasure delete rows of restricted subjects, until the transaction ends';
+
+-- Keep the rectification trigger of a table in step with its subject and
+-- classified columns (a classified column has a rule or a category).
+CREATE FUNCTION pdp._sync_rectification_trigger(tbl regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid) THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
+                 AND t.tgname OPERATOR(pg_catalog.=) 'pdp_rectification') THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER pdp_rectification ON %s', tbl);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl)
+       OR NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl) THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a), ', ') INTO args FROM (
+        SELECT 's:' || s.col AS a FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl
+        UNION ALL
+        SELECT 'c:' || r.col FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl) x;
+    EXECUTE pg_catalog.format('CREATE TRIGGER pdp_rectification AFTER UPDATE ON %s FOR EACH ROW '
+                              'EXECUTE FUNCTION pdp._rectification(%s)', tbl, args);
+END
+$$;
+COMMENT ON FUNCTION pdp._sync_rectification_trigger(regclass) IS
+    'creates, rebuilds or drops a table''s rectification trigger';
+
+CREATE FUNCTION pdp.define_recipient(name text, country text, safeguards text DEFAULT NULL, description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF name IS NULL OR country IS NULL THEN
+        RAISE EXCEPTION 'recipient name and country must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF name !~ '^[^[:cntrl:]]{1,100}$' THEN
+        RAISE EXCEPTION 'a recipient''s name must be 1 to 100 characters without control characters'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.country c WHERE c.code OPERATOR(pg_catalog.=) pg_catalog.upper(country)) THEN
+        RAISE EXCEPTION 'unknown country code' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Use an ISO 3166-1 alpha-2 code such as KZ, DE or US.';
+    END IF;
+    IF pg_catalog.upper(country) <> 'KZ' AND (safeguards IS NULL OR safeguards NOT IN ('SCC', 'adequacy', 'consent', 'BCR', 'derogation')) THEN
+        RAISE EXCEPTION 'a recipient outside Kazakhstan is a cross-border transfer and needs its safeguards named'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'safeguards: SCC (standard contractual clauses), adequacy, consent, BCR or derogation.';
+    END IF;
+    INSERT INTO pdp.recipient AS r (name, country, safeguards, description)
+    VALUES (define_recipient.name, pg_catalog.upper(define_recipient.country), define_recipient.safeguards,
+            define_recipient.description)
+    ON CONFLICT ON CONSTRAINT recipient_pkey DO UPDATE
+       SET country = EXCLUDED.country, safeguards = EXCLUDED.safeguards, description = EXCLUDED.description,
+           defined_at = pg_catalog.now(), defined_by = CURRENT_USER;
+    PERFORM pdp._audit('define_recipient', name, NULL,
+                       pg_catalog.jsonb_build_object('country', pg_catalog.upper(country), 'safeguards', safeguards));
+END
+$$;
+COMMENT ON FUNCTION pdp.define_recipient(text, text, text, text) IS
+    'registers a recipient; outside Kazakhstan its safeguards must be named (SCC, adequacy, consent, BCR, derogation)';
+
+CREATE VIEW pdp.recipients AS
+SELECT r.name, r.country, r.country OPERATOR(pg_catalog.<>) 'KZ' AS cross_border, r.safeguards, r.description,
+       CASE WHEN r.country OPERATOR(pg_catalog.<>) 'KZ'
+            THEN 'copies only: Law 94-V requires the primary personal database to be kept in Kazakhstan'
+            ELSE 'in Kazakhstan' END AS localisation,
+       (SELECT pg_catalog.count(*) FROM pdp.disclosure d WHERE d.recipient OPERATOR(pg_catalog.=) r.name) AS disclosures,
+       r.defined_at, r.defined_by
+  FROM pdp.recipient r;
+COMMENT ON VIEW pdp.recipients IS 'the register of recipients, with cross-border transfers and data localisation flagged';
+
+CREATE FUNCTION pdp.record_disclosure(subject text, recipient text, purpose text, categories text[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id bigint;
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.recipient r WHERE r.name OPERATOR(pg_catalog.=) record_disclosure.recipient) THEN
+        RAISE EXCEPTION 'unknown recipient' USING ERRCODE = 'undefined_object',
+              HINT = 'pdp.define_recipient registers recipients; pdp.recipients lists them.';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    IF categories IS NULL OR pg_catalog.cardinality(categories) = 0 OR array_position(categories, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'categories must name at least one kind of data' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pdp.disclosure (subject, recipient, purpose, categories)
+    VALUES (record_disclosure.subject, record_disclosure.recipient, record_disclosure.purpose, record_disclosure.categories)
+    RETURNING disclosure.id INTO id;
+    PERFORM pdp._audit('record_disclosure', recipient, subject,
+                       pg_catalog.jsonb_build_object('disclosure_id', id, 'purpose', purpose, 'categories', categories));
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION pdp.record_disclosure(text, text, text, text[]) IS 'records that a subject''s data went to a recipient';
+CREATE FUNCTION pdp.record_disclosure(subject bigint, recipient text, purpose text, categories text[]) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp.record_disclosure(subject::text, recipient, purpose, categories) $$;
+COMMENT ON FUNCTION pdp.record_disclosure(bigint, text, text, text[]) IS 'record_disclosure for a bigint or integer subject';
+CREATE FUNCTION pdp.record_disclosure(subject uuid, recipient text, purpose text, categories text[]) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp.record_disclosure(subject::text, recipient, purpose, categories) $$;
+COMMENT ON FUNCTION pdp.record_disclosure(uuid, text, text, text[]) IS 'record_disclosure for a uuid subject';
+
+CREATE VIEW pdp.pending_notices AS
+SELECT n.id, n.subject, n.recipient, r.country, n.tbl AS table_name, n.columns, n.raised_at
+  FROM pdp.rectification_notice n LEFT JOIN pdp.recipient r ON r.name OPERATOR(pg_catalog.=) n.recipient
+ WHERE n.acknowledged_at IS NULL;
+COMMENT ON VIEW pdp.pending_notices IS 'rectifications still to be told to their recipients';
+
+CREATE FUNCTION pdp.acknowledge_notice(id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n record;
+BEGIN
+    UPDATE pdp.rectification_notice x SET acknowledged_at = pg_catalog.now(), acknowledged_by = SESSION_USER
+     WHERE x.id OPERATOR(pg_catalog.=) acknowledge_notice.id AND x.acknowledged_at IS NULL
+    RETURNING * INTO n;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'notice % does not exist or is acknowledged already', id USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM pdp._audit('acknowledge_notice', n.recipient, n.subject, pg_catalog.jsonb_build_object('notice_id', id));
+END
+$$;
+COMMENT ON FUNCTION pdp.acknowledge_notice(bigint) IS 'closes a rectification notice once the recipient was told';
+
+-- Requests and deadlines -------------------------------------------------------
+
+CREATE TABLE pdp.request_deadline (
+    jurisdiction text     NOT NULL,
+    kind         text     NOT NULL CHECK (kind IN ('access', 'rectification', 'erasure', 'restriction',
+                                                     'portability', 'withdrawal', 'objection')),
+    period       interval,
+    working_days integer  CHECK (working_days > 0),
+    source       text     NOT NULL,
+    PRIMARY KEY (jurisdiction, kind),
+    CONSTRAINT request_deadline_one_measure CHECK ((period IS NULL) <> (working_days IS NULL))
+);
+COMMENT ON TABLE pdp.request_deadline IS 'how long the operator has to answer each kind of request, per jurisdiction (editable by pdp_admin)';
+COMMENT ON COLUMN pdp.request_deadline.jurisdiction IS 'KZ (Law 94-V) or EU (GDPR), or any code you add';
+COMMENT ON COLUMN pdp.request_deadline.kind IS 'access, rectification, erasure, restriction, portability, withdrawal, objection';
+COMMENT ON COLUMN pdp.request_deadline.period IS 'a calendar period, or NULL when counted in working days';
+COMMENT ON COLUMN pdp.request_deadline.working_days IS 'working days (Monday to Friday; public holidays are not known to pdp_ext)';
+COMMENT ON COLUMN pdp.request_deadline.source IS 'where the deadline comes from';
+SELECT pg_catalog.pg_extension_config_dump('pdp.request_deadline', 'WHERE false');
+INSERT INTO pdp.request_deadline (jurisdiction, kind, period, working_days, source)
+SELECT 'EU', k, interval '1 month', NULL,
+       'GDPR Art. 12(3): without undue delay and in any event within one month of receipt (extendable by two months, Art. 12(3))'
+  FROM unnest(ARRAY['access', 'rectification', 'erasure', 'restriction', 'portability', 'withdrawal', 'objection']) k
+UNION ALL
+SELECT 'KZ', k, NULL, 3,
+       'Law 94-V on personal data (Art. 24, operator''s obligations), as commonly cited: three working days; '
+       'check against the law''s current text and edit this row if your counsel reads it otherwise'
+  FROM unnest(ARRAY['access', 'rectification', 'erasure', 'restriction', 'portability', 'withdrawal', 'objection']) k;
+
+CREATE TABLE pdp.subject_request (
+    id           bigserial   PRIMARY KEY,
+    subject      text        NOT NULL,
+    kind         text        NOT NULL,
+    jurisdiction text        NOT NULL,
+    received_at  timestamptz NOT NULL,
+    due_at       timestamptz NOT NULL,
+    completed_at timestamptz,
+    outcome      text,
+    opened_by    name        NOT NULL DEFAULT SESSION_USER,
+    completed_by name
+);
+COMMENT ON TABLE pdp.subject_request IS 'data-subject requests with their due dates';
+COMMENT ON SEQUENCE pdp.subject_request_id_seq IS 'numbers requests';
+COMMENT ON COLUMN pdp.subject_request.id IS 'the request''s number';
+COMMENT ON COLUMN pdp.subject_request.subject IS 'the subject (text form)';
+COMMENT ON COLUMN pdp.subject_request.kind IS 'what the subject asked for';
+COMMENT ON COLUMN pdp.subject_request.jurisdiction IS 'whose deadlines apply';
+COMMENT ON COLUMN pdp.subject_request.received_at IS 'when the request arrived';
+COMMENT ON COLUMN pdp.subject_request.due_at IS 'when the answer is due';
+COMMENT ON COLUMN pdp.subject_request.completed_at IS 'when it was answered';
+COMMENT ON COLUMN pdp.subject_request.outcome IS 'how it was answered';
+COMMENT ON COLUMN pdp.subject_request.opened_by IS 'who recorded it';
+COMMENT ON COLUMN pdp.subject_request.completed_by IS 'who completed it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.subject_request', '');
+SELECT pg_catalog.pg_extension_config_dump('pdp.subject_request_id_seq', '');
+
+-- received plus n working days (Monday to Friday).
+CREATE FUNCTION pdp._add_working_days(t timestamptz, n integer) RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d timestamptz := t;
+    left_ integer := n;
+BEGIN
+    WHILE left_ > 0 LOOP
+        d := d + interval '1 day';
+        IF pg_catalog.extract(isodow FROM d AT TIME ZONE 'Asia/Almaty') < 6 THEN
+            left_ := left_ - 1;
+        END IF;
+    END LOOP;
+    RETURN d;
+END
+$$;
+COMMENT ON FUNCTION pdp._add_working_days(timestamptz, integer) IS 'adds working days (Monday to Friday, Almaty time)';
+
+CREATE FUNCTION pdp.open_request(subject text, kind text, jurisdiction text DEFAULT 'KZ',
+                                 received_at timestamptz DEFAULT pg_catalog.now()) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d record;
+    id bigint;
+BEGIN
+    IF subject IS NULL OR kind IS NULL OR jurisdiction IS NULL OR received_at IS NULL THEN
+        RAISE EXCEPTION 'subject, kind, jurisdiction and received_at must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF kind NOT IN ('access', 'rectification', 'erasure', 'restriction', 'portability', 'withdrawal', 'objection') THEN
+        RAISE EXCEPTION 'unknown request kind' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'access, rectification, erasure, restriction, portability, withdrawal or objection.';
+    END IF;
+    SELECT * INTO d FROM pdp.request_deadline x
+     WHERE x.jurisdiction OPERATOR(pg_catalog.=) open_request.jurisdiction AND x.kind OPERATOR(pg_catalog.=) open_request.kind;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no deadline for % requests in jurisdiction "%"', kind, jurisdiction
+            USING ERRCODE = 'undefined_object', HINT = 'pdp.request_deadline lists the deadlines; pdp_admin may add rows.';
+    END IF;
+    IF received_at > pg_catalog.now() + interval '1 minute' THEN
+        RAISE EXCEPTION 'received_at is in the future' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pdp.subject_request (subject, kind, jurisdiction, received_at, due_at)
+    VALUES (open_request.subject, open_request.kind, open_request.jurisdiction, open_request.received_at,
+            CASE WHEN d.period IS NOT NULL THEN open_request.received_at + d.period
+                 ELSE pdp._add_working_days(open_request.received_at, d.working_days) END)
+    RETURNING subject_request.id INTO id;
+    PERFORM pdp._audit('open_request', kind, subject, pg_catalog.jsonb_build_object('request_id', id, 'jurisdiction', jurisdiction));
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION pdp.open_request(text, text, text, timestamptz) IS
+    'records a data-subject request and computes its due date from pdp.request_deadline';
+CREATE FUNCTION pdp.open_request(subject bigint, kind text, jurisdiction text DEFAULT 'KZ',
+                                 received_at timestamptz DEFAULT pg_catalog.now()) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp.open_request(subject::text, kind, jurisdiction, received_at) $$;
+COMMENT ON FUNCTION pdp.open_request(bigint, text, text, timestamptz) IS 'open_request for a bigint or integer subject';
+CREATE FUNCTION pdp.open_request(subject uuid, kind text, jurisdiction text DEFAULT 'KZ',
+                                 received_at timestamptz DEFAULT pg_catalog.now()) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp.open_request(subject::text, kind, jurisdiction, received_at) $$;
+COMMENT ON FUNCTION pdp.open_request(uuid, text, text, timestamptz) IS 'open_request for a uuid subject';
+
+CREATE FUNCTION pdp.complete_request(id bigint, outcome text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    IF outcome IS NULL OR outcome = '' THEN
+        RAISE EXCEPTION 'outcome must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    UPDATE pdp.subject_request x SET completed_at = pg_catalog.now(), outcome = complete_request.outcome,
+           completed_by = SESSION_USER
+     WHERE x.id OPERATOR(pg_catalog.=) complete_request.id AND x.completed_at IS NULL
+    RETURNING * INTO r;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'request % does not exist or is completed already', id USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM pdp._audit('complete_request', r.kind, r.subject,
+                       pg_catalog.jsonb_build_object('request_id', id, 'late', r.completed_at > r.due_at));
+END
+$$;
+COMMENT ON FUNCTION pdp.complete_request(bigint, text) IS 'records a request''s answer';
+
+CREATE VIEW pdp.overdue_requests AS
+SELECT r.id, r.subject, r.kind, r.jurisdiction, r.received_at, r.due_at,
+       pg_catalog.now() OPERATOR(pg_catalog.-) r.due_at AS overdue_by
+  FROM pdp.subject_request r WHERE r.completed_at IS NULL AND r.due_at < pg_catalog.now();
+COMMENT ON VIEW pdp.overdue_requests IS 'open requests past their due date';
+
+-- Access, portability, erasure -------------------------------------------------
+
+CREATE TABLE pdp.erasure (
+    subject_pseudonym text        PRIMARY KEY,
+    receipt           jsonb       NOT NULL,
+    erased_at         timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE pdp.erasure IS 'erasure receipts, keyed by the subject''s pseudonym (never the identifier)';
+COMMENT ON COLUMN pdp.erasure.subject_pseudonym IS 'pdp.pseudonym(subject, ''audit'')';
+COMMENT ON COLUMN pdp.erasure.receipt IS 'tables, actions, row counts, time; no personal values';
+COMMENT ON COLUMN pdp.erasure.erased_at IS 'when';
+SELECT pg_catalog.pg_extension_config_dump('pdp.erasure', '');
+
+-- WHERE clause matching a subject in a table's subject columns; each column
+-- compares in its own type, so its indexes serve.  NULL when the subject
+-- cannot be of any of the columns' types (e.g. a word for a bigint column).
+CREATE FUNCTION pdp._subject_match(tbl regclass, subject text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    parts text[] := '{}';
+    ok boolean;
+BEGIN
+    FOR s IN SELECT sc.col, a.atttypid::regtype AS typ FROM pdp.subject_column sc
+               JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) sc.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) sc.attnum
+              WHERE sc.tbl OPERATOR(pg_catalog.=) _subject_match.tbl ORDER BY sc.attnum LOOP
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT $1::%s IS NOT NULL', s.typ) INTO ok USING subject;
+            parts := parts || pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', s.col, s.typ);
+        EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range OR string_data_right_truncation THEN
+            NULL;   -- this column cannot hold the subject
+        END;
+    END LOOP;
+    IF pg_catalog.cardinality(parts) = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN pg_catalog.array_to_string(parts, ' OR ');
+END
+$$;
+COMMENT ON FUNCTION pdp._subject_match(regclass, text) IS 'SQL condition finding a subject''s rows in a registered table';
+
+CREATE FUNCTION pdp.export_subject(subject text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc jsonb;
+    data jsonb := '{}';
+    t regclass;
+    cond text;
+    rows_ jsonb;
+    erased jsonb;
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    doc := pg_catalog.jsonb_build_object('format', 'pdp_ext subject export', 'format_version', 1,
+                                         'generated_at', pg_catalog.now(), 'subject', subject);
+    SELECT e.receipt INTO erased FROM pdp.erasure e
+     WHERE e.subject_pseudonym OPERATOR(pg_catalog.=) pdp.pseudonym(subject, 'audit');
+    IF FOUND THEN
+        PERFORM pdp._audit('export_subject', NULL, subject, '{"erased": true}');
+        RETURN doc || pg_catalog.jsonb_build_object('erasure_receipt', erased);
+    END IF;
+    FOR t IN SELECT DISTINCT s.tbl FROM pdp.subject_column s ORDER BY 1 LOOP
+        cond := pdp._subject_match(t, subject);
+        CONTINUE WHEN cond IS NULL;
+        EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM %s t WHERE %s', t, cond)
+           INTO rows_ USING subject;
+        IF rows_ IS NOT NULL THEN
+            data := data || pg_catalog.jsonb_build_object(t::text, rows_);
+        END IF;
+    END LOOP;
+    doc := doc || pg_catalog.jsonb_build_object(
+        'data', data,
+        'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c) ORDER BY c.event_id)
+                                FROM pdp.consent_history(subject) c), '[]'),
+        'active_consents', coalesce((SELECT pg_catalog.jsonb_agg(s.purpose ORDER BY s.purpose) FROM pdp.consent_state s
+                                      WHERE s.subject OPERATOR(pg_catalog.=) export_subject.subject
+                                        AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now())), '[]'),
+        'restrictions', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('action', r.action, 'reason', r.reason, 'at', r.at) ORDER BY r.id)
+                                   FROM pdp.restriction_event r WHERE r.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'holds', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', h.id, 'reason', h.reason, 'placed_at', h.placed_at,
+                                                                                      'until', h.until, 'released_at', h.released_at) ORDER BY h.id)
+                            FROM pdp.hold h WHERE h.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'disclosures', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', d.recipient, 'country', r.country,
+                                                   'cross_border', r.country <> 'KZ', 'safeguards', r.safeguards, 'purpose', d.purpose,
+                                                   'categories', d.categories, 'at', d.at) ORDER BY d.id)
+                                  FROM pdp.disclosure d LEFT JOIN pdp.recipient r ON r.name OPERATOR(pg_catalog.=) d.recipient
+                                 WHERE d.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'purposes', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('purpose', p.purpose, 'legal_basis', p.legal_basis,
+                                                   'requires_consent', p.requires_consent, 'description', p.description) ORDER BY p.purpose)
+                               FROM pdp.purpose p), '[]'),
+        'retention', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', p.tbl::text, 'period', p.period::text,
+                                                    'from', coalesce(p.anchor_column::text, 'insertion'), 'then', p.action) ORDER BY p.tbl::text)
+                                FROM pdp.retention_policy p), '[]'),
+        'requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', q.id, 'kind', q.kind, 'received_at', q.received_at,
+                                                   'due_at', q.due_at, 'completed_at', q.completed_at, 'outcome', q.outcome) ORDER BY q.id)
+                               FROM pdp.subject_request q WHERE q.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'));
+    PERFORM pdp._audit('export_subject', NULL, subject,
+                       pg_catalog.jsonb_build_object('tables', (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(data))));
+    RETURN doc;
+END
+$$;
+COMMENT ON FUNCTION pdp.export_subject(text) IS
+    'every row of the subject in every registered table, with consents, restrictions, holds, disclosures, purposes and retention (GDPR Art. 15, 20)';
+CREATE FUNCTION pdp.export_subject(subject bigint) RETURNS jsonb
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.export_subject(subject::text) $$;
+COMMENT ON FUNCTION pdp.export_subject(bigint) IS 'export_subject for a bigint or integer subject';
+CREATE FUNCTION pdp.export_subject(subject uuid) RETURNS jsonb
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.export_subject(subject::text) $$;
+COMMENT ON FUNCTION pdp.export_subject(uuid) IS 'export_subject for a uuid subject';
+
+CREATE FUNCTION pdp.erase_subject(subject text, reason text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+    cond text;
+    act text;
+    n bigint;
+    tables jsonb := '[]';
+    set_list text;
+    p text;
+    withdrawn integer := 0;
+    receipt jsonb;
+BEGIN
+    IF subject IS NULL OR reason IS NULL OR reason = '' THEN
+        RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pdp._subject_held(subject) THEN
+        RAISE EXCEPTION 'subject is under a legal hold'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Nothing was erased.',
+                  HINT = 'pdp.holds lists the hold; pdp.release_hold releases it once its legal ground has ended.';
+    END IF;
+    PERFORM pdp._set_erasing(true);
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        cond := pdp._subject_match(t, subject);
+        CONTINUE WHEN cond IS NULL;
+        IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
+            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', t, cond) INTO n USING subject;
+            IF n > 0 THEN
+                RAISE EXCEPTION 'table "%" is under a legal hold', pdp._relname(t)
+                    USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'Nothing was erased.';
+            END IF;
+            CONTINUE;
+        END IF;
+        act := (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t LIMIT 1);
+        IF act = 'delete' THEN
+            EXECUTE pg_catalog.format('DELETE FROM %s t WHERE %s', t, cond) USING subject;
+        ELSE
+            -- Anonymise: apply the rules and cut the row's link to the subject.
+            SELECT pg_catalog.string_agg(x, ', ') INTO set_list FROM (
+                SELECT pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)) AS x
+                  FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
+                 WHERE r.tbl OPERATOR(pg_catalog.=) t
+                UNION ALL
+                SELECT pg_catalog.format('%1$I = CASE WHEN %1$I::text OPERATOR(pg_catalog.=) $1 THEN NULL ELSE %1$I END', s.col)
+                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t) y;
+            EXECUTE pg_catalog.format('UPDATE %s t SET %s WHERE %s', t, set_list, cond) USING subject;
+        END IF;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n > 0 THEN
+            tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', act, 'rows', n);
+        END IF;
+    END LOOP;
+    FOR p IN SELECT s.purpose FROM pdp.consent_state s WHERE s.subject OPERATOR(pg_catalog.=) erase_subject.subject LOOP
+        PERFORM pdp.withdraw_consent(subject, p);
+        withdrawn := withdrawn + 1;
+    END LOOP;
+    PERFORM pdp._set_erasing(false);
+    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp.pseudonym(subject, 'audit'),
+                                             'erased_at', pg_catalog.now(), 'reason', reason,
+                                             'tables', tables, 'consents_withdrawn', withdrawn);
+    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp.pseudonym(subject, 'audit'), receipt)
+    ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
+    PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'consents_withdrawn', withdrawn));
+    RETURN receipt;
+END
+$$;
+COMMENT ON FUNCTION pdp.erase_subject(text, text) IS
+    'deletes or anonymises (per on_erase) the subject''s rows in every registered table, children first, in one transaction; refused under a hold; returns and stores a receipt';
+CREATE FUNCTION pdp.erase_subject(subject bigint, reason text) RETURNS jsonb
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.erase_subject(subject::text, reason) $$;
+COMMENT ON FUNCTION pdp.erase_subject(bigint, text) IS 'erase_subject for a bigint or integer subject';
+CREATE FUNCTION pdp.erase_subject(subject uuid, reason text) RETURNS jsonb
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.erase_subject(subject::text, reason) $$;
+COMMENT ON FUNCTION pdp.erase_subject(uuid, text) IS 'erase_subject for a uuid subject';
