@@ -282,7 +282,7 @@ DECLARE
 BEGIN
     WHILE left_ > 0 LOOP
         d := d + interval '1 day';
-        IF pg_catalog.extract(isodow FROM d AT TIME ZONE 'Asia/Almaty') < 6 THEN
+        IF pg_catalog.date_part('isodow', d AT TIME ZONE 'Asia/Almaty') < 6 THEN
             left_ := left_ - 1;
         END IF;
     END LOOP;
@@ -523,14 +523,27 @@ BEGIN
         IF act = 'delete' THEN
             EXECUTE pg_catalog.format('DELETE FROM %s t WHERE %s', t, cond) USING subject;
         ELSE
-            -- Anonymise: apply the rules and cut the row's link to the subject.
+            -- Anonymise: apply the rules and cut the row's links to the subject:
+            -- its subject columns, and its foreign keys into registered tables
+            -- whose rows erasure deletes (an anonymised grade keeps no link to
+            -- the deleted enrolment).
             SELECT pg_catalog.string_agg(x, ', ') INTO set_list FROM (
                 SELECT pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)) AS x
                   FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
                  WHERE r.tbl OPERATOR(pg_catalog.=) t
                 UNION ALL
                 SELECT pg_catalog.format('%1$I = CASE WHEN %1$I::text OPERATOR(pg_catalog.=) $1 THEN NULL ELSE %1$I END', s.col)
-                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t) y;
+                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t
+                UNION
+                SELECT pg_catalog.format('%I = NULL', a.attname)
+                  FROM pg_constraint c
+                  CROSS JOIN LATERAL pg_catalog.unnest(c.conkey) k(attnum)
+                  JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+                 WHERE c.contype = 'f' AND c.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
+                   AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) c.confrelid
+                                 AND p.on_erase = 'delete')
+                   AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
+                                     AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
             EXECUTE pg_catalog.format('UPDATE %s t SET %s WHERE %s', t, set_list, cond) USING subject;
         END IF;
         GET DIAGNOSTICS n = ROW_COUNT;
