@@ -131,13 +131,35 @@ SELECT status, rows, total_rows FROM pdp.purge_log ORDER BY id DESC LIMIT 1;
 SELECT pdp.schedule_purge('17 3 * * *') AS "pg_cron job";
 SELECT jobname, schedule, command FROM cron.job;
 
-\echo '=== 7. Audit trail ============================================================'
+\echo '=== 7. Subject rights ========================================================'
+\echo 'Learner 6 was disclosed to two recipients, one abroad; then their e-mail is corrected:'
+\o /dev/null
+SELECT pdp.define_recipient('Kazpost SMS', 'KZ', NULL, 'SMS reminders');
+SELECT pdp.define_recipient('Google Analytics', 'US', 'SCC', 'site analytics');
+SELECT pdp.record_disclosure(6, 'Kazpost SMS', 'courses', '{phone}');
+SELECT pdp.record_disclosure(6, 'Google Analytics', 'marketing', '{email}');
+\o
+SELECT name, country, cross_border, safeguards FROM pdp.recipients ORDER BY name;
+UPDATE lms.users SET email = 'learner6.new@example.kz' WHERE id = 6;
+SELECT recipient, country, table_name, columns FROM pdp.pending_notices ORDER BY recipient;
+\echo 'Their access request, and the export (a few parts shown):'
+SELECT pdp.open_request(6, 'access') AS request;
+SELECT key AS "export part", CASE jsonb_typeof(value) WHEN 'array' THEN jsonb_array_length(value)::text
+                                                     WHEN 'object' THEN (SELECT count(*) FROM jsonb_object_keys(value))::text
+                                                     ELSE value #>> '{}' END AS "size or value"
+  FROM jsonb_each(pdp.export_subject(6)) ORDER BY 1;
+\echo 'A held learner cannot be erased; learner 6 can, and leaves only a receipt:'
+SELECT tour.try(format('SELECT pdp.erase_subject(%s, %L)', :held, 'asked')) AS "erase the held learner";
+SELECT jsonb_pretty(pdp.erase_subject(6, 'learner asked for erasure') - 'erased_at') AS "erasure receipt";
+SELECT jsonb_pretty(pdp.export_subject(6) - 'generated_at' - 'erasure_receipt') AS "export after erasure (less the receipt)";
+
+\echo '=== 8. Audit trail ============================================================'
 SELECT action, count(*) FROM pdp.audit_log GROUP BY action ORDER BY count(*) DESC, action LIMIT 8;
 SELECT id, role, action, object, subject_pseudonym FROM pdp.audit_log WHERE action = 'withdraw_consent';
 SELECT * FROM pdp.verify_audit_log();
 SELECT tour.try($$DELETE FROM pdp.audit_log$$) AS "the owner deletes the audit log";
 
-\echo '=== 8. Roles =================================================================='
+\echo '=== 9. Roles =================================================================='
 \echo 'An application role may not configure pdp_ext:'
 SET ROLE lms_app;
 SELECT tour.try($$SELECT pdp.register_table('lms.courses', 'id')$$) AS "lms_app registers a table";
