@@ -20,7 +20,7 @@ SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
 DATA_built   = $(EXTENSION)--$(EXTVERSION).sql
 DATA         = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*--*.sql))
 
-REGRESS      = init roles registry keys pseudonym rules consent audit retention rights
+REGRESS      = init roles registry keys pseudonym rules consent audit retention rights register
 REGRESS_OPTS = --inputdir=. --use-existing
 ISOLATION    = registry_concurrency consent_withdrawal audit_concurrency purge_concurrency
 ISOLATION_OPTS = --use-existing

@@ -18,6 +18,7 @@ void		_PG_init(void);
 
 char	   *pdp_key_file = NULL;
 char	   *pdp_purpose = NULL;
+bool		pdp_allow_special_categories = false;
 bool		pdp_erasure_in_progress = false;
 
 /*
@@ -69,6 +70,15 @@ _PG_init(void)
 							   pdp_check_purpose,
 							   NULL,
 							   NULL);
+
+	DefineCustomBoolVariable("pdp.allow_special_categories",
+							 "Whether special categories of personal data may be declared.",
+							 "Health, religion, political views, biometrics and the like (GDPR Art. 9); off by default.",
+							 &pdp_allow_special_categories,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pdp");
 }

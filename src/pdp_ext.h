@@ -16,6 +16,7 @@
 /* Settings (pdp_ext.c) */
 extern char *pdp_key_file;
 extern char *pdp_purpose;
+extern bool pdp_allow_special_categories;
 
 /*
  * Set by pdp.erase_subject while it works, so that erasure may delete rows

@@ -13,6 +13,7 @@ packages=(
   libtap-parser-sourcehandler-pgtap-perl # pg_prove
   libipc-run-perl                        # PostgreSQL::Test::Cluster (TAP suites)
   clang                                  # libFuzzer targets and sanitizers
+  chromium                               # renders the HTML compliance report in a test
   make gcc perl openssl
 )
 

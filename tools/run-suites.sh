@@ -31,6 +31,9 @@ if ls test/pgtap/*.sql >/dev/null 2>&1; then
   pg_prove -d pdp_tap --failures test/pgtap/*.sql || failed+=("pgTAP")
 fi
 
+section "compliance report rendered in headless Chromium"
+tools/check-report.sh || failed+=("report")
+
 section "TAP suites (clusters of their own)"
 if ls test/tap/*.pl >/dev/null 2>&1; then
   tools/run-tap.sh || failed+=("TAP")

@@ -128,6 +128,16 @@ BEGIN
     IF NEW.category IS NOT NULL AND (NEW.category = '' OR length(NEW.category) > 63) THEN
         RAISE EXCEPTION 'category must be 1 to 63 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Special categories (GDPR Art. 9) only where the operator has said so.
+    IF NEW.category IS NOT NULL
+       AND pg_catalog.to_regclass('pdp.special_category') IS NOT NULL
+       AND EXISTS (SELECT 1 FROM pdp.special_category sc WHERE sc.name OPERATOR(pg_catalog.=) pg_catalog.lower(NEW.category))
+       AND NOT coalesce(pg_catalog.current_setting('pdp.allow_special_categories', true)::boolean, false) THEN
+        RAISE EXCEPTION 'category "%" is a special category of personal data', NEW.category
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Health, religion, political views, biometrics and the like need a legal ground of their own (GDPR Art. 9).',
+                  HINT = 'A superuser may set pdp.allow_special_categories = on if the operator processes them lawfully.';
+    END IF;
     NEW.attnum := att.attnum;
     RETURN NEW;
 END

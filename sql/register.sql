@@ -1,0 +1,80 @@
+-- Record of processing, special categories, PII discovery, the report.
+\set SHOW_CONTEXT never
+\set VERBOSITY terse
+
+CREATE SCHEMA disc;
+-- Personal data hidden in columns with innocent names, and decoys.
+CREATE TABLE disc.people (id bigint PRIMARY KEY, ref text, code text, contact text, misc text,
+                          serial_no text, network text, e_mail text, note text);
+INSERT INTO disc.people
+SELECT g,
+       b || (SELECT CASE WHEN s1 < 10 THEN s1 WHEN s2 < 10 THEN s2 END
+               FROM (SELECT sum(substr(b, i, 1)::int * i) % 11 AS s1,
+                            sum(substr(b, i, 1)::int * ((i + 1) % 11 + 1)) % 11 AS s2 FROM generate_series(1, 11) i) w),  -- valid IINs
+       '4400 43' || lpad((g * 37)::text, 2, '0') || ' ' || lpad((g * 7919 % 10000)::text, 4, '0') || ' 000',                -- card-like, fixed below
+       '+7 70' || (g % 10) || ' ' || lpad((g * 13 % 1000)::text, 3, '0') || ' ' || lpad((g % 100)::text, 2, '0') || ' 00',  -- phones
+       'learner' || g || '@mail.kz',                                                                                      -- e-mails
+       lpad((g::bigint * 7919 * 104729 % 1000000000000)::text, 12, '3'),                                                            -- 12 digits, mostly not IINs
+       '10.0.' || (g % 250) || '.' || (g * 3 % 250),                                                                        -- IPv4
+       'n/a', 'free text about the weather'
+  FROM generate_series(1, 300) g,
+       LATERAL (SELECT to_char(date '1990-01-01' + g * 11, 'YYMMDD') || '3' || lpad(g::text, 4, '0') AS b) x;
+DELETE FROM disc.people WHERE ref IS NULL OR length(ref) <> 12;
+-- Make the card column Luhn-valid: choose each last digit.
+UPDATE disc.people SET code = left(code, 18) || (SELECT d FROM generate_series(0, 9) d
+                                                 WHERE pdp.luhn_is_valid(left(code, 18) || d) LIMIT 1);
+-- Keep only twelve-digit decoys that fail the IIN and BIN checks.
+UPDATE disc.people SET serial_no = NULL WHERE pdp.iin_is_valid(serial_no) OR pdp.bin_is_valid(serial_no);
+SELECT count(*) AS people, count(*) FILTER (WHERE pdp.iin_is_valid(ref)) AS valid_iins,
+       count(*) FILTER (WHERE pdp.luhn_is_valid(code)) AS luhn_cards, count(serial_no) AS decoys FROM disc.people;
+
+SELECT table_name::text, column_name, category, confidence, evidence FROM pdp.discover('disc', 100) ORDER BY column_name;
+-- Registered: unclassified columns of registered tables are reported too.
+SELECT pdp.register_table('disc.people', 'id');
+SELECT column_name, category FROM pdp.discover('disc', 100) WHERE category = 'unclassified' ORDER BY 1;
+-- Bad inputs.
+SELECT * FROM pdp.discover('no_such_schema');
+SELECT * FROM pdp.discover('disc', 0);
+
+-- Special categories are refused unless allowed.
+SELECT pdp.set_column_rule('disc.people', 'note', 'null', 'health');
+SELECT pdp.set_column_rule('disc.people', 'note', 'null', 'Religion');
+SET pdp.allow_special_categories = on;
+SELECT pdp.set_column_rule('disc.people', 'note', 'null', 'health');
+RESET pdp.allow_special_categories;
+SELECT pdp.drop_column_rule('disc.people', 'note');
+CREATE ROLE regress_notsuper;
+SET ROLE regress_notsuper;
+SET pdp.allow_special_categories = on;
+RESET ROLE;
+
+-- The register.
+SELECT pdp.set_column_rule('disc.people', 'misc', 'pseudo_email', 'email');
+SELECT pdp.set_column_rule('disc.people', 'contact', 'mask_phone', 'phone');
+SELECT pdp.define_purpose('disc_support', 'contract', 'learner support');
+CREATE ROLE regress_support;
+GRANT USAGE ON SCHEMA disc TO regress_support;
+GRANT SELECT ON disc.people TO regress_support;
+SELECT pdp.allow_purpose('regress_support', 'disc_support');
+SELECT pdp.define_recipient('Mailer GmbH', 'DE', 'SCC', 'newsletters');
+SELECT pdp.record_disclosure(1, 'Mailer GmbH', 'disc_support', '{email}') > 0 AS disclosed;
+SELECT pdp.set_retention('disc.people', '2 years');
+SELECT pdp.protect_table('disc.people');
+SELECT column_name, category, rule, subject_columns, purposes, retention, recipients, protection
+  FROM pdp.processing_register WHERE table_name = 'disc.people'::regclass ORDER BY 1;
+
+-- The report in three formats.
+SELECT (pdp.report('json')::jsonb) ?& ARRAY['register', 'unclassified_findings', 'consents', 'retention',
+                                            'holds_in_force', 'overdue_requests', 'pending_notices', 'audit'] AS json_complete;
+SELECT (pdp.report('json')::jsonb)->'audit'->>'ok' AS audit_ok;
+SELECT pdp.report('markdown') ~ '^# pdp_ext compliance report' AS md_title,
+       pdp.report('markdown') LIKE '%## Record of processing%' AS md_register,
+       pdp.report('markdown') LIKE '%| disc.people | misc | email | pseudo_email |%' AS md_row;
+SELECT pdp.report() LIKE '<!DOCTYPE html>%</html>' AS html_document,
+       pdp.report() NOT LIKE '%http://%' OR pdp.report() LIKE '%xmlns="http://www.w3.org/2000/svg"%' AS no_external_assets,
+       pdp.report() NOT LIKE '%@mail.kz%' AS no_values;
+SELECT pdp.report('pdf');
+
+SELECT pdp.unprotect_table('disc.people');
+DROP SCHEMA disc CASCADE;
+DROP ROLE regress_notsuper, regress_support;
