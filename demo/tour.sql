@@ -159,7 +159,21 @@ SELECT id, role, action, object, subject_pseudonym FROM pdp.audit_log WHERE acti
 SELECT * FROM pdp.verify_audit_log();
 SELECT tour.try($$DELETE FROM pdp.audit_log$$) AS "the owner deletes the audit log";
 
-\echo '=== 9. Roles =================================================================='
+\echo '=== 9. Register, discovery and the report ====================================='
+SELECT table_name, column_name, category, rule, retention, protection FROM pdp.processing_register ORDER BY 1::text, 2;
+\echo 'Discovery: the payments table''s card numbers are classified; what else holds personal data?'
+SELECT table_name, column_name, category, confidence, evidence FROM pdp.discover('lms', 200)
+ WHERE category <> 'unclassified' ORDER BY 1::text, 2;
+\pset format unaligned
+\pset tuples_only on
+\o :report_file
+SELECT pdp.report('html');
+\o
+\pset format aligned
+\pset tuples_only off
+\echo 'The compliance report was written to' :report_file
+
+\echo '=== 10. Roles =================================================================='
 \echo 'An application role may not configure pdp_ext:'
 SET ROLE lms_app;
 SELECT tour.try($$SELECT pdp.register_table('lms.courses', 'id')$$) AS "lms_app registers a table";

@@ -68,9 +68,18 @@ pdp_classify_value(const char *s, size_t len)
 	if (len < sizeof(buf))
 	{
 		unsigned char addr[16];
+		char	   *slash;
 
 		memcpy(buf, s, len);
 		buf[len] = '\0';
+		/* inet's text form carries a netmask length: 10.1.2.3/32. */
+		slash = strchr(buf, '/');
+		if (slash != NULL)
+		{
+			if (slash[1] == '\0' || !all_digits(slash + 1, strlen(slash + 1)) || strlen(slash + 1) > 3)
+				return NULL;
+			*slash = '\0';
+		}
 		if (inet_pton(AF_INET, buf, addr) == 1 || inet_pton(AF_INET6, buf, addr) == 1)
 			return "ip";
 	}

@@ -23,6 +23,8 @@ main(void)
 	is_str(c("8 (701) 234-56-78"), "phone", "another form");
 	is_str(c("10.1.2.3"), "ip", "an IPv4 address");
 	is_str(c("2001:db8::1"), "ip", "an IPv6 address");
+	is_str(c("10.1.2.3/32"), "ip", "inet's text form, with a netmask length");
+	ok(c("10.1.2.3/x") == NULL, "a bad netmask is nothing");
 	ok(c("hello world") == NULL, "words are nothing");
 	ok(c("") == NULL, "empty is nothing");
 	ok(c("42") == NULL, "a small number is nothing");
