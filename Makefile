@@ -27,7 +27,7 @@ ISOLATION_OPTS = --use-existing
 
 PG_CPPFLAGS  = -I$(srcdir)/src -I$(srcdir)/src/core
 SHLIB_LINK   = -lcrypto
-EXTRA_CLEAN  = test/unit/*.t
+EXTRA_CLEAN  = test/unit/*.t test/unit/*.asan
 
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -55,7 +55,20 @@ test/unit/%.t: test/unit/%.c $(CORE_SRCS) test/unit/tap.h
 unit: $(UNIT_TESTS)
 	prove $(UNIT_TESTS)
 
-.PHONY: deps demo test bench unit sanitize
+# The same unit tests built with AddressSanitizer and UndefinedBehaviorSanitizer.
+SANITIZED_TESTS = $(patsubst %.c,%.asan,$(wildcard test/unit/test_*.c))
+test/unit/%.asan: test/unit/%.c $(CORE_SRCS) test/unit/tap.h
+	clang -std=c11 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	      -Wall -Wextra -Werror -Isrc/core -o $@ $< $(CORE_SRCS) -lcrypto
+
+sanitize: $(SANITIZED_TESTS)
+	ASAN_OPTIONS=detect_leaks=1 prove -e '' $(SANITIZED_TESTS)
+
+# libFuzzer targets for every plain-C parser and codec (FUZZ_SECONDS each, default 10).
+fuzz:
+	test/fuzz/run.sh
+
+.PHONY: deps demo test bench unit sanitize fuzz
 deps:
 	@tools/ensure-deps.sh
 
@@ -65,7 +78,7 @@ demo: deps
 
 test: deps
 	@tools/build-install.sh
-	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory unit sanitize fuzz
 	@tools/with-cluster.sh tools/run-suites.sh
 
 bench: deps

@@ -215,7 +215,8 @@ ff1_crypt_u64(pdp_ff1 *ctx, unsigned radix, const unsigned char *tweak, size_t t
 	pad = (16 - ((t + b + 1) % 16)) % 16;
 	qlen = t + pad + 1 + b;
 	if (t > 0)
-		memcpy(Qbuf, tweak, t);
+		if (t > 0)
+		memcpy(Qbuf, tweak, t);		/* tweak may be NULL when empty */
 	memset(Qbuf + t, 0, pad);
 
 	/* A and B hold NUM of the two halves; their lengths alternate as in ff1_crypt. */
@@ -372,7 +373,8 @@ ff1_crypt(pdp_ff1 *ctx, unsigned radix, const unsigned char *tweak, size_t t,
 	/* Q = T || [0]^((-t-b-1) mod 16) || [i]^1 || [NUM(B)]^b. */
 	pad = (16 - ((t + b + 1) % 16)) % 16;
 	qlen = t + pad + 1 + b;
-	memcpy(Qbuf, tweak, t);
+	if (t > 0)
+		memcpy(Qbuf, tweak, t);		/* tweak may be NULL when empty */
 	memset(Qbuf + t, 0, pad);
 
 	for (int round = 0; round < 10; round++)
