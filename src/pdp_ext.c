@@ -10,11 +10,15 @@
 #include "pdp_ext.h"
 
 #include "fmgr.h"
+#include "tcop/tcopprot.h"
+#include "utils/elog.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
+
+static emit_log_hook_type prev_emit_log_hook = NULL;
 
 char	   *pdp_key_file = NULL;
 char	   *pdp_purpose = NULL;
@@ -44,6 +48,36 @@ static void
 pdp_assign_key_file(const char *newval, void *extra)
 {
 	pdp_keys_mark_stale();
+}
+
+/*
+ * Personal values must not reach the server log.  pdp_ext's own messages
+ * never contain them, but PostgreSQL logs the text of a failing statement
+ * (log_min_error_statement), and a failing call such as
+ * pdp.grant_consent('<e-mail>', ...) carries the value in that text.  So
+ * the statement is hidden for every error of a statement that calls pdp_ext
+ * or fails inside it, and integrity-violation details ("Key (id)=(42)")
+ * raised inside pdp_ext are dropped.  Loaded with shared_preload_libraries
+ * this covers every session; otherwise from a session's first use.
+ */
+static void
+pdp_emit_log_hook(ErrorData *edata)
+{
+	if (edata->elevel >= ERROR)
+	{
+		bool		in_pdp = edata->context != NULL && strstr(edata->context, "pdp.") != NULL;
+		bool		calls_pdp = debug_query_string != NULL && strstr(debug_query_string, "pdp.") != NULL;
+
+		if (in_pdp || calls_pdp)
+			edata->hide_stmt = true;
+		if (in_pdp && ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+		{
+			edata->detail = NULL;
+			edata->detail_log = NULL;
+		}
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
 }
 
 void
@@ -81,4 +115,7 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pdp");
+
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = pdp_emit_log_hook;
 }

@@ -556,8 +556,10 @@ BEGIN
         withdrawn := withdrawn + 1;
     END LOOP;
     PERFORM pdp._set_erasing(false);
+    -- Tables, counts and time: the free-text reason stays out of the receipt,
+    -- which must hold no personal value.
     receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp.pseudonym(subject, 'audit'),
-                                             'erased_at', pg_catalog.now(), 'reason', reason,
+                                             'erased_at', pg_catalog.now(),
                                              'tables', tables, 'consents_withdrawn', withdrawn);
     INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp.pseudonym(subject, 'audit'), receipt)
     ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;

@@ -1,0 +1,109 @@
+# A generated matrix of malformed calls across the public functions: each
+# gets an error with an SQLSTATE or a result, the server never crashes, and
+# no value passed in reaches the server log (log_min_messages = debug1,
+# log_statement = none), checked with a planted marker value.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $marker = 'MARKER-7f3a';
+my $node = PostgreSQL::Test::Cluster->new('malformed');
+$node->init;
+my $keydir = PostgreSQL::Test::Utils::tempdir();
+my $key = `openssl rand -hex 32`; chomp $key;
+open my $fh, '>', "$keydir/pdp.keys" or die $!; print $fh "1 $key\n"; close $fh;
+chmod 0600, "$keydir/pdp.keys";
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pdp_ext'\npdp.key_file = '$keydir/pdp.keys'\n"
+	. "log_min_messages = debug1\nlog_statement = none\nlog_min_error_statement = error\n");
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION pdp_ext;
+	CREATE TABLE t1 (id bigint PRIMARY KEY, email text, at timestamptz);
+	CREATE TABLE "Odd ""T"" 1" ("User Id" bigint PRIMARY KEY, note text);
+	SELECT pdp.register_table('t1', 'id');
+	SELECT pdp.define_purpose('p1', 'consent');
+	SELECT pdp.define_recipient('rec', 'KZ');
+	CREATE ROLE app;
+});
+
+# Malformed values for every position; the marker only where a personal
+# value goes.  Names (purposes, recipients, tables, columns, roles) are
+# identifiers, echoed in messages as PostgreSQL echoes them.
+my @values = ('NULL', q{''}, q{repeat('x', 1048576)}, q{'900101300018'}, q{'9001013000171'}, q{'abc'},
+	q{'Айгерім Sarsenova'}, q{'"; DROP TABLE t1; --'}, q{'A B C'}, q{'$$'}, q{'-1'}, q{'   '});
+my @markers = ("'$marker-aigerim.s\@mail.kz'", "'$marker 900101300018'", "'+7 701 $marker'");
+# [template, 'v' (a value goes here) or 'n' (a name)]
+my @templates = (
+	['SELECT pdp.pseudonym(%s) IS NULL', 'v'], [q{SELECT pdp.pseudonym('x', %s) IS NULL}, 'n'],
+	['SELECT pdp.pseudo_email(%s) IS NULL', 'v'], ['SELECT pdp.pseudo_email(%s, false) IS NULL', 'v'],
+	['SELECT pdp.pseudo_phone(%s) IS NULL', 'v'], ['SELECT pdp.pseudo_iin(%s) IS NULL', 'v'],
+	['SELECT pdp.pseudo_iin(%s, false) IS NULL', 'v'], ['SELECT pdp.pseudo_name(%s) IS NULL', 'v'],
+	['SELECT pdp.encrypt(%s) IS NULL', 'v'], [q{SELECT pdp.encrypt('x', %s) IS NULL}, 'n'],
+	['SELECT pdp.decrypt(%s) IS NULL', 'v'], ['SELECT pdp.fpe_encrypt(%s) IS NULL', 'v'],
+	[q{SELECT pdp.fpe_encrypt('0123456789', %s) IS NULL}, 'n'], ['SELECT pdp.fpe_decrypt(%s) IS NULL', 'v'],
+	['SELECT pdp.fpe_iin(%s) IS NULL', 'v'], ['SELECT pdp.fpe_iin_decrypt(%s) IS NULL', 'v'],
+	['SELECT pdp.mask(%s) IS NULL', 'v'], [q{SELECT pdp.mask('abc', 0, 0, %s) IS NULL}, 'v'],
+	['SELECT pdp.mask_email(%s) IS NULL', 'v'], ['SELECT pdp.mask_phone(%s) IS NULL', 'v'],
+	['SELECT pdp.mask_card(%s) IS NULL', 'v'], ['SELECT pdp.age_band(%s) IS NULL', 'v'],
+	['SELECT pdp.iin_is_valid(%s)', 'v'], ['SELECT pdp.bin_is_valid(%s)', 'v'], ['SELECT pdp.iin_birth_date(%s) IS NULL', 'v'],
+	['SELECT pdp.iin_sex(%s) IS NULL', 'v'], ['SELECT pdp.luhn_is_valid(%s)', 'v'],
+	[q{SELECT pdp.generalize_date('2024-01-01', %s) IS NULL}, 'n'], [q{SELECT pdp.define_purpose(%s, 'consent')}, 'n'],
+	[q{SELECT pdp.define_purpose('px', %s)}, 'n'], [q{SELECT pdp.grant_consent(%s::text, 'p1') > 0}, 'v'],
+	[q{SELECT pdp.grant_consent('1', %s) > 0}, 'n'], [q{SELECT pdp.grant_consent('1', 'p1', evidence => jsonb_build_object('ip', %s::text)) > 0}, 'v'],
+	[q{SELECT pdp.has_consent(%s::text, 'p1')}, 'v'], [q{SELECT pdp.withdraw_consent(%s::text, 'p1')}, 'v'],
+	['SELECT count(*) FROM pdp.consent_history(%s::text)', 'v'], [q{SELECT pdp.restrict_subject(%s::text, 'r')}, 'v'],
+	[q{SELECT pdp.restrict_subject('1', %s)}, 'v'], ['SELECT pdp.lift_restriction(%s::text)', 'v'],
+	[q{SELECT pdp.publish_policy(%s, now() + interval '20 days', repeat('a', 64))}, 'n'],
+	[q{SELECT pdp.publish_policy('v', now() + interval '20 days', %s)}, 'v'], [q{SELECT pdp.define_recipient(%s, 'KZ')}, 'n'],
+	[q{SELECT pdp.define_recipient('r2', %s)}, 'n'], [q{SELECT pdp.define_recipient('r3', 'US', %s)}, 'n'],
+	[q{SELECT pdp.record_disclosure(%s::text, 'rec', 'p1', '{x}') > 0}, 'v'], [q{SELECT pdp.record_disclosure('1', %s, 'p1', '{x}') > 0}, 'n'],
+	[q{SELECT pdp.record_disclosure('1', 'rec', 'p1', ARRAY[%s]) > 0}, 'n'],
+	[q{SELECT pdp.open_request(%s::text, 'access') > 0}, 'v'], [q{SELECT pdp.open_request('1', %s) > 0}, 'n'],
+	[q{SELECT pdp.open_request('1', 'access', %s) > 0}, 'n'], ['SELECT pdp.export_subject(%s::text) IS NULL', 'v'],
+	[q{SELECT pdp.erase_subject(%s::text, 'r') IS NULL}, 'v'], [q{SELECT pdp.erase_subject('2', %s) IS NULL}, 'v'],
+	[q{SELECT pdp.place_hold(%s::text, 'r') > 0}, 'v'], [q{SELECT pdp.place_hold('3', %s) > 0}, 'v'],
+	[q{SELECT pdp.register_table(%s, 'id')}, 'n'], [q{SELECT pdp.register_table('t1', %s)}, 'n'],
+	[q{SELECT pdp.register_table('"Odd ""T"" 1"', %s)}, 'n'], [q{SELECT pdp.set_column_rule('t1', %s, 'mask')}, 'n'],
+	[q{SELECT pdp.set_column_rule('t1', 'email', %s)}, 'n'], [q{SELECT pdp.set_retention('t1', '1 year', %s)}, 'n'],
+	['SELECT count(*) FROM pdp.discover(%s)', 'n'], ['SELECT length(pdp.report(%s))', 'n'],
+	[q{SELECT pdp.allow_purpose(%s, 'p1')}, 'n'], [q{SELECT pdp.allow_purpose('app', %s)}, 'n'],
+	['SELECT pdp.protect_table(%s)', 'n'], ['SELECT pdp.unregister_table(%s)', 'n'],
+);
+
+my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";
+my $calls = 0;
+foreach my $t (@templates)
+{
+	foreach my $v (@values, $t->[1] eq 'v' ? @markers : ())
+	{
+		$script .= sprintf($t->[0], $v) . ";\n";
+		$calls++;
+	}
+}
+cmp_ok($calls, '>=', 300, "the matrix has $calls malformed calls (at least 300)");
+
+my ($out, $err) = ('', '');
+my $offset = -s $node->logfile;
+$node->psql('postgres', $script, stdout => \$out, stderr => \$err, on_error_stop => 0);
+unlike($err, qr/server closed the connection|connection to server was lost/, 'the server never crashed');
+my @errors = grep { /^(psql:[^:]*:\d+: )?ERROR:/ } split /\n/, $err;
+my @without = grep { !/ERROR:  [0-9A-Z]{5}: / } @errors;
+cmp_ok(scalar(@errors), '>', 100, scalar(@errors) . ' of the calls were refused with an error');
+is(scalar(@without), 0, 'every error carries an SQLSTATE') or diag(join("\n", @without[0 .. ($#without < 5 ? $#without : 4)]));
+my @internal = grep { /ERROR:  XX000: / } @errors;
+is(scalar(@internal), 0, 'no internal error (XX000)') or diag(join("\n", @internal[0 .. ($#internal < 5 ? $#internal : 4)]));
+ok($node->safe_psql('postgres', 'SELECT 1') eq '1', 'the server still answers');
+
+my $log = slurp_file($node->logfile, $offset);
+unlike($log, qr/terminated by signal/, 'no backend was terminated by a signal');
+my @leaks = grep { /\Q$marker\E/ } split /\n/, $log;
+is(scalar(@leaks), 0, 'no value passed in reached the server log (debug1, log_statement = none)')
+	or diag(join("\n", @leaks[0 .. ($#leaks < 5 ? $#leaks : 4)]));
+ok(index($log, 'aigerim') < 0, 'not even part of one');
+my @audit_leaks = split /\n/, $node->safe_psql('postgres', "SELECT count(*) FROM pdp.audit_log WHERE details::text LIKE '%$marker%' OR object LIKE '%$marker%'");
+is($audit_leaks[0], '0', 'no value passed in reached an audit entry');
+is($node->safe_psql('postgres', 'SELECT ok FROM pdp.verify_audit_log()'), 't', 'the audit chain holds');
+$node->stop;
+done_testing();
