@@ -458,6 +458,11 @@ COMMENT ON FUNCTION pdp._deletion_order() IS 'registered tables, children before
 -- SQL that finds up to $1 expired rows of a table, for one reason
 -- ('retention' or 'inactivity'), skipping held and restricted subjects and
 -- rows already anonymised; NULL when the table has nothing to find for it.
+-- It returns each row's ctid and its position pos (the expiry for anchored
+-- retention, else NULL).  $2 is the last batch's highest position: the scan
+-- resumes there instead of walking again, batch after batch, over the index
+-- entries of rows the earlier batches removed.  Ties at $2 are seen again,
+-- so none is skipped; '-infinity' starts from the beginning.
 CREATE FUNCTION pdp._expired_rows_sql(tbl regclass, reason text, lock boolean) RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -467,6 +472,7 @@ DECLARE
     k name := pdp._single_key(tbl);
     cond text;
     order_by text;
+    pos text := 'NULL::timestamptz';
     guard text;
 BEGIN
     IF reason = 'retention' THEN
@@ -477,7 +483,9 @@ BEGIN
         IF p.anchor_column IS NOT NULL THEN
             -- The same expression as the expiry index, so the scan is a range scan of it.
             order_by := pg_catalog.format('pdp._expiry(t.%I, %L::interval)', p.anchor_column, p.period::text);
-            cond := order_by || ' OPERATOR(pg_catalog.<) pg_catalog.now()';
+            cond := order_by || ' OPERATOR(pg_catalog.<) pg_catalog.now() AND '
+                    || order_by || ' OPERATOR(pg_catalog.>=) $2';
+            pos := order_by;
         ELSE
             cond := pg_catalog.format('t.%I::text IN (SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) %s '
                                       'AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now())', k, tbl::oid);
@@ -508,8 +516,8 @@ BEGIN
             ' AND NOT EXISTS (SELECT 1 FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) %s'
             ' AND a.row_key OPERATOR(pg_catalog.=) t.%I::text)', tbl::oid, k);
     END IF;
-    RETURN pg_catalog.format('SELECT t.ctid FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
-                             tbl, cond, guard, order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
+    RETURN pg_catalog.format('SELECT t.ctid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
+                             pos, tbl, cond, guard, order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
 END
 $$;
 COMMENT ON FUNCTION pdp._expired_rows_sql(regclass, text, boolean) IS 'SQL finding a batch of a table''s expired, unheld rows';
@@ -684,6 +692,7 @@ DECLARE
     why text;
     q text;
     ctids tid[];
+    pos timestamptz;
     n bigint;
     total bigint;
 BEGIN
@@ -704,12 +713,15 @@ BEGIN
             q := pdp._expired_rows_sql(t, why, NOT dry_run);
             CONTINUE WHEN q IS NULL;
             IF dry_run THEN
-                EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q) INTO n USING 2147483647;
+                EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q) INTO n
+                    USING 2147483647, '-infinity'::timestamptz;
                 total := total + n;
                 CONTINUE;
             END IF;
+            pos := '-infinity';
             LOOP
-                EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(ctid) FROM (%s) x', q) INTO ctids USING batch_size;
+                EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q)
+                    INTO ctids, pos USING batch_size, coalesce(pos, '-infinity');
                 EXIT WHEN ctids IS NULL;
                 n := pdp._purge_rows(t, action, ctids);
                 PERFORM pdp._record_purge_batch(run_id, t, action, n);
@@ -739,6 +751,7 @@ DECLARE
     q text;
     act text;
     ctids tid[];
+    pos timestamptz;
     n bigint;
     deadline timestamptz;
     stopped boolean := false;
@@ -762,6 +775,7 @@ BEGIN
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
             q := pdp._expired_rows_sql(t, why, false);
             CONTINUE WHEN q IS NULL;
+            pos := '-infinity';
             LOOP
                 IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
                     stopped := true;
@@ -779,7 +793,8 @@ BEGIN
                     IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pdp_ext purge'), t::oid::integer) THEN
                         EXIT;
                     END IF;
-                    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(ctid) FROM (%s) x', q) INTO ctids USING batch_size;
+                    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q)
+                        INTO ctids, pos USING batch_size, coalesce(pos, '-infinity');
                     IF ctids IS NOT NULL THEN
                         n := pdp._purge_rows(t, act, ctids);
                     END IF;
