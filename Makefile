@@ -22,7 +22,7 @@ DATA         = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*--*.sql))
 
 REGRESS      = init roles registry keys pseudonym rules consent audit retention rights register
 REGRESS_OPTS = --inputdir=. --use-existing
-ISOLATION    = registry_concurrency consent_withdrawal audit_concurrency purge_concurrency
+ISOLATION    = registry_concurrency consent_withdrawal audit_concurrency purge_concurrency erasure_race
 ISOLATION_OPTS = --use-existing
 
 PG_CPPFLAGS  = -I$(srcdir)/src -I$(srcdir)/src/core
