@@ -54,3 +54,5 @@ for g, rs in groups.items():
         print(f"| {name} | {r['rows']} | {r['median_ms']} | {r['min_ms']} | {r['max_ms']} | {r['ratio']}× | {verdict} |")
     print()
 PY
+[ -f "$(dirname "$0")/findings.md" ] && cat "$(dirname "$0")/findings.md"
+exit 0
