@@ -149,6 +149,16 @@ INSERT INTO ret.ties SELECT g, g, timestamptz '2020-01-01' FROM generate_series(
 SELECT rows AS ties_purged FROM pdp.purge_expired(batch_size => 2) WHERE table_name = 'ret.ties'::regclass;
 SELECT count(*) AS ties_after FROM ret.ties;
 
+-- A read-only server (default_transaction_read_only, as on a standby or
+-- after an operator's emergency switch): a clear error, nothing lost.
+INSERT INTO ret.ties VALUES (30, 30, '2020-01-01');
+SET default_transaction_read_only = on;
+CALL pdp.purge();
+SELECT count(*) FROM pdp.purge_expired();
+RESET default_transaction_read_only;
+SELECT count(*) AS ties_kept_when_read_only FROM ret.ties;
+SELECT count(*) AS runs_left_running FROM pdp.purge_run WHERE status = 'running';
+
 -- Scheduling with pg_cron (it runs the job in the TAP suite).
 SELECT pdp.schedule_purge('not a schedule');
 SELECT pdp.schedule_purge('17 3 * * *') > 0 AS scheduled;

@@ -699,6 +699,11 @@ BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION 'cannot purge in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction', DETAIL = 'Nothing was purged.',
+                  HINT = 'Purge on the primary; on a primary, check default_transaction_read_only.';
+    END IF;
     run_id := pdp._begin_purge_run(coalesce(dry_run, false));
     PERFORM pdp._collect_inactive_subjects();
     FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
@@ -764,6 +769,11 @@ BEGIN
         RAISE EXCEPTION 'max_duration must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) max_duration;
+    IF pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION 'cannot purge in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction', DETAIL = 'Nothing was purged.',
+                  HINT = 'Purge on the primary; on a primary, check default_transaction_read_only.';
+    END IF;
     run_id := pdp._begin_purge_run(false);
     PERFORM pdp._collect_inactive_subjects();
     COMMIT;

@@ -59,9 +59,11 @@ kill 'KILL', $pid;
 eval { $purge->quit };
 ok($node->poll_query_until('postgres', 'SELECT true', 't'), 'the server recovered from the crash');
 like(slurp_file($node->logfile), qr/terminated by signal 9/, 'the log shows the crash');
+# Batches commit without waiting for the disk, so the crash may lose the last
+# ones (or all of them), each whole, with its count.
 my $after_restart = $node->safe_psql('postgres', 'SELECT count(*) FROM logins');
 is((253 - $after_restart) % 20, 0, 'only whole batches of 20 were removed (no half batch)');
-is($node->safe_psql('postgres', q{SELECT rows->>'public.logins delete' FROM pdp.purge_run ORDER BY id DESC LIMIT 1}),
+is($node->safe_psql('postgres', q{SELECT coalesce(rows->>'public.logins delete', '0') FROM pdp.purge_run ORDER BY id DESC LIMIT 1}),
 	253 - $after_restart, 'every row deleted before the kill is counted in the killed run: nothing lost, nothing twice');
 $node->safe_psql('postgres', 'DROP TRIGGER slow ON logins');
 $node->safe_psql('postgres', 'CALL pdp.purge()');
