@@ -7,7 +7,7 @@
 # Everything below the "PGXS" line is an ordinary extension build.
 
 EXTENSION    = pdp_ext
-EXTVERSION   = 0.1
+EXTVERSION   = 0.2
 MODULE_big   = pdp_ext
 
 # Engine code (no PostgreSQL headers) lives in src/core; glue in src/.
@@ -18,9 +18,11 @@ OBJS         = $(GLUE_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
 # The install script is assembled from one SQL file per capability, in order.
 SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
 DATA_built   = $(EXTENSION)--$(EXTVERSION).sql
-DATA         = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*--*.sql))
+# Released versions' scripts and the update scripts between them, so that
+# ALTER EXTENSION ... UPDATE works (and is tested) from every release.
+DATA         = $(wildcard versions/$(EXTENSION)--*.sql)
 
-REGRESS      = init roles registry keys pseudonym rules consent audit retention rights register
+REGRESS      = init roles registry keys pseudonym rules consent audit retention rights register parallel
 REGRESS_OPTS = --inputdir=. --use-existing
 ISOLATION    = registry_concurrency consent_withdrawal audit_concurrency purge_concurrency erasure_race
 ISOLATION_OPTS = --use-existing

@@ -117,6 +117,9 @@ COMMENT ON FUNCTION pdp._subject_column_check() IS
     'trigger: validates and resolves every write to pdp.subject_column';
 CREATE TRIGGER subject_column_check BEFORE INSERT OR UPDATE ON pdp.subject_column
     FOR EACH ROW EXECUTE FUNCTION pdp._subject_column_check();
+-- Also on a logical-replication subscriber (replica mode): a replicated
+-- registration is checked there and its attnum resolved against the local table.
+ALTER TABLE pdp.subject_column ENABLE ALWAYS TRIGGER subject_column_check;
 
 CREATE FUNCTION pdp.register_table(tbl regclass, subject_column name, on_erase text DEFAULT 'delete')
 RETURNS void

@@ -58,7 +58,7 @@ SELECT pg_catalog.pg_extension_config_dump('pdp.column_rule', '');
 
 -- Why a rule cannot go on a column, or NULL if it can.
 CREATE FUNCTION pdp._rule_misfit(rule text, typ oid, typmod integer, not_null boolean) RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
@@ -154,7 +154,7 @@ COMMENT ON FUNCTION pdp._pseudonymise_on_write() IS
 
 -- Is the on-write trigger installed on tbl?
 CREATE FUNCTION pdp._on_write_enabled(tbl regclass) RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT EXISTS (SELECT 1 FROM pg_trigger t
@@ -195,14 +195,14 @@ COMMENT ON FUNCTION pdp._sync_on_write_trigger(regclass, boolean) IS
 
 -- A table's name for messages (unquoted, as PostgreSQL's own messages print it).
 CREATE FUNCTION pdp._relname(tbl regclass) RETURNS name
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT coalesce((SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid), tbl::text::name) $$;
 COMMENT ON FUNCTION pdp._relname(regclass) IS 'a table''s name for messages';
 
 -- Owner check shared by the rule functions.
 CREATE FUNCTION pdp._require_owner(tbl regclass) RETURNS void
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -180,6 +180,30 @@ CREATE TRIGGER restriction_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE 
     FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
 CREATE TRIGGER consent_state_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pdp.consent_state
     FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
+-- Logical replication: a subscriber's apply worker runs with
+-- session_replication_role = replica and fires only row triggers enabled for
+-- replica mode, so these row-level twins of the triggers above (replica mode
+-- only, hence no cost on the publisher) keep a subscriber's caches current.
+CREATE TRIGGER purpose_replicated AFTER INSERT OR UPDATE OR DELETE ON pdp.purpose
+    FOR EACH ROW EXECUTE FUNCTION pdp._config_changed();
+ALTER TABLE pdp.purpose ENABLE REPLICA TRIGGER purpose_replicated;
+COMMENT ON TRIGGER purpose_replicated ON pdp.purpose IS
+    'replica mode only: a change applied by logical replication reaches every session''s cache';
+CREATE TRIGGER purpose_grant_replicated AFTER INSERT OR UPDATE OR DELETE ON pdp.purpose_grant
+    FOR EACH ROW EXECUTE FUNCTION pdp._config_changed();
+ALTER TABLE pdp.purpose_grant ENABLE REPLICA TRIGGER purpose_grant_replicated;
+COMMENT ON TRIGGER purpose_grant_replicated ON pdp.purpose_grant IS
+    'replica mode only: a change applied by logical replication reaches every session''s cache';
+CREATE TRIGGER restriction_replicated AFTER INSERT OR UPDATE OR DELETE ON pdp.restriction
+    FOR EACH ROW EXECUTE FUNCTION pdp._config_changed();
+ALTER TABLE pdp.restriction ENABLE REPLICA TRIGGER restriction_replicated;
+COMMENT ON TRIGGER restriction_replicated ON pdp.restriction IS
+    'replica mode only: a change applied by logical replication reaches every session''s cache';
+CREATE TRIGGER consent_state_replicated AFTER INSERT OR UPDATE OR DELETE ON pdp.consent_state
+    FOR EACH ROW EXECUTE FUNCTION pdp._config_changed();
+ALTER TABLE pdp.consent_state ENABLE REPLICA TRIGGER consent_state_replicated;
+COMMENT ON TRIGGER consent_state_replicated ON pdp.consent_state IS
+    'replica mode only: a change applied by logical replication reaches every session''s cache';
 CREATE FUNCTION pdp._refuse_restricted() RETURNS trigger
 LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_refuse_restricted';
 COMMENT ON FUNCTION pdp._refuse_restricted() IS
@@ -226,7 +250,7 @@ COMMENT ON FUNCTION pdp.define_purpose(text, text, text, boolean, boolean) IS
     'defines (or redefines) a purpose; requires_consent defaults to true exactly for the consent basis';
 
 CREATE FUNCTION pdp._require_purpose(p text) RETURNS void
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -375,7 +399,7 @@ COMMENT ON FUNCTION pdp.withdraw_consent(uuid, text) IS 'withdraw_consent for a 
 
 -- Active consent now, or at a past moment (answered from the history).
 CREATE FUNCTION pdp.has_consent(subject text, purpose text, at timestamptz DEFAULT NULL) RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -402,18 +426,18 @@ $$;
 COMMENT ON FUNCTION pdp.has_consent(text, text, timestamptz) IS
     'whether the subject has active consent to the purpose now, or at the given past moment';
 CREATE FUNCTION pdp.has_consent(subject bigint, purpose text, at timestamptz DEFAULT NULL) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pdp.has_consent(subject::text, purpose, at) $$;
 COMMENT ON FUNCTION pdp.has_consent(bigint, text, timestamptz) IS 'has_consent for a bigint or integer subject';
 CREATE FUNCTION pdp.has_consent(subject uuid, purpose text, at timestamptz DEFAULT NULL) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pdp.has_consent(subject::text, purpose, at) $$;
 COMMENT ON FUNCTION pdp.has_consent(uuid, text, timestamptz) IS 'has_consent for a uuid subject';
 
 CREATE FUNCTION pdp.consent_history(subject text)
 RETURNS TABLE (event_id bigint, purpose text, action text, policy_version text, evidence jsonb,
                valid_until timestamptz, at timestamptz, recorded_by name)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -430,13 +454,13 @@ COMMENT ON FUNCTION pdp.consent_history(text) IS 'every consent grant and withdr
 CREATE FUNCTION pdp.consent_history(subject bigint)
 RETURNS TABLE (event_id bigint, purpose text, action text, policy_version text, evidence jsonb,
                valid_until timestamptz, at timestamptz, recorded_by name)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM pdp.consent_history(subject::text) $$;
 COMMENT ON FUNCTION pdp.consent_history(bigint) IS 'consent_history for a bigint or integer subject';
 CREATE FUNCTION pdp.consent_history(subject uuid)
 RETURNS TABLE (event_id bigint, purpose text, action text, policy_version text, evidence jsonb,
                valid_until timestamptz, at timestamptz, recorded_by name)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM pdp.consent_history(subject::text) $$;
 COMMENT ON FUNCTION pdp.consent_history(uuid) IS 'consent_history for a uuid subject';
 
@@ -539,7 +563,7 @@ COMMENT ON VIEW pdp.policies IS 'published policy versions; in_effect marks the 
 
 CREATE FUNCTION pdp.subjects_needing_reconsent(purpose text DEFAULT NULL)
 RETURNS TABLE (subject text, consented_purpose text, policy_version text, granted_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -108,7 +108,7 @@ CREATE TRIGGER audit_log_enqueue AFTER INSERT ON pdp.audit_log
 
 -- The fields of an entry, in hashing order.
 CREATE FUNCTION pdp._audit_fields(e pdp.audit_log) RETURNS text[]
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ARRAY[e.role::text, e.session_role::text, e.action, e.object, e.subject_pseudonym, e.details::text] $$;
 COMMENT ON FUNCTION pdp._audit_fields(pdp.audit_log) IS 'an audit entry''s fields in hashing order';

@@ -147,7 +147,7 @@ SELECT pg_catalog.pg_extension_config_dump('pdp.purge_summary', '');
 
 -- The SQL expression of a table's expiry, or NULL when it has no anchor.
 CREATE FUNCTION pdp._expiry_expr(anchor name, period interval) RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT CASE WHEN anchor IS NOT NULL
                   THEN pg_catalog.format('pdp._expiry(%I, %L::interval)', anchor, period::text) END $$;
@@ -155,7 +155,7 @@ COMMENT ON FUNCTION pdp._expiry_expr(name, interval) IS 'the expiry expression a
 
 -- The table's single-column primary key, or an error.
 CREATE FUNCTION pdp._single_key(tbl regclass) RETURNS name
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -428,7 +428,7 @@ COMMENT ON VIEW pdp.holds IS 'every hold, with whether it is in force';
 
 -- Is a subject held (or restricted) now?  Used by purge and erasure.
 CREATE FUNCTION pdp._subject_held(subject text) RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT EXISTS (SELECT 1 FROM pdp.hold h WHERE h.subject OPERATOR(pg_catalog.=) _subject_held.subject
                         AND h.released_at IS NULL AND (h.until IS NULL OR h.until > pg_catalog.now())) $$;
@@ -439,7 +439,7 @@ COMMENT ON FUNCTION pdp._subject_held(text) IS 'whether a hold on the subject is
 -- Registered tables in an order foreign keys accept for deletion: a table
 -- comes before every registered table it references.
 CREATE FUNCTION pdp._deletion_order() RETURNS TABLE (tbl regclass, depth integer)
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH RECURSIVE t AS (SELECT DISTINCT s.tbl::oid AS relid FROM pdp.subject_column s),
@@ -464,7 +464,7 @@ COMMENT ON FUNCTION pdp._deletion_order() IS 'registered tables, children before
 -- entries of rows the earlier batches removed.  Ties at $2 are seen again,
 -- so none is skipped; '-infinity' starts from the beginning.
 CREATE FUNCTION pdp._expired_rows_sql(tbl regclass, reason text, lock boolean) RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -524,7 +524,7 @@ COMMENT ON FUNCTION pdp._expired_rows_sql(regclass, text, boolean) IS 'SQL findi
 
 -- The action a table's expired rows get: its retention action, else its on_erase.
 CREATE FUNCTION pdp._purge_action(tbl regclass) RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT coalesce((SELECT p.action FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_action.tbl),
                       (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _purge_action.tbl LIMIT 1)) $$;
@@ -843,7 +843,7 @@ COMMENT ON VIEW pdp.purge_progress IS 'the purge running now, updated after ever
 -- Scheduling with pg_cron ---------------------------------------------------
 
 CREATE FUNCTION pdp._require_pg_cron() RETURNS void
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

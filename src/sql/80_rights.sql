@@ -273,7 +273,7 @@ SELECT pg_catalog.pg_extension_config_dump('pdp.subject_request_id_seq', '');
 
 -- received plus n working days (Monday to Friday).
 CREATE FUNCTION pdp._add_working_days(t timestamptz, n integer) RETURNS timestamptz
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -384,7 +384,7 @@ SELECT pg_catalog.pg_extension_config_dump('pdp.erasure', '');
 -- compares in its own type, so its indexes serve.  NULL when the subject
 -- cannot be of any of the columns' types (e.g. a word for a bigint column).
 CREATE FUNCTION pdp._subject_match(tbl regclass, subject text) RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

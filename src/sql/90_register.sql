@@ -146,7 +146,7 @@ COMMENT ON FUNCTION pdp.discover(name, integer) IS
 -- Report ---------------------------------------------------------------------
 
 CREATE FUNCTION pdp._html(s text) RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(
              coalesce(s, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;') $$;
