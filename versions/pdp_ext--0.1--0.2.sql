@@ -53,3 +53,161 @@ ALTER TABLE pdp.consent_state ENABLE REPLICA TRIGGER consent_state_replicated;
 COMMENT ON TRIGGER consent_state_replicated ON pdp.consent_state IS
     'replica mode only: a change applied by logical replication reaches every session''s cache';
 ALTER TABLE pdp.subject_column ENABLE ALWAYS TRIGGER subject_column_check;
+
+-- Masked views apply the table's consent-aware visibility themselves: a view
+-- reads with its owner's rights, and the owner bypasses row-level security,
+-- so a 0.1 masked view of a protected table showed every row.
+-- Whether a table is not protected by protect_table: masked views filter
+-- rows through the visibility check only while it is (as an InitPlan, once
+-- per query).  A view reads its table with its owner's rights, and the owner
+-- bypasses row-level security, so the view must apply the check itself.
+CREATE FUNCTION pdp._unprotected(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                          WHERE p.polrelid OPERATOR(pg_catalog.=) tbl::oid
+                            AND p.polname OPERATOR(pg_catalog.=) 'pdp_select') $$;
+COMMENT ON FUNCTION pdp._unprotected(regclass) IS
+    'true unless protect_table protects the table (masked views filter rows only then)';
+
+CREATE OR REPLACE FUNCTION pdp.create_masked_view(tbl regclass, view_name text DEFAULT NULL) RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    cols text;
+    vis text;
+    target text;
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl) THEN
+        RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+    IF view_name IS NOT NULL AND (view_name = '' OR length(view_name) > 63) THEN
+        RAISE EXCEPTION 'view name must be 1 to 63 characters' USING ERRCODE = 'invalid_name';
+    END IF;
+    SELECT n.nspname, c.relname INTO rel
+      FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
+    target := pg_catalog.format('%I.%I', rel.nspname, coalesce(view_name, left(rel.relname, 56) || '_masked'));
+    SELECT pg_catalog.string_agg(
+               CASE WHEN k.expr IS NULL THEN pg_catalog.format('%I', a.attname)
+                    ELSE pg_catalog.format('(%s)::%s AS %I', pg_catalog.format(k.expr, a.attname),
+                                           pg_catalog.format_type(a.atttypid, a.atttypmod), a.attname)
+               END, ', ' ORDER BY a.attnum)
+      INTO cols
+      FROM pg_attribute a
+      LEFT JOIN pdp.column_rule r ON r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl AND r.attnum OPERATOR(pg_catalog.=) a.attnum
+      LEFT JOIN pdp.rule_kind k ON k.rule OPERATOR(pg_catalog.=) r.rule
+     WHERE a.attrelid OPERATOR(pg_catalog.=) create_masked_view.tbl::oid AND a.attnum > 0 AND NOT a.attisdropped;
+    -- The table's consent-aware visibility, applied by the view itself (see
+    -- pdp._unprotected); a column registered later is not in it: fail closed
+    -- (no subject column: no row while protected) and re-create the view.
+    SELECT pg_catalog.string_agg(pg_catalog.format('pdp._visible(%I)', s.col), ' AND ' ORDER BY s.attnum)
+      INTO vis FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl;
+    EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT %s FROM %s '
+                              'WHERE (SELECT pdp._unprotected(%L::regclass)) OR (%s)',
+                              target, cols, tbl, tbl::oid, coalesce(vis, 'false'));
+    EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', target,
+                              pg_catalog.format('pdp_ext masked view of %s: columns with rules show the rule''s output', tbl));
+    PERFORM pdp._audit('create_masked_view', tbl::text, NULL, pg_catalog.jsonb_build_object('view', target));
+    RETURN target::regclass;
+END
+$$;
+COMMENT ON FUNCTION pdp.create_masked_view(regclass, text) IS
+    'creates (or replaces) a security-barrier view showing each ruled column''s rule output and, while the table is protected, only the rows its policy shows; grant it instead of the table';
+REVOKE ALL ON FUNCTION pdp._unprotected(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._unprotected(regclass) TO PUBLIC;
+-- Masked views made by 0.1 are user objects, which an extension script may
+-- not replace: name each one, with the call that re-creates it.
+DO $masked_views$
+DECLARE
+    v record;
+BEGIN
+    FOR v IN SELECT DISTINCT c.oid::regclass AS view, c.relname, d.refobjid::regclass AS tbl
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_description de ON de.objoid OPERATOR(pg_catalog.=) c.oid
+                    AND de.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+               JOIN pg_catalog.pg_rewrite rw ON rw.ev_class OPERATOR(pg_catalog.=) c.oid
+               JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::regclass
+                    AND d.objid OPERATOR(pg_catalog.=) rw.oid
+                    AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+                    AND d.refobjid OPERATOR(pg_catalog.<>) c.oid
+               JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) d.refobjid AND t.relkind IN ('r', 'p')
+              WHERE c.relkind OPERATOR(pg_catalog.=) 'v'
+                AND de.description LIKE 'pdp\_ext masked view of %'
+    LOOP
+        RAISE WARNING 'masked view % shows rows of % without its consent-aware visibility', v.view, v.tbl
+            USING DETAIL = 'Masked views made by pdp_ext 0.1 do not filter rows; a view reads with its owner''s rights, which bypass row-level security.',
+                  HINT = pg_catalog.format('Re-create it: SELECT pdp.create_masked_view(%L, %L);', v.tbl::text, v.relname);
+    END LOOP;
+END
+$masked_views$;
+
+-- verify_audit_log works on a hot standby (read-only): it checks the sealed
+-- chain there without sealing.
+CREATE OR REPLACE FUNCTION pdp.verify_audit_log(OUT ok boolean, OUT entries bigint, OUT first_bad_id bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    chain record;
+    s record;
+    expected_seq bigint;
+    prev bytea;
+    h bytea;
+    writable boolean;
+BEGIN
+    -- Seal what is waiting first.  A read-only transaction (a hot standby)
+    -- cannot: it checks the sealed chain only, since there an entry without
+    -- a seal may just be waiting for the primary to seal it.
+    writable := pg_catalog.current_setting('transaction_read_only') OPERATOR(pg_catalog.=) 'off';
+    IF writable THEN
+        PERFORM pdp.seal_audit_log(wait => true, max_entries => 2147483647);
+    END IF;
+    SELECT * INTO chain FROM pdp.audit_chain;
+    ok := true;
+    entries := 0;
+    first_bad_id := NULL;
+    expected_seq := chain.anchor_seq;
+    prev := chain.anchor_hash;
+    FOR s IN SELECT a.seq, a.entry_id, a.hash, l AS entry, l.id AS found
+               FROM pdp.audit_seal a LEFT JOIN pdp.audit_log l ON l.id OPERATOR(pg_catalog.=) a.entry_id
+              ORDER BY a.seq LOOP
+        expected_seq := expected_seq + 1;
+        IF s.seq OPERATOR(pg_catalog.<>) expected_seq OR s.found IS NULL THEN
+            -- A seal is missing (an entry and its seal deleted), or its entry is.
+            ok := false;
+            first_bad_id := coalesce(s.found, s.entry_id);
+            RETURN;
+        END IF;
+        h := pdp._audit_hash(prev, s.seq, (s.entry).id, (s.entry).at, pdp._audit_fields(s.entry));
+        IF h OPERATOR(pg_catalog.<>) s.hash THEN
+            ok := false;
+            first_bad_id := s.entry_id;
+            RETURN;
+        END IF;
+        prev := s.hash;
+        entries := entries + 1;
+    END LOOP;
+    IF expected_seq OPERATOR(pg_catalog.<>) chain.head_seq OR prev OPERATOR(pg_catalog.<>) chain.head_hash THEN
+        -- The newest entries were cut off.
+        ok := false;
+        first_bad_id := (SELECT max(a.entry_id) FROM pdp.audit_seal a);
+        RETURN;
+    END IF;
+    -- An entry inserted with triggers disabled would never be sealed.
+    IF NOT writable THEN
+        RETURN;
+    END IF;
+    SELECT min(l.id) INTO first_bad_id FROM pdp.audit_log l
+     WHERE NOT EXISTS (SELECT 1 FROM pdp.audit_seal a WHERE a.entry_id OPERATOR(pg_catalog.=) l.id);
+    IF first_bad_id IS NOT NULL THEN
+        ok := false;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp.verify_audit_log() IS
+    'seals what is pending, then checks the whole chain: ok, entries verified, and the first bad entry''s id; read-only (a standby), checks the sealed chain only';

@@ -439,6 +439,19 @@ COMMENT ON PROCEDURE pdp.apply_rules(regclass, integer, boolean) IS
 
 -- Dynamic application ------------------------------------------------------
 
+-- Whether a table is not protected by protect_table: masked views filter
+-- rows through the visibility check only while it is (as an InitPlan, once
+-- per query).  A view reads its table with its owner's rights, and the owner
+-- bypasses row-level security, so the view must apply the check itself.
+CREATE FUNCTION pdp._unprotected(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                          WHERE p.polrelid OPERATOR(pg_catalog.=) tbl::oid
+                            AND p.polname OPERATOR(pg_catalog.=) 'pdp_select') $$;
+COMMENT ON FUNCTION pdp._unprotected(regclass) IS
+    'true unless protect_table protects the table (masked views filter rows only then)';
+
 CREATE FUNCTION pdp.create_masked_view(tbl regclass, view_name text DEFAULT NULL) RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -446,6 +459,7 @@ AS $$
 DECLARE
     rel record;
     cols text;
+    vis text;
     target text;
 BEGIN
     PERFORM pdp._require_owner(tbl);
@@ -470,7 +484,14 @@ BEGIN
       LEFT JOIN pdp.column_rule r ON r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl AND r.attnum OPERATOR(pg_catalog.=) a.attnum
       LEFT JOIN pdp.rule_kind k ON k.rule OPERATOR(pg_catalog.=) r.rule
      WHERE a.attrelid OPERATOR(pg_catalog.=) create_masked_view.tbl::oid AND a.attnum > 0 AND NOT a.attisdropped;
-    EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT %s FROM %s', target, cols, tbl);
+    -- The table's consent-aware visibility, applied by the view itself (see
+    -- pdp._unprotected); a column registered later is not in it: fail closed
+    -- (no subject column: no row while protected) and re-create the view.
+    SELECT pg_catalog.string_agg(pg_catalog.format('pdp._visible(%I)', s.col), ' AND ' ORDER BY s.attnum)
+      INTO vis FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl;
+    EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT %s FROM %s '
+                              'WHERE (SELECT pdp._unprotected(%L::regclass)) OR (%s)',
+                              target, cols, tbl, tbl::oid, coalesce(vis, 'false'));
     EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', target,
                               pg_catalog.format('pdp_ext masked view of %s: columns with rules show the rule''s output', tbl));
     PERFORM pdp._audit('create_masked_view', tbl::text, NULL, pg_catalog.jsonb_build_object('view', target));
@@ -478,4 +499,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp.create_masked_view(regclass, text) IS
-    'creates (or replaces) a security-barrier view showing each ruled column''s rule output; grant it instead of the table';
+    'creates (or replaces) a security-barrier view showing each ruled column''s rule output and, while the table is protected, only the rows its policy shows; grant it instead of the table';
