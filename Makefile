@@ -24,7 +24,7 @@ DATA         = $(wildcard versions/$(EXTENSION)--*.sql)
 
 REGRESS      = init roles registry keys pseudonym rules consent audit retention rights register parallel
 REGRESS_OPTS = --inputdir=. --use-existing
-ISOLATION    = registry_concurrency consent_withdrawal audit_concurrency purge_concurrency erasure_race
+ISOLATION    = registry_concurrency consent_withdrawal audit_concurrency purge_concurrency erasure_race key_reload
 ISOLATION_OPTS = --use-existing
 
 PG_CPPFLAGS  = -I$(srcdir)/src -I$(srcdir)/src/core
