@@ -211,3 +211,102 @@ END
 $$;
 COMMENT ON FUNCTION pdp.verify_audit_log() IS
     'seals what is pending, then checks the whole chain: ok, entries verified, and the first bad entry''s id; read-only (a standby), checks the sealed chain only';
+
+-- pdp.purge warns when batches failed (they are left for the next run).
+CREATE OR REPLACE PROCEDURE pdp.purge(batch_size integer DEFAULT 5000, max_duration interval DEFAULT '1 hour')
+LANGUAGE plpgsql
+-- No SET clause (a procedure with one cannot COMMIT): every name is qualified.
+AS $$
+DECLARE
+    run_id bigint;
+    t regclass;
+    why text;
+    q text;
+    act text;
+    ctids tid[];
+    pos timestamptz;
+    n bigint;
+    deadline timestamptz;
+    stopped boolean := false;
+    err jsonb;
+    failed integer := 0;
+    failed_states text[] := '{}';
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_duration IS NULL OR max_duration <= interval '0' THEN
+        RAISE EXCEPTION 'max_duration must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) max_duration;
+    IF pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION 'cannot purge in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction', DETAIL = 'Nothing was purged.',
+                  HINT = 'Purge on the primary; on a primary, check default_transaction_read_only.';
+    END IF;
+    run_id := pdp._begin_purge_run(false);
+    PERFORM pdp._collect_inactive_subjects();
+    COMMIT;
+    <<tables>>
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                                AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+        act := pdp._purge_action(t);
+        FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
+            q := pdp._expired_rows_sql(t, why, false);
+            CONTINUE WHEN q IS NULL;
+            pos := '-infinity';
+            LOOP
+                IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
+                    stopped := true;
+                    EXIT tables;
+                END IF;
+                err := NULL;
+                n := 0;
+                -- A batch need not wait for its commit to reach disk: if a crash
+                -- loses it, it is lost whole (rows and count together), and the
+                -- next run purges those rows again.
+                PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+                -- One batch: found, deleted or anonymised, and counted in one transaction.
+                BEGIN
+                    -- One purger per table at a time: a second one skips the table.
+                    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pdp_ext purge'), t::oid::integer) THEN
+                        EXIT;
+                    END IF;
+                    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q)
+                        INTO ctids, pos USING batch_size, coalesce(pos, '-infinity');
+                    IF ctids IS NOT NULL THEN
+                        n := pdp._purge_rows(t, act, ctids);
+                    END IF;
+                EXCEPTION WHEN OTHERS THEN
+                    -- SQLSTATE and message only: a detail could hold a key value.
+                    err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                               'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM));
+                    ctids := NULL;
+                END;
+                PERFORM pdp._record_purge_batch(run_id, t, act, n, err);
+                IF err IS NOT NULL THEN
+                    failed := failed OPERATOR(pg_catalog.+) 1;
+                    failed_states := pg_catalog.array_append(failed_states,
+                                         pg_catalog.jsonb_extract_path_text(err, '0', 'sqlstate'));
+                END IF;
+                IF n > 0 THEN
+                    RAISE NOTICE 'purge: % rows of table "%" (%)', n, pdp._relname(t), act;
+                END IF;
+                COMMIT;
+                EXIT WHEN ctids IS NULL OR n = 0;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    PERFORM pdp._end_purge_run(run_id, CASE WHEN stopped THEN 'stopped at max_duration' ELSE 'finished' END);
+    COMMIT;
+    -- A failed batch (a full disk, a lock timeout) is left for the next run;
+    -- say so, not only in the run's record.
+    IF failed OPERATOR(pg_catalog.>) 0 THEN
+        RAISE WARNING 'purge: % batch(es) failed and were left for the next run', failed
+            USING DETAIL = pg_catalog.concat('SQLSTATE ', pg_catalog.array_to_string(
+                               ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(failed_states) x ORDER BY 1), ', ')),
+                  HINT = pg_catalog.format('See the errors of run %s in pdp.purge_log.', run_id);
+    END IF;
+END
+$$;

@@ -761,6 +761,8 @@ DECLARE
     deadline timestamptz;
     stopped boolean := false;
     err jsonb;
+    failed integer := 0;
+    failed_states text[] := '{}';
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -815,6 +817,11 @@ BEGIN
                     ctids := NULL;
                 END;
                 PERFORM pdp._record_purge_batch(run_id, t, act, n, err);
+                IF err IS NOT NULL THEN
+                    failed := failed OPERATOR(pg_catalog.+) 1;
+                    failed_states := pg_catalog.array_append(failed_states,
+                                         pg_catalog.jsonb_extract_path_text(err, '0', 'sqlstate'));
+                END IF;
                 IF n > 0 THEN
                     RAISE NOTICE 'purge: % rows of table "%" (%)', n, pdp._relname(t), act;
                 END IF;
@@ -825,6 +832,14 @@ BEGIN
     END LOOP;
     PERFORM pdp._end_purge_run(run_id, CASE WHEN stopped THEN 'stopped at max_duration' ELSE 'finished' END);
     COMMIT;
+    -- A failed batch (a full disk, a lock timeout) is left for the next run;
+    -- say so, not only in the run's record.
+    IF failed OPERATOR(pg_catalog.>) 0 THEN
+        RAISE WARNING 'purge: % batch(es) failed and were left for the next run', failed
+            USING DETAIL = pg_catalog.concat('SQLSTATE ', pg_catalog.array_to_string(
+                               ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(failed_states) x ORDER BY 1), ', ')),
+                  HINT = pg_catalog.format('See the errors of run %s in pdp.purge_log.', run_id);
+    END IF;
 END
 $$;
 COMMENT ON PROCEDURE pdp.purge(integer, interval) IS
