@@ -32,6 +32,29 @@ SELECT bench.measure('visibility: count(*) over 1M rows', 'protected table, purp
 RESET ROLE;
 RESET pdp.purpose;
 
+-- The same scans as parallel plans (2 workers, forced), the check running in
+-- the workers.
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SELECT bench.measure('visibility: parallel count(*) over 1M rows, 2 workers', 'owner, hand-written filter, parallel', $$
+SELECT count(*) FROM bench.enrolment e
+ WHERE EXISTS (SELECT 1 FROM pdp.consent_state c WHERE c.subject = e.user_id::text AND c.purpose = 'bench_marketing'
+                  AND (c.valid_until IS NULL OR c.valid_until > now()))
+   AND NOT EXISTS (SELECT 1 FROM pdp.restriction r WHERE r.subject = e.user_id::text)$$, 7, true, :rows);
+SET ROLE bench_reader;
+SET pdp.purpose = 'bench_marketing';
+SELECT bench.measure('visibility: parallel count(*) over 1M rows, 2 workers', 'protected table, parallel',
+    'SELECT count(*) FROM bench.enrolment', 7, false, :rows);
+SET max_parallel_workers_per_gather = 0;
+SELECT bench.measure('visibility: parallel count(*) over 1M rows, 2 workers', 'protected table, serial (for scale)',
+    'SELECT count(*) FROM bench.enrolment', 7, false, :rows);
+RESET ROLE;
+RESET pdp.purpose;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+SET max_parallel_workers_per_gather = 0;
+
 -- Primary-key lookups: 20,000 of them per run, protected against unprotected.
 CREATE TABLE bench.enrolment_plain AS SELECT * FROM bench.enrolment;
 ALTER TABLE bench.enrolment_plain ADD PRIMARY KEY (id);

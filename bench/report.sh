@@ -58,5 +58,8 @@ for g, rs in groups.items():
         print(f"| {name} | {r['rows']} | {r['median_ms']} | {r['min_ms']} | {r['max_ms']} | {r['ratio']}× | {verdict} |")
     print()
 PY
+# The growth runs as a table and a chart (an SVG beside the CSV when the
+# report is written for the repository).
+python3 "$(dirname "$0")/plot.py" "$csv" ${PLOT_SVG:+"$PLOT_SVG"}
 [ -f "$(dirname "$0")/findings.md" ] && cat "$(dirname "$0")/findings.md"
 exit 0

@@ -26,5 +26,5 @@ if [[ -n "${BENCH:-}" ]]; then
   exit 0
 fi
 mv bench/results.new.csv bench/results.csv
-bench/report.sh bench/results.csv > BENCHMARKS.md
+PLOT_SVG=bench/growth.svg bench/report.sh bench/results.csv > BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md and bench/results.csv"
