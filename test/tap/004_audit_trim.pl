@@ -4,15 +4,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PdpNode;
 
-my $node = PostgreSQL::Test::Cluster->new('audit_trim');
-$node->init;
-my $keydir = PostgreSQL::Test::Utils::tempdir();
-my $key = `openssl rand -hex 32`; chomp $key;
-open my $fh, '>', "$keydir/pdp.keys" or die $!; print $fh "1 $key\n"; close $fh;
-chmod 0600, "$keydir/pdp.keys";
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pdp_ext'\npdp.key_file = '$keydir/pdp.keys'\n");
-$node->start;
+my $node = pdp_node('audit_trim');
 $node->safe_psql('postgres', 'CREATE EXTENSION pdp_ext');
 
 # Entries from long ago are written (and sealed) first, then today's.

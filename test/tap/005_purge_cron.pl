@@ -6,16 +6,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PdpNode;
 
-my $node = PostgreSQL::Test::Cluster->new('purge_cron');
-$node->init;
-my $keydir = PostgreSQL::Test::Utils::tempdir();
-my $key = `openssl rand -hex 32`; chomp $key;
-open my $fh, '>', "$keydir/pdp.keys" or die $!; print $fh "1 $key\n"; close $fh;
-chmod 0600, "$keydir/pdp.keys";
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'pg_cron,pdp_ext'\ncron.database_name = 'postgres'\ncron.use_background_workers = on\nmax_worker_processes = 20\nrestart_after_crash = on\npdp.key_file = '$keydir/pdp.keys'\n");
-$node->start;
+my $node = pdp_node('purge_cron', preload => 'pg_cron,pdp_ext',
+	conf => "cron.database_name = 'postgres'\ncron.use_background_workers = on\nmax_worker_processes = 20\nrestart_after_crash = on\n");
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION pg_cron;
 	CREATE EXTENSION pdp_ext;

@@ -7,17 +7,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PdpNode;
 
 my $marker = 'MARKER-7f3a';
-my $node = PostgreSQL::Test::Cluster->new('malformed');
-$node->init;
-my $keydir = PostgreSQL::Test::Utils::tempdir();
-my $key = `openssl rand -hex 32`; chomp $key;
-open my $fh, '>', "$keydir/pdp.keys" or die $!; print $fh "1 $key\n"; close $fh;
-chmod 0600, "$keydir/pdp.keys";
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pdp_ext'\npdp.key_file = '$keydir/pdp.keys'\n"
-	. "log_min_messages = debug1\nlog_statement = none\nlog_min_error_statement = error\n");
-$node->start;
+my $node = pdp_node('malformed', conf => "log_min_messages = debug1\nlog_statement = none\nlog_min_error_statement = error\n");
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION pdp_ext;
 	CREATE TABLE t1 (id bigint PRIMARY KEY, email text, at timestamptz);

@@ -8,16 +8,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PdpNode;
 
-my $node = PostgreSQL::Test::Cluster->new('kill_rules_erasure');
-$node->init;
-my $keydir = PostgreSQL::Test::Utils::tempdir();
-my $key = `openssl rand -hex 32`; chomp $key;
-open my $fh, '>', "$keydir/pdp.keys" or die $!; print $fh "1 $key\n"; close $fh;
-chmod 0600, "$keydir/pdp.keys";
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'pdp_ext'\nrestart_after_crash = on\npdp.key_file = '$keydir/pdp.keys'\n");
-$node->start;
+my $node = pdp_node('kill_rules_erasure', conf => "restart_after_crash = on\n");
 
 sub kill_backend_running
 {

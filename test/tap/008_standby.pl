@@ -9,17 +9,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PdpNode;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-my $keydir = PostgreSQL::Test::Utils::tempdir();
-my $key = `openssl rand -hex 32`; chomp $key;
-open my $fh, '>', "$keydir/pdp.keys" or die $!; print $fh "1 $key\n"; close $fh;
-chmod 0600, "$keydir/pdp.keys";
 # The standby is restored from the primary's backup, settings included: it
 # reads the same key file (on another machine, a copy of it).
-$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'pdp_ext'\npdp.key_file = '$keydir/pdp.keys'\n");
-$primary->start;
+my $primary = pdp_node('primary', init => { allows_streaming => 1 });
 
 $primary->safe_psql('postgres', q{
 	CREATE EXTENSION pdp_ext;

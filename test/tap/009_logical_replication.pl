@@ -10,21 +10,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PdpNode;
 
-my $keydir = PostgreSQL::Test::Utils::tempdir();
-my %node;
-foreach my $name ('publisher', 'subscriber')
-{
-	my $key = `openssl rand -hex 32`; chomp $key;
-	open my $fh, '>', "$keydir/$name.keys" or die $!; print $fh "1 $key\n"; close $fh;
-	chmod 0600, "$keydir/$name.keys";
-	my $n = PostgreSQL::Test::Cluster->new($name);
-	$n->init(allows_streaming => 'logical');
-	$n->append_conf('postgresql.conf',
-		"shared_preload_libraries = 'pdp_ext'\npdp.key_file = '$keydir/$name.keys'\n");
-	$n->start;
-	$node{$name} = $n;
-}
+my %node = map { $_ => pdp_node($_, init => { allows_streaming => 'logical' }) } ('publisher', 'subscriber');
 my ($pub, $sub) = @node{'publisher', 'subscriber'};
 
 # The application's schema exists on both sides (logical replication copies

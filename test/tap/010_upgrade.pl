@@ -8,15 +8,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PdpNode;
 
-my $node = PostgreSQL::Test::Cluster->new('upgrade');
-$node->init;
-my $keydir = PostgreSQL::Test::Utils::tempdir();
-my $key = `openssl rand -hex 32`; chomp $key;
-open my $fh, '>', "$keydir/pdp.keys" or die $!; print $fh "1 $key\n"; close $fh;
-chmod 0600, "$keydir/pdp.keys";
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pdp_ext'\npdp.key_file = '$keydir/pdp.keys'\n");
-$node->start;
+my $node = pdp_node('upgrade');
 
 my $current = $node->safe_psql('postgres',
 	q{SELECT default_version FROM pg_available_extensions WHERE name = 'pdp_ext'});

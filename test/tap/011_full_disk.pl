@@ -9,18 +9,14 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PdpNode;
 
 my $fs = $ENV{PDP_SMALL_FS} // '';
 plan skip_all => 'no small file system to fill (tools/run-tap.sh mounts one when run as root)' unless $fs ne '' && -d $fs;
 
-my $node = PostgreSQL::Test::Cluster->new('full_disk');
-$node->init;
-my $keydir = PostgreSQL::Test::Utils::tempdir();
-my $key = `openssl rand -hex 32`; chomp $key;
-open my $fh, '>', "$keydir/pdp.keys" or die $!; print $fh "1 $key\n"; close $fh;
-chmod 0600, "$keydir/pdp.keys";
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pdp_ext'\npdp.key_file = '$keydir/pdp.keys'\n");
-$node->start;
+my $node = pdp_node('full_disk');
 
 mkdir "$fs/ts" or die "mkdir $fs/ts: $!";
 $node->safe_psql('postgres', qq{CREATE TABLESPACE small LOCATION '$fs/ts'});
