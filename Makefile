@@ -2,7 +2,7 @@
 #
 #   make demo    install what is missing, build, start a throwaway cluster, run the tour
 #   make test    the same set-up, then every suite (unit, pg_regress, isolation, pgTAP, TAP),
-#                and the SQL suites again against a sanitized build
+#                and the SQL suites again under UBSan/ASan and under valgrind
 #   make bench   the same set-up, then the benchmarks (never part of CI)
 #
 # Everything below the "PGXS" line is an ordinary extension build.
@@ -67,17 +67,20 @@ test/unit/%.asan: test/unit/%.c $(CORE_SRCS) test/unit/tap.h
 sanitize: $(SANITIZED_TESTS)
 	ASAN_OPTIONS=detect_leaks=1 prove -e '' $(SANITIZED_TESTS)
 
-# The pg_regress, isolation and pgTAP suites against a server running a
-# pdp_ext.so built with UBSan and ASan (see tools/run-sanitized.sh for what
-# that covers with Debian's uninstrumented server).
+# The pg_regress, isolation and pgTAP suites against an instrumented server:
+# a pdp_ext.so built with UBSan and ASan, and every server process under
+# valgrind memcheck (tools/run-instrumented.sh says what each one covers).
 sanitize-server:
-	@tools/run-sanitized.sh
+	@tools/run-instrumented.sh sanitize
+
+valgrind-server:
+	@tools/run-instrumented.sh valgrind
 
 # libFuzzer targets for every plain-C parser and codec (FUZZ_SECONDS each, default 10).
 fuzz:
 	test/fuzz/run.sh
 
-.PHONY: deps demo test bench unit sanitize sanitize-server fuzz
+.PHONY: deps demo test bench unit sanitize sanitize-server valgrind-server fuzz
 deps:
 	@tools/ensure-deps.sh
 
@@ -89,7 +92,8 @@ test: deps
 	@tools/build-install.sh
 	@$(MAKE) --no-print-directory unit sanitize fuzz
 	@tools/with-cluster.sh tools/run-suites.sh
-	@tools/run-sanitized.sh
+	@tools/run-instrumented.sh sanitize
+	@tools/run-instrumented.sh valgrind
 
 bench: deps
 	@tools/build-install.sh

@@ -111,6 +111,18 @@ RESET ROLE;
 SELECT tour.try($$UPDATE lms.enrolments SET course_id = 1 WHERE user_id = 4$$) AS "owner updates learner 4";
 SELECT purpose, action, evidence FROM pdp.consent_history(2);
 SELECT tour.try($$SELECT pdp.publish_policy('v2', now() + interval '9 days', repeat('a', 64))$$) AS "policy effective in 9 days";
+\echo 'Large scans run as parallel plans: the consent check runs inside the workers, with the same answer:'
+SET ROLE lms_app;
+SET pdp.purpose = 'courses';
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM lms.enrolments;
+SELECT count(*) AS "enrolments visible for courses, parallel plan" FROM lms.enrolments;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET ROLE;
 RESET pdp.purpose;
 
 \echo '=== 6. Retention and purges ================================================'

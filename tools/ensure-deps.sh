@@ -13,6 +13,8 @@ packages=(
   libtap-parser-sourcehandler-pgtap-perl # pg_prove
   libipc-run-perl                        # PostgreSQL::Test::Cluster (TAP suites)
   clang                                  # libFuzzer targets and sanitizers
+  valgrind                               # the SQL suites under memcheck (make valgrind-server)
+  python3                                # the valgrind report filter, the benchmark plot
   chromium                               # renders the HTML compliance report in a test
   make gcc perl openssl
 )
