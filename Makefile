@@ -8,7 +8,7 @@
 # Everything below the "PGXS" line is an ordinary extension build.
 
 EXTENSION    = pdp_ext
-EXTVERSION   = 0.2
+EXTVERSION   = 0.3
 MODULE_big   = pdp_ext
 
 # Engine code (no PostgreSQL headers) lives in src/core; glue in src/.
