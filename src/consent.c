@@ -1,297 +1,265 @@
 /*-------------------------------------------------------------------------
  * consent.c
- *	  The declared purpose (pdp.purpose), its per-statement check for the
- *	  row-level security policies, and the refusal of writes to restricted
- *	  subjects' rows.
+ *	  The declared purpose (pdp.purpose): its check when it is set, and its
+ *	  per-statement state, which the row test (visibility.c) reads.
  *
- * Purposes, purpose grants and restrictions are small tables; each backend
- * caches them in full and drops the cache when another session's change
- * commits: a statement trigger on those tables queues a relcache
- * invalidation (sent at commit), and the relcache callback here clears the
- * cache.  pdp._purpose_flags() also accepts pending invalidations first, so
- * a change is seen by every session's next statement even inside a long
- * transaction.  Consents are cached the same way, per purpose, as a hash
- * set of consenting subjects (consent_state changes invalidate it), so the
- * per-row test is one hash probe.  The caches hold the latest committed
- * state, not the statement's snapshot: a withdrawal applies from every
- * session's next statement on, whatever its isolation level.
+ * What is cached is the declared purpose's own state for the current role:
+ * whether the role may declare it, whether it needs consent, whether it is
+ * exempt from restriction.  That is one entry (PurposeState), a few dozen
+ * bytes whatever the number of purposes, grants, consents or restrictions.
  *
- * The caches are read with plain heap scans, not SPI: the check hook of
- * pdp.purpose runs them, and the reader need not have rights on pdp's tables.
+ * Note about locking and invalidation
+ * -----------------------------------
+ * The entry is read with index and heap scans of pdp.purpose and
+ * pdp.purpose_grant under AccessShareLock and a fresh catalog snapshot (not
+ * SPI: the check hook runs it, and the reader needs no rights on pdp's
+ * tables).  A statement trigger on both tables (and a replica-mode row
+ * trigger, for logical subscribers) queues a relcache invalidation of the
+ * table, sent at commit; role membership and role attribute changes arrive
+ * as syscache invalidations.  The callbacks only clear purpose_state_valid:
+ * they never free memory or touch the entry.  The flag is set before the
+ * read, so an invalidation arriving during it (opening a table accepts
+ * invalidation messages) clears it again and the next use reads afresh; the
+ * entry is copied in from locals only once the read has completed (pg_cron's
+ * InvalidateJobCacheCallback pattern).
+ *
+ * Each statement works its purpose state out once, on first use, after
+ * accepting pending invalidations, and keeps it to its end: a purpose or
+ * grant change committed while it runs applies from the next statement on.
  *-------------------------------------------------------------------------
  */
 #include "pdp_ext.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/parallel.h"
+#include "access/relscan.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
-#include "funcapi.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "storage/sinval.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
-#include "common/hashfn.h"
 
-#include "pdp_crypto.h"
-
-PG_FUNCTION_INFO_V1(pdp_visible_int8);
-PG_FUNCTION_INFO_V1(pdp_visible_text);
-PG_FUNCTION_INFO_V1(pdp_visible_uuid);
 PG_FUNCTION_INFO_V1(pdp_config_changed);
-PG_FUNCTION_INFO_V1(pdp_refuse_restricted);
-
-#define PURPOSE_VISIBLE		1
-#define PURPOSE_NEEDS_CONSENT 2
-#define PURPOSE_EXEMPT		4
 
 
-typedef struct PurposeEntry
+/* The one cached purpose, for one role. */
+typedef struct PurposeState
 {
-	char		name[NAMEDATALEN];	/* hash key; purposes are at most 63 chars */
+	char		name[NAMEDATALEN];
+	Oid			userid;
+	bool		defined;		/* the purpose exists */
+	bool		allowed;		/* userid may declare it */
 	bool		requires_consent;
 	bool		restriction_exempt;
-	int			nroles;
-	Oid		   *roles;			/* roles that may declare it */
-} PurposeEntry;
+} PurposeState;
 
-/*
- * A subject's identifier in text form, as a hash key.  Identifiers up to
- * SUBJECT_INLINE bytes (every bigint and uuid, most text ids) are stored as
- * they are; longer ones by their SHA-256, flagged in len.
- */
-#define SUBJECT_INLINE 56
-#define SUBJECT_DIGEST_FLAG 0x80000000u
-
-typedef struct SubjectKey
-{
-	uint32		len;
-	char		bytes[SUBJECT_INLINE];
-} SubjectKey;
-
-typedef struct SubjectEntry
-{
-	SubjectKey	key;
-	TimestampTz valid_until;	/* DT_NOEND for a consent that never expires */
-} SubjectEntry;
-
-/* Consents to one purpose: the subjects that hold one. */
-typedef struct ConsentSet
-{
-	char		purpose[NAMEDATALEN];	/* hash key */
-	HTAB	   *subjects;
-} ConsentSet;
-
-/* One context per cache, reset when that cache is invalidated. */
-static MemoryContext purpose_cxt = NULL;
-static MemoryContext restricted_cxt = NULL;
-static MemoryContext consent_cxt = NULL;
-static HTAB *purpose_cache = NULL;
-static HTAB *restricted_cache = NULL;
-static HTAB *consent_cache = NULL;	/* purpose name -> ConsentSet */
-static Oid	purpose_relid = InvalidOid;
+static PurposeState purpose_state;
+static bool purpose_state_valid = false;
+static Oid	purpose_relid = InvalidOid;	/* as of the last read */
 static Oid	grant_relid = InvalidOid;
-static Oid	restriction_relid = InvalidOid;
-static Oid	consent_relid = InvalidOid;
+static bool callbacks_registered = false;
 
-/* What the current statement declared, worked out on its first row. */
+/* What the current statement declared, worked out on its first use. */
 typedef struct StatementState
 {
 	LocalTransactionId lxid;
 	TimestampTz stmt_start;
+	Oid			userid;
+	char		purpose[NAMEDATALEN];
 	int			flags;
-	ConsentSet *consents;		/* when the purpose needs consent */
 } StatementState;
 
-static StatementState stmt_state = {InvalidLocalTransactionId, 0, 0, NULL};
-
-static void subject_key(const char *s, size_t len, SubjectKey *key);
-static void ensure_restricted_cache(void);
-static ConsentSet *consent_set(const char *purpose);
-static bool callback_registered = false;
+static StatementState stmt_state = {InvalidLocalTransactionId};
 
 /* Statement at which the "no purpose declared" notice was last given. */
 static LocalTransactionId noticed_lxid = InvalidLocalTransactionId;
 static TimestampTz noticed_stmt = 0;
 
+/*
+ * Invalidation callbacks: mark the cached purpose stale, nothing else.
+ * Dropping the extension invalidates its tables too, so a re-created
+ * pdp.purpose (with another OID) is no special case.
+ */
 static void
 consent_relcache_callback(Datum arg, Oid relid)
 {
-	if ((relid == InvalidOid || relid == purpose_relid || relid == grant_relid) && purpose_cache != NULL)
-	{
-		purpose_cache = NULL;
-		MemoryContextReset(purpose_cxt);
-	}
-	if ((relid == InvalidOid || relid == restriction_relid) && restricted_cache != NULL)
-	{
-		restricted_cache = NULL;
-		MemoryContextReset(restricted_cxt);
-	}
-	if ((relid == InvalidOid || relid == consent_relid) && consent_cache != NULL)
-	{
-		consent_cache = NULL;
-		MemoryContextReset(consent_cxt);
-	}
-	/* Whatever changed, the next row works out its statement state again. */
-	stmt_state.lxid = InvalidLocalTransactionId;
+	if (relid == InvalidOid || relid == purpose_relid || relid == grant_relid)
+		purpose_state_valid = false;
 }
 
 static void
-ensure_callback(void)
+consent_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(consent_relcache_callback, (Datum) 0);
-		callback_registered = true;
-	}
-	if (purpose_cxt == NULL)
-	{
-		purpose_cxt = AllocSetContextCreate(TopMemoryContext, "pdp_ext purpose cache",
-											ALLOCSET_SMALL_SIZES);
-		restricted_cxt = AllocSetContextCreate(TopMemoryContext, "pdp_ext restriction cache",
-											   ALLOCSET_SMALL_SIZES);
-		consent_cxt = AllocSetContextCreate(TopMemoryContext, "pdp_ext consent cache",
-											ALLOCSET_DEFAULT_SIZES);
-	}
+	purpose_state_valid = false;
+}
+
+static void
+ensure_callbacks(void)
+{
+	if (callbacks_registered)
+		return;
+	CacheRegisterRelcacheCallback(consent_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, consent_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, consent_syscache_callback, (Datum) 0);
+	callbacks_registered = true;
 }
 
 /* OID of pdp.<name>, or InvalidOid when pdp_ext is not in this database. */
-static Oid
-pdp_table_oid(const char *name)
+Oid
+pdp_relation_oid(const char *name)
 {
 	Oid			nsp = get_namespace_oid("pdp", true);
 
 	return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
 }
 
-typedef void (*row_callback) (HeapTuple tuple, TupleDesc desc, void *arg);
-
 /*
- * Scan a whole pdp table under a fresh catalog snapshot: it sees every
- * committed change, and unlike GetLatestSnapshot() it does not fix the
- * transaction's snapshot as a side effect (which would break a later SET
- * TRANSACTION ISOLATION LEVEL, or GUC restore in a parallel worker).
+ * Read purpose `name` and whether `userid` may declare it into *out.
+ * False if pdp_ext is not installed in this database.
  */
-static void
-scan_pdp_table(Oid relid, row_callback cb, void *arg)
+static bool
+read_purpose(const char *name, Oid userid, PurposeState *out)
 {
-	Relation	rel = table_open(relid, AccessShareLock);
-	Snapshot	snap = RegisterSnapshot(GetCatalogSnapshot(relid));
-	TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
+	Oid			purpose_pkey = pdp_relation_oid("purpose_pkey");
+	Relation	rel;
+	Snapshot	snap;
+	TableScanDesc scan;
 	HeapTuple	tuple;
 
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-		cb(tuple, RelationGetDescr(rel), arg);
+	purpose_relid = pdp_relation_oid("purpose");
+	grant_relid = pdp_relation_oid("purpose_grant");
+	if (!OidIsValid(purpose_relid) || !OidIsValid(purpose_pkey) || !OidIsValid(grant_relid))
+		return false;
+	memset(out, 0, sizeof(*out));
+	strlcpy(out->name, name, NAMEDATALEN);
+	out->userid = userid;
+
+	/* The purpose itself, by its primary key. */
+	{
+		Relation	index;
+		ScanKeyData skey;
+		IndexScanDesc iscan;
+		TupleTableSlot *slot;
+		text	   *t = cstring_to_text(name);
+
+		rel = table_open(purpose_relid, AccessShareLock);
+		index = index_open(purpose_pkey, AccessShareLock);
+		snap = RegisterSnapshot(GetCatalogSnapshot(purpose_relid));
+		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   DEFAULT_COLLATION_OID, F_TEXTEQ, PointerGetDatum(t));
+		iscan = index_beginscan(rel, index, snap, 1, 0);
+		index_rescan(iscan, &skey, 1, NULL, 0);
+		slot = table_slot_create(rel, NULL);
+		if (index_getnext_slot(iscan, ForwardScanDirection, slot))
+		{
+			TupleDesc	desc = RelationGetDescr(rel);
+			bool		isnull;
+
+			slot_getallattrs(slot);
+			out->defined = true;
+			for (int i = 0; i < desc->natts; i++)
+			{
+				const char *att = NameStr(TupleDescAttr(desc, i)->attname);
+				Datum		d = slot_getattr(slot, i + 1, &isnull);
+
+				if (isnull)
+					continue;
+				if (strcmp(att, "requires_consent") == 0)
+					out->requires_consent = DatumGetBool(d);
+				else if (strcmp(att, "restriction_exempt") == 0)
+					out->restriction_exempt = DatumGetBool(d);
+			}
+		}
+		ExecDropSingleTupleTableSlot(slot);
+		index_endscan(iscan);
+		UnregisterSnapshot(snap);
+		index_close(index, AccessShareLock);
+		table_close(rel, AccessShareLock);
+		pfree(t);
+	}
+	if (!out->defined)
+		return true;
+
+	/* Its grants: (role regrole, purpose text, ...); a small table. */
+	rel = table_open(grant_relid, AccessShareLock);
+	snap = RegisterSnapshot(GetCatalogSnapshot(grant_relid));
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while (!out->allowed && (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		rnull,
+					pnull;
+		Datum		role = heap_getattr(tuple, 1, desc, &rnull);
+		Datum		purpose = heap_getattr(tuple, 2, desc, &pnull);
+		text	   *p;
+
+		if (rnull || pnull)
+			continue;
+		p = DatumGetTextPP(purpose);
+		if (VARSIZE_ANY_EXHDR(p) == strlen(name) &&
+			memcmp(VARDATA_ANY(p), name, VARSIZE_ANY_EXHDR(p)) == 0 &&
+			has_privs_of_role(userid, DatumGetObjectId(role)))
+			out->allowed = true;
+	}
 	table_endscan(scan);
 	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
-}
-
-static char *
-text_attr(HeapTuple tuple, TupleDesc desc, AttrNumber attnum, bool *isnull)
-{
-	Datum		d = heap_getattr(tuple, attnum, desc, isnull);
-
-	return *isnull ? NULL : TextDatumGetCString(d);
-}
-
-static void
-load_purpose_row(HeapTuple tuple, TupleDesc desc, void *arg)
-{
-	bool		isnull;
-	char	   *name = text_attr(tuple, desc, 1, &isnull);
-	PurposeEntry *e;
-	bool		found;
-
-	if (isnull || strlen(name) >= NAMEDATALEN)
-		return;
-	e = hash_search(purpose_cache, name, HASH_ENTER, &found);
-	e->requires_consent = DatumGetBool(heap_getattr(tuple, get_attnum(purpose_relid, "requires_consent"), desc, &isnull));
-	e->restriction_exempt = DatumGetBool(heap_getattr(tuple, get_attnum(purpose_relid, "restriction_exempt"), desc, &isnull));
-	if (!found)
-	{
-		e->nroles = 0;
-		e->roles = NULL;
-	}
-}
-
-static void
-load_grant_row(HeapTuple tuple, TupleDesc desc, void *arg)
-{
-	bool		isnull;
-	Oid			role = DatumGetObjectId(heap_getattr(tuple, 1, desc, &isnull));
-	char	   *name = text_attr(tuple, desc, 2, &isnull);
-	PurposeEntry *e;
-
-	if (isnull || strlen(name) >= NAMEDATALEN)
-		return;
-	e = hash_search(purpose_cache, name, HASH_FIND, NULL);
-	if (e == NULL)
-		return;
-	e->roles = e->roles == NULL ? MemoryContextAlloc(purpose_cxt, sizeof(Oid))
-		: repalloc(e->roles, (e->nroles + 1) * sizeof(Oid));
-	e->roles[e->nroles++] = role;
-}
-
-/* Load purposes and grants; false if pdp_ext is not installed here. */
-static bool
-ensure_purpose_cache(void)
-{
-	HASHCTL		ctl;
-	MemoryContext old;
-
-	ensure_callback();
-	if (purpose_cache != NULL)
-		return true;
-	purpose_relid = pdp_table_oid("purpose");
-	grant_relid = pdp_table_oid("purpose_grant");
-	if (!OidIsValid(purpose_relid) || !OidIsValid(grant_relid))
-		return false;
-
-	ctl.keysize = NAMEDATALEN;
-	ctl.entrysize = sizeof(PurposeEntry);
-	ctl.hcxt = purpose_cxt;
-	purpose_cache = hash_create("pdp_ext purposes", 32, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	old = MemoryContextSwitchTo(purpose_cxt);
-	PG_TRY();
-	{
-		scan_pdp_table(purpose_relid, load_purpose_row, NULL);
-		scan_pdp_table(grant_relid, load_grant_row, NULL);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(old);
-		purpose_cache = NULL;
-		MemoryContextReset(purpose_cxt);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(old);
 	return true;
 }
 
-static bool
-role_may_declare(PurposeEntry *e, Oid userid)
+/*
+ * The state of purpose `name` for `userid`, from the one-entry cache or
+ * read afresh.  NULL if pdp_ext is not installed in this database.
+ */
+static const PurposeState *
+lookup_purpose(const char *name, Oid userid)
 {
-	for (int i = 0; i < e->nroles; i++)
-		if (has_privs_of_role(userid, e->roles[i]))
-			return true;
-	return false;
+	PurposeState fresh;
+	bool		installed;
+
+	ensure_callbacks();
+	if (purpose_state_valid && purpose_state.userid == userid &&
+		strcmp(purpose_state.name, name) == 0)
+		return &purpose_state;
+	/* Set first: an invalidation arriving during the read clears it again. */
+	purpose_state_valid = true;
+	PG_TRY();
+	{
+		installed = read_purpose(name, userid, &fresh);
+	}
+	PG_CATCH();
+	{
+		purpose_state_valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (!installed)
+	{
+		purpose_state_valid = false;
+		return NULL;
+	}
+	purpose_state = fresh;
+	return &purpose_state;
 }
 
 /*
@@ -302,7 +270,7 @@ role_may_declare(PurposeEntry *e, Oid userid)
 bool
 pdp_check_purpose(char **newval, void **extra, GucSource source)
 {
-	PurposeEntry *e;
+	const PurposeState *ps;
 
 	/* A parallel worker inherits the value its leader already checked. */
 	if (*newval == NULL || (*newval)[0] == '\0' || !IsTransactionState() ||
@@ -314,17 +282,17 @@ pdp_check_purpose(char **newval, void **extra, GucSource source)
 		GUC_check_errmsg("unknown purpose");
 		return false;
 	}
-	if (!ensure_purpose_cache())
+	ps = lookup_purpose(*newval, GetUserId());
+	if (ps == NULL)
 		return true;			/* pdp_ext not installed in this database */
-	e = hash_search(purpose_cache, *newval, HASH_FIND, NULL);
-	if (e == NULL)
+	if (!ps->defined)
 	{
 		GUC_check_errcode(ERRCODE_UNDEFINED_OBJECT);
 		GUC_check_errmsg("unknown purpose");
 		GUC_check_errhint("pdp.purposes lists the defined purposes.");
 		return false;
 	}
-	if (!role_may_declare(e, GetUserId()))
+	if (!ps->allowed)
 	{
 		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
 		GUC_check_errmsg("role \"%s\" may not declare purpose \"%s\"",
@@ -337,13 +305,13 @@ pdp_check_purpose(char **newval, void **extra, GucSource source)
 
 /*
  * The declared purpose as flags, for the current role: 0 (nothing is
- * visible, with a NOTICE once per statement) when no purpose is declared;
- * an error when it is unknown or the role may not declare it.
+ * visible, with a NOTICE once per statement when `notice`) when no purpose
+ * is declared; an error when it is unknown or the role may not declare it.
  */
 static int
-declared_purpose_flags(void)
+declared_purpose_flags(bool notice)
 {
-	PurposeEntry *e;
+	const PurposeState *ps;
 	int			flags = PURPOSE_VISIBLE;
 
 	if (pdp_purpose == NULL || pdp_purpose[0] == '\0')
@@ -351,7 +319,8 @@ declared_purpose_flags(void)
 		TimestampTz stmt = GetCurrentStatementStartTimestamp();
 
 		/* Once per statement, and from the leader only, not each parallel worker. */
-		if (!IsParallelWorker() && (noticed_lxid != MyProc->lxid || noticed_stmt != stmt))
+		if (notice && !IsParallelWorker() &&
+			(noticed_lxid != MyProc->lxid || noticed_stmt != stmt))
 		{
 			noticed_lxid = MyProc->lxid;
 			noticed_stmt = stmt;
@@ -361,141 +330,63 @@ declared_purpose_flags(void)
 		}
 		return 0;
 	}
-	if (!ensure_purpose_cache())
+	ps = strlen(pdp_purpose) < NAMEDATALEN ? lookup_purpose(pdp_purpose, GetUserId()) : NULL;
+	if (ps == NULL && strlen(pdp_purpose) < NAMEDATALEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pdp_ext is not installed in this database")));
-	e = strlen(pdp_purpose) < NAMEDATALEN ? hash_search(purpose_cache, pdp_purpose, HASH_FIND, NULL) : NULL;
-	if (e == NULL)
+	if (ps == NULL || !ps->defined)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("unknown purpose \"%s\"", pdp_purpose),
 				 errhint("pdp.purposes lists the defined purposes.")));
 	/* Checked again here: SET ROLE after SET pdp.purpose must not carry it over. */
-	if (!role_may_declare(e, GetUserId()))
+	if (!ps->allowed)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("role \"%s\" may not declare purpose \"%s\"",
 						GetUserNameFromId(GetUserId(), false), pdp_purpose),
 				 errhint("pdp.allow_purpose grants a role a purpose.")));
-	if (e->requires_consent)
+	if (ps->requires_consent)
 		flags |= PURPOSE_NEEDS_CONSENT;
-	if (e->restriction_exempt)
+	if (ps->restriction_exempt)
 		flags |= PURPOSE_EXEMPT;
 	return flags;
 }
 
 /*
- * Work out, once per statement (and again if the role, the declared
- * purpose or the cached tables change), what the visibility test needs.
- * The first call of a statement also takes in invalidations other sessions
- * committed, so their consent changes apply from their next statement on.
+ * The current statement's purpose flags, worked out once per statement
+ * (and again if the role or the declared purpose changes within it).  The
+ * first use in a statement takes in invalidations other sessions
+ * committed, so their changes apply from their next statement on.
  */
-static inline void
-ensure_statement_state(void)
+int
+pdp_statement_flags(bool notice)
 {
-	static Oid	state_user = InvalidOid;
-	static char state_purpose[NAMEDATALEN] = "";
 	LocalTransactionId lxid = MyProc->lxid;
 	TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	Oid			userid = GetUserId();
 	const char *purpose = pdp_purpose ? pdp_purpose : "";
 
 	if (likely(stmt_state.lxid == lxid && stmt_state.stmt_start == stmt &&
-			   state_user == GetUserId() && strcmp(state_purpose, purpose) == 0))
-		return;
+			   stmt_state.userid == userid && strcmp(stmt_state.purpose, purpose) == 0))
+		return stmt_state.flags;
 
 	AcceptInvalidationMessages();
 	stmt_state.lxid = InvalidLocalTransactionId;
-	stmt_state.flags = declared_purpose_flags();
-	stmt_state.consents = (stmt_state.flags & PURPOSE_NEEDS_CONSENT) ? consent_set(purpose) : NULL;
-	if (stmt_state.flags != 0 && !(stmt_state.flags & PURPOSE_EXEMPT))
-		ensure_restricted_cache();
-	state_user = GetUserId();
-	strlcpy(state_purpose, purpose, sizeof(state_purpose));
+	stmt_state.flags = declared_purpose_flags(notice);
+	stmt_state.userid = userid;
+	strlcpy(stmt_state.purpose, purpose, sizeof(stmt_state.purpose));
 	stmt_state.stmt_start = stmt;
 	stmt_state.lxid = lxid;
-}
-
-/* Is a row of this subject visible for the statement's declared purpose? */
-static bool
-subject_visible(const SubjectKey *key)
-{
-	if (stmt_state.flags == 0)
-		return false;
-	if (stmt_state.consents != NULL)
-	{
-		SubjectEntry *e = hash_search(stmt_state.consents->subjects, key, HASH_FIND, NULL);
-
-		if (e == NULL)
-			return false;
-		if (e->valid_until != DT_NOEND && e->valid_until <= GetCurrentTransactionStartTimestamp())
-			return false;
-	}
-	if (!(stmt_state.flags & PURPOSE_EXEMPT) && hash_get_num_entries(restricted_cache) > 0 &&
-		hash_search(restricted_cache, key, HASH_FIND, NULL) != NULL)
-		return false;
-	return true;
+	return stmt_state.flags;
 }
 
 /*
- * pdp._visible(subject) RETURNS boolean, for bigint (and integer), text
- * (and varchar) and uuid subjects: the per-row test of the policies that
- * pdp.protect_table creates.  A NULL subject names nobody: visible whenever
- * any row is.
- */
-Datum
-pdp_visible_int8(PG_FUNCTION_ARGS)
-{
-	SubjectKey	key;
-
-	ensure_statement_state();
-	if (PG_ARGISNULL(0))
-		PG_RETURN_BOOL(stmt_state.flags != 0);
-	key.len = (uint32) pg_lltoa(PG_GETARG_INT64(0), key.bytes);
-	PG_RETURN_BOOL(subject_visible(&key));
-}
-
-Datum
-pdp_visible_text(PG_FUNCTION_ARGS)
-{
-	SubjectKey	key;
-	text	   *t;
-
-	ensure_statement_state();
-	if (PG_ARGISNULL(0))
-		PG_RETURN_BOOL(stmt_state.flags != 0);
-	t = PG_GETARG_TEXT_PP(0);
-	subject_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &key);
-	PG_RETURN_BOOL(subject_visible(&key));
-}
-
-Datum
-pdp_visible_uuid(PG_FUNCTION_ARGS)
-{
-	static const char hexdigits[] = "0123456789abcdef";
-	SubjectKey	key;
-	pg_uuid_t  *uuid;
-	int			p = 0;
-
-	ensure_statement_state();
-	if (PG_ARGISNULL(0))
-		PG_RETURN_BOOL(stmt_state.flags != 0);
-	uuid = PG_GETARG_UUID_P(0);
-	for (int i = 0; i < UUID_LEN; i++)
-	{
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			key.bytes[p++] = '-';
-		key.bytes[p++] = hexdigits[uuid->data[i] >> 4];
-		key.bytes[p++] = hexdigits[uuid->data[i] & 0x0F];
-	}
-	key.len = (uint32) p;
-	PG_RETURN_BOOL(subject_visible(&key));
-}
-
-/*
- * Statement trigger on pdp.purpose, pdp.purpose_grant and pdp.restriction:
- * queue a relcache invalidation of the table, delivered to every backend
- * when this transaction commits (and to this one at its next command).
+ * Statement trigger on pdp.purpose and pdp.purpose_grant (and their
+ * replica-mode row twins): queue a relcache invalidation of the table,
+ * delivered to every backend when this transaction commits (and to this
+ * one at its next command).
  */
 Datum
 pdp_config_changed(PG_FUNCTION_ARGS)
@@ -510,227 +401,3 @@ pdp_config_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-static uint32
-subject_hash(const void *key, Size keysize)
-{
-	const SubjectKey *k = (const SubjectKey *) key;
-
-	return hash_bytes((const unsigned char *) k->bytes, (int) (k->len & ~SUBJECT_DIGEST_FLAG)) ^ (k->len >> 31);
-}
-
-static int
-subject_match(const void *key1, const void *key2, Size keysize)
-{
-	const SubjectKey *a = (const SubjectKey *) key1;
-	const SubjectKey *b = (const SubjectKey *) key2;
-
-	return (a->len == b->len &&
-			memcmp(a->bytes, b->bytes, a->len & ~SUBJECT_DIGEST_FLAG) == 0) ? 0 : 1;
-}
-
-/* Key for the text form s[0..len). */
-static void
-subject_key(const char *s, size_t len, SubjectKey *key)
-{
-	if (len <= SUBJECT_INLINE)
-	{
-		key->len = (uint32) len;
-		memcpy(key->bytes, s, len);
-		return;
-	}
-	if (!pdp_sha256((const unsigned char *) s, len, (unsigned char *) key->bytes))
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("could not compute SHA-256")));
-	key->len = 32 | SUBJECT_DIGEST_FLAG;
-}
-
-static HTAB *
-subject_table(const char *name, MemoryContext cxt, long size)
-{
-	HASHCTL		ctl;
-
-	ctl.keysize = sizeof(SubjectKey);
-	ctl.entrysize = sizeof(SubjectEntry);
-	ctl.hash = subject_hash;
-	ctl.match = subject_match;
-	ctl.hcxt = cxt;
-	return hash_create(name, size, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-}
-
-static void
-load_restriction_row(HeapTuple tuple, TupleDesc desc, void *arg)
-{
-	bool		isnull;
-	Datum		d = heap_getattr(tuple, 1, desc, &isnull);
-	text	   *t;
-	SubjectKey	key;
-	SubjectEntry *e;
-
-	if (isnull)
-		return;
-	t = DatumGetTextPP(d);
-	subject_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &key);
-	e = hash_search(restricted_cache, &key, HASH_ENTER, NULL);
-	e->valid_until = DT_NOEND;
-}
-
-static void
-ensure_restricted_cache(void)
-{
-	ensure_callback();
-	if (restricted_cache != NULL)
-		return;
-	restriction_relid = pdp_table_oid("restriction");
-	if (!OidIsValid(restriction_relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pdp_ext is not installed in this database")));
-	restricted_cache = subject_table("pdp_ext restricted subjects", restricted_cxt, 64);
-	PG_TRY();
-	{
-		scan_pdp_table(restriction_relid, load_restriction_row, NULL);
-	}
-	PG_CATCH();
-	{
-		restricted_cache = NULL;
-		MemoryContextReset(restricted_cxt);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-}
-
-typedef struct ConsentLoad
-{
-	const char *purpose;
-	HTAB	   *subjects;
-	AttrNumber	purpose_att;
-	AttrNumber	until_att;
-} ConsentLoad;
-
-static void
-load_consent_row(HeapTuple tuple, TupleDesc desc, void *arg)
-{
-	ConsentLoad *cl = (ConsentLoad *) arg;
-	bool		isnull;
-	text	   *t;
-	SubjectKey	key;
-	SubjectEntry *e;
-	Datum		until;
-
-	t = DatumGetTextPP(heap_getattr(tuple, cl->purpose_att, desc, &isnull));
-	if (isnull || VARSIZE_ANY_EXHDR(t) != strlen(cl->purpose) ||
-		memcmp(VARDATA_ANY(t), cl->purpose, VARSIZE_ANY_EXHDR(t)) != 0)
-		return;
-	t = DatumGetTextPP(heap_getattr(tuple, 1, desc, &isnull));
-	if (isnull)
-		return;
-	subject_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &key);
-	until = heap_getattr(tuple, cl->until_att, desc, &isnull);
-	e = hash_search(cl->subjects, &key, HASH_ENTER, NULL);
-	e->valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(until);
-}
-
-/* The subjects consenting to a purpose, loaded on first use. */
-static ConsentSet *
-consent_set(const char *purpose)
-{
-	ConsentSet *cs;
-	bool		found;
-
-	ensure_callback();
-	if (consent_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		consent_relid = pdp_table_oid("consent_state");
-		if (!OidIsValid(consent_relid))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("pdp_ext is not installed in this database")));
-		ctl.keysize = NAMEDATALEN;
-		ctl.entrysize = sizeof(ConsentSet);
-		ctl.hcxt = consent_cxt;
-		consent_cache = hash_create("pdp_ext consents", 8, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	}
-	cs = hash_search(consent_cache, purpose, HASH_ENTER, &found);
-	if (!found)
-	{
-		ConsentLoad cl;
-
-		cs->subjects = NULL;
-		cl.purpose = purpose;
-		cl.subjects = subject_table("pdp_ext consenting subjects", consent_cxt, 1024);
-		cl.purpose_att = get_attnum(consent_relid, "purpose");
-		cl.until_att = get_attnum(consent_relid, "valid_until");
-		PG_TRY();
-		{
-			scan_pdp_table(consent_relid, load_consent_row, &cl);
-		}
-		PG_CATCH();
-		{
-			hash_search(consent_cache, purpose, HASH_REMOVE, NULL);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		cs->subjects = cl.subjects;
-	}
-	return cs;
-}
-
-/*
- * BEFORE UPDATE OR DELETE row trigger installed by pdp.protect_table; its
- * arguments name the subject columns.  Refuses the write when any of the
- * old row's subjects is restricted, whoever writes (owners too).
- */
-Datum
-pdp_refuse_restricted(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
-	HeapTuple	old;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!(TRIGGER_FIRED_BY_UPDATE(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event)))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("pdp._refuse_restricted() must fire BEFORE UPDATE OR DELETE FOR EACH ROW")));
-
-	AcceptInvalidationMessages();
-	ensure_restricted_cache();
-	desc = RelationGetDescr(td->tg_relation);
-	old = td->tg_trigtuple;
-	if (hash_get_num_entries(restricted_cache) > 0 && !pdp_erasure_in_progress)
-	{
-		for (int i = 0; i < td->tg_trigger->tgnargs; i++)
-		{
-			int			attnum = SPI_fnumber(desc, td->tg_trigger->tgargs[i]);
-			bool		isnull;
-			Datum		value;
-			Oid			typoutput;
-			bool		varlena;
-			char	   *s;
-			SubjectKey	key;
-
-			if (attnum <= 0)
-				continue;
-			value = heap_getattr(old, attnum, desc, &isnull);
-			if (isnull)
-				continue;
-			getTypeOutputInfo(TupleDescAttr(desc, attnum - 1)->atttypid, &typoutput, &varlena);
-			s = OidOutputFunctionCall(typoutput, value);
-			subject_key(s, strlen(s), &key);
-			pfree(s);
-			if (hash_search(restricted_cache, &key, HASH_FIND, NULL) != NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("cannot %s a row of a restricted subject in table \"%s\"",
-								TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? "update" : "delete",
-								RelationGetRelationName(td->tg_relation)),
-						 errdetail("Processing of this subject's data is restricted; only storage is allowed."),
-						 errhint("pdp.lift_restriction ends the restriction.")));
-		}
-	}
-	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
-}

@@ -9,6 +9,8 @@
  */
 #include "pdp_ext.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/elog.h"
@@ -113,6 +115,19 @@ _PG_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pdp.visibility_memory",
+							"The most memory one backend uses for consent and restriction sets.",
+							"A statement that reads many rows of a protected table reads the declared purpose's "
+							"consents once into a set; a set that would need more than this is not built, and "
+							"the statement probes the index for each subject instead.",
+							&pdp_visibility_memory_kb,
+							8192,
+							0,
+							1048576,
+							PGC_USERSET,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pdp");
 

@@ -32,7 +32,15 @@ extern void pdp_audit_reversal(const char *function);
 extern Oid	pdp_function_owner(Oid fnoid);
 
 /* Declared purpose (consent.c) */
+#define PURPOSE_VISIBLE		1	/* a purpose the role may declare is declared */
+#define PURPOSE_NEEDS_CONSENT 2
+#define PURPOSE_EXEMPT		4	/* restricted subjects stay visible */
 extern bool pdp_check_purpose(char **newval, void **extra, GucSource source);
+extern int	pdp_statement_flags(bool notice);
+extern Oid	pdp_relation_oid(const char *name);
+
+/* Row visibility (visibility.c) */
+extern int	pdp_visibility_memory_kb;
 
 /* Keyring (keys.c) */
 extern void pdp_keys_mark_stale(void);

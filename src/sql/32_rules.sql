@@ -487,8 +487,7 @@ BEGIN
     -- The table's consent-aware visibility, applied by the view itself (see
     -- pdp._unprotected); a column registered later is not in it: fail closed
     -- (no subject column: no row while protected) and re-create the view.
-    SELECT pg_catalog.string_agg(pg_catalog.format('pdp._visible(%I)', s.col), ' AND ' ORDER BY s.attnum)
-      INTO vis FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl;
+    vis := pdp._visibility_sql(tbl);
     EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT %s FROM %s '
                               'WHERE (SELECT pdp._unprotected(%L::regclass)) OR (%s)',
                               target, cols, tbl, tbl::oid, coalesce(vis, 'false'));

@@ -156,8 +156,11 @@ CREATE TRIGGER restriction_event_append_only BEFORE UPDATE OR DELETE ON pdp.rest
 CREATE TRIGGER restriction_event_no_truncate BEFORE TRUNCATE ON pdp.restriction_event
     FOR EACH STATEMENT EXECUTE FUNCTION pdp._refuse_history_change();
 
--- C helpers: the cached purpose check, the invalidation that keeps every
--- session's cache current, and the trigger refusing writes to restricted rows.
+-- C helpers: the row test of the generated policies (src/visibility.c), the
+-- invalidation that keeps every session's view of purposes and grants
+-- current (src/consent.c), and the trigger refusing writes to restricted rows.
+-- Consents and restrictions are read under each query's own snapshot: no
+-- backend keeps a copy, and no invalidation is needed for them.
 CREATE FUNCTION pdp._visible(subject bigint) RETURNS boolean
 LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_visible_int8';
 COMMENT ON FUNCTION pdp._visible(bigint) IS
@@ -168,22 +171,19 @@ COMMENT ON FUNCTION pdp._visible(text) IS 'pdp._visible for text and varchar sub
 CREATE FUNCTION pdp._visible(subject uuid) RETURNS boolean
 LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_visible_uuid';
 COMMENT ON FUNCTION pdp._visible(uuid) IS 'pdp._visible for uuid subjects';
+
 CREATE FUNCTION pdp._config_changed() RETURNS trigger
 LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_config_changed';
 COMMENT ON FUNCTION pdp._config_changed() IS
-    'trigger: tells every session that purposes, grants or restrictions changed (at commit)';
+    'trigger: tells every session that purposes or purpose grants changed (at commit)';
 CREATE TRIGGER purpose_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pdp.purpose
     FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
 CREATE TRIGGER purpose_grant_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pdp.purpose_grant
     FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
-CREATE TRIGGER restriction_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pdp.restriction
-    FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
-CREATE TRIGGER consent_state_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pdp.consent_state
-    FOR EACH STATEMENT EXECUTE FUNCTION pdp._config_changed();
 -- Logical replication: a subscriber's apply worker runs with
 -- session_replication_role = replica and fires only row triggers enabled for
 -- replica mode, so these row-level twins of the triggers above (replica mode
--- only, hence no cost on the publisher) keep a subscriber's caches current.
+-- only, hence no cost on the publisher) keep a subscriber's sessions current.
 CREATE TRIGGER purpose_replicated AFTER INSERT OR UPDATE OR DELETE ON pdp.purpose
     FOR EACH ROW EXECUTE FUNCTION pdp._config_changed();
 ALTER TABLE pdp.purpose ENABLE REPLICA TRIGGER purpose_replicated;
@@ -194,20 +194,10 @@ CREATE TRIGGER purpose_grant_replicated AFTER INSERT OR UPDATE OR DELETE ON pdp.
 ALTER TABLE pdp.purpose_grant ENABLE REPLICA TRIGGER purpose_grant_replicated;
 COMMENT ON TRIGGER purpose_grant_replicated ON pdp.purpose_grant IS
     'replica mode only: a change applied by logical replication reaches every session''s cache';
-CREATE TRIGGER restriction_replicated AFTER INSERT OR UPDATE OR DELETE ON pdp.restriction
-    FOR EACH ROW EXECUTE FUNCTION pdp._config_changed();
-ALTER TABLE pdp.restriction ENABLE REPLICA TRIGGER restriction_replicated;
-COMMENT ON TRIGGER restriction_replicated ON pdp.restriction IS
-    'replica mode only: a change applied by logical replication reaches every session''s cache';
-CREATE TRIGGER consent_state_replicated AFTER INSERT OR UPDATE OR DELETE ON pdp.consent_state
-    FOR EACH ROW EXECUTE FUNCTION pdp._config_changed();
-ALTER TABLE pdp.consent_state ENABLE REPLICA TRIGGER consent_state_replicated;
-COMMENT ON TRIGGER consent_state_replicated ON pdp.consent_state IS
-    'replica mode only: a change applied by logical replication reaches every session''s cache';
 CREATE FUNCTION pdp._refuse_restricted() RETURNS trigger
 LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_refuse_restricted';
 COMMENT ON FUNCTION pdp._refuse_restricted() IS
-    'trigger: refuses UPDATE and DELETE of rows whose subject is restricted';
+    'trigger: refuses UPDATE and DELETE of rows whose registered subject is restricted';
 
 -- Purposes -------------------------------------------------------------------
 
@@ -396,6 +386,159 @@ CREATE FUNCTION pdp.withdraw_consent(subject uuid, purpose text) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pdp.withdraw_consent(subject::text, purpose) $$;
 COMMENT ON FUNCTION pdp.withdraw_consent(uuid, text) IS 'withdraw_consent for a uuid subject';
+
+-- Bulk consent --------------------------------------------------------------
+
+CREATE TYPE pdp.consent_import AS (
+    subject        text,
+    purpose        text,
+    given_at       timestamptz,
+    policy_version text,
+    evidence       jsonb,
+    valid_until    timestamptz
+);
+COMMENT ON TYPE pdp.consent_import IS
+    'one consent for pdp.import_consents: subject, purpose, when it was given, policy version, evidence, expiry';
+
+-- The set-based core of import_consents: validates every row first (the
+-- first bad row refuses the whole call, named by its position, never by its
+-- values), then records the grants in two statements and one audit entry.
+CREATE FUNCTION pdp._import_consents(consents pdp.consent_import[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad record;
+    total bigint;
+BEGIN
+    IF consents IS NULL THEN
+        RAISE EXCEPTION 'consents must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- The first row that breaks a rule, and which rule.
+    SELECT i.n, CASE
+             WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN 'has no subject'
+             WHEN i.purpose IS NULL THEN 'has no purpose'
+             WHEN NOT EXISTS (SELECT 1 FROM pdp.purpose p WHERE p.purpose OPERATOR(pg_catalog.=) i.purpose)
+                  THEN 'names an unknown purpose'
+             WHEN i.given_at IS NULL THEN 'has no time of consent'
+             WHEN i.given_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'gives a time of consent in the future'
+             WHEN i.policy_version IS NOT NULL AND NOT EXISTS
+                  (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) i.policy_version)
+                  THEN 'names an unknown policy version'
+             WHEN pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object' THEN 'has evidence that is not a JSON object'
+             WHEN i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now()
+                  THEN 'has a validity that has already ended'
+             WHEN EXISTS (SELECT 1 FROM pdp.consent_event e
+                           WHERE e.subject OPERATOR(pg_catalog.=) i.subject AND e.purpose OPERATOR(pg_catalog.=) i.purpose
+                             AND e.at OPERATOR(pg_catalog.>=) i.given_at)
+                  THEN 'is not newer than the subject''s recorded consent history for the purpose'
+           END AS rule,
+           CASE WHEN i.purpose IS NOT NULL AND NOT EXISTS
+                         (SELECT 1 FROM pdp.purpose p WHERE p.purpose OPERATOR(pg_catalog.=) i.purpose)
+                     OR (i.policy_version IS NOT NULL AND NOT EXISTS
+                         (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) i.policy_version))
+                THEN '42704' WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN '22P02'
+                ELSE '22023' END AS state
+      INTO bad
+      FROM (SELECT u.n, u.subject, u.purpose, u.given_at, u.policy_version, coalesce(u.evidence, '{}') AS evidence, u.valid_until FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)) i
+     WHERE i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' OR i.purpose IS NULL OR i.given_at IS NULL
+        OR i.given_at OPERATOR(pg_catalog.>) pg_catalog.now()
+        OR pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object'
+        OR (i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now())
+        OR NOT EXISTS (SELECT 1 FROM pdp.purpose p WHERE p.purpose OPERATOR(pg_catalog.=) i.purpose)
+        OR (i.policy_version IS NOT NULL AND NOT EXISTS
+            (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) i.policy_version))
+        OR EXISTS (SELECT 1 FROM pdp.consent_event e
+                    WHERE e.subject OPERATOR(pg_catalog.=) i.subject AND e.purpose OPERATOR(pg_catalog.=) i.purpose
+                      AND e.at OPERATOR(pg_catalog.>=) i.given_at)
+     ORDER BY i.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import %', bad.n, bad.rule
+            USING ERRCODE = bad.state, DETAIL = 'Nothing was imported.';
+    END IF;
+    SELECT d.n INTO bad FROM (
+        SELECT i.n, pg_catalog.row_number() OVER (PARTITION BY i.subject, i.purpose ORDER BY i.n) AS k
+          FROM (SELECT u.n, u.subject, u.purpose, u.given_at, u.policy_version, coalesce(u.evidence, '{}') AS evidence, u.valid_until FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)) i) d
+     WHERE d.k > 1 ORDER BY d.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import repeats the subject and purpose of an earlier row', bad.n
+            USING ERRCODE = 'unique_violation', DETAIL = 'Nothing was imported.';
+    END IF;
+
+    WITH ev AS (
+        INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until, at)
+        SELECT i.subject, i.purpose, 'grant', i.policy_version, i.evidence, i.valid_until, i.given_at
+          FROM (SELECT u.n, u.subject, u.purpose, u.given_at, u.policy_version, coalesce(u.evidence, '{}') AS evidence, u.valid_until FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)) i ORDER BY i.n
+        RETURNING id, subject, purpose, policy_version, valid_until)
+    INSERT INTO pdp.consent_state AS s (subject, purpose, event_id, policy_version, valid_until)
+    SELECT ev.subject, ev.purpose, ev.id, ev.policy_version, ev.valid_until FROM ev
+    ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
+       SET event_id = EXCLUDED.event_id, policy_version = EXCLUDED.policy_version, valid_until = EXCLUDED.valid_until;
+    GET DIAGNOSTICS total = ROW_COUNT;
+    PERFORM pdp._audit('import_consents', NULL, NULL, pg_catalog.jsonb_build_object('consents', total));
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION pdp._import_consents(pdp.consent_import[]) IS
+    'set-based core of pdp.import_consents';
+
+CREATE FUNCTION pdp.import_consents(consents pdp.consent_import[]) RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp._import_consents(consents) $$;
+COMMENT ON FUNCTION pdp.import_consents(pdp.consent_import[]) IS
+    'records many consents at once, all or nothing, each with its history and evidence; one audit entry with the count; returns the count';
+
+-- The rows are read here, as the caller (a view or function in the source
+-- runs with the caller's rights, never pdp's), and handed over as an array.
+CREATE FUNCTION pdp.import_consents(source regclass) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rows pdp.consent_import[];
+BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'source must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    EXECUTE pg_catalog.format(
+        'SELECT pg_catalog.array_agg(pg_catalog.row(s.subject, s.purpose, s.given_at, s.policy_version, s.evidence, s.valid_until)::pdp.consent_import) FROM %s s',
+        source) INTO rows;
+    RETURN pdp._import_consents(coalesce(rows, '{}'));
+EXCEPTION WHEN undefined_column THEN
+    RAISE EXCEPTION 'source "%" lacks a column of pdp.consent_import', source::text
+        USING ERRCODE = 'undefined_column',
+              HINT = 'The source needs the columns subject, purpose, given_at, policy_version, evidence and valid_until.';
+END
+$$;
+COMMENT ON FUNCTION pdp.import_consents(regclass) IS
+    'import_consents from a table or view with the columns of pdp.consent_import, read with the caller''s rights';
+
+CREATE FUNCTION pdp.withdraw_consents(subjects text[], purpose text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF subjects IS NULL THEN
+        RAISE EXCEPTION 'subjects must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    WITH gone AS (
+        DELETE FROM pdp.consent_state s
+         WHERE s.purpose OPERATOR(pg_catalog.=) withdraw_consents.purpose
+           AND s.subject OPERATOR(pg_catalog.=) ANY (withdraw_consents.subjects)
+        RETURNING s.subject)
+    INSERT INTO pdp.consent_event (subject, purpose, action)
+    SELECT gone.subject, withdraw_consents.purpose, 'withdraw' FROM gone;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM pdp._audit('withdraw_consents', purpose, NULL, pg_catalog.jsonb_build_object('consents', n));
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION pdp.withdraw_consents(text[], text) IS
+    'withdraws many subjects'' consent to a purpose at once; returns how many had one; one audit entry with the count';
 
 -- Active consent now, or at a past moment (answered from the history).
 CREATE FUNCTION pdp.has_consent(subject text, purpose text, at timestamptz DEFAULT NULL) RETURNS boolean
@@ -593,19 +736,38 @@ COMMENT ON FUNCTION pdp.subjects_needing_reconsent(text) IS
 
 -- Row visibility -------------------------------------------------------------
 
+-- The row test of a protected table over its registered subject columns,
+-- as SQL for a policy or a masked view's WHERE (NULL when none is registered).
+CREATE FUNCTION pdp._visibility_sql(tbl regclass) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.string_agg(pg_catalog.format('pdp._visible(%I)', s.col), ' AND ' ORDER BY s.attnum)
+        FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _visibility_sql.tbl $$;
+COMMENT ON FUNCTION pdp._visibility_sql(regclass) IS
+    'the row test of a protected table, as SQL (NULL when it has no registered subject column)';
+
 CREATE FUNCTION pdp.protect_table(tbl regclass, force boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    vis text;
-    cols text;
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    SELECT pg_catalog.string_agg(pg_catalog.format('pdp._visible(%I)', s.col), ' AND ' ORDER BY s.attnum),
-           pg_catalog.string_agg(pg_catalog.quote_literal(s.col), ', ' ORDER BY s.attnum)
-      INTO vis, cols
-      FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) protect_table.tbl;
+    PERFORM pdp._install_protection(tbl, force);
+    PERFORM pdp._audit('protect_table', tbl::text, NULL, pg_catalog.jsonb_build_object('force', force));
+END
+$$;
+COMMENT ON FUNCTION pdp.protect_table(regclass, boolean) IS
+    'enables row-level security with consent-, purpose- and restriction-aware policies; force applies them to the owner too';
+
+-- (Re)creates protect_table's policies and trigger; the caller has checked
+-- that it may.  Also run by the update script over every protected table.
+CREATE FUNCTION pdp._install_protection(tbl regclass, force boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vis text := pdp._visibility_sql(tbl);
+BEGIN
     IF vis IS NULL THEN
         RAISE EXCEPTION 'table "%" is not registered', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -617,16 +779,15 @@ BEGIN
     EXECUTE pg_catalog.format('CREATE POLICY pdp_update ON %s FOR UPDATE USING (%s) WITH CHECK (true)', tbl, vis);
     EXECUTE pg_catalog.format('CREATE POLICY pdp_delete ON %s FOR DELETE USING (%s)', tbl, vis);
     EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
-                              'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted(%s)', tbl, cols);
+                              'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted()', tbl);
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
     IF force THEN
         EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
     END IF;
-    PERFORM pdp._audit('protect_table', tbl::text, NULL, pg_catalog.jsonb_build_object('force', force));
 END
 $$;
-COMMENT ON FUNCTION pdp.protect_table(regclass, boolean) IS
-    'enables row-level security with consent-, purpose- and restriction-aware policies; force applies them to the owner too';
+COMMENT ON FUNCTION pdp._install_protection(regclass, boolean) IS
+    'creates protect_table''s policies and restricted-row trigger (no ownership check, no audit)';
 
 -- Drops what protect_table made, if anything.
 CREATE FUNCTION pdp._unprotect(tbl regclass) RETURNS boolean
@@ -699,7 +860,7 @@ BEGIN
                   HINT = 'Call pdp.unprotect_table first.';
     END IF;
     SELECT c.relforcerowsecurity INTO forced FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
-    PERFORM pdp.protect_table(tbl, forced);
+    PERFORM pdp._install_protection(tbl, forced);
 END
 $$;
 COMMENT ON FUNCTION pdp._sync_protection(regclass) IS

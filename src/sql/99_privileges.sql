@@ -48,8 +48,8 @@ GRANT EXECUTE ON FUNCTION pdp._on_write_enabled(regclass) TO pdp_auditor;
 
 -- Purposes and consent.  Recording consent and restrictions is pdp_admin's
 -- by default: grant these functions to the application role that records
--- them (see doc/consent.md).  Reading the declared purpose's flags is
--- everyone's, because every protected query calls it.
+-- them (see doc/consent.md).  The row test is everyone's, because every
+-- protected query calls it.
 GRANT SELECT ON pdp.purpose, pdp.purpose_grant, pdp.purposes, pdp.policy_version, pdp.policies,
                 pdp.protected_tables TO pdp_admin, pdp_auditor;
 GRANT SELECT ON pdp.consent_event, pdp.consent_state, pdp.restriction, pdp.restriction_event TO pdp_auditor;
@@ -59,15 +59,17 @@ GRANT EXECUTE ON FUNCTION
     pdp.allow_purpose(regrole, text), pdp.disallow_purpose(regrole, text),
     pdp.publish_policy(text, timestamptz, text),
     pdp.protect_table(regclass, boolean), pdp.unprotect_table(regclass), pdp._unprotect(regclass),
-    pdp._require_purpose(text), pdp._sync_protection(regclass),
-    pdp._refuse_restricted()
+    pdp._require_purpose(text), pdp._sync_protection(regclass), pdp._install_protection(regclass, boolean),
+    pdp._visibility_sql(regclass), pdp._refuse_restricted()
 TO pdp_admin;
 GRANT EXECUTE ON FUNCTION
     pdp.grant_consent(text, text, text, jsonb, timestamptz), pdp.grant_consent(bigint, text, text, jsonb, timestamptz),
     pdp.grant_consent(uuid, text, text, jsonb, timestamptz),
     pdp.withdraw_consent(text, text), pdp.withdraw_consent(bigint, text), pdp.withdraw_consent(uuid, text),
     pdp.restrict_subject(text, text), pdp.restrict_subject(bigint, text), pdp.restrict_subject(uuid, text),
-    pdp.lift_restriction(text), pdp.lift_restriction(bigint), pdp.lift_restriction(uuid)
+    pdp.lift_restriction(text), pdp.lift_restriction(bigint), pdp.lift_restriction(uuid),
+    pdp.import_consents(pdp.consent_import[]), pdp.import_consents(regclass), pdp._import_consents(pdp.consent_import[]),
+    pdp.withdraw_consents(text[], text)
 TO pdp_admin;
 GRANT EXECUTE ON FUNCTION
     pdp.has_consent(text, text, timestamptz), pdp.has_consent(bigint, text, timestamptz),
