@@ -602,6 +602,7 @@ DECLARE
     cols text;
 BEGIN
     PERFORM pdp._require_owner(tbl);
+    PERFORM pdp._refuse_on_citus(tbl, 'protect');  -- Citus: refused until visibility is correct on workers (issue 18)
     SELECT pg_catalog.string_agg(pg_catalog.format('pdp._visible(%I)', s.col), ' AND ' ORDER BY s.attnum),
            pg_catalog.string_agg(pg_catalog.quote_literal(s.col), ', ' ORDER BY s.attnum)
       INTO vis, cols
