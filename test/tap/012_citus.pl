@@ -89,7 +89,7 @@ sub counts
 {
 	my ($t) = @_;
 	return $c->safe_psql('postgres', qq{
-		SELECT count(*) || ' rows; ' || string_agg(learner || ':' || n || '/' || linked || '/' || notes, ' ' ORDER BY learner)
+		SELECT sum(n) || ' rows; ' || string_agg(learner || ':' || n || '/' || linked || '/' || notes, ' ' ORDER BY learner)
 		  FROM (SELECT coalesce(learner, -1) AS learner, count(*) AS n, count(learner) AS linked,
 		               md5(string_agg(note, ',' ORDER BY id)) AS notes
 		          FROM $t GROUP BY 1) x});
@@ -159,8 +159,8 @@ is( $c->safe_psql('postgres', q{
 		       (SELECT string_agg(e->>'table' || ' ' || (e->>'sqlstate') || ' ' || (e->>'message'), '; ' ORDER BY e->>'table')
 		          FROM jsonb_array_elements(l.errors) e)
 		  FROM pdp.purge_log l ORDER BY l.id DESC LIMIT 1}),
-	qq{finished $due activity 0A000 cannot purge distributed table "activity"; }
-	  . qq{later 0A000 cannot purge distributed table "later"; ref 0A000 cannot purge reference table "ref"},
+	qq{finished $due public.activity 0A000 cannot purge distributed table "activity"; }
+	  . qq{public.later 0A000 cannot purge distributed table "later"; public.ref 0A000 cannot purge reference table "ref"},
 	'the run is recorded: the local rows counted, the refusals among its errors');
 
 ($ret, $out, $err) = $c->psql('postgres', 'SELECT table_name, rows FROM pdp.purge_expired() ORDER BY 1::text');
@@ -178,7 +178,7 @@ for my $t (qw(activity ref))
 {
 	is( $c->safe_psql('postgres', qq{
 			SELECT string_agg(r->>'id', ',' ORDER BY (r->>'id')::bigint)
-			  FROM jsonb_array_elements(pdp.export_subject(12) -> 'data' -> '$t') r}),
+			  FROM jsonb_array_elements(pdp.export_subject(12) -> 'data' -> 'public.$t') r}),
 		$ids->($t, 12), "export returns exactly learner 12's rows of $t");
 }
 $c->safe_psql('postgres', q{SELECT pdp.unregister_table('grades')});
@@ -191,8 +191,8 @@ cmp_ok($n12{activity}, '>', 0, "learner 12 has $n12{activity} rows in activity")
 is( $c->safe_psql('postgres', q{
 		SELECT string_agg((t->>'table') || '=' || (t->>'action') || ':' || (t->>'rows'), ' ' ORDER BY t->>'table')
 		  FROM jsonb_array_elements(pdp.erase_subject(12, 'asked') -> 'tables') t
-		 WHERE t->>'table' IN ('activity', 'ref')}),
-	"activity=delete:$n12{activity} ref=delete:$n12{ref}", 'the receipt counts exactly the subject\'s rows');
+		 WHERE t->>'table' IN ('public.activity', 'public.ref')}),
+	"public.activity=delete:$n12{activity} public.ref=delete:$n12{ref}", 'the receipt counts exactly the subject\'s rows');
 for my $t (qw(activity ref))
 {
 	is($c->safe_psql('postgres', "SELECT count(*) FROM $t WHERE learner = 12"), '0', "no row of learner 12 is left in $t");
@@ -204,7 +204,7 @@ for my $t (qw(activity ref))
 # The reference table's copies on the workers agree with the coordinator's.
 for my $w (qw(worker1 worker2))
 {
-	is($node{$w}->safe_psql('postgres', 'SELECT count(*) FROM ref'), $total{ref} - $n12{ref}, "$w's copy of ref agrees");
+	is($node{$w}->safe_psql('postgres', 'SELECT count(*) FROM ref'), $total{ref} - $n12{ref}, "${w}'s copy of ref agrees");
 }
 
 done_testing();
