@@ -35,6 +35,9 @@ section "compliance report rendered in headless Chromium"
 tools/check-report.sh || failed+=("report")
 
 section "TAP suites (clusters of their own)"
+# Citus, for test/tap/012_citus.pl, built from ../shared/fixtures/citus/ when
+# the fixture is there (a no-op when it is absent or Citus is installed).
+tools/build-citus.sh || failed+=("Citus build")
 if ls test/tap/*.pl >/dev/null 2>&1; then
   tools/run-tap.sh || failed+=("TAP")
 fi

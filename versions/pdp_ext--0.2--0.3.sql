@@ -4,6 +4,736 @@
 -- have the same catalog entries.
 \echo Use "ALTER EXTENSION pdp_ext UPDATE TO '0.3'" to load this file. \quit
 
+-- Citus: refuse what is unsafe on distributed tables (issue 18, step 1)
+-- (src/sql/15_citus.sql, and the checks in the entry points below).
+-- What kind of Citus table tbl is: 'distributed', 'reference', 'citus local',
+-- or NULL when it is none (or Citus is not installed in this database).
+CREATE FUNCTION pdp._citus_table_kind(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text;
+BEGIN
+    IF tbl IS NULL OR pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- Dynamic SQL: the catalog exists only where the citus extension does.
+    -- partmethod 'h', 'r', 'a': hash, range, append distribution; 'n': no
+    -- distribution column: a reference table (replicated to every node,
+    -- repmodel 't'), a single-shard distributed table (co-located, so a
+    -- colocationid), or a Citus local table (on the coordinator).
+    EXECUTE 'SELECT CASE WHEN p.partmethod OPERATOR(pg_catalog.<>) ''n'' THEN ''distributed'' '
+            '            WHEN p.repmodel OPERATOR(pg_catalog.=) ''t'' THEN ''reference'' '
+            '            WHEN p.colocationid OPERATOR(pg_catalog.<>) 0 THEN ''distributed'' '
+            '            ELSE ''citus local'' END '
+            '  FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid::oid OPERATOR(pg_catalog.=) $1'
+       INTO kind USING tbl::oid;
+    RETURN kind;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_table_kind(regclass) IS
+    'distributed, reference, citus local, or NULL when the table is not a Citus table (or Citus is not installed)';
+
+-- Raise feature_not_supported if tbl is a Citus table of any kind: what is
+-- the refused operation, as a verb phrase ("purge", "protect", "apply column
+-- rules to").  The message names the table only, never a value.
+CREATE FUNCTION pdp._refuse_on_citus(tbl regclass, what text) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    why text;
+BEGIN
+    IF kind IS NULL THEN
+        RETURN;
+    END IF;
+    why := CASE
+        WHEN what IN ('purge', 'anonymise rows of') THEN
+            'Citus runs the statement on every shard or placement, where pdp''s row identifiers '
+            '(ctid, unique only within one shard) and its bookkeeping tables do not reach; '
+            'it could change rows other than the expired or erased ones.'
+        WHEN what = 'apply column rules to' THEN
+            'Citus cannot rewrite the rows in pdp''s locked, key-ordered batches, and the rules'' '
+            'functions would run on the workers.'
+        ELSE
+            'The triggers and policies it installs would run on the workers, where pdp''s consent, '
+            'disclosure and retention state is not kept, and they need citus.enable_unsafe_triggers.'
+        END;
+    RAISE EXCEPTION 'cannot % % table "%"', what, kind, pdp._relname(tbl)
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = why,
+              HINT = 'See "What is refused on Citus tables" in doc/scaling.md; '
+                     'export, erasure by deletion and pseudonymising queries work on Citus tables.';
+END
+$$;
+COMMENT ON FUNCTION pdp._refuse_on_citus(regclass, text) IS
+    'raises feature_not_supported, with a hint, if the table is a Citus table (the capability is not correct there yet)';
+
+-- The purges (pdp.purge, pdp.purge_expired) run over every retained table: a
+-- Citus table is skipped, with a warning naming it and the refusal recorded
+-- among the run's errors in pdp.purge_log, and the other tables are purged.
+-- Returns whether tbl is to be skipped.
+CREATE FUNCTION pdp._citus_skip_purge(tbl regclass, run_id bigint) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    msg text;
+    why text;
+    hint text;
+BEGIN
+    IF kind IS NULL THEN
+        RETURN false;
+    END IF;
+    -- Nothing to purge there (no retention, no inactivity retention): skip quietly.
+    IF NOT EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _citus_skip_purge.tbl)
+       AND NOT EXISTS (SELECT 1 FROM pdp.subject_retention) THEN
+        RETURN true;
+    END IF;
+    BEGIN
+        PERFORM pdp._refuse_on_citus(tbl, 'purge');
+    EXCEPTION WHEN feature_not_supported THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, why = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    END;
+    PERFORM pdp._record_purge_batch(run_id, tbl, pdp._purge_action(tbl), 0,
+                                    pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                                        'table', tbl::text, 'sqlstate', '0A000', 'message', msg)));
+    RAISE WARNING 'purge: skipped % table "%"', kind, pdp._relname(tbl)
+        USING DETAIL = why, HINT = hint;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_skip_purge(regclass, bigint) IS
+    'whether a purge skips the table because it is a Citus table; warns and records the refusal in the run';
+REVOKE ALL ON FUNCTION pdp._citus_table_kind(regclass), pdp._refuse_on_citus(regclass, text),
+                       pdp._citus_skip_purge(regclass, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._citus_table_kind(regclass), pdp._refuse_on_citus(regclass, text),
+                          pdp._citus_skip_purge(regclass, bigint) TO pdp_admin;
+
+CREATE OR REPLACE FUNCTION pdp.set_retention(tbl regclass, period interval, anchor_column name DEFAULT NULL,
+                                  action text DEFAULT 'delete') RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ regtype;
+    expr text;
+    idx name;
+    k name;
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF anchor_column IS NULL THEN
+        -- Without an anchor, a trigger tags new rows: it would run on the workers.
+        PERFORM pdp._refuse_on_citus(tbl, 'set retention without an anchor column on');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) set_retention.tbl) THEN
+        RAISE EXCEPTION 'table "%" is not registered', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Register its subject columns first: holds and restrictions apply per subject.';
+    END IF;
+    IF period IS NULL OR period <= interval '0' THEN
+        RAISE EXCEPTION 'retention period must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF action IS NULL OR action NOT IN ('delete', 'anonymise') THEN
+        RAISE EXCEPTION 'unknown retention action' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'The action is "delete" or "anonymise".';
+    END IF;
+    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) set_retention.tbl) THEN
+        RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+    k := pdp._single_key(tbl);
+    IF anchor_column IS NOT NULL THEN
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) anchor_column
+           AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" of table "%" does not exist', anchor_column, pdp._relname(tbl)
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype,
+                       'integer'::regtype, 'bigint'::regtype) THEN
+            RAISE EXCEPTION 'anchor column "%" has unsupported type %', anchor_column, typ
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'An anchor is timestamptz, timestamp, date, or integer/bigint Unix epoch seconds.';
+        END IF;
+    END IF;
+
+    PERFORM pdp._drop_retention_objects(tbl);
+    INSERT INTO pdp.retention_policy (tbl, period, anchor_column, action)
+    VALUES (tbl, period, anchor_column, action)
+    ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
+       SET period = EXCLUDED.period, anchor_column = EXCLUDED.anchor_column, action = EXCLUDED.action,
+           set_at = pg_catalog.now(), set_by = CURRENT_USER;
+
+    IF anchor_column IS NOT NULL THEN
+        -- The expiry index is the tag.  An index with the same expression made
+        -- beforehand (CREATE INDEX CONCURRENTLY on a large table) is reused.
+        expr := pdp._expiry_expr(anchor_column, period);
+        idx := pg_catalog.left('pdp_expiry_' || (SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid), 63);
+        IF NOT EXISTS (SELECT 1 FROM pg_index i
+                        WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid
+                          AND pg_catalog.pg_get_indexdef(i.indexrelid) LIKE '%' || pg_catalog.replace(expr, 'pdp._expiry', '_expiry') || '%') THEN
+            EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (%s)', idx, tbl, expr);
+        END IF;
+    ELSE
+        -- No anchor: a trigger records each new row's expiry; existing rows
+        -- are tagged now, from today.
+        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_retention_tag AFTER INSERT ON %s '
+                                  'REFERENCING NEW TABLE AS pdp_new_rows FOR EACH STATEMENT '
+                                  'EXECUTE FUNCTION pdp._retention_tag(%L, %L)', tbl, k, period::text);
+        EXECUTE pg_catalog.format('INSERT INTO pdp.retention_tag (tbl, row_key, expires_at) '
+                                  'SELECT %s, t.%I::text, pdp._expiry(pg_catalog.now(), %L::interval) FROM %s t '
+                                  'ON CONFLICT DO NOTHING', tbl::oid, k, period::text, tbl);
+    END IF;
+    PERFORM pdp._audit('set_retention', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('period', period::text, 'anchor', anchor_column, 'action', action));
+END
+$$;
+COMMENT ON FUNCTION pdp.set_retention(regclass, interval, name, text) IS
+    'tags every row with its expiry (anchor plus period, or insertion time plus period) and sets the purge action';
+
+CREATE OR REPLACE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[]) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    set_list text;
+    n bigint;
+BEGIN
+    -- A ctid is unique only within one shard: never delete by it on Citus.
+    PERFORM pdp._refuse_on_citus(tbl, 'purge');
+    IF action = 'delete' THEN
+        IF EXISTS (SELECT 1 FROM pdp.retention_policy p
+                    WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL) THEN
+            -- Tagged rows: their tags go with them.
+            EXECUTE pg_catalog.format(
+                'WITH d AS (DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text AS k), '
+                'g AS (DELETE FROM pdp.retention_tag g USING d WHERE g.tbl OPERATOR(pg_catalog.=) %s '
+                'AND g.row_key OPERATOR(pg_catalog.=) d.k) SELECT pg_catalog.count(*) FROM d',
+                tbl, pdp._single_key(tbl), tbl::oid)
+            INTO n USING ctids;
+        ELSE
+            EXECUTE pg_catalog.format('DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)', tbl) USING ctids;
+            GET DIAGNOSTICS n = ROW_COUNT;
+        END IF;
+    ELSE
+        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)), ', ')
+          INTO set_list
+          FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
+         WHERE r.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl;
+        IF set_list IS NULL THEN
+            RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        EXECUTE pg_catalog.format(
+            'WITH u AS (UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text AS k), '
+            'a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT %s, u.k FROM u ON CONFLICT DO NOTHING) '
+            'SELECT pg_catalog.count(*) FROM u', tbl, set_list, pdp._single_key(tbl), tbl::oid)
+        INTO n USING ctids;
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION pdp._purge_rows(regclass, text, tid[]) IS 'deletes or anonymises the given rows of a table';
+
+CREATE OR REPLACE FUNCTION pdp.purge_expired(batch_size integer DEFAULT 5000, dry_run boolean DEFAULT false)
+RETURNS TABLE (table_name regclass, action text, rows bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    run_id bigint;
+    t regclass;
+    why text;
+    q text;
+    ctids tid[];
+    pos timestamptz;
+    n bigint;
+    total bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION 'cannot purge in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction', DETAIL = 'Nothing was purged.',
+                  HINT = 'Purge on the primary; on a primary, check default_transaction_read_only.';
+    END IF;
+    run_id := pdp._begin_purge_run(coalesce(dry_run, false));
+    PERFORM pdp._collect_inactive_subjects();
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
+            CONTINUE;
+        END IF;
+        CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
+        table_name := t;
+        action := pdp._purge_action(t);
+        total := 0;
+        FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
+            q := pdp._expired_rows_sql(t, why, NOT dry_run);
+            CONTINUE WHEN q IS NULL;
+            IF dry_run THEN
+                EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q) INTO n
+                    USING 2147483647, '-infinity'::timestamptz;
+                total := total + n;
+                CONTINUE;
+            END IF;
+            pos := '-infinity';
+            LOOP
+                EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q)
+                    INTO ctids, pos USING batch_size, coalesce(pos, '-infinity');
+                EXIT WHEN ctids IS NULL;
+                n := pdp._purge_rows(t, action, ctids);
+                PERFORM pdp._record_purge_batch(run_id, t, action, n);
+                total := total + n;
+                EXIT WHEN n = 0;
+            END LOOP;
+        END LOOP;
+        IF total > 0 OR dry_run THEN
+            rows := total;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+    PERFORM pdp._end_purge_run(run_id, 'finished');
+END
+$$;
+COMMENT ON FUNCTION pdp.purge_expired(integer, boolean) IS
+    'deletes or anonymises expired rows of every retained table, children first, skipping held and restricted subjects; dry_run only counts';
+
+CREATE OR REPLACE PROCEDURE pdp.purge(batch_size integer DEFAULT 5000, max_duration interval DEFAULT '1 hour')
+LANGUAGE plpgsql
+-- No SET clause (a procedure with one cannot COMMIT): every name is qualified.
+AS $$
+DECLARE
+    run_id bigint;
+    t regclass;
+    why text;
+    q text;
+    act text;
+    ctids tid[];
+    pos timestamptz;
+    n bigint;
+    deadline timestamptz;
+    stopped boolean := false;
+    err jsonb;
+    failed integer := 0;
+    failed_states text[] := '{}';
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_duration IS NULL OR max_duration <= interval '0' THEN
+        RAISE EXCEPTION 'max_duration must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) max_duration;
+    IF pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION 'cannot purge in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction', DETAIL = 'Nothing was purged.',
+                  HINT = 'Purge on the primary; on a primary, check default_transaction_read_only.';
+    END IF;
+    run_id := pdp._begin_purge_run(false);
+    PERFORM pdp._collect_inactive_subjects();
+    COMMIT;
+    <<tables>>
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                                AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+        CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
+        act := pdp._purge_action(t);
+        FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
+            q := pdp._expired_rows_sql(t, why, false);
+            CONTINUE WHEN q IS NULL;
+            pos := '-infinity';
+            LOOP
+                IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
+                    stopped := true;
+                    EXIT tables;
+                END IF;
+                err := NULL;
+                n := 0;
+                -- A batch need not wait for its commit to reach disk: if a crash
+                -- loses it, it is lost whole (rows and count together), and the
+                -- next run purges those rows again.
+                PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+                -- One batch: found, deleted or anonymised, and counted in one transaction.
+                BEGIN
+                    -- One purger per table at a time: a second one skips the table.
+                    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pdp_ext purge'), t::oid::integer) THEN
+                        EXIT;
+                    END IF;
+                    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q)
+                        INTO ctids, pos USING batch_size, coalesce(pos, '-infinity');
+                    IF ctids IS NOT NULL THEN
+                        n := pdp._purge_rows(t, act, ctids);
+                    END IF;
+                EXCEPTION WHEN OTHERS THEN
+                    -- SQLSTATE and message only: a detail could hold a key value.
+                    err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                               'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM));
+                    ctids := NULL;
+                END;
+                PERFORM pdp._record_purge_batch(run_id, t, act, n, err);
+                IF err IS NOT NULL THEN
+                    failed := failed OPERATOR(pg_catalog.+) 1;
+                    failed_states := pg_catalog.array_append(failed_states,
+                                         pg_catalog.jsonb_extract_path_text(err, '0', 'sqlstate'));
+                END IF;
+                IF n > 0 THEN
+                    RAISE NOTICE 'purge: % rows of table "%" (%)', n, pdp._relname(t), act;
+                END IF;
+                COMMIT;
+                EXIT WHEN ctids IS NULL OR n = 0;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    PERFORM pdp._end_purge_run(run_id, CASE WHEN stopped THEN 'stopped at max_duration' ELSE 'finished' END);
+    COMMIT;
+    -- A failed batch (a full disk, a lock timeout) is left for the next run;
+    -- say so, not only in the run's record.
+    IF failed OPERATOR(pg_catalog.>) 0 THEN
+        RAISE WARNING 'purge: % batch(es) failed and were left for the next run', failed
+            USING DETAIL = pg_catalog.concat('SQLSTATE ', pg_catalog.array_to_string(
+                               ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(failed_states) x ORDER BY 1), ', ')),
+                  HINT = pg_catalog.format('See the errors of run %s in pdp.purge_log.', run_id);
+    END IF;
+END
+$$;
+COMMENT ON PROCEDURE pdp.purge(integer, interval) IS
+    'purges expired rows committing after every batch; stops after max_duration; an interrupted run loses no batch and the next resumes';
+
+CREATE OR REPLACE FUNCTION pdp._sync_on_write_trigger(tbl regclass, enable boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args text;
+BEGIN
+    IF pdp._on_write_enabled(tbl) THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER pdp_pseudonymise_on_write ON %s', tbl);
+    END IF;
+    IF NOT enable THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%L, %L', r.col, r.rule), ', ' ORDER BY r.attnum)
+      INTO args
+      FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_on_write_trigger.tbl;
+    IF args IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM pdp._refuse_on_citus(tbl, 'install the on-write trigger on');
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER pdp_pseudonymise_on_write BEFORE INSERT OR UPDATE ON %s '
+        'FOR EACH ROW EXECUTE FUNCTION pdp._pseudonymise_on_write(%s)', tbl, args);
+END
+$$;
+COMMENT ON FUNCTION pdp._sync_on_write_trigger(regclass, boolean) IS
+    'recreates (or drops) the on-write trigger with the table''s current rules';
+
+CREATE OR REPLACE FUNCTION pdp.set_column_rule(tbl regclass, col name, rule text, category text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    PERFORM pdp._refuse_on_citus(tbl, 'set column rules on');
+    IF col IS NULL OR rule IS NULL THEN
+        RAISE EXCEPTION 'column and rule must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) set_column_rule.rule) THEN
+        RAISE EXCEPTION 'unknown column rule'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'pdp.rule_kind lists the rules.';
+    END IF;
+    INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category)
+    VALUES (tbl, col, 0, rule, category)
+    ON CONFLICT ON CONSTRAINT column_rule_pkey DO UPDATE
+       SET rule = EXCLUDED.rule, category = EXCLUDED.category,
+           set_at = pg_catalog.now(), set_by = CURRENT_USER;
+    IF pdp._on_write_enabled(tbl) THEN
+        PERFORM pdp._sync_on_write_trigger(tbl, true);
+    END IF;
+    PERFORM pdp._sync_rectification_trigger(tbl);
+    PERFORM pdp._audit('set_column_rule', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('column', col, 'rule', rule, 'category', category));
+END
+$$;
+COMMENT ON FUNCTION pdp.set_column_rule(regclass, name, text, text) IS
+    'declares (or replaces) the rule a column gets; refused when the rule''s output does not fit the column';
+
+CREATE OR REPLACE FUNCTION pdp.pseudonymise_on_write(tbl regclass, enable boolean DEFAULT true) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF enable THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'install the on-write trigger on');
+    END IF;
+    IF enable AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) pseudonymise_on_write.tbl) THEN
+        RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+    PERFORM pdp._sync_on_write_trigger(tbl, coalesce(enable, false));
+    PERFORM pdp._audit('pseudonymise_on_write', tbl::text, NULL, pg_catalog.jsonb_build_object('enabled', coalesce(enable, false)));
+END
+$$;
+COMMENT ON FUNCTION pdp.pseudonymise_on_write(regclass, boolean) IS
+    'installs (or with false removes) a C trigger applying the table''s rules to every inserted or updated value';
+
+CREATE OR REPLACE PROCEDURE pdp.apply_rules(tbl regclass, batch_size integer DEFAULT 10000, restart boolean DEFAULT false)
+LANGUAGE plpgsql
+-- No SET clause: a procedure with one cannot COMMIT.  Names are qualified instead.
+AS $$
+DECLARE
+    keys name[];
+    key_types text[];
+    key_row text;
+    key_params text;
+    set_list text;
+    run record;
+    batch_sql text;
+    last text[];
+    n bigint;
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    PERFORM pdp._refuse_on_citus(tbl, 'apply column rules to');
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- No cast to the column's type: assignment checks varchar lengths where a
+    -- cast would silently truncate.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(k.expr, r.col)), ', ')
+      INTO set_list
+      FROM pdp.column_rule r
+      JOIN pdp.rule_kind k ON k.rule OPERATOR(pg_catalog.=) r.rule
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum
+     WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+    IF set_list IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+
+    -- Rows are visited in primary-key order, so a run can stop anywhere and resume.
+    SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord),
+           pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY k.ord)
+      INTO keys, key_types
+      FROM pg_catalog.pg_index i
+      CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::smallint[]) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+     WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid AND i.indisprimary;
+    IF keys IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no primary key', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'apply_rules walks the table in primary-key order so that it can resume.';
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ') INTO key_row FROM pg_catalog.unnest(keys) c;
+    SELECT pg_catalog.string_agg(pg_catalog.format('($%s[%s])::%s', p, i, t), ', ')
+      INTO key_params
+      FROM (SELECT 0 AS p) x, pg_catalog.unnest(key_types) WITH ORDINALITY AS u(t, i);
+
+    SELECT * INTO run FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl FOR UPDATE;
+    IF FOUND AND run.finished_at IS NOT NULL AND NOT restart THEN
+        RAISE EXCEPTION 'rules were already applied to table "%"', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = pg_catalog.format('The run finished at %s; applying again would pseudonymise values twice.', run.finished_at),
+                  HINT = 'Pass restart => true only if the table holds raw values again.';
+    END IF;
+    IF NOT FOUND OR restart OR run.key_columns IS DISTINCT FROM keys THEN
+        IF pdp._on_write_enabled(tbl) THEN
+            RAISE EXCEPTION 'cannot start apply_rules on table "%" while pseudonymise_on_write is on', pdp._relname(tbl)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Rows written through the trigger are already pseudonymised and cannot be told apart.',
+                      HINT = 'Run apply_rules first, then pdp.pseudonymise_on_write.';
+        END IF;
+        DELETE FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+        EXECUTE pg_catalog.format('SELECT ARRAY[%s]::text[] FROM %s ORDER BY %s LIMIT 1',
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
+                                  tbl,
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c))
+           INTO last;
+        INSERT INTO pdp.apply_run (tbl, key_columns, upper_key) VALUES (tbl, keys, last);
+        PERFORM pdp._audit('apply_rules_start', tbl::text, NULL, pg_catalog.jsonb_build_object('batch_size', batch_size));
+        SELECT * INTO run FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+    END IF;
+    COMMIT;
+
+    IF run.upper_key IS NOT NULL THEN
+        -- One batch: the next rows after last_key up to upper_key, rewritten and
+        -- recorded in the same transaction.
+        batch_sql := pg_catalog.format(
+            'WITH batch AS (SELECT %1$s FROM %2$s WHERE (%1$s) <= (%3$s) AND ($2::text[] IS NULL OR (%1$s) > (%4$s)) '
+            'ORDER BY %1$s LIMIT $3 FOR UPDATE), '
+            'done AS (UPDATE %2$s t SET %5$s FROM batch WHERE (%6$s) = (%7$s) RETURNING %8$s) '
+            'SELECT (SELECT ARRAY[%9$s]::text[] FROM done ORDER BY %10$s LIMIT 1), (SELECT pg_catalog.count(*) FROM done)',
+            key_row, tbl,
+            pg_catalog.replace(key_params, '$0', '$1'),
+            pg_catalog.replace(key_params, '$0', '$2'),
+            set_list,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('batch.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c));
+        LOOP
+            SELECT r.last_key, r.rows_done INTO run.last_key, run.rows_done
+              FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl FOR UPDATE;
+            EXECUTE batch_sql INTO last, n USING run.upper_key, run.last_key, batch_size;
+            EXIT WHEN n = 0;
+            UPDATE pdp.apply_run r SET last_key = last, rows_done = r.rows_done + n
+             WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+            RAISE NOTICE 'apply_rules on table "%": % rows rewritten so far', pdp._relname(tbl), run.rows_done + n;
+            COMMIT;
+        END LOOP;
+    END IF;
+    UPDATE pdp.apply_run r SET finished_at = pg_catalog.now() WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl
+    RETURNING r.rows_done INTO n;
+    PERFORM pdp._audit('apply_rules_finish', tbl::text, NULL, pg_catalog.jsonb_build_object('rows', n));
+    COMMIT;
+END
+$$;
+COMMENT ON PROCEDURE pdp.apply_rules(regclass, integer, boolean) IS
+    'rewrites a table''s existing values with its column rules in committed batches; resumable after an interruption';
+
+CREATE OR REPLACE FUNCTION pdp._sync_rectification_trigger(tbl regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid) THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
+                 AND t.tgname OPERATOR(pg_catalog.=) 'pdp_rectification') THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER pdp_rectification ON %s', tbl);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl)
+       OR NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl) THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a), ', ') INTO args FROM (
+        SELECT 's:' || s.col AS a FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl
+        UNION ALL
+        SELECT 'c:' || r.col FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl) x;
+    PERFORM pdp._refuse_on_citus(tbl, 'install a rectification trigger on');
+    EXECUTE pg_catalog.format('CREATE TRIGGER pdp_rectification AFTER UPDATE ON %s FOR EACH ROW '
+                              'EXECUTE FUNCTION pdp._rectification(%s)', tbl, args);
+END
+$$;
+COMMENT ON FUNCTION pdp._sync_rectification_trigger(regclass) IS
+    'creates, rebuilds or drops a table''s rectification trigger';
+
+CREATE OR REPLACE FUNCTION pdp.erase_subject(subject text, reason text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+    cond text;
+    act text;
+    n bigint;
+    tables jsonb := '[]';
+    set_list text;
+    p text;
+    withdrawn integer := 0;
+    receipt jsonb;
+BEGIN
+    IF subject IS NULL OR reason IS NULL OR reason = '' THEN
+        RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pdp._subject_held(subject) THEN
+        RAISE EXCEPTION 'subject is under a legal hold'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Nothing was erased.',
+                  HINT = 'pdp.holds lists the hold; pdp.release_hold releases it once its legal ground has ended.';
+    END IF;
+    PERFORM pdp._set_erasing(true);
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        cond := pdp._subject_match(t, subject);
+        CONTINUE WHEN cond IS NULL;
+        IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
+            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', t, cond) INTO n USING subject;
+            IF n > 0 THEN
+                RAISE EXCEPTION 'table "%" is under a legal hold', pdp._relname(t)
+                    USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'Nothing was erased.';
+            END IF;
+            CONTINUE;
+        END IF;
+        act := (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t LIMIT 1);
+        IF act = 'delete' THEN
+            EXECUTE pg_catalog.format('DELETE FROM %s t WHERE %s', t, cond) USING subject;
+        ELSE
+            -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
+            PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
+            -- Anonymise: apply the rules and cut the row's links to the subject:
+            -- its subject columns, and its foreign keys into registered tables
+            -- whose rows erasure deletes (an anonymised grade keeps no link to
+            -- the deleted enrolment).
+            SELECT pg_catalog.string_agg(x, ', ') INTO set_list FROM (
+                SELECT pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)) AS x
+                  FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
+                 WHERE r.tbl OPERATOR(pg_catalog.=) t
+                UNION ALL
+                SELECT pg_catalog.format('%1$I = CASE WHEN %1$I::text OPERATOR(pg_catalog.=) $1 THEN NULL ELSE %1$I END', s.col)
+                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t
+                UNION
+                SELECT pg_catalog.format('%I = NULL', a.attname)
+                  FROM pg_constraint c
+                  CROSS JOIN LATERAL pg_catalog.unnest(c.conkey) k(attnum)
+                  JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+                 WHERE c.contype = 'f' AND c.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
+                   AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) c.confrelid
+                                 AND p.on_erase = 'delete')
+                   AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
+                                     AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
+            EXECUTE pg_catalog.format('UPDATE %s t SET %s WHERE %s', t, set_list, cond) USING subject;
+        END IF;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n > 0 THEN
+            tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', act, 'rows', n);
+        END IF;
+    END LOOP;
+    FOR p IN SELECT s.purpose FROM pdp.consent_state s WHERE s.subject OPERATOR(pg_catalog.=) erase_subject.subject LOOP
+        PERFORM pdp.withdraw_consent(subject, p);
+        withdrawn := withdrawn + 1;
+    END LOOP;
+    PERFORM pdp._set_erasing(false);
+    -- Tables, counts and time: the free-text reason stays out of the receipt,
+    -- which must hold no personal value.
+    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp.pseudonym(subject, 'audit'),
+                                             'erased_at', pg_catalog.now(),
+                                             'tables', tables, 'consents_withdrawn', withdrawn);
+    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp.pseudonym(subject, 'audit'), receipt)
+    ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
+    PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'consents_withdrawn', withdrawn));
+    RETURN receipt;
+END
+$$;
+COMMENT ON FUNCTION pdp.erase_subject(text, text) IS
+    'deletes or anonymises (per on_erase) the subject''s rows in every registered table, children first, in one transaction; refused under a hold; returns and stores a receipt';
+
+CREATE OR REPLACE FUNCTION pdp.protect_table(tbl regclass, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    PERFORM pdp._refuse_on_citus(tbl, 'protect');  -- Citus: refused until visibility is correct on workers (issue 18)
+    PERFORM pdp._install_protection(tbl, force);
+    PERFORM pdp._audit('protect_table', tbl::text, NULL, pg_catalog.jsonb_build_object('force', force));
+END
+$$;
+COMMENT ON FUNCTION pdp.protect_table(regclass, boolean) IS
+    'enables row-level security with consent-, purpose- and restriction-aware policies; force applies them to the owner too';
 
 -- Visibility core (issue 13): no backend copies consents or restrictions any
 -- more.  pdp._visible reads them under each query's snapshot (src/visibility.c),
@@ -29,6 +759,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pdp._require_owner(tbl);
+    PERFORM pdp._refuse_on_citus(tbl, 'protect');  -- Citus: refused until visibility is correct on workers (issue 18)
     PERFORM pdp._install_protection(tbl, force);
     PERFORM pdp._audit('protect_table', tbl::text, NULL, pg_catalog.jsonb_build_object('force', force));
 END

@@ -185,6 +185,7 @@ BEGIN
     IF args IS NULL THEN
         RETURN;
     END IF;
+    PERFORM pdp._refuse_on_citus(tbl, 'install the on-write trigger on');
     EXECUTE pg_catalog.format(
         'CREATE TRIGGER pdp_pseudonymise_on_write BEFORE INSERT OR UPDATE ON %s '
         'FOR EACH ROW EXECUTE FUNCTION pdp._pseudonymise_on_write(%s)', tbl, args);
@@ -229,6 +230,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pdp._require_owner(tbl);
+    PERFORM pdp._refuse_on_citus(tbl, 'set column rules on');
     IF col IS NULL OR rule IS NULL THEN
         RAISE EXCEPTION 'column and rule must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -291,6 +293,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pdp._require_owner(tbl);
+    IF enable THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'install the on-write trigger on');
+    END IF;
     IF enable AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) pseudonymise_on_write.tbl) THEN
         RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -340,6 +345,7 @@ DECLARE
     n bigint;
 BEGIN
     PERFORM pdp._require_owner(tbl);
+    PERFORM pdp._refuse_on_citus(tbl, 'apply column rules to');
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;

@@ -103,6 +103,7 @@ BEGIN
         SELECT 's:' || s.col AS a FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl
         UNION ALL
         SELECT 'c:' || r.col FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl) x;
+    PERFORM pdp._refuse_on_citus(tbl, 'install a rectification trigger on');
     EXECUTE pg_catalog.format('CREATE TRIGGER pdp_rectification AFTER UPDATE ON %s FOR EACH ROW '
                               'EXECUTE FUNCTION pdp._rectification(%s)', tbl, args);
 END
@@ -523,6 +524,8 @@ BEGIN
         IF act = 'delete' THEN
             EXECUTE pg_catalog.format('DELETE FROM %s t WHERE %s', t, cond) USING subject;
         ELSE
+            -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
+            PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
             -- Anonymise: apply the rules and cut the row's links to the subject:
             -- its subject columns, and its foreign keys into registered tables
             -- whose rows erasure deletes (an anonymised grade keeps no link to

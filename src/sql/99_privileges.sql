@@ -105,6 +105,9 @@ GRANT EXECUTE ON FUNCTION
     pdp._end_purge_run(bigint, text), pdp._require_pg_cron(), pdp._retention_tag()
 TO pdp_admin;
 GRANT EXECUTE ON PROCEDURE pdp.purge(integer, interval) TO pdp_admin;
+-- Citus checks, called by the functions above that run as their caller.
+GRANT EXECUTE ON FUNCTION pdp._citus_table_kind(regclass), pdp._refuse_on_citus(regclass, text),
+                          pdp._citus_skip_purge(regclass, bigint) TO pdp_admin;
 -- The expiry functions key indexes on application tables: anyone may evaluate them.
 GRANT EXECUTE ON FUNCTION pdp._expiry(timestamptz, interval), pdp._expiry(timestamp, interval),
                           pdp._expiry(date, interval), pdp._expiry(bigint, interval) TO PUBLIC;

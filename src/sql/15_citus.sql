@@ -1,0 +1,112 @@
+-- Citus: refuse what is unsafe on distributed tables (issue 18, step 1).
+--
+-- Citus runs a statement on a distributed table shard by shard, on the
+-- workers.  Several pdp capabilities are not correct there yet: a purge that
+-- finds rows by ctid (unique only within one shard) deletes rows of other
+-- shards; triggers and the consent state they read live on the coordinator
+-- only.  Until a capability is made correct, its entry points detect Citus
+-- tables from Citus's metadata (pg_dist_partition), at use time, and refuse.
+-- Without Citus the checks find nothing and refuse nothing.
+
+-- What kind of Citus table tbl is: 'distributed', 'reference', 'citus local',
+-- or NULL when it is none (or Citus is not installed in this database).
+CREATE FUNCTION pdp._citus_table_kind(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text;
+BEGIN
+    IF tbl IS NULL OR pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- Dynamic SQL: the catalog exists only where the citus extension does.
+    -- partmethod 'h', 'r', 'a': hash, range, append distribution; 'n': no
+    -- distribution column: a reference table (replicated to every node,
+    -- repmodel 't'), a single-shard distributed table (co-located, so a
+    -- colocationid), or a Citus local table (on the coordinator).
+    EXECUTE 'SELECT CASE WHEN p.partmethod OPERATOR(pg_catalog.<>) ''n'' THEN ''distributed'' '
+            '            WHEN p.repmodel OPERATOR(pg_catalog.=) ''t'' THEN ''reference'' '
+            '            WHEN p.colocationid OPERATOR(pg_catalog.<>) 0 THEN ''distributed'' '
+            '            ELSE ''citus local'' END '
+            '  FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid::oid OPERATOR(pg_catalog.=) $1'
+       INTO kind USING tbl::oid;
+    RETURN kind;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_table_kind(regclass) IS
+    'distributed, reference, citus local, or NULL when the table is not a Citus table (or Citus is not installed)';
+
+-- Raise feature_not_supported if tbl is a Citus table of any kind: what is
+-- the refused operation, as a verb phrase ("purge", "protect", "apply column
+-- rules to").  The message names the table only, never a value.
+CREATE FUNCTION pdp._refuse_on_citus(tbl regclass, what text) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    why text;
+BEGIN
+    IF kind IS NULL THEN
+        RETURN;
+    END IF;
+    why := CASE
+        WHEN what IN ('purge', 'anonymise rows of') THEN
+            'Citus runs the statement on every shard or placement, where pdp''s row identifiers '
+            '(ctid, unique only within one shard) and its bookkeeping tables do not reach; '
+            'it could change rows other than the expired or erased ones.'
+        WHEN what = 'apply column rules to' THEN
+            'Citus cannot rewrite the rows in pdp''s locked, key-ordered batches, and the rules'' '
+            'functions would run on the workers.'
+        ELSE
+            'The triggers and policies it installs would run on the workers, where pdp''s consent, '
+            'disclosure and retention state is not kept, and they need citus.enable_unsafe_triggers.'
+        END;
+    RAISE EXCEPTION 'cannot % % table "%"', what, kind, pdp._relname(tbl)
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = why,
+              HINT = 'See "What is refused on Citus tables" in doc/scaling.md; '
+                     'export, erasure by deletion and pseudonymising queries work on Citus tables.';
+END
+$$;
+COMMENT ON FUNCTION pdp._refuse_on_citus(regclass, text) IS
+    'raises feature_not_supported, with a hint, if the table is a Citus table (the capability is not correct there yet)';
+
+-- The purges (pdp.purge, pdp.purge_expired) run over every retained table: a
+-- Citus table is skipped, with a warning naming it and the refusal recorded
+-- among the run's errors in pdp.purge_log, and the other tables are purged.
+-- Returns whether tbl is to be skipped.
+CREATE FUNCTION pdp._citus_skip_purge(tbl regclass, run_id bigint) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    msg text;
+    why text;
+    hint text;
+BEGIN
+    IF kind IS NULL THEN
+        RETURN false;
+    END IF;
+    -- Nothing to purge there (no retention, no inactivity retention): skip quietly.
+    IF NOT EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _citus_skip_purge.tbl)
+       AND NOT EXISTS (SELECT 1 FROM pdp.subject_retention) THEN
+        RETURN true;
+    END IF;
+    BEGIN
+        PERFORM pdp._refuse_on_citus(tbl, 'purge');
+    EXCEPTION WHEN feature_not_supported THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, why = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    END;
+    PERFORM pdp._record_purge_batch(run_id, tbl, pdp._purge_action(tbl), 0,
+                                    pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                                        'table', tbl::text, 'sqlstate', '0A000', 'message', msg)));
+    RAISE WARNING 'purge: skipped % table "%"', kind, pdp._relname(tbl)
+        USING DETAIL = why, HINT = hint;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_skip_purge(regclass, bigint) IS
+    'whether a purge skips the table because it is a Citus table; warns and records the refusal in the run';
