@@ -195,5 +195,66 @@ SELECT pdp.grant_consent(6, 'marketing');
 SELECT * FROM pdp.consent_event LIMIT 1;
 RESET ROLE;
 
+-- Bulk consent: all or nothing, the failing row named by its number, never its values.
+CREATE TABLE "LMS App".consent_feed (subject text, purpose text, given_at timestamptz,
+                                      policy_version text, evidence jsonb, valid_until timestamptz);
+INSERT INTO "LMS App".consent_feed
+SELECT 'feed-' || g, 'marketing', now() - interval '1 day', 'v1', jsonb_build_object('form', 'signup'), NULL
+  FROM generate_series(1, 500) g;
+SELECT pdp.import_consents_from('"LMS App".consent_feed');
+SELECT count(*) AS imported, count(*) FILTER (WHERE evidence ? 'form') AS with_evidence
+  FROM pdp.consent_event WHERE subject LIKE 'feed-%' AND action = 'grant';
+SELECT pdp.has_consent('feed-7', 'marketing') AS feed_7_consents;
+SELECT details FROM pdp.audit_log WHERE action = 'import_consents' ORDER BY id DESC LIMIT 1;
+-- Each bad row refuses the whole call; the message names the row only.
+SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now(), NULL, '{}', NULL),
+                                 ROW('secret@mail.kz', 'nope', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now() + interval '1 hour', NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now(), 'v9', '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now(), NULL, '[1]', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now(), NULL, '{}', now() - interval '1 day')]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now(), NULL, '{}', NULL),
+                                 ROW('new-1', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('feed-1', 'marketing', now() - interval '2 days', NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents_from('"LMS App".activity');
+SELECT pdp.import_consents(NULL::pdp.consent_import[]);
+SELECT count(*) AS nothing_half_written FROM pdp.consent_event WHERE subject = 'new-1';
+-- Set-based withdrawal, with history and one audit entry.
+SELECT pdp.withdraw_consents(ARRAY['feed-1', 'feed-2', 'feed-3', 'nobody'], 'marketing') AS withdrawn;
+SELECT pdp.has_consent('feed-2', 'marketing') AS feed_2_consents;
+SELECT count(*) AS withdraw_events FROM pdp.consent_event WHERE subject IN ('feed-1', 'feed-2', 'feed-3') AND action = 'withdraw';
+SELECT pdp.withdraw_consents(ARRAY['feed-4'], 'no such purpose');
+-- Importing is pdp_admin's, as recording one consent is.
+SET ROLE regress_app;
+SELECT pdp.import_consents(ARRAY[ROW('x', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
+RESET ROLE;
+
+-- The restricted-row guard reads the registry: a renamed subject column, or a
+-- renamed table, still refuses writes to a restricted learner's rows.
+CREATE TABLE "LMS App".grades (id bigint PRIMARY KEY, learner bigint, grade int);
+INSERT INTO "LMS App".grades VALUES (1, 77, 5), (2, 78, 4);
+SELECT pdp.register_table('"LMS App".grades', 'learner');
+SELECT pdp.protect_table('"LMS App".grades');
+SELECT pdp.restrict_subject(77::bigint, 'dispute');
+ALTER TABLE "LMS App".grades RENAME COLUMN learner TO student;
+ALTER TABLE "LMS App".grades RENAME TO marks;
+UPDATE "LMS App".marks SET grade = 1 WHERE id = 1;
+DELETE FROM "LMS App".marks WHERE id = 1;
+UPDATE "LMS App".marks SET grade = 3 WHERE id = 2;
+SELECT pdp.lift_restriction(77::bigint);
+UPDATE "LMS App".marks SET grade = 2 WHERE id = 1;
+-- Without a set (pdp.visibility_memory = 0) every row is probed: same answers.
+INSERT INTO "LMS App".marks SELECT g, CASE WHEN g % 3 = 0 THEN 4 ELSE 78 END, 1 FROM generate_series(3, 3000) g;
+GRANT SELECT ON "LMS App".marks TO regress_analyst;
+SET ROLE regress_analyst;
+SET pdp.purpose = 'analytics';
+SELECT count(*) AS with_sets FROM "LMS App".marks;
+SET pdp.visibility_memory = 0;
+SELECT count(*) AS probed_only FROM "LMS App".marks;
+RESET pdp.visibility_memory;
+RESET pdp.purpose;
+RESET ROLE;
+
 DROP SCHEMA "LMS App" CASCADE;
 DROP ROLE regress_app, regress_analyst, regress_clerk, regress_owner;

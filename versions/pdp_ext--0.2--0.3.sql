@@ -946,7 +946,7 @@ CREATE OR REPLACE FUNCTION pdp.import_consents(consents pdp.consent_import[]) RE
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pdp._import_consents(consents) $$;
-CREATE OR REPLACE FUNCTION pdp.import_consents(source regclass) RETURNS bigint
+CREATE OR REPLACE FUNCTION pdp.import_consents_from(source regclass) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -957,11 +957,11 @@ BEGIN
         RAISE EXCEPTION 'source must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     EXECUTE pg_catalog.format(
-        'SELECT pg_catalog.array_agg(pg_catalog.row(s.subject, s.purpose, s.given_at, s.policy_version, s.evidence, s.valid_until)::pdp.consent_import) FROM %s s',
+        'SELECT pg_catalog.array_agg(ROW(s.subject, s.purpose, s.given_at, s.policy_version, s.evidence, s.valid_until)::pdp.consent_import) FROM %s s',
         source) INTO rows;
     RETURN pdp._import_consents(coalesce(rows, '{}'));
 EXCEPTION WHEN undefined_column THEN
-    RAISE EXCEPTION 'source "%" lacks a column of pdp.consent_import', source::text
+    RAISE EXCEPTION 'source "%" lacks a column of pdp.consent_import', pdp._relname(source)
         USING ERRCODE = 'undefined_column',
               HINT = 'The source needs the columns subject, purpose, given_at, policy_version, evidence and valid_until.';
 END
@@ -995,15 +995,15 @@ COMMENT ON FUNCTION pdp._import_consents(pdp.consent_import[]) IS
     'set-based core of pdp.import_consents';
 COMMENT ON FUNCTION pdp.import_consents(pdp.consent_import[]) IS
     'records many consents at once, all or nothing, each with its history and evidence; one audit entry with the count; returns the count';
-COMMENT ON FUNCTION pdp.import_consents(regclass) IS
+COMMENT ON FUNCTION pdp.import_consents_from(regclass) IS
     'import_consents from a table or view with the columns of pdp.consent_import, read with the caller''s rights';
 COMMENT ON FUNCTION pdp.withdraw_consents(text[], text) IS
     'withdraws many subjects'' consent to a purpose at once; returns how many had one; one audit entry with the count';
 REVOKE ALL ON FUNCTION pdp._visibility_sql(regclass), pdp._install_protection(regclass, boolean),
     pdp._import_consents(pdp.consent_import[]), pdp.import_consents(pdp.consent_import[]),
-    pdp.import_consents(regclass), pdp.withdraw_consents(text[], text) FROM PUBLIC;
+    pdp.import_consents_from(regclass), pdp.withdraw_consents(text[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pdp._install_protection(regclass, boolean), pdp._visibility_sql(regclass),
-    pdp.import_consents(pdp.consent_import[]), pdp.import_consents(regclass), pdp._import_consents(pdp.consent_import[]),
+    pdp.import_consents(pdp.consent_import[]), pdp.import_consents_from(regclass), pdp._import_consents(pdp.consent_import[]),
     pdp.withdraw_consents(text[], text)
 TO pdp_admin;
 DO $$

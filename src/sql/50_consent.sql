@@ -491,7 +491,7 @@ COMMENT ON FUNCTION pdp.import_consents(pdp.consent_import[]) IS
 
 -- The rows are read here, as the caller (a view or function in the source
 -- runs with the caller's rights, never pdp's), and handed over as an array.
-CREATE FUNCTION pdp.import_consents(source regclass) RETURNS bigint
+CREATE FUNCTION pdp.import_consents_from(source regclass) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -502,16 +502,16 @@ BEGIN
         RAISE EXCEPTION 'source must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     EXECUTE pg_catalog.format(
-        'SELECT pg_catalog.array_agg(pg_catalog.row(s.subject, s.purpose, s.given_at, s.policy_version, s.evidence, s.valid_until)::pdp.consent_import) FROM %s s',
+        'SELECT pg_catalog.array_agg(ROW(s.subject, s.purpose, s.given_at, s.policy_version, s.evidence, s.valid_until)::pdp.consent_import) FROM %s s',
         source) INTO rows;
     RETURN pdp._import_consents(coalesce(rows, '{}'));
 EXCEPTION WHEN undefined_column THEN
-    RAISE EXCEPTION 'source "%" lacks a column of pdp.consent_import', source::text
+    RAISE EXCEPTION 'source "%" lacks a column of pdp.consent_import', pdp._relname(source)
         USING ERRCODE = 'undefined_column',
               HINT = 'The source needs the columns subject, purpose, given_at, policy_version, evidence and valid_until.';
 END
 $$;
-COMMENT ON FUNCTION pdp.import_consents(regclass) IS
+COMMENT ON FUNCTION pdp.import_consents_from(regclass) IS
     'import_consents from a table or view with the columns of pdp.consent_import, read with the caller''s rights';
 
 CREATE FUNCTION pdp.withdraw_consents(subjects text[], purpose text) RETURNS bigint

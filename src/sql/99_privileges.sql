@@ -68,7 +68,7 @@ GRANT EXECUTE ON FUNCTION
     pdp.withdraw_consent(text, text), pdp.withdraw_consent(bigint, text), pdp.withdraw_consent(uuid, text),
     pdp.restrict_subject(text, text), pdp.restrict_subject(bigint, text), pdp.restrict_subject(uuid, text),
     pdp.lift_restriction(text), pdp.lift_restriction(bigint), pdp.lift_restriction(uuid),
-    pdp.import_consents(pdp.consent_import[]), pdp.import_consents(regclass), pdp._import_consents(pdp.consent_import[]),
+    pdp.import_consents(pdp.consent_import[]), pdp.import_consents_from(regclass), pdp._import_consents(pdp.consent_import[]),
     pdp.withdraw_consents(text[], text)
 TO pdp_admin;
 GRANT EXECUTE ON FUNCTION
