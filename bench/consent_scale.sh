@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Consent-aware visibility at scale (issue 13), at 100,000 and 1,000,000
+# consents (BENCH_CONSENTS overrides the list; the growth run adds 10,000,000):
+#  - primary-key lookups on a protected table (pgbench, 2 clients, 5 s runs):
+#    unprotected table (baseline), protected without churn, protected while a
+#    third client grants and withdraws consents continuously;
+#  - a protected count(*) over as many rows as consents: owner's hand-written
+#    filter (baseline), protected serial, protected with 2 workers;
+#  - memory of pdp_ext's contexts in the backend after that count (kB, not ms);
+#  - import_consents against a plain INSERT ... SELECT of the same rows into a
+#    table of the same shape.
+# Targets: lookups <= 1.1x unprotected without churn and <= 1.2x under churn;
+# parallel count < 1.0x serial and <= 1.0x the owner's filter; memory flat;
+# import >= 0.3x the plain INSERT's rate.
+set -euo pipefail
+db=(psql -X -q -v ON_ERROR_STOP=1 -d "$PDP_DB")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+sizes=${BENCH_CONSENTS:-"100000 1000000"}
+"${db[@]}" <<'SQL'
+CREATE ROLE bench_app LOGIN;
+SELECT pdp.define_purpose('bench_news', 'consent', 'consent-scale benchmark');
+SELECT pdp.allow_purpose('bench_app', 'bench_news');
+GRANT USAGE ON SCHEMA bench TO bench_app;
+SQL
+for n in $sizes; do
+  label=$(numfmt --grouping "$n" 2>/dev/null || echo "$n")
+  "${db[@]}" -v n="$n" <<'SQL'
+DROP TABLE IF EXISTS bench.learner, bench.learner_plain, bench.consent_plain;
+SELECT pdp.withdraw_consents(ARRAY(SELECT subject FROM pdp.consent_state WHERE purpose = 'bench_news'), 'bench_news');
+CREATE TABLE bench.learner (id bigint PRIMARY KEY, name text);
+INSERT INTO bench.learner SELECT g, 'learner ' || g FROM generate_series(1, :n) g;
+CREATE TABLE bench.learner_plain AS SELECT * FROM bench.learner;
+ALTER TABLE bench.learner_plain ADD PRIMARY KEY (id);
+SELECT pdp.register_table('bench.learner', 'id');
+SELECT pdp.protect_table('bench.learner');
+GRANT SELECT ON bench.learner, bench.learner_plain TO bench_app;
+CREATE TABLE bench.consent_plain (subject text, purpose text, event_id bigint, policy_version text, valid_until timestamptz,
+                                  PRIMARY KEY (subject, purpose));
+VACUUM ANALYZE bench.learner, bench.learner_plain;
+SQL
+  # Import rate, against a plain INSERT of the same rows.
+  t_plain=$("${db[@]}" -At -v n="$n" <<'SQL'
+\timing on
+INSERT INTO bench.consent_plain SELECT g::text, 'bench_news', g, NULL, NULL FROM generate_series(1, :n) g;
+SQL
+)
+  t_import=$("${db[@]}" -At -v n="$n" <<'SQL'
+\timing on
+SELECT pdp.import_consents(ARRAY(SELECT ROW(g::text, 'bench_news', now() - interval '1 day', NULL, '{}', NULL)::pdp.consent_import
+                                  FROM generate_series(1, :n) g)) > 0;
+SQL
+)
+  ms_plain=$(echo "$t_plain" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1)
+  ms_import=$(echo "$t_import" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1)
+  "${db[@]}" -c "INSERT INTO bench.timing VALUES ('consent import: $label consents', 'plain INSERT ... SELECT into a table of the same shape', true, 1, $ms_plain, $n),
+                                               ('consent import: $label consents', 'pdp.import_consents (history, evidence, audit)', false, 1, $ms_import, $n)"
+  "${db[@]}" -c "ANALYZE pdp.consent_state"
+  # Primary-key lookups: pgbench latency, three ways.
+  cat > "$work/plain.sql" <<SQL
+\set id random(1, $n)
+SELECT name FROM bench.learner_plain WHERE id = :id;
+SQL
+  cat > "$work/protected.sql" <<SQL
+\set id random(1, $n)
+SET pdp.purpose = 'bench_news';
+SELECT name FROM bench.learner WHERE id = :id;
+SQL
+  sed -i 's/^SET pdp.purpose.*//' "$work/protected.sql"
+  cat > "$work/churn.sql" <<SQL
+\set s random(1, $n)
+SELECT pdp.withdraw_consent(:s::bigint, 'bench_news');
+SELECT pdp.grant_consent(:s::bigint, 'bench_news');
+SQL
+  lookups() {   # name, script, is_baseline, with_churn
+    for i in 1 2 3; do
+      local churn_pid=
+      if [ "$4" = yes ]; then
+        pgbench -n -c 1 -T 6 -f "$work/churn.sql" "$PDP_DB" >/dev/null 2>&1 & churn_pid=$!
+      fi
+      lat=$(PGOPTIONS="-c pdp.purpose=bench_news" pgbench -n -U bench_app -c 2 -j 2 -T 5 -f "$2" "$PDP_DB" 2>/dev/null \
+            | awk '/^latency average/ {print $4; exit}')
+      [ -n "$churn_pid" ] && wait "$churn_pid" || true
+      "${db[@]}" -c "INSERT INTO bench.timing VALUES ('visibility: primary-key lookup, $label consents', '$1', $3, $i, $lat, 1)"
+    done
+  }
+  lookups 'unprotected table (baseline)' "$work/plain.sql" true no
+  lookups 'protected, no consent churn' "$work/protected.sql" false no
+  lookups 'protected, another client granting and withdrawing' "$work/protected.sql" false yes
+  # Whole-table counts and the memory they leave.
+  "${db[@]}" -v n="$n" -v label="$label" <<'SQL'
+SET max_parallel_workers_per_gather = 0;
+SELECT bench.measure('visibility: count(*), ' || :'label' || ' rows and consents', 'owner, hand-written consent and restriction filter', $$
+SELECT count(*) FROM bench.learner e
+ WHERE EXISTS (SELECT 1 FROM pdp.consent_state c WHERE c.subject = e.id::text AND c.purpose = 'bench_news'
+                  AND (c.valid_until IS NULL OR c.valid_until > now()))
+   AND NOT EXISTS (SELECT 1 FROM pdp.restriction r WHERE r.subject = e.id::text)$$, 5, true, :n);
+GRANT SELECT ON bench.learner TO bench_app;
+SET ROLE bench_app;
+SET pdp.purpose = 'bench_news';
+SELECT bench.measure('visibility: count(*), ' || :'label' || ' rows and consents', 'protected, serial',
+    'SELECT count(*) FROM bench.learner', 5, false, :n);
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SELECT bench.measure('visibility: count(*), ' || :'label' || ' rows and consents', 'protected, 2 workers',
+    'SELECT count(*) FROM bench.learner', 5, false, :n);
+RESET ROLE;
+SQL
+  kb=$("${db[@]}" -At -v n="$n" <<'SQL'
+SET ROLE bench_app;
+SET pdp.purpose = 'bench_news';
+SET max_parallel_workers_per_gather = 0;
+SELECT count(*) FROM bench.learner \g /dev/null
+RESET ROLE;
+SELECT round(coalesce(sum(total_bytes), 0) / 1024.0, 1) FROM pg_backend_memory_contexts WHERE name LIKE 'pdp_ext%';
+SQL
+)
+  "${db[@]}" -c "INSERT INTO bench.timing VALUES ('visibility: pdp_ext memory per backend after a count(*) (kB, not ms)', '$label consents', false, 1, $kb, $n)"
+done
+"${db[@]}" -c "UPDATE bench.timing SET is_baseline = true WHERE grp LIKE 'visibility: pdp_ext memory%' AND rows = (SELECT min(rows) FROM bench.timing WHERE grp LIKE 'visibility: pdp_ext memory%')"
