@@ -31,6 +31,12 @@ if [ "$(id -u)" -eq 0 ]; then
   run=(runuser -u postgres --)
 fi
 cd "$work"
+# PDP_TAP_ONLY="006_malformed 010_upgrade" runs only those files (default: all).
+tests=(t/*.pl)
+if [ -n "${PDP_TAP_ONLY:-}" ]; then
+  tests=()
+  for f in $PDP_TAP_ONLY; do tests+=("t/${f%.pl}.pl"); done
+fi
 "${run[@]}" env PATH="$bindir:$PATH" TESTDIR="$work" PG_REGRESS=/bin/true PDP_SMALL_FS="${PDP_SMALL_FS:-}" \
   PERL5LIB="$pgxs/src/test/perl${PERL5LIB:+:$PERL5LIB}" \
-  prove ${PROVE_FLAGS:-} t/*.pl
+  prove ${PROVE_FLAGS:-} "${tests[@]}"
