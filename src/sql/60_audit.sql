@@ -240,9 +240,7 @@ DECLARE
     cut record;
     n bigint;
 BEGIN
-    IF keep IS NULL OR keep < interval '1 day' THEN
-        RAISE EXCEPTION 'the audit log must keep at least one day' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM pdp._check_interval(keep, 'the audit log must keep at least one day', interval '1 day');
     PERFORM pdp.seal_audit_log(wait => true, max_entries => 2147483647);
     -- Cut the longest prefix of the chain whose entries are all older than
     -- keep (the chain is in sealing order, which only roughly follows time):

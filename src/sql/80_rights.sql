@@ -234,6 +234,9 @@ COMMENT ON COLUMN pdp.request_deadline.period IS 'a calendar period, or NULL whe
 COMMENT ON COLUMN pdp.request_deadline.working_days IS 'working days (Monday to Friday; public holidays are not known to pdp_ext)';
 COMMENT ON COLUMN pdp.request_deadline.source IS 'where the deadline comes from';
 SELECT pg_catalog.pg_extension_config_dump('pdp.request_deadline', 'WHERE false');
+CREATE TRIGGER request_deadline_check_period BEFORE INSERT OR UPDATE OF period ON pdp.request_deadline
+    FOR EACH ROW EXECUTE FUNCTION pdp._check_period();
+COMMENT ON TRIGGER request_deadline_check_period ON pdp.request_deadline IS 'a period must span a positive time however the row is written';
 INSERT INTO pdp.request_deadline (jurisdiction, kind, period, working_days, source)
 SELECT 'EU', k, interval '1 month', NULL,
        'GDPR Art. 12(3): without undue delay and in any event within one month of receipt (extendable by two months, Art. 12(3))'
@@ -312,6 +315,9 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no deadline for % requests in jurisdiction "%"', kind, jurisdiction
             USING ERRCODE = 'undefined_object', HINT = 'pdp.request_deadline lists the deadlines; pdp_admin may add rows.';
+    END IF;
+    IF d.period IS NOT NULL THEN
+        PERFORM pdp._check_interval(d.period, 'request deadline must be positive');
     END IF;
     IF received_at > pg_catalog.now() + interval '1 minute' THEN
         RAISE EXCEPTION 'received_at is in the future' USING ERRCODE = 'invalid_parameter_value';

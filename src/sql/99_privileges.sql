@@ -103,6 +103,10 @@ GRANT EXECUTE ON FUNCTION
     pdp._end_purge_run(bigint, text), pdp._require_pg_cron(), pdp._retention_tag()
 TO pdp_admin;
 GRANT EXECUTE ON PROCEDURE pdp.purge(integer, interval) TO pdp_admin;
+-- Every interval pdp_ext accepts is judged by one check (src/sql/05_checks.sql),
+-- which functions running as their caller (pdp_admin members) call.
+REVOKE ALL ON FUNCTION pdp._check_interval(interval, text, interval), pdp._check_period() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._check_interval(interval, text, interval), pdp._check_period() TO pdp_admin;
 -- The expiry functions key indexes on application tables: anyone may evaluate them.
 GRANT EXECUTE ON FUNCTION pdp._expiry(timestamptz, interval), pdp._expiry(timestamp, interval),
                           pdp._expiry(date, interval), pdp._expiry(bigint, interval) TO PUBLIC;
