@@ -79,11 +79,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
-    PERFORM pdp._begin_audit_trim();
-    DELETE FROM pdp.audit_log l USING pdp.audit_seal a
-     WHERE a.entry_id OPERATOR(pg_catalog.=) l.id AND a.seq <= cut.seq;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    DELETE FROM pdp.audit_seal a WHERE a.seq <= cut.seq;
+    n := pdp._audit_trim_delete(cut.seq);
     UPDATE pdp.audit_chain SET anchor_seq = cut.seq, anchor_hash = cut.hash, anchored_at = pg_catalog.now();
     PERFORM pdp._audit('trim_audit_log', 'pdp.audit_log', NULL,
                        pg_catalog.jsonb_build_object('entries_removed', n, 'anchor_seq', cut.seq, 'keep', keep::text));
@@ -361,3 +357,16 @@ COMMENT ON TRIGGER request_deadline_check_period ON pdp.request_deadline IS 'a p
 REVOKE ALL ON FUNCTION pdp._check_interval(interval, text, interval), pdp._check_period() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION pdp._check_interval(interval, text, interval), pdp._check_period() TO pdp_admin;
+
+DROP FUNCTION pdp._begin_audit_trim();
+
+CREATE FUNCTION pdp._audit_trim_delete(cut_seq bigint) RETURNS bigint
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_trim_delete';
+
+COMMENT ON FUNCTION pdp._audit_trim_delete(bigint) IS
+    'deletes the audit entries sealed up to cut_seq and their seals (for pdp.trim_audit_log; the append-only guard is lifted for this call only)';
+
+REVOKE ALL ON FUNCTION pdp._audit_trim_delete(bigint) FROM PUBLIC;
+
+COMMENT ON FUNCTION pdp._set_erasing(boolean) IS
+    'lets erasure delete rows of restricted subjects until erasure turns it off, the subtransaction that turned it on aborts, or the transaction ends';

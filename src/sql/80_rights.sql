@@ -77,7 +77,8 @@ LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_rectification';
 COMMENT ON FUNCTION pdp._rectification() IS 'trigger: raises a notice for every recipient of a subject whose classified data changed';
 CREATE FUNCTION pdp._set_erasing(on_ boolean) RETURNS void
 LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_set_erasing';
-COMMENT ON FUNCTION pdp._set_erasing(boolean) IS 'lets erasure delete rows of restricted subjects, until the transaction ends';
+COMMENT ON FUNCTION pdp._set_erasing(boolean) IS
+    'lets erasure delete rows of restricted subjects until erasure turns it off, the subtransaction that turned it on aborts, or the transaction ends';
 
 -- Keep the rectification trigger of a table in step with its subject and
 -- classified columns (a classified column has a rule or a category).

@@ -4,9 +4,14 @@
 -- attack it makes and must see it fail; the "control:" tests show that what
 -- the defence must still allow is allowed.  All of it is rolled back.
 BEGIN;
-SELECT plan(15);
+SELECT plan(26);
+
+-- An audit entry old enough to be trimmed, sealed before anything else.
+INSERT INTO pdp.audit_log (at, action) VALUES (now() - interval '3 days', 'tap_old');
+SELECT pdp.seal_audit_log(true, 100000);
 
 CREATE ROLE tap_app;
+CREATE ROLE tap_reid IN ROLE pdp_reidentifier;
 CREATE ROLE tap_admin IN ROLE pdp_admin;
 CREATE SCHEMA tap AUTHORIZATION tap_admin;
 GRANT USAGE ON SCHEMA tap TO tap_app;
@@ -56,6 +61,54 @@ ALTER TABLE pdp.request_deadline ENABLE TRIGGER request_deadline_check_period;
 SELECT throws_ok($$SELECT pdp.open_request(1, 'erasure', 'EU')$$, '22023', NULL,
                  'attack: a request deadline stored before the check (an old row) gives a due date in the past');
 SELECT is((SELECT count(*)::int FROM pdp.subject_request), 0, 'no request was opened with a past due date');
+
+-- 9. State that outlives a failed call.
+SELECT pdp.protect_table('tap.learners');
+SELECT pdp.restrict_subject(2, 'contested');
+SELECT pdp.place_table_hold('tap.visits', 'litigation');
+INSERT INTO tap.visits VALUES (1, 2);
+SET ROLE tap_admin;
+SELECT throws_ok($$UPDATE tap.learners SET email = 'changed@example.kz' WHERE id = 2$$, '42501', NULL,
+                 'set-up: the owner cannot update a restricted learner''s row');
+SELECT throws_ok($$SELECT pdp.erase_subject(2, 'request')$$, '55000', NULL,
+                 'set-up: erasure of the learner fails (a held table), caught by an EXCEPTION block');
+SELECT throws_ok($$UPDATE tap.learners SET email = 'changed@example.kz' WHERE id = 2$$, '42501', NULL,
+                 'attack: after an erasure failed inside an EXCEPTION block, the owner updates the restricted learner''s row');
+SELECT throws_ok($$DELETE FROM tap.learners WHERE id = 2$$, '42501', NULL,
+                 'attack: after an erasure failed inside an EXCEPTION block, the owner deletes the restricted learner''s row');
+SAVEPOINT before_erasure;
+DO $$ BEGIN PERFORM pdp.erase_subject(2, 'request'); EXCEPTION WHEN object_not_in_prerequisite_state THEN NULL; END $$;
+RELEASE SAVEPOINT before_erasure;
+SELECT throws_ok($$UPDATE tap.learners SET email = 'changed@example.kz' WHERE id = 2$$, '42501', NULL,
+                 'attack: after an erasure failed and was caught inside a released savepoint, the owner updates the row');
+SELECT is((SELECT email FROM tap.learners WHERE id = 2), 'two@example.kz', 'the restricted learner''s row is unchanged');
+RESET ROLE;
+SELECT pdp.release_hold((SELECT max(id) FROM pdp.hold));
+SELECT lives_ok($$SELECT pdp.erase_subject(2, 'request')$$, 'control: erasure of a restricted learner still works');
+SELECT is((SELECT count(*)::int FROM tap.learners WHERE id = 2), 0, 'control: the restricted learner''s row is erased');
+
+-- The reversal audit: once per statement, counting only entries that stand.
+CREATE TEMP TABLE tap_tok AS SELECT pdp.encrypt('one@example.kz') AS t;
+GRANT SELECT ON tap_tok TO tap_reid;
+SET ROLE tap_reid;
+DO $$
+DECLARE v text;
+BEGIN
+    BEGIN
+        v := pdp.decrypt((SELECT t FROM tap_tok));
+        RAISE EXCEPTION 'rolled back';
+    EXCEPTION WHEN raise_exception THEN NULL;
+    END;
+    v := pdp.decrypt((SELECT t FROM tap_tok));
+END $$;
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM pdp.audit_log WHERE action = 'reverse' AND role = 'tap_reid'), 1,
+          'attack: a reversal after a rolled-back one in the same statement escapes the audit trail');
+
+-- The audit-trim switch lasts one call.
+SELECT ok(pdp.trim_audit_log('1 day') >= 1, 'set-up: trim_audit_log removes the old entry');
+SELECT throws_ok($$DELETE FROM pdp.audit_log WHERE action = 'register_table'$$, '42501', NULL,
+                 'attack: a superuser deletes audit entries after trim_audit_log in the same transaction');
 
 SELECT * FROM finish();
 ROLLBACK;
