@@ -370,3 +370,144 @@ REVOKE ALL ON FUNCTION pdp._audit_trim_delete(bigint) FROM PUBLIC;
 
 COMMENT ON FUNCTION pdp._set_erasing(boolean) IS
     'lets erasure delete rows of restricted subjects until erasure turns it off, the subtransaction that turned it on aborts, or the transaction ends';
+
+CREATE FUNCTION pdp._md(s text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.regexp_replace(
+             pg_catalog.translate(pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(
+                 s, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), E'\r\n', '  '),
+             '([\\`*_{}\[\]()#!|~])', '\\\1', 'g') $$;
+COMMENT ON FUNCTION pdp._md(text) IS 'escapes text for Markdown: inline HTML as entities, punctuation with a backslash, line breaks as spaces';
+
+CREATE OR REPLACE FUNCTION pdp.report(format text DEFAULT 'html') RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j jsonb;
+    out text;
+    x jsonb;
+    maxv numeric;
+    y integer;
+    bars text;
+BEGIN
+    IF format IS NULL OR format NOT IN ('html', 'markdown', 'json') THEN
+        RAISE EXCEPTION 'unknown report format' USING ERRCODE = 'invalid_parameter_value', HINT = 'Use html, markdown or json.';
+    END IF;
+    j := pdp._report_json();
+    PERFORM pdp._audit('report', format);
+    IF format = 'json' THEN
+        RETURN pg_catalog.jsonb_pretty(j);
+    END IF;
+
+    IF format = 'markdown' THEN
+        out := '# ' || pdp._md(j->>'title') || E'\n\nDatabase `' || pdp._md(j->>'database') || '`, ' || pdp._md(j->>'generated_at') || E'.\n\n';
+        out := out || E'## Audit trail\n\n' || CASE WHEN (j->'audit'->>'ok')::boolean
+                 THEN 'The hash chain verifies: ' || pdp._md(j->'audit'->>'entries') || E' entries.\n\n'
+                 ELSE '**The hash chain is broken** at entry ' || pdp._md(j->'audit'->>'first_bad_id') || E'.\n\n' END;
+        out := out || E'## Record of processing\n\n| table | column | category | rule | purposes | retention | recipients | protection |\n|---|---|---|---|---|---|---|---|\n';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'register') LOOP
+            out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s | %s | %s | %s |\n', pdp._md(x->>'table_name'), coalesce(pdp._md(x->>'column_name'), '—'),
+                       coalesce(pdp._md(x->>'category'), '—'), coalesce(pdp._md(x->>'rule'), '—'), coalesce(pdp._md(x->>'purposes'), '—'),
+                       coalesce(pdp._md(x->>'retention'), '—'), coalesce(pdp._md(x->>'recipients'), '—'), pdp._md(x->>'protection'));
+        END LOOP;
+        out := out || E'\n## Personal data not yet classified\n\n';
+        IF pg_catalog.jsonb_array_length(j->'unclassified_findings') = 0 THEN
+            out := out || E'None found.\n';
+        ELSE
+            out := out || E'| table | column | category | confidence | evidence |\n|---|---|---|---|---|\n';
+            FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'unclassified_findings') LOOP
+                out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'), pdp._md(x->>'column'), pdp._md(x->>'category'),
+                                                pdp._md(x->>'confidence'), pdp._md(x->>'evidence'));
+            END LOOP;
+        END IF;
+        out := out || E'\n## Consents\n\n| purpose | legal basis | active consents | withdrawn in the last 30 days |\n|---|---|---:|---:|\n';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'consents') LOOP
+            out := out || pg_catalog.format(E'| %s | %s | %s | %s |\n', pdp._md(x->>'purpose'), pdp._md(x->>'legal_basis'), pdp._md(x->>'active'), pdp._md(x->>'withdrawn_last_30_days'));
+        END LOOP;
+        out := out || E'\n## Retention\n\n| table | period | action | expiring in 30 days | expired, not purged |\n|---|---|---|---:|---:|\n';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'retention') LOOP
+            out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'), pdp._md(x->>'period'), pdp._md(x->>'action'),
+                                            pdp._md(x->>'expiring_in_30_days'), pdp._md(x->>'expired_not_purged'));
+        END LOOP;
+        out := out || E'\nLast purge: ' || coalesce(pdp._md(j->'last_purge'->>'started_at') || ', ' || pdp._md(j->'last_purge'->>'status') || ', '
+                                                    || pdp._md(j->'last_purge'->>'rows') || ' rows', 'none') || E'.\n';
+        out := out || E'\n## Open matters\n\n'
+                   || '- Holds in force: ' || pdp._md(j->>'holds_in_force') || E'\n'
+                   || '- Restricted subjects: ' || pdp._md(j->>'restricted_subjects') || E'\n'
+                   || '- Overdue requests: ' || pg_catalog.jsonb_array_length(j->'overdue_requests') || E'\n'
+                   || '- Pending rectification notices: ' || coalesce((SELECT pg_catalog.sum((e->>'count')::int)
+                          FROM pg_catalog.jsonb_array_elements(j->'pending_notices') e), 0) || E'\n';
+        RETURN out;
+    END IF;
+
+    -- HTML: one page, no external assets, readable printed; counts as bars.
+    out := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>' || pdp._html(j->>'title') || '</title><style>'
+        || 'body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:70em}h1{margin-bottom:0}'
+        || 'table{border-collapse:collapse;margin:1em 0;width:100%}th,td{border:1px solid #bbb;padding:.3em .5em;text-align:left;vertical-align:top}'
+        || 'th{background:#eef}.ok{color:#060}.bad{color:#b00;font-weight:bold}.num{text-align:right}'
+        || '@media print{body{margin:0}th{background:none}section{break-inside:avoid}}</style></head><body>'
+        || '<h1>' || pdp._html(j->>'title') || '</h1><p>Database <code>' || pdp._html(j->>'database') || '</code>, '
+        || pdp._html(j->>'generated_at') || '.</p>';
+    out := out || '<section id="audit"><h2>Audit trail</h2>' || CASE WHEN (j->'audit'->>'ok')::boolean
+               THEN '<p class="ok">The hash chain verifies: ' || (j->'audit'->>'entries') || ' entries.</p>'
+               ELSE '<p class="bad">The hash chain is broken at entry ' || pdp._html(j->'audit'->>'first_bad_id') || '.</p>' END || '</section>';
+    out := out || '<section id="register"><h2>Record of processing</h2><table><tr><th>Table</th><th>Column</th><th>Category</th><th>Rule</th>'
+               || '<th>Purposes</th><th>Retention</th><th>Recipients</th><th>Protection</th></tr>';
+    FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'register') LOOP
+        out := out || '<tr><td>' || pdp._html(x->>'table_name') || '</td><td>' || pdp._html(coalesce(x->>'column_name', '—'))
+                   || '</td><td>' || pdp._html(coalesce(x->>'category', '—')) || '</td><td>' || pdp._html(coalesce(x->>'rule', '—'))
+                   || '</td><td>' || pdp._html(coalesce(x->>'purposes', '—')) || '</td><td>' || pdp._html(coalesce(x->>'retention', '—'))
+                   || '</td><td>' || pdp._html(coalesce(x->>'recipients', '—')) || '</td><td>' || pdp._html(x->>'protection') || '</td></tr>';
+    END LOOP;
+    out := out || '</table></section><section id="findings"><h2>Personal data not yet classified</h2>';
+    IF pg_catalog.jsonb_array_length(j->'unclassified_findings') = 0 THEN
+        out := out || '<p class="ok">None found.</p>';
+    ELSE
+        out := out || '<table><tr><th>Table</th><th>Column</th><th>Category</th><th>Confidence</th><th>Evidence</th></tr>';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'unclassified_findings') LOOP
+            out := out || '<tr><td>' || pdp._html(x->>'table') || '</td><td>' || pdp._html(x->>'column') || '</td><td>'
+                       || pdp._html(x->>'category') || '</td><td class="num">' || pdp._html(x->>'confidence') || '</td><td>'
+                       || pdp._html(x->>'evidence') || '</td></tr>';
+        END LOOP;
+        out := out || '</table>';
+    END IF;
+    -- Consents as horizontal bars (active, and withdrawn in the last 30 days).
+    SELECT GREATEST(1, pg_catalog.max((e->>'active')::numeric)) INTO maxv FROM pg_catalog.jsonb_array_elements(j->'consents') e;
+    bars := '';
+    y := 0;
+    FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'consents') LOOP
+        bars := bars || pg_catalog.format('<text x="0" y="%s" font-size="12">%s</text><rect x="160" y="%s" width="%s" height="14" fill="#4a7"/>'
+                                          '<text x="%s" y="%s" font-size="12">%s active, %s withdrawn (30 days)</text>',
+                    y + 12, pdp._html(x->>'purpose'), y + 1, pg_catalog.round(300 * (x->>'active')::numeric / maxv) + 1,
+                    pg_catalog.round(300 * (x->>'active')::numeric / maxv) + 166, y + 12, x->>'active', x->>'withdrawn_last_30_days');
+        y := y + 20;
+    END LOOP;
+    out := out || '</section><section id="consents"><h2>Consents</h2>'
+               || pg_catalog.format('<svg xmlns="http://www.w3.org/2000/svg" width="700" height="%s" role="img" aria-label="Consents per purpose">', y + 4)
+               || bars || '</svg></section>';
+    out := out || '<section id="retention"><h2>Retention</h2><table><tr><th>Table</th><th>Period</th><th>Action</th>'
+               || '<th>Expiring in 30 days</th><th>Expired, not purged</th></tr>';
+    FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'retention') LOOP
+        out := out || '<tr><td>' || pdp._html(x->>'table') || '</td><td>' || pdp._html(x->>'period') || '</td><td>' || pdp._html(x->>'action')
+                   || '</td><td class="num">' || coalesce(x->>'expiring_in_30_days', '0') || '</td><td class="num">'
+                   || coalesce(x->>'expired_not_purged', '0') || '</td></tr>';
+    END LOOP;
+    out := out || '</table><p>Last purge: ' || pdp._html(coalesce((j->'last_purge'->>'started_at') || ', ' || (j->'last_purge'->>'status')
+                                                        || ', ' || (j->'last_purge'->>'rows') || ' rows', 'none')) || '.</p></section>';
+    out := out || '<section id="open"><h2>Open matters</h2><ul>'
+               || '<li>Holds in force: ' || (j->>'holds_in_force') || '</li>'
+               || '<li>Restricted subjects: ' || (j->>'restricted_subjects') || '</li>'
+               || '<li>Overdue requests: ' || pg_catalog.jsonb_array_length(j->'overdue_requests') || '</li>'
+               || '<li>Pending rectification notices: ' || coalesce((SELECT pg_catalog.sum((e->>'count')::int)
+                      FROM pg_catalog.jsonb_array_elements(j->'pending_notices') e), 0) || '</li></ul></section></body></html>';
+    RETURN out;
+END
+$$;
+COMMENT ON FUNCTION pdp.report(text) IS
+    'the compliance report: register, unclassified findings, consents, retention, holds, requests, notices, audit chain (html, markdown or json)';
+
+REVOKE ALL ON FUNCTION pdp._md(text) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION pdp._md(text) TO pdp_admin, pdp_auditor;

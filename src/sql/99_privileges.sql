@@ -131,6 +131,6 @@ TO pdp_admin;
 
 -- Register, discovery, report: for the DPO (pdp_auditor) and pdp_admin.
 GRANT SELECT ON pdp.processing_register, pdp.special_category, pdp.name_hint, pdp.retention_tag TO pdp_admin, pdp_auditor;
-GRANT EXECUTE ON FUNCTION pdp.discover(name, integer), pdp.report(text), pdp._report_json(), pdp._html(text),
+GRANT EXECUTE ON FUNCTION pdp.discover(name, integer), pdp.report(text), pdp._report_json(), pdp._html(text), pdp._md(text),
                           pdp._classify_value(text) TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb), pdp._on_write_enabled(regclass) TO pdp_auditor;

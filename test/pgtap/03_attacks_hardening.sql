@@ -4,7 +4,7 @@
 -- attack it makes and must see it fail; the "control:" tests show that what
 -- the defence must still allow is allowed.  All of it is rolled back.
 BEGIN;
-SELECT plan(26);
+SELECT plan(30);
 
 -- An audit entry old enough to be trimmed, sealed before anything else.
 INSERT INTO pdp.audit_log (at, action) VALUES (now() - interval '3 days', 'tap_old');
@@ -109,6 +109,22 @@ SELECT is((SELECT count(*)::int FROM pdp.audit_log WHERE action = 'reverse' AND 
 SELECT ok(pdp.trim_audit_log('1 day') >= 1, 'set-up: trim_audit_log removes the old entry');
 SELECT throws_ok($$DELETE FROM pdp.audit_log WHERE action = 'register_table'$$, '42501', NULL,
                  'attack: a superuser deletes audit entries after trim_audit_log in the same transaction');
+
+-- 10. Leaks through the Markdown report: names are chosen by whoever made them.
+SET ROLE tap_admin;
+CREATE TABLE tap."<img src=x onerror=alert(1)>" (id int PRIMARY KEY, "<script>steal()</script>" text);
+RESET ROLE;
+SELECT pdp.register_table('tap."<img src=x onerror=alert(1)>"', 'id');
+SELECT pdp.define_purpose('[click](https://evil.example/)', 'consent');
+SELECT pdp.define_purpose('a | forged | cell', 'consent');
+CREATE TEMP TABLE tap_md AS SELECT pdp.report('markdown') AS md;
+SELECT ok((SELECT position('<img' IN md) = 0 AND position('&lt;img src=x onerror=alert\(1\)&gt;' IN md) > 0 FROM tap_md),
+          'attack: a table named with inline HTML puts an <img onerror> into the Markdown report');
+SELECT ok((SELECT md !~ '[^\\]\[click\]\(https' FROM tap_md),
+          'attack: a purpose named as a Markdown link becomes a clickable link in the report');
+SELECT ok((SELECT position('a | forged | cell' IN md) = 0 AND position('a \| forged \| cell' IN md) > 0 FROM tap_md),
+          'attack: a purpose name with pipes adds forged cells to the report''s consent table');
+SELECT is(pdp._md(E'a*b_c`d\ne<f>&'), 'a\*b\_c\`d e&lt;f&gt;&amp;', 'control: pdp._md escapes emphasis, code, line breaks and HTML');
 
 SELECT * FROM finish();
 ROLLBACK;
