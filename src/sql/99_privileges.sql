@@ -116,6 +116,9 @@ GRANT SELECT ON pdp.country, pdp.recipient, pdp.recipients, pdp.disclosure, pdp.
                 pdp.rectification_notice, pdp.request_deadline, pdp.subject_request, pdp.overdue_requests, pdp.erasure
 TO pdp_admin, pdp_auditor;
 GRANT INSERT, UPDATE, DELETE ON pdp.request_deadline TO pdp_admin;
+-- Its triggers (run as the editing pdp_admin member) and pg_dump's filter read the shipped deadlines.
+GRANT EXECUTE ON FUNCTION pdp._request_deadline_defaults(),
+                          pdp._request_deadline_is_default(text, text, interval, integer, text) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION
     pdp.define_recipient(text, text, text, text),
     pdp.record_disclosure(text, text, text, text[]), pdp.record_disclosure(bigint, text, text, text[]),

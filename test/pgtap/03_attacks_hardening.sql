@@ -4,7 +4,7 @@
 -- attack it makes and must see it fail; the "control:" tests show that what
 -- the defence must still allow is allowed.  All of it is rolled back.
 BEGIN;
-SELECT plan(30);
+SELECT plan(38);
 
 -- An audit entry old enough to be trimmed, sealed before anything else.
 INSERT INTO pdp.audit_log (at, action) VALUES (now() - interval '3 days', 'tap_old');
@@ -125,6 +125,34 @@ SELECT ok((SELECT md !~ '[^\\]\[click\]\(https' FROM tap_md),
 SELECT ok((SELECT position('a | forged | cell' IN md) = 0 AND position('a \| forged \| cell' IN md) > 0 FROM tap_md),
           'attack: a purpose name with pipes adds forged cells to the report''s consent table');
 SELECT is(pdp._md(E'a*b_c`d\ne<f>&'), 'a\*b\_c\`d e&lt;f&gt;&amp;', 'control: pdp._md escapes emphasis, code, line breaks and HTML');
+
+-- 14. A DBA's edits of the request deadlines are lost on dump and restore.
+SELECT is((SELECT c.cond FROM pg_extension e, unnest(e.extconfig, e.extcondition) c(tbl, cond)
+            WHERE e.extname = 'pdp_ext' AND c.tbl = 'pdp.request_deadline'::regclass),
+          'WHERE NOT pdp._request_deadline_is_default(jurisdiction, kind, period, working_days, source)',
+          'attack: pg_dump leaves pdp.request_deadline out (''WHERE false''), dropping the DBA''s edits');
+SET ROLE tap_admin;
+UPDATE pdp.request_deadline SET working_days = 10 WHERE jurisdiction = 'KZ' AND kind = 'access';
+UPDATE pdp.request_deadline SET period = '30 days' WHERE jurisdiction = 'EU' AND kind = 'access';
+INSERT INTO pdp.request_deadline VALUES ('UK', 'access', '1 month', NULL, 'UK GDPR');
+SELECT is((SELECT string_agg(jurisdiction || ':' || kind, ',' ORDER BY jurisdiction, kind) FROM pdp.request_deadline
+            WHERE NOT pdp._request_deadline_is_default(jurisdiction, kind, period, working_days, source)),
+          'EU:access,EU:erasure,KZ:access,UK:access', 'attack: an edited, a rewritten (''30 days'' for ''1 mon'') or an added deadline is not dumped');
+SELECT throws_ok($$DELETE FROM pdp.request_deadline WHERE jurisdiction = 'EU' AND kind = 'objection'$$, '0A000', NULL,
+                 'attack: a deleted shipped deadline comes back after a dump and restore');
+SELECT lives_ok($$DELETE FROM pdp.request_deadline WHERE jurisdiction = 'UK'$$, 'control: an added deadline can be deleted');
+RESET ROLE;
+SELECT throws_ok($$TRUNCATE pdp.request_deadline$$, '0A000', NULL, 'attack: truncating the shipped deadlines (they come back on restore)');
+-- What a restore does: CREATE EXTENSION inserted the shipped row, then the dump's row for the same key arrives.
+UPDATE pdp.request_deadline SET working_days = 3 WHERE jurisdiction = 'KZ' AND kind = 'access';
+SELECT lives_ok($$INSERT INTO pdp.request_deadline (jurisdiction, kind, period, working_days, source)
+                  SELECT 'KZ', 'access', NULL, 7, d.source FROM pdp._request_deadline_defaults() d
+                   WHERE d.jurisdiction = 'KZ' AND d.kind = 'access'$$,
+                'attack: restoring an edited deadline conflicts with the shipped row of its key');
+SELECT is((SELECT working_days FROM pdp.request_deadline WHERE jurisdiction = 'KZ' AND kind = 'access'), 7,
+          'the restored row took the shipped row''s place');
+SELECT throws_ok($$INSERT INTO pdp.request_deadline VALUES ('KZ', 'access', NULL, 9, 'again')$$, '23505', NULL,
+                 'control: an edited deadline is not silently replaced by a second insert');
 
 SELECT * FROM finish();
 ROLLBACK;
