@@ -67,9 +67,9 @@ SELECT column_name, category, rule, subject_columns, purposes, retention, recipi
 SELECT (pdp.report('json')::jsonb) ?& ARRAY['register', 'unclassified_findings', 'consents', 'retention',
                                             'holds_in_force', 'overdue_requests', 'pending_notices', 'audit'] AS json_complete;
 SELECT (pdp.report('json')::jsonb)->'audit'->>'ok' AS audit_ok;
-SELECT pdp.report('markdown') ~ '^# pdp_ext compliance report' AS md_title,
+SELECT pdp.report('markdown') ~ '^# pdp\\_ext compliance report' AS md_title,
        pdp.report('markdown') LIKE '%## Record of processing%' AS md_register,
-       pdp.report('markdown') LIKE '%| disc.people | misc | email | pseudo_email |%' AS md_row;
+       pdp.report('markdown') LIKE '%| disc.people | misc | email | pseudo\\_email |%' AS md_row;
 SELECT pdp.report() LIKE '<!DOCTYPE html>%</html>' AS html_document,
        pdp.report() NOT LIKE '%http://%' OR pdp.report() LIKE '%xmlns="http://www.w3.org/2000/svg"%' AS no_external_assets,
        pdp.report() NOT LIKE '%@mail.kz%' AS no_values;

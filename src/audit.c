@@ -26,20 +26,21 @@
 
 PG_FUNCTION_INFO_V1(pdp_audit_hash);
 PG_FUNCTION_INFO_V1(pdp_audit_append_only);
+PG_FUNCTION_INFO_V1(pdp_audit_trim_delete);
 PG_FUNCTION_INFO_V1(pdp_begin_audit_trim);
 
-/* Set by pdp._begin_audit_trim() for the rest of the transaction. */
+/*
+ * On only inside pdp_audit_trim_delete (set in PG_TRY, cleared in
+ * PG_FINALLY), so no failure or later statement can find it set.
+ */
 static bool audit_trimming = false;
-static bool xact_callback_registered = false;
 
-static void
-audit_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
-		event == XACT_EVENT_PREPARE)
-		audit_trimming = false;
-}
+/*
+ * Whether this backend's last reversal audit entry (last_lxid, last_stmt,
+ * last_function in pdp_audit_reversal) still stands: cleared when the
+ * subtransaction that wrote it aborts, which rolled the entry back.
+ */
+static bool reversal_recorded = false;
 
 static void
 digest_update_u64(EVP_MD_CTX *ctx, uint64 v)
@@ -144,22 +145,71 @@ pdp_audit_append_only(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* pdp._begin_audit_trim(): allow deletes from the audit tables until the transaction ends. */
+/*
+ * pdp._audit_trim_delete(cut_seq bigint) RETURNS bigint
+ * Deletes the audit entries sealed at or before cut_seq and their seals,
+ * and returns how many entries went.  The append-only trigger lets these
+ * two deletes through, and nothing else: the switch is on only for the
+ * length of this call.  Called by pdp.trim_audit_log, which moves the
+ * chain's anchor in the same transaction; executable by no other role.
+ */
+Datum
+pdp_audit_trim_delete(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	int64		n = 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("cut sequence number must not be null")));
+	values[0] = PG_GETARG_DATUM(0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PG_TRY();
+	{
+		audit_trimming = true;
+		if (SPI_execute_with_args("DELETE FROM pdp.audit_log l USING pdp.audit_seal a "
+								  "WHERE a.entry_id OPERATOR(pg_catalog.=) l.id AND a.seq OPERATOR(pg_catalog.<=) $1",
+								  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not trim the audit log");
+		n = (int64) SPI_processed;
+		if (SPI_execute_with_args("DELETE FROM pdp.audit_seal a WHERE a.seq OPERATOR(pg_catalog.<=) $1",
+								  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not trim the audit seals");
+	}
+	PG_FINALLY();
+	{
+		audit_trimming = false;
+	}
+	PG_END_TRY();
+	SPI_finish();
+	PG_RETURN_INT64(n);
+}
+
+/*
+ * pdp._begin_audit_trim() of versions 0.1 and 0.2 turned the switch on for
+ * the rest of the transaction.  The symbol stays so that their install
+ * scripts load (and update), but it refuses: an old trim_audit_log fails
+ * closed until ALTER EXTENSION pdp_ext UPDATE installs the call-scoped one.
+ */
 Datum
 pdp_begin_audit_trim(PG_FUNCTION_ARGS)
 {
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(audit_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
-	audit_trimming = true;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("pdp_ext's SQL objects are older than its library"),
+			 errdetail("Audit trimming needs the objects of pdp_ext 0.3."),
+			 errhint("Run ALTER EXTENSION pdp_ext UPDATE.")));
 	PG_RETURN_VOID();
 }
 
 /*
  * Record, once per statement and function, that a reversing function ran:
- * who (the entry's role) and which function, never a value.
+ * who (the entry's role) and which function, never a value.  "Once" counts
+ * only entries that still stand: after a subtransaction that wrote one
+ * aborted (a savepoint, an EXCEPTION block), the next reversal writes again.
  */
 void
 pdp_audit_reversal(const char *function)
@@ -173,7 +223,8 @@ pdp_audit_reversal(const char *function)
 	char	   *details;
 	int			rc;
 
-	if (last_lxid == MyProc->lxid && last_stmt == stmt && strcmp(last_function, function) == 0)
+	if (reversal_recorded && last_lxid == MyProc->lxid && last_stmt == stmt &&
+		strcmp(last_function, function) == 0)
 		return;
 	details = psprintf("{\"function\": \"%s\"}", function);
 	args[0] = CStringGetTextDatum(function);
@@ -188,6 +239,7 @@ pdp_audit_reversal(const char *function)
 	last_lxid = MyProc->lxid;
 	last_stmt = stmt;
 	strlcpy(last_function, function, sizeof(last_function));
+	pdp_scoped_set(&reversal_recorded);
 }
 
 PG_FUNCTION_INFO_V1(pdp_audit_write);

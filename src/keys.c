@@ -5,9 +5,18 @@
  *
  * Keys are read lazily, on the first call that needs one, and again after
  * every configuration reload (the GUC assign hook marks the ring stale).
- * Key bytes live only in this file's static storage and in callers' derived
+ * Key bytes live only in this file's key memory and in callers' derived
  * subkeys; they are wiped with OPENSSL_cleanse when replaced or on failure,
- * and no message ever contains them or any line of the file.
+ * and no message ever contains them or any line of the file.  The key
+ * memory (the ring and the buffer the file is read into) is one page-aligned
+ * anonymous mapping excluded from core dumps (MADV_DONTDUMP) and locked in
+ * memory (mlock) where the system allows, so that it is never swapped out;
+ * when locking is refused (RLIMIT_MEMLOCK) a LOG line says so once.
+ *
+ * The key file is opened once, without following the path again: every
+ * check (regular file, owner, permissions, outside the data directory) is
+ * made on the opened descriptor, so a file swapped in after a check of the
+ * path is never read.
  *-------------------------------------------------------------------------
  */
 #include "pdp_ext.h"
@@ -15,6 +24,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,13 +43,14 @@ typedef struct PdpKeyring
 	pdp_key		keys[PDP_MAX_KEYS];
 } PdpKeyring;
 
-static PdpKeyring keyring;
+/* Both in the key memory (keyring_memory). */
+static PdpKeyring *keyring = NULL;
+static char *keyfile_buf = NULL;	/* the file's bytes; wiped after every read */
+#define KEYFILE_BUF_SIZE (PDP_MAX_KEYFILE_SIZE + 1)
+
 static bool keyring_loaded = false;
 static bool keyring_stale = true;
 static uint64 keyring_generation = 0;
-
-/* Scratch space for the file's bytes; wiped after every read. */
-static char keyfile_buf[PDP_MAX_KEYFILE_SIZE + 1];
 
 static const char hkdf_salt[] = "pdp_ext subkey v1";
 
@@ -49,23 +60,75 @@ pdp_keys_mark_stale(void)
 	keyring_stale = true;
 }
 
+/*
+ * Map the key memory on first use: page-aligned, never in a core dump,
+ * locked in RAM where RLIMIT_MEMLOCK allows.  Lives as long as the backend.
+ */
+static void
+keyring_memory(void)
+{
+	static bool lock_refusal_logged = false;
+	size_t		page = (size_t) sysconf(_SC_PAGESIZE);
+	size_t		size;
+	void	   *mem;
+
+	if (keyring != NULL)
+		return;
+	size = TYPEALIGN(page, MAXALIGN(sizeof(PdpKeyring)) + KEYFILE_BUF_SIZE);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not allocate memory for pdp_ext's keys: %m")));
+#ifdef MADV_DONTDUMP
+	if (madvise(mem, size, MADV_DONTDUMP) != 0)
+	{
+		int			save_errno = errno;
+
+		munmap(mem, size);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not exclude pdp_ext's keys from core dumps: %m")));
+	}
+#endif
+	if (mlock(mem, size) != 0 && !lock_refusal_logged)
+	{
+		lock_refusal_logged = true;
+		ereport(LOG,
+				(errmsg("could not lock pdp_ext's keys in memory: %m"),
+				 errdetail("The keys may be written to swap."),
+				 errhint("Raise the server's RLIMIT_MEMLOCK (LimitMEMLOCK in its systemd unit) to at least %zu bytes.", size)));
+	}
+	keyring = (PdpKeyring *) mem;
+	keyfile_buf = (char *) mem + MAXALIGN(sizeof(PdpKeyring));
+}
+
 static void
 keyring_wipe(void)
 {
-	pdp_cleanse(&keyring, sizeof(keyring));
+	if (keyring != NULL)
+		pdp_cleanse(keyring, sizeof(*keyring));
 	keyring_loaded = false;
 }
 
-/* Is path inside the data directory?  Both are resolved first. */
+/*
+ * Is the opened file inside the data directory?  The descriptor's own path
+ * (/proc/self/fd) is resolved, not the configured one, which may since point
+ * elsewhere; without /proc, the configured path is resolved.
+ */
 static bool
-path_in_data_directory(const char *path)
+fd_in_data_directory(int fd, const char *path)
 {
+	char		fd_link[64];
 	char		real_path[PATH_MAX];
 	char		real_data[PATH_MAX];
 	size_t		n;
 
-	if (DataDir == NULL || realpath(path, real_path) == NULL ||
-		realpath(DataDir, real_data) == NULL)
+	snprintf(fd_link, sizeof(fd_link), "/proc/self/fd/%d", fd);
+	if (DataDir == NULL || realpath(DataDir, real_data) == NULL)
+		return false;
+	if (realpath(fd_link, real_path) == NULL && realpath(path, real_path) == NULL)
 		return false;
 	n = strlen(real_data);
 	return strncmp(real_path, real_data, n) == 0 &&
@@ -96,14 +159,13 @@ keyring_load(void)
 				 errdetail("The setting \"pdp.key_file\" is empty."),
 				 errhint("Create one with tools/pdp-keygen, set \"pdp.key_file\" in postgresql.conf and reload.")));
 
-	if (path_in_data_directory(path))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("key file \"%s\" is inside the data directory", path),
-				 errdetail("Keys kept in the data directory travel with every base backup and copy of it."),
-				 errhint("Move the key file outside the data directory.")));
+	keyring_memory();
 
-	fd = open(path, O_RDONLY | O_CLOEXEC, 0);
+	/*
+	 * O_NONBLOCK: a FIFO put in the file's place must not block the open; it
+	 * is refused below as not a regular file.  O_NOCTTY: nor a terminal.
+	 */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0);
 	if (fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
@@ -136,12 +198,30 @@ keyring_load(void)
 				 errdetail("A key file must be accessible by its owner only."),
 				 errhint("Run chmod 0600 on the file.")));
 	}
+	if (st.st_mode & (S_IXUSR | S_ISUID | S_ISGID | S_ISVTX))
+	{
+		close(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("key file \"%s\" has execute or special permission bits", path),
+				 errdetail("A key file's mode must be 0600 or 0400."),
+				 errhint("Run chmod 0600 on the file.")));
+	}
 	if (st.st_uid != geteuid() && st.st_uid != 0)
 	{
 		close(fd);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("key file \"%s\" must be owned by the database server's user or root", path)));
+	}
+	if (fd_in_data_directory(fd, path))
+	{
+		close(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("key file \"%s\" is inside the data directory", path),
+				 errdetail("Keys kept in the data directory travel with every base backup and copy of it."),
+				 errhint("Move the key file outside the data directory.")));
 	}
 	if (st.st_size > PDP_MAX_KEYFILE_SIZE)
 	{
@@ -152,9 +232,9 @@ keyring_load(void)
 				 errdetail("%s", pdp_keyfile_status_message(PDP_KEYFILE_TOO_LARGE))));
 	}
 
-	while (nread < (ssize_t) sizeof(keyfile_buf))
+	while (nread < (ssize_t) KEYFILE_BUF_SIZE)
 	{
-		ssize_t		r = read(fd, keyfile_buf + nread, sizeof(keyfile_buf) - nread);
+		ssize_t		r = read(fd, keyfile_buf + nread, KEYFILE_BUF_SIZE - nread);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -162,7 +242,7 @@ keyring_load(void)
 		{
 			int			save_errno = errno;
 
-			pdp_cleanse(keyfile_buf, sizeof(keyfile_buf));
+			pdp_cleanse(keyfile_buf, KEYFILE_BUF_SIZE);
 			close(fd);
 			errno = save_errno;
 			ereport(ERROR,
@@ -175,10 +255,10 @@ keyring_load(void)
 	}
 	close(fd);
 
-	status = pdp_keyfile_parse(keyfile_buf, (size_t) nread, keyring.keys,
-							   PDP_MAX_KEYS, &keyring.nkeys, &keyring.active,
+	status = pdp_keyfile_parse(keyfile_buf, (size_t) nread, keyring->keys,
+							   PDP_MAX_KEYS, &keyring->nkeys, &keyring->active,
 							   &bad_line);
-	pdp_cleanse(keyfile_buf, sizeof(keyfile_buf));
+	pdp_cleanse(keyfile_buf, KEYFILE_BUF_SIZE);
 
 	if (status != PDP_KEYFILE_OK)
 	{
@@ -224,7 +304,7 @@ const pdp_key *
 pdp_active_key(void)
 {
 	keyring_ensure();
-	return &keyring.keys[keyring.active];
+	return &keyring->keys[keyring->active];
 }
 
 /* The key with this version, or NULL if the file no longer holds it. */
@@ -232,9 +312,9 @@ const pdp_key *
 pdp_key_by_version(uint16 version)
 {
 	keyring_ensure();
-	for (int i = 0; i < keyring.nkeys; i++)
-		if (keyring.keys[i].version == version)
-			return &keyring.keys[i];
+	for (int i = 0; i < keyring->nkeys; i++)
+		if (keyring->keys[i].version == version)
+			return &keyring->keys[i];
 	return NULL;
 }
 
@@ -279,19 +359,19 @@ pdp_key_status(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	keyring_ensure();
 
-	for (int i = 0; i < keyring.nkeys; i++)
+	for (int i = 0; i < keyring->nkeys; i++)
 	{
 		Datum		values[3];
 		bool		nulls[3] = {false, false, false};
 		char		fingerprint[17];
 
-		if (!pdp_key_fingerprint(keyring.keys[i].bytes, fingerprint))
+		if (!pdp_key_fingerprint(keyring->keys[i].bytes, fingerprint))
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 					 errmsg("could not compute a key fingerprint")));
-		values[0] = Int32GetDatum(keyring.keys[i].version);
+		values[0] = Int32GetDatum(keyring->keys[i].version);
 		values[1] = CStringGetTextDatum(fingerprint);
-		values[2] = BoolGetDatum(i == keyring.active);
+		values[2] = BoolGetDatum(i == keyring->active);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -11,10 +11,22 @@
 
 #include <limits.h>
 
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "fmgr.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "storage/proc.h"
 
 PG_MODULE_MAGIC;
 
@@ -55,24 +67,187 @@ pdp_assign_key_file(const char *newval, void *extra)
 /*
  * Personal values must not reach the server log.  pdp_ext's own messages
  * never contain them, but PostgreSQL logs the text of a failing statement
- * (log_min_error_statement), and a failing call such as
- * pdp.grant_consent('<e-mail>', ...) carries the value in that text.  So
- * the statement is hidden for every error of a statement that calls pdp_ext
- * or fails inside it, and integrity-violation details ("Key (id)=(42)")
- * raised inside pdp_ext are dropped.  Loaded with shared_preload_libraries
- * this covers every session; otherwise from a session's first use.
+ * (log_min_error_statement) and the context of an error, and a failing call
+ * such as pdp.grant_consent('<e-mail>', ...), or an application's UPDATE
+ * refused by pdp's restricted-row trigger, carries values in that text.
+ *
+ * The guarantee is structural: a function manager hook notes that a
+ * function of schema pdp or of this library (triggers included) started in
+ * the current top-level statement, however it was reached (any spelling,
+ * search_path, a trigger, a policy, an index expression).  Every message of
+ * that statement from then on (errors, warnings, notices, log lines) goes to
+ * the server log without its STATEMENT and CONTEXT lines, and an integrity
+ * violation's detail ("Key (id)=(42)") is dropped.  The client still gets
+ * the context.  A statement that names pdp in any case is treated the same
+ * from its start, so an error raised while its arguments are parsed, before
+ * any pdp function runs, is covered too.  Loaded with
+ * shared_preload_libraries this covers every session; otherwise from a
+ * session's first use.
+ *
+ * Cost: needs_fmgr_hook is asked once per function lookup (fmgr_info), and
+ * its answer is cached per function OID in a backend-local hash, emptied
+ * when pg_proc or pg_namespace change.  Only pdp's functions then go through
+ * the hook, whose start event stores one timestamp.
  */
+static needs_fmgr_hook_type prev_needs_fmgr_hook = NULL;
+static fmgr_hook_type prev_fmgr_hook = NULL;
+
+typedef struct PdpFnEntry
+{
+	Oid			fn_oid;			/* hash key */
+	bool		is_pdp;
+} PdpFnEntry;
+
+static HTAB *pdp_fn_cache = NULL;
+static bool pdp_fn_cache_valid = false;
+
+/* The top-level statement in which pdp code last ran (statement start time, transaction). */
+static TimestampTz pdp_ran_stmt = 0;
+static LocalTransactionId pdp_ran_lxid = InvalidLocalTransactionId;
+
+/* Syscache callback: only mark the cache stale; it is rebuilt on next use. */
+static void
+pdp_fn_cache_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	pdp_fn_cache_valid = false;
+}
+
+/* Is fn_oid a function of schema pdp, or a C function of this library? */
+static bool
+pdp_fn_lookup(Oid fn_oid)
+{
+	PdpFnEntry *e;
+	bool		found;
+	HeapTuple	tup;
+	bool		is_pdp = false;
+
+	if (!IsTransactionState())
+		return false;
+	if (pdp_fn_cache == NULL || !pdp_fn_cache_valid)
+	{
+		HASHCTL		ctl;
+
+		if (pdp_fn_cache != NULL)
+			hash_destroy(pdp_fn_cache);
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(PdpFnEntry);
+		ctl.hcxt = TopMemoryContext;
+		pdp_fn_cache = hash_create("pdp_ext function cache", 256, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		pdp_fn_cache_valid = true;
+	}
+	e = (PdpFnEntry *) hash_search(pdp_fn_cache, &fn_oid, HASH_FIND, NULL);
+	if (e != NULL)
+		return e->is_pdp;
+
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(tup);
+		Oid			pdp_nsp = get_namespace_oid("pdp", true);
+
+		if (OidIsValid(pdp_nsp) && proc->pronamespace == pdp_nsp)
+			is_pdp = true;
+		else if (proc->prolang == ClanguageId)
+		{
+			bool		isnull;
+			Datum		bin = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_probin, &isnull);
+
+			if (!isnull)
+			{
+				char	   *probin = TextDatumGetCString(bin);
+				const char *base = last_dir_separator(probin);
+
+				base = base ? base + 1 : probin;
+				is_pdp = strcmp(base, "pdp_ext") == 0 || strcmp(base, "pdp_ext" DLSUFFIX) == 0;
+				pfree(probin);
+				/*
+				 * The row test runs once per row of every protected scan: it
+				 * notes itself (pdp_note_pdp_ran), which costs two stores
+				 * instead of the hook's wrapping of every call.
+				 */
+				if (is_pdp)
+				{
+					Datum		src = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+
+					if (!isnull)
+					{
+						char	   *prosrc = TextDatumGetCString(src);
+
+						if (strncmp(prosrc, "pdp_visible_", 12) == 0)
+							is_pdp = false;
+						pfree(prosrc);
+					}
+				}
+			}
+		}
+		ReleaseSysCache(tup);
+	}
+	/* The lookups above may have processed invalidations: re-check before caching. */
+	if (pdp_fn_cache_valid)
+	{
+		e = (PdpFnEntry *) hash_search(pdp_fn_cache, &fn_oid, HASH_ENTER, &found);
+		e->is_pdp = is_pdp;
+	}
+	return is_pdp;
+}
+
+static bool
+pdp_needs_fmgr_hook(Oid fn_oid)
+{
+	if (prev_needs_fmgr_hook && prev_needs_fmgr_hook(fn_oid))
+		return true;
+	return pdp_fn_lookup(fn_oid);
+}
+
+static void
+pdp_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
+{
+	/*
+	 * Without an earlier hook only pdp's functions come here; with one, ask
+	 * the cache (its answer was stored when the function was looked up).
+	 */
+	if (event == FHET_START && (prev_needs_fmgr_hook == NULL || pdp_fn_lookup(flinfo->fn_oid)))
+	{
+		pdp_ran_stmt = GetCurrentStatementStartTimestamp();
+		pdp_ran_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+	}
+	if (prev_fmgr_hook)
+		prev_fmgr_hook(event, flinfo, private);
+}
+
+/* For hot functions left out of the hook: note that pdp code ran in this statement. */
+void
+pdp_note_pdp_ran(void)
+{
+	pdp_ran_stmt = GetCurrentStatementStartTimestamp();
+	pdp_ran_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+}
+
+/* Does the statement's text name pdp, in any case ("pdp", "PDP", "Pdp")? */
+static bool
+pdp_text_names_pdp(const char *text)
+{
+	if (text == NULL)
+		return false;
+	for (const char *p = text; p[0] != '\0'; p++)
+		if (pg_tolower((unsigned char) p[0]) == 'p' && pg_tolower((unsigned char) p[1]) == 'd' &&
+			pg_tolower((unsigned char) p[2]) == 'p')
+			return true;
+	return false;
+}
+
 static void
 pdp_emit_log_hook(ErrorData *edata)
 {
-	if (edata->elevel >= ERROR)
-	{
-		bool		in_pdp = edata->context != NULL && strstr(edata->context, "pdp.") != NULL;
-		bool		calls_pdp = debug_query_string != NULL && strstr(debug_query_string, "pdp.") != NULL;
+	bool		pdp_ran = pdp_ran_stmt != 0 && pdp_ran_stmt == GetCurrentStatementStartTimestamp() &&
+		MyProc != NULL && pdp_ran_lxid == MyProc->lxid;
 
-		if (in_pdp || calls_pdp)
-			edata->hide_stmt = true;
-		if (in_pdp && ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+	if (pdp_ran || pdp_text_names_pdp(debug_query_string))
+	{
+		edata->hide_stmt = true;
+		edata->hide_ctx = true;
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
 		{
 			edata->detail = NULL;
 			edata->detail_log = NULL;
@@ -133,4 +308,10 @@ _PG_init(void)
 
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = pdp_emit_log_hook;
+	prev_needs_fmgr_hook = needs_fmgr_hook;
+	needs_fmgr_hook = pdp_needs_fmgr_hook;
+	prev_fmgr_hook = fmgr_hook;
+	fmgr_hook = pdp_fmgr_hook;
+	CacheRegisterSyscacheCallback(PROCOID, pdp_fn_cache_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, pdp_fn_cache_invalidate, (Datum) 0);
 }

@@ -20,9 +20,15 @@ extern bool pdp_allow_special_categories;
 
 /*
  * Set by pdp.erase_subject while it works, so that erasure may delete rows
- * of restricted subjects (restriction does not bar erasure).
+ * of restricted subjects (restriction does not bar erasure).  True only
+ * while an erasure runs: it is cleared when erasure ends, when the
+ * subtransaction that set it aborts, and at the end of the transaction.
  */
 extern bool pdp_erasure_in_progress;
+
+/* Flags scoped to the subtransaction that set them (scoped.c) */
+extern void pdp_scoped_set(bool *flag);
+extern void pdp_scoped_clear(bool *flag);
 
 /* Pseudonyms (pseudonym.c) */
 extern Datum pdp_pseudonym_for_audit(FunctionCallInfo fcinfo, text *subject);
@@ -38,6 +44,9 @@ extern Oid	pdp_function_owner(Oid fnoid);
 extern bool pdp_check_purpose(char **newval, void **extra, GucSource source);
 extern int	pdp_statement_flags(bool notice);
 extern Oid	pdp_relation_oid(const char *name);
+
+/* Log hiding (pdp_ext.c): hot functions left out of the fmgr hook note themselves. */
+extern void pdp_note_pdp_ran(void);
 
 /* Row visibility (visibility.c) */
 extern int	pdp_visibility_memory_kb;

@@ -7,7 +7,6 @@
 #include "pdp_ext.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -21,31 +20,20 @@
 PG_FUNCTION_INFO_V1(pdp_rectification);
 PG_FUNCTION_INFO_V1(pdp_set_erasing);
 
-static bool erase_callback_registered = false;
-
-static void
-erase_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
-		event == XACT_EVENT_PREPARE)
-		pdp_erasure_in_progress = false;
-}
-
 /*
  * pdp._set_erasing(on boolean): lets pdp.erase_subject delete rows of a
  * restricted subject (restriction does not bar erasure) until it turns it
- * off or the transaction ends.  Executable by the extension's owner only.
+ * off, the subtransaction it was turned on in aborts (an erasure that
+ * failed inside a savepoint or an EXCEPTION block), or the transaction
+ * ends.  Executable by the extension's owner only.
  */
 Datum
 pdp_set_erasing(PG_FUNCTION_ARGS)
 {
-	if (!erase_callback_registered)
-	{
-		RegisterXactCallback(erase_xact_callback, NULL);
-		erase_callback_registered = true;
-	}
-	pdp_erasure_in_progress = PG_GETARG_BOOL(0);
+	if (!PG_ARGISNULL(0) && PG_GETARG_BOOL(0))
+		pdp_scoped_set(&pdp_erasure_in_progress);
+	else
+		pdp_scoped_clear(&pdp_erasure_in_progress);
 	PG_RETURN_VOID();
 }
 

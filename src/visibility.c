@@ -553,7 +553,10 @@ subject_visible(int flags, const char *s, size_t len, bool have_id, int64 id)
 Datum
 pdp_visible_int8(PG_FUNCTION_ARGS)
 {
-	int			flags = pdp_statement_flags(true);
+	int			flags;
+
+	pdp_note_pdp_ran();
+	flags = pdp_statement_flags(true);
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(flags != 0);
@@ -563,9 +566,11 @@ pdp_visible_int8(PG_FUNCTION_ARGS)
 Datum
 pdp_visible_text(PG_FUNCTION_ARGS)
 {
-	int			flags = pdp_statement_flags(true);
+	int			flags;
 	text	   *t;
 
+	pdp_note_pdp_ran();
+	flags = pdp_statement_flags(true);
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(flags != 0);
 	t = PG_GETARG_TEXT_PP(0);
@@ -576,11 +581,13 @@ Datum
 pdp_visible_uuid(PG_FUNCTION_ARGS)
 {
 	static const char hexdigits[] = "0123456789abcdef";
-	int			flags = pdp_statement_flags(true);
+	int			flags;
 	char		buf[2 * UUID_LEN + 4];
 	pg_uuid_t  *uuid;
 	int			p = 0;
 
+	pdp_note_pdp_ran();
+	flags = pdp_statement_flags(true);
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(flags != 0);
 	uuid = PG_GETARG_UUID_P(0);

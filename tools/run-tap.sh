@@ -2,7 +2,6 @@
 # Run the Perl TAP suites in test/tap with PostgreSQL's own test modules
 # (PostgreSQL::Test::Cluster).  initdb refuses to run as root, so as root the
 # suites run as the "postgres" user from a scratch copy it can write to.
-# PDP_TAP_ONLY="010 012" runs only the suites whose names start with 010 or 012.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +31,12 @@ if [ "$(id -u)" -eq 0 ]; then
   run=(runuser -u postgres --)
 fi
 cd "$work"
+# PDP_TAP_ONLY="006 010_upgrade" runs only the files whose names start so (default: all).
+tests=(t/*.pl)
+if [ -n "${PDP_TAP_ONLY:-}" ]; then
+  tests=()
+  for f in $PDP_TAP_ONLY; do tests+=(t/"${f%.pl}"*.pl); done
+fi
 "${run[@]}" env PATH="$bindir:$PATH" TESTDIR="$work" PG_REGRESS=/bin/true PDP_SMALL_FS="${PDP_SMALL_FS:-}" \
   PERL5LIB="$pgxs/src/test/perl${PERL5LIB:+:$PERL5LIB}" \
-  prove ${PROVE_FLAGS:-} $(for p in ${PDP_TAP_ONLY:-""}; do echo t/$p*.pl; done)
+  prove ${PROVE_FLAGS:-} "${tests[@]}"

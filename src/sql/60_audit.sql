@@ -86,9 +86,10 @@ COMMENT ON FUNCTION pdp._audit_hash(bytea, bigint, bigint, timestamptz, text[]) 
 CREATE FUNCTION pdp._audit_append_only() RETURNS trigger
 LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_audit_append_only';
 COMMENT ON FUNCTION pdp._audit_append_only() IS 'trigger: refuses UPDATE, DELETE and TRUNCATE of the audit trail';
-CREATE FUNCTION pdp._begin_audit_trim() RETURNS void
-LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_begin_audit_trim';
-COMMENT ON FUNCTION pdp._begin_audit_trim() IS 'allows pdp.trim_audit_log to delete, until the transaction ends';
+CREATE FUNCTION pdp._audit_trim_delete(cut_seq bigint) RETURNS bigint
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_trim_delete';
+COMMENT ON FUNCTION pdp._audit_trim_delete(bigint) IS
+    'deletes the audit entries sealed up to cut_seq and their seals (for pdp.trim_audit_log; the append-only guard is lifted for this call only)';
 
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON pdp.audit_log
     FOR EACH ROW EXECUTE FUNCTION pdp._audit_append_only();
@@ -240,9 +241,7 @@ DECLARE
     cut record;
     n bigint;
 BEGIN
-    IF keep IS NULL OR keep < interval '1 day' THEN
-        RAISE EXCEPTION 'the audit log must keep at least one day' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM pdp._check_interval(keep, 'the audit log must keep at least one day', interval '1 day');
     PERFORM pdp.seal_audit_log(wait => true, max_entries => 2147483647);
     -- Cut the longest prefix of the chain whose entries are all older than
     -- keep (the chain is in sealing order, which only roughly follows time):
@@ -254,11 +253,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
-    PERFORM pdp._begin_audit_trim();
-    DELETE FROM pdp.audit_log l USING pdp.audit_seal a
-     WHERE a.entry_id OPERATOR(pg_catalog.=) l.id AND a.seq <= cut.seq;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    DELETE FROM pdp.audit_seal a WHERE a.seq <= cut.seq;
+    n := pdp._audit_trim_delete(cut.seq);
     UPDATE pdp.audit_chain SET anchor_seq = cut.seq, anchor_hash = cut.hash, anchored_at = pg_catalog.now();
     PERFORM pdp._audit('trim_audit_log', 'pdp.audit_log', NULL,
                        pg_catalog.jsonb_build_object('entries_removed', n, 'anchor_seq', cut.seq, 'keep', keep::text));

@@ -34,6 +34,9 @@ COMMENT ON COLUMN pdp.retention_policy.action IS 'delete, or anonymise (apply th
 COMMENT ON COLUMN pdp.retention_policy.set_at IS 'when retention was set';
 COMMENT ON COLUMN pdp.retention_policy.set_by IS 'who set it';
 SELECT pg_catalog.pg_extension_config_dump('pdp.retention_policy', '');
+CREATE TRIGGER retention_policy_check_period BEFORE INSERT OR UPDATE OF period ON pdp.retention_policy
+    FOR EACH ROW EXECUTE FUNCTION pdp._check_period();
+COMMENT ON TRIGGER retention_policy_check_period ON pdp.retention_policy IS 'a period must span a positive time however the row is written';
 
 -- Expiries of rows of tables retained without an anchor.
 CREATE TABLE pdp.retention_tag (
@@ -78,6 +81,9 @@ COMMENT ON COLUMN pdp.subject_retention.activity_column IS 'its column holding t
 COMMENT ON COLUMN pdp.subject_retention.set_at IS 'when it was set';
 COMMENT ON COLUMN pdp.subject_retention.set_by IS 'who set it';
 SELECT pg_catalog.pg_extension_config_dump('pdp.subject_retention', '');
+CREATE TRIGGER subject_retention_check_period BEFORE INSERT OR UPDATE OF period ON pdp.subject_retention
+    FOR EACH ROW EXECUTE FUNCTION pdp._check_period();
+COMMENT ON TRIGGER subject_retention_check_period ON pdp.subject_retention IS 'a period must span a positive time however the row is written';
 
 CREATE TABLE pdp.hold (
     id          bigserial   PRIMARY KEY,
@@ -195,9 +201,7 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Register its subject columns first: holds and restrictions apply per subject.';
     END IF;
-    IF period IS NULL OR period <= interval '0' THEN
-        RAISE EXCEPTION 'retention period must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM pdp._check_interval(period, 'retention period must be positive');
     IF action IS NULL OR action NOT IN ('delete', 'anonymise') THEN
         RAISE EXCEPTION 'unknown retention action' USING ERRCODE = 'invalid_parameter_value',
               HINT = 'The action is "delete" or "anonymise".';
@@ -310,9 +314,7 @@ DECLARE
     typ regtype;
 BEGIN
     PERFORM pdp._require_owner(activity_table);
-    IF period IS NULL OR period <= interval '0' THEN
-        RAISE EXCEPTION 'retention period must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM pdp._check_interval(period, 'retention period must be positive');
     IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) activity_table) THEN
         RAISE EXCEPTION 'table "%" is not registered', pdp._relname(activity_table)
             USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -774,9 +776,7 @@ BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF max_duration IS NULL OR max_duration <= interval '0' THEN
-        RAISE EXCEPTION 'max_duration must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM pdp._check_interval(max_duration, 'max_duration must be positive');
     deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) max_duration;
     IF pg_catalog.current_setting('transaction_read_only') = 'on' THEN
         RAISE EXCEPTION 'cannot purge in a read-only transaction'

@@ -77,7 +77,8 @@ LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_rectification';
 COMMENT ON FUNCTION pdp._rectification() IS 'trigger: raises a notice for every recipient of a subject whose classified data changed';
 CREATE FUNCTION pdp._set_erasing(on_ boolean) RETURNS void
 LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_set_erasing';
-COMMENT ON FUNCTION pdp._set_erasing(boolean) IS 'lets erasure delete rows of restricted subjects, until the transaction ends';
+COMMENT ON FUNCTION pdp._set_erasing(boolean) IS
+    'lets erasure delete rows of restricted subjects until erasure turns it off, the subtransaction that turned it on aborts, or the transaction ends';
 
 -- Keep the rectification trigger of a table in step with its subject and
 -- classified columns (a classified column has a rule or a category).
@@ -234,16 +235,87 @@ COMMENT ON COLUMN pdp.request_deadline.kind IS 'access, rectification, erasure, 
 COMMENT ON COLUMN pdp.request_deadline.period IS 'a calendar period, or NULL when counted in working days';
 COMMENT ON COLUMN pdp.request_deadline.working_days IS 'working days (Monday to Friday; public holidays are not known to pdp_ext)';
 COMMENT ON COLUMN pdp.request_deadline.source IS 'where the deadline comes from';
-SELECT pg_catalog.pg_extension_config_dump('pdp.request_deadline', 'WHERE false');
-INSERT INTO pdp.request_deadline (jurisdiction, kind, period, working_days, source)
-SELECT 'EU', k, interval '1 month', NULL,
+CREATE TRIGGER request_deadline_check_period BEFORE INSERT OR UPDATE OF period ON pdp.request_deadline
+    FOR EACH ROW EXECUTE FUNCTION pdp._check_period();
+COMMENT ON TRIGGER request_deadline_check_period ON pdp.request_deadline IS 'a period must span a positive time however the row is written';
+
+-- The deadlines pdp_ext ships.  CREATE EXTENSION inserts them, and a dump
+-- carries only the rows a DBA added or changed (the filter below); on
+-- restore, a dumped row replaces the shipped row of its key (the trigger
+-- below).  Shipped rows can be edited but not deleted, so that every edit
+-- survives a dump and restore.
+CREATE FUNCTION pdp._request_deadline_defaults()
+RETURNS TABLE (jurisdiction text, kind text, period interval, working_days integer, source text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT 'EU', k, interval '1 month', NULL::integer,
        'GDPR Art. 12(3): without undue delay and in any event within one month of receipt (extendable by two months, Art. 12(3))'
-  FROM unnest(ARRAY['access', 'rectification', 'erasure', 'restriction', 'portability', 'withdrawal', 'objection']) k
+  FROM pg_catalog.unnest(ARRAY['access', 'rectification', 'erasure', 'restriction', 'portability', 'withdrawal', 'objection']) k
 UNION ALL
-SELECT 'KZ', k, NULL, 3,
+SELECT 'KZ', k, NULL::interval, 3,
        'Law 94-V on personal data (Art. 24, operator''s obligations), as commonly cited: three working days; '
        'check against the law''s current text and edit this row if your counsel reads it otherwise'
-  FROM unnest(ARRAY['access', 'rectification', 'erasure', 'restriction', 'portability', 'withdrawal', 'objection']) k;
+  FROM pg_catalog.unnest(ARRAY['access', 'rectification', 'erasure', 'restriction', 'portability', 'withdrawal', 'objection']) k
+$$;
+COMMENT ON FUNCTION pdp._request_deadline_defaults() IS 'the request deadlines pdp_ext ships (inserted by CREATE EXTENSION)';
+
+-- Is this row exactly a shipped one?  Periods are compared as written
+-- ('30 days' is an edit of '1 mon', though the two compare equal).
+CREATE FUNCTION pdp._request_deadline_is_default(jurisdiction text, kind text, period interval,
+                                                 working_days integer, source text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT EXISTS (SELECT 1 FROM pdp._request_deadline_defaults() d
+                WHERE d.jurisdiction OPERATOR(pg_catalog.=) $1 AND d.kind OPERATOR(pg_catalog.=) $2
+                  AND d.period::text IS NOT DISTINCT FROM $3::text
+                  AND d.working_days IS NOT DISTINCT FROM $4 AND d.source OPERATOR(pg_catalog.=) $5)
+$$;
+COMMENT ON FUNCTION pdp._request_deadline_is_default(text, text, interval, integer, text) IS
+    'whether a request deadline row is exactly as shipped (such rows are not dumped)';
+SELECT pg_catalog.pg_extension_config_dump('pdp.request_deadline',
+    'WHERE NOT pdp._request_deadline_is_default(jurisdiction, kind, period, working_days, source)');
+
+CREATE FUNCTION pdp._request_deadline_keep_edits() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        -- A row for a key whose row is still as shipped takes that row's place
+        -- (a restore loads the edited row after CREATE EXTENSION inserted the
+        -- shipped one): the shipped row is updated and the insert skipped.
+        UPDATE pdp.request_deadline d
+           SET period = NEW.period, working_days = NEW.working_days, source = NEW.source
+         WHERE d.jurisdiction OPERATOR(pg_catalog.=) NEW.jurisdiction AND d.kind OPERATOR(pg_catalog.=) NEW.kind
+           AND pdp._request_deadline_is_default(d.jurisdiction, d.kind, d.period, d.working_days, d.source);
+        IF FOUND THEN
+            RETURN NULL;
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'TRUNCATE' OR EXISTS (SELECT 1 FROM pdp._request_deadline_defaults() d
+                                      WHERE d.jurisdiction OPERATOR(pg_catalog.=) OLD.jurisdiction
+                                        AND d.kind OPERATOR(pg_catalog.=) OLD.kind) THEN
+        RAISE EXCEPTION 'cannot delete a shipped request deadline' USING ERRCODE = 'feature_not_supported',
+              DETAIL = 'CREATE EXTENSION inserts the shipped deadlines, so a deleted one would come back after a dump and restore.',
+              HINT = 'Edit its period or working_days instead.';
+    END IF;
+    RETURN OLD;
+END
+$$;
+COMMENT ON FUNCTION pdp._request_deadline_keep_edits() IS
+    'trigger: an inserted deadline takes the place of an unedited shipped one of its key; shipped deadlines cannot be deleted';
+CREATE TRIGGER request_deadline_keep_edits BEFORE INSERT OR DELETE ON pdp.request_deadline
+    FOR EACH ROW EXECUTE FUNCTION pdp._request_deadline_keep_edits();
+COMMENT ON TRIGGER request_deadline_keep_edits ON pdp.request_deadline IS 'edits of the shipped deadlines survive a dump and restore';
+CREATE TRIGGER request_deadline_no_truncate BEFORE TRUNCATE ON pdp.request_deadline
+    FOR EACH STATEMENT EXECUTE FUNCTION pdp._request_deadline_keep_edits();
+COMMENT ON TRIGGER request_deadline_no_truncate ON pdp.request_deadline IS 'shipped deadlines cannot be truncated away';
+
+INSERT INTO pdp.request_deadline (jurisdiction, kind, period, working_days, source)
+SELECT * FROM pdp._request_deadline_defaults();
 
 CREATE TABLE pdp.subject_request (
     id           bigserial   PRIMARY KEY,
@@ -313,6 +385,9 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no deadline for % requests in jurisdiction "%"', kind, jurisdiction
             USING ERRCODE = 'undefined_object', HINT = 'pdp.request_deadline lists the deadlines; pdp_admin may add rows.';
+    END IF;
+    IF d.period IS NOT NULL THEN
+        PERFORM pdp._check_interval(d.period, 'request deadline must be positive');
     END IF;
     IF received_at > pg_catalog.now() + interval '1 minute' THEN
         RAISE EXCEPTION 'received_at is in the future' USING ERRCODE = 'invalid_parameter_value';

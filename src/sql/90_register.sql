@@ -152,6 +152,19 @@ AS $$ SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(pg_catalog
              coalesce(s, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;') $$;
 COMMENT ON FUNCTION pdp._html(text) IS 'escapes text for HTML';
 
+-- Names in the Markdown report (tables, columns, purposes, evidence) are
+-- chosen by whoever made them: inline HTML is turned into entities, Markdown's
+-- punctuation is escaped with a backslash and line breaks become spaces, so a
+-- name renders as the text it is and cannot add markup, links or table cells.
+CREATE FUNCTION pdp._md(s text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.regexp_replace(
+             pg_catalog.translate(pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(
+                 s, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), E'\r\n', '  '),
+             '([\\`*_{}\[\]()#!|~])', '\\\1', 'g') $$;
+COMMENT ON FUNCTION pdp._md(text) IS 'escapes text for Markdown: inline HTML as entities, punctuation with a backslash, line breaks as spaces';
+
 CREATE FUNCTION pdp._report_json() RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -240,15 +253,15 @@ BEGIN
     END IF;
 
     IF format = 'markdown' THEN
-        out := '# ' || (j->>'title') || E'\n\nDatabase `' || (j->>'database') || '`, ' || (j->>'generated_at') || E'.\n\n';
+        out := '# ' || pdp._md(j->>'title') || E'\n\nDatabase `' || pdp._md(j->>'database') || '`, ' || pdp._md(j->>'generated_at') || E'.\n\n';
         out := out || E'## Audit trail\n\n' || CASE WHEN (j->'audit'->>'ok')::boolean
-                 THEN 'The hash chain verifies: ' || (j->'audit'->>'entries') || E' entries.\n\n'
-                 ELSE '**The hash chain is broken** at entry ' || (j->'audit'->>'first_bad_id') || E'.\n\n' END;
+                 THEN 'The hash chain verifies: ' || pdp._md(j->'audit'->>'entries') || E' entries.\n\n'
+                 ELSE '**The hash chain is broken** at entry ' || pdp._md(j->'audit'->>'first_bad_id') || E'.\n\n' END;
         out := out || E'## Record of processing\n\n| table | column | category | rule | purposes | retention | recipients | protection |\n|---|---|---|---|---|---|---|---|\n';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'register') LOOP
-            out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s | %s | %s | %s |\n', x->>'table_name', coalesce(x->>'column_name', '—'),
-                       coalesce(x->>'category', '—'), coalesce(x->>'rule', '—'), coalesce(x->>'purposes', '—'),
-                       coalesce(x->>'retention', '—'), coalesce(x->>'recipients', '—'), x->>'protection');
+            out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s | %s | %s | %s |\n', pdp._md(x->>'table_name'), coalesce(pdp._md(x->>'column_name'), '—'),
+                       coalesce(pdp._md(x->>'category'), '—'), coalesce(pdp._md(x->>'rule'), '—'), coalesce(pdp._md(x->>'purposes'), '—'),
+                       coalesce(pdp._md(x->>'retention'), '—'), coalesce(pdp._md(x->>'recipients'), '—'), pdp._md(x->>'protection'));
         END LOOP;
         out := out || E'\n## Personal data not yet classified\n\n';
         IF pg_catalog.jsonb_array_length(j->'unclassified_findings') = 0 THEN
@@ -256,24 +269,24 @@ BEGIN
         ELSE
             out := out || E'| table | column | category | confidence | evidence |\n|---|---|---|---|---|\n';
             FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'unclassified_findings') LOOP
-                out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', x->>'table', x->>'column', x->>'category',
-                                                x->>'confidence', x->>'evidence');
+                out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'), pdp._md(x->>'column'), pdp._md(x->>'category'),
+                                                pdp._md(x->>'confidence'), pdp._md(x->>'evidence'));
             END LOOP;
         END IF;
         out := out || E'\n## Consents\n\n| purpose | legal basis | active consents | withdrawn in the last 30 days |\n|---|---|---:|---:|\n';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'consents') LOOP
-            out := out || pg_catalog.format(E'| %s | %s | %s | %s |\n', x->>'purpose', x->>'legal_basis', x->>'active', x->>'withdrawn_last_30_days');
+            out := out || pg_catalog.format(E'| %s | %s | %s | %s |\n', pdp._md(x->>'purpose'), pdp._md(x->>'legal_basis'), pdp._md(x->>'active'), pdp._md(x->>'withdrawn_last_30_days'));
         END LOOP;
         out := out || E'\n## Retention\n\n| table | period | action | expiring in 30 days | expired, not purged |\n|---|---|---|---:|---:|\n';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'retention') LOOP
-            out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', x->>'table', x->>'period', x->>'action',
-                                            x->>'expiring_in_30_days', x->>'expired_not_purged');
+            out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'), pdp._md(x->>'period'), pdp._md(x->>'action'),
+                                            pdp._md(x->>'expiring_in_30_days'), pdp._md(x->>'expired_not_purged'));
         END LOOP;
-        out := out || E'\nLast purge: ' || coalesce((j->'last_purge'->>'started_at') || ', ' || (j->'last_purge'->>'status') || ', '
-                                                    || (j->'last_purge'->>'rows') || ' rows', 'none') || E'.\n';
+        out := out || E'\nLast purge: ' || coalesce(pdp._md(j->'last_purge'->>'started_at') || ', ' || pdp._md(j->'last_purge'->>'status') || ', '
+                                                    || pdp._md(j->'last_purge'->>'rows') || ' rows', 'none') || E'.\n';
         out := out || E'\n## Open matters\n\n'
-                   || '- Holds in force: ' || (j->>'holds_in_force') || E'\n'
-                   || '- Restricted subjects: ' || (j->>'restricted_subjects') || E'\n'
+                   || '- Holds in force: ' || pdp._md(j->>'holds_in_force') || E'\n'
+                   || '- Restricted subjects: ' || pdp._md(j->>'restricted_subjects') || E'\n'
                    || '- Overdue requests: ' || pg_catalog.jsonb_array_length(j->'overdue_requests') || E'\n'
                    || '- Pending rectification notices: ' || coalesce((SELECT pg_catalog.sum((e->>'count')::int)
                           FROM pg_catalog.jsonb_array_elements(j->'pending_notices') e), 0) || E'\n';

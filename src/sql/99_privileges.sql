@@ -108,6 +108,10 @@ GRANT EXECUTE ON PROCEDURE pdp.purge(integer, interval) TO pdp_admin;
 -- Citus checks, called by the functions above that run as their caller.
 GRANT EXECUTE ON FUNCTION pdp._citus_table_kind(regclass), pdp._refuse_on_citus(regclass, text),
                           pdp._citus_skip_purge(regclass, bigint) TO pdp_admin;
+-- Every interval pdp_ext accepts is judged by one check (src/sql/05_checks.sql),
+-- which functions running as their caller (pdp_admin members) call.
+REVOKE ALL ON FUNCTION pdp._check_interval(interval, text, interval), pdp._check_period() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._check_interval(interval, text, interval), pdp._check_period() TO pdp_admin;
 -- The expiry functions key indexes on application tables: anyone may evaluate them.
 GRANT EXECUTE ON FUNCTION pdp._expiry(timestamptz, interval), pdp._expiry(timestamp, interval),
                           pdp._expiry(date, interval), pdp._expiry(bigint, interval) TO PUBLIC;
@@ -117,6 +121,9 @@ GRANT SELECT ON pdp.country, pdp.recipient, pdp.recipients, pdp.disclosure, pdp.
                 pdp.rectification_notice, pdp.request_deadline, pdp.subject_request, pdp.overdue_requests, pdp.erasure
 TO pdp_admin, pdp_auditor;
 GRANT INSERT, UPDATE, DELETE ON pdp.request_deadline TO pdp_admin;
+-- Its triggers (run as the editing pdp_admin member) and pg_dump's filter read the shipped deadlines.
+GRANT EXECUTE ON FUNCTION pdp._request_deadline_defaults(),
+                          pdp._request_deadline_is_default(text, text, interval, integer, text) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION
     pdp.define_recipient(text, text, text, text),
     pdp.record_disclosure(text, text, text, text[]), pdp.record_disclosure(bigint, text, text, text[]),
@@ -132,6 +139,6 @@ TO pdp_admin;
 
 -- Register, discovery, report: for the DPO (pdp_auditor) and pdp_admin.
 GRANT SELECT ON pdp.processing_register, pdp.special_category, pdp.name_hint, pdp.retention_tag TO pdp_admin, pdp_auditor;
-GRANT EXECUTE ON FUNCTION pdp.discover(name, integer), pdp.report(text), pdp._report_json(), pdp._html(text),
+GRANT EXECUTE ON FUNCTION pdp.discover(name, integer), pdp.report(text), pdp._report_json(), pdp._html(text), pdp._md(text),
                           pdp._classify_value(text) TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb), pdp._on_write_enabled(regclass) TO pdp_auditor;

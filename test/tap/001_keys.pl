@@ -107,6 +107,43 @@ $node->reload;
 $node->poll_query_until('postgres', "SELECT current_setting('pdp.key_file') = '$keyfile'") or die;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pdp.key_status()'), '2', 'a fixed file is used again');
 
+# Checks are made on the opened descriptor: an executable or setuid file, a
+# FIFO (which must not block the open) and a symbolic link into the data
+# directory are refused.
+write_keys("1 $hex[0]\n2 $hex[1]\n", 0700);
+($out, $err) = try_sql('SELECT * FROM pdp.key_status()');
+like($err, qr/F0000: key file ".*" has execute or special permission bits/, 'refused: mode 0700');
+write_keys("1 $hex[0]\n2 $hex[1]\n", 04600);
+($out, $err) = try_sql('SELECT * FROM pdp.key_status()');
+like($err, qr/F0000: key file ".*" has execute or special permission bits/, 'refused: a setuid key file');
+write_keys("1 $hex[0]\n2 $hex[1]\n", 0400);
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pdp.key_status()'), '2', 'mode 0400 is accepted');
+my $good = "$keyfile.good";
+rename $keyfile, $good or die $!;
+system('mkfifo', '-m', '0600', $keyfile) == 0 or die 'mkfifo failed';
+($out, $err) = try_sql("SET statement_timeout = '10s'; SELECT * FROM pdp.key_status()");
+like($err, qr/F0000: key file ".*" is not a regular file/, 'refused: a FIFO, without blocking');
+unlink $keyfile;
+symlink $inside, $keyfile or die $!;
+($out, $err) = try_sql('SELECT * FROM pdp.key_status()');
+like($err, qr/F0000: key file ".*" is inside the data directory/, 'refused: a symbolic link into the data directory');
+unlink $keyfile;
+rename $good, $keyfile or die $!;
+chmod 0600, $keyfile;
+
+# The key memory is excluded from core dumps ("dd" in the mapping's VmFlags)
+# and, where RLIMIT_MEMLOCK allows, locked ("lo", or a LOG line saying why not).
+my $bg = $node->background_psql('postgres');
+my $pid = $bg->query_safe('SELECT pg_backend_pid()');
+$bg->query_safe('SELECT count(*) FROM pdp.key_status()');
+$pid =~ s/\D//g;
+my $smaps = slurp_file("/proc/$pid/smaps");
+my @flags = ($smaps =~ /^VmFlags:(.*)$/mg);
+ok((grep { / dd/ } @flags) > 0, 'the key memory is excluded from core dumps (MADV_DONTDUMP)');
+ok((grep { / dd/ && / lo/ } @flags) > 0 || slurp_file($node->logfile) =~ /could not lock pdp_ext's keys in memory/,
+	'the key memory is locked, or a LOG line says it could not be');
+$bg->quit;
+
 # Nothing of any key ever reached the server log.
 $node->stop;
 my $log = slurp_file($node->logfile);

@@ -1,5 +1,6 @@
 # pg_dump / pg_restore keeps the subject registry, even where the restored
-# table's attribute numbers differ from the original's (a dropped column).
+# table's attribute numbers differ from the original's (a dropped column),
+# and a DBA's edits of pdp.request_deadline (changed, added rows).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -50,12 +51,29 @@ my $facts = q{SELECT (SELECT count(*) FROM pdp.consent_event) || '/' || (SELECT 
                      (SELECT count(*) FROM pdp.restriction) || '/' || (SELECT count(*) FROM pdp.purpose)};
 my $facts_before = $node->safe_psql('src', $facts);
 
+# A DBA's edits of the request deadlines: a changed shipped row, a period
+# written differently but comparing equal ('30 days' for '1 mon'), a new
+# jurisdiction.  Untouched shipped rows come from CREATE EXTENSION.
+$node->safe_psql('src', q{
+	UPDATE pdp.request_deadline SET working_days = 10, source = 'counsel, 2026' WHERE jurisdiction = 'KZ' AND kind = 'access';
+	UPDATE pdp.request_deadline SET period = '30 days' WHERE jurisdiction = 'EU' AND kind = 'erasure';
+	INSERT INTO pdp.request_deadline VALUES ('UK', 'access', '1 month', NULL, 'UK GDPR Art. 12(3)');
+});
+my $deadlines = q{SELECT string_agg(jurisdiction || ':' || kind || ':' || coalesce(period::text, '-') || ':' ||
+                                    coalesce(working_days::text, '-') || ':' || md5(source), ',' ORDER BY jurisdiction, kind)
+                    FROM pdp.request_deadline};
+my $deadlines_before = $node->safe_psql('src', $deadlines);
+like($deadlines_before, qr/KZ:access:-:10:.*EU:erasure:30 days|EU:erasure:30 days.*KZ:access:-:10/, 'the source has the DBA\'s edits');
+
 my $dump = PostgreSQL::Test::Utils::tempdir() . '/src.dump';
 command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('src'), '-f', $dump ], 'pg_dump');
 $node->safe_psql('postgres', 'CREATE DATABASE dst');
 command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('dst'), $dump ], 'pg_restore');
 
 is($node->safe_psql('dst', $query), $before, 'the registry is restored with current names');
+is($node->safe_psql('dst', $deadlines), $deadlines_before,
+	'the DBA\'s edits of the request deadlines are restored (changed, rewritten and added rows; the rest as shipped)');
+is($node->safe_psql('dst', q{SELECT count(*) FROM pdp.request_deadline}), '15', 'no deadline is there twice or missing');
 is($node->safe_psql('dst', $facts), $facts_before, 'consents, their history, restrictions and purposes are restored');
 is($node->safe_psql('dst', 'SELECT ok, entries FROM pdp.verify_audit_log()'), $audit_before,
 	'the restored audit chain verifies, with every entry');
@@ -73,5 +91,9 @@ is($node->safe_psql('dst', q{SELECT finished_at IS NOT NULL FROM pdp.apply_run})
 	'the finished apply_rules run is restored, so it is not run twice');
 is($node->safe_psql('dst', q{INSERT INTO "LMS"."Learners" VALUES (4, 'raw4@mail.kz') RETURNING email = pdp.pseudo_email('raw4@mail.kz')}),
 	't', 'the restored trigger pseudonymises new rows');
+
+is($node->safe_psql('dst', q{SELECT pdp.open_request(1, 'access') > 0;
+                             SELECT due_at::date - received_at::date > 10 FROM pdp.subject_request WHERE kind = 'access'}),
+	"t\nt", 'a request opened after the restore gets the edited deadline');
 
 done_testing();

@@ -27,7 +27,8 @@ $node->safe_psql('postgres', q{
 # value goes.  Names (purposes, recipients, tables, columns, roles) are
 # identifiers, echoed in messages as PostgreSQL echoes them.
 my @values = ('NULL', q{''}, q{repeat('x', 1048576)}, q{'900101300018'}, q{'9001013000171'}, q{'abc'},
-	q{'Айгерім Sarsenova'}, q{'"; DROP TABLE t1; --'}, q{'A B C'}, q{'$$'}, q{'-1'}, q{'   '});
+	q{'Айгерім Sarsenova'}, q{'"; DROP TABLE t1; --'}, q{'A B C'}, q{'$$'}, q{'-1'}, q{'   '},
+	q{'-12 mon 361 days'}, q{'1 mon -31 days'});
 my @markers = ("'$marker-aigerim.s\@mail.kz'", "'$marker 900101300018'", "'+7 701 $marker'");
 # [template, 'v' (a value goes here) or 'n' (a name)]
 my @templates = (
@@ -65,6 +66,10 @@ my @templates = (
 	['SELECT count(*) FROM pdp.discover(%s)', 'n'], ['SELECT length(pdp.report(%s))', 'n'],
 	[q{SELECT pdp.allow_purpose(%s, 'p1')}, 'n'], [q{SELECT pdp.allow_purpose('app', %s)}, 'n'],
 	['SELECT pdp.protect_table(%s)', 'n'], ['SELECT pdp.unregister_table(%s)', 'n'],
+	# Every function that takes an interval (judged by pdp._check_interval).
+	['SELECT pdp.trim_audit_log(%s) >= 0', 'n'], [q{SELECT pdp.set_retention('t1', %s)}, 'n'],
+	[q{SELECT pdp.set_subject_retention(%s, 't1', 'at')}, 'n'], ['CALL pdp.purge(1, %s)', 'n'],
+	[q{INSERT INTO pdp.request_deadline VALUES ('ZZ', 'access', %s, NULL, 'matrix')}, 'n'],
 );
 
 my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";
