@@ -23,6 +23,11 @@ SELECT pdp.define_purpose('bench_news', 'consent', 'consent-scale benchmark');
 SELECT pdp.allow_purpose('bench_app', 'bench_news');
 GRANT USAGE ON SCHEMA bench TO bench_app;
 SQL
+# pgbench connects as bench_app the way the cluster lets the suites connect.
+"${db[@]}" -v pw="${PGPASSWORD:-}" -c "SELECT 1" >/dev/null
+[ -n "${PGPASSWORD:-}" ] && "${db[@]}" -v pw="$PGPASSWORD" <<'SQL'
+ALTER ROLE bench_app PASSWORD :'pw';
+SQL
 for n in $sizes; do
   label=$(numfmt --grouping "$n" 2>/dev/null || echo "$n")
   "${db[@]}" -v n="$n" <<'SQL'
