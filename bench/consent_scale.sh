@@ -52,7 +52,7 @@ SQL
 )
   t_import=$("${db[@]}" -At -v n="$n" <<'SQL'
 \timing on
-SELECT pdp.import_consents(ARRAY(SELECT ROW(g::text, 'bench_news', now() - interval '1 day', NULL, '{}', NULL)::pdp.consent_import
+SELECT pdp.import_consents(ARRAY(SELECT ROW(g::text, 'bench_news', now(), NULL, '{}', NULL)::pdp.consent_import
                                   FROM generate_series(1, :n) g)) > 0;
 SQL
 )

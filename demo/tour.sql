@@ -110,6 +110,11 @@ SELECT count(*) AS "learner 4's enrolments, courses" FROM lms.enrolments WHERE u
 RESET ROLE;
 SELECT tour.try($$UPDATE lms.enrolments SET course_id = 1 WHERE user_id = 4$$) AS "owner updates learner 4";
 SELECT purpose, action, evidence FROM pdp.consent_history(2);
+\echo 'A platform adopting pdp_ext imports its existing newsletter consents in one call, all or nothing:'
+SELECT pdp.import_consents(ARRAY(SELECT ROW(id::text, 'marketing', now(), NULL, jsonb_build_object('source', 'legacy newsletter table'), NULL)::pdp.consent_import
+                                   FROM lms.users WHERE id % 2 = 1 AND id > 2)) AS "consents imported";
+SELECT tour.try($$SELECT pdp.import_consents(ARRAY[ROW('3', 'marketing', now() + interval '1 day', NULL, '{}', NULL)]::pdp.consent_import[])$$) AS "a row dated tomorrow";
+SELECT pdp.withdraw_consents(ARRAY(SELECT id::text FROM lms.users WHERE id % 2 = 1 AND id > 2), 'marketing') AS "withdrawn again, set-based";
 SELECT tour.try($$SELECT pdp.publish_policy('v2', now() + interval '9 days', repeat('a', 64))$$) AS "policy effective in 9 days";
 \echo 'Large scans run as parallel plans: the consent check runs inside the workers, with the same answer:'
 SET ROLE lms_app;

@@ -304,6 +304,29 @@ pdp_check_purpose(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * The transaction in which pdp.purpose last got its value (set, reset, or
+ * restored at the end of a transaction that changed it with SET LOCAL).
+ * With pdp.require_transaction_purpose, a value from an earlier transaction
+ * counts as no purpose: behind a pooler in transaction mode it may have
+ * been set by another client.
+ */
+static LocalTransactionId purpose_assigned_lxid = InvalidLocalTransactionId;
+
+void
+pdp_assign_purpose(const char *newval, void *extra)
+{
+	purpose_assigned_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+}
+
+/* Does a purpose declared before this transaction have to be ignored? */
+static bool
+purpose_from_earlier_transaction(void)
+{
+	return pdp_require_transaction_purpose && !IsParallelWorker() &&
+		(MyProc == NULL || purpose_assigned_lxid != MyProc->lxid);
+}
+
+/*
  * The declared purpose as flags, for the current role: 0 (nothing is
  * visible, with a NOTICE once per statement when `notice`) when no purpose
  * is declared; an error when it is unknown or the role may not declare it.
@@ -314,9 +337,10 @@ declared_purpose_flags(bool notice)
 	const PurposeState *ps;
 	int			flags = PURPOSE_VISIBLE;
 
-	if (pdp_purpose == NULL || pdp_purpose[0] == '\0')
+	if (pdp_purpose == NULL || pdp_purpose[0] == '\0' || purpose_from_earlier_transaction())
 	{
 		TimestampTz stmt = GetCurrentStatementStartTimestamp();
+		bool		stale = pdp_purpose != NULL && pdp_purpose[0] != '\0';
 
 		/* Once per statement, and from the leader only, not each parallel worker. */
 		if (notice && !IsParallelWorker() &&
@@ -324,9 +348,15 @@ declared_purpose_flags(bool notice)
 		{
 			noticed_lxid = MyProc->lxid;
 			noticed_stmt = stmt;
-			ereport(NOTICE,
-					(errmsg("no purpose declared: rows of tables protected by pdp_ext are hidden"),
-					 errhint("Declare why this session reads personal data, for example SET pdp.purpose = 'courses'.")));
+			if (stale)
+				ereport(NOTICE,
+						(errmsg("no purpose declared in this transaction: rows of tables protected by pdp_ext are hidden"),
+						 errdetail("pdp.require_transaction_purpose is on, and pdp.purpose was set before this transaction began."),
+						 errhint("Declare the purpose for each transaction, for example SET LOCAL pdp.purpose = 'courses'.")));
+			else
+				ereport(NOTICE,
+						(errmsg("no purpose declared: rows of tables protected by pdp_ext are hidden"),
+						 errhint("Declare why this session reads personal data, for example SET pdp.purpose = 'courses'.")));
 		}
 		return 0;
 	}

@@ -37,6 +37,7 @@ static emit_log_hook_type prev_emit_log_hook = NULL;
 char	   *pdp_key_file = NULL;
 char	   *pdp_purpose = NULL;
 bool		pdp_allow_special_categories = false;
+bool		pdp_require_transaction_purpose = false;
 bool		pdp_erasure_in_progress = false;
 
 /*
@@ -279,8 +280,19 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   pdp_check_purpose,
-							   NULL,
+							   pdp_assign_purpose,
 							   NULL);
+
+	DefineCustomBoolVariable("pdp.require_transaction_purpose",
+							 "Whether only a purpose declared in the current transaction counts.",
+							 "Behind a connection pooler in transaction mode, a session-wide SET pdp.purpose "
+							 "would carry over to the next client; with this on, a purpose set before the "
+							 "current transaction is ignored (SET LOCAL, or set_config(..., true), declares one).",
+							 &pdp_require_transaction_purpose,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("pdp.allow_special_categories",
 							 "Whether special categories of personal data may be declared.",

@@ -17,6 +17,7 @@
 extern char *pdp_key_file;
 extern char *pdp_purpose;
 extern bool pdp_allow_special_categories;
+extern bool pdp_require_transaction_purpose;
 
 /*
  * Set by pdp.erase_subject while it works, so that erasure may delete rows
@@ -42,6 +43,7 @@ extern Oid	pdp_function_owner(Oid fnoid);
 #define PURPOSE_NEEDS_CONSENT 2
 #define PURPOSE_EXEMPT		4	/* restricted subjects stay visible */
 extern bool pdp_check_purpose(char **newval, void **extra, GucSource source);
+extern void pdp_assign_purpose(const char *newval, void *extra);
 extern int	pdp_statement_flags(bool notice);
 extern Oid	pdp_relation_oid(const char *name);
 

@@ -284,155 +284,208 @@ budget_left(void)
 	return used >= budget ? 0 : budget - used;
 }
 
-/* Collecting a set: growable id array and text hash, within a budget. */
-typedef struct SetBuild
-{
-	VisSet	   *set;
-	Size		limit;
-	int64	   *ids;
-	Size		nids;
-	Size		capacity;
-	int64		min;
-	int64		max;
-	bool		too_large;
-} SetBuild;
-
-static void
-build_add(SetBuild *b, const char *s, size_t len)
-{
-	int64_t		id;
-
-	if (b->too_large)
-		return;
-	if (pdp_parse_canonical_int64(s, len, &id))
-	{
-		if (b->nids == b->capacity)
-		{
-			Size		cap = b->capacity ? b->capacity * 2 : 1024;
-
-			if (b->set->bytes + (cap - b->capacity) * sizeof(int64) > b->limit)
-			{
-				b->too_large = true;
-				return;
-			}
-			b->ids = b->ids ? repalloc_huge(b->ids, cap * sizeof(int64))
-				: MemoryContextAllocHuge(b->set->cxt, cap * sizeof(int64));
-			b->set->bytes += (cap - b->capacity) * sizeof(int64);
-			b->capacity = cap;
-		}
-		if (b->nids == 0 || id < b->min)
-			b->min = id;
-		if (b->nids == 0 || id > b->max)
-			b->max = id;
-		b->ids[b->nids++] = id;
-	}
-	else
-	{
-		SubjectKey	key;
-
-		if (b->set->bytes + TEXT_ENTRY_COST > b->limit)
-		{
-			b->too_large = true;
-			return;
-		}
-		if (b->set->texts == NULL)
-		{
-			HASHCTL		ctl;
-
-			ctl.keysize = sizeof(SubjectKey);
-			ctl.entrysize = sizeof(SubjectKey);
-			ctl.hash = subject_hash;
-			ctl.match = subject_match;
-			ctl.hcxt = b->set->cxt;
-			b->set->texts = hash_create("pdp_ext visibility subjects", 256, &ctl,
-										HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-		}
-		subject_key(s, len, &key);
-		hash_search(b->set->texts, &key, HASH_ENTER, NULL);
-		b->set->bytes += TEXT_ENTRY_COST;
-	}
-}
-
 /*
- * Read the set: the subjects of relid's rows (column subject_att) whose
- * purpose_att (when > 0) equals purpose and whose until_att (when > 0) is
- * NULL or later than now(), under the active snapshot.  On success the set
- * is SET_BUILT; past the budget it is SET_TOO_LARGE and holds nothing.
+ * Reading a set takes two passes over the table under the same snapshot:
+ * the first counts (integer ids, their range, other identifiers) without
+ * keeping anything, so the smaller of a bitmap and a sorted array can be
+ * chosen, and a set that would not fit the budget is never started; the
+ * second fills it.
  */
-static void
-build_set(VisSet *set, Oid relid, AttrNumber subject_att, AttrNumber purpose_att,
-		  const char *purpose, AttrNumber until_att, Snapshot snap)
+typedef struct SetScan
 {
-	Relation	rel = table_open(relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	TableScanDesc scan;
-	HeapTuple	tuple;
-	SetBuild	b;
-	size_t		plen = purpose ? strlen(purpose) : 0;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Relation	rel;
+	AttrNumber	subject_att;
+	AttrNumber	purpose_att;
+	const char *purpose;
+	size_t		plen;
+	AttrNumber	until_att;
+	TimestampTz now;
+	Snapshot	snap;
+} SetScan;
 
-	memset(&b, 0, sizeof(b));
-	b.set = set;
-	b.limit = set->bytes + budget_left();
-	scan = table_beginscan(rel, snap, 0, NULL);
-	while (!b.too_large && (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+typedef void (*subject_cb) (void *arg, const char *s, size_t len);
+
+/* Call cb for each subject of a row the set takes in. */
+static void
+scan_subjects(SetScan *ss, subject_cb cb, void *arg)
+{
+	TupleDesc	desc = RelationGetDescr(ss->rel);
+	TableScanDesc scan = table_beginscan(ss->rel, ss->snap, 0, NULL);
+	HeapTuple	tuple;
+
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		isnull;
 		Datum		d;
 		text	   *t;
 
 		CHECK_FOR_INTERRUPTS();
-		if (purpose_att > 0)
+		if (ss->purpose_att > 0)
 		{
-			d = heap_getattr(tuple, purpose_att, desc, &isnull);
+			d = heap_getattr(tuple, ss->purpose_att, desc, &isnull);
 			if (isnull)
 				continue;
 			t = DatumGetTextPP(d);
-			if (VARSIZE_ANY_EXHDR(t) != plen || memcmp(VARDATA_ANY(t), purpose, plen) != 0)
+			if (VARSIZE_ANY_EXHDR(t) != ss->plen || memcmp(VARDATA_ANY(t), ss->purpose, ss->plen) != 0)
 				continue;
 		}
-		if (until_att > 0)
+		if (ss->until_att > 0)
 		{
-			d = heap_getattr(tuple, until_att, desc, &isnull);
-			if (!isnull && DatumGetTimestampTz(d) <= now)
+			d = heap_getattr(tuple, ss->until_att, desc, &isnull);
+			if (!isnull && DatumGetTimestampTz(d) <= ss->now)
 				continue;
 		}
-		d = heap_getattr(tuple, subject_att, desc, &isnull);
+		d = heap_getattr(tuple, ss->subject_att, desc, &isnull);
 		if (isnull)
 			continue;
 		t = DatumGetTextPP(d);
-		build_add(&b, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		cb(arg, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 	}
 	table_endscan(scan);
-	table_close(rel, AccessShareLock);
+}
 
-	if (!b.too_large)
+typedef struct SetCount
+{
+	Size		nids;
+	Size		ntexts;
+	int64		min;
+	int64		max;
+} SetCount;
+
+static void
+count_subject(void *arg, const char *s, size_t len)
+{
+	SetCount   *c = (SetCount *) arg;
+	int64_t		id;
+
+	if (pdp_parse_canonical_int64(s, len, &id))
 	{
-		size_t		bitmap = b.nids ? pdp_int_set_bitmap_bytes(b.min, b.max) : 0;
+		if (c->nids == 0 || id < c->min)
+			c->min = id;
+		if (c->nids == 0 || id > c->max)
+			c->max = id;
+		c->nids++;
+	}
+	else
+		c->ntexts++;
+}
 
-		if (bitmap != SIZE_MAX && set->bytes + bitmap <= b.limit && bitmap <= MaxAllocHugeSize)
+typedef struct SetFill
+{
+	VisSet	   *set;
+	uint8	   *bits;			/* bitmap being filled, or NULL */
+	int64	   *ids;			/* else the array */
+	Size		nids;
+	Size		capacity;		/* as counted: never exceeded */
+	int64		min;
+} SetFill;
+
+static void
+fill_subject(void *arg, const char *s, size_t len)
+{
+	SetFill    *f = (SetFill *) arg;
+	int64_t		id;
+
+	if (pdp_parse_canonical_int64(s, len, &id))
+	{
+		if (f->bits)
 		{
-			uint8	   *bits = b.nids ? MemoryContextAllocExtended(set->cxt, bitmap, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
+			uint64		off = (uint64) id - (uint64) f->min;
 
-			pdp_int_set_build(&set->ints, b.ids, b.nids, b.min, b.max, bits);
-			set->bytes += bitmap;
-			if (b.ids)
-			{
-				pfree(b.ids);
-				set->bytes -= b.capacity * sizeof(int64);
-			}
+			f->bits[off >> 3] |= (uint8) (1u << (off & 7));
 		}
-		else
-			pdp_int_set_build(&set->ints, b.ids, b.nids, b.min, b.max, NULL);
-		set->state = SET_BUILT;
+		else if (f->nids < f->capacity)
+			f->ids[f->nids++] = id;
+	}
+	else
+	{
+		SubjectKey	key;
+
+		subject_key(s, len, &key);
+		hash_search(f->set->texts, &key, HASH_ENTER, NULL);
+	}
+}
+
+/*
+ * Read the set: the subjects of relid's rows (column subject_att) whose
+ * purpose_att (when > 0) equals purpose and whose until_att (when > 0) is
+ * NULL or later than now(), under snap.  On success the set is SET_BUILT;
+ * when it would exceed the budget it is SET_TOO_LARGE and holds nothing.
+ */
+static void
+build_set(VisSet *set, Oid relid, AttrNumber subject_att, AttrNumber purpose_att,
+		  const char *purpose, AttrNumber until_att, Snapshot snap)
+{
+	SetScan		ss;
+	SetCount	c;
+	SetFill		f;
+	Size		limit = budget_left();
+	Size		bitmap_bytes = 0;
+	Size		array_bytes;
+	Size		text_bytes;
+	bool		use_bitmap;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.rel = table_open(relid, AccessShareLock);
+	ss.subject_att = subject_att;
+	ss.purpose_att = purpose_att;
+	ss.purpose = purpose;
+	ss.plen = purpose ? strlen(purpose) : 0;
+	ss.until_att = until_att;
+	ss.now = GetCurrentTransactionStartTimestamp();
+	ss.snap = snap;
+
+	memset(&c, 0, sizeof(c));
+	scan_subjects(&ss, count_subject, &c);
+	if (c.nids > 0)
+		bitmap_bytes = pdp_int_set_bitmap_bytes(c.min, c.max);
+	array_bytes = c.nids * sizeof(int64);
+	text_bytes = c.ntexts * TEXT_ENTRY_COST;
+	use_bitmap = c.nids > 0 && bitmap_bytes <= array_bytes && bitmap_bytes <= MaxAllocHugeSize;
+	if ((use_bitmap ? bitmap_bytes : array_bytes) + text_bytes > limit ||
+		(!use_bitmap && array_bytes > MaxAllocHugeSize))
+	{
+		table_close(ss.rel, AccessShareLock);
+		set->state = SET_TOO_LARGE;
 		return;
 	}
-	/* Too large: give the memory back and go on probing. */
-	MemoryContextReset(set->cxt);
-	set->texts = NULL;
-	set->bytes = 0;
-	memset(&set->ints, 0, sizeof(set->ints));
-	set->state = SET_TOO_LARGE;
+
+	memset(&f, 0, sizeof(f));
+	f.set = set;
+	f.min = c.min;
+	if (use_bitmap)
+		f.bits = MemoryContextAllocExtended(set->cxt, bitmap_bytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	else if (c.nids > 0)
+		f.ids = MemoryContextAllocHuge(set->cxt, array_bytes);
+	f.capacity = c.nids;
+	if (c.ntexts > 0)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(SubjectKey);
+		ctl.entrysize = sizeof(SubjectKey);
+		ctl.hash = subject_hash;
+		ctl.match = subject_match;
+		ctl.hcxt = set->cxt;
+		set->texts = hash_create("pdp_ext visibility subjects", (long) c.ntexts, &ctl,
+								 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	}
+	scan_subjects(&ss, fill_subject, &f);
+	table_close(ss.rel, AccessShareLock);
+
+	if (use_bitmap)
+	{
+		/* The bitmap is already filled; the set only needs its bounds. */
+		set->ints.n = c.nids;
+		set->ints.min = c.min;
+		set->ints.max = c.max;
+		set->ints.bits = f.bits;
+		set->ints.sorted = NULL;
+	}
+	else
+		pdp_int_set_build(&set->ints, f.ids, f.nids, c.min, c.max, NULL);
+	set->bytes = (use_bitmap ? bitmap_bytes : array_bytes) + text_bytes;
+	set->state = SET_BUILT;
 }
 
 /*

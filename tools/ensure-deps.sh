@@ -16,6 +16,7 @@ packages=(
   valgrind                               # the SQL suites under memcheck (make valgrind-server)
   python3                                # the valgrind report filter, the benchmark plot
   chromium                               # renders the HTML compliance report in a test
+  pgbouncer                              # the transaction-pooling test (test/tap/016_pooler.pl)
   make gcc perl openssl
 )
 
