@@ -431,3 +431,44 @@ pdp_config_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+
+/*
+ * pdp._outer_user() RETURNS regrole: the role the session acts as (what SET
+ * ROLE set), which SECURITY DEFINER functions do not change.  The
+ * protection functions run as the extension's owner and check ownership for
+ * this role.
+ */
+PG_FUNCTION_INFO_V1(pdp_outer_user);
+
+Datum
+pdp_outer_user(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_OID(GetOuterUserId());
+}
+
+/*
+ * pdp._protection_ddl(on boolean) RETURNS boolean: while pdp's own
+ * protection functions create or drop its policies, the protection guard
+ * stands aside.  Sets the switch (scoped to the subtransaction, so an error
+ * cannot leave it on) and returns its previous value; with NULL, only
+ * returns it.  Callable by the extension's owner only (the protection
+ * functions run as that owner).
+ */
+static bool protection_ddl = false;
+
+PG_FUNCTION_INFO_V1(pdp_protection_ddl);
+
+Datum
+pdp_protection_ddl(PG_FUNCTION_ARGS)
+{
+	bool		prev = protection_ddl;
+
+	if (!PG_ARGISNULL(0))
+	{
+		if (PG_GETARG_BOOL(0))
+			pdp_scoped_set(&protection_ddl);
+		else
+			pdp_scoped_clear(&protection_ddl);
+	}
+	PG_RETURN_BOOL(prev);
+}

@@ -54,6 +54,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_inherits.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/tuptable.h"
@@ -67,6 +68,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -657,8 +659,9 @@ pdp_visible_uuid(PG_FUNCTION_ARGS)
 /*
  * The attribute numbers of relid's registered subject columns, from
  * pdp.subject_column (which follows renames, and is resolved again from
- * column names after a restore), into attnums[]; returns how many.  Kept
- * for the current statement: one entry, for the last table asked.
+ * column names after a restore), or for a partition or inheritance child
+ * those of its nearest registered ancestor, by column name.  Kept for the
+ * current statement: one entry, for the last table asked.
  */
 #define MAX_SUBJECT_COLUMNS 64
 
@@ -674,61 +677,103 @@ typedef struct SubjectColumns
 
 static SubjectColumns subject_columns = {InvalidLocalTransactionId};
 
-static const SubjectColumns *
-registered_subject_columns(Oid relid)
+/*
+ * Read the registry rows of regrelid into fresh, mapping each column by its
+ * name onto relid's own attribute numbers (the same table, or a partition
+ * or inheritance child of it, whose columns have the same names).
+ */
+static void
+read_registry(Oid regrelid, Oid relid, SubjectColumns *fresh)
 {
-	Oid			registry_relid;
-	Oid			registry_pkey;
+	Oid			registry_relid = pdp_relation_oid("subject_column");
+	Oid			registry_pkey = pdp_relation_oid("subject_column_pkey");
 	Relation	heap;
 	Relation	index;
 	Snapshot	snap;
 	ScanKeyData skey;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
-	SubjectColumns fresh;
-	AttrNumber	attnum_att;
-	CommandId	cid = GetCurrentCommandId(false);
+	AttrNumber	col_att;
 
-	if (subject_columns.lxid == MyProc->lxid &&
-		subject_columns.stmt_start == GetCurrentStatementStartTimestamp() &&
-		subject_columns.cid == cid && subject_columns.relid == relid)
-		return &subject_columns;
-
-	registry_relid = pdp_relation_oid("subject_column");
-	registry_pkey = pdp_relation_oid("subject_column_pkey");
 	if (!OidIsValid(registry_relid) || !OidIsValid(registry_pkey))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pdp_ext is not installed in this database")));
-	memset(&fresh, 0, sizeof(fresh));
-	attnum_att = get_attnum(registry_relid, "attnum");
+	col_att = get_attnum(registry_relid, "col");
 	heap = table_open(registry_relid, AccessShareLock);
 	index = index_open(registry_pkey, AccessShareLock);
 	snap = RegisterSnapshot(GetCatalogSnapshot(registry_relid));
 	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   InvalidOid, F_OIDEQ, ObjectIdGetDatum(relid));
+						   InvalidOid, F_OIDEQ, ObjectIdGetDatum(regrelid));
 	scan = index_beginscan(heap, index, snap, 1, 0);
 	index_rescan(scan, &skey, 1, NULL, 0);
 	slot = table_slot_create(heap, NULL);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
-		Datum		d = slot_getattr(slot, attnum_att, &isnull);
+		Datum		d = slot_getattr(slot, col_att, &isnull);
+		AttrNumber	attnum;
 
 		if (isnull)
 			continue;
-		if (fresh.n >= MAX_SUBJECT_COLUMNS)
+		attnum = get_attnum(relid, NameStr(*DatumGetName(d)));
+		if (attnum == InvalidAttrNumber)
+			continue;
+		if (fresh->n >= MAX_SUBJECT_COLUMNS)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("table \"%s\" has more than %d registered subject columns",
 							get_rel_name(relid), MAX_SUBJECT_COLUMNS)));
-		fresh.attnums[fresh.n++] = DatumGetInt16(d);
+		fresh->attnums[fresh->n++] = attnum;
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
 	UnregisterSnapshot(snap);
 	index_close(index, AccessShareLock);
 	table_close(heap, AccessShareLock);
+}
+
+/* The first parent of rel in pg_inherits (partition or inheritance), or InvalidOid. */
+static Oid
+first_parent(Oid rel)
+{
+	Relation	inh = table_open(InheritsRelationId, AccessShareLock);
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			parent = InvalidOid;
+
+	ScanKeyInit(&key[0], Anum_pg_inherits_inhrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(rel));
+	ScanKeyInit(&key[1], Anum_pg_inherits_inhseqno, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(1));
+	scan = systable_beginscan(inh, InheritsRelidSeqnoIndexId, true, NULL, 2, key);
+	if ((tup = systable_getnext(scan)) != NULL)
+		parent = ((Form_pg_inherits) GETSTRUCT(tup))->inhparent;
+	systable_endscan(scan);
+	table_close(inh, AccessShareLock);
+	return parent;
+}
+
+static const SubjectColumns *
+registered_subject_columns(Oid relid)
+{
+	SubjectColumns fresh;
+	CommandId	cid = GetCurrentCommandId(false);
+	Oid			rel = relid;
+
+	if (subject_columns.lxid == MyProc->lxid &&
+		subject_columns.stmt_start == GetCurrentStatementStartTimestamp() &&
+		subject_columns.cid == cid && subject_columns.relid == relid)
+		return &subject_columns;
+
+	memset(&fresh, 0, sizeof(fresh));
+	/* The table's own registration, else its nearest registered ancestor's. */
+	for (int depth = 0; depth < 32 && OidIsValid(rel); depth++)
+	{
+		read_registry(rel, relid, &fresh);
+		if (fresh.n > 0)
+			break;
+		rel = first_parent(rel);
+	}
 
 	fresh.relid = relid;
 	fresh.cid = cid;

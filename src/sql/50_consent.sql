@@ -734,6 +734,84 @@ $$;
 COMMENT ON FUNCTION pdp.subjects_needing_reconsent(text) IS
     'subjects whose active consent was given under an older policy version (or none) than the one in effect';
 
+-- Protection records ---------------------------------------------------------
+
+-- What pdp.protect_table installed on each protected table.  DDL that later
+-- changes it (drops or alters pdp's policies or trigger, disables row-level
+-- security or un-forces it) is refused by the guard in 55_protection_guard.sql;
+-- only pdp.unprotect_table (audited) removes a record.
+CREATE TABLE pdp.protection (
+    tbl          regclass    PRIMARY KEY,
+    forced       boolean     NOT NULL,
+    policies     text        NOT NULL,
+    policy_nodes text        NOT NULL,
+    protected_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    protected_by name        NOT NULL DEFAULT SESSION_USER
+);
+COMMENT ON TABLE pdp.protection IS 'tables protected by pdp.protect_table, with the protection as installed';
+COMMENT ON COLUMN pdp.protection.tbl IS 'the protected table';
+COMMENT ON COLUMN pdp.protection.forced IS 'whether row-level security is forced on its owner';
+COMMENT ON COLUMN pdp.protection.policies IS 'pdp''s policies as installed (pdp._protection_state), compared after every DDL';
+COMMENT ON COLUMN pdp.protection.policy_nodes IS
+    'pdp''s policies as parsed expressions (pdp._protection_nodes), which renames do not change';
+COMMENT ON COLUMN pdp.protection.protected_at IS 'when it was (last) protected';
+COMMENT ON COLUMN pdp.protection.protected_by IS 'the session user that protected it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.protection', '');
+
+-- pdp's policies on tbl (not the permissive bases), as text that names
+-- columns, not numbers, so that it survives renames and a dump and restore.
+CREATE FUNCTION pdp._protection_state(tbl regclass) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce(pg_catalog.string_agg(pg_catalog.format('%s %s %s %s using (%s) check (%s)',
+                        p.polname, p.polcmd, CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END,
+                        p.polroles::text, pg_catalog.pg_get_expr(p.polqual, p.polrelid),
+                        pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)), '; ' ORDER BY p.polname), '')
+        FROM pg_catalog.pg_policy p
+       WHERE p.polrelid OPERATOR(pg_catalog.=) tbl::oid
+         AND p.polname IN ('pdp_select', 'pdp_insert', 'pdp_update', 'pdp_delete') $$;
+COMMENT ON FUNCTION pdp._protection_state(regclass) IS 'pdp''s policies on a table, as comparable text';
+
+CREATE FUNCTION pdp._protection_nodes(tbl regclass) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce(pg_catalog.string_agg(pg_catalog.format('%s %s %s %s %s %s', p.polname, p.polcmd, p.polpermissive,
+                        p.polroles::text, p.polqual::text, p.polwithcheck::text), '; ' ORDER BY p.polname), '')
+        FROM pg_catalog.pg_policy p
+       WHERE p.polrelid OPERATOR(pg_catalog.=) tbl::oid
+         AND p.polname IN ('pdp_select', 'pdp_insert', 'pdp_update', 'pdp_delete') $$;
+COMMENT ON FUNCTION pdp._protection_nodes(regclass) IS 'pdp''s policies on a table as parsed expressions (OIDs and column numbers)';
+
+
+-- The role a session acts as (after SET ROLE), outside any SECURITY DEFINER
+-- function: whom the protection functions, which run as the extension's
+-- owner, check ownership for.
+CREATE FUNCTION pdp._outer_user() RETURNS regrole
+LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_outer_user';
+COMMENT ON FUNCTION pdp._outer_user() IS 'the role the session acts as, outside SECURITY DEFINER functions';
+
+CREATE FUNCTION pdp._protection_ddl(active boolean) RETURNS boolean
+LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_protection_ddl';
+COMMENT ON FUNCTION pdp._protection_ddl(boolean) IS
+    'while pdp''s protection functions change its policies the guard stands aside: sets the switch (NULL reads it), returns its previous value';
+
+CREATE FUNCTION pdp._require_outer_owner(tbl regclass) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid
+                     AND pg_catalog.pg_has_role(pdp._outer_user()::oid, c.relowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'must be owner of table %', pdp._relname(tbl) USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp._require_outer_owner(regclass) IS
+    'raises unless the role the session acts as owns the table (for functions running as the extension''s owner)';
+
 -- Row visibility -------------------------------------------------------------
 
 -- The row test of a protected table over its registered subject columns,
@@ -741,10 +819,18 @@ COMMENT ON FUNCTION pdp.subjects_needing_reconsent(text) IS
 CREATE FUNCTION pdp._visibility_sql(tbl regclass) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT pg_catalog.string_agg(pg_catalog.format('pdp._visible(%I)', s.col), ' AND ' ORDER BY s.attnum)
-        FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _visibility_sql.tbl $$;
+AS $$ WITH RECURSIVE up(rel, depth) AS (
+          SELECT tbl::oid, 0
+          UNION ALL
+          SELECT i.inhparent, up.depth + 1 FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid OPERATOR(pg_catalog.=) up.rel
+           WHERE up.depth < 32),
+      owner AS (   -- the table itself if registered, else its nearest registered ancestor
+          SELECT up.rel FROM up WHERE EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl::oid OPERATOR(pg_catalog.=) up.rel)
+           ORDER BY up.depth LIMIT 1)
+      SELECT pg_catalog.string_agg(pg_catalog.format('pdp._visible(%I)', s.col), ' AND ' ORDER BY s.attnum)
+        FROM pdp.subject_column s JOIN owner ON s.tbl::oid OPERATOR(pg_catalog.=) owner.rel $$;
 COMMENT ON FUNCTION pdp._visibility_sql(regclass) IS
-    'the row test of a protected table, as SQL (NULL when it has no registered subject column)';
+    'the row test of a protected table, as SQL: its registered subject columns, or those of its nearest registered ancestor (NULL when none)';
 
 CREATE FUNCTION pdp.protect_table(tbl regclass, force boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql
@@ -762,58 +848,108 @@ COMMENT ON FUNCTION pdp.protect_table(regclass, boolean) IS
 
 -- (Re)creates protect_table's policies and trigger; the caller has checked
 -- that it may.  Also run by the update script over every protected table.
+-- pdp's policies are RESTRICTIVE, so no other policy on the table can widen
+-- what they show; for each command that no other permissive policy covers, a
+-- permissive pdp_base_<command> (true) lets the restrictive ones decide.  The
+-- installed state is recorded in pdp.protection, and DDL that later weakens
+-- it is refused at commit (pdp._check_protection).
 CREATE FUNCTION pdp._install_protection(tbl regclass, force boolean) RETURNS void
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    vis text := pdp._visibility_sql(tbl);
+    vis text;
+    cmd text;
+    guarded boolean;
 BEGIN
+    PERFORM pdp._require_outer_owner(tbl);
+    guarded := pdp._protection_ddl(true);
+    vis := pdp._visibility_sql(tbl);
     IF vis IS NULL THEN
         RAISE EXCEPTION 'table "%" is not registered', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Register its subject columns with pdp.register_table first.';
     END IF;
     PERFORM pdp._unprotect(tbl);
-    EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s FOR SELECT USING (%s)', tbl, vis);
-    EXECUTE pg_catalog.format('CREATE POLICY pdp_insert ON %s FOR INSERT WITH CHECK (true)', tbl);
-    EXECUTE pg_catalog.format('CREATE POLICY pdp_update ON %s FOR UPDATE USING (%s) WITH CHECK (true)', tbl, vis);
-    EXECUTE pg_catalog.format('CREATE POLICY pdp_delete ON %s FOR DELETE USING (%s)', tbl, vis);
-    EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
-                              'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted()', tbl);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s AS RESTRICTIVE FOR SELECT USING (%s)', tbl, vis);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_insert ON %s AS RESTRICTIVE FOR INSERT WITH CHECK (true)', tbl);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_update ON %s AS RESTRICTIVE FOR UPDATE USING (%s) WITH CHECK (true)', tbl, vis);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_delete ON %s AS RESTRICTIVE FOR DELETE USING (%s)', tbl, vis);
+    FOREACH cmd IN ARRAY ARRAY['select', 'insert', 'update', 'delete'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy pol
+                        WHERE pol.polrelid OPERATOR(pg_catalog.=) tbl::oid AND pol.polpermissive
+                          AND pol.polname NOT LIKE 'pdp\_%'
+                          AND pol.polcmd IN ('*', CASE cmd WHEN 'select' THEN 'r' WHEN 'insert' THEN 'a'
+                                                           WHEN 'update' THEN 'w' ELSE 'd' END)) THEN
+            EXECUTE pg_catalog.format('CREATE POLICY %I ON %s AS PERMISSIVE FOR %s %s', 'pdp_base_' || cmd, tbl, cmd,
+                                      CASE cmd WHEN 'insert' THEN 'WITH CHECK (true)'
+                                               WHEN 'update' THEN 'USING (true) WITH CHECK (true)'
+                                               ELSE 'USING (true)' END);
+        END IF;
+    END LOOP;
+    -- A partition already has its partitioned parent's copy of the trigger.
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
+                     AND t.tgname OPERATOR(pg_catalog.=) 'pdp_refuse_restricted') THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
+                                  'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted()', tbl);
+    END IF;
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
     IF force THEN
         EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
     END IF;
+    INSERT INTO pdp.protection AS r (tbl, forced, policies, policy_nodes)
+    VALUES (tbl, force, pdp._protection_state(tbl), pdp._protection_nodes(tbl))
+    ON CONFLICT ON CONSTRAINT protection_pkey DO UPDATE SET forced = EXCLUDED.forced, policies = EXCLUDED.policies,
+                                    policy_nodes = EXCLUDED.policy_nodes,
+                                    protected_at = pg_catalog.now(), protected_by = SESSION_USER;
+    -- Partitions and inheritance children are read directly too: protect them.
+    FOR cmd IN SELECT i.inhrelid::regclass::text FROM pg_catalog.pg_inherits i
+                WHERE i.inhparent OPERATOR(pg_catalog.=) tbl::oid LOOP
+        PERFORM pdp._install_protection(cmd::regclass, force);
+    END LOOP;
+    PERFORM pdp._protection_ddl(guarded);
 END
 $$;
 COMMENT ON FUNCTION pdp._install_protection(regclass, boolean) IS
-    'creates protect_table''s policies and restricted-row trigger (no ownership check, no audit)';
+    'creates protect_table''s policies and restricted-row trigger and records them, for the table''s owner (no audit)';
 
--- Drops what protect_table made, if anything.
+-- Drops what protect_table made, if anything, and its record, for the
+-- table's owner; audited, since it is the only way around the guard.
 CREATE FUNCTION pdp._unprotect(tbl regclass) RETURNS boolean
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p name;
     found_any boolean := false;
+    guarded boolean;
 BEGIN
+    PERFORM pdp._require_outer_owner(tbl);
+    guarded := pdp._protection_ddl(true);
+    -- The record goes first: the guard checks recorded tables only.
+    DELETE FROM pdp.protection r WHERE r.tbl OPERATOR(pg_catalog.=) _unprotect.tbl;
     FOR p IN SELECT pol.polname FROM pg_policy pol
               WHERE pol.polrelid OPERATOR(pg_catalog.=) tbl::oid
-                AND pol.polname IN ('pdp_select', 'pdp_insert', 'pdp_update', 'pdp_delete') LOOP
+                AND pol.polname IN ('pdp_select', 'pdp_insert', 'pdp_update', 'pdp_delete',
+                                    'pdp_base_select', 'pdp_base_insert', 'pdp_base_update', 'pdp_base_delete') LOOP
         EXECUTE pg_catalog.format('DROP POLICY %I ON %s', p, tbl);
         found_any := true;
     END LOOP;
+    -- (A partition's copy of its parent's trigger goes with the parent's.)
     IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
-                 AND t.tgname OPERATOR(pg_catalog.=) 'pdp_refuse_restricted') THEN
+                 AND t.tgname OPERATOR(pg_catalog.=) 'pdp_refuse_restricted'
+                 AND t.tgparentid OPERATOR(pg_catalog.=) 0) THEN
         EXECUTE pg_catalog.format('DROP TRIGGER pdp_refuse_restricted ON %s', tbl);
         found_any := true;
     END IF;
+    IF found_any THEN
+        PERFORM pdp._audit('unprotect_table', tbl::text);
+    END IF;
+    PERFORM pdp._protection_ddl(guarded);
     RETURN found_any;
 END
 $$;
-COMMENT ON FUNCTION pdp._unprotect(regclass) IS 'drops the policies and trigger of protect_table';
+COMMENT ON FUNCTION pdp._unprotect(regclass) IS 'drops the policies, trigger and record of protect_table, for the table''s owner; audited';
 
 CREATE FUNCTION pdp.unprotect_table(tbl regclass) RETURNS void
 LANGUAGE plpgsql
@@ -828,7 +964,6 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl);
         EXECUTE pg_catalog.format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl);
     END IF;
-    PERFORM pdp._audit('unprotect_table', tbl::text);
 END
 $$;
 COMMENT ON FUNCTION pdp.unprotect_table(regclass) IS
@@ -838,8 +973,7 @@ CREATE VIEW pdp.protected_tables AS
 SELECT c.oid::regclass AS table_name, c.relrowsecurity AS rls_enabled, c.relforcerowsecurity AS rls_forced,
        pg_catalog.pg_get_userbyid(c.relowner) AS owner_sees_all_unless_forced
   FROM pg_catalog.pg_class c
- WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
-                WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid AND p.polname OPERATOR(pg_catalog.=) 'pdp_select');
+ WHERE EXISTS (SELECT 1 FROM pdp.protection r WHERE r.tbl::oid OPERATOR(pg_catalog.=) c.oid);
 COMMENT ON VIEW pdp.protected_tables IS 'tables protected by pdp_ext; owners and BYPASSRLS roles see all rows unless forced';
 
 -- Keeps a protected table's policies in step with its registered subject
@@ -851,8 +985,7 @@ AS $$
 DECLARE
     forced boolean;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid OPERATOR(pg_catalog.=) tbl::oid
-                     AND p.polname OPERATOR(pg_catalog.=) 'pdp_select') THEN
+    IF NOT EXISTS (SELECT 1 FROM pdp.protection r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_protection.tbl) THEN
         RETURN;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _sync_protection.tbl) THEN

@@ -51,7 +51,7 @@ GRANT EXECUTE ON FUNCTION pdp._on_write_enabled(regclass) TO pdp_auditor;
 -- them (see doc/consent.md).  The row test is everyone's, because every
 -- protected query calls it.
 GRANT SELECT ON pdp.purpose, pdp.purpose_grant, pdp.purposes, pdp.policy_version, pdp.policies,
-                pdp.protected_tables TO pdp_admin, pdp_auditor;
+                pdp.protected_tables, pdp.protection TO pdp_admin, pdp_auditor;
 GRANT SELECT ON pdp.consent_event, pdp.consent_state, pdp.restriction, pdp.restriction_event TO pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp._visible(bigint), pdp._visible(text), pdp._visible(uuid), pdp._unprotected(regclass) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
