@@ -18,7 +18,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 sizes=${BENCH_CONSENTS:-"100000 1000000"}
 "${db[@]}" <<'SQL'
-CREATE ROLE bench_app LOGIN;
+DO $$ BEGIN CREATE ROLE bench_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 SELECT pdp.define_purpose('bench_news', 'consent', 'consent-scale benchmark');
 SELECT pdp.allow_purpose('bench_app', 'bench_news');
 GRANT USAGE ON SCHEMA bench TO bench_app;

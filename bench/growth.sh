@@ -74,3 +74,6 @@ SQL
   done
   "${db[@]}" -c "SELECT pdp.drop_retention('bench.g_purge')" -c "DROP TABLE bench.g_purge"
 done
+# Consent-aware visibility at 10,000,000 consents (and rows), beside the
+# default 100,000 and 1,000,000 of bench/consent_scale.sh.
+[ -z "${GROWTH_SCALES:-}" ] && BENCH_CONSENTS=10000000 "$(dirname "$0")/consent_scale.sh"

@@ -110,6 +110,9 @@ SELECT count(*) AS "learner 4's enrolments, courses" FROM lms.enrolments WHERE u
 RESET ROLE;
 SELECT tour.try($$UPDATE lms.enrolments SET course_id = 1 WHERE user_id = 4$$) AS "owner updates learner 4";
 SELECT purpose, action, evidence FROM pdp.consent_history(2);
+\echo 'Protection cannot be switched off behind pdp''s back: DDL that weakens it is refused, whoever runs it:'
+SELECT tour.try($$ALTER TABLE lms.enrolments DISABLE ROW LEVEL SECURITY$$) AS "disable row-level security";
+SELECT tour.try($$DROP POLICY pdp_select ON lms.enrolments$$) AS "drop pdp's policy";
 \echo 'A platform adopting pdp_ext imports its existing newsletter consents in one call, all or nothing:'
 SELECT pdp.import_consents(ARRAY(SELECT ROW(id::text, 'marketing', now(), NULL, jsonb_build_object('source', 'legacy newsletter table'), NULL)::pdp.consent_import
                                    FROM lms.users WHERE id % 2 = 1 AND id > 2)) AS "consents imported";
