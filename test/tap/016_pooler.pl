@@ -54,9 +54,16 @@ logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 INI
 close $ini;
-system($pgbouncer, '-d', "$dir/pgbouncer.ini") == 0 or BAIL_OUT('pgbouncer did not start');
-END { local $?; system('kill', `cat $dir/pgbouncer.pid`) if $dir && -f "$dir/pgbouncer.pid"; }
-for (1 .. 50) { last if -f "$dir/pgbouncer.pid"; select(undef, undef, undef, 0.1); }
+# In the foreground, as a child of this test, so that it ends with it.
+my ($bout, $berr) = ('', '');
+my $bouncer = IPC::Run::start([ $pgbouncer, "$dir/pgbouncer.ini" ], '>', \$bout, '2>', \$berr);
+END { local $?; $bouncer->kill_kill if $bouncer; }
+for (1 .. 100)
+{
+	last if -f "$dir/pgbouncer.pid";
+	select(undef, undef, undef, 0.1);
+}
+BAIL_OUT("pgbouncer did not start: $berr") unless -f "$dir/pgbouncer.pid";
 
 # One client is one psql run through the pooler.
 sub client
