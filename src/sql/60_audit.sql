@@ -262,3 +262,13 @@ END
 $$;
 COMMENT ON FUNCTION pdp.trim_audit_log(interval) IS
     'removes audit entries older than keep; the rest stays verifiable from the recorded anchor hash';
+
+-- Durable entries (C, see src/audit_durable.c): committed by pdp_ext's audit
+-- worker, in a transaction of its own, before the call returns.  For reads of
+-- personal data (exports; reversals call the same path from C), whose entry
+-- must outlive a rollback of the caller's transaction.
+CREATE FUNCTION pdp._audit_durable(action text, object text, subject text DEFAULT NULL, details jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pdp_audit_durable_write';
+COMMENT ON FUNCTION pdp._audit_durable(text, text, text, jsonb) IS
+    'writes an audit entry through the audit worker and returns once it is committed, whatever the caller''s transaction does; fails when it cannot be';
+REVOKE ALL ON FUNCTION pdp._audit_durable(text, text, text, jsonb) FROM PUBLIC;
