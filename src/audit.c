@@ -273,8 +273,8 @@ pdp_function_owner(Oid fnoid)
  * extension's owner), as PostgreSQL's RI triggers do, through a prepared
  * plan whose names are all qualified.  The actor is the caller's SET ROLE
  * or, without one, the session user: callers cannot choose it.  A subject is
- * stored as pdp.pseudonym(subject, 'audit').  Every 32nd entry's writer
- * seals what is pending, if nobody else is sealing.
+ * stored as pdp.pseudonym(subject, 'audit').  It only appends: the audit
+ * worker seals in the background (pdp_audit_request_seal).
  */
 Datum
 pdp_audit_write(PG_FUNCTION_ARGS)
@@ -334,9 +334,6 @@ pdp_audit_write(PG_FUNCTION_ARGS)
 		if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 			elog(ERROR, "could not write an audit entry");
 		entry_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (entry_id % 32 == 0 &&
-			SPI_execute("SELECT pdp.seal_audit_log(false, 10000)", false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not seal the audit log");
 		SPI_finish();
 	}
 	PG_FINALLY();
@@ -344,6 +341,8 @@ pdp_audit_write(PG_FUNCTION_ARGS)
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	PG_END_TRY();
+	(void) entry_id;
+	pdp_audit_request_seal();
 	PG_RETURN_VOID();
 }
 

@@ -104,6 +104,7 @@ typedef struct AuditWorker
 	pid_t		pid;			/* 0 while starting or gone */
 	bool		starting;
 	TimestampTz start_requested;
+	TimestampTz seal_until;		/* seal every quarter second until then */
 	Latch	   *latch;
 } AuditWorker;
 
@@ -432,6 +433,41 @@ pdp_audit_durable(const char *action, const char *object, const char *subject_ps
 }
 
 /*
+ * Ask the audit worker of this database to seal soon: an ordinary entry was
+ * appended (pdp._audit), and its transaction will commit shortly.  The worker
+ * seals every quarter second for a second after the last request, so the
+ * appending statement itself never seals.  Starts a worker when none runs;
+ * without shared memory (not preloaded) it does nothing, and the entry waits
+ * for pdp.seal_audit_log (verify_audit_log and trim_audit_log call it).
+ */
+void
+pdp_audit_request_seal(void)
+{
+	bool		start = false;
+	int			windex = -1;
+	Latch	   *latch = NULL;
+	TimestampTz now;
+
+	if (pdp_audit == NULL || RecoveryInProgress())
+		return;
+	now = GetCurrentTimestamp();
+	LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+	latch = audit_worker_for_db(&start, &windex);
+	if (windex >= 0)
+		pdp_audit->workers[windex].seal_until = TimestampTzPlusMilliseconds(now, AUDIT_WORKER_IDLE_MS);
+	LWLockRelease(pdp_audit->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+	if (start && !audit_start_worker(windex))
+	{
+		LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+		pdp_audit->workers[windex].starting = false;
+		pdp_audit->workers[windex].dbid = InvalidOid;
+		LWLockRelease(pdp_audit->lock);
+	}
+}
+
+/*
  * pdp._audit_durable(action text, object text, subject text, details jsonb)
  * RETURNS bigint: like pdp._audit, but the entry is committed by the audit
  * worker before this returns, whatever the caller's transaction does later.
@@ -624,6 +660,8 @@ pdp_audit_worker_main(Datum main_arg)
 				index_of[n++] = i;
 			}
 		}
+		if (GetCurrentTimestamp() < pdp_audit->workers[worker_index].seal_until)
+			seal_due = true;
 		if (n == 0 && !seal_due &&
 			TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(), AUDIT_WORKER_IDLE_MS))
 		{
@@ -690,7 +728,6 @@ pdp_audit_worker_main(Datum main_arg)
 		{
 			audit_worker_seal(workctx);
 			seal_due = false;
-			last_work = GetCurrentTimestamp();
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -40,6 +40,7 @@ extern int64 pdp_audit_seal_pending(int64 max_entries);
 
 /* Durable audit entries and the audit worker (audit_durable.c) */
 extern void pdp_audit_durable_init(void);
+extern void pdp_audit_request_seal(void);
 extern int64 pdp_audit_durable(const char *action, const char *object,
 							   const char *subject_pseudonym, const char *details);
 

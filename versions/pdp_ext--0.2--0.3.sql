@@ -1679,3 +1679,6 @@ BEGIN
     RETURN doc;
 END
 $$;
+
+COMMENT ON FUNCTION pdp._audit(text, text, text, jsonb) IS
+    'writes an audit entry (the subject as its pseudonym, the caller as actor); the audit worker seals it in the background';
