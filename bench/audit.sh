@@ -20,3 +20,20 @@ run() {   # name, script, is_baseline
 run 'unchained INSERT of the same row' "$work/plain.sql" true
 run 'pdp._audit (chained, sealed)' "$work/chained.sql" false
 "${db[@]}" -c "SELECT ok, entries FROM pdp.verify_audit_log()" -A -t | sed 's/^/bench: audit chain after the run (ok|entries): /'
+
+# Latency of one audited call under 8 clients (issue 15): the median and the
+# 99th percentile of pgbench's per-transaction latencies, for an append
+# (pdp._audit: before issue 15 every 32nd one sealed inline; now the audit
+# worker seals in the background) and a reversal (pdp.decrypt: its entry is
+# now committed by the audit worker before the value is returned).
+"${db[@]}" -c "CREATE TABLE bench.audit_token AS SELECT pdp.encrypt('bench value') AS t"
+echo "SELECT pdp.decrypt(t) FROM bench.audit_token;" > "$work/reversal.sql"
+latency() {   # name, script
+  rm -f "$work"/lat*
+  (cd "$work" && pgbench -n -c 8 -j 2 -T 10 -l --log-prefix=lat -f "$2" "$PDP_DB" >/dev/null 2>&1)
+  cat "$work"/lat* | awk '{print $3}' | sort -n | awk -v name="$1" '
+    { v[NR] = $1 } END { printf "bench: %s under 8 clients: median %.3f ms, p99 %.3f ms (%d calls)\n",
+                         name, v[int(NR * 0.5)] / 1000, v[int(NR * 0.99)] / 1000, NR }'
+}
+latency 'pdp._audit' "$work/chained.sql"
+latency 'pdp.decrypt' "$work/reversal.sql"

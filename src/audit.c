@@ -35,13 +35,6 @@ PG_FUNCTION_INFO_V1(pdp_begin_audit_trim);
  */
 static bool audit_trimming = false;
 
-/*
- * Whether this backend's last reversal audit entry (last_lxid, last_stmt,
- * last_function in pdp_audit_reversal) still stands: cleared when the
- * subtransaction that wrote it aborts, which rolled the entry back.
- */
-static bool reversal_recorded = false;
-
 static void
 digest_update_u64(EVP_MD_CTX *ctx, uint64 v)
 {
@@ -207,9 +200,10 @@ pdp_begin_audit_trim(PG_FUNCTION_ARGS)
 
 /*
  * Record, once per statement and function, that a reversing function ran:
- * who (the entry's role) and which function, never a value.  "Once" counts
- * only entries that still stand: after a subtransaction that wrote one
- * aborted (a savepoint, an EXCEPTION block), the next reversal writes again.
+ * who (the entry's role) and which function, never a value.  The entry is
+ * committed by the audit worker (audit_durable.c) before this returns, in a
+ * transaction of its own, so no rollback of the caller's removes it; when it
+ * cannot be committed this raises an error and the caller returns nothing.
  */
 void
 pdp_audit_reversal(const char *function)
@@ -218,28 +212,40 @@ pdp_audit_reversal(const char *function)
 	static TimestampTz last_stmt = 0;
 	static char last_function[64] = "";
 	TimestampTz stmt = GetCurrentStatementStartTimestamp();
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
 	char	   *details;
-	int			rc;
 
-	if (reversal_recorded && last_lxid == MyProc->lxid && last_stmt == stmt &&
+	if (last_lxid == MyProc->lxid && last_stmt == stmt &&
 		strcmp(last_function, function) == 0)
 		return;
 	details = psprintf("{\"function\": \"%s\"}", function);
-	args[0] = CStringGetTextDatum(function);
-	args[1] = CStringGetTextDatum(details);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args("SELECT pdp._audit('reverse', $1, NULL, $2::jsonb)",
-							   2, argtypes, args, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not write the audit entry of a reversal: %s", SPI_result_code_string(rc));
-	SPI_finish();
+	(void) pdp_audit_durable("reverse", function, NULL, details);
+	pfree(details);
 	last_lxid = MyProc->lxid;
 	last_stmt = stmt;
 	strlcpy(last_function, function, sizeof(last_function));
-	pdp_scoped_set(&reversal_recorded);
+}
+
+/*
+ * Seal the pending entries (the audit worker calls this between batches, in
+ * a transaction of its own).  Returns how many were sealed.
+ */
+int64
+pdp_audit_seal_pending(int64 max_entries)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
+	bool		isnull;
+	int64		n;
+
+	values[0] = Int32GetDatum((int32) Min(max_entries, PG_INT32_MAX));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT pdp.seal_audit_log(false, $1)", 1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not seal the audit log");
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return n;
 }
 
 PG_FUNCTION_INFO_V1(pdp_audit_write);
@@ -267,8 +273,8 @@ pdp_function_owner(Oid fnoid)
  * extension's owner), as PostgreSQL's RI triggers do, through a prepared
  * plan whose names are all qualified.  The actor is the caller's SET ROLE
  * or, without one, the session user: callers cannot choose it.  A subject is
- * stored as pdp.pseudonym(subject, 'audit').  Every 32nd entry's writer
- * seals what is pending, if nobody else is sealing.
+ * stored as pdp.pseudonym(subject, 'audit').  It only appends: the audit
+ * worker seals in the background (pdp_audit_request_seal).
  */
 Datum
 pdp_audit_write(PG_FUNCTION_ARGS)
@@ -328,9 +334,6 @@ pdp_audit_write(PG_FUNCTION_ARGS)
 		if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 			elog(ERROR, "could not write an audit entry");
 		entry_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (entry_id % 32 == 0 &&
-			SPI_execute("SELECT pdp.seal_audit_log(false, 10000)", false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not seal the audit log");
 		SPI_finish();
 	}
 	PG_FINALLY();
@@ -338,6 +341,8 @@ pdp_audit_write(PG_FUNCTION_ARGS)
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	PG_END_TRY();
+	(void) entry_id;
+	pdp_audit_request_seal();
 	PG_RETURN_VOID();
 }
 

@@ -326,4 +326,6 @@ _PG_init(void)
 	fmgr_hook = pdp_fmgr_hook;
 	CacheRegisterSyscacheCallback(PROCOID, pdp_fn_cache_invalidate, (Datum) 0);
 	CacheRegisterSyscacheCallback(NAMESPACEOID, pdp_fn_cache_invalidate, (Datum) 0);
+
+	pdp_audit_durable_init();	/* audit worker, its shared memory and settings */
 }

@@ -37,6 +37,13 @@ extern Datum pdp_pseudonym_for_audit(FunctionCallInfo fcinfo, text *subject);
 /* Audit trail (audit.c) */
 extern void pdp_audit_reversal(const char *function);
 extern Oid	pdp_function_owner(Oid fnoid);
+extern int64 pdp_audit_seal_pending(int64 max_entries);
+
+/* Durable audit entries and the audit worker (audit_durable.c) */
+extern void pdp_audit_durable_init(void);
+extern void pdp_audit_request_seal(void);
+extern int64 pdp_audit_durable(const char *action, const char *object,
+							   const char *subject_pseudonym, const char *details);
 
 /* Declared purpose (consent.c) */
 #define PURPOSE_VISIBLE		1	/* a purpose the role may declare is declared */

@@ -29,4 +29,5 @@ pg_virtualenv -t -v 15 \
   -o "cron.database_name=$PDP_DB" \
   -o "pdp.key_file=$PDP_KEY_FILE" \
   -o "log_min_messages=info" \
+  -o "max_worker_processes=16" \
   "$@"

@@ -1932,3 +1932,78 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Audit: durable entries, keyed chain, sealing in the background (issue 15)
+
+CREATE FUNCTION pdp._audit_durable(action text, object text, subject text DEFAULT NULL, details jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pdp_audit_durable_write';
+COMMENT ON FUNCTION pdp._audit_durable(text, text, text, jsonb) IS
+    'writes an audit entry through the audit worker and returns once it is committed, whatever the caller''s transaction does; fails when it cannot be';
+REVOKE ALL ON FUNCTION pdp._audit_durable(text, text, text, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION pdp.export_subject(subject text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc jsonb;
+    data jsonb := '{}';
+    t regclass;
+    cond text;
+    rows_ jsonb;
+    erased jsonb;
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    doc := pg_catalog.jsonb_build_object('format', 'pdp_ext subject export', 'format_version', 1,
+                                         'generated_at', pg_catalog.now(), 'subject', subject);
+    SELECT e.receipt INTO erased FROM pdp.erasure e
+     WHERE e.subject_pseudonym OPERATOR(pg_catalog.=) pdp.pseudonym(subject, 'audit');
+    IF FOUND THEN
+        PERFORM pdp._audit_durable('export_subject', NULL, subject, '{"erased": true}');
+        RETURN doc || pg_catalog.jsonb_build_object('erasure_receipt', erased);
+    END IF;
+    FOR t IN SELECT DISTINCT s.tbl FROM pdp.subject_column s ORDER BY 1 LOOP
+        cond := pdp._subject_match(t, subject);
+        CONTINUE WHEN cond IS NULL;
+        EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM %s t WHERE %s', t, cond)
+           INTO rows_ USING subject;
+        IF rows_ IS NOT NULL THEN
+            data := data || pg_catalog.jsonb_build_object(t::text, rows_);
+        END IF;
+    END LOOP;
+    doc := doc || pg_catalog.jsonb_build_object(
+        'data', data,
+        'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c) ORDER BY c.event_id)
+                                FROM pdp.consent_history(subject) c), '[]'),
+        'active_consents', coalesce((SELECT pg_catalog.jsonb_agg(s.purpose ORDER BY s.purpose) FROM pdp.consent_state s
+                                      WHERE s.subject OPERATOR(pg_catalog.=) export_subject.subject
+                                        AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now())), '[]'),
+        'restrictions', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('action', r.action, 'reason', r.reason, 'at', r.at) ORDER BY r.id)
+                                   FROM pdp.restriction_event r WHERE r.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'holds', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', h.id, 'reason', h.reason, 'placed_at', h.placed_at,
+                                                                                      'until', h.until, 'released_at', h.released_at) ORDER BY h.id)
+                            FROM pdp.hold h WHERE h.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'disclosures', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', d.recipient, 'country', r.country,
+                                                   'cross_border', r.country <> 'KZ', 'safeguards', r.safeguards, 'purpose', d.purpose,
+                                                   'categories', d.categories, 'at', d.at) ORDER BY d.id)
+                                  FROM pdp.disclosure d LEFT JOIN pdp.recipient r ON r.name OPERATOR(pg_catalog.=) d.recipient
+                                 WHERE d.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'purposes', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('purpose', p.purpose, 'legal_basis', p.legal_basis,
+                                                   'requires_consent', p.requires_consent, 'description', p.description) ORDER BY p.purpose)
+                               FROM pdp.purpose p), '[]'),
+        'retention', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', p.tbl::text, 'period', p.period::text,
+                                                    'from', coalesce(p.anchor_column::text, 'insertion'), 'then', p.action) ORDER BY p.tbl::text)
+                                FROM pdp.retention_policy p), '[]'),
+        'requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', q.id, 'kind', q.kind, 'received_at', q.received_at,
+                                                   'due_at', q.due_at, 'completed_at', q.completed_at, 'outcome', q.outcome) ORDER BY q.id)
+                               FROM pdp.subject_request q WHERE q.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'));
+    PERFORM pdp._audit_durable('export_subject', NULL, subject,
+                       pg_catalog.jsonb_build_object('tables', (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(data))));
+    RETURN doc;
+END
+$$;
+
+COMMENT ON FUNCTION pdp._audit(text, text, text, jsonb) IS
+    'writes an audit entry (the subject as its pseudonym, the caller as actor); the audit worker seals it in the background';

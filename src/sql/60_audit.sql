@@ -8,9 +8,10 @@
 --                       role, session role, action, object, subject, details)
 --
 -- starting from the chain's anchor (32 zero bytes, or the hash of the last
--- entry cut off by pdp.trim_audit_log).  Every 32nd writer seals what is
--- pending under a try-lock (never waiting), and pdp.verify_audit_log() and
--- pdp.trim_audit_log() seal whatever is left before they work.  Editing, deleting or reordering sealed entries,
+-- entry cut off by pdp.trim_audit_log).  Writers only append: pdp_ext's
+-- audit worker seals what is pending in the background (src/audit_durable.c),
+-- and pdp.verify_audit_log() and pdp.trim_audit_log() seal whatever is left
+-- before they work.  Editing, deleting or reordering sealed entries,
 -- even by a superuser with triggers disabled, breaks the chain.
 
 CREATE TABLE pdp.audit_log (
@@ -167,7 +168,7 @@ COMMENT ON FUNCTION pdp.seal_audit_log(boolean, integer) IS
 CREATE FUNCTION pdp._audit(action text, object text, subject text DEFAULT NULL, details jsonb DEFAULT '{}')
 RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pdp_audit_write';
 COMMENT ON FUNCTION pdp._audit(text, text, text, jsonb) IS
-    'writes an audit entry (the subject as its pseudonym, the caller as actor); seals every 32nd entry';
+    'writes an audit entry (the subject as its pseudonym, the caller as actor); the audit worker seals it in the background';
 
 CREATE FUNCTION pdp.verify_audit_log(OUT ok boolean, OUT entries bigint, OUT first_bad_id bigint)
 LANGUAGE plpgsql SECURITY DEFINER
@@ -262,3 +263,13 @@ END
 $$;
 COMMENT ON FUNCTION pdp.trim_audit_log(interval) IS
     'removes audit entries older than keep; the rest stays verifiable from the recorded anchor hash';
+
+-- Durable entries (C, see src/audit_durable.c): committed by pdp_ext's audit
+-- worker, in a transaction of its own, before the call returns.  For reads of
+-- personal data (exports; reversals call the same path from C), whose entry
+-- must outlive a rollback of the caller's transaction.
+CREATE FUNCTION pdp._audit_durable(action text, object text, subject text DEFAULT NULL, details jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pdp_audit_durable_write';
+COMMENT ON FUNCTION pdp._audit_durable(text, text, text, jsonb) IS
+    'writes an audit entry through the audit worker and returns once it is committed, whatever the caller''s transaction does; fails when it cannot be';
+REVOKE ALL ON FUNCTION pdp._audit_durable(text, text, text, jsonb) FROM PUBLIC;

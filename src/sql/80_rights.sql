@@ -506,7 +506,7 @@ BEGIN
     SELECT e.receipt INTO erased FROM pdp.erasure e
      WHERE e.subject_pseudonym OPERATOR(pg_catalog.=) pdp.pseudonym(subject, 'audit');
     IF FOUND THEN
-        PERFORM pdp._audit('export_subject', NULL, subject, '{"erased": true}');
+        PERFORM pdp._audit_durable('export_subject', NULL, subject, '{"erased": true}');
         RETURN doc || pg_catalog.jsonb_build_object('erasure_receipt', erased);
     END IF;
     FOR t IN SELECT DISTINCT s.tbl FROM pdp.subject_column s ORDER BY 1 LOOP
@@ -544,7 +544,7 @@ BEGIN
         'requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', q.id, 'kind', q.kind, 'received_at', q.received_at,
                                                    'due_at', q.due_at, 'completed_at', q.completed_at, 'outcome', q.outcome) ORDER BY q.id)
                                FROM pdp.subject_request q WHERE q.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'));
-    PERFORM pdp._audit('export_subject', NULL, subject,
+    PERFORM pdp._audit_durable('export_subject', NULL, subject,
                        pg_catalog.jsonb_build_object('tables', (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(data))));
     RETURN doc;
 END

@@ -40,7 +40,9 @@ sub pdp_node
 	my $key_file = $opt{key_file} // pdp_key_file();
 	$node->append_conf('postgresql.conf',
 		"shared_preload_libraries = '" . ($opt{preload} // 'pdp_ext') . "'\n"
-		  . "pdp.key_file = '$key_file'\n" . ($opt{conf} // ''));
+		  . "pdp.key_file = '$key_file'\n"
+		  . "max_worker_processes = 16\n"    # pdp_ext's audit workers, one per database in use
+		  . ($opt{conf} // ''));
 	$node->start if $opt{start} // 1;
 	return $node;
 }

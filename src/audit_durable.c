@@ -1,0 +1,737 @@
+/*-------------------------------------------------------------------------
+ * audit_durable.c
+ *	  Durable audit entries: entries for reads of personal data (reversals,
+ *	  subject exports) are committed by a background worker, in a
+ *	  transaction of its own, before the value reaches the caller.  The
+ *	  caller's transaction may then roll back; the entry stays.
+ *
+ * A backend that must record such an entry puts it into a slot of a small
+ * ring in shared memory, wakes the audit worker of its database (starting
+ * one if there is none) and sleeps on a condition variable until the worker
+ * says the entry is committed (DONE) or could not be (FAILED).  Only then
+ * does the caller go on and return the value; on failure, or after
+ * pdp.audit_timeout, it raises an error and the value is never returned.
+ *
+ * The worker takes every pending slot of its database, inserts them into
+ * pdp.audit_log in one transaction (several callers' entries in one commit),
+ * commits with synchronous_commit on, and only then marks them DONE.  A
+ * worker killed after its commit and before its acknowledgement takes the
+ * postmaster through crash recovery, which ends every waiting caller too:
+ * no caller gets a value whose entry is not committed, and shared memory
+ * (the ring) starts empty, so nothing is written twice.  Between batches it
+ * also seals the chain (pdp._audit_seal_pending), so that sealing never runs
+ * in an application statement.  It exits after a second with nothing to do
+ * (so that DROP DATABASE is not held up) and is started again on demand.
+ *
+ * Note about locking: the LWLock pdp_audit->lock guards every field of the
+ * shared state (the slots, the per-database worker table, next_ticket).
+ * Writers hold it exclusively to claim a slot, to look up or start their
+ * worker, and to read their slot's state; the worker holds it exclusively
+ * to take pending slots and to mark them DONE or FAILED.  Nobody holds it
+ * while doing I/O, running SQL or sleeping.  The condition variable
+ * pdp_audit->done is broadcast after every change a writer may wait for
+ * (an acknowledgement, a failure, a slot freed, a worker gone).
+ *
+ * Without shared_preload_libraries there is no shared memory and no worker:
+ * recording fails, and so does every reversal and export (SQLSTATE 55000).
+ *-------------------------------------------------------------------------
+ */
+#include "pdp_ext.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+PGDLLEXPORT void pdp_audit_worker_main(Datum main_arg);
+
+#define AUDIT_RING_SLOTS	64
+#define AUDIT_MAX_DATABASES	16
+#define AUDIT_ACTION_LEN	64
+#define AUDIT_OBJECT_LEN	256
+#define AUDIT_SUBJECT_LEN	72
+#define AUDIT_DETAILS_LEN	2048
+#define AUDIT_WORKER_IDLE_MS 1000
+#define AUDIT_WORKER_START_MS 10000
+
+typedef enum AuditSlotState
+{
+	SLOT_FREE = 0,
+	SLOT_PENDING,				/* filled by a writer, waiting for the worker */
+	SLOT_TAKEN,					/* in the worker's open transaction */
+	SLOT_DONE,					/* committed: the writer may go on */
+	SLOT_FAILED,				/* could not be committed */
+	SLOT_ABANDONED				/* taken, but its writer gave up waiting */
+} AuditSlotState;
+
+typedef struct AuditSlot
+{
+	AuditSlotState state;
+	uint64		ticket;			/* who owns the slot */
+	Oid			dbid;
+	TimestampTz at;
+	int			sqlerrcode;		/* when FAILED */
+	int64		entry_id;		/* when DONE */
+	bool		has_object;
+	bool		has_subject;
+	NameData	role;
+	NameData	session_role;
+	char		action[AUDIT_ACTION_LEN];
+	char		object[AUDIT_OBJECT_LEN];
+	char		subject[AUDIT_SUBJECT_LEN];
+	char		details[AUDIT_DETAILS_LEN];
+} AuditSlot;
+
+typedef struct AuditWorker
+{
+	Oid			dbid;			/* InvalidOid: entry unused */
+	pid_t		pid;			/* 0 while starting or gone */
+	bool		starting;
+	TimestampTz start_requested;
+	TimestampTz seal_until;		/* seal every quarter second until then */
+	Latch	   *latch;
+} AuditWorker;
+
+typedef struct AuditShared
+{
+	LWLock	   *lock;
+	ConditionVariable done;
+	uint64		next_ticket;
+	int			next_slot;		/* where the search for a free slot starts */
+	AuditWorker workers[AUDIT_MAX_DATABASES];
+	AuditSlot	slots[AUDIT_RING_SLOTS];
+} AuditShared;
+
+static AuditShared *pdp_audit = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static int	pdp_audit_timeout_ms = 10000;
+static int	worker_index = -1;	/* in the worker: its entry in workers[] */
+
+static void
+audit_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(AuditShared)));
+	RequestNamedLWLockTranche("pdp_ext audit", 1);
+}
+
+static void
+audit_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	pdp_audit = ShmemInitStruct("pdp_ext audit", sizeof(AuditShared), &found);
+	if (!found)
+	{
+		memset(pdp_audit, 0, sizeof(AuditShared));
+		pdp_audit->lock = &(GetNamedLWLockTranche("pdp_ext audit"))->lock;
+		ConditionVariableInit(&pdp_audit->done);
+		pdp_audit->next_ticket = 1;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Called once from _PG_init: the setting, and, when loaded by
+ * shared_preload_libraries, the shared memory hooks.
+ */
+void
+pdp_audit_durable_init(void)
+{
+	DefineCustomIntVariable("pdp.audit_timeout",
+							"How long a reversal or export waits for its audit entry to be committed.",
+							"After this the call fails and returns nothing.",
+							&pdp_audit_timeout_ms,
+							10000, 100, 600000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = audit_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = audit_shmem_startup;
+}
+
+static void
+fail_unrecordable(int sqlerrcode, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(sqlerrcode),
+			 errmsg("could not record the audit entry of a read of personal data"),
+			 errdetail_internal("%s", detail),
+			 errhint("Nothing was returned.  Reversals and exports are recorded by pdp_ext's audit worker, "
+					 "which needs pdp_ext in shared_preload_libraries and a writable server.")));
+}
+
+/*
+ * Make sure a worker serves MyDatabaseId: returns its latch to set, or NULL
+ * when one is starting.  *start is set when the caller must start one.
+ * Caller must hold pdp_audit->lock exclusively.
+ */
+static Latch *
+audit_worker_for_db(bool *start, int *index)
+{
+	int			free_index = -1;
+	TimestampTz now = GetCurrentTimestamp();
+
+	*start = false;
+	for (int i = 0; i < AUDIT_MAX_DATABASES; i++)
+	{
+		AuditWorker *w = &pdp_audit->workers[i];
+
+		if (w->dbid == MyDatabaseId)
+		{
+			*index = i;
+			if (w->pid != 0)
+				return w->latch;
+			if (w->starting &&
+				!TimestampDifferenceExceeds(w->start_requested, now, AUDIT_WORKER_START_MS))
+				return NULL;
+			w->starting = true;
+			w->start_requested = now;
+			*start = true;
+			return NULL;
+		}
+		if (w->dbid == InvalidOid && free_index < 0)
+			free_index = i;
+	}
+	if (free_index < 0)
+		return NULL;			/* the caller fails on start == false && no latch */
+	pdp_audit->workers[free_index].dbid = MyDatabaseId;
+	pdp_audit->workers[free_index].pid = 0;
+	pdp_audit->workers[free_index].starting = true;
+	pdp_audit->workers[free_index].start_requested = now;
+	*index = free_index;
+	*start = true;
+	return NULL;
+}
+
+static bool
+audit_start_worker(int index)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "pdp_ext", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "pdp_audit_worker_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "pdp_ext audit worker for database %u", MyDatabaseId);
+	strlcpy(worker.bgw_type, "pdp_ext audit worker", BGW_MAXLEN);
+	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	memcpy(worker.bgw_extra, &index, sizeof(int));
+	worker.bgw_notify_pid = 0;
+	return RegisterDynamicBackgroundWorker(&worker, &handle);
+}
+
+/* Give a slot back (its writer leaves).  Caller holds the lock. */
+static void
+audit_release_slot(AuditSlot *slot, uint64 ticket)
+{
+	if (slot->ticket != ticket)
+		return;
+	if (slot->state == SLOT_TAKEN)
+		slot->state = SLOT_ABANDONED;
+	else
+		slot->state = SLOT_FREE;
+}
+
+/*
+ * Record one entry durably and wait until it is committed.  Raises an error
+ * (and so returns no value to the caller) when it cannot be.  Fields are
+ * truncated to their slot sizes only where harmless (names); an oversized
+ * object or details is refused.  Returns the entry's id.
+ */
+int64
+pdp_audit_durable(const char *action, const char *object, const char *subject_pseudonym,
+				  const char *details)
+{
+	AuditSlot  *volatile slot = NULL;
+	volatile uint64 ticket = 0;
+	const char *actor;
+	TimestampTz deadline;
+	volatile int64 entry_id = 0;
+	volatile int failed_code = 0;
+	volatile bool timed_out = false;
+
+	if (pdp_audit == NULL)
+		fail_unrecordable(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+						  "pdp_ext is not loaded by shared_preload_libraries, so it has no audit worker.");
+	if (RecoveryInProgress())
+		fail_unrecordable(ERRCODE_READ_ONLY_SQL_TRANSACTION,
+						  "The server is in recovery (a standby) and cannot commit audit entries.");
+	if (strlen(action) >= AUDIT_ACTION_LEN ||
+		(object && strlen(object) >= AUDIT_OBJECT_LEN) ||
+		(subject_pseudonym && strlen(subject_pseudonym) >= AUDIT_SUBJECT_LEN) ||
+		strlen(details) >= AUDIT_DETAILS_LEN)
+		fail_unrecordable(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "The entry is larger than an audit slot.");
+
+	actor = GetConfigOption("role", false, false);
+	if (actor == NULL || strcmp(actor, "none") == 0 || actor[0] == '\0')
+		actor = GetUserNameFromId(GetSessionUserId(), false);
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pdp_audit_timeout_ms);
+	ConditionVariablePrepareToSleep(&pdp_audit->done);
+	PG_TRY();
+	{
+		bool		wake_sent = false;
+
+		for (;;)
+		{
+			Latch	   *latch = NULL;
+			bool		start = false;
+			int			windex = -1;
+			bool		no_room = false;
+
+			LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+			if (slot == NULL)
+			{
+				for (int i = 0; i < AUDIT_RING_SLOTS; i++)
+				{
+					int			n = (pdp_audit->next_slot + i) % AUDIT_RING_SLOTS;
+
+					if (pdp_audit->slots[n].state == SLOT_FREE)
+					{
+						slot = &pdp_audit->slots[n];
+						pdp_audit->next_slot = (n + 1) % AUDIT_RING_SLOTS;
+						break;
+					}
+				}
+				if (slot != NULL)
+				{
+					ticket = pdp_audit->next_ticket++;
+					memset(slot, 0, offsetof(AuditSlot, action));
+					slot->ticket = ticket;
+					slot->dbid = MyDatabaseId;
+					slot->at = GetCurrentTimestamp();
+					namestrcpy(&slot->role, actor);
+					namestrcpy(&slot->session_role, GetUserNameFromId(GetSessionUserId(), false));
+					strlcpy(slot->action, action, AUDIT_ACTION_LEN);
+					slot->has_object = object != NULL;
+					strlcpy(slot->object, object ? object : "", AUDIT_OBJECT_LEN);
+					slot->has_subject = subject_pseudonym != NULL;
+					strlcpy(slot->subject, subject_pseudonym ? subject_pseudonym : "", AUDIT_SUBJECT_LEN);
+					strlcpy(slot->details, details, AUDIT_DETAILS_LEN);
+					slot->state = SLOT_PENDING;
+				}
+			}
+			if (slot != NULL && slot->ticket == ticket)
+			{
+				if (slot->state == SLOT_DONE)
+				{
+					entry_id = slot->entry_id;
+					slot->state = SLOT_FREE;
+					LWLockRelease(pdp_audit->lock);
+					break;
+				}
+				if (slot->state == SLOT_FAILED)
+				{
+					failed_code = slot->sqlerrcode;
+					slot->state = SLOT_FREE;
+					LWLockRelease(pdp_audit->lock);
+					break;
+				}
+				if (slot->state == SLOT_PENDING && !wake_sent)
+				{
+					latch = audit_worker_for_db(&start, &windex);
+					if (latch == NULL && !start && windex < 0)
+						no_room = true;
+				}
+			}
+			if (no_room)
+			{
+				audit_release_slot(slot, ticket);
+				slot = NULL;
+				LWLockRelease(pdp_audit->lock);
+				fail_unrecordable(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+								  "Too many databases use pdp_ext's audit worker at once.");
+			}
+			LWLockRelease(pdp_audit->lock);
+
+			if (latch != NULL)
+			{
+				SetLatch(latch);
+				wake_sent = true;
+			}
+			if (start && !audit_start_worker(windex))
+			{
+				LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+				pdp_audit->workers[windex].starting = false;
+				audit_release_slot(slot, ticket);
+				slot = NULL;
+				LWLockRelease(pdp_audit->lock);
+				fail_unrecordable(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+								  "No background worker slot is free for pdp_ext's audit worker (max_worker_processes).");
+			}
+			if (GetCurrentTimestamp() >= deadline)
+			{
+				timed_out = true;
+				break;
+			}
+			/* Short sleeps: a worker that starts meanwhile is woken on the next turn. */
+			if (ConditionVariableTimedSleep(&pdp_audit->done, wake_sent ? 1000 : 10, PG_WAIT_EXTENSION))
+				wake_sent = false;
+		}
+	}
+	PG_CATCH();
+	{
+		ConditionVariableCancelSleep();
+		if (slot != NULL)
+		{
+			LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+			audit_release_slot(slot, ticket);
+			LWLockRelease(pdp_audit->lock);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	ConditionVariableCancelSleep();
+
+	if (timed_out)
+	{
+		LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+		if (slot != NULL && slot->ticket == ticket && slot->state == SLOT_DONE)
+		{
+			entry_id = slot->entry_id;
+			slot->state = SLOT_FREE;
+			timed_out = false;
+		}
+		else if (slot != NULL)
+			audit_release_slot(slot, ticket);
+		LWLockRelease(pdp_audit->lock);
+		if (timed_out)
+			fail_unrecordable(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+							  "The audit worker did not commit the entry within pdp.audit_timeout.");
+	}
+	if (failed_code != 0)
+		fail_unrecordable(failed_code, "The audit worker could not commit the entry.");
+	return entry_id;
+}
+
+/*
+ * Ask the audit worker of this database to seal soon: an ordinary entry was
+ * appended (pdp._audit), and its transaction will commit shortly.  The worker
+ * seals every quarter second for a second after the last request, so the
+ * appending statement itself never seals.  Starts a worker when none runs;
+ * without shared memory (not preloaded) it does nothing, and the entry waits
+ * for pdp.seal_audit_log (verify_audit_log and trim_audit_log call it).
+ */
+void
+pdp_audit_request_seal(void)
+{
+	bool		start = false;
+	int			windex = -1;
+	Latch	   *latch = NULL;
+	TimestampTz now;
+
+	if (pdp_audit == NULL || RecoveryInProgress())
+		return;
+	now = GetCurrentTimestamp();
+	LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+	latch = audit_worker_for_db(&start, &windex);
+	if (windex >= 0)
+		pdp_audit->workers[windex].seal_until = TimestampTzPlusMilliseconds(now, AUDIT_WORKER_IDLE_MS);
+	LWLockRelease(pdp_audit->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+	if (start && !audit_start_worker(windex))
+	{
+		LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+		pdp_audit->workers[windex].starting = false;
+		pdp_audit->workers[windex].dbid = InvalidOid;
+		LWLockRelease(pdp_audit->lock);
+	}
+}
+
+/*
+ * pdp._audit_durable(action text, object text, subject text, details jsonb)
+ * RETURNS bigint: like pdp._audit, but the entry is committed by the audit
+ * worker before this returns, whatever the caller's transaction does later.
+ */
+PG_FUNCTION_INFO_V1(pdp_audit_durable_write);
+Datum
+pdp_audit_durable_write(PG_FUNCTION_ARGS)
+{
+	char	   *subject = NULL;
+	char	   *details = "{}";
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("audit action must not be null")));
+	if (!PG_ARGISNULL(2))
+		subject = TextDatumGetCString(pdp_pseudonym_for_audit(fcinfo, PG_GETARG_TEXT_PP(2)));
+	if (!PG_ARGISNULL(3))
+		details = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(3)));
+	PG_RETURN_INT64(pdp_audit_durable(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									  PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+									  subject, details));
+}
+
+/* ---------------------------------------------------------------------
+ * The worker
+ * ---------------------------------------------------------------------
+ */
+
+/* On exit: leave the worker table, fail what it had taken, wake writers. */
+static void
+audit_worker_exit(int code, Datum arg)
+{
+	if (pdp_audit == NULL || worker_index < 0)
+		return;
+	LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < AUDIT_RING_SLOTS; i++)
+	{
+		AuditSlot  *s = &pdp_audit->slots[i];
+
+		if (s->dbid != MyDatabaseId)
+			continue;
+		if (s->state == SLOT_TAKEN)
+		{
+			s->state = SLOT_FAILED;
+			s->sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+		}
+		else if (s->state == SLOT_ABANDONED)
+			s->state = SLOT_FREE;
+	}
+	if (pdp_audit->workers[worker_index].pid == MyProcPid)
+	{
+		pdp_audit->workers[worker_index].pid = 0;
+		pdp_audit->workers[worker_index].latch = NULL;
+		pdp_audit->workers[worker_index].starting = false;
+		pdp_audit->workers[worker_index].dbid = InvalidOid;
+	}
+	LWLockRelease(pdp_audit->lock);
+	ConditionVariableBroadcast(&pdp_audit->done);
+}
+
+/* Insert the taken entries in one transaction and commit it. */
+static void
+audit_worker_write(AuditSlot *batch, int n, int64 *ids)
+{
+	Oid			argtypes[7] = {TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "pdp_ext: writing audit entries");
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[7];
+		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		bool		isnull;
+
+		values[0] = TimestampTzGetDatum(batch[i].at);
+		values[1] = NameGetDatum(&batch[i].role);
+		values[2] = NameGetDatum(&batch[i].session_role);
+		values[3] = CStringGetTextDatum(batch[i].action);
+		values[4] = batch[i].has_object ? CStringGetTextDatum(batch[i].object) : (Datum) 0;
+		nulls[4] = batch[i].has_object ? ' ' : 'n';
+		values[5] = batch[i].has_subject ? CStringGetTextDatum(batch[i].subject) : (Datum) 0;
+		nulls[5] = batch[i].has_subject ? ' ' : 'n';
+		values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(batch[i].details));
+		if (SPI_execute_with_args("INSERT INTO pdp.audit_log (at, role, session_role, action, object, "
+								  "subject_pseudonym, details) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+								  7, argtypes, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
+			SPI_processed != 1)
+			elog(ERROR, "could not write an audit entry");
+		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Seal what is pending, in a transaction of its own; errors are logged. */
+static void
+audit_worker_seal(MemoryContext workctx)
+{
+	int64		n = 0;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "pdp_ext: sealing the audit log");
+		n = pdp_audit_seal_pending(100000);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(workctx);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_END_TRY();
+	(void) n;
+}
+
+void
+pdp_audit_worker_main(Datum main_arg)
+{
+	Oid			dbid = DatumGetObjectId(main_arg);
+	MemoryContext workctx;
+	AuditSlot  *batch;
+	int			*index_of = NULL;
+	int64	   *ids;
+	TimestampTz last_work;
+	bool		seal_due = true;
+
+	memcpy(&worker_index, MyBgworkerEntry->bgw_extra, sizeof(int));
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	if (pdp_audit == NULL)
+		proc_exit(1);
+	before_shmem_exit(audit_worker_exit, (Datum) 0);
+
+	LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+	if (worker_index < 0 || worker_index >= AUDIT_MAX_DATABASES ||
+		pdp_audit->workers[worker_index].dbid != dbid || pdp_audit->workers[worker_index].pid != 0)
+	{
+		/* Superseded by another worker for this database: leave quietly. */
+		worker_index = -1;
+		LWLockRelease(pdp_audit->lock);
+		proc_exit(0);
+	}
+	pdp_audit->workers[worker_index].pid = MyProcPid;
+	pdp_audit->workers[worker_index].latch = MyLatch;
+	pdp_audit->workers[worker_index].starting = false;
+	LWLockRelease(pdp_audit->lock);
+
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
+	workctx = AllocSetContextCreate(TopMemoryContext, "pdp_ext audit worker", ALLOCSET_DEFAULT_SIZES);
+	batch = MemoryContextAlloc(TopMemoryContext, sizeof(AuditSlot) * AUDIT_RING_SLOTS);
+	index_of = MemoryContextAlloc(TopMemoryContext, sizeof(int) * AUDIT_RING_SLOTS);
+	ids = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * AUDIT_RING_SLOTS);
+	last_work = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		int			n = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(workctx);
+		MemoryContextReset(workctx);
+
+		LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < AUDIT_RING_SLOTS; i++)
+		{
+			AuditSlot  *s = &pdp_audit->slots[i];
+
+			if (s->state == SLOT_PENDING && s->dbid == dbid)
+			{
+				s->state = SLOT_TAKEN;
+				memcpy(&batch[n], s, sizeof(AuditSlot));
+				index_of[n++] = i;
+			}
+		}
+		if (GetCurrentTimestamp() < pdp_audit->workers[worker_index].seal_until)
+			seal_due = true;
+		if (n == 0 && !seal_due &&
+			TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(), AUDIT_WORKER_IDLE_MS))
+		{
+			/* Idle: leave, under the lock, so no writer counts on us. */
+			pdp_audit->workers[worker_index].pid = 0;
+			pdp_audit->workers[worker_index].latch = NULL;
+			pdp_audit->workers[worker_index].dbid = InvalidOid;
+			worker_index = -1;
+			LWLockRelease(pdp_audit->lock);
+			proc_exit(0);
+		}
+		LWLockRelease(pdp_audit->lock);
+
+		if (n > 0)
+		{
+			int			sqlerrcode = 0;
+
+			PG_TRY();
+			{
+				audit_worker_write(batch, n, ids);
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				MemoryContextSwitchTo(workctx);
+				edata = CopyErrorData();
+				sqlerrcode = edata->sqlerrcode;
+				EmitErrorReport();
+				FlushErrorState();
+				AbortCurrentTransaction();
+				pgstat_report_activity(STATE_IDLE, NULL);
+			}
+			PG_END_TRY();
+
+			LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+			for (int i = 0; i < n; i++)
+			{
+				AuditSlot  *s = &pdp_audit->slots[index_of[i]];
+
+				if (s->ticket != batch[i].ticket)
+					continue;
+				if (s->state == SLOT_ABANDONED)
+					s->state = SLOT_FREE;
+				else if (sqlerrcode == 0)
+				{
+					s->entry_id = ids[i];
+					s->state = SLOT_DONE;
+				}
+				else
+				{
+					s->sqlerrcode = sqlerrcode;
+					s->state = SLOT_FAILED;
+				}
+			}
+			LWLockRelease(pdp_audit->lock);
+			ConditionVariableBroadcast(&pdp_audit->done);
+			last_work = GetCurrentTimestamp();
+			seal_due = true;
+			continue;			/* more may have come meanwhile */
+		}
+
+		if (seal_due)
+		{
+			audit_worker_seal(workctx);
+			seal_due = false;
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 AUDIT_WORKER_IDLE_MS / 4, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
