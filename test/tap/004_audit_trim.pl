@@ -28,9 +28,14 @@ is($node->safe_psql('postgres', q{SELECT pdp.trim_audit_log('5 years')}), '0', '
 
 # A crash empties the unlogged sealing queue; entries written just before it
 # are sealed after the restart all the same.
+# The background sealer is held off by a session holding the sealing lock,
+# so that the crash surely finds entries in the queue.
+my $holder = $node->background_psql('postgres');
+$holder->query_safe(q{BEGIN; SELECT pg_advisory_xact_lock(pg_catalog.hashtext('pdp_ext audit seal'))});
 $node->safe_psql('postgres', q{SELECT pdp.define_purpose('p' || g, 'contract') FROM generate_series(3, 12) g});
 is($node->safe_psql('postgres', 'SELECT count(*) > 0 FROM pdp.audit_unsealed'), 't', 'some entries wait to be sealed');
 $node->stop('immediate');
+eval { $holder->quit };
 $node->start;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pdp.audit_unsealed'), '0', 'the crash emptied the queue');
 is($node->safe_psql('postgres', 'SELECT ok, entries FROM pdp.verify_audit_log()'), 't|13',
