@@ -255,6 +255,27 @@ SELECT count(*) AS probed_only FROM "LMS App".marks;
 RESET pdp.visibility_memory;
 RESET pdp.purpose;
 RESET ROLE;
+-- Sets of every shape answer as probes do: dense ids (one growing bitmap),
+-- ids too spread for a bitmap (counted, then a sorted array), negative ids,
+-- and identifiers that are not canonical integers ('007', text) in the hash.
+CREATE TABLE "LMS App".mixed (id bigint PRIMARY KEY, learner text);
+INSERT INTO "LMS App".mixed
+SELECT g, CASE g % 5 WHEN 0 THEN (g::bigint * 1000000007)::text WHEN 1 THEN (-g)::text
+                     WHEN 2 THEN lpad(g::text, 6, '0') WHEN 3 THEN 'user-' || g ELSE g::text END
+  FROM generate_series(1, 3000) g;
+SELECT pdp.register_table('"LMS App".mixed', 'learner');
+SELECT pdp.protect_table('"LMS App".mixed');
+SELECT pdp.import_consents(ARRAY(SELECT ROW(m.learner, 'analytics', now(), NULL, '{}', NULL)::pdp.consent_import
+                                   FROM "LMS App".mixed m WHERE m.id % 3 = 0)) AS mixed_consents;
+GRANT SELECT ON "LMS App".mixed TO regress_analyst;
+SET ROLE regress_analyst;
+SET pdp.purpose = 'analytics';
+SELECT count(*) AS mixed_with_sets FROM "LMS App".mixed;
+SET pdp.visibility_memory = 0;
+SELECT count(*) AS mixed_probed FROM "LMS App".mixed;
+RESET pdp.visibility_memory;
+RESET pdp.purpose;
+RESET ROLE;
 
 DROP SCHEMA "LMS App" CASCADE;
 DROP ROLE regress_app, regress_analyst, regress_clerk, regress_owner;

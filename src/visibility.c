@@ -409,6 +409,119 @@ fill_subject(void *arg, const char *s, size_t len)
 }
 
 /*
+ * The one-pass way, for the common case of dense integer ids: a bitmap that
+ * grows (doubling) to cover the ids seen so far, and the text hash, both
+ * within the budget.  When the bitmap would outgrow the budget the pass
+ * gives up (abandoned), and build_set falls back to counting first.
+ */
+typedef struct SetGrow
+{
+	VisSet	   *set;
+	Size		limit;
+	uint8	   *bits;
+	int64		base;			/* id of bit 0, a multiple of 64 */
+	Size		nbytes;
+	Size		nids;			/* ids seen (duplicates are impossible: a key) */
+	int64		min;
+	int64		max;
+	Size		text_bytes;
+	bool		abandoned;
+} SetGrow;
+
+static int64
+floor64(int64 v)
+{
+	return v >= 0 ? v - v % 64 : v - (64 + v % 64) % 64;
+}
+
+static void
+grow_subject(void *arg, const char *s, size_t len)
+{
+	SetGrow    *g = (SetGrow *) arg;
+	int64_t		id;
+
+	if (g->abandoned)
+		return;
+	if (pdp_parse_canonical_int64(s, len, &id))
+	{
+		if (g->bits == NULL || id < g->base || (uint64) (id - g->base) >= (uint64) g->nbytes * 8)
+		{
+			/* Cover [lo, hi): the old range and id, at least twice as wide. */
+			int64		lo = g->bits ? Min(g->base, floor64(id)) : floor64(id);
+			int64		old_hi = g->bits ? g->base + (int64) g->nbytes * 8 : lo;
+			int64		hi = Max(old_hi, floor64(id) + 64);
+			uint64		span = (uint64) hi - (uint64) lo;
+			Size		want;
+			uint8	   *bits;
+
+			if (id < INT64_MIN / 2 || id > INT64_MAX / 2 || span > (uint64) MaxAllocHugeSize * 8)
+			{
+				g->abandoned = true;
+				return;
+			}
+			want = Max((Size) (span / 8), g->nbytes * 2);
+			want = Max(want, (Size) 8192);
+			if (want + g->text_bytes > g->limit)
+				want = (Size) (span / 8);
+			if (want + g->text_bytes > g->limit)
+			{
+				g->abandoned = true;
+				return;
+			}
+			/* Grow downwards when id is below, upwards otherwise. */
+			if (g->bits && id < g->base)
+				lo = hi - (int64) want * 8;
+			else if (g->bits)
+				lo = g->base;
+			bits = MemoryContextAllocExtended(g->set->cxt, want, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+			if (g->bits)
+			{
+				memcpy(bits + (g->base - lo) / 8, g->bits, g->nbytes);
+				pfree(g->bits);
+			}
+			g->bits = bits;
+			g->base = lo;
+			g->nbytes = want;
+		}
+		{
+			uint64		off = (uint64) id - (uint64) g->base;
+
+			g->bits[off >> 3] |= (uint8) (1u << (off & 7));
+		}
+		if (g->nids == 0 || id < g->min)
+			g->min = id;
+		if (g->nids == 0 || id > g->max)
+			g->max = id;
+		g->nids++;
+	}
+	else
+	{
+		SubjectKey	key;
+
+		if (g->nbytes + g->text_bytes + TEXT_ENTRY_COST > g->limit)
+		{
+			g->abandoned = true;
+			return;
+		}
+		if (g->set->texts == NULL)
+		{
+			HASHCTL		ctl;
+
+			ctl.keysize = sizeof(SubjectKey);
+			ctl.entrysize = sizeof(SubjectKey);
+			ctl.hash = subject_hash;
+			ctl.match = subject_match;
+			ctl.hcxt = g->set->cxt;
+			g->set->texts = hash_create("pdp_ext visibility subjects", 256, &ctl,
+										HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+		}
+		subject_key(s, len, &key);
+		hash_search(g->set->texts, &key, HASH_ENTER, NULL);
+		g->text_bytes += TEXT_ENTRY_COST;
+	}
+}
+
+/*
  * Read the set: the subjects of relid's rows (column subject_att) whose
  * purpose_att (when > 0) equals purpose and whose until_att (when > 0) is
  * NULL or later than now(), under snap.  On success the set is SET_BUILT;
@@ -437,6 +550,36 @@ build_set(VisSet *set, Oid relid, AttrNumber subject_att, AttrNumber purpose_att
 	ss.now = GetCurrentTransactionStartTimestamp();
 	ss.snap = snap;
 
+	/* One pass with a growing bitmap; most sets end here. */
+	{
+		SetGrow		g;
+
+		memset(&g, 0, sizeof(g));
+		g.set = set;
+		g.limit = limit;
+		scan_subjects(&ss, grow_subject, &g);
+		if (!g.abandoned)
+		{
+			table_close(ss.rel, AccessShareLock);
+			set->ints.n = g.nids;
+			set->ints.min = g.min;
+			set->ints.max = g.max;
+			set->ints.bits = g.bits;
+			set->ints.sorted = NULL;
+			if (g.bits)
+			{
+				/* pdp_int_set_contains indexes the bitmap from min. */
+				set->ints.min = g.base;
+			}
+			set->bytes = g.nbytes + g.text_bytes;
+			set->state = SET_BUILT;
+			return;
+		}
+		MemoryContextReset(set->cxt);
+		set->texts = NULL;
+	}
+
+	/* Too wide for a bitmap: count, then fill the smaller representation. */
 	memset(&c, 0, sizeof(c));
 	scan_subjects(&ss, count_subject, &c);
 	if (c.nids > 0)
