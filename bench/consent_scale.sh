@@ -10,8 +10,9 @@
 #  - import_consents against a plain INSERT ... SELECT of the same rows into a
 #    table of the same shape.
 # Targets: lookups <= 1.1x unprotected without churn and <= 1.2x under churn;
-# parallel count < 1.0x serial and <= 1.0x the owner's filter; memory flat;
-# import >= 0.3x the plain INSERT's rate.
+# parallel count < 1.0x serial and <= 1.0x the owner's filter (the report
+# checks the latter; compare the two protected lines for the former); memory
+# flat; import >= 0.3x the plain INSERT's rate (<= 3.33x its time).
 set -euo pipefail
 db=(psql -X -q -v ON_ERROR_STOP=1 -d "$PDP_DB")
 work=$(mktemp -d)
@@ -89,7 +90,7 @@ SQL
       "${db[@]}" -c "INSERT INTO bench.timing VALUES ('visibility: primary-key lookup, $label consents', '$1', $3, $i, $lat, 1)"
     done
   }
-  lookups 'unprotected table (baseline)' "$work/plain.sql" true no
+  lookups 'unprotected table' "$work/plain.sql" true no
   lookups 'protected, no consent churn' "$work/protected.sql" false no
   lookups 'protected, another client granting and withdrawing' "$work/protected.sql" false yes
   # Whole-table counts and the memory they leave.

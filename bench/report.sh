@@ -26,6 +26,14 @@ targets = {
     'pdp.pseudonym(email)': 1.5, 'pdp.pseudonym(id bigint)': 1.5,
     'pdp.pseudo_email(email)': 2.0, 'pdp.pseudo_phone(phone)': 2.0, 'pdp.pseudo_iin(iin)': 2.0,
     'protected table, purpose declared': None,   # set per group below
+    # Consent scale (bench/consent_scale.sh): lookups against an unprotected
+    # table, counts against the owner's hand-written filter, import time
+    # against a plain INSERT (a rate of at least 0.3x is at most 3.33x the time).
+    'protected, no consent churn': 1.1,
+    'protected, another client granting and withdrawing': 1.2,
+    'protected, serial': 1.0,
+    'protected, 2 workers': 1.0,
+    'pdp.import_consents (history, evidence, audit)': 3.33,
 }
 group_targets = {
     'audit: inserts under 8 clients': 2.0,
