@@ -83,6 +83,10 @@ EOF
 # Under valgrind, no JIT: loading LLVM there costs minutes and brings the
 # dynamic loader's known strncmp over-reads into the report.
 [ "$mode" = valgrind ] && echo "jit = off" >> "$work/data/postgresql.conf"
+# Under valgrind the audit worker starts and commits many times slower: give
+# a reversal's acknowledgement time (the fail-closed path itself is tested
+# without valgrind, in test/tap/015_audit_durable.pl).
+[ "$mode" = valgrind ] && echo "pdp.audit_timeout = '300s'" >> "$work/data/postgresql.conf"
 if [ "$mode" = sanitize ]; then
   as_server env ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=0:abort_on_error=1" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
