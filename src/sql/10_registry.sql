@@ -127,7 +127,7 @@ ALTER TABLE pdp.subject_column ENABLE ALWAYS TRIGGER subject_column_check;
 -- pdp_ext's owner, which checks that the caller owns the table (src/owner.c).
 CREATE FUNCTION pdp.register_table(tbl regclass, subject_column name, on_erase text DEFAULT 'delete')
 RETURNS void
-LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_api_call';
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
 COMMENT ON FUNCTION pdp.register_table(regclass, name, text) IS
     'registers a column that names a data subject; on_erase is delete or anonymise';
 
@@ -164,7 +164,7 @@ COMMENT ON FUNCTION pdp._api_register_table(regclass, name, text) IS
 
 CREATE FUNCTION pdp.unregister_table(tbl regclass, subject_column name DEFAULT NULL)
 RETURNS integer
-LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_api_call';
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
 COMMENT ON FUNCTION pdp.unregister_table(regclass, name) IS
     'removes a table''s registration (one subject column, or all when none is named); returns how many';
 

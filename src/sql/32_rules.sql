@@ -225,7 +225,7 @@ COMMENT ON FUNCTION pdp._require_owner(regclass) IS 'raises unless the caller (p
 
 CREATE FUNCTION pdp.set_column_rule(tbl regclass, col name, rule text, category text DEFAULT NULL)
 RETURNS void
-LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_api_call';
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
 COMMENT ON FUNCTION pdp.set_column_rule(regclass, name, text, text) IS
     'declares (or replaces) the rule a column gets; refused when the rule''s output does not fit the column';
 
@@ -262,7 +262,7 @@ COMMENT ON FUNCTION pdp._api_set_column_rule(regclass, name, text, text) IS
     'pdp.set_column_rule''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 CREATE FUNCTION pdp.drop_column_rule(tbl regclass, col name) RETURNS void
-LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_api_call';
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
 COMMENT ON FUNCTION pdp.drop_column_rule(regclass, name) IS 'removes a column''s rule';
 
 CREATE FUNCTION pdp._api_drop_column_rule(tbl regclass, col name)
@@ -346,7 +346,7 @@ SELECT pg_catalog.pg_extension_config_dump('pdp.apply_run', '');
 -- the given key columns and highest key), step (record a batch up to key, of
 -- n rows) or finish.  The caller must own the table.
 CREATE FUNCTION pdp._apply_progress(tbl regclass, op text, keys name[], key text[], n bigint) RETURNS pdp.apply_run
-LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_api_call';
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
 COMMENT ON FUNCTION pdp._apply_progress(regclass, text, name[], text[], bigint) IS
     'reads (locked) or records the progress of pdp.apply_rules on a table the caller owns';
 
@@ -392,9 +392,13 @@ DECLARE
     batch_sql text;
     last text[];
     n bigint;
+    qtbl text;   -- the table's qualified name: its statements run under search_path pg_catalog, pg_temp
 BEGIN
     PERFORM pdp._require_owner(tbl);
     PERFORM pdp._refuse_on_citus(tbl, 'apply column rules to');
+    SELECT pg_catalog.format('%I.%I', ns.nspname, cl.relname) INTO qtbl
+      FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) cl.relnamespace
+     WHERE cl.oid OPERATOR(pg_catalog.=) tbl::oid;
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -447,7 +451,7 @@ BEGIN
         SELECT x.k INTO last
           FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT ARRAY[%s]::text[] FROM %s ORDER BY %s LIMIT 1',
                                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
-                                  tbl,
+                                  qtbl,
                                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c)))
                AS x(k text[]);
         run := pdp._apply_progress(tbl, 'start', keys, last, NULL);
@@ -463,7 +467,7 @@ BEGIN
             'ORDER BY %1$s LIMIT $3 FOR UPDATE), '
             'done AS (UPDATE %2$s t SET %5$s FROM batch WHERE (%6$s) = (%7$s) RETURNING %8$s) '
             'SELECT (SELECT ARRAY[%9$s]::text[] FROM done ORDER BY %10$s LIMIT 1), (SELECT pg_catalog.count(*) FROM done)',
-            key_row, tbl,
+            key_row, qtbl,
             pg_catalog.replace(key_params, '$0', '$1'),
             pg_catalog.replace(key_params, '$0', '$2'),
             set_list,

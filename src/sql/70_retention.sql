@@ -182,7 +182,7 @@ COMMENT ON FUNCTION pdp._single_key(regclass) IS 'a table''s single-column prima
 
 CREATE FUNCTION pdp.set_retention(tbl regclass, period interval, anchor_column name DEFAULT NULL,
                                   action text DEFAULT 'delete') RETURNS void
-LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_api_call';
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
 COMMENT ON FUNCTION pdp.set_retention(regclass, interval, name, text) IS
     'tags every row with its expiry (anchor plus period, or insertion time plus period) and sets the purge action';
 
@@ -291,7 +291,7 @@ $$;
 COMMENT ON FUNCTION pdp._drop_retention_objects(regclass) IS 'drops the expiry index or tagging trigger of a table';
 
 CREATE FUNCTION pdp.drop_retention(tbl regclass) RETURNS void
-LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_api_call';
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
 COMMENT ON FUNCTION pdp.drop_retention(regclass) IS 'removes a table''s retention';
 
 CREATE FUNCTION pdp._api_drop_retention(tbl regclass)
@@ -320,7 +320,7 @@ SELECT p.tbl AS table_name, p.period, p.anchor_column,
 COMMENT ON VIEW pdp.retention_policies IS 'retention per table';
 
 CREATE FUNCTION pdp.set_subject_retention(period interval, activity_table regclass, activity_column name) RETURNS void
-LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_api_call';
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
 COMMENT ON FUNCTION pdp.set_subject_retention(interval, regclass, name) IS
     'a subject''s rows in every registered table expire together when their last activity is older than period';
 

@@ -72,7 +72,7 @@ INSERT INTO pdp.name_hint VALUES
 -- superuser's or a DPO's rights); the caller must be allowed to read the table.
 CREATE FUNCTION pdp._sample_column(tbl regclass, col name, pct float8, sample_rows integer,
                                    OUT n_sampled bigint, OUT top_k text, OUT top_n bigint)
-LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_api_call';
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
 COMMENT ON FUNCTION pdp._sample_column(regclass, name, float8, integer) IS
     'samples and classifies a column''s values as the table''s owner, for a caller who may read the table';
 
@@ -199,7 +199,7 @@ COMMENT ON FUNCTION pdp._md(text) IS 'escapes text for Markdown: inline HTML as 
 -- days, and how many have expired: counted as the table's owner, for
 -- whoever reads the report.
 CREATE FUNCTION pdp._expiry_counts(tbl regclass, OUT soon bigint, OUT overdue bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

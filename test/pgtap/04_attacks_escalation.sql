@@ -16,10 +16,11 @@
 -- Class 2: direct writes to pdp's tables, by pdp_admin, pdp_auditor and
 -- application roles, are refused.  All of it is rolled back.
 BEGIN;
-SELECT plan(41);
+SELECT plan(42);
 
-CREATE ROLE esc_owner IN ROLE pdp_admin;
-CREATE ROLE esc_dpo IN ROLE pdp_admin;
+-- (Both read the registers too, as the report needs: pdp_auditor.)
+CREATE ROLE esc_owner IN ROLE pdp_admin, pdp_auditor;
+CREATE ROLE esc_dpo IN ROLE pdp_admin, pdp_auditor;
 CREATE ROLE esc_auditor IN ROLE pdp_auditor;
 CREATE ROLE esc_app;
 CREATE SCHEMA esc AUTHORIZATION esc_owner;
