@@ -147,16 +147,16 @@ foreach my $who (qw(owner dpo superuser))
 ($ret, $err) = run_as('superuser', q{SELECT pdp.create_masked_view('esc.t_index', 'esc_masked')});
 is($ret, 0, 'a superuser makes a masked view of a trap table') or diag $err;
 is($node->safe_psql('postgres', q{SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'esc.esc_masked'::regclass}),
-	'esc_owner', 'the masked view belongs to the table''s owner');
+	'esc_owner', "the masked view belongs to the table's owner");
 
 # A superuser's pg_cron job purges the rows just written.
 my $cron_marks = $node->safe_psql('postgres', q{SELECT count(*) FROM esc.marker});
 my $job = $node->safe_psql('postgres', q{SELECT pdp.schedule_purge('* * * * *')});
 ok($node->poll_query_until('postgres',
 		qq{SELECT count(*) > 0 FROM cron.job_run_details WHERE jobid = $job AND status = 'succeeded'}, 't'),
-	'a superuser''s pg_cron job ran the purge');
+	"a superuser's pg_cron job ran the purge");
 is($node->safe_psql('postgres', qq{SELECT r.rolsuper FROM cron.job j JOIN pg_roles r ON r.rolname = j.username WHERE j.jobid = $job}),
-	't', 'the job is a superuser''s');
+	't', "the job is a superuser's");
 $node->safe_psql('postgres', 'SELECT pdp.unschedule_purge()');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM esc.t_trigger}), '0', 'the cron job purged the trap table');
 ok($node->safe_psql('postgres', qq{SELECT count(*) FROM esc.marker WHERE id > 0}) > $cron_marks,
@@ -193,16 +193,16 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_auth_members m WHERE m
                                    AND m.roleid = 'pg_read_server_files'::regrole}), '0',
 	'the owner was not granted pg_read_server_files');
 is($node->safe_psql('postgres', q{SELECT coalesce(string_agg(DISTINCT who::text, ','), '') FROM esc.marker}), 'esc_owner',
-	'the trap ran, and only as the tables'' owner');
+	"the trap ran, and only as the tables' owner");
 is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT kind, ',' ORDER BY kind) FROM esc.marker}),
-	'generated,index,policy,trigger', 'the trigger, index, generated-column and policy traps all ran (as the owner)');
+	'default,generated,index,policy,trigger', 'the trigger, default (the owner'"'"'s inserts), index, generated-column and policy traps all ran (as the owner)');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM esc.marker WHERE what <> 'ran'}), '0',
 	'no trap became superuser, gained a role, read the key file or unregistered the victim');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pdp.subject_column WHERE tbl = 'public.esc_victim'::regclass}), '1',
-	'the superuser''s table is still registered');
+	"the superuser's table is still registered");
 my $key_text = slurp_file($key_file);
 my @secrets = ($key_text =~ /([0-9A-Fa-f]{32,})/g);
-ok(@secrets > 0, 'the key file''s secrets are known to the test');
+ok(@secrets > 0, "the key file's secrets are known to the test");
 my $marks = $node->safe_psql('postgres', q{SELECT coalesce(string_agg(what, ' '), '') FROM esc.marker});
 is(scalar(grep { index(lc $marks, lc $_) >= 0 } @secrets), 0, 'no key byte reached the trap');
 is($node->safe_psql('postgres', 'SELECT ok FROM pdp.verify_audit_log()'), 't', 'the audit chain holds');
