@@ -195,7 +195,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_auth_members m WHERE m
 is($node->safe_psql('postgres', q{SELECT coalesce(string_agg(DISTINCT who::text, ','), '') FROM esc.marker}), 'esc_owner',
 	"the trap ran, and only as the tables' owner");
 is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT kind, ',' ORDER BY kind) FROM esc.marker}),
-	'default,generated,index,policy,trigger', 'the trigger, default (the owner'"'"'s inserts), index, generated-column and policy traps all ran (as the owner)');
+	'default,generated,index,policy,trigger', "the trigger, default (the owner's inserts), index, generated-column and policy traps all ran (as the owner)");
 is($node->safe_psql('postgres', q{SELECT count(*) FROM esc.marker WHERE what <> 'ran'}), '0',
 	'no trap became superuser, gained a role, read the key file or unregistered the victim');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pdp.subject_column WHERE tbl = 'public.esc_victim'::regclass}), '1',
