@@ -1,6 +1,6 @@
 # Escalation end to end (issue 14, class 1): a pdp_admin member who owns
 # tables attaches code to them (a row trigger, a DEFAULT, an index
-# expression, a generated column, an RLS policy function, and a "_RETURN"
+# expression, a generated column, an RLS policy function, a cast to json, and a "_RETURN"
 # rule turning a registered table into a view) that tries to become
 # superuser, to read the key file and to unregister a superuser's table.
 # Erasure, export, purges (purge_expired, CALL pdp.purge), CALL
@@ -76,7 +76,11 @@ BEGIN
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END
 \$\$;
-CREATE TABLE esc.t_trigger (id serial PRIMARY KEY, learner bigint, at timestamptz DEFAULT '2000-01-01');
+-- A type of its own with a cast to json, which to_jsonb (export) calls.
+CREATE TYPE esc.mood AS ENUM ('calm');
+CREATE FUNCTION esc.mood_json(esc.mood) RETURNS json LANGUAGE plpgsql AS \$\$ BEGIN PERFORM esc.trap('cast'); RETURN '"calm"'; END \$\$;
+CREATE CAST (esc.mood AS json) WITH FUNCTION esc.mood_json(esc.mood);
+CREATE TABLE esc.t_trigger (id serial PRIMARY KEY, learner bigint, at timestamptz DEFAULT '2000-01-01', mood esc.mood DEFAULT 'calm');
 CREATE TRIGGER esc_trap BEFORE UPDATE OR DELETE ON esc.t_trigger FOR EACH ROW EXECUTE FUNCTION esc.trap_trigger();
 CREATE TABLE esc.t_default (id serial PRIMARY KEY, learner bigint, at timestamptz DEFAULT '2000-01-01',
                             note text DEFAULT esc.trap_imm('default', 'x'));
@@ -195,7 +199,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_auth_members m WHERE m
 is($node->safe_psql('postgres', q{SELECT coalesce(string_agg(DISTINCT who::text, ','), '') FROM esc.marker}), 'esc_owner',
 	"the trap ran, and only as the tables' owner");
 is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT kind, ',' ORDER BY kind) FROM esc.marker}),
-	'default,generated,index,policy,trigger', "the trigger, default (the owner's inserts), index, generated-column and policy traps all ran (as the owner)");
+	'cast,default,generated,index,policy,trigger', "the trigger, cast, default (the owner's inserts), index, generated-column and policy traps all ran (as the owner)");
 is($node->safe_psql('postgres', q{SELECT count(*) FROM esc.marker WHERE what <> 'ran'}), '0',
 	'no trap became superuser, gained a role, read the key file or unregistered the victim');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pdp.subject_column WHERE tbl = 'public.esc_victim'::regclass}), '1',
