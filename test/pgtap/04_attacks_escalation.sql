@@ -16,7 +16,7 @@
 -- Class 2: direct writes to pdp's tables, by pdp_admin, pdp_auditor and
 -- application roles, are refused.  All of it is rolled back.
 BEGIN;
-SELECT plan(42);
+SELECT plan(43);
 
 -- (Both read the registers too, as the report needs: pdp_auditor.)
 CREATE ROLE esc_owner IN ROLE pdp_admin, pdp_auditor;
@@ -187,6 +187,21 @@ SELECT is(pg_temp.esc_attack($$SELECT count(*) FROM pdp.discover('esc')$$), NULL
 RESET ROLE;
 SELECT is(pg_temp.esc_attack($$SELECT pdp.report() IS NOT NULL$$), NULL, 'attack: a superuser''s report trips the traps');
 SELECT is(pg_temp.esc_attack($$SELECT count(*) FROM pdp.discover('esc')$$), NULL, 'attack: a superuser''s discovery trips the traps');
+
+-- Retention tagging (a table retained from insertion): its trigger reads the
+-- new rows' keys, whose type has a cast to text of the owner's making.
+SET ROLE esc_owner;
+CREATE TYPE esc.code AS ENUM ('a', 'b', 'c');
+CREATE FUNCTION esc.code_text(esc.code) RETURNS text
+LANGUAGE plpgsql AS $$ BEGIN PERFORM esc.trap('tag cast'); RETURN pg_catalog.format('%s', $1); END $$;
+CREATE CAST (esc.code AS text) WITH FUNCTION esc.code_text(esc.code);
+CREATE TABLE esc.t_tag (id esc.code PRIMARY KEY, learner bigint);
+INSERT INTO esc.t_tag VALUES ('a', 46);
+SELECT pdp.register_table('esc.t_tag', 'learner');
+SELECT pdp.set_retention('esc.t_tag', '1 year');
+SELECT is(pg_temp.esc_attack($$INSERT INTO esc.t_tag VALUES ('b', 47)$$), NULL,
+          'attack: the owner''s insert makes the retention-tagging trigger cast its keys with pdp_ext''s rights');
+RESET ROLE;
 
 -- 2. A registered table turned into a view with a "_RETURN" rule.
 SET ROLE esc_owner;
