@@ -398,6 +398,8 @@ pdp_statement_flags(bool notice)
 	Oid			userid = GetUserId();
 	const char *purpose = pdp_purpose ? pdp_purpose : "";
 
+	if (OidIsValid(pdp_owner_statement_relid))
+		return PURPOSE_VISIBLE | PURPOSE_EXEMPT;	/* pdp's own statement (owner.c) */
 	if (likely(stmt_state.lxid == lxid && stmt_state.stmt_start == stmt &&
 			   stmt_state.userid == userid && strcmp(stmt_state.purpose, purpose) == 0))
 		return stmt_state.flags;

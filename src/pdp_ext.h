@@ -27,6 +27,14 @@ extern bool pdp_require_transaction_purpose;
  */
 extern bool pdp_erasure_in_progress;
 
+/*
+ * While pdp._exec_as_owner runs a statement on a table whose owner is
+ * subject to row-level security (FORCE), that table's OID: pdp's own row
+ * test then shows every row, as it did when pdp ran as a superuser
+ * (owner.c).  InvalidOid otherwise.
+ */
+extern Oid	pdp_owner_statement_relid;
+
 /* Flags scoped to the subtransaction that set them (scoped.c) */
 extern void pdp_scoped_set(bool *flag);
 extern void pdp_scoped_clear(bool *flag);

@@ -127,19 +127,24 @@ pdp_expiry_epoch(PG_FUNCTION_ARGS)
  * with the inserted rows as transition table "pdp_new_rows"; its arguments
  * are the primary-key column and the period.  Records every new row's
  * expiry (now plus the period) in pdp.retention_tag with one INSERT per
- * statement, however many rows it inserted.  Runs that insert as the
- * trigger function's owner, as RI triggers do: writers need no rights on pdp.
+ * statement, however many rows it inserted.  The keys' text forms are
+ * taken as the inserting role (a cast the table's owner defined for its
+ * key type runs with that role's rights, as the table's own triggers do);
+ * only the insert into pdp.retention_tag runs as the trigger function's
+ * owner, as RI triggers do: writers need no rights on pdp.
  */
 Datum
 pdp_retention_tag(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
-	Datum		values[2];
-	Oid			argtypes[2] = {OIDOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	Oid			argtypes[3] = {OIDOID, TIMESTAMPTZOID, TEXTARRAYOID};
 	Interval   *period;
-	char	   *sql;
+	char	   *keys_sql;
+	const char *key;
 	Oid			save_userid;
 	int			save_sec_context;
+	bool		isnull;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
@@ -151,28 +156,39 @@ pdp_retention_tag(PG_FUNCTION_ARGS)
 												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 	values[0] = ObjectIdGetDatum(RelationGetRelid(td->tg_relation));
 	values[1] = TimestampTzGetDatum(add_in_utc(GetCurrentTransactionStartTimestamp(), period));
-	sql = psprintf("INSERT INTO pdp.retention_tag (tbl, row_key, expires_at) "
-				   "SELECT $1, n.%s::text, $2 FROM pdp_new_rows n WHERE n.%s IS NOT NULL "
-				   "ON CONFLICT (tbl, row_key) DO UPDATE SET expires_at = EXCLUDED.expires_at",
-				   quote_identifier(td->tg_trigger->tgargs[0]), quote_identifier(td->tg_trigger->tgargs[0]));
+	key = quote_identifier(td->tg_trigger->tgargs[0]);
+	keys_sql = psprintf("SELECT pg_catalog.array_agg(n.%s::text) FROM pdp_new_rows n WHERE n.%s IS NOT NULL", key, key);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "could not register the transition table");
+	/* As the inserting role. */
+	if (SPI_execute(keys_sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the new rows' keys");
+	values[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+	{
+		SPI_finish();
+		return PointerGetDatum(NULL);
+	}
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(pdp_function_owner(fcinfo->flinfo->fn_oid),
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
-			elog(ERROR, "could not register the transition table");
-		if (SPI_execute_with_args(sql, 2, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		if (SPI_execute_with_args("INSERT INTO pdp.retention_tag (tbl, row_key, expires_at) "
+								  "SELECT $1, k.k, $2 FROM pg_catalog.unnest($3) AS k(k) "
+								  "ON CONFLICT (tbl, row_key) DO UPDATE SET expires_at = EXCLUDED.expires_at",
+								  3, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not tag new rows with their expiry");
-		SPI_finish();
 	}
 	PG_FINALLY();
 	{
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	PG_END_TRY();
+	SPI_finish();
 	return PointerGetDatum(NULL);
 }

@@ -91,117 +91,12 @@ COMMENT ON FUNCTION pdp.trim_audit_log(interval) IS
 
 CREATE OR REPLACE FUNCTION pdp.set_retention(tbl regclass, period interval, anchor_column name DEFAULT NULL,
                                   action text DEFAULT 'delete') RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    typ regtype;
-    expr text;
-    idx name;
-    k name;
-BEGIN
-    PERFORM pdp._require_owner(tbl);
-    IF anchor_column IS NULL THEN
-        -- Without an anchor, a trigger tags new rows: it would run on the workers.
-        PERFORM pdp._refuse_on_citus(tbl, 'set retention without an anchor column on');
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) set_retention.tbl) THEN
-        RAISE EXCEPTION 'table "%" is not registered', pdp._relname(tbl)
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Register its subject columns first: holds and restrictions apply per subject.';
-    END IF;
-    PERFORM pdp._check_interval(period, 'retention period must be positive');
-    IF action IS NULL OR action NOT IN ('delete', 'anonymise') THEN
-        RAISE EXCEPTION 'unknown retention action' USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'The action is "delete" or "anonymise".';
-    END IF;
-    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) set_retention.tbl) THEN
-        RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
-            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
-    END IF;
-    k := pdp._single_key(tbl);
-    IF anchor_column IS NOT NULL THEN
-        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
-         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) anchor_column
-           AND a.attnum > 0 AND NOT a.attisdropped;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'column "%" of table "%" does not exist', anchor_column, pdp._relname(tbl)
-                USING ERRCODE = 'undefined_column';
-        END IF;
-        IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype,
-                       'integer'::regtype, 'bigint'::regtype) THEN
-            RAISE EXCEPTION 'anchor column "%" has unsupported type %', anchor_column, typ
-                USING ERRCODE = 'datatype_mismatch',
-                      HINT = 'An anchor is timestamptz, timestamp, date, or integer/bigint Unix epoch seconds.';
-        END IF;
-    END IF;
-
-    PERFORM pdp._drop_retention_objects(tbl);
-    INSERT INTO pdp.retention_policy (tbl, period, anchor_column, action)
-    VALUES (tbl, period, anchor_column, action)
-    ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
-       SET period = EXCLUDED.period, anchor_column = EXCLUDED.anchor_column, action = EXCLUDED.action,
-           set_at = pg_catalog.now(), set_by = CURRENT_USER;
-
-    IF anchor_column IS NOT NULL THEN
-        -- The expiry index is the tag.  An index with the same expression made
-        -- beforehand (CREATE INDEX CONCURRENTLY on a large table) is reused.
-        expr := pdp._expiry_expr(anchor_column, period);
-        idx := pg_catalog.left('pdp_expiry_' || (SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid), 63);
-        IF NOT EXISTS (SELECT 1 FROM pg_index i
-                        WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid
-                          AND pg_catalog.pg_get_indexdef(i.indexrelid) LIKE '%' || pg_catalog.replace(expr, 'pdp._expiry', '_expiry') || '%') THEN
-            EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (%s)', idx, tbl, expr);
-        END IF;
-    ELSE
-        -- No anchor: a trigger records each new row's expiry; existing rows
-        -- are tagged now, from today.
-        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_retention_tag AFTER INSERT ON %s '
-                                  'REFERENCING NEW TABLE AS pdp_new_rows FOR EACH STATEMENT '
-                                  'EXECUTE FUNCTION pdp._retention_tag(%L, %L)', tbl, k, period::text);
-        EXECUTE pg_catalog.format('INSERT INTO pdp.retention_tag (tbl, row_key, expires_at) '
-                                  'SELECT %s, t.%I::text, pdp._expiry(pg_catalog.now(), %L::interval) FROM %s t '
-                                  'ON CONFLICT DO NOTHING', tbl::oid, k, period::text, tbl);
-    END IF;
-    PERFORM pdp._audit('set_retention', tbl::text, NULL,
-                       pg_catalog.jsonb_build_object('period', period::text, 'anchor', anchor_column, 'action', action));
-END
-$$;
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
 COMMENT ON FUNCTION pdp.set_retention(regclass, interval, name, text) IS
     'tags every row with its expiry (anchor plus period, or insertion time plus period) and sets the purge action';
 
 CREATE OR REPLACE FUNCTION pdp.set_subject_retention(period interval, activity_table regclass, activity_column name) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    typ regtype;
-BEGIN
-    PERFORM pdp._require_owner(activity_table);
-    PERFORM pdp._check_interval(period, 'retention period must be positive');
-    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) activity_table) THEN
-        RAISE EXCEPTION 'table "%" is not registered', pdp._relname(activity_table)
-            USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
-    SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) activity_table::oid AND a.attname OPERATOR(pg_catalog.=) activity_column
-       AND a.attnum > 0 AND NOT a.attisdropped;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'column "%" of table "%" does not exist', activity_column, pdp._relname(activity_table)
-            USING ERRCODE = 'undefined_column';
-    END IF;
-    IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
-        RAISE EXCEPTION 'activity column "%" has unsupported type %', activity_column, typ USING ERRCODE = 'datatype_mismatch';
-    END IF;
-    INSERT INTO pdp.subject_retention (period, activity_table, activity_column)
-    VALUES (period, activity_table, activity_column)
-    ON CONFLICT ON CONSTRAINT subject_retention_pkey DO UPDATE
-       SET period = EXCLUDED.period, activity_table = EXCLUDED.activity_table,
-           activity_column = EXCLUDED.activity_column, set_at = pg_catalog.now(), set_by = CURRENT_USER;
-    PERFORM pdp._audit('set_subject_retention', activity_table::text, NULL,
-                       pg_catalog.jsonb_build_object('period', period::text, 'activity_column', activity_column));
-END
-$$;
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
 COMMENT ON FUNCTION pdp.set_subject_retention(interval, regclass, name) IS
     'a subject''s rows in every registered table expire together when their last activity is older than period';
 
@@ -213,9 +108,8 @@ DECLARE
     run_id bigint;
     t regclass;
     why text;
-    q text;
     act text;
-    ctids tid[];
+    got boolean;
     pos timestamptz;
     n bigint;
     deadline timestamptz;
@@ -244,8 +138,6 @@ BEGIN
         CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
         act := pdp._purge_action(t);
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
-            q := pdp._expired_rows_sql(t, why, false);
-            CONTINUE WHEN q IS NULL;
             pos := '-infinity';
             LOOP
                 IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
@@ -264,16 +156,14 @@ BEGIN
                     IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pdp_ext purge'), t::oid::integer) THEN
                         EXIT;
                     END IF;
-                    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q)
-                        INTO ctids, pos USING batch_size, coalesce(pos, '-infinity');
-                    IF ctids IS NOT NULL THEN
-                        n := pdp._purge_rows(t, act, ctids);
-                    END IF;
+                    -- Found and purged as the table's owner (pdp._purge_batch).
+                    SELECT b.n, b.pos, b.got INTO n, pos, got
+                      FROM pdp._purge_batch(t, why, batch_size, coalesce(pos, '-infinity'), false) b;
                 EXCEPTION WHEN OTHERS THEN
                     -- SQLSTATE and message only: a detail could hold a key value.
                     err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
                                'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM));
-                    ctids := NULL;
+                    got := false;
                 END;
                 PERFORM pdp._record_purge_batch(run_id, t, act, n, err);
                 IF err IS NOT NULL THEN
@@ -285,7 +175,7 @@ BEGIN
                     RAISE NOTICE 'purge: % rows of table "%" (%)', n, pdp._relname(t), act;
                 END IF;
                 COMMIT;
-                EXIT WHEN ctids IS NULL OR n = 0;
+                EXIT WHEN NOT got OR n = 0;
             END LOOP;
         END LOOP;
     END LOOP;
@@ -707,87 +597,12 @@ GRANT EXECUTE ON FUNCTION pdp._citus_table_kind(regclass), pdp._refuse_on_citus(
 
 CREATE OR REPLACE FUNCTION pdp.set_retention(tbl regclass, period interval, anchor_column name DEFAULT NULL,
                                   action text DEFAULT 'delete') RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    typ regtype;
-    expr text;
-    idx name;
-    k name;
-BEGIN
-    PERFORM pdp._require_owner(tbl);
-    IF anchor_column IS NULL THEN
-        -- Without an anchor, a trigger tags new rows: it would run on the workers.
-        PERFORM pdp._refuse_on_citus(tbl, 'set retention without an anchor column on');
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) set_retention.tbl) THEN
-        RAISE EXCEPTION 'table "%" is not registered', pdp._relname(tbl)
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Register its subject columns first: holds and restrictions apply per subject.';
-    END IF;
-    PERFORM pdp._check_interval(period, 'retention period must be positive');
-    IF action IS NULL OR action NOT IN ('delete', 'anonymise') THEN
-        RAISE EXCEPTION 'unknown retention action' USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'The action is "delete" or "anonymise".';
-    END IF;
-    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) set_retention.tbl) THEN
-        RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
-            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
-    END IF;
-    k := pdp._single_key(tbl);
-    IF anchor_column IS NOT NULL THEN
-        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
-         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) anchor_column
-           AND a.attnum > 0 AND NOT a.attisdropped;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'column "%" of table "%" does not exist', anchor_column, pdp._relname(tbl)
-                USING ERRCODE = 'undefined_column';
-        END IF;
-        IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype,
-                       'integer'::regtype, 'bigint'::regtype) THEN
-            RAISE EXCEPTION 'anchor column "%" has unsupported type %', anchor_column, typ
-                USING ERRCODE = 'datatype_mismatch',
-                      HINT = 'An anchor is timestamptz, timestamp, date, or integer/bigint Unix epoch seconds.';
-        END IF;
-    END IF;
-
-    PERFORM pdp._drop_retention_objects(tbl);
-    INSERT INTO pdp.retention_policy (tbl, period, anchor_column, action)
-    VALUES (tbl, period, anchor_column, action)
-    ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
-       SET period = EXCLUDED.period, anchor_column = EXCLUDED.anchor_column, action = EXCLUDED.action,
-           set_at = pg_catalog.now(), set_by = CURRENT_USER;
-
-    IF anchor_column IS NOT NULL THEN
-        -- The expiry index is the tag.  An index with the same expression made
-        -- beforehand (CREATE INDEX CONCURRENTLY on a large table) is reused.
-        expr := pdp._expiry_expr(anchor_column, period);
-        idx := pg_catalog.left('pdp_expiry_' || (SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid), 63);
-        IF NOT EXISTS (SELECT 1 FROM pg_index i
-                        WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid
-                          AND pg_catalog.pg_get_indexdef(i.indexrelid) LIKE '%' || pg_catalog.replace(expr, 'pdp._expiry', '_expiry') || '%') THEN
-            EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (%s)', idx, tbl, expr);
-        END IF;
-    ELSE
-        -- No anchor: a trigger records each new row's expiry; existing rows
-        -- are tagged now, from today.
-        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_retention_tag AFTER INSERT ON %s '
-                                  'REFERENCING NEW TABLE AS pdp_new_rows FOR EACH STATEMENT '
-                                  'EXECUTE FUNCTION pdp._retention_tag(%L, %L)', tbl, k, period::text);
-        EXECUTE pg_catalog.format('INSERT INTO pdp.retention_tag (tbl, row_key, expires_at) '
-                                  'SELECT %s, t.%I::text, pdp._expiry(pg_catalog.now(), %L::interval) FROM %s t '
-                                  'ON CONFLICT DO NOTHING', tbl::oid, k, period::text, tbl);
-    END IF;
-    PERFORM pdp._audit('set_retention', tbl::text, NULL,
-                       pg_catalog.jsonb_build_object('period', period::text, 'anchor', anchor_column, 'action', action));
-END
-$$;
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
 COMMENT ON FUNCTION pdp.set_retention(regclass, interval, name, text) IS
     'tags every row with its expiry (anchor plus period, or insertion time plus period) and sets the purge action';
 
 CREATE OR REPLACE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[]) RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -800,15 +615,16 @@ BEGIN
         IF EXISTS (SELECT 1 FROM pdp.retention_policy p
                     WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL) THEN
             -- Tagged rows: their tags go with them.
-            EXECUTE pg_catalog.format(
-                'WITH d AS (DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text AS k), '
-                'g AS (DELETE FROM pdp.retention_tag g USING d WHERE g.tbl OPERATOR(pg_catalog.=) %s '
-                'AND g.row_key OPERATOR(pg_catalog.=) d.k) SELECT pg_catalog.count(*) FROM d',
-                tbl, pdp._single_key(tbl), tbl::oid)
-            INTO n USING ctids;
+            WITH d AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                           'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text',
+                           tbl, pdp._single_key(tbl)), ctids) AS x(k text)),
+                 g AS (DELETE FROM pdp.retention_tag g USING d WHERE g.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl::oid
+                          AND g.row_key OPERATOR(pg_catalog.=) d.k)
+            SELECT pg_catalog.count(*) INTO n FROM d;
         ELSE
-            EXECUTE pg_catalog.format('DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)', tbl) USING ctids;
-            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT pg_catalog.count(*) INTO n
+              FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                       'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING 1', tbl), ctids) AS x(one integer);
         END IF;
     ELSE
         SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)), ', ')
@@ -819,11 +635,11 @@ BEGIN
             RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
-        EXECUTE pg_catalog.format(
-            'WITH u AS (UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text AS k), '
-            'a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT %s, u.k FROM u ON CONFLICT DO NOTHING) '
-            'SELECT pg_catalog.count(*) FROM u', tbl, set_list, pdp._single_key(tbl), tbl::oid)
-        INTO n USING ctids;
+        WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                       'UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text',
+                       tbl, set_list, pdp._single_key(tbl)), ctids) AS x(k text)),
+             a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT _purge_rows.tbl::oid, u.k FROM u ON CONFLICT DO NOTHING)
+        SELECT pg_catalog.count(*) INTO n FROM u;
     END IF;
     RETURN n;
 END
@@ -832,17 +648,16 @@ COMMENT ON FUNCTION pdp._purge_rows(regclass, text, tid[]) IS 'deletes or anonym
 
 CREATE OR REPLACE FUNCTION pdp.purge_expired(batch_size integer DEFAULT 5000, dry_run boolean DEFAULT false)
 RETURNS TABLE (table_name regclass, action text, rows bigint)
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     run_id bigint;
     t regclass;
     why text;
-    q text;
-    ctids tid[];
     pos timestamptz;
     n bigint;
+    got boolean;
     total bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
@@ -865,20 +680,14 @@ BEGIN
         action := pdp._purge_action(t);
         total := 0;
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
-            q := pdp._expired_rows_sql(t, why, NOT dry_run);
-            CONTINUE WHEN q IS NULL;
             IF dry_run THEN
-                EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q) INTO n
-                    USING 2147483647, '-infinity'::timestamptz;
-                total := total + n;
+                total := total + (pdp._find_expired(t, why, false, NULL, NULL)).n;
                 CONTINUE;
             END IF;
             pos := '-infinity';
             LOOP
-                EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q)
-                    INTO ctids, pos USING batch_size, coalesce(pos, '-infinity');
-                EXIT WHEN ctids IS NULL;
-                n := pdp._purge_rows(t, action, ctids);
+                SELECT b.n, b.pos, b.got INTO n, pos, got FROM pdp._purge_batch(t, why, batch_size, pos, true) b;
+                EXIT WHEN NOT got;
                 PERFORM pdp._record_purge_batch(run_id, t, action, n);
                 total := total + n;
                 EXIT WHEN n = 0;
@@ -903,9 +712,8 @@ DECLARE
     run_id bigint;
     t regclass;
     why text;
-    q text;
     act text;
-    ctids tid[];
+    got boolean;
     pos timestamptz;
     n bigint;
     deadline timestamptz;
@@ -934,8 +742,6 @@ BEGIN
         CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
         act := pdp._purge_action(t);
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
-            q := pdp._expired_rows_sql(t, why, false);
-            CONTINUE WHEN q IS NULL;
             pos := '-infinity';
             LOOP
                 IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
@@ -954,16 +760,14 @@ BEGIN
                     IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pdp_ext purge'), t::oid::integer) THEN
                         EXIT;
                     END IF;
-                    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q)
-                        INTO ctids, pos USING batch_size, coalesce(pos, '-infinity');
-                    IF ctids IS NOT NULL THEN
-                        n := pdp._purge_rows(t, act, ctids);
-                    END IF;
+                    -- Found and purged as the table's owner (pdp._purge_batch).
+                    SELECT b.n, b.pos, b.got INTO n, pos, got
+                      FROM pdp._purge_batch(t, why, batch_size, coalesce(pos, '-infinity'), false) b;
                 EXCEPTION WHEN OTHERS THEN
                     -- SQLSTATE and message only: a detail could hold a key value.
                     err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
                                'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM));
-                    ctids := NULL;
+                    got := false;
                 END;
                 PERFORM pdp._record_purge_batch(run_id, t, act, n, err);
                 IF err IS NOT NULL THEN
@@ -975,7 +779,7 @@ BEGIN
                     RAISE NOTICE 'purge: % rows of table "%" (%)', n, pdp._relname(t), act;
                 END IF;
                 COMMIT;
-                EXIT WHEN ctids IS NULL OR n = 0;
+                EXIT WHEN NOT got OR n = 0;
             END LOOP;
         END LOOP;
     END LOOP;
@@ -1024,33 +828,7 @@ COMMENT ON FUNCTION pdp._sync_on_write_trigger(regclass, boolean) IS
 
 CREATE OR REPLACE FUNCTION pdp.set_column_rule(tbl regclass, col name, rule text, category text DEFAULT NULL)
 RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM pdp._require_owner(tbl);
-    PERFORM pdp._refuse_on_citus(tbl, 'set column rules on');
-    IF col IS NULL OR rule IS NULL THEN
-        RAISE EXCEPTION 'column and rule must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) set_column_rule.rule) THEN
-        RAISE EXCEPTION 'unknown column rule'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'pdp.rule_kind lists the rules.';
-    END IF;
-    INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category)
-    VALUES (tbl, col, 0, rule, category)
-    ON CONFLICT ON CONSTRAINT column_rule_pkey DO UPDATE
-       SET rule = EXCLUDED.rule, category = EXCLUDED.category,
-           set_at = pg_catalog.now(), set_by = CURRENT_USER;
-    IF pdp._on_write_enabled(tbl) THEN
-        PERFORM pdp._sync_on_write_trigger(tbl, true);
-    END IF;
-    PERFORM pdp._sync_rectification_trigger(tbl);
-    PERFORM pdp._audit('set_column_rule', tbl::text, NULL,
-                       pg_catalog.jsonb_build_object('column', col, 'rule', rule, 'category', category));
-END
-$$;
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
 COMMENT ON FUNCTION pdp.set_column_rule(regclass, name, text, text) IS
     'declares (or replaces) the rule a column gets; refused when the rule''s output does not fit the column';
 
@@ -1089,9 +867,13 @@ DECLARE
     batch_sql text;
     last text[];
     n bigint;
+    qtbl text;   -- the table's qualified name: its statements run under search_path pg_catalog, pg_temp
 BEGIN
     PERFORM pdp._require_owner(tbl);
     PERFORM pdp._refuse_on_citus(tbl, 'apply column rules to');
+    SELECT pg_catalog.format('%I.%I', ns.nspname, cl.relname) INTO qtbl
+      FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) cl.relnamespace
+     WHERE cl.oid OPERATOR(pg_catalog.=) tbl::oid;
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -1126,29 +908,29 @@ BEGIN
       INTO key_params
       FROM (SELECT 0 AS p) x, pg_catalog.unnest(key_types) WITH ORDINALITY AS u(t, i);
 
-    SELECT * INTO run FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl FOR UPDATE;
-    IF FOUND AND run.finished_at IS NOT NULL AND NOT restart THEN
+    run := pdp._apply_progress(tbl, 'lock', NULL, NULL, NULL);
+    IF run.tbl IS NOT NULL AND run.finished_at IS NOT NULL AND NOT restart THEN
         RAISE EXCEPTION 'rules were already applied to table "%"', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = pg_catalog.format('The run finished at %s; applying again would pseudonymise values twice.', run.finished_at),
                   HINT = 'Pass restart => true only if the table holds raw values again.';
     END IF;
-    IF NOT FOUND OR restart OR run.key_columns IS DISTINCT FROM keys THEN
+    IF run.tbl IS NULL OR restart OR run.key_columns IS DISTINCT FROM keys THEN
         IF pdp._on_write_enabled(tbl) THEN
             RAISE EXCEPTION 'cannot start apply_rules on table "%" while pseudonymise_on_write is on', pdp._relname(tbl)
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       DETAIL = 'Rows written through the trigger are already pseudonymised and cannot be told apart.',
                       HINT = 'Run apply_rules first, then pdp.pseudonymise_on_write.';
         END IF;
-        DELETE FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
-        EXECUTE pg_catalog.format('SELECT ARRAY[%s]::text[] FROM %s ORDER BY %s LIMIT 1',
+        -- Every statement on the table runs as its owner (pdp._exec_as_owner).
+        SELECT x.k INTO last
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT ARRAY[%s]::text[] FROM %s ORDER BY %s LIMIT 1',
                                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
-                                  tbl,
-                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c))
-           INTO last;
-        INSERT INTO pdp.apply_run (tbl, key_columns, upper_key) VALUES (tbl, keys, last);
+                                  qtbl,
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c)))
+               AS x(k text[]);
+        run := pdp._apply_progress(tbl, 'start', keys, last, NULL);
         PERFORM pdp._audit('apply_rules_start', tbl::text, NULL, pg_catalog.jsonb_build_object('batch_size', batch_size));
-        SELECT * INTO run FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
     END IF;
     COMMIT;
 
@@ -1160,7 +942,7 @@ BEGIN
             'ORDER BY %1$s LIMIT $3 FOR UPDATE), '
             'done AS (UPDATE %2$s t SET %5$s FROM batch WHERE (%6$s) = (%7$s) RETURNING %8$s) '
             'SELECT (SELECT ARRAY[%9$s]::text[] FROM done ORDER BY %10$s LIMIT 1), (SELECT pg_catalog.count(*) FROM done)',
-            key_row, tbl,
+            key_row, qtbl,
             pg_catalog.replace(key_params, '$0', '$1'),
             pg_catalog.replace(key_params, '$0', '$2'),
             set_list,
@@ -1170,18 +952,16 @@ BEGIN
             (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
             (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c));
         LOOP
-            SELECT r.last_key, r.rows_done INTO run.last_key, run.rows_done
-              FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl FOR UPDATE;
-            EXECUTE batch_sql INTO last, n USING run.upper_key, run.last_key, batch_size;
+            run := pdp._apply_progress(tbl, 'lock', NULL, NULL, NULL);
+            SELECT x.l, x.n INTO last, n
+              FROM pdp._exec_as_owner(tbl, batch_sql, run.upper_key, run.last_key, batch_size) AS x(l text[], n bigint);
             EXIT WHEN n = 0;
-            UPDATE pdp.apply_run r SET last_key = last, rows_done = r.rows_done + n
-             WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+            PERFORM pdp._apply_progress(tbl, 'step', NULL, last, n);
             RAISE NOTICE 'apply_rules on table "%": % rows rewritten so far', pdp._relname(tbl), run.rows_done + n;
             COMMIT;
         END LOOP;
     END IF;
-    UPDATE pdp.apply_run r SET finished_at = pg_catalog.now() WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl
-    RETURNING r.rows_done INTO n;
+    n := (pdp._apply_progress(tbl, 'finish', NULL, NULL, NULL)).rows_done;
     PERFORM pdp._audit('apply_rules_finish', tbl::text, NULL, pg_catalog.jsonb_build_object('rows', n));
     COMMIT;
 END
@@ -1249,7 +1029,8 @@ BEGIN
         CONTINUE WHEN cond IS NULL;
         IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
                      AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
-            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', t, cond) INTO n USING subject;
+            SELECT x.n INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', t, cond), subject) AS x(n bigint);
             IF n > 0 THEN
                 RAISE EXCEPTION 'table "%" is under a legal hold', pdp._relname(t)
                     USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'Nothing was erased.';
@@ -1257,8 +1038,10 @@ BEGIN
             CONTINUE;
         END IF;
         act := (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t LIMIT 1);
+        -- Every statement on the table runs as its owner (pdp._exec_as_owner).
         IF act = 'delete' THEN
-            EXECUTE pg_catalog.format('DELETE FROM %s t WHERE %s', t, cond) USING subject;
+            SELECT pg_catalog.count(*) INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE %s RETURNING 1', t, cond), subject) AS x(one integer);
         ELSE
             -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
             PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
@@ -1283,9 +1066,10 @@ BEGIN
                                  AND p.on_erase = 'delete')
                    AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
                                      AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
-            EXECUTE pg_catalog.format('UPDATE %s t SET %s WHERE %s', t, set_list, cond) USING subject;
+            SELECT pg_catalog.count(*) INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING 1', t, set_list, cond), subject)
+                   AS x(one integer);
         END IF;
-        GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
             tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', act, 'rows', n);
         END IF;
@@ -1475,6 +1259,13 @@ BEGIN
     EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT %s FROM %s '
                               'WHERE (SELECT pdp._unprotected(%L::regclass)) OR (%s)',
                               target, cols, tbl, tbl::oid, coalesce(vis, 'false'));
+    -- The view is its table's owner's, whoever creates it: it reads the table
+    -- with its owner's rights, never with a superuser's.
+    IF (SELECT c.relowner FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) target::regclass::oid)
+       OPERATOR(pg_catalog.<>) (SELECT c.relowner FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid) THEN
+        EXECUTE pg_catalog.format('ALTER VIEW %s OWNER TO %I', target,
+                                  (SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid));
+    END IF;
     EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', target,
                               pg_catalog.format('pdp_ext masked view of %s: columns with rules show the rule''s output', tbl));
     PERFORM pdp._audit('create_masked_view', tbl::text, NULL, pg_catalog.jsonb_build_object('view', target));
@@ -1912,6 +1703,1413 @@ REVOKE ALL ON FUNCTION pdp._protection_state(regclass), pdp._protection_nodes(re
     pdp._protection_ddl(boolean), pdp._require_outer_owner(regclass), pdp._guard_protection() FROM PUBLIC;
 REVOKE ALL ON pdp.protection FROM PUBLIC;
 GRANT SELECT ON pdp.protection TO pdp_admin, pdp_auditor;
+
+-- Escalation: run user-table code as its owner; no direct writes to pdp's tables (issue 14, classes 1 and 2)
+
+CREATE OR REPLACE FUNCTION pdp._exec_as_owner(tbl regclass, sql text) RETURNS SETOF record
+LANGUAGE C VOLATILE AS $$MODULE_PATHNAME$$, $$pdp_exec_as_owner$$;
+
+CREATE OR REPLACE FUNCTION pdp._exec_as_owner(tbl regclass, sql text, VARIADIC args "any") RETURNS SETOF record
+LANGUAGE C VOLATILE AS $$MODULE_PATHNAME$$, $$pdp_exec_as_owner$$;
+
+CREATE OR REPLACE FUNCTION pdp._caller() RETURNS regrole
+LANGUAGE C VOLATILE AS $$MODULE_PATHNAME$$, $$pdp_caller$$;
+
+CREATE OR REPLACE FUNCTION pdp.register_table(tbl regclass, subject_column name, on_erase text DEFAULT 'delete')
+RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
+
+CREATE OR REPLACE FUNCTION pdp.unregister_table(tbl regclass, subject_column name DEFAULT NULL)
+RETURNS integer
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
+
+CREATE OR REPLACE FUNCTION pdp.set_column_rule(tbl regclass, col name, rule text, category text DEFAULT NULL)
+RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
+
+CREATE OR REPLACE FUNCTION pdp.drop_column_rule(tbl regclass, col name) RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
+
+CREATE OR REPLACE FUNCTION pdp._apply_progress(tbl regclass, op text, keys name[], key text[], n bigint) RETURNS pdp.apply_run
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
+
+CREATE OR REPLACE FUNCTION pdp.set_retention(tbl regclass, period interval, anchor_column name DEFAULT NULL,
+                                  action text DEFAULT 'delete') RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
+
+CREATE OR REPLACE FUNCTION pdp.drop_retention(tbl regclass) RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
+
+CREATE OR REPLACE FUNCTION pdp.set_subject_retention(period interval, activity_table regclass, activity_column name) RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
+
+CREATE OR REPLACE FUNCTION pdp._sample_column(tbl regclass, col name, pct float8, sample_rows integer,
+                                   OUT n_sampled bigint, OUT top_k text, OUT top_n bigint)
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
+
+CREATE OR REPLACE FUNCTION pdp._subject_column_check() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    att record;
+BEGIN
+    SELECT c.relkind, c.relowner, c.relnamespace, c.relname INTO rel
+      FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) NEW.tbl::oid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', NEW.tbl::oid
+            USING ERRCODE = 'undefined_table';
+    END IF;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', rel.relname
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Only ordinary and partitioned tables can be registered.';
+    END IF;
+    IF rel.relnamespace IN ('pdp'::regnamespace, 'pg_catalog'::regnamespace,
+                            'information_schema'::regnamespace) THEN
+        RAISE EXCEPTION 'cannot register table "%"', rel.relname
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Tables of pdp_ext and of the system catalogs cannot be registered.';
+    END IF;
+    IF NOT pg_has_role(pdp._caller(), rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table "%"', rel.relname
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+
+    SELECT a.attnum, a.atttypid, a.attnotnull INTO att
+      FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) NEW.tbl::oid
+       AND a.attname OPERATOR(pg_catalog.=) NEW.col
+       AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', NEW.col, rel.relname
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF att.attnum <= 0 THEN
+        RAISE EXCEPTION 'cannot register system column "%"', NEW.col
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF NOT pdp.is_subject_type(att.atttypid::regtype) THEN
+        RAISE EXCEPTION 'column "%" of table "%" has unsupported type %', NEW.col, rel.relname, att.atttypid::regtype
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'A subject column must be bigint, integer, text, varchar or uuid.';
+    END IF;
+    IF NEW.on_erase = 'anonymise' AND att.attnotnull THEN
+        RAISE EXCEPTION 'column "%" of table "%" is NOT NULL, so erasure cannot anonymise its rows', NEW.col, rel.relname
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Anonymising a row empties its subject columns, to cut its link to the subject.',
+                  HINT = 'Drop the NOT NULL constraint, or use on_erase => ''delete''.';
+    END IF;
+    NEW.attnum := att.attnum;
+
+    IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM pdp.subject_column s
+                                     WHERE s.tbl OPERATOR(pg_catalog.=) NEW.tbl
+                                       AND s.attnum OPERATOR(pg_catalog.=) NEW.attnum) THEN
+        RAISE EXCEPTION 'column "%" of table "%" is already registered', NEW.col, rel.relname
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM pdp.subject_column s
+                WHERE s.tbl OPERATOR(pg_catalog.=) NEW.tbl
+                  AND s.attnum OPERATOR(pg_catalog.<>) NEW.attnum
+                  AND s.on_erase OPERATOR(pg_catalog.<>) NEW.on_erase) THEN
+        RAISE EXCEPTION 'table "%" is already registered with another on_erase action', rel.relname
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'All subject columns of one table share one on_erase action.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._api_register_table(tbl regclass, subject_column name, on_erase text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL OR subject_column IS NULL OR on_erase IS NULL THEN
+        RAISE EXCEPTION 'table, subject column and on_erase must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF on_erase NOT IN ('delete', 'anonymise') THEN
+        RAISE EXCEPTION 'unknown on_erase action'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'on_erase must be "delete" or "anonymise".';
+    END IF;
+    INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase, registered_by)
+    VALUES (tbl, subject_column, 0, on_erase, pg_catalog.pg_get_userbyid(pdp._caller()));
+    PERFORM pdp._sync_protection(tbl);    -- defined with the visibility capability
+    PERFORM pdp._sync_rectification_trigger(tbl);   -- defined with the rights capability
+    PERFORM pdp._audit('register_table', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('subject_column', subject_column, 'on_erase', on_erase));
+EXCEPTION WHEN unique_violation THEN
+    -- A concurrent registration of the same column won the race.
+    RAISE EXCEPTION 'column "%" of table "%" is already registered', subject_column,
+          (SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid)
+        USING ERRCODE = 'duplicate_object';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._api_unregister_table(tbl regclass, subject_column name)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    n integer;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relname, c.relowner INTO rel FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) _api_unregister_table.tbl::oid;
+    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _api_unregister_table.tbl) THEN
+        RAISE EXCEPTION 'table "%" is not registered', coalesce(rel.relname, tbl::oid::text)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT pg_has_role(pdp._caller(), rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    DELETE FROM pdp.subject_column s
+     WHERE s.tbl OPERATOR(pg_catalog.=) _api_unregister_table.tbl
+       AND (_api_unregister_table.subject_column IS NULL
+            OR s.col OPERATOR(pg_catalog.=) _api_unregister_table.subject_column);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'column "%" of table "%" is not registered', subject_column, rel.relname
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM pdp._sync_protection(tbl);
+    PERFORM pdp._sync_rectification_trigger(tbl);
+    PERFORM pdp._audit('unregister_table', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('subject_column', subject_column, 'removed', n));
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._require_owner(tbl regclass) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relname, c.relowner INTO rel FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', tbl::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    IF NOT pg_has_role(pdp._caller(), rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._column_rule_check() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    att record;
+    misfit text;
+BEGIN
+    SELECT c.relkind, c.relowner, c.relnamespace, c.relname INTO rel
+      FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) NEW.tbl::oid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', NEW.tbl::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', rel.relname USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF rel.relnamespace IN ('pdp'::regnamespace, 'pg_catalog'::regnamespace, 'information_schema'::regnamespace) THEN
+        RAISE EXCEPTION 'cannot set a rule on table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT pg_has_role(pdp._caller(), rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT a.attnum, a.atttypid, a.atttypmod, a.attnotnull INTO att
+      FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) NEW.tbl::oid AND a.attname OPERATOR(pg_catalog.=) NEW.col
+       AND NOT a.attisdropped AND a.attnum > 0;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', NEW.col, rel.relname USING ERRCODE = 'undefined_column';
+    END IF;
+    misfit := pdp._rule_misfit(NEW.rule, att.atttypid, att.atttypmod, att.attnotnull);
+    IF misfit IS NOT NULL THEN
+        RAISE EXCEPTION 'rule "%" does not fit column "%" of table "%"', NEW.rule, NEW.col, rel.relname
+            USING ERRCODE = 'datatype_mismatch',
+                  DETAIL = pg_catalog.format('The column is %s: %s.', pg_catalog.format_type(att.atttypid, att.atttypmod), misfit);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pdp.subject_column s
+                WHERE s.tbl OPERATOR(pg_catalog.=) NEW.tbl AND s.attnum OPERATOR(pg_catalog.=) att.attnum) THEN
+        RAISE EXCEPTION 'column "%" of table "%" is a registered subject column', NEW.col, rel.relname
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Subject columns link a learner''s rows; pseudonymise them in copies, not in place.';
+    END IF;
+    IF NEW.category IS NOT NULL AND (NEW.category = '' OR length(NEW.category) > 63) THEN
+        RAISE EXCEPTION 'category must be 1 to 63 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Special categories (GDPR Art. 9) only where the operator has said so.
+    IF NEW.category IS NOT NULL
+       AND pg_catalog.to_regclass('pdp.special_category') IS NOT NULL
+       AND EXISTS (SELECT 1 FROM pdp.special_category sc WHERE sc.name OPERATOR(pg_catalog.=) pg_catalog.lower(NEW.category))
+       AND NOT coalesce(pg_catalog.current_setting('pdp.allow_special_categories', true)::boolean, false) THEN
+        RAISE EXCEPTION 'category "%" is a special category of personal data', NEW.category
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Health, religion, political views, biometrics and the like need a legal ground of their own (GDPR Art. 9).',
+                  HINT = 'A superuser may set pdp.allow_special_categories = on if the operator processes them lawfully.';
+    END IF;
+    NEW.attnum := att.attnum;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._api_set_column_rule(tbl regclass, col name, rule text, category text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    PERFORM pdp._refuse_on_citus(tbl, 'set column rules on');
+    IF col IS NULL OR rule IS NULL THEN
+        RAISE EXCEPTION 'column and rule must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _api_set_column_rule.rule) THEN
+        RAISE EXCEPTION 'unknown column rule'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'pdp.rule_kind lists the rules.';
+    END IF;
+    INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category, set_by)
+    VALUES (tbl, col, 0, rule, category, pg_catalog.pg_get_userbyid(pdp._caller()))
+    ON CONFLICT ON CONSTRAINT column_rule_pkey DO UPDATE
+       SET rule = EXCLUDED.rule, category = EXCLUDED.category,
+           set_at = pg_catalog.now(), set_by = EXCLUDED.set_by;
+    IF pdp._on_write_enabled(tbl) THEN
+        PERFORM pdp._sync_on_write_trigger(tbl, true);
+    END IF;
+    PERFORM pdp._sync_rectification_trigger(tbl);
+    PERFORM pdp._audit('set_column_rule', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('column', col, 'rule', rule, 'category', category));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._api_drop_column_rule(tbl regclass, col name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    DELETE FROM pdp.column_rule r
+     WHERE r.tbl OPERATOR(pg_catalog.=) _api_drop_column_rule.tbl AND r.col OPERATOR(pg_catalog.=) _api_drop_column_rule.col;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" has no rule', col USING ERRCODE = 'undefined_object';
+    END IF;
+    IF pdp._on_write_enabled(tbl) THEN
+        PERFORM pdp._sync_on_write_trigger(tbl, true);
+    END IF;
+    PERFORM pdp._sync_rectification_trigger(tbl);
+    PERFORM pdp._audit('drop_column_rule', tbl::text, NULL, pg_catalog.jsonb_build_object('column', col));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._api__apply_progress(tbl regclass, op text, keys name[], key text[], n bigint) RETURNS pdp.apply_run
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    run pdp.apply_run;
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF op = 'lock' THEN
+        SELECT * INTO run FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) _api__apply_progress.tbl FOR UPDATE;
+    ELSIF op = 'start' THEN
+        DELETE FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) _api__apply_progress.tbl;
+        INSERT INTO pdp.apply_run AS r (tbl, key_columns, upper_key) VALUES (tbl, keys, key) RETURNING r.* INTO run;
+    ELSIF op = 'step' THEN
+        UPDATE pdp.apply_run r SET last_key = key, rows_done = r.rows_done OPERATOR(pg_catalog.+) n
+         WHERE r.tbl OPERATOR(pg_catalog.=) _api__apply_progress.tbl RETURNING r.* INTO run;
+    ELSIF op = 'finish' THEN
+        UPDATE pdp.apply_run r SET finished_at = pg_catalog.now()
+         WHERE r.tbl OPERATOR(pg_catalog.=) _api__apply_progress.tbl RETURNING r.* INTO run;
+    ELSE
+        RAISE EXCEPTION 'unknown progress operation' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN run;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp.create_masked_view(tbl regclass, view_name text DEFAULT NULL) RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    cols text;
+    vis text;
+    target text;
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl) THEN
+        RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+    IF view_name IS NOT NULL AND (view_name = '' OR length(view_name) > 63) THEN
+        RAISE EXCEPTION 'view name must be 1 to 63 characters' USING ERRCODE = 'invalid_name';
+    END IF;
+    SELECT n.nspname, c.relname INTO rel
+      FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
+    target := pg_catalog.format('%I.%I', rel.nspname, coalesce(view_name, left(rel.relname, 56) || '_masked'));
+    SELECT pg_catalog.string_agg(
+               CASE WHEN k.expr IS NULL THEN pg_catalog.format('%I', a.attname)
+                    ELSE pg_catalog.format('(%s)::%s AS %I', pg_catalog.format(k.expr, a.attname),
+                                           pg_catalog.format_type(a.atttypid, a.atttypmod), a.attname)
+               END, ', ' ORDER BY a.attnum)
+      INTO cols
+      FROM pg_attribute a
+      LEFT JOIN pdp.column_rule r ON r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl AND r.attnum OPERATOR(pg_catalog.=) a.attnum
+      LEFT JOIN pdp.rule_kind k ON k.rule OPERATOR(pg_catalog.=) r.rule
+     WHERE a.attrelid OPERATOR(pg_catalog.=) create_masked_view.tbl::oid AND a.attnum > 0 AND NOT a.attisdropped;
+    -- The table's consent-aware visibility, applied by the view itself (see
+    -- pdp._unprotected); a column registered later is not in it: fail closed
+    -- (no subject column: no row while protected) and re-create the view.
+    vis := pdp._visibility_sql(tbl);
+    EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT %s FROM %s '
+                              'WHERE (SELECT pdp._unprotected(%L::regclass)) OR (%s)',
+                              target, cols, tbl, tbl::oid, coalesce(vis, 'false'));
+    -- The view is its table's owner's, whoever creates it: it reads the table
+    -- with its owner's rights, never with a superuser's.
+    IF (SELECT c.relowner FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) target::regclass::oid)
+       OPERATOR(pg_catalog.<>) (SELECT c.relowner FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid) THEN
+        EXECUTE pg_catalog.format('ALTER VIEW %s OWNER TO %I', target,
+                                  (SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid));
+    END IF;
+    EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', target,
+                              pg_catalog.format('pdp_ext masked view of %s: columns with rules show the rule''s output', tbl));
+    PERFORM pdp._audit('create_masked_view', tbl::text, NULL, pg_catalog.jsonb_build_object('view', target));
+    RETURN target::regclass;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._api_set_retention(tbl regclass, period interval, anchor_column name, action text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ regtype;
+    expr text;
+    idx name;
+    k name;
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF anchor_column IS NULL THEN
+        -- Without an anchor, a trigger tags new rows: it would run on the workers.
+        PERFORM pdp._refuse_on_citus(tbl, 'set retention without an anchor column on');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl) THEN
+        RAISE EXCEPTION 'table "%" is not registered', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Register its subject columns first: holds and restrictions apply per subject.';
+    END IF;
+    PERFORM pdp._check_interval(period, 'retention period must be positive');
+    IF action IS NULL OR action NOT IN ('delete', 'anonymise') THEN
+        RAISE EXCEPTION 'unknown retention action' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'The action is "delete" or "anonymise".';
+    END IF;
+    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl) THEN
+        RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+    k := pdp._single_key(tbl);
+    IF anchor_column IS NOT NULL THEN
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) anchor_column
+           AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" of table "%" does not exist', anchor_column, pdp._relname(tbl)
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype,
+                       'integer'::regtype, 'bigint'::regtype) THEN
+            RAISE EXCEPTION 'anchor column "%" has unsupported type %', anchor_column, typ
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'An anchor is timestamptz, timestamp, date, or integer/bigint Unix epoch seconds.';
+        END IF;
+    END IF;
+
+    PERFORM pdp._drop_retention_objects(tbl);
+    INSERT INTO pdp.retention_policy (tbl, period, anchor_column, action, set_by)
+    VALUES (tbl, period, anchor_column, action, pg_catalog.pg_get_userbyid(pdp._caller()))
+    ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
+       SET period = EXCLUDED.period, anchor_column = EXCLUDED.anchor_column, action = EXCLUDED.action,
+           set_at = pg_catalog.now(), set_by = EXCLUDED.set_by;
+
+    IF anchor_column IS NOT NULL THEN
+        -- The expiry index is the tag.  An index with the same expression made
+        -- beforehand (CREATE INDEX CONCURRENTLY on a large table) is reused.
+        expr := pdp._expiry_expr(anchor_column, period);
+        idx := pg_catalog.left('pdp_expiry_' || (SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid), 63);
+        IF NOT EXISTS (SELECT 1 FROM pg_index i
+                        WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid
+                          AND pg_catalog.pg_get_indexdef(i.indexrelid) LIKE '%' || pg_catalog.replace(expr, 'pdp._expiry', '_expiry') || '%') THEN
+            EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (%s)', idx, tbl, expr);
+        END IF;
+    ELSE
+        -- No anchor: a trigger records each new row's expiry; existing rows
+        -- are tagged now, from today.
+        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_retention_tag AFTER INSERT ON %s '
+                                  'REFERENCING NEW TABLE AS pdp_new_rows FOR EACH STATEMENT '
+                                  'EXECUTE FUNCTION pdp._retention_tag(%L, %L)', tbl, k, period::text);
+        INSERT INTO pdp.retention_tag (tbl, row_key, expires_at)
+        SELECT tbl::oid, x.k, pdp._expiry(pg_catalog.now(), period)
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT t.%I::text FROM %s t', k, tbl)) AS x(k text)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    PERFORM pdp._audit('set_retention', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('period', period::text, 'anchor', anchor_column, 'action', action));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._api_drop_retention(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF NOT EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _api_drop_retention.tbl) THEN
+        RAISE EXCEPTION 'table "%" has no retention', pdp._relname(tbl) USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM pdp._drop_retention_objects(tbl);
+    DELETE FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _api_drop_retention.tbl;
+    PERFORM pdp._audit('drop_retention', tbl::text);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._api_set_subject_retention(period interval, activity_table regclass, activity_column name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ regtype;
+BEGIN
+    PERFORM pdp._require_owner(activity_table);
+    PERFORM pdp._check_interval(period, 'retention period must be positive');
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) activity_table) THEN
+        RAISE EXCEPTION 'table "%" is not registered', pdp._relname(activity_table)
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) activity_table::oid AND a.attname OPERATOR(pg_catalog.=) activity_column
+       AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', activity_column, pdp._relname(activity_table)
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
+        RAISE EXCEPTION 'activity column "%" has unsupported type %', activity_column, typ USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    INSERT INTO pdp.subject_retention (period, activity_table, activity_column, set_by)
+    VALUES (period, activity_table, activity_column, pg_catalog.pg_get_userbyid(pdp._caller()))
+    ON CONFLICT ON CONSTRAINT subject_retention_pkey DO UPDATE
+       SET period = EXCLUDED.period, activity_table = EXCLUDED.activity_table,
+           activity_column = EXCLUDED.activity_column, set_at = pg_catalog.now(), set_by = EXCLUDED.set_by;
+    PERFORM pdp._audit('set_subject_retention', activity_table::text, NULL,
+                       pg_catalog.jsonb_build_object('period', period::text, 'activity_column', activity_column));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._expired_rows_sql(tbl regclass, reason text, lock boolean) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+    k name := pdp._single_key(tbl);
+    cond text;
+    order_by text;
+    pos text := 'NULL::timestamptz';
+    guard text;
+BEGIN
+    IF reason = 'retention' THEN
+        SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+        IF p.anchor_column IS NOT NULL THEN
+            -- The same expression as the expiry index, so the scan is a range scan of it.
+            order_by := pg_catalog.format('pdp._expiry(t.%I, %L::interval)', p.anchor_column, p.period::text);
+            cond := order_by || ' OPERATOR(pg_catalog.<) pg_catalog.now() AND '
+                    || order_by || ' OPERATOR(pg_catalog.>=) $2';
+            pos := order_by;
+        ELSE
+            cond := pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', k);
+            order_by := pg_catalog.format('t.%I', k);
+        END IF;
+    ELSE
+        IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects'
+                         AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
+                         AND pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+            RETURN NULL;
+        END IF;
+        cond := pg_catalog.format('(%s)', (SELECT pg_catalog.string_agg(
+                    pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', s.col), ' OR ')
+                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl));
+        order_by := pg_catalog.format('t.%I', k);
+    END IF;
+    -- Held and restricted subjects stay (restriction bars erasure too, GDPR
+    -- Art. 18(1)(b)).  The sets are constants of the statement, so the
+    -- planner hashes them once per batch instead of probing per row.
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               ' AND (t.%1$I IS NULL OR (t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($3)'
+               ' AND t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($4)))', s.col), '')
+      INTO guard
+      FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
+    IF pdp._purge_action(tbl) = 'anonymise' THEN
+        guard := guard || pg_catalog.format(' AND t.%I::text OPERATOR(pg_catalog.<>) ALL ($6)', k);
+    END IF;
+    RETURN pg_catalog.format('SELECT t.ctid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
+                             pos, tbl, cond, guard, order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._find_expired(tbl regclass, reason text, lock boolean, batch_size integer, after timestamptz,
+                                  OUT ctids tid[], OUT pos timestamptz, OUT n bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q text;
+    held text[];
+    restricted text[];
+    keys text[] := '{}';
+    anonymised text[] := '{}';
+BEGIN
+    n := 0;
+    IF tbl IS NULL OR reason IS NULL OR reason NOT IN ('retention', 'inactivity') THEN
+        RAISE EXCEPTION 'table and reason (retention or inactivity) must be given' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch_size IS NOT NULL AND batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _find_expired.tbl)
+       OR EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND h.released_at IS NULL
+                    AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())) THEN
+        RETURN;
+    END IF;
+    q := pdp._expired_rows_sql(tbl, reason, coalesce(lock, false));
+    IF q IS NULL THEN
+        RETURN;
+    END IF;
+    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    restricted := ARRAY(SELECT r.subject FROM pdp.restriction r);
+    IF reason = 'inactivity' THEN
+        keys := ARRAY(SELECT i.subject FROM pg_temp.pdp_inactive_subjects i);
+    ELSIF EXISTS (SELECT 1 FROM pdp.retention_policy p
+                   WHERE p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND p.anchor_column IS NULL) THEN
+        keys := ARRAY(SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid
+                         AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now());
+    END IF;
+    IF pdp._purge_action(tbl) = 'anonymise' THEN
+        anonymised := ARRAY(SELECT a.row_key FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid);
+    END IF;
+    IF batch_size IS NULL THEN
+        SELECT x.n INTO n
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q),
+                                  2147483647, '-infinity'::timestamptz, held, restricted, keys, anonymised) AS x(n bigint);
+        RETURN;
+    END IF;
+    SELECT x.c, x.p INTO ctids, pos
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q),
+                              batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
+           AS x(c tid[], p timestamptz);
+    n := coalesce(pg_catalog.cardinality(ctids), 0);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    set_list text;
+    n bigint;
+BEGIN
+    -- A ctid is unique only within one shard: never delete by it on Citus.
+    PERFORM pdp._refuse_on_citus(tbl, 'purge');
+    IF action = 'delete' THEN
+        IF EXISTS (SELECT 1 FROM pdp.retention_policy p
+                    WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL) THEN
+            -- Tagged rows: their tags go with them.
+            WITH d AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                           'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text',
+                           tbl, pdp._single_key(tbl)), ctids) AS x(k text)),
+                 g AS (DELETE FROM pdp.retention_tag g USING d WHERE g.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl::oid
+                          AND g.row_key OPERATOR(pg_catalog.=) d.k)
+            SELECT pg_catalog.count(*) INTO n FROM d;
+        ELSE
+            SELECT pg_catalog.count(*) INTO n
+              FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                       'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING 1', tbl), ctids) AS x(one integer);
+        END IF;
+    ELSE
+        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)), ', ')
+          INTO set_list
+          FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
+         WHERE r.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl;
+        IF set_list IS NULL THEN
+            RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                       'UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text',
+                       tbl, set_list, pdp._single_key(tbl)), ctids) AS x(k text)),
+             a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT _purge_rows.tbl::oid, u.k FROM u ON CONFLICT DO NOTHING)
+        SELECT pg_catalog.count(*) INTO n FROM u;
+    END IF;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._purge_batch(tbl regclass, reason text, batch_size integer, after timestamptz, lock boolean,
+                                 OUT n bigint, OUT pos timestamptz, OUT got boolean)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ctids tid[];
+BEGIN
+    IF batch_size IS NULL THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT f.ctids, f.pos INTO ctids, pos FROM pdp._find_expired(tbl, reason, lock, batch_size, after) f;
+    got := ctids IS NOT NULL;
+    n := CASE WHEN got THEN pdp._purge_rows(tbl, pdp._purge_action(tbl), ctids) ELSE 0 END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._collect_inactive_subjects() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    subj name;
+    n bigint;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects'
+                 AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()) THEN
+        DROP TABLE pg_temp.pdp_inactive_subjects;
+    END IF;
+    SELECT * INTO r FROM pdp.subject_retention;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    CREATE TEMP TABLE pdp_inactive_subjects (subject text PRIMARY KEY);
+    -- The activity table is read as its owner (pdp._exec_as_owner).
+    FOR subj IN SELECT s.col FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) r.activity_table LOOP
+        INSERT INTO pg_temp.pdp_inactive_subjects
+        SELECT x.s FROM pdp._exec_as_owner(r.activity_table, pg_catalog.format(
+            'SELECT %1$I::text FROM %2$s WHERE %1$I IS NOT NULL '
+            'GROUP BY %1$I HAVING pg_catalog.max(pdp._expiry(%3$I, %4$L::interval)) OPERATOR(pg_catalog.<) pg_catalog.now()',
+            subj, r.activity_table, r.activity_column, r.period::text)) AS x(s text)
+        ON CONFLICT DO NOTHING;
+    END LOOP;
+    -- A subject active under any of the activity table's subject columns is active.
+    FOR subj IN SELECT s.col FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) r.activity_table LOOP
+        DELETE FROM pg_temp.pdp_inactive_subjects i
+         WHERE i.subject IN (SELECT x.s FROM pdp._exec_as_owner(r.activity_table, pg_catalog.format(
+                   'SELECT a.%1$I::text FROM %2$s a WHERE a.%1$I IS NOT NULL '
+                   'AND pdp._expiry(a.%3$I, %4$L::interval) OPERATOR(pg_catalog.>=) pg_catalog.now()',
+                   subj, r.activity_table, r.activity_column, r.period::text)) AS x(s text));
+    END LOOP;
+    SELECT pg_catalog.count(*) INTO n FROM pg_temp.pdp_inactive_subjects;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp.purge_expired(batch_size integer DEFAULT 5000, dry_run boolean DEFAULT false)
+RETURNS TABLE (table_name regclass, action text, rows bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    run_id bigint;
+    t regclass;
+    why text;
+    pos timestamptz;
+    n bigint;
+    got boolean;
+    total bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION 'cannot purge in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction', DETAIL = 'Nothing was purged.',
+                  HINT = 'Purge on the primary; on a primary, check default_transaction_read_only.';
+    END IF;
+    run_id := pdp._begin_purge_run(coalesce(dry_run, false));
+    PERFORM pdp._collect_inactive_subjects();
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
+            CONTINUE;
+        END IF;
+        CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
+        table_name := t;
+        action := pdp._purge_action(t);
+        total := 0;
+        FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
+            IF dry_run THEN
+                total := total + (pdp._find_expired(t, why, false, NULL, NULL)).n;
+                CONTINUE;
+            END IF;
+            pos := '-infinity';
+            LOOP
+                SELECT b.n, b.pos, b.got INTO n, pos, got FROM pdp._purge_batch(t, why, batch_size, pos, true) b;
+                EXIT WHEN NOT got;
+                PERFORM pdp._record_purge_batch(run_id, t, action, n);
+                total := total + n;
+                EXIT WHEN n = 0;
+            END LOOP;
+        END LOOP;
+        IF total > 0 OR dry_run THEN
+            rows := total;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+    PERFORM pdp._end_purge_run(run_id, 'finished');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp.export_subject(subject text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc jsonb;
+    data jsonb := '{}';
+    t regclass;
+    cond text;
+    rows_ jsonb;
+    erased jsonb;
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    doc := pg_catalog.jsonb_build_object('format', 'pdp_ext subject export', 'format_version', 1,
+                                         'generated_at', pg_catalog.now(), 'subject', subject);
+    SELECT e.receipt INTO erased FROM pdp.erasure e
+     WHERE e.subject_pseudonym OPERATOR(pg_catalog.=) pdp.pseudonym(subject, 'audit');
+    IF FOUND THEN
+        PERFORM pdp._audit_durable('export_subject', NULL, subject, '{"erased": true}');
+        RETURN doc || pg_catalog.jsonb_build_object('erasure_receipt', erased);
+    END IF;
+    FOR t IN SELECT DISTINCT s.tbl FROM pdp.subject_column s ORDER BY 1 LOOP
+        cond := pdp._subject_match(t, subject);
+        CONTINUE WHEN cond IS NULL;
+        -- Read as the table's owner: nothing of the table runs with pdp_ext's rights.
+        SELECT x.r INTO rows_
+          FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM %s t WHERE %s', t, cond),
+                                  subject) AS x(r jsonb);
+        IF rows_ IS NOT NULL THEN
+            data := data || pg_catalog.jsonb_build_object(t::text, rows_);
+        END IF;
+    END LOOP;
+    doc := doc || pg_catalog.jsonb_build_object(
+        'data', data,
+        'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c) ORDER BY c.event_id)
+                                FROM pdp.consent_history(subject) c), '[]'),
+        'active_consents', coalesce((SELECT pg_catalog.jsonb_agg(s.purpose ORDER BY s.purpose) FROM pdp.consent_state s
+                                      WHERE s.subject OPERATOR(pg_catalog.=) export_subject.subject
+                                        AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now())), '[]'),
+        'restrictions', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('action', r.action, 'reason', r.reason, 'at', r.at) ORDER BY r.id)
+                                   FROM pdp.restriction_event r WHERE r.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'holds', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', h.id, 'reason', h.reason, 'placed_at', h.placed_at,
+                                                                                      'until', h.until, 'released_at', h.released_at) ORDER BY h.id)
+                            FROM pdp.hold h WHERE h.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'disclosures', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', d.recipient, 'country', r.country,
+                                                   'cross_border', r.country <> 'KZ', 'safeguards', r.safeguards, 'purpose', d.purpose,
+                                                   'categories', d.categories, 'at', d.at) ORDER BY d.id)
+                                  FROM pdp.disclosure d LEFT JOIN pdp.recipient r ON r.name OPERATOR(pg_catalog.=) d.recipient
+                                 WHERE d.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'purposes', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('purpose', p.purpose, 'legal_basis', p.legal_basis,
+                                                   'requires_consent', p.requires_consent, 'description', p.description) ORDER BY p.purpose)
+                               FROM pdp.purpose p), '[]'),
+        'retention', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', p.tbl::text, 'period', p.period::text,
+                                                    'from', coalesce(p.anchor_column::text, 'insertion'), 'then', p.action) ORDER BY p.tbl::text)
+                                FROM pdp.retention_policy p), '[]'),
+        'requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', q.id, 'kind', q.kind, 'received_at', q.received_at,
+                                                   'due_at', q.due_at, 'completed_at', q.completed_at, 'outcome', q.outcome) ORDER BY q.id)
+                               FROM pdp.subject_request q WHERE q.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'));
+    PERFORM pdp._audit_durable('export_subject', NULL, subject,
+                       pg_catalog.jsonb_build_object('tables', (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(data))));
+    RETURN doc;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp.erase_subject(subject text, reason text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+    cond text;
+    act text;
+    n bigint;
+    tables jsonb := '[]';
+    set_list text;
+    p text;
+    withdrawn integer := 0;
+    receipt jsonb;
+BEGIN
+    IF subject IS NULL OR reason IS NULL OR reason = '' THEN
+        RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pdp._subject_held(subject) THEN
+        RAISE EXCEPTION 'subject is under a legal hold'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Nothing was erased.',
+                  HINT = 'pdp.holds lists the hold; pdp.release_hold releases it once its legal ground has ended.';
+    END IF;
+    PERFORM pdp._set_erasing(true);
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        cond := pdp._subject_match(t, subject);
+        CONTINUE WHEN cond IS NULL;
+        IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
+            SELECT x.n INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', t, cond), subject) AS x(n bigint);
+            IF n > 0 THEN
+                RAISE EXCEPTION 'table "%" is under a legal hold', pdp._relname(t)
+                    USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'Nothing was erased.';
+            END IF;
+            CONTINUE;
+        END IF;
+        act := (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t LIMIT 1);
+        -- Every statement on the table runs as its owner (pdp._exec_as_owner).
+        IF act = 'delete' THEN
+            SELECT pg_catalog.count(*) INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE %s RETURNING 1', t, cond), subject) AS x(one integer);
+        ELSE
+            -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
+            PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
+            -- Anonymise: apply the rules and cut the row's links to the subject:
+            -- its subject columns, and its foreign keys into registered tables
+            -- whose rows erasure deletes (an anonymised grade keeps no link to
+            -- the deleted enrolment).
+            SELECT pg_catalog.string_agg(x, ', ') INTO set_list FROM (
+                SELECT pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)) AS x
+                  FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
+                 WHERE r.tbl OPERATOR(pg_catalog.=) t
+                UNION ALL
+                SELECT pg_catalog.format('%1$I = CASE WHEN %1$I::text OPERATOR(pg_catalog.=) $1 THEN NULL ELSE %1$I END', s.col)
+                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t
+                UNION
+                SELECT pg_catalog.format('%I = NULL', a.attname)
+                  FROM pg_constraint c
+                  CROSS JOIN LATERAL pg_catalog.unnest(c.conkey) k(attnum)
+                  JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+                 WHERE c.contype = 'f' AND c.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
+                   AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) c.confrelid
+                                 AND p.on_erase = 'delete')
+                   AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
+                                     AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
+            SELECT pg_catalog.count(*) INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING 1', t, set_list, cond), subject)
+                   AS x(one integer);
+        END IF;
+        IF n > 0 THEN
+            tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', act, 'rows', n);
+        END IF;
+    END LOOP;
+    FOR p IN SELECT s.purpose FROM pdp.consent_state s WHERE s.subject OPERATOR(pg_catalog.=) erase_subject.subject LOOP
+        PERFORM pdp.withdraw_consent(subject, p);
+        withdrawn := withdrawn + 1;
+    END LOOP;
+    PERFORM pdp._set_erasing(false);
+    -- Tables, counts and time: the free-text reason stays out of the receipt,
+    -- which must hold no personal value.
+    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp.pseudonym(subject, 'audit'),
+                                             'erased_at', pg_catalog.now(),
+                                             'tables', tables, 'consents_withdrawn', withdrawn);
+    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp.pseudonym(subject, 'audit'), receipt)
+    ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
+    PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'consents_withdrawn', withdrawn));
+    RETURN receipt;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._expiry_counts(tbl regclass, OUT soon bigint, OUT overdue bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+BEGIN
+    SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _expiry_counts.tbl AND r.anchor_column IS NOT NULL;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT x.soon, x.overdue INTO soon, overdue
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+               'SELECT pg_catalog.count(*) FILTER (WHERE e >= pg_catalog.now() AND e < pg_catalog.now() + interval ''30 days''), '
+               'pg_catalog.count(*) FILTER (WHERE e < pg_catalog.now()) FROM (SELECT pdp._expiry(t.%I, %L::interval) e FROM %s t) x',
+               p.anchor_column, p.period::text, tbl)) AS x(soon bigint, overdue bigint);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._api__sample_column(tbl regclass, col name, pct float8, sample_rows integer,
+                                        OUT n_sampled bigint, OUT top_k text, OUT top_n bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL OR col IS NULL OR pct IS NULL OR sample_rows IS NULL OR pct <= 0 OR pct > 100 OR sample_rows < 1 THEN
+        RAISE EXCEPTION 'table, column, a percentage in (0, 100] and a positive sample size must be given'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT pg_catalog.has_table_privilege(pdp._caller(), tbl, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', pdp._relname(tbl) USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    WITH s AS (SELECT pdp._classify_value(x.v) AS k
+                 FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                          'SELECT x.%1$I::text FROM %2$s x TABLESAMPLE SYSTEM (%3$s) WHERE x.%1$I IS NOT NULL LIMIT %4$s',
+                          col, tbl, pct, sample_rows)) AS x(v text))
+    SELECT (SELECT pg_catalog.count(*) FROM s), top.k, top.n INTO n_sampled, top_k, top_n
+      FROM (SELECT 1) one LEFT JOIN
+           (SELECT s.k, pg_catalog.count(*) AS n FROM s WHERE s.k IS NOT NULL GROUP BY s.k ORDER BY 2 DESC LIMIT 1) top ON true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp.discover(schema_name name DEFAULT 'public', sample_rows integer DEFAULT 1000)
+RETURNS TABLE (table_name regclass, column_name name, category text, confidence real, evidence text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    a record;
+    pct float8;
+    n_sampled bigint;
+    top_k text;
+    top_n bigint;
+    by_name text;
+BEGIN
+    IF schema_name IS NULL OR sample_rows IS NULL OR sample_rows < 1 OR sample_rows > 1000000 THEN
+        RAISE EXCEPTION 'schema_name must be given and sample_rows between 1 and 1000000'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) schema_name) THEN
+        RAISE EXCEPTION 'schema "%" does not exist', schema_name USING ERRCODE = 'invalid_schema_name';
+    END IF;
+    FOR t IN SELECT c.oid::regclass AS rel, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE n.nspname OPERATOR(pg_catalog.=) schema_name AND c.relkind IN ('r', 'p')
+                AND pg_catalog.has_table_privilege(c.oid, 'SELECT') ORDER BY c.relname LOOP
+        -- A sample, never the whole table: a share of its pages, at most sample_rows rows.
+        pct := CASE WHEN t.reltuples <= 0 OR t.reltuples < sample_rows * 10 THEN 100
+                    ELSE LEAST(100, GREATEST(0.01, sample_rows * 300.0 / t.reltuples)) END;
+        FOR a IN SELECT att.attname, att.attnum, att.atttypid::regtype AS typ FROM pg_attribute att
+                  WHERE att.attrelid OPERATOR(pg_catalog.=) t.rel::oid AND att.attnum > 0 AND NOT att.attisdropped
+                    AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) t.rel
+                                      AND r.attnum OPERATOR(pg_catalog.=) att.attnum)
+                    AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t.rel
+                                      AND s.attnum OPERATOR(pg_catalog.=) att.attnum)
+                  ORDER BY att.attnum LOOP
+            table_name := t.rel;
+            column_name := a.attname;
+            SELECT h.category INTO by_name FROM pdp.name_hint h WHERE a.attname ~* h.pattern ORDER BY h.category LIMIT 1;
+            top_k := NULL;
+            top_n := 0;
+            n_sampled := 0;
+            IF a.typ IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype, 'bigint'::regtype,
+                         'numeric'::regtype, 'inet'::regtype) THEN
+                SELECT x.n_sampled, x.top_k, x.top_n INTO n_sampled, top_k, top_n
+                  FROM pdp._sample_column(t.rel, a.attname, pct, sample_rows) x;
+            END IF;
+            IF top_k IS NOT NULL AND top_n::float8 / GREATEST(n_sampled, 1) >= 0.8 THEN
+                category := top_k;
+                confidence := LEAST(1.0, top_n::float8 / n_sampled + CASE WHEN by_name = top_k THEN 0.1 ELSE 0 END);
+                evidence := pg_catalog.format('%s of %s sampled values pass the %s check%s', top_n, n_sampled,
+                                              CASE top_k WHEN 'iin' THEN 'IIN check-digit' WHEN 'bin' THEN 'BIN check-digit'
+                                                         WHEN 'card' THEN 'Luhn card-number' WHEN 'email' THEN 'e-mail syntax'
+                                                         WHEN 'phone' THEN 'Kazakh phone-number' ELSE 'IP address' END,
+                                              CASE WHEN by_name IS NOT NULL THEN '; the column''s name suggests ' || by_name ELSE '' END);
+                RETURN NEXT;
+            ELSIF by_name IS NOT NULL THEN
+                category := by_name;
+                confidence := 0.5;
+                evidence := pg_catalog.format('the column''s name suggests %s (%s sampled values did not confirm it)', by_name, n_sampled);
+                RETURN NEXT;
+            ELSIF EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t.rel) THEN
+                category := 'unclassified';
+                confidence := 0;
+                evidence := 'a column of a registered table with no rule or category';
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._report_json() RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    findings jsonb := '[]';
+    sch name;
+    retention jsonb := '[]';
+    p record;
+    soon bigint;
+    overdue bigint;
+BEGIN
+    FOR sch IN SELECT DISTINCT n.nspname FROM pdp.subject_column s JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
+                 JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY 1 LOOP
+        findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'table', d.table_name::text, 'column', d.column_name, 'category', d.category,
+                        'confidence', pg_catalog.round(d.confidence::numeric, 2), 'evidence', d.evidence))
+                      FROM pdp.discover(sch, 200) d WHERE d.category <> 'unclassified'), '[]');
+    END LOOP;
+    FOR p IN SELECT * FROM pdp.retention_policy ORDER BY tbl::text LOOP
+        soon := NULL;
+        overdue := NULL;
+        IF p.anchor_column IS NOT NULL THEN
+            SELECT c.soon, c.overdue INTO soon, overdue FROM pdp._expiry_counts(p.tbl) c;
+        ELSE
+            SELECT pg_catalog.count(*) FILTER (WHERE g.expires_at >= pg_catalog.now() AND g.expires_at < pg_catalog.now() + interval '30 days'),
+                   pg_catalog.count(*) FILTER (WHERE g.expires_at < pg_catalog.now())
+              INTO soon, overdue FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) p.tbl::oid;
+        END IF;
+        retention := retention || pg_catalog.jsonb_build_object('table', p.tbl::text, 'period', p.period::text,
+                        'action', p.action, 'expiring_in_30_days', soon, 'expired_not_purged', overdue);
+    END LOOP;
+    r := pg_catalog.jsonb_build_object(
+        'title', 'pdp_ext compliance report',
+        'database', pg_catalog.current_database(),
+        'generated_at', pg_catalog.now(),
+        'register', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.table_name::text, x.column_name)
+                                FROM pdp.processing_register x), '[]'),
+        'unclassified_findings', findings,
+        'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'purpose', pu.purpose, 'legal_basis', pu.legal_basis, 'requires_consent', pu.requires_consent,
+                        'active', (SELECT pg_catalog.count(*) FROM pdp.consent_state s WHERE s.purpose OPERATOR(pg_catalog.=) pu.purpose
+                                     AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now())),
+                        'withdrawn_last_30_days', (SELECT pg_catalog.count(*) FROM pdp.consent_event e
+                                     WHERE e.purpose OPERATOR(pg_catalog.=) pu.purpose AND e.action = 'withdraw'
+                                       AND e.at > pg_catalog.now() - interval '30 days')) ORDER BY pu.purpose)
+                        FROM pdp.purpose pu), '[]'),
+        'retention', retention,
+        'last_purge', (SELECT pg_catalog.jsonb_build_object('started_at', l.started_at, 'status', l.status, 'rows', l.total_rows)
+                         FROM pdp.purge_run l WHERE NOT l.dry_run ORDER BY l.id DESC LIMIT 1),
+        'holds_in_force', (SELECT pg_catalog.count(*) FROM pdp.holds h WHERE h.in_force),
+        'restricted_subjects', (SELECT pg_catalog.count(*) FROM pdp.restriction),
+        'overdue_requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', o.id, 'kind', o.kind,
+                                'jurisdiction', o.jurisdiction, 'due_at', o.due_at) ORDER BY o.due_at) FROM pdp.overdue_requests o), '[]'),
+        'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)
+                                       FROM (SELECT n.recipient, pg_catalog.count(*) AS n FROM pdp.pending_notices n GROUP BY 1) x), '[]'),
+        'recipients', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(rc) - 'defined_by' ORDER BY rc.name) FROM pdp.recipients rc), '[]'),
+        'audit', (SELECT pg_catalog.to_jsonb(v) FROM pdp.verify_audit_log() v));
+    RETURN r;
+END
+$$;
+
+CREATE OR REPLACE PROCEDURE pdp.purge(batch_size integer DEFAULT 5000, max_duration interval DEFAULT '1 hour')
+LANGUAGE plpgsql
+-- No SET clause (a procedure with one cannot COMMIT): every name is qualified.
+AS $$
+DECLARE
+    run_id bigint;
+    t regclass;
+    why text;
+    act text;
+    got boolean;
+    pos timestamptz;
+    n bigint;
+    deadline timestamptz;
+    stopped boolean := false;
+    err jsonb;
+    failed integer := 0;
+    failed_states text[] := '{}';
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pdp._check_interval(max_duration, 'max_duration must be positive');
+    deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) max_duration;
+    IF pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION 'cannot purge in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction', DETAIL = 'Nothing was purged.',
+                  HINT = 'Purge on the primary; on a primary, check default_transaction_read_only.';
+    END IF;
+    run_id := pdp._begin_purge_run(false);
+    PERFORM pdp._collect_inactive_subjects();
+    COMMIT;
+    <<tables>>
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                                AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+        CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
+        act := pdp._purge_action(t);
+        FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
+            pos := '-infinity';
+            LOOP
+                IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
+                    stopped := true;
+                    EXIT tables;
+                END IF;
+                err := NULL;
+                n := 0;
+                -- A batch need not wait for its commit to reach disk: if a crash
+                -- loses it, it is lost whole (rows and count together), and the
+                -- next run purges those rows again.
+                PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+                -- One batch: found, deleted or anonymised, and counted in one transaction.
+                BEGIN
+                    -- One purger per table at a time: a second one skips the table.
+                    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pdp_ext purge'), t::oid::integer) THEN
+                        EXIT;
+                    END IF;
+                    -- Found and purged as the table's owner (pdp._purge_batch).
+                    SELECT b.n, b.pos, b.got INTO n, pos, got
+                      FROM pdp._purge_batch(t, why, batch_size, coalesce(pos, '-infinity'), false) b;
+                EXCEPTION WHEN OTHERS THEN
+                    -- SQLSTATE and message only: a detail could hold a key value.
+                    err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                               'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM));
+                    got := false;
+                END;
+                PERFORM pdp._record_purge_batch(run_id, t, act, n, err);
+                IF err IS NOT NULL THEN
+                    failed := failed OPERATOR(pg_catalog.+) 1;
+                    failed_states := pg_catalog.array_append(failed_states,
+                                         pg_catalog.jsonb_extract_path_text(err, '0', 'sqlstate'));
+                END IF;
+                IF n > 0 THEN
+                    RAISE NOTICE 'purge: % rows of table "%" (%)', n, pdp._relname(t), act;
+                END IF;
+                COMMIT;
+                EXIT WHEN NOT got OR n = 0;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    PERFORM pdp._end_purge_run(run_id, CASE WHEN stopped THEN 'stopped at max_duration' ELSE 'finished' END);
+    COMMIT;
+    -- A failed batch (a full disk, a lock timeout) is left for the next run;
+    -- say so, not only in the run's record.
+    IF failed OPERATOR(pg_catalog.>) 0 THEN
+        RAISE WARNING 'purge: % batch(es) failed and were left for the next run', failed
+            USING DETAIL = pg_catalog.concat('SQLSTATE ', pg_catalog.array_to_string(
+                               ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(failed_states) x ORDER BY 1), ', ')),
+                  HINT = pg_catalog.format('See the errors of run %s in pdp.purge_log.', run_id);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE PROCEDURE pdp.apply_rules(tbl regclass, batch_size integer DEFAULT 10000, restart boolean DEFAULT false)
+LANGUAGE plpgsql
+-- No SET clause: a procedure with one cannot COMMIT.  Names are qualified instead.
+AS $$
+DECLARE
+    keys name[];
+    key_types text[];
+    key_row text;
+    key_params text;
+    set_list text;
+    run record;
+    batch_sql text;
+    last text[];
+    n bigint;
+    qtbl text;   -- the table's qualified name: its statements run under search_path pg_catalog, pg_temp
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    PERFORM pdp._refuse_on_citus(tbl, 'apply column rules to');
+    SELECT pg_catalog.format('%I.%I', ns.nspname, cl.relname) INTO qtbl
+      FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) cl.relnamespace
+     WHERE cl.oid OPERATOR(pg_catalog.=) tbl::oid;
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- No cast to the column's type: assignment checks varchar lengths where a
+    -- cast would silently truncate.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(k.expr, r.col)), ', ')
+      INTO set_list
+      FROM pdp.column_rule r
+      JOIN pdp.rule_kind k ON k.rule OPERATOR(pg_catalog.=) r.rule
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum
+     WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+    IF set_list IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+
+    -- Rows are visited in primary-key order, so a run can stop anywhere and resume.
+    SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord),
+           pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY k.ord)
+      INTO keys, key_types
+      FROM pg_catalog.pg_index i
+      CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::smallint[]) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+     WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid AND i.indisprimary;
+    IF keys IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no primary key', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'apply_rules walks the table in primary-key order so that it can resume.';
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ') INTO key_row FROM pg_catalog.unnest(keys) c;
+    SELECT pg_catalog.string_agg(pg_catalog.format('($%s[%s])::%s', p, i, t), ', ')
+      INTO key_params
+      FROM (SELECT 0 AS p) x, pg_catalog.unnest(key_types) WITH ORDINALITY AS u(t, i);
+
+    run := pdp._apply_progress(tbl, 'lock', NULL, NULL, NULL);
+    IF run.tbl IS NOT NULL AND run.finished_at IS NOT NULL AND NOT restart THEN
+        RAISE EXCEPTION 'rules were already applied to table "%"', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = pg_catalog.format('The run finished at %s; applying again would pseudonymise values twice.', run.finished_at),
+                  HINT = 'Pass restart => true only if the table holds raw values again.';
+    END IF;
+    IF run.tbl IS NULL OR restart OR run.key_columns IS DISTINCT FROM keys THEN
+        IF pdp._on_write_enabled(tbl) THEN
+            RAISE EXCEPTION 'cannot start apply_rules on table "%" while pseudonymise_on_write is on', pdp._relname(tbl)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Rows written through the trigger are already pseudonymised and cannot be told apart.',
+                      HINT = 'Run apply_rules first, then pdp.pseudonymise_on_write.';
+        END IF;
+        -- Every statement on the table runs as its owner (pdp._exec_as_owner).
+        SELECT x.k INTO last
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT ARRAY[%s]::text[] FROM %s ORDER BY %s LIMIT 1',
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
+                                  qtbl,
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c)))
+               AS x(k text[]);
+        run := pdp._apply_progress(tbl, 'start', keys, last, NULL);
+        PERFORM pdp._audit('apply_rules_start', tbl::text, NULL, pg_catalog.jsonb_build_object('batch_size', batch_size));
+    END IF;
+    COMMIT;
+
+    IF run.upper_key IS NOT NULL THEN
+        -- One batch: the next rows after last_key up to upper_key, rewritten and
+        -- recorded in the same transaction.
+        batch_sql := pg_catalog.format(
+            'WITH batch AS (SELECT %1$s FROM %2$s WHERE (%1$s) <= (%3$s) AND ($2::text[] IS NULL OR (%1$s) > (%4$s)) '
+            'ORDER BY %1$s LIMIT $3 FOR UPDATE), '
+            'done AS (UPDATE %2$s t SET %5$s FROM batch WHERE (%6$s) = (%7$s) RETURNING %8$s) '
+            'SELECT (SELECT ARRAY[%9$s]::text[] FROM done ORDER BY %10$s LIMIT 1), (SELECT pg_catalog.count(*) FROM done)',
+            key_row, qtbl,
+            pg_catalog.replace(key_params, '$0', '$1'),
+            pg_catalog.replace(key_params, '$0', '$2'),
+            set_list,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('batch.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c));
+        LOOP
+            run := pdp._apply_progress(tbl, 'lock', NULL, NULL, NULL);
+            SELECT x.l, x.n INTO last, n
+              FROM pdp._exec_as_owner(tbl, batch_sql, run.upper_key, run.last_key, batch_size) AS x(l text[], n bigint);
+            EXIT WHEN n = 0;
+            PERFORM pdp._apply_progress(tbl, 'step', NULL, last, n);
+            RAISE NOTICE 'apply_rules on table "%": % rows rewritten so far', pdp._relname(tbl), run.rows_done + n;
+            COMMIT;
+        END LOOP;
+    END IF;
+    n := (pdp._apply_progress(tbl, 'finish', NULL, NULL, NULL)).rows_done;
+    PERFORM pdp._audit('apply_rules_finish', tbl::text, NULL, pg_catalog.jsonb_build_object('rows', n));
+    COMMIT;
+END
+$$;
+
+COMMENT ON FUNCTION pdp._exec_as_owner(regclass, text) IS
+    'runs one statement on a table as its owner (security-restricted); refused unless it is a table, or unless the caller owns it';
+
+COMMENT ON FUNCTION pdp._exec_as_owner(regclass, text, "any") IS
+    'runs one statement on a table as its owner (security-restricted), with the arguments as its parameters $1, $2, ...';
+
+COMMENT ON FUNCTION pdp._caller() IS
+    'the role that called the pdp API function now running, or else the current user (ownership checks use it)';
+
+COMMENT ON FUNCTION pdp._api_register_table(regclass, name, text) IS
+    'pdp.register_table''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+COMMENT ON FUNCTION pdp._api_unregister_table(regclass, name) IS
+    'pdp.unregister_table''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+COMMENT ON FUNCTION pdp._require_owner(regclass) IS 'raises unless the caller (pdp._caller()) owns the table';
+
+COMMENT ON FUNCTION pdp._api_set_column_rule(regclass, name, text, text) IS
+    'pdp.set_column_rule''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+COMMENT ON FUNCTION pdp._api_drop_column_rule(regclass, name) IS
+    'pdp.drop_column_rule''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+COMMENT ON FUNCTION pdp._apply_progress(regclass, text, name[], text[], bigint) IS
+    'reads (locked) or records the progress of pdp.apply_rules on a table the caller owns';
+
+COMMENT ON FUNCTION pdp._api__apply_progress(regclass, text, name[], text[], bigint) IS
+    'pdp._apply_progress''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+COMMENT ON FUNCTION pdp._api_set_retention(regclass, interval, name, text) IS
+    'pdp.set_retention''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+COMMENT ON FUNCTION pdp._api_drop_retention(regclass) IS
+    'pdp.drop_retention''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+COMMENT ON FUNCTION pdp._api_set_subject_retention(interval, regclass, name) IS
+    'pdp.set_subject_retention''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+COMMENT ON FUNCTION pdp._find_expired(regclass, text, boolean, integer, timestamptz) IS
+    'a batch of a table''s expired, unheld rows (ctids and position), or with a NULL batch size their count; read as the table''s owner';
+
+COMMENT ON FUNCTION pdp._purge_batch(regclass, text, integer, timestamptz, boolean) IS
+    'finds and purges one batch of a table''s expired, unheld rows; statements on the table run as its owner';
+
+COMMENT ON FUNCTION pdp._sample_column(regclass, name, float8, integer) IS
+    'samples and classifies a column''s values as the table''s owner, for a caller who may read the table';
+
+COMMENT ON FUNCTION pdp._api__sample_column(regclass, name, float8, integer) IS
+    'pdp._sample_column''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+COMMENT ON FUNCTION pdp._expiry_counts(regclass) IS
+    'rows of an anchor-retained table expiring within 30 days and already expired, counted as the table''s owner';
+
+REVOKE ALL ON FUNCTION pdp._exec_as_owner(regclass, text), pdp._exec_as_owner(regclass, text, "any"), pdp._caller(),
+    pdp._api_register_table(regclass, name, text), pdp._api_unregister_table(regclass, name),
+    pdp._api_set_column_rule(regclass, name, text, text), pdp._api_drop_column_rule(regclass, name),
+    pdp._apply_progress(regclass, text, name[], text[], bigint), pdp._api__apply_progress(regclass, text, name[], text[], bigint),
+    pdp._api_set_retention(regclass, interval, name, text), pdp._api_drop_retention(regclass),
+    pdp._api_set_subject_retention(interval, regclass, name),
+    pdp._find_expired(regclass, text, boolean, integer, timestamptz), pdp._purge_batch(regclass, text, integer, timestamptz, boolean),
+    pdp._expiry_counts(regclass), pdp._sample_column(regclass, name, float8, integer), pdp._api__sample_column(regclass, name, float8, integer)
+FROM PUBLIC;
+-- Escalation (issue 14, classes 1 and 2).  Statements on user tables run as
+-- the table's owner through pdp._exec_as_owner, which refuses a caller that
+-- does not own the table, so it is safe to grant.  pdp's state changes only
+-- through pdp's functions (their implementations run as pdp_ext's owner and
+-- check the caller): no role writes pdp's tables directly.
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON pdp.subject_column, pdp.column_rule, pdp.apply_run, pdp.retention_policy,
+       pdp.subject_retention, pdp.retention_tag, pdp.anonymised_row FROM pdp_admin;
+REVOKE ALL ON FUNCTION pdp._purge_rows(regclass, text, tid[]) FROM pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp._exec_as_owner(regclass, text), pdp._exec_as_owner(regclass, text, "any"), pdp._caller()
+TO pdp_admin, pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp._apply_progress(regclass, text, name[], text[], bigint),
+                          pdp._find_expired(regclass, text, boolean, integer, timestamptz),
+                          pdp._purge_batch(regclass, text, integer, timestamptz, boolean)
+TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp._expiry_counts(regclass), pdp._sample_column(regclass, name, float8, integer) TO pdp_admin, pdp_auditor;
+
 -- Last: re-create every protected table's policies and trigger (restrictive
 -- policies, the registry-reading trigger) and record them.
 DO $$
@@ -1967,8 +3165,10 @@ BEGIN
     FOR t IN SELECT DISTINCT s.tbl FROM pdp.subject_column s ORDER BY 1 LOOP
         cond := pdp._subject_match(t, subject);
         CONTINUE WHEN cond IS NULL;
-        EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM %s t WHERE %s', t, cond)
-           INTO rows_ USING subject;
+        -- Read as the table's owner: nothing of the table runs with pdp_ext's rights.
+        SELECT x.r INTO rows_
+          FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM %s t WHERE %s', t, cond),
+                                  subject) AS x(r jsonb);
         IF rows_ IS NOT NULL THEN
             data := data || pg_catalog.jsonb_build_object(t::text, rows_);
         END IF;

@@ -37,7 +37,8 @@ COMMENT ON FUNCTION pdp.is_subject_type(regtype) IS
     'true for the types a subject column may have: bigint, integer, text, varchar, uuid';
 
 -- Validates every write to pdp.subject_column, whoever makes it: the column
--- exists and has a subject type, the writer owns the table, and all columns
+-- exists and has a subject type, the writer (the role that called the
+-- registry function, pdp._caller()) owns the table, and all columns
 -- of one table agree on on_erase.  Resolves attnum from col.
 CREATE FUNCTION pdp._subject_column_check() RETURNS trigger
 LANGUAGE plpgsql
@@ -64,7 +65,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'Tables of pdp_ext and of the system catalogs cannot be registered.';
     END IF;
-    IF NOT pg_has_role(CURRENT_USER, rel.relowner, 'USAGE') THEN
+    IF NOT pg_has_role(pdp._caller(), rel.relowner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table "%"', rel.relname
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -121,7 +122,16 @@ CREATE TRIGGER subject_column_check BEFORE INSERT OR UPDATE ON pdp.subject_colum
 -- registration is checked there and its attnum resolved against the local table.
 ALTER TABLE pdp.subject_column ENABLE ALWAYS TRIGGER subject_column_check;
 
+-- The registry changes only through these functions: no role may write
+-- pdp.subject_column.  Each runs its implementation pdp._api_<name> as
+-- pdp_ext's owner, which checks that the caller owns the table (src/owner.c).
 CREATE FUNCTION pdp.register_table(tbl regclass, subject_column name, on_erase text DEFAULT 'delete')
+RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.register_table(regclass, name, text) IS
+    'registers a column that names a data subject; on_erase is delete or anonymise';
+
+CREATE FUNCTION pdp._api_register_table(tbl regclass, subject_column name, on_erase text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -136,8 +146,8 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'on_erase must be "delete" or "anonymise".';
     END IF;
-    INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase)
-    VALUES (tbl, subject_column, 0, on_erase);
+    INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase, registered_by)
+    VALUES (tbl, subject_column, 0, on_erase, pg_catalog.pg_get_userbyid(pdp._caller()));
     PERFORM pdp._sync_protection(tbl);    -- defined with the visibility capability
     PERFORM pdp._sync_rectification_trigger(tbl);   -- defined with the rights capability
     PERFORM pdp._audit('register_table', tbl::text, NULL,
@@ -149,10 +159,16 @@ EXCEPTION WHEN unique_violation THEN
         USING ERRCODE = 'duplicate_object';
 END
 $$;
-COMMENT ON FUNCTION pdp.register_table(regclass, name, text) IS
-    'registers a column that names a data subject; on_erase is delete or anonymise';
+COMMENT ON FUNCTION pdp._api_register_table(regclass, name, text) IS
+    'pdp.register_table''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 CREATE FUNCTION pdp.unregister_table(tbl regclass, subject_column name DEFAULT NULL)
+RETURNS integer
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.unregister_table(regclass, name) IS
+    'removes a table''s registration (one subject column, or all when none is named); returns how many';
+
+CREATE FUNCTION pdp._api_unregister_table(tbl regclass, subject_column name)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -164,18 +180,18 @@ BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'table must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT c.relname, c.relowner INTO rel FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) unregister_table.tbl::oid;
-    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) unregister_table.tbl) THEN
+    SELECT c.relname, c.relowner INTO rel FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) _api_unregister_table.tbl::oid;
+    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _api_unregister_table.tbl) THEN
         RAISE EXCEPTION 'table "%" is not registered', coalesce(rel.relname, tbl::oid::text)
             USING ERRCODE = 'undefined_object';
     END IF;
-    IF NOT pg_has_role(CURRENT_USER, rel.relowner, 'USAGE') THEN
+    IF NOT pg_has_role(pdp._caller(), rel.relowner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
     END IF;
     DELETE FROM pdp.subject_column s
-     WHERE s.tbl OPERATOR(pg_catalog.=) unregister_table.tbl
-       AND (unregister_table.subject_column IS NULL
-            OR s.col OPERATOR(pg_catalog.=) unregister_table.subject_column);
+     WHERE s.tbl OPERATOR(pg_catalog.=) _api_unregister_table.tbl
+       AND (_api_unregister_table.subject_column IS NULL
+            OR s.col OPERATOR(pg_catalog.=) _api_unregister_table.subject_column);
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n = 0 THEN
         RAISE EXCEPTION 'column "%" of table "%" is not registered', subject_column, rel.relname
@@ -188,8 +204,8 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION pdp.unregister_table(regclass, name) IS
-    'removes a table''s registration (one subject column, or all when none is named); returns how many';
+COMMENT ON FUNCTION pdp._api_unregister_table(regclass, name) IS
+    'pdp.unregister_table''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 CREATE VIEW pdp.registered_tables AS
 SELECT s.tbl                  AS table_name,

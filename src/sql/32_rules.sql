@@ -103,7 +103,7 @@ BEGIN
     IF rel.relnamespace IN ('pdp'::regnamespace, 'pg_catalog'::regnamespace, 'information_schema'::regnamespace) THEN
         RAISE EXCEPTION 'cannot set a rule on table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF NOT pg_has_role(CURRENT_USER, rel.relowner, 'USAGE') THEN
+    IF NOT pg_has_role(pdp._caller(), rel.relowner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
     END IF;
     SELECT a.attnum, a.atttypid, a.atttypmod, a.attnotnull INTO att
@@ -216,14 +216,20 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'relation with OID % does not exist', tbl::oid USING ERRCODE = 'undefined_table';
     END IF;
-    IF NOT pg_has_role(CURRENT_USER, rel.relowner, 'USAGE') THEN
+    IF NOT pg_has_role(pdp._caller(), rel.relowner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
     END IF;
 END
 $$;
-COMMENT ON FUNCTION pdp._require_owner(regclass) IS 'raises unless the caller owns the table';
+COMMENT ON FUNCTION pdp._require_owner(regclass) IS 'raises unless the caller (pdp._caller()) owns the table';
 
 CREATE FUNCTION pdp.set_column_rule(tbl regclass, col name, rule text, category text DEFAULT NULL)
+RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.set_column_rule(regclass, name, text, text) IS
+    'declares (or replaces) the rule a column gets; refused when the rule''s output does not fit the column';
+
+CREATE FUNCTION pdp._api_set_column_rule(tbl regclass, col name, rule text, category text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -234,16 +240,16 @@ BEGIN
     IF col IS NULL OR rule IS NULL THEN
         RAISE EXCEPTION 'column and rule must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) set_column_rule.rule) THEN
+    IF NOT EXISTS (SELECT 1 FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _api_set_column_rule.rule) THEN
         RAISE EXCEPTION 'unknown column rule'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'pdp.rule_kind lists the rules.';
     END IF;
-    INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category)
-    VALUES (tbl, col, 0, rule, category)
+    INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category, set_by)
+    VALUES (tbl, col, 0, rule, category, pg_catalog.pg_get_userbyid(pdp._caller()))
     ON CONFLICT ON CONSTRAINT column_rule_pkey DO UPDATE
        SET rule = EXCLUDED.rule, category = EXCLUDED.category,
-           set_at = pg_catalog.now(), set_by = CURRENT_USER;
+           set_at = pg_catalog.now(), set_by = EXCLUDED.set_by;
     IF pdp._on_write_enabled(tbl) THEN
         PERFORM pdp._sync_on_write_trigger(tbl, true);
     END IF;
@@ -252,17 +258,22 @@ BEGIN
                        pg_catalog.jsonb_build_object('column', col, 'rule', rule, 'category', category));
 END
 $$;
-COMMENT ON FUNCTION pdp.set_column_rule(regclass, name, text, text) IS
-    'declares (or replaces) the rule a column gets; refused when the rule''s output does not fit the column';
+COMMENT ON FUNCTION pdp._api_set_column_rule(regclass, name, text, text) IS
+    'pdp.set_column_rule''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 CREATE FUNCTION pdp.drop_column_rule(tbl regclass, col name) RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.drop_column_rule(regclass, name) IS 'removes a column''s rule';
+
+CREATE FUNCTION pdp._api_drop_column_rule(tbl regclass, col name)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pdp._require_owner(tbl);
     DELETE FROM pdp.column_rule r
-     WHERE r.tbl OPERATOR(pg_catalog.=) drop_column_rule.tbl AND r.col OPERATOR(pg_catalog.=) drop_column_rule.col;
+     WHERE r.tbl OPERATOR(pg_catalog.=) _api_drop_column_rule.tbl AND r.col OPERATOR(pg_catalog.=) _api_drop_column_rule.col;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'column "%" has no rule', col USING ERRCODE = 'undefined_object';
     END IF;
@@ -273,7 +284,8 @@ BEGIN
     PERFORM pdp._audit('drop_column_rule', tbl::text, NULL, pg_catalog.jsonb_build_object('column', col));
 END
 $$;
-COMMENT ON FUNCTION pdp.drop_column_rule(regclass, name) IS 'removes a column''s rule';
+COMMENT ON FUNCTION pdp._api_drop_column_rule(regclass, name) IS
+    'pdp.drop_column_rule''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 CREATE VIEW pdp.column_rules AS
 SELECT r.tbl AS table_name, r.col AS column_name,
@@ -329,6 +341,43 @@ COMMENT ON COLUMN pdp.apply_run.started_at IS 'when the run started';
 COMMENT ON COLUMN pdp.apply_run.finished_at IS 'when it finished; NULL while it can be resumed';
 SELECT pg_catalog.pg_extension_config_dump('pdp.apply_run', '');
 
+-- apply_rules' progress, written only through this function (no role may
+-- write pdp.apply_run): lock (return the row, locked), start (a new run from
+-- the given key columns and highest key), step (record a batch up to key, of
+-- n rows) or finish.  The caller must own the table.
+CREATE FUNCTION pdp._apply_progress(tbl regclass, op text, keys name[], key text[], n bigint) RETURNS pdp.apply_run
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp._apply_progress(regclass, text, name[], text[], bigint) IS
+    'reads (locked) or records the progress of pdp.apply_rules on a table the caller owns';
+
+CREATE FUNCTION pdp._api__apply_progress(tbl regclass, op text, keys name[], key text[], n bigint) RETURNS pdp.apply_run
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    run pdp.apply_run;
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF op = 'lock' THEN
+        SELECT * INTO run FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) _api__apply_progress.tbl FOR UPDATE;
+    ELSIF op = 'start' THEN
+        DELETE FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) _api__apply_progress.tbl;
+        INSERT INTO pdp.apply_run AS r (tbl, key_columns, upper_key) VALUES (tbl, keys, key) RETURNING r.* INTO run;
+    ELSIF op = 'step' THEN
+        UPDATE pdp.apply_run r SET last_key = key, rows_done = r.rows_done OPERATOR(pg_catalog.+) n
+         WHERE r.tbl OPERATOR(pg_catalog.=) _api__apply_progress.tbl RETURNING r.* INTO run;
+    ELSIF op = 'finish' THEN
+        UPDATE pdp.apply_run r SET finished_at = pg_catalog.now()
+         WHERE r.tbl OPERATOR(pg_catalog.=) _api__apply_progress.tbl RETURNING r.* INTO run;
+    ELSE
+        RAISE EXCEPTION 'unknown progress operation' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN run;
+END
+$$;
+COMMENT ON FUNCTION pdp._api__apply_progress(regclass, text, name[], text[], bigint) IS
+    'pdp._apply_progress''s implementation, run as pdp_ext''s owner (callable by no role)';
+
 CREATE PROCEDURE pdp.apply_rules(tbl regclass, batch_size integer DEFAULT 10000, restart boolean DEFAULT false)
 LANGUAGE plpgsql
 -- No SET clause: a procedure with one cannot COMMIT.  Names are qualified instead.
@@ -343,9 +392,13 @@ DECLARE
     batch_sql text;
     last text[];
     n bigint;
+    qtbl text;   -- the table's qualified name: its statements run under search_path pg_catalog, pg_temp
 BEGIN
     PERFORM pdp._require_owner(tbl);
     PERFORM pdp._refuse_on_citus(tbl, 'apply column rules to');
+    SELECT pg_catalog.format('%I.%I', ns.nspname, cl.relname) INTO qtbl
+      FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) cl.relnamespace
+     WHERE cl.oid OPERATOR(pg_catalog.=) tbl::oid;
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -380,29 +433,29 @@ BEGIN
       INTO key_params
       FROM (SELECT 0 AS p) x, pg_catalog.unnest(key_types) WITH ORDINALITY AS u(t, i);
 
-    SELECT * INTO run FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl FOR UPDATE;
-    IF FOUND AND run.finished_at IS NOT NULL AND NOT restart THEN
+    run := pdp._apply_progress(tbl, 'lock', NULL, NULL, NULL);
+    IF run.tbl IS NOT NULL AND run.finished_at IS NOT NULL AND NOT restart THEN
         RAISE EXCEPTION 'rules were already applied to table "%"', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = pg_catalog.format('The run finished at %s; applying again would pseudonymise values twice.', run.finished_at),
                   HINT = 'Pass restart => true only if the table holds raw values again.';
     END IF;
-    IF NOT FOUND OR restart OR run.key_columns IS DISTINCT FROM keys THEN
+    IF run.tbl IS NULL OR restart OR run.key_columns IS DISTINCT FROM keys THEN
         IF pdp._on_write_enabled(tbl) THEN
             RAISE EXCEPTION 'cannot start apply_rules on table "%" while pseudonymise_on_write is on', pdp._relname(tbl)
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       DETAIL = 'Rows written through the trigger are already pseudonymised and cannot be told apart.',
                       HINT = 'Run apply_rules first, then pdp.pseudonymise_on_write.';
         END IF;
-        DELETE FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
-        EXECUTE pg_catalog.format('SELECT ARRAY[%s]::text[] FROM %s ORDER BY %s LIMIT 1',
+        -- Every statement on the table runs as its owner (pdp._exec_as_owner).
+        SELECT x.k INTO last
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT ARRAY[%s]::text[] FROM %s ORDER BY %s LIMIT 1',
                                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
-                                  tbl,
-                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c))
-           INTO last;
-        INSERT INTO pdp.apply_run (tbl, key_columns, upper_key) VALUES (tbl, keys, last);
+                                  qtbl,
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c)))
+               AS x(k text[]);
+        run := pdp._apply_progress(tbl, 'start', keys, last, NULL);
         PERFORM pdp._audit('apply_rules_start', tbl::text, NULL, pg_catalog.jsonb_build_object('batch_size', batch_size));
-        SELECT * INTO run FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
     END IF;
     COMMIT;
 
@@ -414,7 +467,7 @@ BEGIN
             'ORDER BY %1$s LIMIT $3 FOR UPDATE), '
             'done AS (UPDATE %2$s t SET %5$s FROM batch WHERE (%6$s) = (%7$s) RETURNING %8$s) '
             'SELECT (SELECT ARRAY[%9$s]::text[] FROM done ORDER BY %10$s LIMIT 1), (SELECT pg_catalog.count(*) FROM done)',
-            key_row, tbl,
+            key_row, qtbl,
             pg_catalog.replace(key_params, '$0', '$1'),
             pg_catalog.replace(key_params, '$0', '$2'),
             set_list,
@@ -424,18 +477,16 @@ BEGIN
             (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
             (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c));
         LOOP
-            SELECT r.last_key, r.rows_done INTO run.last_key, run.rows_done
-              FROM pdp.apply_run r WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl FOR UPDATE;
-            EXECUTE batch_sql INTO last, n USING run.upper_key, run.last_key, batch_size;
+            run := pdp._apply_progress(tbl, 'lock', NULL, NULL, NULL);
+            SELECT x.l, x.n INTO last, n
+              FROM pdp._exec_as_owner(tbl, batch_sql, run.upper_key, run.last_key, batch_size) AS x(l text[], n bigint);
             EXIT WHEN n = 0;
-            UPDATE pdp.apply_run r SET last_key = last, rows_done = r.rows_done + n
-             WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+            PERFORM pdp._apply_progress(tbl, 'step', NULL, last, n);
             RAISE NOTICE 'apply_rules on table "%": % rows rewritten so far', pdp._relname(tbl), run.rows_done + n;
             COMMIT;
         END LOOP;
     END IF;
-    UPDATE pdp.apply_run r SET finished_at = pg_catalog.now() WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl
-    RETURNING r.rows_done INTO n;
+    n := (pdp._apply_progress(tbl, 'finish', NULL, NULL, NULL)).rows_done;
     PERFORM pdp._audit('apply_rules_finish', tbl::text, NULL, pg_catalog.jsonb_build_object('rows', n));
     COMMIT;
 END
@@ -497,6 +548,13 @@ BEGIN
     EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT %s FROM %s '
                               'WHERE (SELECT pdp._unprotected(%L::regclass)) OR (%s)',
                               target, cols, tbl, tbl::oid, coalesce(vis, 'false'));
+    -- The view is its table's owner's, whoever creates it: it reads the table
+    -- with its owner's rights, never with a superuser's.
+    IF (SELECT c.relowner FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) target::regclass::oid)
+       OPERATOR(pg_catalog.<>) (SELECT c.relowner FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid) THEN
+        EXECUTE pg_catalog.format('ALTER VIEW %s OWNER TO %I', target,
+                                  (SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid));
+    END IF;
     EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', target,
                               pg_catalog.format('pdp_ext masked view of %s: columns with rules show the rule''s output', tbl));
     PERFORM pdp._audit('create_masked_view', tbl::text, NULL, pg_catalog.jsonb_build_object('view', target));

@@ -182,6 +182,12 @@ COMMENT ON FUNCTION pdp._single_key(regclass) IS 'a table''s single-column prima
 
 CREATE FUNCTION pdp.set_retention(tbl regclass, period interval, anchor_column name DEFAULT NULL,
                                   action text DEFAULT 'delete') RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.set_retention(regclass, interval, name, text) IS
+    'tags every row with its expiry (anchor plus period, or insertion time plus period) and sets the purge action';
+
+CREATE FUNCTION pdp._api_set_retention(tbl regclass, period interval, anchor_column name, action text)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -196,7 +202,7 @@ BEGIN
         -- Without an anchor, a trigger tags new rows: it would run on the workers.
         PERFORM pdp._refuse_on_citus(tbl, 'set retention without an anchor column on');
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) set_retention.tbl) THEN
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl) THEN
         RAISE EXCEPTION 'table "%" is not registered', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Register its subject columns first: holds and restrictions apply per subject.';
@@ -206,7 +212,7 @@ BEGIN
         RAISE EXCEPTION 'unknown retention action' USING ERRCODE = 'invalid_parameter_value',
               HINT = 'The action is "delete" or "anonymise".';
     END IF;
-    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) set_retention.tbl) THEN
+    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl) THEN
         RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
     END IF;
@@ -228,11 +234,11 @@ BEGIN
     END IF;
 
     PERFORM pdp._drop_retention_objects(tbl);
-    INSERT INTO pdp.retention_policy (tbl, period, anchor_column, action)
-    VALUES (tbl, period, anchor_column, action)
+    INSERT INTO pdp.retention_policy (tbl, period, anchor_column, action, set_by)
+    VALUES (tbl, period, anchor_column, action, pg_catalog.pg_get_userbyid(pdp._caller()))
     ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
        SET period = EXCLUDED.period, anchor_column = EXCLUDED.anchor_column, action = EXCLUDED.action,
-           set_at = pg_catalog.now(), set_by = CURRENT_USER;
+           set_at = pg_catalog.now(), set_by = EXCLUDED.set_by;
 
     IF anchor_column IS NOT NULL THEN
         -- The expiry index is the tag.  An index with the same expression made
@@ -250,16 +256,17 @@ BEGIN
         EXECUTE pg_catalog.format('CREATE TRIGGER pdp_retention_tag AFTER INSERT ON %s '
                                   'REFERENCING NEW TABLE AS pdp_new_rows FOR EACH STATEMENT '
                                   'EXECUTE FUNCTION pdp._retention_tag(%L, %L)', tbl, k, period::text);
-        EXECUTE pg_catalog.format('INSERT INTO pdp.retention_tag (tbl, row_key, expires_at) '
-                                  'SELECT %s, t.%I::text, pdp._expiry(pg_catalog.now(), %L::interval) FROM %s t '
-                                  'ON CONFLICT DO NOTHING', tbl::oid, k, period::text, tbl);
+        INSERT INTO pdp.retention_tag (tbl, row_key, expires_at)
+        SELECT tbl::oid, x.k, pdp._expiry(pg_catalog.now(), period)
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT t.%I::text FROM %s t', k, tbl)) AS x(k text)
+        ON CONFLICT DO NOTHING;
     END IF;
     PERFORM pdp._audit('set_retention', tbl::text, NULL,
                        pg_catalog.jsonb_build_object('period', period::text, 'anchor', anchor_column, 'action', action));
 END
 $$;
-COMMENT ON FUNCTION pdp.set_retention(regclass, interval, name, text) IS
-    'tags every row with its expiry (anchor plus period, or insertion time plus period) and sets the purge action';
+COMMENT ON FUNCTION pdp._api_set_retention(regclass, interval, name, text) IS
+    'pdp.set_retention''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 CREATE FUNCTION pdp._drop_retention_objects(tbl regclass) RETURNS void
 LANGUAGE plpgsql
@@ -284,20 +291,26 @@ $$;
 COMMENT ON FUNCTION pdp._drop_retention_objects(regclass) IS 'drops the expiry index or tagging trigger of a table';
 
 CREATE FUNCTION pdp.drop_retention(tbl regclass) RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.drop_retention(regclass) IS 'removes a table''s retention';
+
+CREATE FUNCTION pdp._api_drop_retention(tbl regclass)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    IF NOT EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) drop_retention.tbl) THEN
+    IF NOT EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _api_drop_retention.tbl) THEN
         RAISE EXCEPTION 'table "%" has no retention', pdp._relname(tbl) USING ERRCODE = 'undefined_object';
     END IF;
     PERFORM pdp._drop_retention_objects(tbl);
-    DELETE FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) drop_retention.tbl;
+    DELETE FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _api_drop_retention.tbl;
     PERFORM pdp._audit('drop_retention', tbl::text);
 END
 $$;
-COMMENT ON FUNCTION pdp.drop_retention(regclass) IS 'removes a table''s retention';
+COMMENT ON FUNCTION pdp._api_drop_retention(regclass) IS
+    'pdp.drop_retention''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 CREATE VIEW pdp.retention_policies AS
 SELECT p.tbl AS table_name, p.period, p.anchor_column,
@@ -307,6 +320,12 @@ SELECT p.tbl AS table_name, p.period, p.anchor_column,
 COMMENT ON VIEW pdp.retention_policies IS 'retention per table';
 
 CREATE FUNCTION pdp.set_subject_retention(period interval, activity_table regclass, activity_column name) RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.set_subject_retention(interval, regclass, name) IS
+    'a subject''s rows in every registered table expire together when their last activity is older than period';
+
+CREATE FUNCTION pdp._api_set_subject_retention(period interval, activity_table regclass, activity_column name)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -329,17 +348,17 @@ BEGIN
     IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
         RAISE EXCEPTION 'activity column "%" has unsupported type %', activity_column, typ USING ERRCODE = 'datatype_mismatch';
     END IF;
-    INSERT INTO pdp.subject_retention (period, activity_table, activity_column)
-    VALUES (period, activity_table, activity_column)
+    INSERT INTO pdp.subject_retention (period, activity_table, activity_column, set_by)
+    VALUES (period, activity_table, activity_column, pg_catalog.pg_get_userbyid(pdp._caller()))
     ON CONFLICT ON CONSTRAINT subject_retention_pkey DO UPDATE
        SET period = EXCLUDED.period, activity_table = EXCLUDED.activity_table,
-           activity_column = EXCLUDED.activity_column, set_at = pg_catalog.now(), set_by = CURRENT_USER;
+           activity_column = EXCLUDED.activity_column, set_at = pg_catalog.now(), set_by = EXCLUDED.set_by;
     PERFORM pdp._audit('set_subject_retention', activity_table::text, NULL,
                        pg_catalog.jsonb_build_object('period', period::text, 'activity_column', activity_column));
 END
 $$;
-COMMENT ON FUNCTION pdp.set_subject_retention(interval, regclass, name) IS
-    'a subject''s rows in every registered table expire together when their last activity is older than period';
+COMMENT ON FUNCTION pdp._api_set_subject_retention(interval, regclass, name) IS
+    'pdp.set_subject_retention''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 CREATE FUNCTION pdp.drop_subject_retention() RETURNS boolean
 LANGUAGE plpgsql
@@ -468,7 +487,12 @@ COMMENT ON FUNCTION pdp._deletion_order() IS 'registered tables, children before
 -- retention, else NULL).  $2 is the last batch's highest position: the scan
 -- resumes there instead of walking again, batch after batch, over the index
 -- entries of rows the earlier batches removed.  Ties at $2 are seen again,
--- so none is skipped; '-infinity' starts from the beginning.
+-- so none is skipped; '-infinity' starts from the beginning.  The statement
+-- reads only the table, because it runs as the table's owner
+-- (pdp._exec_as_owner): pdp's state comes in as parameters, $3 the held
+-- subjects, $4 the restricted subjects, $5 the keys of expired tagged rows
+-- (retention without an anchor) or the inactive subjects (inactivity), $6
+-- the keys of rows already anonymised.  pdp._find_expired fills them in.
 CREATE FUNCTION pdp._expired_rows_sql(tbl regclass, reason text, lock boolean) RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -493,40 +517,96 @@ BEGIN
                     || order_by || ' OPERATOR(pg_catalog.>=) $2';
             pos := order_by;
         ELSE
-            cond := pg_catalog.format('t.%I::text IN (SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) %s '
-                                      'AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now())', k, tbl::oid);
+            cond := pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', k);
             order_by := pg_catalog.format('t.%I', k);
         END IF;
     ELSE
         IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects'
-                         AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()) THEN
+                         AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
+                         AND pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER) THEN
             RETURN NULL;
         END IF;
         cond := pg_catalog.format('(%s)', (SELECT pg_catalog.string_agg(
-                    pg_catalog.format('t.%I::text IN (SELECT i.subject FROM pg_temp.pdp_inactive_subjects i)', s.col), ' OR ')
+                    pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', s.col), ' OR ')
                   FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl));
         order_by := pg_catalog.format('t.%I', k);
     END IF;
     -- Held and restricted subjects stay (restriction bars erasure too, GDPR
-    -- Art. 18(1)(b)).  Uncorrelated NOT IN, so the planner hashes the held
-    -- and restricted sets once per batch instead of probing per row.
+    -- Art. 18(1)(b)).  The sets are constants of the statement, so the
+    -- planner hashes them once per batch instead of probing per row.
     SELECT pg_catalog.string_agg(pg_catalog.format(
-               ' AND (t.%1$I IS NULL OR (t.%1$I::text NOT IN (SELECT h.subject FROM pdp.hold h'
-               ' WHERE h.subject IS NOT NULL AND h.released_at IS NULL'
-               ' AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()))'
-               ' AND t.%1$I::text NOT IN (SELECT r.subject FROM pdp.restriction r)))', s.col), '')
+               ' AND (t.%1$I IS NULL OR (t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($3)'
+               ' AND t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($4)))', s.col), '')
       INTO guard
       FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
     IF pdp._purge_action(tbl) = 'anonymise' THEN
-        guard := guard || pg_catalog.format(
-            ' AND NOT EXISTS (SELECT 1 FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) %s'
-            ' AND a.row_key OPERATOR(pg_catalog.=) t.%I::text)', tbl::oid, k);
+        guard := guard || pg_catalog.format(' AND t.%I::text OPERATOR(pg_catalog.<>) ALL ($6)', k);
     END IF;
     RETURN pg_catalog.format('SELECT t.ctid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
                              pos, tbl, cond, guard, order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
 END
 $$;
 COMMENT ON FUNCTION pdp._expired_rows_sql(regclass, text, boolean) IS 'SQL finding a batch of a table''s expired, unheld rows';
+
+-- A batch of a table's expired rows for one reason, found as the table's
+-- owner: up to batch_size ctids after position "after" (or, with a NULL
+-- batch_size, only how many there are).  Nothing while the table is held.
+CREATE FUNCTION pdp._find_expired(tbl regclass, reason text, lock boolean, batch_size integer, after timestamptz,
+                                  OUT ctids tid[], OUT pos timestamptz, OUT n bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q text;
+    held text[];
+    restricted text[];
+    keys text[] := '{}';
+    anonymised text[] := '{}';
+BEGIN
+    n := 0;
+    IF tbl IS NULL OR reason IS NULL OR reason NOT IN ('retention', 'inactivity') THEN
+        RAISE EXCEPTION 'table and reason (retention or inactivity) must be given' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch_size IS NOT NULL AND batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _find_expired.tbl)
+       OR EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND h.released_at IS NULL
+                    AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())) THEN
+        RETURN;
+    END IF;
+    q := pdp._expired_rows_sql(tbl, reason, coalesce(lock, false));
+    IF q IS NULL THEN
+        RETURN;
+    END IF;
+    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    restricted := ARRAY(SELECT r.subject FROM pdp.restriction r);
+    IF reason = 'inactivity' THEN
+        keys := ARRAY(SELECT i.subject FROM pg_temp.pdp_inactive_subjects i);
+    ELSIF EXISTS (SELECT 1 FROM pdp.retention_policy p
+                   WHERE p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND p.anchor_column IS NULL) THEN
+        keys := ARRAY(SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid
+                         AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now());
+    END IF;
+    IF pdp._purge_action(tbl) = 'anonymise' THEN
+        anonymised := ARRAY(SELECT a.row_key FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid);
+    END IF;
+    IF batch_size IS NULL THEN
+        SELECT x.n INTO n
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q),
+                                  2147483647, '-infinity'::timestamptz, held, restricted, keys, anonymised) AS x(n bigint);
+        RETURN;
+    END IF;
+    SELECT x.c, x.p INTO ctids, pos
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q),
+                              batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
+           AS x(c tid[], p timestamptz);
+    n := coalesce(pg_catalog.cardinality(ctids), 0);
+END
+$$;
+COMMENT ON FUNCTION pdp._find_expired(regclass, text, boolean, integer, timestamptz) IS
+    'a batch of a table''s expired, unheld rows (ctids and position), or with a NULL batch size their count; read as the table''s owner';
 
 -- The action a table's expired rows get: its retention action, else its on_erase.
 CREATE FUNCTION pdp._purge_action(tbl regclass) RETURNS text
@@ -537,9 +617,11 @@ AS $$ SELECT coalesce((SELECT p.action FROM pdp.retention_policy p WHERE p.tbl O
 COMMENT ON FUNCTION pdp._purge_action(regclass) IS 'delete or anonymise: what purging a table does';
 
 -- Delete or anonymise the rows at the given ctids; returns how many.
--- Anonymised rows are recorded so they are not processed again.
+-- Anonymised rows are recorded so they are not processed again.  The
+-- statement on the table runs as its owner; pdp's records are kept here.
+-- Callable by no role (it would delete any row): pdp._purge_batch calls it.
 CREATE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[]) RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -552,15 +634,16 @@ BEGIN
         IF EXISTS (SELECT 1 FROM pdp.retention_policy p
                     WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL) THEN
             -- Tagged rows: their tags go with them.
-            EXECUTE pg_catalog.format(
-                'WITH d AS (DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text AS k), '
-                'g AS (DELETE FROM pdp.retention_tag g USING d WHERE g.tbl OPERATOR(pg_catalog.=) %s '
-                'AND g.row_key OPERATOR(pg_catalog.=) d.k) SELECT pg_catalog.count(*) FROM d',
-                tbl, pdp._single_key(tbl), tbl::oid)
-            INTO n USING ctids;
+            WITH d AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                           'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text',
+                           tbl, pdp._single_key(tbl)), ctids) AS x(k text)),
+                 g AS (DELETE FROM pdp.retention_tag g USING d WHERE g.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl::oid
+                          AND g.row_key OPERATOR(pg_catalog.=) d.k)
+            SELECT pg_catalog.count(*) INTO n FROM d;
         ELSE
-            EXECUTE pg_catalog.format('DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1)', tbl) USING ctids;
-            GET DIAGNOSTICS n = ROW_COUNT;
+            SELECT pg_catalog.count(*) INTO n
+              FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                       'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING 1', tbl), ctids) AS x(one integer);
         END IF;
     ELSE
         SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)), ', ')
@@ -571,21 +654,45 @@ BEGIN
             RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
-        EXECUTE pg_catalog.format(
-            'WITH u AS (UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text AS k), '
-            'a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT %s, u.k FROM u ON CONFLICT DO NOTHING) '
-            'SELECT pg_catalog.count(*) FROM u', tbl, set_list, pdp._single_key(tbl), tbl::oid)
-        INTO n USING ctids;
+        WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                       'UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text',
+                       tbl, set_list, pdp._single_key(tbl)), ctids) AS x(k text)),
+             a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT _purge_rows.tbl::oid, u.k FROM u ON CONFLICT DO NOTHING)
+        SELECT pg_catalog.count(*) INTO n FROM u;
     END IF;
     RETURN n;
 END
 $$;
 COMMENT ON FUNCTION pdp._purge_rows(regclass, text, tid[]) IS 'deletes or anonymises the given rows of a table';
 
+-- One purge batch of a table for one reason: finds up to batch_size expired,
+-- unheld rows after position "after" and deletes or anonymises them (the
+-- table's purge action).  got is false when there were none.  What it
+-- removes is decided by the table owner's retention alone, so any purger may
+-- call it.
+CREATE FUNCTION pdp._purge_batch(tbl regclass, reason text, batch_size integer, after timestamptz, lock boolean,
+                                 OUT n bigint, OUT pos timestamptz, OUT got boolean)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ctids tid[];
+BEGIN
+    IF batch_size IS NULL THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT f.ctids, f.pos INTO ctids, pos FROM pdp._find_expired(tbl, reason, lock, batch_size, after) f;
+    got := ctids IS NOT NULL;
+    n := CASE WHEN got THEN pdp._purge_rows(tbl, pdp._purge_action(tbl), ctids) ELSE 0 END;
+END
+$$;
+COMMENT ON FUNCTION pdp._purge_batch(regclass, text, integer, timestamptz, boolean) IS
+    'finds and purges one batch of a table''s expired, unheld rows; statements on the table run as its owner';
+
 -- Work out the subjects whose last activity is older than the inactivity
 -- period, into a temporary table for this session's purge.
 CREATE FUNCTION pdp._collect_inactive_subjects() RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -602,18 +709,22 @@ BEGIN
         RETURN 0;
     END IF;
     CREATE TEMP TABLE pdp_inactive_subjects (subject text PRIMARY KEY);
+    -- The activity table is read as its owner (pdp._exec_as_owner).
     FOR subj IN SELECT s.col FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) r.activity_table LOOP
-        EXECUTE pg_catalog.format(
-            'INSERT INTO pg_temp.pdp_inactive_subjects SELECT %1$I::text FROM %2$s WHERE %1$I IS NOT NULL '
-            'GROUP BY %1$I HAVING pg_catalog.max(pdp._expiry(%3$I, %4$L::interval)) OPERATOR(pg_catalog.<) pg_catalog.now() '
-            'ON CONFLICT DO NOTHING', subj, r.activity_table, r.activity_column, r.period::text);
+        INSERT INTO pg_temp.pdp_inactive_subjects
+        SELECT x.s FROM pdp._exec_as_owner(r.activity_table, pg_catalog.format(
+            'SELECT %1$I::text FROM %2$s WHERE %1$I IS NOT NULL '
+            'GROUP BY %1$I HAVING pg_catalog.max(pdp._expiry(%3$I, %4$L::interval)) OPERATOR(pg_catalog.<) pg_catalog.now()',
+            subj, r.activity_table, r.activity_column, r.period::text)) AS x(s text)
+        ON CONFLICT DO NOTHING;
     END LOOP;
     -- A subject active under any of the activity table's subject columns is active.
     FOR subj IN SELECT s.col FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) r.activity_table LOOP
-        EXECUTE pg_catalog.format(
-            'DELETE FROM pg_temp.pdp_inactive_subjects i USING %2$s a WHERE a.%1$I::text OPERATOR(pg_catalog.=) i.subject '
-            'AND pdp._expiry(a.%3$I, %4$L::interval) OPERATOR(pg_catalog.>=) pg_catalog.now()',
-            subj, r.activity_table, r.activity_column, r.period::text);
+        DELETE FROM pg_temp.pdp_inactive_subjects i
+         WHERE i.subject IN (SELECT x.s FROM pdp._exec_as_owner(r.activity_table, pg_catalog.format(
+                   'SELECT a.%1$I::text FROM %2$s a WHERE a.%1$I IS NOT NULL '
+                   'AND pdp._expiry(a.%3$I, %4$L::interval) OPERATOR(pg_catalog.>=) pg_catalog.now()',
+                   subj, r.activity_table, r.activity_column, r.period::text)) AS x(s text));
     END LOOP;
     SELECT pg_catalog.count(*) INTO n FROM pg_temp.pdp_inactive_subjects;
     RETURN n;
@@ -691,17 +802,16 @@ COMMENT ON FUNCTION pdp._end_purge_run(bigint, text) IS 'closes a purge run';
 
 CREATE FUNCTION pdp.purge_expired(batch_size integer DEFAULT 5000, dry_run boolean DEFAULT false)
 RETURNS TABLE (table_name regclass, action text, rows bigint)
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     run_id bigint;
     t regclass;
     why text;
-    q text;
-    ctids tid[];
     pos timestamptz;
     n bigint;
+    got boolean;
     total bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
@@ -724,20 +834,14 @@ BEGIN
         action := pdp._purge_action(t);
         total := 0;
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
-            q := pdp._expired_rows_sql(t, why, NOT dry_run);
-            CONTINUE WHEN q IS NULL;
             IF dry_run THEN
-                EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q) INTO n
-                    USING 2147483647, '-infinity'::timestamptz;
-                total := total + n;
+                total := total + (pdp._find_expired(t, why, false, NULL, NULL)).n;
                 CONTINUE;
             END IF;
             pos := '-infinity';
             LOOP
-                EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q)
-                    INTO ctids, pos USING batch_size, coalesce(pos, '-infinity');
-                EXIT WHEN ctids IS NULL;
-                n := pdp._purge_rows(t, action, ctids);
+                SELECT b.n, b.pos, b.got INTO n, pos, got FROM pdp._purge_batch(t, why, batch_size, pos, true) b;
+                EXIT WHEN NOT got;
                 PERFORM pdp._record_purge_batch(run_id, t, action, n);
                 total := total + n;
                 EXIT WHEN n = 0;
@@ -762,9 +866,8 @@ DECLARE
     run_id bigint;
     t regclass;
     why text;
-    q text;
     act text;
-    ctids tid[];
+    got boolean;
     pos timestamptz;
     n bigint;
     deadline timestamptz;
@@ -793,8 +896,6 @@ BEGIN
         CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
         act := pdp._purge_action(t);
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
-            q := pdp._expired_rows_sql(t, why, false);
-            CONTINUE WHEN q IS NULL;
             pos := '-infinity';
             LOOP
                 IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
@@ -813,16 +914,14 @@ BEGIN
                     IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pdp_ext purge'), t::oid::integer) THEN
                         EXIT;
                     END IF;
-                    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q)
-                        INTO ctids, pos USING batch_size, coalesce(pos, '-infinity');
-                    IF ctids IS NOT NULL THEN
-                        n := pdp._purge_rows(t, act, ctids);
-                    END IF;
+                    -- Found and purged as the table's owner (pdp._purge_batch).
+                    SELECT b.n, b.pos, b.got INTO n, pos, got
+                      FROM pdp._purge_batch(t, why, batch_size, coalesce(pos, '-infinity'), false) b;
                 EXCEPTION WHEN OTHERS THEN
                     -- SQLSTATE and message only: a detail could hold a key value.
                     err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
                                'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM));
-                    ctids := NULL;
+                    got := false;
                 END;
                 PERFORM pdp._record_purge_batch(run_id, t, act, n, err);
                 IF err IS NOT NULL THEN
@@ -834,7 +933,7 @@ BEGIN
                     RAISE NOTICE 'purge: % rows of table "%" (%)', n, pdp._relname(t), act;
                 END IF;
                 COMMIT;
-                EXIT WHEN ctids IS NULL OR n = 0;
+                EXIT WHEN NOT got OR n = 0;
             END LOOP;
         END LOOP;
     END LOOP;

@@ -512,8 +512,10 @@ BEGIN
     FOR t IN SELECT DISTINCT s.tbl FROM pdp.subject_column s ORDER BY 1 LOOP
         cond := pdp._subject_match(t, subject);
         CONTINUE WHEN cond IS NULL;
-        EXECUTE pg_catalog.format('SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM %s t WHERE %s', t, cond)
-           INTO rows_ USING subject;
+        -- Read as the table's owner: nothing of the table runs with pdp_ext's rights.
+        SELECT x.r INTO rows_
+          FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM %s t WHERE %s', t, cond),
+                                  subject) AS x(r jsonb);
         IF rows_ IS NOT NULL THEN
             data := data || pg_catalog.jsonb_build_object(t::text, rows_);
         END IF;
@@ -588,7 +590,8 @@ BEGIN
         CONTINUE WHEN cond IS NULL;
         IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
                      AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
-            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', t, cond) INTO n USING subject;
+            SELECT x.n INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', t, cond), subject) AS x(n bigint);
             IF n > 0 THEN
                 RAISE EXCEPTION 'table "%" is under a legal hold', pdp._relname(t)
                     USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'Nothing was erased.';
@@ -596,8 +599,10 @@ BEGIN
             CONTINUE;
         END IF;
         act := (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t LIMIT 1);
+        -- Every statement on the table runs as its owner (pdp._exec_as_owner).
         IF act = 'delete' THEN
-            EXECUTE pg_catalog.format('DELETE FROM %s t WHERE %s', t, cond) USING subject;
+            SELECT pg_catalog.count(*) INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE %s RETURNING 1', t, cond), subject) AS x(one integer);
         ELSE
             -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
             PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
@@ -622,9 +627,10 @@ BEGIN
                                  AND p.on_erase = 'delete')
                    AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
                                      AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
-            EXECUTE pg_catalog.format('UPDATE %s t SET %s WHERE %s', t, set_list, cond) USING subject;
+            SELECT pg_catalog.count(*) INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING 1', t, set_list, cond), subject)
+                   AS x(one integer);
         END IF;
-        GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
             tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', act, 'rows', n);
         END IF;

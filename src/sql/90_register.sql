@@ -66,6 +66,41 @@ INSERT INTO pdp.name_hint VALUES
     ('birth_date', '(birth|^dob$|рожден|туған)'),
     ('passport', '(passport|паспорт|удостоверен|куәлік)');
 
+-- A sample of a column's values, classified: how many were sampled, the
+-- commonest category and how many had it.  The sample is read as the
+-- table's owner, whoever asks (the table's code never runs with a
+-- superuser's or a DPO's rights); the caller must be allowed to read the table.
+CREATE FUNCTION pdp._sample_column(tbl regclass, col name, pct float8, sample_rows integer,
+                                   OUT n_sampled bigint, OUT top_k text, OUT top_n bigint)
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp._sample_column(regclass, name, float8, integer) IS
+    'samples and classifies a column''s values as the table''s owner, for a caller who may read the table';
+
+CREATE FUNCTION pdp._api__sample_column(tbl regclass, col name, pct float8, sample_rows integer,
+                                        OUT n_sampled bigint, OUT top_k text, OUT top_n bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL OR col IS NULL OR pct IS NULL OR sample_rows IS NULL OR pct <= 0 OR pct > 100 OR sample_rows < 1 THEN
+        RAISE EXCEPTION 'table, column, a percentage in (0, 100] and a positive sample size must be given'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT pg_catalog.has_table_privilege(pdp._caller(), tbl, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', pdp._relname(tbl) USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    WITH s AS (SELECT pdp._classify_value(x.v) AS k
+                 FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                          'SELECT x.%1$I::text FROM %2$s x TABLESAMPLE SYSTEM (%3$s) WHERE x.%1$I IS NOT NULL LIMIT %4$s',
+                          col, tbl, pct, sample_rows)) AS x(v text))
+    SELECT (SELECT pg_catalog.count(*) FROM s), top.k, top.n INTO n_sampled, top_k, top_n
+      FROM (SELECT 1) one LEFT JOIN
+           (SELECT s.k, pg_catalog.count(*) AS n FROM s WHERE s.k IS NOT NULL GROUP BY s.k ORDER BY 2 DESC LIMIT 1) top ON true;
+END
+$$;
+COMMENT ON FUNCTION pdp._api__sample_column(regclass, name, float8, integer) IS
+    'pdp._sample_column''s implementation, run as pdp_ext''s owner (callable by no role)';
+
 CREATE FUNCTION pdp.discover(schema_name name DEFAULT 'public', sample_rows integer DEFAULT 1000)
 RETURNS TABLE (table_name regclass, column_name name, category text, confidence real, evidence text)
 LANGUAGE plpgsql
@@ -108,13 +143,8 @@ BEGIN
             n_sampled := 0;
             IF a.typ IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype, 'bigint'::regtype,
                          'numeric'::regtype, 'inet'::regtype) THEN
-                EXECUTE pg_catalog.format(
-                    'WITH s AS (SELECT pdp._classify_value(x.%1$I::text) AS k FROM %2$s x TABLESAMPLE SYSTEM (%3$s) '
-                    'WHERE x.%1$I IS NOT NULL LIMIT %4$s) '
-                    'SELECT (SELECT pg_catalog.count(*) FROM s), top.k, top.n FROM (SELECT 1) one LEFT JOIN '
-                    '(SELECT k, pg_catalog.count(*) AS n FROM s WHERE k IS NOT NULL GROUP BY k ORDER BY 2 DESC LIMIT 1) top ON true',
-                    a.attname, t.rel, pct, sample_rows)
-                INTO n_sampled, top_k, top_n;
+                SELECT x.n_sampled, x.top_k, x.top_n INTO n_sampled, top_k, top_n
+                  FROM pdp._sample_column(t.rel, a.attname, pct, sample_rows) x;
             END IF;
             IF top_k IS NOT NULL AND top_n::float8 / GREATEST(n_sampled, 1) >= 0.8 THEN
                 category := top_k;
@@ -165,6 +195,30 @@ AS $$ SELECT pg_catalog.regexp_replace(
              '([\\`*_{}\[\]()#!|~])', '\\\1', 'g') $$;
 COMMENT ON FUNCTION pdp._md(text) IS 'escapes text for Markdown: inline HTML as entities, punctuation with a backslash, line breaks as spaces';
 
+-- How many rows of a table retained from an anchor column expire within 30
+-- days, and how many have expired: counted as the table's owner, for
+-- whoever reads the report.
+CREATE FUNCTION pdp._expiry_counts(tbl regclass, OUT soon bigint, OUT overdue bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+BEGIN
+    SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _expiry_counts.tbl AND r.anchor_column IS NOT NULL;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT x.soon, x.overdue INTO soon, overdue
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+               'SELECT pg_catalog.count(*) FILTER (WHERE e >= pg_catalog.now() AND e < pg_catalog.now() + interval ''30 days''), '
+               'pg_catalog.count(*) FILTER (WHERE e < pg_catalog.now()) FROM (SELECT pdp._expiry(t.%I, %L::interval) e FROM %s t) x',
+               p.anchor_column, p.period::text, tbl)) AS x(soon bigint, overdue bigint);
+END
+$$;
+COMMENT ON FUNCTION pdp._expiry_counts(regclass) IS
+    'rows of an anchor-retained table expiring within 30 days and already expired, counted as the table''s owner';
+
 CREATE FUNCTION pdp._report_json() RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -189,9 +243,7 @@ BEGIN
         soon := NULL;
         overdue := NULL;
         IF p.anchor_column IS NOT NULL THEN
-            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE e >= pg_catalog.now() AND e < pg_catalog.now() + interval ''30 days''), '
-                                      'pg_catalog.count(*) FILTER (WHERE e < pg_catalog.now()) FROM (SELECT pdp._expiry(t.%I, %L::interval) e FROM %s t) x',
-                                      p.anchor_column, p.period::text, p.tbl) INTO soon, overdue;
+            SELECT c.soon, c.overdue INTO soon, overdue FROM pdp._expiry_counts(p.tbl) c;
         ELSE
             SELECT pg_catalog.count(*) FILTER (WHERE g.expires_at >= pg_catalog.now() AND g.expires_at < pg_catalog.now() + interval '30 days'),
                    pg_catalog.count(*) FILTER (WHERE g.expires_at < pg_catalog.now())

@@ -142,3 +142,19 @@ GRANT SELECT ON pdp.processing_register, pdp.special_category, pdp.name_hint, pd
 GRANT EXECUTE ON FUNCTION pdp.discover(name, integer), pdp.report(text), pdp._report_json(), pdp._html(text), pdp._md(text),
                           pdp._classify_value(text) TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb), pdp._on_write_enabled(regclass) TO pdp_auditor;
+
+-- Escalation (issue 14, classes 1 and 2).  Statements on user tables run as
+-- the table's owner through pdp._exec_as_owner, which refuses a caller that
+-- does not own the table, so it is safe to grant.  pdp's state changes only
+-- through pdp's functions (their implementations run as pdp_ext's owner and
+-- check the caller): no role writes pdp's tables directly.
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON pdp.subject_column, pdp.column_rule, pdp.apply_run, pdp.retention_policy,
+       pdp.subject_retention, pdp.retention_tag, pdp.anonymised_row FROM pdp_admin;
+REVOKE ALL ON FUNCTION pdp._purge_rows(regclass, text, tid[]) FROM pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp._exec_as_owner(regclass, text), pdp._exec_as_owner(regclass, text, "any"), pdp._caller()
+TO pdp_admin, pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp._apply_progress(regclass, text, name[], text[], bigint),
+                          pdp._find_expired(regclass, text, boolean, integer, timestamptz),
+                          pdp._purge_batch(regclass, text, integer, timestamptz, boolean)
+TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp._expiry_counts(regclass), pdp._sample_column(regclass, name, float8, integer) TO pdp_admin, pdp_auditor;

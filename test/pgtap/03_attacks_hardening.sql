@@ -53,7 +53,8 @@ SELECT throws_ok($$SELECT pdp.set_subject_retention('-12 mon 361 days', 'tap.vis
 SELECT throws_ok($$CALL pdp.purge(10, '-12 mon 361 days')$$, '22023', NULL,
                  'attack: a purge with a max_duration that is negative from now');
 SELECT lives_ok($$SELECT pdp.set_retention('tap.learners', '1 year', 'joined')$$, 'control: a one-year retention period is accepted');
-SELECT throws_ok($$UPDATE pdp.retention_policy SET period = '-12 mon 361 days' WHERE tbl = 'tap.learners'::regclass$$, '22023', NULL,
+-- (No role may write pdp.retention_policy any more (issue 14, class 2): refused before its period check.)
+SELECT throws_ok($$UPDATE pdp.retention_policy SET period = '-12 mon 361 days' WHERE tbl = 'tap.learners'::regclass$$, '42501', NULL,
                  'attack: pdp_admin writes a negative period straight into pdp.retention_policy');
 SELECT throws_ok($$UPDATE pdp.request_deadline SET period = '-12 mon 361 days' WHERE jurisdiction = 'EU' AND kind = 'access'$$, '22023', NULL,
                  'attack: pdp_admin sets a request deadline that is already past when the request arrives');

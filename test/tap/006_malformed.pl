@@ -70,6 +70,22 @@ my @templates = (
 	['SELECT pdp.trim_audit_log(%s) >= 0', 'n'], [q{SELECT pdp.set_retention('t1', %s)}, 'n'],
 	[q{SELECT pdp.set_subject_retention(%s, 't1', 'at')}, 'n'], ['CALL pdp.purge(1, %s)', 'n'],
 	[q{INSERT INTO pdp.request_deadline VALUES ('ZZ', 'access', %s, NULL, 'matrix')}, 'n'],
+	# Added or changed for issue 14, classes 1 and 2: the owner switch, the API
+	# functions that run as pdp_ext's owner, and the purge and report helpers.
+	[q{SELECT count(*) FROM pdp._exec_as_owner(%s, 'SELECT 1') AS x(a int)}, 'n'],
+	[q{SELECT count(*) FROM pdp._exec_as_owner('t1', %s) AS x(a int)}, 'n'],
+	[q{SELECT count(*) FROM pdp._exec_as_owner('t1', 'SELECT $1::text', %s) AS x(a text)}, 'v'],
+	[q{SELECT count(*) FROM pdp._exec_as_owner('t1', 'SELECT $1::text', VARIADIC ARRAY[%s]::text[]) AS x(a text)}, 'v'],
+	[q{SELECT pdp.unregister_table('t1', %s)}, 'n'], [q{SELECT pdp.set_column_rule(%s, 'email', 'mask')}, 'n'],
+	[q{SELECT pdp.drop_column_rule('t1', %s)}, 'n'], [q{SELECT pdp.drop_column_rule(%s, 'email')}, 'n'],
+	['SELECT pdp.drop_retention(%s)', 'n'], [q{SELECT pdp.set_subject_retention('1 year', %s, 'at')}, 'n'],
+	[q{SELECT pdp._apply_progress('t1', %s, NULL, NULL, NULL)}, 'n'], ['CALL pdp.apply_rules(%s)', 'n'],
+	[q{SELECT pdp.create_masked_view('t1', %s)}, 'n'],
+	[q{SELECT pdp._find_expired('t1', %s, false, 10, NULL)}, 'n'], [q{SELECT pdp._find_expired('t1', 'retention', false, %s, NULL)}, 'n'],
+	[q{SELECT pdp._purge_batch('t1', %s, 10, NULL, false)}, 'n'], [q{SELECT pdp._purge_batch(%s, 'retention', 10, NULL, false)}, 'n'],
+	['SELECT count(*) FROM pdp.purge_expired(%s)', 'n'], ['SELECT pdp._expiry_counts(%s)', 'n'],
+	[q{SELECT pdp._sample_column('t1', %s, 100, 10)}, 'n'], [q{SELECT pdp._sample_column(%s, 'email', 100, 10)}, 'n'],
+	[q{SELECT pdp._sample_column('t1', 'email', %s, 10)}, 'n'],
 );
 
 my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";
