@@ -12,7 +12,7 @@ SELECT pdp.register_table('par.activity', 'learner');
 SELECT pdp.define_purpose('par_research', 'consent', 'parallel plans');
 SELECT count(pdp.grant_consent(g, 'par_research')) AS consents FROM generate_series(0, 999, 2) g;
 SELECT pdp.restrict_subject(2, 'objection');
-CREATE ROLE par_reader;
+CREATE ROLE par_reader IN ROLE pdp_pseudonymiser;
 GRANT USAGE ON SCHEMA par TO par_reader;
 GRANT SELECT ON par.activity TO par_reader;
 SELECT pdp.allow_purpose('par_reader', 'par_research');

@@ -89,6 +89,7 @@ BEGIN
     END IF;
     FOR t IN SELECT c.oid::regclass AS rel, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
               WHERE n.nspname OPERATOR(pg_catalog.=) schema_name AND c.relkind IN ('r', 'p')
+                AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')
                 AND pg_catalog.has_table_privilege(c.oid, 'SELECT') ORDER BY c.relname LOOP
         -- A sample, never the whole table: a share of its pages, at most sample_rows rows.
         pct := CASE WHEN t.reltuples <= 0 OR t.reltuples < sample_rows * 10 THEN 100
@@ -188,7 +189,14 @@ BEGIN
     FOR p IN SELECT * FROM pdp.retention_policy ORDER BY tbl::text LOOP
         soon := NULL;
         overdue := NULL;
-        IF p.anchor_column IS NOT NULL THEN
+        -- The caller's rights decide what is counted: rows of a table it may
+        -- not read (or in a schema it may not use) stay uncounted (NULL).
+        IF p.anchor_column IS NOT NULL AND NOT (
+               pg_catalog.has_schema_privilege((SELECT c.relnamespace FROM pg_catalog.pg_class c
+                                                 WHERE c.oid OPERATOR(pg_catalog.=) p.tbl::oid), 'USAGE')
+               AND pg_catalog.has_table_privilege(p.tbl::oid, 'SELECT')) THEN
+            NULL;
+        ELSIF p.anchor_column IS NOT NULL THEN
             EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE e >= pg_catalog.now() AND e < pg_catalog.now() + interval ''30 days''), '
                                       'pg_catalog.count(*) FILTER (WHERE e < pg_catalog.now()) FROM (SELECT pdp._expiry(t.%I, %L::interval) e FROM %s t) x',
                                       p.anchor_column, p.period::text, p.tbl) INTO soon, overdue;
@@ -280,7 +288,8 @@ BEGIN
         out := out || E'\n## Retention\n\n| table | period | action | expiring in 30 days | expired, not purged |\n|---|---|---|---:|---:|\n';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'retention') LOOP
             out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'), pdp._md(x->>'period'), pdp._md(x->>'action'),
-                                            pdp._md(x->>'expiring_in_30_days'), pdp._md(x->>'expired_not_purged'));
+                                            pdp._md(coalesce(x->>'expiring_in_30_days', 'not readable')),
+                                            pdp._md(coalesce(x->>'expired_not_purged', 'not readable')));
         END LOOP;
         out := out || E'\nLast purge: ' || coalesce(pdp._md(j->'last_purge'->>'started_at') || ', ' || pdp._md(j->'last_purge'->>'status') || ', '
                                                     || pdp._md(j->'last_purge'->>'rows') || ' rows', 'none') || E'.\n';
@@ -342,8 +351,8 @@ BEGIN
                || '<th>Expiring in 30 days</th><th>Expired, not purged</th></tr>';
     FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'retention') LOOP
         out := out || '<tr><td>' || pdp._html(x->>'table') || '</td><td>' || pdp._html(x->>'period') || '</td><td>' || pdp._html(x->>'action')
-                   || '</td><td class="num">' || coalesce(x->>'expiring_in_30_days', '0') || '</td><td class="num">'
-                   || coalesce(x->>'expired_not_purged', '0') || '</td></tr>';
+                   || '</td><td class="num">' || coalesce(x->>'expiring_in_30_days', 'not readable') || '</td><td class="num">'
+                   || coalesce(x->>'expired_not_purged', 'not readable') || '</td></tr>';
     END LOOP;
     out := out || '</table><p>Last purge: ' || pdp._html(coalesce((j->'last_purge'->>'started_at') || ', ' || (j->'last_purge'->>'status')
                                                         || ', ' || (j->'last_purge'->>'rows') || ' rows', 'none')) || '.</p></section>';
