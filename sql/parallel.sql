@@ -93,6 +93,9 @@ SELECT p.oid::regprocedure AS reader_not_parallel_safe
    AND p.prorettype <> 'trigger'::regtype
    AND p.proparallel <> 's'
    AND p.provolatile <> 'v'
+   -- Except the internal subject pseudonym: it checks that a pdp function
+   -- called it, which a parallel worker cannot see.
+   AND p.oid <> 'pdp._subject_pseudonym(text)'::regprocedure
  ORDER BY 1;
 -- And no function that writes (audit entries, consents, runs) is: a worker
 -- cannot write.

@@ -64,7 +64,9 @@ SELECT (:'doc'::jsonb)->'data'->'life.users'->0->>'email' AS email_exported,
        (:'doc'::jsonb)->'active_consents' AS active_consents,
        (:'doc'::jsonb)->>'format' AS format;
 -- An unknown subject: an empty export, not an error.
-SELECT pdp.export_subject(999)->'data' AS unknown_data, pdp.export_subject('no-such-learner')->'data' AS text_subject;
+SELECT pdp.export_subject(999)->'data' AS unknown_data, pdp.export_subject(' 0999')->'data' AS padded_subject;
+-- A subject that fits no registered subject column (all are integers here) is refused.
+SELECT pdp.export_subject('no-such-learner');
 SELECT pdp.export_subject(NULL::text);
 
 -- 5. Held: erasure is refused and nothing changes.

@@ -17,6 +17,7 @@
 #include "subject.h"
 
 PG_FUNCTION_INFO_V1(pdp_canonical_subject);
+PG_FUNCTION_INFO_V1(pdp_canonical_subject_or_null);
 
 /*
  * The kinds of the registered subject columns, as a PDP_SUBJECT_* mask.
@@ -108,4 +109,27 @@ pdp_canonical_subject(PG_FUNCTION_ARGS)
 			 errhint("Give the subject as a registered column holds it."),
 			 errhidestmt(true)));
 	PG_RETURN_NULL();			/* keep compiler quiet */
+}
+
+/*
+ * pdp._canonical_subject_or_null(subject text) RETURNS text
+ * The same, NULL for a subject of none of the registered kinds: bulk entry
+ * points name the failing row instead of failing on it.
+ */
+Datum
+pdp_canonical_subject_or_null(PG_FUNCTION_ARGS)
+{
+	text	   *subject = PG_GETARG_TEXT_PP(0);
+	char		out[PDP_SUBJECT_CANON_MAX];
+
+	switch (pdp_subject_canonical(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), subject_kinds(), out))
+	{
+		case PDP_SUBJECT_CANONICAL:
+			PG_RETURN_TEXT_P(cstring_to_text(out));
+		case PDP_SUBJECT_AS_GIVEN:
+			PG_RETURN_TEXT_P(subject);
+		case PDP_SUBJECT_MALFORMED:
+			break;
+	}
+	PG_RETURN_NULL();
 }

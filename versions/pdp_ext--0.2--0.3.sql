@@ -1477,9 +1477,17 @@ BEGIN
     IF consents IS NULL THEN
         RAISE EXCEPTION 'consents must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    consents := ARRAY(SELECT ROW(pdp._canonical_subject(u.subject), u.purpose, u.given_at, u.policy_version, u.evidence, u.valid_until)::pdp.consent_import
+    -- One form per subject (issue 14, class 7); a row whose subject fits no
+    -- registered subject column is named by its number.
+    SELECT u.n INTO bad FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
+     WHERE u.subject OPERATOR(pg_catalog.<>) '' AND pdp._canonical_subject_or_null(u.subject) IS NULL ORDER BY u.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import has a subject that fits no registered subject column', bad.n
+            USING ERRCODE = 'invalid_text_representation', DETAIL = 'Nothing was imported.';
+    END IF;
+    consents := ARRAY(SELECT ROW(pdp._canonical_subject_or_null(u.subject), u.purpose, u.given_at, u.policy_version, u.evidence, u.valid_until)::pdp.consent_import
                         FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
-                       ORDER BY u.n);  -- one form per subject (issue 14, class 7)
+                       ORDER BY u.n);
     -- The first row that breaks a rule, and which rule.
     SELECT i.n, CASE
              WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN 'has no subject'
@@ -1709,6 +1717,13 @@ COMMENT ON FUNCTION pdp._canonical_subject(text) IS
     'the canonical text form of a subject for the registered subject columns'' types; 22P02 when it has none of them';
 REVOKE ALL ON FUNCTION pdp._canonical_subject(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pdp._canonical_subject(text) TO pdp_admin, pdp_auditor;
+CREATE FUNCTION pdp._canonical_subject_or_null(subject text) RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pdp_canonical_subject_or_null';
+COMMENT ON FUNCTION pdp._canonical_subject_or_null(text) IS
+    'pdp._canonical_subject, but NULL for a subject of none of the registered types (bulk entry points name the row)';
+REVOKE ALL ON FUNCTION pdp._canonical_subject_or_null(text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION pdp.grant_consent(subject text, purpose text, policy_version text DEFAULT NULL,
                                   evidence jsonb DEFAULT '{}', valid_until timestamptz DEFAULT NULL)
@@ -1783,9 +1798,17 @@ BEGIN
     IF consents IS NULL THEN
         RAISE EXCEPTION 'consents must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    consents := ARRAY(SELECT ROW(pdp._canonical_subject(u.subject), u.purpose, u.given_at, u.policy_version, u.evidence, u.valid_until)::pdp.consent_import
+    -- One form per subject (issue 14, class 7); a row whose subject fits no
+    -- registered subject column is named by its number.
+    SELECT u.n INTO bad FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
+     WHERE u.subject OPERATOR(pg_catalog.<>) '' AND pdp._canonical_subject_or_null(u.subject) IS NULL ORDER BY u.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import has a subject that fits no registered subject column', bad.n
+            USING ERRCODE = 'invalid_text_representation', DETAIL = 'Nothing was imported.';
+    END IF;
+    consents := ARRAY(SELECT ROW(pdp._canonical_subject_or_null(u.subject), u.purpose, u.given_at, u.policy_version, u.evidence, u.valid_until)::pdp.consent_import
                         FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
-                       ORDER BY u.n);  -- one form per subject (issue 14, class 7)
+                       ORDER BY u.n);
     -- The first row that breaks a rule, and which rule.
     SELECT i.n, CASE
              WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN 'has no subject'
@@ -2317,6 +2340,27 @@ BEGIN
     END LOOP;
 END
 $$;
+CREATE OR REPLACE FUNCTION pdp._report_counts() RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT pg_catalog.jsonb_build_object(
+    'schemas', coalesce((SELECT pg_catalog.jsonb_agg(DISTINCT n.nspname ORDER BY n.nspname)
+                           FROM pdp.subject_column s JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
+                           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace), '[]'),
+    'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'purpose', pu.purpose, 'legal_basis', pu.legal_basis, 'requires_consent', pu.requires_consent,
+                    'active', (SELECT pg_catalog.count(*) FROM pdp.consent_state s WHERE s.purpose OPERATOR(pg_catalog.=) pu.purpose
+                                 AND (s.valid_until IS NULL OR s.valid_until OPERATOR(pg_catalog.>) pg_catalog.now())),
+                    'withdrawn_last_30_days', (SELECT pg_catalog.count(*) FROM pdp.consent_event e
+                                 WHERE e.purpose OPERATOR(pg_catalog.=) pu.purpose AND e.action OPERATOR(pg_catalog.=) 'withdraw'
+                                   AND e.at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '30 days'))) ORDER BY pu.purpose)
+                    FROM pdp.purpose pu), '[]'),
+    'restricted_subjects', (SELECT pg_catalog.count(*) FROM pdp.restriction)) $$;
+COMMENT ON FUNCTION pdp._report_counts() IS
+    'the compliance report''s counts from pdp''s own tables (consents, restrictions, registered schemas), for every role that reads the report';
+REVOKE ALL ON FUNCTION pdp._report_counts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._report_counts() TO pdp_admin, pdp_auditor;
 CREATE OR REPLACE FUNCTION pdp._report_json() RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2329,9 +2373,9 @@ DECLARE
     p record;
     soon bigint;
     overdue bigint;
+    counts jsonb := pdp._report_counts();
 BEGIN
-    FOR sch IN SELECT DISTINCT n.nspname FROM pdp.subject_column s JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
-                 JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY 1 LOOP
+    FOR sch IN SELECT x FROM pg_catalog.jsonb_array_elements_text(counts->'schemas') x LOOP
         findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                         'table', d.table_name::text, 'column', d.column_name, 'category', d.category,
                         'confidence', pg_catalog.round(d.confidence::numeric, 2), 'evidence', d.evidence))
@@ -2366,19 +2410,12 @@ BEGIN
         'register', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.table_name::text, x.column_name)
                                 FROM pdp.processing_register x), '[]'),
         'unclassified_findings', findings,
-        'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                        'purpose', pu.purpose, 'legal_basis', pu.legal_basis, 'requires_consent', pu.requires_consent,
-                        'active', (SELECT pg_catalog.count(*) FROM pdp.consent_state s WHERE s.purpose OPERATOR(pg_catalog.=) pu.purpose
-                                     AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now())),
-                        'withdrawn_last_30_days', (SELECT pg_catalog.count(*) FROM pdp.consent_event e
-                                     WHERE e.purpose OPERATOR(pg_catalog.=) pu.purpose AND e.action = 'withdraw'
-                                       AND e.at > pg_catalog.now() - interval '30 days')) ORDER BY pu.purpose)
-                        FROM pdp.purpose pu), '[]'),
+        'consents', counts->'consents',
         'retention', retention,
         'last_purge', (SELECT pg_catalog.jsonb_build_object('started_at', l.started_at, 'status', l.status, 'rows', l.total_rows)
                          FROM pdp.purge_run l WHERE NOT l.dry_run ORDER BY l.id DESC LIMIT 1),
         'holds_in_force', (SELECT pg_catalog.count(*) FROM pdp.holds h WHERE h.in_force),
-        'restricted_subjects', (SELECT pg_catalog.count(*) FROM pdp.restriction),
+        'restricted_subjects', counts->'restricted_subjects',
         'overdue_requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', o.id, 'kind', o.kind,
                                 'jurisdiction', o.jurisdiction, 'due_at', o.due_at) ORDER BY o.due_at) FROM pdp.overdue_requests o), '[]'),
         'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)

@@ -51,6 +51,12 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'pdp_canonical_subject';
 COMMENT ON FUNCTION pdp._canonical_subject(text) IS
     'the canonical text form of a subject for the registered subject columns'' types; 22P02 when it has none of them';
+CREATE FUNCTION pdp._canonical_subject_or_null(subject text) RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pdp_canonical_subject_or_null';
+COMMENT ON FUNCTION pdp._canonical_subject_or_null(text) IS
+    'pdp._canonical_subject, but NULL for a subject of none of the registered types (bulk entry points name the row)';
 
 -- Validates every write to pdp.subject_column, whoever makes it: the column
 -- exists and has a subject type, the writer owns the table, and all columns

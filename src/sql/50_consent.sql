@@ -416,9 +416,17 @@ BEGIN
     IF consents IS NULL THEN
         RAISE EXCEPTION 'consents must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    consents := ARRAY(SELECT ROW(pdp._canonical_subject(u.subject), u.purpose, u.given_at, u.policy_version, u.evidence, u.valid_until)::pdp.consent_import
+    -- One form per subject (issue 14, class 7); a row whose subject fits no
+    -- registered subject column is named by its number.
+    SELECT u.n INTO bad FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
+     WHERE u.subject OPERATOR(pg_catalog.<>) '' AND pdp._canonical_subject_or_null(u.subject) IS NULL ORDER BY u.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import has a subject that fits no registered subject column', bad.n
+            USING ERRCODE = 'invalid_text_representation', DETAIL = 'Nothing was imported.';
+    END IF;
+    consents := ARRAY(SELECT ROW(pdp._canonical_subject_or_null(u.subject), u.purpose, u.given_at, u.policy_version, u.evidence, u.valid_until)::pdp.consent_import
                         FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
-                       ORDER BY u.n);  -- one form per subject (issue 14, class 7)
+                       ORDER BY u.n);
     -- The first row that breaks a rule, and which rule.
     SELECT i.n, CASE
              WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN 'has no subject'

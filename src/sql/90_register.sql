@@ -166,6 +166,30 @@ AS $$ SELECT pg_catalog.regexp_replace(
              '([\\`*_{}\[\]()#!|~])', '\\\1', 'g') $$;
 COMMENT ON FUNCTION pdp._md(text) IS 'escapes text for Markdown: inline HTML as entities, punctuation with a backslash, line breaks as spaces';
 
+-- The report's facts from pdp's own tables that not every reader of the
+-- report may select (consents, restrictions, the registry): counts only,
+-- no subject, read as the extension's owner.  Whatever lives in users'
+-- tables is read by pdp._report_json with the caller's rights.
+CREATE FUNCTION pdp._report_counts() RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT pg_catalog.jsonb_build_object(
+    'schemas', coalesce((SELECT pg_catalog.jsonb_agg(DISTINCT n.nspname ORDER BY n.nspname)
+                           FROM pdp.subject_column s JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
+                           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace), '[]'),
+    'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'purpose', pu.purpose, 'legal_basis', pu.legal_basis, 'requires_consent', pu.requires_consent,
+                    'active', (SELECT pg_catalog.count(*) FROM pdp.consent_state s WHERE s.purpose OPERATOR(pg_catalog.=) pu.purpose
+                                 AND (s.valid_until IS NULL OR s.valid_until OPERATOR(pg_catalog.>) pg_catalog.now())),
+                    'withdrawn_last_30_days', (SELECT pg_catalog.count(*) FROM pdp.consent_event e
+                                 WHERE e.purpose OPERATOR(pg_catalog.=) pu.purpose AND e.action OPERATOR(pg_catalog.=) 'withdraw'
+                                   AND e.at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '30 days'))) ORDER BY pu.purpose)
+                    FROM pdp.purpose pu), '[]'),
+    'restricted_subjects', (SELECT pg_catalog.count(*) FROM pdp.restriction)) $$;
+COMMENT ON FUNCTION pdp._report_counts() IS
+    'the compliance report''s counts from pdp''s own tables (consents, restrictions, registered schemas), for every role that reads the report';
+
 CREATE FUNCTION pdp._report_json() RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -178,9 +202,9 @@ DECLARE
     p record;
     soon bigint;
     overdue bigint;
+    counts jsonb := pdp._report_counts();
 BEGIN
-    FOR sch IN SELECT DISTINCT n.nspname FROM pdp.subject_column s JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
-                 JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY 1 LOOP
+    FOR sch IN SELECT x FROM pg_catalog.jsonb_array_elements_text(counts->'schemas') x LOOP
         findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                         'table', d.table_name::text, 'column', d.column_name, 'category', d.category,
                         'confidence', pg_catalog.round(d.confidence::numeric, 2), 'evidence', d.evidence))
@@ -215,19 +239,12 @@ BEGIN
         'register', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.table_name::text, x.column_name)
                                 FROM pdp.processing_register x), '[]'),
         'unclassified_findings', findings,
-        'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                        'purpose', pu.purpose, 'legal_basis', pu.legal_basis, 'requires_consent', pu.requires_consent,
-                        'active', (SELECT pg_catalog.count(*) FROM pdp.consent_state s WHERE s.purpose OPERATOR(pg_catalog.=) pu.purpose
-                                     AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now())),
-                        'withdrawn_last_30_days', (SELECT pg_catalog.count(*) FROM pdp.consent_event e
-                                     WHERE e.purpose OPERATOR(pg_catalog.=) pu.purpose AND e.action = 'withdraw'
-                                       AND e.at > pg_catalog.now() - interval '30 days')) ORDER BY pu.purpose)
-                        FROM pdp.purpose pu), '[]'),
+        'consents', counts->'consents',
         'retention', retention,
         'last_purge', (SELECT pg_catalog.jsonb_build_object('started_at', l.started_at, 'status', l.status, 'rows', l.total_rows)
                          FROM pdp.purge_run l WHERE NOT l.dry_run ORDER BY l.id DESC LIMIT 1),
         'holds_in_force', (SELECT pg_catalog.count(*) FROM pdp.holds h WHERE h.in_force),
-        'restricted_subjects', (SELECT pg_catalog.count(*) FROM pdp.restriction),
+        'restricted_subjects', counts->'restricted_subjects',
         'overdue_requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', o.id, 'kind', o.kind,
                                 'jurisdiction', o.jurisdiction, 'due_at', o.due_at) ORDER BY o.due_at) FROM pdp.overdue_requests o), '[]'),
         'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)

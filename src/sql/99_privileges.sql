@@ -162,6 +162,7 @@ GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb), pdp._on_write_ena
 -- The canonicaliser reads only which types the registered subject columns
 -- have; the roles that enter subjects may ask it what a subject becomes.
 GRANT EXECUTE ON FUNCTION pdp._canonical_subject(text) TO pdp_admin, pdp_auditor;
+-- pdp._canonical_subject_or_null: for pdp._import_consents (SECURITY DEFINER) only.
 -- ---------------------------------------------------------------------------
 
 -- Issue 14, class 13 (roles that cannot do their job) -----------------------
@@ -171,4 +172,6 @@ GRANT EXECUTE ON FUNCTION pdp._canonical_subject(text) TO pdp_admin, pdp_auditor
 -- protected table.  pdp._refuse_restricted only ever refuses updates and
 -- deletes of restricted learners' rows, so it is safe for any table.
 GRANT EXECUTE ON FUNCTION pdp._refuse_restricted() TO PUBLIC;
+-- The report's counts from pdp's tables, for both roles that read the report.
+GRANT EXECUTE ON FUNCTION pdp._report_counts() TO pdp_admin, pdp_auditor;
 -- ---------------------------------------------------------------------------
