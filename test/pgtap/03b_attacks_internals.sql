@@ -8,7 +8,7 @@
 -- "control:" tests show what must still work; "known limitation:" tests pin
 -- what RLS leaks by design (doc/security.md).  All of it is rolled back.
 BEGIN;
-SELECT plan(67);
+SELECT plan(68);
 
 CREATE ROLE tap_app;
 CREATE ROLE tap_admin IN ROLE pdp_admin;
@@ -118,6 +118,9 @@ SET ROLE tap_admin;
 CREATE TABLE tap.mine (id int PRIMARY KEY, iin text);
 SELECT throws_ok($$SELECT pdp.set_column_rule('tap.mine', 'iin', 'fpe_iin')$$, '42501', NULL,
                  'attack: a pdp_admin member without pdp_pseudonymiser has its own table compute fpe_iin tokens of guesses');
+CREATE TRIGGER guesses BEFORE INSERT ON tap.mine FOR EACH ROW EXECUTE FUNCTION pdp._pseudonymise_on_write('iin', 'fpe_iin');
+SELECT throws_ok($$INSERT INTO tap.mine VALUES (1, '900101300017')$$, '42501', NULL,
+                 'attack: a pdp_admin member creates the on-write trigger by hand to compute fpe_iin tokens of guesses');
 RESET ROLE;
 SELECT pdp.set_column_rule('tap.learners', 'iin', 'fpe_iin');
 SELECT pdp.pseudonymise_on_write('tap.learners');
