@@ -220,14 +220,22 @@ pdp_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 	{
 		pdp_ran_stmt = GetCurrentStatementStartTimestamp();
 		pdp_ran_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
-		/* Counted calls are marked in their private slot, so the end matches. */
+		/*
+		 * Counted calls are marked in their private slot, so that the end
+		 * matches the start.  The slot is shared with an earlier hook: with
+		 * one, leave it alone and ask the cache again at the end.
+		 */
 		pdp_call_depth++;
-		*private = (Datum) 1;
+		if (prev_fmgr_hook == NULL)
+			*private = (Datum) 1;
 	}
-	else if ((event == FHET_END || event == FHET_ABORT) && *private == (Datum) 1)
+	else if ((event == FHET_END || event == FHET_ABORT) &&
+			 (prev_fmgr_hook == NULL ? *private == (Datum) 1 : pdp_fn_lookup(flinfo->fn_oid)))
 	{
-		pdp_call_depth--;
-		*private = (Datum) 0;
+		if (pdp_call_depth > 0)
+			pdp_call_depth--;
+		if (prev_fmgr_hook == NULL)
+			*private = (Datum) 0;
 	}
 	if (prev_fmgr_hook)
 		prev_fmgr_hook(event, flinfo, private);
