@@ -199,32 +199,34 @@ RESET ROLE;
 CREATE TABLE "LMS App".consent_feed (subject text, purpose text, given_at timestamptz,
                                       policy_version text, evidence jsonb, valid_until timestamptz);
 INSERT INTO "LMS App".consent_feed
-SELECT 'feed-' || g, 'marketing', now() - interval '1 day', 'v1', jsonb_build_object('form', 'signup'), NULL
+SELECT (700000 + g)::text, 'marketing', now() - interval '1 day', 'v1', jsonb_build_object('form', 'signup'), NULL
   FROM generate_series(1, 500) g;
 SELECT pdp.import_consents_from('"LMS App".consent_feed');
 SELECT count(*) AS imported, count(*) FILTER (WHERE evidence ? 'form') AS with_evidence
-  FROM pdp.consent_event WHERE subject LIKE 'feed-%' AND action = 'grant';
-SELECT pdp.has_consent('feed-7', 'marketing') AS feed_7_consents;
+  FROM pdp.consent_event WHERE subject LIKE '700___' AND action = 'grant';
+SELECT pdp.has_consent('0700007', 'marketing') AS feed_7_consents;
 SELECT details FROM pdp.audit_log WHERE action = 'import_consents' ORDER BY id DESC LIMIT 1;
 -- Each bad row refuses the whole call; the message names the row only.
-SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now(), NULL, '{}', NULL),
-                                 ROW('secret@mail.kz', 'nope', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
-SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now() + interval '1 hour', NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), NULL, '{}', NULL),
+                                 ROW('77012345678', 'nope', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now() + interval '1 hour', NULL, '{}', NULL)]::pdp.consent_import[]);
 SELECT pdp.import_consents(ARRAY[ROW('', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
-SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now(), 'v9', '{}', NULL)]::pdp.consent_import[]);
-SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now(), NULL, '[1]', NULL)]::pdp.consent_import[]);
-SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now(), NULL, '{}', now() - interval '1 day')]::pdp.consent_import[]);
-SELECT pdp.import_consents(ARRAY[ROW('new-1', 'marketing', now(), NULL, '{}', NULL),
-                                 ROW('new-1', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
-SELECT pdp.import_consents(ARRAY[ROW('feed-1', 'marketing', now() - interval '2 days', NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), 'v9', '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), NULL, '[1]', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), NULL, '{}', now() - interval '1 day')]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), NULL, '{}', NULL),
+                                 ROW('800001', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('700001', 'marketing', now() - interval '2 days', NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), NULL, '{}', NULL),
+                                 ROW('no learner', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
 SELECT pdp.import_consents_from('"LMS App".activity');
 SELECT pdp.import_consents(NULL::pdp.consent_import[]);
-SELECT count(*) AS nothing_half_written FROM pdp.consent_event WHERE subject = 'new-1';
+SELECT count(*) AS nothing_half_written FROM pdp.consent_event WHERE subject = '800001';
 -- Set-based withdrawal, with history and one audit entry.
-SELECT pdp.withdraw_consents(ARRAY['feed-1', 'feed-2', 'feed-3', 'nobody'], 'marketing') AS withdrawn;
-SELECT pdp.has_consent('feed-2', 'marketing') AS feed_2_consents;
-SELECT count(*) AS withdraw_events FROM pdp.consent_event WHERE subject IN ('feed-1', 'feed-2', 'feed-3') AND action = 'withdraw';
-SELECT pdp.withdraw_consents(ARRAY['feed-4'], 'no such purpose');
+SELECT pdp.withdraw_consents(ARRAY['700001', '+700002', ' 700003', '999999'], 'marketing') AS withdrawn;
+SELECT pdp.has_consent(700002, 'marketing') AS feed_2_consents;
+SELECT count(*) AS withdraw_events FROM pdp.consent_event WHERE subject IN ('700001', '700002', '700003') AND action = 'withdraw';
+SELECT pdp.withdraw_consents(ARRAY['700004'], 'no such purpose');
 -- Importing is pdp_admin's, as recording one consent is.
 SET ROLE regress_app;
 SELECT pdp.import_consents(ARRAY[ROW('x', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);

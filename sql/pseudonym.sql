@@ -170,8 +170,22 @@ SELECT pdp.iin_birth_date('900101300017') AS born, pdp.iin_sex('900101300017') A
 SELECT pdp.luhn_is_valid('4111 1111 1111 1111') AS ok1, pdp.luhn_is_valid('79927398713') AS ok2,
        pdp.luhn_is_valid('79927398710') AS bad, pdp.luhn_is_valid('4111x') AS letters, pdp.luhn_is_valid('') AS empty;
 
--- Reversal is for pdp_reidentifier only.
-CREATE ROLE regress_analyst;
+-- Computing tokens is for pdp_pseudonymiser, reversal for pdp_reidentifier
+-- only; masks and validators hold no key and are everyone's.
+CREATE ROLE regress_nokey;
+SET ROLE regress_nokey;
+SELECT pdp.pseudonym('guess');
+SELECT pdp.fpe_iin('900101300017');
+SELECT pdp.encrypt('guess@mail.kz');
+SELECT pdp.mask_email('guess@mail.kz') AS unkeyed_mask, pdp.iin_is_valid('900101300017') AS unkeyed_check;
+RESET ROLE;
+-- Internal key domains are reached by no SQL function.
+SELECT pdp.pseudonym('1', 'audit');
+SELECT pdp.pseudonym(1::bigint, 'erasure');
+SELECT pdp.encrypt('1', 'pdp.anything');
+SELECT pdp.fpe_encrypt('0123456789', 'audit');
+SELECT pdp.pseudonym('1', 'Audit') IS NOT NULL AS other_domains_allowed;
+CREATE ROLE regress_analyst IN ROLE pdp_pseudonymiser;
 CREATE ROLE regress_reid IN ROLE pdp_reidentifier;
 CREATE TABLE tokens AS SELECT pdp.encrypt('reversible') AS t, pdp.fpe_iin('900101300017') AS iin,
                               pdp.fpe_encrypt('0123456789') AS digits;

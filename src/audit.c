@@ -290,6 +290,7 @@ pdp_audit_write(PG_FUNCTION_ARGS)
 	int64		entry_id = 0;
 	bool		isnull;
 
+	pdp_require_pdp_caller("pdp._audit");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

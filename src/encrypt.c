@@ -47,6 +47,7 @@ pdp_encrypt(PG_FUNCTION_ARGS)
 				 errdetail("At most 64 MB are accepted."),
 				 errhidestmt(true)));
 
+	pdp_keyed_check_domain(VARDATA_ANY(domain), dlen);
 	k = pdp_keyed_get(fcinfo, PDP_KEYED_SIV, "encrypt", VARDATA_ANY(domain), dlen, 0);
 	body_len = PDP_TOKEN_BODY_LEN(dlen, vlen + 1);
 	body = palloc(body_len);

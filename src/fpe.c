@@ -275,6 +275,7 @@ fpe_digits(FunctionCallInfo fcinfo, bool encrypt)
 		digits[i] = (uint8_t) (p - digit_chars);
 	}
 
+	pdp_keyed_check_domain(VARDATA_ANY(domain), VARSIZE_ANY_EXHDR(domain));
 	k = pdp_keyed_get(fcinfo, PDP_KEYED_FF1, "fpe", VARDATA_ANY(domain),
 					  VARSIZE_ANY_EXHDR(domain), version);
 	fst = encrypt ? pdp_ff1_encrypt(pdp_keyed_ff1(k), (unsigned) radix, NULL, 0, digits, digits, len)

@@ -148,6 +148,22 @@ pdp_keyed_get(FunctionCallInfo fcinfo, PdpKeyedKind kind, const char *label,
 	return k;
 }
 
+void
+pdp_keyed_check_domain(const char *domain, Size domain_len)
+{
+	static const char *const reserved[] = {"audit", "erasure"};
+	bool		refused = domain_len >= 4 && memcmp(domain, "pdp.", 4) == 0;
+
+	for (size_t i = 0; !refused && i < lengthof(reserved); i++)
+		refused = domain_len == strlen(reserved[i]) && memcmp(domain, reserved[i], domain_len) == 0;
+	if (refused)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("key domain is reserved for pdp_ext"),
+				 errdetail("The domains \"audit\", \"erasure\" and those beginning with \"pdp.\" key pdp_ext's own pseudonyms."),
+				 errhint("Choose another domain.")));
+}
+
 uint16
 pdp_keyed_version(PdpKeyed *k)
 {

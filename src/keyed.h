@@ -40,6 +40,13 @@ extern PdpKeyed *pdp_keyed_get(FunctionCallInfo fcinfo, PdpKeyedKind kind,
 							   const char *label, const char *domain,
 							   Size domain_len, uint16 version);
 
+/*
+ * Refuses (42501) a domain reserved for pdp_ext's own keys: "audit",
+ * "erasure" and any domain beginning with "pdp.".  SQL functions that take
+ * a domain call it, so no SQL function computes an internal pseudonym.
+ */
+extern void pdp_keyed_check_domain(const char *domain, Size domain_len);
+
 /* The key version the context was built with. */
 extern uint16 pdp_keyed_version(PdpKeyed *k);
 

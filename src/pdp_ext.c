@@ -16,6 +16,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
+#include "miscadmin.h"
 #include "fmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -101,6 +102,14 @@ typedef struct PdpFnEntry
 
 static HTAB *pdp_fn_cache = NULL;
 static bool pdp_fn_cache_valid = false;
+
+/*
+ * How many calls of pdp's hooked functions are running in this backend
+ * (pdp_require_pdp_caller).  Every start has its end or its abort: the
+ * function manager calls the hook with FHET_ABORT when an error leaves the
+ * function.
+ */
+static int	pdp_call_depth = 0;
 
 /* The top-level statement in which pdp code last ran (statement start time, transaction). */
 static TimestampTz pdp_ran_stmt = 0;
@@ -212,9 +221,43 @@ pdp_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 	{
 		pdp_ran_stmt = GetCurrentStatementStartTimestamp();
 		pdp_ran_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+		/*
+		 * Counted calls are marked in their private slot, so that the end
+		 * matches the start.  The slot is shared with an earlier hook: with
+		 * one, leave it alone and ask the cache again at the end.
+		 */
+		pdp_call_depth++;
+		if (prev_fmgr_hook == NULL)
+			*private = (Datum) 1;
+	}
+	else if ((event == FHET_END || event == FHET_ABORT) &&
+			 (prev_fmgr_hook == NULL ? *private == (Datum) 1 : pdp_fn_lookup(flinfo->fn_oid)))
+	{
+		if (pdp_call_depth > 0)
+			pdp_call_depth--;
+		if (prev_fmgr_hook == NULL)
+			*private = (Datum) 0;
 	}
 	if (prev_fmgr_hook)
 		prev_fmgr_hook(event, flinfo, private);
+}
+
+/*
+ * Internal helpers (pdp._audit, pdp._subject_pseudonym) refuse a call that
+ * does not come from another of pdp's functions: the caller's own call is
+ * the first one counted, the helper's the second.  Code that runs in a
+ * security-restricted operation (another role's triggers, defaults, index
+ * expressions, run by pdp with that role's rights) is refused as well, so a
+ * table owner's trigger fired by pdp cannot write through the helper either.
+ */
+void
+pdp_require_pdp_caller(const char *function)
+{
+	if (pdp_call_depth < 2 || InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", function),
+				 errdetail("%s is internal to pdp_ext: only pdp_ext's own functions call it.", function)));
 }
 
 /* For hot functions left out of the hook: note that pdp code ran in this statement. */

@@ -64,6 +64,7 @@ extern Oid	pdp_relation_oid(const char *name);
 
 /* Log hiding (pdp_ext.c): hot functions left out of the fmgr hook note themselves. */
 extern void pdp_note_pdp_ran(void);
+extern void pdp_require_pdp_caller(const char *function);
 
 /* Row visibility (visibility.c) */
 extern int	pdp_visibility_memory_kb;

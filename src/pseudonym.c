@@ -31,11 +31,13 @@ static Datum
 pseudonym_of(FunctionCallInfo fcinfo, const char *value, Size len)
 {
 	text	   *domain = PG_GETARG_TEXT_PP(1);
-	PdpKeyed   *k = pdp_keyed_get(fcinfo, PDP_KEYED_HMAC, "pseudonym",
-								  VARDATA_ANY(domain), VARSIZE_ANY_EXHDR(domain), 0);
+	PdpKeyed   *k;
 	unsigned char mac[32];
 	char		hex[2 * PSEUDONYM_BYTES + 1];
 
+	pdp_keyed_check_domain(VARDATA_ANY(domain), VARSIZE_ANY_EXHDR(domain));
+	k = pdp_keyed_get(fcinfo, PDP_KEYED_HMAC, "pseudonym",
+					  VARDATA_ANY(domain), VARSIZE_ANY_EXHDR(domain), 0);
 	pdp_keyed_hmac(k, value, len, mac);
 	pdp_hex_encode(mac, PSEUDONYM_BYTES, hex);
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(hex, 2 * PSEUDONYM_BYTES));
@@ -55,6 +57,21 @@ pdp_pseudonym_for_audit(FunctionCallInfo fcinfo, text *subject)
 	pdp_keyed_hmac(k, VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), mac);
 	pdp_hex_encode(mac, PSEUDONYM_BYTES, hex);
 	return PointerGetDatum(cstring_to_text_with_len(hex, 2 * PSEUDONYM_BYTES));
+}
+
+PG_FUNCTION_INFO_V1(pdp_subject_pseudonym);
+
+/*
+ * pdp._subject_pseudonym(subject text) RETURNS text
+ * The pseudonym under which the audit trail and the erasure receipts know a
+ * subject.  Internal: refused unless another pdp function calls it, so that
+ * no role can compute it for guessed subjects and read who was erased.
+ */
+Datum
+pdp_subject_pseudonym(PG_FUNCTION_ARGS)
+{
+	pdp_require_pdp_caller("pdp._subject_pseudonym");
+	return pdp_pseudonym_for_audit(fcinfo, PG_GETARG_TEXT_PP(0));
 }
 
 /*

@@ -24,6 +24,7 @@
 #include "executor/spi.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
@@ -148,6 +149,72 @@ extra_datum(ExtraArg x, bool *isnull)
 	return (Datum) 0;
 }
 
+/* Does the rule compute a keyed token (pdp_pseudonymiser's functions)? */
+static bool
+rule_is_keyed(const RuleCall *call)
+{
+	return call->function != NULL &&
+		(strncmp(call->function, "pdp.pseudo", 10) == 0 ||
+		 strncmp(call->function, "pdp.encrypt(", 12) == 0 ||
+		 strncmp(call->function, "pdp.fpe_", 8) == 0);
+}
+
+/*
+ * Is the rule declared for the column in pdp.column_rule, on the table or a
+ * partitioned table it is a partition of (pg_partition_ancestors lists no
+ * row for a table that is not a partition)?  The trigger computes keyed
+ * tokens for every writer, so only rules a pdp_pseudonymiser member declared
+ * may be applied: a trigger created by hand with other arguments would
+ * compute tokens of guesses for whoever made it.  Read as the extension's
+ * owner (writers cannot read pdp.column_rule).
+ */
+static bool
+rule_declared(FunctionCallInfo fcinfo, Oid relid, const char *col, const char *rule)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {OIDOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	Oid			save_userid;
+	int			save_sec_context;
+	volatile bool found = false;
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(col);
+	values[2] = CStringGetTextDatum(rule);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(pdp_function_owner(fcinfo->flinfo->fn_oid),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (plan == NULL)
+		{
+			SPIPlanPtr	p = SPI_prepare("SELECT 1 FROM pdp.column_rule r "
+										"WHERE r.col::pg_catalog.text OPERATOR(pg_catalog.=) $2 "
+										"AND r.rule OPERATOR(pg_catalog.=) $3 "
+										"AND (r.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
+										"OR r.tbl::pg_catalog.oid IN (SELECT a.relid::pg_catalog.oid "
+										"FROM pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) a))",
+										3, argtypes);
+
+			if (p == NULL || SPI_keepplan(p) != 0)
+				elog(ERROR, "could not prepare the column rule lookup");
+			plan = p;
+		}
+		if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the column rules");
+		found = SPI_processed > 0;
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	return found;
+}
+
 /* Build the per-statement cache from the trigger's arguments. */
 static OnWriteCache *
 build_cache(FunctionCallInfo fcinfo, TriggerData *td)
@@ -182,6 +249,14 @@ build_cache(FunctionCallInfo fcinfo, TriggerData *td)
 					 errhint("Recreate the trigger with pdp.pseudonymise_on_write().")));
 		att = TupleDescAttr(tupdesc, attnum - 1);
 		call = find_rule_call(tg->tgargs[2 * i + 1]);
+		if (rule_is_keyed(call) &&
+			!rule_declared(fcinfo, RelationGetRelid(td->tg_relation), tg->tgargs[2 * i], call->rule))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("pseudonymise-on-write trigger of table \"%s\" applies a keyed rule that is not declared",
+							RelationGetRelationName(td->tg_relation)),
+					 errdetail("Column \"%s\" has no rule \"%s\" in pdp.column_rule.", tg->tgargs[2 * i], call->rule),
+					 errhint("Declare keyed rules with pdp.set_column_rule as a member of pdp_pseudonymiser, and let pdp.pseudonymise_on_write() install the trigger.")));
 		c->attnum = (AttrNumber) attnum;
 		c->colname = pstrdup(tg->tgargs[2 * i]);
 		c->rule = call->rule;

@@ -203,6 +203,7 @@ DECLARE
     d record;
     id bigint;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR kind IS NULL OR jurisdiction IS NULL OR received_at IS NULL THEN
         RAISE EXCEPTION 'subject, kind, jurisdiction and received_at must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -324,7 +325,8 @@ BEGIN
         out := out || E'\n## Retention\n\n| table | period | action | expiring in 30 days | expired, not purged |\n|---|---|---|---:|---:|\n';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'retention') LOOP
             out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'), pdp._md(x->>'period'), pdp._md(x->>'action'),
-                                            pdp._md(x->>'expiring_in_30_days'), pdp._md(x->>'expired_not_purged'));
+                                            pdp._md(coalesce(x->>'expiring_in_30_days', 'not readable')),
+                                            pdp._md(coalesce(x->>'expired_not_purged', 'not readable')));
         END LOOP;
         out := out || E'\nLast purge: ' || coalesce(pdp._md(j->'last_purge'->>'started_at') || ', ' || pdp._md(j->'last_purge'->>'status') || ', '
                                                     || pdp._md(j->'last_purge'->>'rows') || ' rows', 'none') || E'.\n';
@@ -386,8 +388,8 @@ BEGIN
                || '<th>Expiring in 30 days</th><th>Expired, not purged</th></tr>';
     FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'retention') LOOP
         out := out || '<tr><td>' || pdp._html(x->>'table') || '</td><td>' || pdp._html(x->>'period') || '</td><td>' || pdp._html(x->>'action')
-                   || '</td><td class="num">' || coalesce(x->>'expiring_in_30_days', '0') || '</td><td class="num">'
-                   || coalesce(x->>'expired_not_purged', '0') || '</td></tr>';
+                   || '</td><td class="num">' || coalesce(x->>'expiring_in_30_days', 'not readable') || '</td><td class="num">'
+                   || coalesce(x->>'expired_not_purged', 'not readable') || '</td></tr>';
     END LOOP;
     out := out || '</table><p>Last purge: ' || pdp._html(coalesce((j->'last_purge'->>'started_at') || ', ' || (j->'last_purge'->>'status')
                                                         || ', ' || (j->'last_purge'->>'rows') || ' rows', 'none')) || '.</p></section>';
@@ -1014,6 +1016,7 @@ DECLARE
     withdrawn integer := 0;
     receipt jsonb;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR reason IS NULL OR reason = '' THEN
         RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -1081,10 +1084,10 @@ BEGIN
     PERFORM pdp._set_erasing(false);
     -- Tables, counts and time: the free-text reason stays out of the receipt,
     -- which must hold no personal value.
-    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp.pseudonym(subject, 'audit'),
+    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp._subject_pseudonym(subject),
                                              'erased_at', pg_catalog.now(),
                                              'tables', tables, 'consents_withdrawn', withdrawn);
-    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp.pseudonym(subject, 'audit'), receipt)
+    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp._subject_pseudonym(subject), receipt)
     ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
     PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'consents_withdrawn', withdrawn));
     RETURN receipt;
@@ -1295,6 +1298,17 @@ BEGIN
     IF consents IS NULL THEN
         RAISE EXCEPTION 'consents must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- One form per subject (issue 14, class 7); a row whose subject fits no
+    -- registered subject column is named by its number.
+    SELECT u.n INTO bad FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
+     WHERE u.subject OPERATOR(pg_catalog.<>) '' AND pdp._canonical_subject_or_null(u.subject) IS NULL ORDER BY u.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import has a subject that fits no registered subject column', bad.n
+            USING ERRCODE = 'invalid_text_representation', DETAIL = 'Nothing was imported.';
+    END IF;
+    consents := ARRAY(SELECT ROW(pdp._canonical_subject_or_null(u.subject), u.purpose, u.given_at, u.policy_version, u.evidence, u.valid_until)::pdp.consent_import
+                        FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
+                       ORDER BY u.n);
     -- The first row that breaks a rule, and which rule.
     SELECT i.n, CASE
              WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN 'has no subject'
@@ -1394,6 +1408,7 @@ BEGIN
     IF subjects IS NULL THEN
         RAISE EXCEPTION 'subjects must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    subjects := ARRAY(SELECT pdp._canonical_subject(x) FROM pg_catalog.unnest(subjects) x);  -- issue 14, class 7
     PERFORM pdp._require_purpose(purpose);
     WITH gone AS (
         DELETE FROM pdp.consent_state s
@@ -1984,6 +1999,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'pdp.rule_kind lists the rules.';
     END IF;
+    -- A keyed rule makes the table's writers compute tokens: only a role that
+    -- may compute them itself declares one (issue 14, class 5).
+    IF rule IN ('pseudonym', 'pseudo_email', 'pseudo_phone', 'pseudo_iin', 'pseudo_name', 'pseudo_ip', 'encrypt', 'fpe_iin')
+       AND NOT pg_catalog.pg_has_role(pdp._caller(), 'pdp_pseudonymiser', 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to declare keyed column rule "%"', rule
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Keyed rules compute deterministic tokens, which whoever computes them can reverse by guessing.',
+                  HINT = 'Declare it as a member of pdp_pseudonymiser, or choose a mask.';
+    END IF;
     INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category, set_by)
     VALUES (tbl, col, 0, rule, category, pg_catalog.pg_get_userbyid(pdp._caller()))
     ON CONFLICT ON CONSTRAINT column_rule_pkey DO UPDATE
@@ -2505,13 +2529,14 @@ DECLARE
     rows_ jsonb;
     erased jsonb;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL THEN
         RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     doc := pg_catalog.jsonb_build_object('format', 'pdp_ext subject export', 'format_version', 1,
                                          'generated_at', pg_catalog.now(), 'subject', subject);
     SELECT e.receipt INTO erased FROM pdp.erasure e
-     WHERE e.subject_pseudonym OPERATOR(pg_catalog.=) pdp.pseudonym(subject, 'audit');
+     WHERE e.subject_pseudonym OPERATOR(pg_catalog.=) pdp._subject_pseudonym(subject);
     IF FOUND THEN
         PERFORM pdp._audit_durable('export_subject', NULL, subject, '{"erased": true}');
         RETURN doc || pg_catalog.jsonb_build_object('erasure_receipt', erased);
@@ -2574,6 +2599,7 @@ DECLARE
     withdrawn integer := 0;
     receipt jsonb;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR reason IS NULL OR reason = '' THEN
         RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -2641,10 +2667,10 @@ BEGIN
     PERFORM pdp._set_erasing(false);
     -- Tables, counts and time: the free-text reason stays out of the receipt,
     -- which must hold no personal value.
-    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp.pseudonym(subject, 'audit'),
+    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp._subject_pseudonym(subject),
                                              'erased_at', pg_catalog.now(),
                                              'tables', tables, 'consents_withdrawn', withdrawn);
-    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp.pseudonym(subject, 'audit'), receipt)
+    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp._subject_pseudonym(subject), receipt)
     ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
     PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'consents_withdrawn', withdrawn));
     RETURN receipt;
@@ -2716,6 +2742,7 @@ BEGIN
     END IF;
     FOR t IN SELECT c.oid::regclass AS rel, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
               WHERE n.nspname OPERATOR(pg_catalog.=) schema_name AND c.relkind IN ('r', 'p')
+                AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')
                 AND pg_catalog.has_table_privilege(c.oid, 'SELECT') ORDER BY c.relname LOOP
         -- A sample, never the whole table: a share of its pages, at most sample_rows rows.
         pct := CASE WHEN t.reltuples <= 0 OR t.reltuples < sample_rows * 10 THEN 100
@@ -2775,9 +2802,9 @@ DECLARE
     p record;
     soon bigint;
     overdue bigint;
+    counts jsonb := pdp._report_counts();
 BEGIN
-    FOR sch IN SELECT DISTINCT n.nspname FROM pdp.subject_column s JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
-                 JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY 1 LOOP
+    FOR sch IN SELECT x FROM pg_catalog.jsonb_array_elements_text(counts->'schemas') x LOOP
         findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                         'table', d.table_name::text, 'column', d.column_name, 'category', d.category,
                         'confidence', pg_catalog.round(d.confidence::numeric, 2), 'evidence', d.evidence))
@@ -2803,19 +2830,12 @@ BEGIN
         'register', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.table_name::text, x.column_name)
                                 FROM pdp.processing_register x), '[]'),
         'unclassified_findings', findings,
-        'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                        'purpose', pu.purpose, 'legal_basis', pu.legal_basis, 'requires_consent', pu.requires_consent,
-                        'active', (SELECT pg_catalog.count(*) FROM pdp.consent_state s WHERE s.purpose OPERATOR(pg_catalog.=) pu.purpose
-                                     AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now())),
-                        'withdrawn_last_30_days', (SELECT pg_catalog.count(*) FROM pdp.consent_event e
-                                     WHERE e.purpose OPERATOR(pg_catalog.=) pu.purpose AND e.action = 'withdraw'
-                                       AND e.at > pg_catalog.now() - interval '30 days')) ORDER BY pu.purpose)
-                        FROM pdp.purpose pu), '[]'),
+        'consents', counts->'consents',
         'retention', retention,
         'last_purge', (SELECT pg_catalog.jsonb_build_object('started_at', l.started_at, 'status', l.status, 'rows', l.total_rows)
                          FROM pdp.purge_run l WHERE NOT l.dry_run ORDER BY l.id DESC LIMIT 1),
         'holds_in_force', (SELECT pg_catalog.count(*) FROM pdp.holds h WHERE h.in_force),
-        'restricted_subjects', (SELECT pg_catalog.count(*) FROM pdp.restriction),
+        'restricted_subjects', counts->'restricted_subjects',
         'overdue_requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', o.id, 'kind', o.kind,
                                 'jurisdiction', o.jurisdiction, 'due_at', o.due_at) ORDER BY o.due_at) FROM pdp.overdue_requests o), '[]'),
         'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)
@@ -3110,6 +3130,883 @@ GRANT EXECUTE ON FUNCTION pdp._apply_progress(regclass, text, name[], text[], bi
 TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._expiry_counts(regclass), pdp._sample_column(regclass, name, float8, integer) TO pdp_admin, pdp_auditor;
 
+-- Internals, keyed functions, canonical subjects, roles (issue 14, classes 4, 5, 7, 11, 13)
+-- (src/sql/00_roles.sql, 10_registry.sql, 30_pseudonym.sql, 50_consent.sql,
+-- 70_retention.sql, 80_rights.sql, 90_register.sql, 99_privileges.sql).
+
+-- The role that computes keyed tokens.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'pdp_pseudonymiser') THEN
+        CREATE ROLE pdp_pseudonymiser NOLOGIN;
+    END IF;
+END
+$roles$;
+
+-- Class 4: the audit trail's subject pseudonym, under a domain no SQL
+-- function reaches.
+CREATE FUNCTION pdp._subject_pseudonym(subject text) RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pdp_subject_pseudonym';
+COMMENT ON FUNCTION pdp._subject_pseudonym(text) IS
+    'internal: the pseudonym under which the audit trail and pdp.erasure know a subject; callable only from pdp_ext''s own functions';
+REVOKE ALL ON FUNCTION pdp._subject_pseudonym(text) FROM PUBLIC;
+COMMENT ON COLUMN pdp.audit_log.subject_pseudonym IS 'the subject concerned, as pdp._subject_pseudonym(subject) (an internal key domain), never the identifier';
+COMMENT ON COLUMN pdp.erasure.subject_pseudonym IS 'pdp._subject_pseudonym(subject), the audit trail''s pseudonym of the subject';
+
+-- Class 5: keyed functions are pdp_pseudonymiser's, not PUBLIC's.
+REVOKE EXECUTE ON FUNCTION
+    pdp.pseudonym(text, text), pdp.pseudonym(bigint, text), pdp.pseudonym(uuid, text),
+    pdp.pseudo_email(text, boolean), pdp.pseudo_phone(text), pdp.pseudo_iin(text, boolean),
+    pdp.pseudo_name(text), pdp.pseudo_ip(inet),
+    pdp.encrypt(text, text), pdp.fpe_encrypt(text, text, integer, integer), pdp.fpe_iin(text, integer)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    pdp.pseudonym(text, text), pdp.pseudonym(bigint, text), pdp.pseudonym(uuid, text),
+    pdp.pseudo_email(text, boolean), pdp.pseudo_phone(text), pdp.pseudo_iin(text, boolean),
+    pdp.pseudo_name(text), pdp.pseudo_ip(inet),
+    pdp.encrypt(text, text), pdp.fpe_encrypt(text, text, integer, integer), pdp.fpe_iin(text, integer)
+TO pdp_pseudonymiser;
+
+CREATE OR REPLACE FUNCTION pdp.set_column_rule(tbl regclass, col name, rule text, category text DEFAULT NULL)
+RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
+
+-- Class 7: one canonical form per subject.
+CREATE FUNCTION pdp._canonical_subject(subject text) RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pdp_canonical_subject';
+COMMENT ON FUNCTION pdp._canonical_subject(text) IS
+    'the canonical text form of a subject for the registered subject columns'' types; 22P02 when it has none of them';
+REVOKE ALL ON FUNCTION pdp._canonical_subject(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._canonical_subject(text) TO pdp_admin, pdp_auditor;
+CREATE FUNCTION pdp._canonical_subject_or_null(subject text) RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pdp_canonical_subject_or_null';
+COMMENT ON FUNCTION pdp._canonical_subject_or_null(text) IS
+    'pdp._canonical_subject, but NULL for a subject of none of the registered types (bulk entry points name the row)';
+REVOKE ALL ON FUNCTION pdp._canonical_subject_or_null(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION pdp.grant_consent(subject text, purpose text, policy_version text DEFAULT NULL,
+                                  evidence jsonb DEFAULT '{}', valid_until timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    event bigint;
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    IF policy_version IS NOT NULL AND NOT EXISTS
+        (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) grant_consent.policy_version) THEN
+        RAISE EXCEPTION 'unknown policy version' USING ERRCODE = 'undefined_object',
+              HINT = 'pdp.publish_policy publishes versions; pdp.policies lists them.';
+    END IF;
+    IF evidence IS NULL OR jsonb_typeof(evidence) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'evidence must be a JSON object' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'For example {"form": "signup-v3", "ip": "…", "text_sha256": "…"}.';
+    END IF;
+    IF valid_until IS NOT NULL AND valid_until <= pg_catalog.now() THEN
+        RAISE EXCEPTION 'valid_until must be in the future' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until)
+    VALUES (grant_consent.subject, grant_consent.purpose, 'grant', grant_consent.policy_version,
+            grant_consent.evidence, grant_consent.valid_until)
+    RETURNING id INTO event;
+    INSERT INTO pdp.consent_state AS s (subject, purpose, event_id, policy_version, valid_until)
+    VALUES (grant_consent.subject, grant_consent.purpose, event, grant_consent.policy_version, grant_consent.valid_until)
+    ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
+       SET event_id = EXCLUDED.event_id, policy_version = EXCLUDED.policy_version, valid_until = EXCLUDED.valid_until;
+    PERFORM pdp._audit('grant_consent', purpose, subject,
+                       pg_catalog.jsonb_build_object('event_id', event, 'policy_version', policy_version,
+                                                     'time_limited', valid_until IS NOT NULL));
+    RETURN event;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.withdraw_consent(subject text, purpose text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    DELETE FROM pdp.consent_state s
+     WHERE s.subject OPERATOR(pg_catalog.=) withdraw_consent.subject
+       AND s.purpose OPERATOR(pg_catalog.=) withdraw_consent.purpose;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO pdp.consent_event (subject, purpose, action)
+    VALUES (withdraw_consent.subject, withdraw_consent.purpose, 'withdraw');
+    PERFORM pdp._audit('withdraw_consent', purpose, subject);
+    RETURN true;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp._import_consents(consents pdp.consent_import[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad record;
+    total bigint;
+BEGIN
+    IF consents IS NULL THEN
+        RAISE EXCEPTION 'consents must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- One form per subject (issue 14, class 7); a row whose subject fits no
+    -- registered subject column is named by its number.
+    SELECT u.n INTO bad FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
+     WHERE u.subject OPERATOR(pg_catalog.<>) '' AND pdp._canonical_subject_or_null(u.subject) IS NULL ORDER BY u.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import has a subject that fits no registered subject column', bad.n
+            USING ERRCODE = 'invalid_text_representation', DETAIL = 'Nothing was imported.';
+    END IF;
+    consents := ARRAY(SELECT ROW(pdp._canonical_subject_or_null(u.subject), u.purpose, u.given_at, u.policy_version, u.evidence, u.valid_until)::pdp.consent_import
+                        FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
+                       ORDER BY u.n);
+    -- The first row that breaks a rule, and which rule.
+    SELECT i.n, CASE
+             WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN 'has no subject'
+             WHEN i.purpose IS NULL THEN 'has no purpose'
+             WHEN NOT EXISTS (SELECT 1 FROM pdp.purpose p WHERE p.purpose OPERATOR(pg_catalog.=) i.purpose)
+                  THEN 'names an unknown purpose'
+             WHEN i.given_at IS NULL THEN 'has no time of consent'
+             WHEN i.given_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'gives a time of consent in the future'
+             WHEN i.policy_version IS NOT NULL AND NOT EXISTS
+                  (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) i.policy_version)
+                  THEN 'names an unknown policy version'
+             WHEN pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object' THEN 'has evidence that is not a JSON object'
+             WHEN i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now()
+                  THEN 'has a validity that has already ended'
+             WHEN EXISTS (SELECT 1 FROM pdp.consent_event e
+                           WHERE e.subject OPERATOR(pg_catalog.=) i.subject AND e.purpose OPERATOR(pg_catalog.=) i.purpose
+                             AND e.at OPERATOR(pg_catalog.>=) i.given_at)
+                  THEN 'is not newer than the subject''s recorded consent history for the purpose'
+           END AS rule,
+           CASE WHEN i.purpose IS NOT NULL AND NOT EXISTS
+                         (SELECT 1 FROM pdp.purpose p WHERE p.purpose OPERATOR(pg_catalog.=) i.purpose)
+                     OR (i.policy_version IS NOT NULL AND NOT EXISTS
+                         (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) i.policy_version))
+                THEN '42704' WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN '22P02'
+                ELSE '22023' END AS state
+      INTO bad
+      FROM (SELECT u.n, u.subject, u.purpose, u.given_at, u.policy_version, coalesce(u.evidence, '{}') AS evidence, u.valid_until FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)) i
+     WHERE i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' OR i.purpose IS NULL OR i.given_at IS NULL
+        OR i.given_at OPERATOR(pg_catalog.>) pg_catalog.now()
+        OR pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object'
+        OR (i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now())
+        OR NOT EXISTS (SELECT 1 FROM pdp.purpose p WHERE p.purpose OPERATOR(pg_catalog.=) i.purpose)
+        OR (i.policy_version IS NOT NULL AND NOT EXISTS
+            (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) i.policy_version))
+        OR EXISTS (SELECT 1 FROM pdp.consent_event e
+                    WHERE e.subject OPERATOR(pg_catalog.=) i.subject AND e.purpose OPERATOR(pg_catalog.=) i.purpose
+                      AND e.at OPERATOR(pg_catalog.>=) i.given_at)
+     ORDER BY i.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import %', bad.n, bad.rule
+            USING ERRCODE = bad.state, DETAIL = 'Nothing was imported.';
+    END IF;
+    SELECT d.n INTO bad FROM (
+        SELECT i.n, pg_catalog.row_number() OVER (PARTITION BY i.subject, i.purpose ORDER BY i.n) AS k
+          FROM (SELECT u.n, u.subject, u.purpose, u.given_at, u.policy_version, coalesce(u.evidence, '{}') AS evidence, u.valid_until FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)) i) d
+     WHERE d.k > 1 ORDER BY d.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import repeats the subject and purpose of an earlier row', bad.n
+            USING ERRCODE = 'unique_violation', DETAIL = 'Nothing was imported.';
+    END IF;
+
+    WITH ev AS (
+        INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until, at)
+        SELECT i.subject, i.purpose, 'grant', i.policy_version, i.evidence, i.valid_until, i.given_at
+          FROM (SELECT u.n, u.subject, u.purpose, u.given_at, u.policy_version, coalesce(u.evidence, '{}') AS evidence, u.valid_until FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)) i ORDER BY i.n
+        RETURNING id, subject, purpose, policy_version, valid_until)
+    INSERT INTO pdp.consent_state AS s (subject, purpose, event_id, policy_version, valid_until)
+    SELECT ev.subject, ev.purpose, ev.id, ev.policy_version, ev.valid_until FROM ev
+    ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
+       SET event_id = EXCLUDED.event_id, policy_version = EXCLUDED.policy_version, valid_until = EXCLUDED.valid_until;
+    GET DIAGNOSTICS total = ROW_COUNT;
+    PERFORM pdp._audit('import_consents', NULL, NULL, pg_catalog.jsonb_build_object('consents', total));
+    RETURN total;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.withdraw_consents(subjects text[], purpose text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF subjects IS NULL THEN
+        RAISE EXCEPTION 'subjects must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    subjects := ARRAY(SELECT pdp._canonical_subject(x) FROM pg_catalog.unnest(subjects) x);  -- issue 14, class 7
+    PERFORM pdp._require_purpose(purpose);
+    WITH gone AS (
+        DELETE FROM pdp.consent_state s
+         WHERE s.purpose OPERATOR(pg_catalog.=) withdraw_consents.purpose
+           AND s.subject OPERATOR(pg_catalog.=) ANY (withdraw_consents.subjects)
+        RETURNING s.subject)
+    INSERT INTO pdp.consent_event (subject, purpose, action)
+    SELECT gone.subject, withdraw_consents.purpose, 'withdraw' FROM gone;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM pdp._audit('withdraw_consents', purpose, NULL, pg_catalog.jsonb_build_object('consents', n));
+    RETURN n;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.has_consent(subject text, purpose text, at timestamptz DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e record;
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    IF at IS NULL THEN
+        RETURN EXISTS (SELECT 1 FROM pdp.consent_state s
+                        WHERE s.subject OPERATOR(pg_catalog.=) has_consent.subject
+                          AND s.purpose OPERATOR(pg_catalog.=) has_consent.purpose
+                          AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now()));
+    END IF;
+    SELECT c.action, c.valid_until INTO e FROM pdp.consent_event c
+     WHERE c.subject OPERATOR(pg_catalog.=) has_consent.subject
+       AND c.purpose OPERATOR(pg_catalog.=) has_consent.purpose
+       AND c.at <= has_consent.at
+     ORDER BY c.at DESC, c.id DESC LIMIT 1;
+    RETURN FOUND AND e.action = 'grant' AND (e.valid_until IS NULL OR e.valid_until > has_consent.at);
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.consent_history(subject text)
+RETURNS TABLE (event_id bigint, purpose text, action text, policy_version text, evidence jsonb,
+               valid_until timestamptz, at timestamptz, recorded_by name)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN QUERY
+    SELECT c.id, c.purpose, c.action, c.policy_version, c.evidence, c.valid_until, c.at, c.recorded_by
+      FROM pdp.consent_event c WHERE c.subject OPERATOR(pg_catalog.=) consent_history.subject
+     ORDER BY c.at, c.id;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.restrict_subject(subject text, reason text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL OR reason IS NULL OR reason = '' THEN
+        RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO pdp.restriction (subject, reason) VALUES (restrict_subject.subject, restrict_subject.reason)
+    ON CONFLICT ON CONSTRAINT restriction_pkey DO NOTHING;
+    IF FOUND THEN
+        INSERT INTO pdp.restriction_event (subject, action, reason)
+        VALUES (restrict_subject.subject, 'restrict', restrict_subject.reason);
+        PERFORM pdp._audit('restrict_subject', NULL, subject);
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.lift_restriction(subject text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    DELETE FROM pdp.restriction r WHERE r.subject OPERATOR(pg_catalog.=) lift_restriction.subject;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO pdp.restriction_event (subject, action) VALUES (lift_restriction.subject, 'lift');
+    PERFORM pdp._audit('lift_restriction', NULL, subject);
+    RETURN true;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.place_hold(subject text, reason text, until timestamptz DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id bigint;
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL OR reason IS NULL OR reason = '' THEN
+        RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF until IS NOT NULL AND until <= pg_catalog.now() THEN
+        RAISE EXCEPTION 'until must be in the future' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pdp.hold (subject, reason, until) VALUES (place_hold.subject, place_hold.reason, place_hold.until)
+    RETURNING hold.id INTO id;
+    PERFORM pdp._audit('place_hold', NULL, subject, pg_catalog.jsonb_build_object('hold_id', id, 'until', until));
+    RETURN id;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.record_disclosure(subject text, recipient text, purpose text, categories text[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id bigint;
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.recipient r WHERE r.name OPERATOR(pg_catalog.=) record_disclosure.recipient) THEN
+        RAISE EXCEPTION 'unknown recipient' USING ERRCODE = 'undefined_object',
+              HINT = 'pdp.define_recipient registers recipients; pdp.recipients lists them.';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    IF categories IS NULL OR pg_catalog.cardinality(categories) = 0 OR array_position(categories, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'categories must name at least one kind of data' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pdp.disclosure (subject, recipient, purpose, categories)
+    VALUES (record_disclosure.subject, record_disclosure.recipient, record_disclosure.purpose, record_disclosure.categories)
+    RETURNING disclosure.id INTO id;
+    PERFORM pdp._audit('record_disclosure', recipient, subject,
+                       pg_catalog.jsonb_build_object('disclosure_id', id, 'purpose', purpose, 'categories', categories));
+    RETURN id;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.open_request(subject text, kind text, jurisdiction text DEFAULT 'KZ',
+                                 received_at timestamptz DEFAULT pg_catalog.now()) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d record;
+    id bigint;
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL OR kind IS NULL OR jurisdiction IS NULL OR received_at IS NULL THEN
+        RAISE EXCEPTION 'subject, kind, jurisdiction and received_at must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF kind NOT IN ('access', 'rectification', 'erasure', 'restriction', 'portability', 'withdrawal', 'objection') THEN
+        RAISE EXCEPTION 'unknown request kind' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'access, rectification, erasure, restriction, portability, withdrawal or objection.';
+    END IF;
+    SELECT * INTO d FROM pdp.request_deadline x
+     WHERE x.jurisdiction OPERATOR(pg_catalog.=) open_request.jurisdiction AND x.kind OPERATOR(pg_catalog.=) open_request.kind;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no deadline for % requests in jurisdiction "%"', kind, jurisdiction
+            USING ERRCODE = 'undefined_object', HINT = 'pdp.request_deadline lists the deadlines; pdp_admin may add rows.';
+    END IF;
+    IF d.period IS NOT NULL THEN
+        PERFORM pdp._check_interval(d.period, 'request deadline must be positive');
+    END IF;
+    IF received_at > pg_catalog.now() + interval '1 minute' THEN
+        RAISE EXCEPTION 'received_at is in the future' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pdp.subject_request (subject, kind, jurisdiction, received_at, due_at)
+    VALUES (open_request.subject, open_request.kind, open_request.jurisdiction, open_request.received_at,
+            CASE WHEN d.period IS NOT NULL THEN open_request.received_at + d.period
+                 ELSE pdp._add_working_days(open_request.received_at, d.working_days) END)
+    RETURNING subject_request.id INTO id;
+    PERFORM pdp._audit('open_request', kind, subject, pg_catalog.jsonb_build_object('request_id', id, 'jurisdiction', jurisdiction));
+    RETURN id;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.export_subject(subject text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc jsonb;
+    data jsonb := '{}';
+    t regclass;
+    cond text;
+    rows_ jsonb;
+    erased jsonb;
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    doc := pg_catalog.jsonb_build_object('format', 'pdp_ext subject export', 'format_version', 1,
+                                         'generated_at', pg_catalog.now(), 'subject', subject);
+    SELECT e.receipt INTO erased FROM pdp.erasure e
+     WHERE e.subject_pseudonym OPERATOR(pg_catalog.=) pdp._subject_pseudonym(subject);
+    IF FOUND THEN
+        PERFORM pdp._audit_durable('export_subject', NULL, subject, '{"erased": true}');
+        RETURN doc || pg_catalog.jsonb_build_object('erasure_receipt', erased);
+    END IF;
+    FOR t IN SELECT DISTINCT s.tbl FROM pdp.subject_column s ORDER BY 1 LOOP
+        cond := pdp._subject_match(t, subject);
+        CONTINUE WHEN cond IS NULL;
+        -- Read as the table's owner: nothing of the table runs with pdp_ext's rights.
+        SELECT x.r INTO rows_
+          FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM %s t WHERE %s', t, cond),
+                                  subject) AS x(r jsonb);
+        IF rows_ IS NOT NULL THEN
+            data := data || pg_catalog.jsonb_build_object(t::text, rows_);
+        END IF;
+    END LOOP;
+    doc := doc || pg_catalog.jsonb_build_object(
+        'data', data,
+        'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c) ORDER BY c.event_id)
+                                FROM pdp.consent_history(subject) c), '[]'),
+        'active_consents', coalesce((SELECT pg_catalog.jsonb_agg(s.purpose ORDER BY s.purpose) FROM pdp.consent_state s
+                                      WHERE s.subject OPERATOR(pg_catalog.=) export_subject.subject
+                                        AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now())), '[]'),
+        'restrictions', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('action', r.action, 'reason', r.reason, 'at', r.at) ORDER BY r.id)
+                                   FROM pdp.restriction_event r WHERE r.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'holds', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', h.id, 'reason', h.reason, 'placed_at', h.placed_at,
+                                                                                      'until', h.until, 'released_at', h.released_at) ORDER BY h.id)
+                            FROM pdp.hold h WHERE h.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'disclosures', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', d.recipient, 'country', r.country,
+                                                   'cross_border', r.country <> 'KZ', 'safeguards', r.safeguards, 'purpose', d.purpose,
+                                                   'categories', d.categories, 'at', d.at) ORDER BY d.id)
+                                  FROM pdp.disclosure d LEFT JOIN pdp.recipient r ON r.name OPERATOR(pg_catalog.=) d.recipient
+                                 WHERE d.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'),
+        'purposes', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('purpose', p.purpose, 'legal_basis', p.legal_basis,
+                                                   'requires_consent', p.requires_consent, 'description', p.description) ORDER BY p.purpose)
+                               FROM pdp.purpose p), '[]'),
+        'retention', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', p.tbl::text, 'period', p.period::text,
+                                                    'from', coalesce(p.anchor_column::text, 'insertion'), 'then', p.action) ORDER BY p.tbl::text)
+                                FROM pdp.retention_policy p), '[]'),
+        'requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', q.id, 'kind', q.kind, 'received_at', q.received_at,
+                                                   'due_at', q.due_at, 'completed_at', q.completed_at, 'outcome', q.outcome) ORDER BY q.id)
+                               FROM pdp.subject_request q WHERE q.subject OPERATOR(pg_catalog.=) export_subject.subject), '[]'));
+    PERFORM pdp._audit_durable('export_subject', NULL, subject,
+                       pg_catalog.jsonb_build_object('tables', (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(data))));
+    RETURN doc;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.erase_subject(subject text, reason text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+    cond text;
+    act text;
+    n bigint;
+    tables jsonb := '[]';
+    set_list text;
+    p text;
+    withdrawn integer := 0;
+    receipt jsonb;
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL OR reason IS NULL OR reason = '' THEN
+        RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pdp._subject_held(subject) THEN
+        RAISE EXCEPTION 'subject is under a legal hold'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Nothing was erased.',
+                  HINT = 'pdp.holds lists the hold; pdp.release_hold releases it once its legal ground has ended.';
+    END IF;
+    PERFORM pdp._set_erasing(true);
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        cond := pdp._subject_match(t, subject);
+        CONTINUE WHEN cond IS NULL;
+        IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
+            SELECT x.n INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', t, cond), subject) AS x(n bigint);
+            IF n > 0 THEN
+                RAISE EXCEPTION 'table "%" is under a legal hold', pdp._relname(t)
+                    USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'Nothing was erased.';
+            END IF;
+            CONTINUE;
+        END IF;
+        act := (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t LIMIT 1);
+        -- Every statement on the table runs as its owner (pdp._exec_as_owner).
+        IF act = 'delete' THEN
+            SELECT pg_catalog.count(*) INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE %s RETURNING 1', t, cond), subject) AS x(one integer);
+        ELSE
+            -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
+            PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
+            -- Anonymise: apply the rules and cut the row's links to the subject:
+            -- its subject columns, and its foreign keys into registered tables
+            -- whose rows erasure deletes (an anonymised grade keeps no link to
+            -- the deleted enrolment).
+            SELECT pg_catalog.string_agg(x, ', ') INTO set_list FROM (
+                SELECT pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)) AS x
+                  FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
+                 WHERE r.tbl OPERATOR(pg_catalog.=) t
+                UNION ALL
+                SELECT pg_catalog.format('%1$I = CASE WHEN %1$I::text OPERATOR(pg_catalog.=) $1 THEN NULL ELSE %1$I END', s.col)
+                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t
+                UNION
+                SELECT pg_catalog.format('%I = NULL', a.attname)
+                  FROM pg_constraint c
+                  CROSS JOIN LATERAL pg_catalog.unnest(c.conkey) k(attnum)
+                  JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+                 WHERE c.contype = 'f' AND c.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
+                   AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) c.confrelid
+                                 AND p.on_erase = 'delete')
+                   AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
+                                     AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
+            SELECT pg_catalog.count(*) INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING 1', t, set_list, cond), subject)
+                   AS x(one integer);
+        END IF;
+        IF n > 0 THEN
+            tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', act, 'rows', n);
+        END IF;
+    END LOOP;
+    FOR p IN SELECT s.purpose FROM pdp.consent_state s WHERE s.subject OPERATOR(pg_catalog.=) erase_subject.subject LOOP
+        PERFORM pdp.withdraw_consent(subject, p);
+        withdrawn := withdrawn + 1;
+    END LOOP;
+    PERFORM pdp._set_erasing(false);
+    -- Tables, counts and time: the free-text reason stays out of the receipt,
+    -- which must hold no personal value.
+    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp._subject_pseudonym(subject),
+                                             'erased_at', pg_catalog.now(),
+                                             'tables', tables, 'consents_withdrawn', withdrawn);
+    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp._subject_pseudonym(subject), receipt)
+    ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
+    PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'consents_withdrawn', withdrawn));
+    RETURN receipt;
+END
+$$;
+
+-- Subjects stored in another spelling become canonical where that is safe:
+-- a subject that is not canonical for the registered types is left as it
+-- is, and where two spellings of one learner meet under a key, the newer
+-- consent and either restriction are kept.  The audit trail is append-only
+-- and hash-chained, and erasure receipts know subjects only by pseudonym:
+-- those keep what they recorded.
+DO $canon$
+DECLARE
+    r record;
+    c text;
+BEGIN
+    ALTER TABLE pdp.consent_event DISABLE TRIGGER USER;
+    ALTER TABLE pdp.restriction_event DISABLE TRIGGER USER;
+    FOR r IN SELECT DISTINCT x.subject FROM (
+                 SELECT subject FROM pdp.consent_event UNION SELECT subject FROM pdp.consent_state
+                 UNION SELECT subject FROM pdp.restriction UNION SELECT subject FROM pdp.restriction_event
+                 UNION SELECT subject FROM pdp.hold WHERE subject IS NOT NULL
+                 UNION SELECT subject FROM pdp.subject_request UNION SELECT subject FROM pdp.disclosure
+                 UNION SELECT subject FROM pdp.rectification_notice) x
+              WHERE x.subject !~ '^(0|-?[1-9][0-9]{0,18}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$' LOOP
+        BEGIN
+            c := pdp._canonical_subject(r.subject);
+        EXCEPTION WHEN invalid_text_representation THEN
+            CONTINUE;
+        END;
+        CONTINUE WHEN c OPERATOR(pg_catalog.=) r.subject;
+        DELETE FROM pdp.consent_state s WHERE s.subject OPERATOR(pg_catalog.=) c
+           AND EXISTS (SELECT 1 FROM pdp.consent_state o WHERE o.subject OPERATOR(pg_catalog.=) r.subject
+                          AND o.purpose OPERATOR(pg_catalog.=) s.purpose AND o.event_id > s.event_id);
+        DELETE FROM pdp.consent_state o WHERE o.subject OPERATOR(pg_catalog.=) r.subject
+           AND EXISTS (SELECT 1 FROM pdp.consent_state s WHERE s.subject OPERATOR(pg_catalog.=) c
+                          AND s.purpose OPERATOR(pg_catalog.=) o.purpose);
+        UPDATE pdp.consent_state SET subject = c WHERE subject OPERATOR(pg_catalog.=) r.subject;
+        DELETE FROM pdp.restriction o WHERE o.subject OPERATOR(pg_catalog.=) r.subject
+           AND EXISTS (SELECT 1 FROM pdp.restriction s WHERE s.subject OPERATOR(pg_catalog.=) c);
+        UPDATE pdp.restriction SET subject = c WHERE subject OPERATOR(pg_catalog.=) r.subject;
+        UPDATE pdp.consent_event SET subject = c WHERE subject OPERATOR(pg_catalog.=) r.subject;
+        UPDATE pdp.restriction_event SET subject = c WHERE subject OPERATOR(pg_catalog.=) r.subject;
+        UPDATE pdp.hold SET subject = c WHERE subject OPERATOR(pg_catalog.=) r.subject;
+        UPDATE pdp.subject_request SET subject = c WHERE subject OPERATOR(pg_catalog.=) r.subject;
+        UPDATE pdp.disclosure SET subject = c WHERE subject OPERATOR(pg_catalog.=) r.subject;
+        UPDATE pdp.rectification_notice SET subject = c WHERE subject OPERATOR(pg_catalog.=) r.subject;
+    END LOOP;
+    ALTER TABLE pdp.consent_event ENABLE TRIGGER USER;
+    ALTER TABLE pdp.restriction_event ENABLE TRIGGER USER;
+END
+$canon$;
+
+-- Class 13: partitions of protected tables, and the report for the DPO.
+GRANT EXECUTE ON FUNCTION pdp._refuse_restricted() TO PUBLIC;
+CREATE OR REPLACE FUNCTION pdp.discover(schema_name name DEFAULT 'public', sample_rows integer DEFAULT 1000)
+RETURNS TABLE (table_name regclass, column_name name, category text, confidence real, evidence text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    a record;
+    pct float8;
+    n_sampled bigint;
+    top_k text;
+    top_n bigint;
+    by_name text;
+BEGIN
+    IF schema_name IS NULL OR sample_rows IS NULL OR sample_rows < 1 OR sample_rows > 1000000 THEN
+        RAISE EXCEPTION 'schema_name must be given and sample_rows between 1 and 1000000'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) schema_name) THEN
+        RAISE EXCEPTION 'schema "%" does not exist', schema_name USING ERRCODE = 'invalid_schema_name';
+    END IF;
+    FOR t IN SELECT c.oid::regclass AS rel, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE n.nspname OPERATOR(pg_catalog.=) schema_name AND c.relkind IN ('r', 'p')
+                AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')
+                AND pg_catalog.has_table_privilege(c.oid, 'SELECT') ORDER BY c.relname LOOP
+        -- A sample, never the whole table: a share of its pages, at most sample_rows rows.
+        pct := CASE WHEN t.reltuples <= 0 OR t.reltuples < sample_rows * 10 THEN 100
+                    ELSE LEAST(100, GREATEST(0.01, sample_rows * 300.0 / t.reltuples)) END;
+        FOR a IN SELECT att.attname, att.attnum, att.atttypid::regtype AS typ FROM pg_attribute att
+                  WHERE att.attrelid OPERATOR(pg_catalog.=) t.rel::oid AND att.attnum > 0 AND NOT att.attisdropped
+                    AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) t.rel
+                                      AND r.attnum OPERATOR(pg_catalog.=) att.attnum)
+                    AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t.rel
+                                      AND s.attnum OPERATOR(pg_catalog.=) att.attnum)
+                  ORDER BY att.attnum LOOP
+            table_name := t.rel;
+            column_name := a.attname;
+            SELECT h.category INTO by_name FROM pdp.name_hint h WHERE a.attname ~* h.pattern ORDER BY h.category LIMIT 1;
+            top_k := NULL;
+            top_n := 0;
+            n_sampled := 0;
+            IF a.typ IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype, 'bigint'::regtype,
+                         'numeric'::regtype, 'inet'::regtype) THEN
+                SELECT x.n_sampled, x.top_k, x.top_n INTO n_sampled, top_k, top_n
+                  FROM pdp._sample_column(t.rel, a.attname, pct, sample_rows) x;
+            END IF;
+            IF top_k IS NOT NULL AND top_n::float8 / GREATEST(n_sampled, 1) >= 0.8 THEN
+                category := top_k;
+                confidence := LEAST(1.0, top_n::float8 / n_sampled + CASE WHEN by_name = top_k THEN 0.1 ELSE 0 END);
+                evidence := pg_catalog.format('%s of %s sampled values pass the %s check%s', top_n, n_sampled,
+                                              CASE top_k WHEN 'iin' THEN 'IIN check-digit' WHEN 'bin' THEN 'BIN check-digit'
+                                                         WHEN 'card' THEN 'Luhn card-number' WHEN 'email' THEN 'e-mail syntax'
+                                                         WHEN 'phone' THEN 'Kazakh phone-number' ELSE 'IP address' END,
+                                              CASE WHEN by_name IS NOT NULL THEN '; the column''s name suggests ' || by_name ELSE '' END);
+                RETURN NEXT;
+            ELSIF by_name IS NOT NULL THEN
+                category := by_name;
+                confidence := 0.5;
+                evidence := pg_catalog.format('the column''s name suggests %s (%s sampled values did not confirm it)', by_name, n_sampled);
+                RETURN NEXT;
+            ELSIF EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t.rel) THEN
+                category := 'unclassified';
+                confidence := 0;
+                evidence := 'a column of a registered table with no rule or category';
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp._report_counts() RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT pg_catalog.jsonb_build_object(
+    'schemas', coalesce((SELECT pg_catalog.jsonb_agg(DISTINCT n.nspname ORDER BY n.nspname)
+                           FROM pdp.subject_column s JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
+                           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace), '[]'),
+    'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'purpose', pu.purpose, 'legal_basis', pu.legal_basis, 'requires_consent', pu.requires_consent,
+                    'active', (SELECT pg_catalog.count(*) FROM pdp.consent_state s WHERE s.purpose OPERATOR(pg_catalog.=) pu.purpose
+                                 AND (s.valid_until IS NULL OR s.valid_until OPERATOR(pg_catalog.>) pg_catalog.now())),
+                    'withdrawn_last_30_days', (SELECT pg_catalog.count(*) FROM pdp.consent_event e
+                                 WHERE e.purpose OPERATOR(pg_catalog.=) pu.purpose AND e.action OPERATOR(pg_catalog.=) 'withdraw'
+                                   AND e.at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '30 days'))) ORDER BY pu.purpose)
+                    FROM pdp.purpose pu), '[]'),
+    'restricted_subjects', (SELECT pg_catalog.count(*) FROM pdp.restriction)) $$;
+COMMENT ON FUNCTION pdp._report_counts() IS
+    'the compliance report''s counts from pdp''s own tables (consents, restrictions, registered schemas), for every role that reads the report';
+REVOKE ALL ON FUNCTION pdp._report_counts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._report_counts() TO pdp_admin, pdp_auditor;
+CREATE OR REPLACE FUNCTION pdp._report_json() RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    findings jsonb := '[]';
+    sch name;
+    retention jsonb := '[]';
+    p record;
+    soon bigint;
+    overdue bigint;
+    counts jsonb := pdp._report_counts();
+BEGIN
+    FOR sch IN SELECT x FROM pg_catalog.jsonb_array_elements_text(counts->'schemas') x LOOP
+        findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                        'table', d.table_name::text, 'column', d.column_name, 'category', d.category,
+                        'confidence', pg_catalog.round(d.confidence::numeric, 2), 'evidence', d.evidence))
+                      FROM pdp.discover(sch, 200) d WHERE d.category <> 'unclassified'), '[]');
+    END LOOP;
+    FOR p IN SELECT * FROM pdp.retention_policy ORDER BY tbl::text LOOP
+        soon := NULL;
+        overdue := NULL;
+        IF p.anchor_column IS NOT NULL THEN
+            SELECT c.soon, c.overdue INTO soon, overdue FROM pdp._expiry_counts(p.tbl) c;
+        ELSE
+            SELECT pg_catalog.count(*) FILTER (WHERE g.expires_at >= pg_catalog.now() AND g.expires_at < pg_catalog.now() + interval '30 days'),
+                   pg_catalog.count(*) FILTER (WHERE g.expires_at < pg_catalog.now())
+              INTO soon, overdue FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) p.tbl::oid;
+        END IF;
+        retention := retention || pg_catalog.jsonb_build_object('table', p.tbl::text, 'period', p.period::text,
+                        'action', p.action, 'expiring_in_30_days', soon, 'expired_not_purged', overdue);
+    END LOOP;
+    r := pg_catalog.jsonb_build_object(
+        'title', 'pdp_ext compliance report',
+        'database', pg_catalog.current_database(),
+        'generated_at', pg_catalog.now(),
+        'register', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.table_name::text, x.column_name)
+                                FROM pdp.processing_register x), '[]'),
+        'unclassified_findings', findings,
+        'consents', counts->'consents',
+        'retention', retention,
+        'last_purge', (SELECT pg_catalog.jsonb_build_object('started_at', l.started_at, 'status', l.status, 'rows', l.total_rows)
+                         FROM pdp.purge_run l WHERE NOT l.dry_run ORDER BY l.id DESC LIMIT 1),
+        'holds_in_force', (SELECT pg_catalog.count(*) FROM pdp.holds h WHERE h.in_force),
+        'restricted_subjects', counts->'restricted_subjects',
+        'overdue_requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', o.id, 'kind', o.kind,
+                                'jurisdiction', o.jurisdiction, 'due_at', o.due_at) ORDER BY o.due_at) FROM pdp.overdue_requests o), '[]'),
+        'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)
+                                       FROM (SELECT n.recipient, pg_catalog.count(*) AS n FROM pdp.pending_notices n GROUP BY 1) x), '[]'),
+        'recipients', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(rc) - 'defined_by' ORDER BY rc.name) FROM pdp.recipients rc), '[]'),
+        'audit', (SELECT pg_catalog.to_jsonb(v) FROM pdp.verify_audit_log() v));
+    RETURN r;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp.report(format text DEFAULT 'html') RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j jsonb;
+    out text;
+    x jsonb;
+    maxv numeric;
+    y integer;
+    bars text;
+BEGIN
+    IF format IS NULL OR format NOT IN ('html', 'markdown', 'json') THEN
+        RAISE EXCEPTION 'unknown report format' USING ERRCODE = 'invalid_parameter_value', HINT = 'Use html, markdown or json.';
+    END IF;
+    j := pdp._report_json();
+    PERFORM pdp._audit('report', format);
+    IF format = 'json' THEN
+        RETURN pg_catalog.jsonb_pretty(j);
+    END IF;
+
+    IF format = 'markdown' THEN
+        out := '# ' || pdp._md(j->>'title') || E'\n\nDatabase `' || pdp._md(j->>'database') || '`, ' || pdp._md(j->>'generated_at') || E'.\n\n';
+        out := out || E'## Audit trail\n\n' || CASE WHEN (j->'audit'->>'ok')::boolean
+                 THEN 'The hash chain verifies: ' || pdp._md(j->'audit'->>'entries') || E' entries.\n\n'
+                 ELSE '**The hash chain is broken** at entry ' || pdp._md(j->'audit'->>'first_bad_id') || E'.\n\n' END;
+        out := out || E'## Record of processing\n\n| table | column | category | rule | purposes | retention | recipients | protection |\n|---|---|---|---|---|---|---|---|\n';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'register') LOOP
+            out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s | %s | %s | %s |\n', pdp._md(x->>'table_name'), coalesce(pdp._md(x->>'column_name'), '—'),
+                       coalesce(pdp._md(x->>'category'), '—'), coalesce(pdp._md(x->>'rule'), '—'), coalesce(pdp._md(x->>'purposes'), '—'),
+                       coalesce(pdp._md(x->>'retention'), '—'), coalesce(pdp._md(x->>'recipients'), '—'), pdp._md(x->>'protection'));
+        END LOOP;
+        out := out || E'\n## Personal data not yet classified\n\n';
+        IF pg_catalog.jsonb_array_length(j->'unclassified_findings') = 0 THEN
+            out := out || E'None found.\n';
+        ELSE
+            out := out || E'| table | column | category | confidence | evidence |\n|---|---|---|---|---|\n';
+            FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'unclassified_findings') LOOP
+                out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'), pdp._md(x->>'column'), pdp._md(x->>'category'),
+                                                pdp._md(x->>'confidence'), pdp._md(x->>'evidence'));
+            END LOOP;
+        END IF;
+        out := out || E'\n## Consents\n\n| purpose | legal basis | active consents | withdrawn in the last 30 days |\n|---|---|---:|---:|\n';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'consents') LOOP
+            out := out || pg_catalog.format(E'| %s | %s | %s | %s |\n', pdp._md(x->>'purpose'), pdp._md(x->>'legal_basis'), pdp._md(x->>'active'), pdp._md(x->>'withdrawn_last_30_days'));
+        END LOOP;
+        out := out || E'\n## Retention\n\n| table | period | action | expiring in 30 days | expired, not purged |\n|---|---|---|---:|---:|\n';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'retention') LOOP
+            out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'), pdp._md(x->>'period'), pdp._md(x->>'action'),
+                                            pdp._md(coalesce(x->>'expiring_in_30_days', 'not readable')),
+                                            pdp._md(coalesce(x->>'expired_not_purged', 'not readable')));
+        END LOOP;
+        out := out || E'\nLast purge: ' || coalesce(pdp._md(j->'last_purge'->>'started_at') || ', ' || pdp._md(j->'last_purge'->>'status') || ', '
+                                                    || pdp._md(j->'last_purge'->>'rows') || ' rows', 'none') || E'.\n';
+        out := out || E'\n## Open matters\n\n'
+                   || '- Holds in force: ' || pdp._md(j->>'holds_in_force') || E'\n'
+                   || '- Restricted subjects: ' || pdp._md(j->>'restricted_subjects') || E'\n'
+                   || '- Overdue requests: ' || pg_catalog.jsonb_array_length(j->'overdue_requests') || E'\n'
+                   || '- Pending rectification notices: ' || coalesce((SELECT pg_catalog.sum((e->>'count')::int)
+                          FROM pg_catalog.jsonb_array_elements(j->'pending_notices') e), 0) || E'\n';
+        RETURN out;
+    END IF;
+
+    -- HTML: one page, no external assets, readable printed; counts as bars.
+    out := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>' || pdp._html(j->>'title') || '</title><style>'
+        || 'body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:70em}h1{margin-bottom:0}'
+        || 'table{border-collapse:collapse;margin:1em 0;width:100%}th,td{border:1px solid #bbb;padding:.3em .5em;text-align:left;vertical-align:top}'
+        || 'th{background:#eef}.ok{color:#060}.bad{color:#b00;font-weight:bold}.num{text-align:right}'
+        || '@media print{body{margin:0}th{background:none}section{break-inside:avoid}}</style></head><body>'
+        || '<h1>' || pdp._html(j->>'title') || '</h1><p>Database <code>' || pdp._html(j->>'database') || '</code>, '
+        || pdp._html(j->>'generated_at') || '.</p>';
+    out := out || '<section id="audit"><h2>Audit trail</h2>' || CASE WHEN (j->'audit'->>'ok')::boolean
+               THEN '<p class="ok">The hash chain verifies: ' || (j->'audit'->>'entries') || ' entries.</p>'
+               ELSE '<p class="bad">The hash chain is broken at entry ' || pdp._html(j->'audit'->>'first_bad_id') || '.</p>' END || '</section>';
+    out := out || '<section id="register"><h2>Record of processing</h2><table><tr><th>Table</th><th>Column</th><th>Category</th><th>Rule</th>'
+               || '<th>Purposes</th><th>Retention</th><th>Recipients</th><th>Protection</th></tr>';
+    FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'register') LOOP
+        out := out || '<tr><td>' || pdp._html(x->>'table_name') || '</td><td>' || pdp._html(coalesce(x->>'column_name', '—'))
+                   || '</td><td>' || pdp._html(coalesce(x->>'category', '—')) || '</td><td>' || pdp._html(coalesce(x->>'rule', '—'))
+                   || '</td><td>' || pdp._html(coalesce(x->>'purposes', '—')) || '</td><td>' || pdp._html(coalesce(x->>'retention', '—'))
+                   || '</td><td>' || pdp._html(coalesce(x->>'recipients', '—')) || '</td><td>' || pdp._html(x->>'protection') || '</td></tr>';
+    END LOOP;
+    out := out || '</table></section><section id="findings"><h2>Personal data not yet classified</h2>';
+    IF pg_catalog.jsonb_array_length(j->'unclassified_findings') = 0 THEN
+        out := out || '<p class="ok">None found.</p>';
+    ELSE
+        out := out || '<table><tr><th>Table</th><th>Column</th><th>Category</th><th>Confidence</th><th>Evidence</th></tr>';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'unclassified_findings') LOOP
+            out := out || '<tr><td>' || pdp._html(x->>'table') || '</td><td>' || pdp._html(x->>'column') || '</td><td>'
+                       || pdp._html(x->>'category') || '</td><td class="num">' || pdp._html(x->>'confidence') || '</td><td>'
+                       || pdp._html(x->>'evidence') || '</td></tr>';
+        END LOOP;
+        out := out || '</table>';
+    END IF;
+    -- Consents as horizontal bars (active, and withdrawn in the last 30 days).
+    SELECT GREATEST(1, pg_catalog.max((e->>'active')::numeric)) INTO maxv FROM pg_catalog.jsonb_array_elements(j->'consents') e;
+    bars := '';
+    y := 0;
+    FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'consents') LOOP
+        bars := bars || pg_catalog.format('<text x="0" y="%s" font-size="12">%s</text><rect x="160" y="%s" width="%s" height="14" fill="#4a7"/>'
+                                          '<text x="%s" y="%s" font-size="12">%s active, %s withdrawn (30 days)</text>',
+                    y + 12, pdp._html(x->>'purpose'), y + 1, pg_catalog.round(300 * (x->>'active')::numeric / maxv) + 1,
+                    pg_catalog.round(300 * (x->>'active')::numeric / maxv) + 166, y + 12, x->>'active', x->>'withdrawn_last_30_days');
+        y := y + 20;
+    END LOOP;
+    out := out || '</section><section id="consents"><h2>Consents</h2>'
+               || pg_catalog.format('<svg xmlns="http://www.w3.org/2000/svg" width="700" height="%s" role="img" aria-label="Consents per purpose">', y + 4)
+               || bars || '</svg></section>';
+    out := out || '<section id="retention"><h2>Retention</h2><table><tr><th>Table</th><th>Period</th><th>Action</th>'
+               || '<th>Expiring in 30 days</th><th>Expired, not purged</th></tr>';
+    FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'retention') LOOP
+        out := out || '<tr><td>' || pdp._html(x->>'table') || '</td><td>' || pdp._html(x->>'period') || '</td><td>' || pdp._html(x->>'action')
+                   || '</td><td class="num">' || coalesce(x->>'expiring_in_30_days', 'not readable') || '</td><td class="num">'
+                   || coalesce(x->>'expired_not_purged', 'not readable') || '</td></tr>';
+    END LOOP;
+    out := out || '</table><p>Last purge: ' || pdp._html(coalesce((j->'last_purge'->>'started_at') || ', ' || (j->'last_purge'->>'status')
+                                                        || ', ' || (j->'last_purge'->>'rows') || ' rows', 'none')) || '.</p></section>';
+    out := out || '<section id="open"><h2>Open matters</h2><ul>'
+               || '<li>Holds in force: ' || (j->>'holds_in_force') || '</li>'
+               || '<li>Restricted subjects: ' || (j->>'restricted_subjects') || '</li>'
+               || '<li>Overdue requests: ' || pg_catalog.jsonb_array_length(j->'overdue_requests') || '</li>'
+               || '<li>Pending rectification notices: ' || coalesce((SELECT pg_catalog.sum((e->>'count')::int)
+                      FROM pg_catalog.jsonb_array_elements(j->'pending_notices') e), 0) || '</li></ul></section></body></html>';
+    RETURN out;
+END
+$$;
+
 -- Last: re-create every protected table's policies and trigger (restrictive
 -- policies, the registry-reading trigger) and record them.
 DO $$
@@ -3151,13 +4048,14 @@ DECLARE
     rows_ jsonb;
     erased jsonb;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL THEN
         RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     doc := pg_catalog.jsonb_build_object('format', 'pdp_ext subject export', 'format_version', 1,
                                          'generated_at', pg_catalog.now(), 'subject', subject);
     SELECT e.receipt INTO erased FROM pdp.erasure e
-     WHERE e.subject_pseudonym OPERATOR(pg_catalog.=) pdp.pseudonym(subject, 'audit');
+     WHERE e.subject_pseudonym OPERATOR(pg_catalog.=) pdp._subject_pseudonym(subject);
     IF FOUND THEN
         PERFORM pdp._audit_durable('export_subject', NULL, subject, '{"erased": true}');
         RETURN doc || pg_catalog.jsonb_build_object('erasure_receipt', erased);

@@ -3,6 +3,9 @@
 -- pdp_admin        configures pdp_ext (registry, rules, purposes, retention)
 -- pdp_reidentifier may reverse reversible pseudonyms
 -- pdp_auditor      reads the audit trail and the registers
+-- pdp_pseudonymiser computes keyed tokens (pseudonyms, encryption, FPE): the
+--                  application role that pseudonymises, and readers of masked
+--                  views with keyed columns
 --
 -- Roles are cluster-wide, so they are created only if absent and are left in
 -- place by DROP EXTENSION (other databases may use them).
@@ -10,7 +13,7 @@ DO $roles$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['pdp_admin', 'pdp_reidentifier', 'pdp_auditor'] LOOP
+    FOREACH r IN ARRAY ARRAY['pdp_admin', 'pdp_reidentifier', 'pdp_auditor', 'pdp_pseudonymiser'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
             EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
         END IF;

@@ -36,6 +36,28 @@ AS $$ SELECT t IN ('bigint'::regtype, 'integer'::regtype, 'text'::regtype,
 COMMENT ON FUNCTION pdp.is_subject_type(regtype) IS
     'true for the types a subject column may have: bigint, integer, text, varchar, uuid';
 
+-- The one text form of a subject that pdp's tables hold (consents,
+-- restrictions, holds, requests, disclosures, erasure receipts, audit
+-- pseudonyms), for the types of the registered subject columns: an integer
+-- in canonical decimal ("02", " +2" are 2) when an integer column is
+-- registered, a uuid lower-case and hyphenated (any case, braces, no
+-- hyphens) when a uuid column is, anything else as given when a text column
+-- is; with nothing registered, integers and uuids are canonicalised and the
+-- rest kept.  Otherwise 22P02.  Every entry point taking a text subject
+-- calls it first (src/core/subject.c parses).
+CREATE FUNCTION pdp._canonical_subject(subject text) RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pdp_canonical_subject';
+COMMENT ON FUNCTION pdp._canonical_subject(text) IS
+    'the canonical text form of a subject for the registered subject columns'' types; 22P02 when it has none of them';
+CREATE FUNCTION pdp._canonical_subject_or_null(subject text) RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pdp_canonical_subject_or_null';
+COMMENT ON FUNCTION pdp._canonical_subject_or_null(text) IS
+    'pdp._canonical_subject, but NULL for a subject of none of the registered types (bulk entry points name the row)';
+
 -- Validates every write to pdp.subject_column, whoever makes it: the column
 -- exists and has a subject type, the writer (the role that called the
 -- registry function, pdp._caller()) owns the table, and all columns

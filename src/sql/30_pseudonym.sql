@@ -18,6 +18,14 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_pseudonym_uuid
 COMMENT ON FUNCTION pdp.pseudonym(uuid, text) IS
     'pseudonym of a uuid: the same as of its canonical text form';
 
+-- The audit trail's and the erasure receipts' pseudonym of a subject, under
+-- a key domain no SQL function takes ("audit" is refused by the functions
+-- above).  Internal: refused unless another pdp function calls it.
+CREATE FUNCTION pdp._subject_pseudonym(subject text) RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pdp_subject_pseudonym';
+COMMENT ON FUNCTION pdp._subject_pseudonym(text) IS
+    'internal: the pseudonym under which the audit trail and pdp.erasure know a subject; callable only from pdp_ext''s own functions';
+
 CREATE FUNCTION pdp.pseudo_email(email text, keep_domain boolean DEFAULT true) RETURNS text
 LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_pseudo_email';
 COMMENT ON FUNCTION pdp.pseudo_email(text, boolean) IS

@@ -245,6 +245,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'pdp.rule_kind lists the rules.';
     END IF;
+    -- A keyed rule makes the table's writers compute tokens: only a role that
+    -- may compute them itself declares one (issue 14, class 5).
+    IF rule IN ('pseudonym', 'pseudo_email', 'pseudo_phone', 'pseudo_iin', 'pseudo_name', 'pseudo_ip', 'encrypt', 'fpe_iin')
+       AND NOT pg_catalog.pg_has_role(pdp._caller(), 'pdp_pseudonymiser', 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to declare keyed column rule "%"', rule
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Keyed rules compute deterministic tokens, which whoever computes them can reverse by guessing.',
+                  HINT = 'Declare it as a member of pdp_pseudonymiser, or choose a mask.';
+    END IF;
     INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category, set_by)
     VALUES (tbl, col, 0, rule, category, pg_catalog.pg_get_userbyid(pdp._caller()))
     ON CONFLICT ON CONSTRAINT column_rule_pkey DO UPDATE

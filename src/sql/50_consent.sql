@@ -310,6 +310,7 @@ AS $$
 DECLARE
     event bigint;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL THEN
         RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -360,6 +361,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL THEN
         RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -414,6 +416,17 @@ BEGIN
     IF consents IS NULL THEN
         RAISE EXCEPTION 'consents must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- One form per subject (issue 14, class 7); a row whose subject fits no
+    -- registered subject column is named by its number.
+    SELECT u.n INTO bad FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
+     WHERE u.subject OPERATOR(pg_catalog.<>) '' AND pdp._canonical_subject_or_null(u.subject) IS NULL ORDER BY u.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import has a subject that fits no registered subject column', bad.n
+            USING ERRCODE = 'invalid_text_representation', DETAIL = 'Nothing was imported.';
+    END IF;
+    consents := ARRAY(SELECT ROW(pdp._canonical_subject_or_null(u.subject), u.purpose, u.given_at, u.policy_version, u.evidence, u.valid_until)::pdp.consent_import
+                        FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
+                       ORDER BY u.n);
     -- The first row that breaks a rule, and which rule.
     SELECT i.n, CASE
              WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN 'has no subject'
@@ -524,6 +537,7 @@ BEGIN
     IF subjects IS NULL THEN
         RAISE EXCEPTION 'subjects must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    subjects := ARRAY(SELECT pdp._canonical_subject(x) FROM pg_catalog.unnest(subjects) x);  -- issue 14, class 7
     PERFORM pdp._require_purpose(purpose);
     WITH gone AS (
         DELETE FROM pdp.consent_state s
@@ -548,6 +562,7 @@ AS $$
 DECLARE
     e record;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL THEN
         RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -584,6 +599,7 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL THEN
         RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -614,6 +630,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR reason IS NULL OR reason = '' THEN
         RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -640,6 +657,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL THEN
         RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;

@@ -32,7 +32,7 @@ COMMENT ON COLUMN pdp.audit_log.role IS 'the role that acted: the session''s SET
 COMMENT ON COLUMN pdp.audit_log.session_role IS 'the login role of the session (session_user)';
 COMMENT ON COLUMN pdp.audit_log.action IS 'what was done, e.g. grant_consent, erase_subject, reverse';
 COMMENT ON COLUMN pdp.audit_log.object IS 'what it was done to: a table, purpose, function';
-COMMENT ON COLUMN pdp.audit_log.subject_pseudonym IS 'the subject concerned, as pdp.pseudonym(subject, ''audit''), never the identifier';
+COMMENT ON COLUMN pdp.audit_log.subject_pseudonym IS 'the subject concerned, as pdp._subject_pseudonym(subject) (an internal key domain), never the identifier';
 COMMENT ON COLUMN pdp.audit_log.details IS 'further facts, with no personal values';
 SELECT pg_catalog.pg_extension_config_dump('pdp.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('pdp.audit_log_id_seq', '');

@@ -384,6 +384,7 @@ AS $$
 DECLARE
     id bigint;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR reason IS NULL OR reason = '' THEN
         RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
     END IF;

@@ -164,6 +164,7 @@ AS $$
 DECLARE
     id bigint;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL THEN
         RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -373,6 +374,7 @@ DECLARE
     d record;
     id bigint;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR kind IS NULL OR jurisdiction IS NULL OR received_at IS NULL THEN
         RAISE EXCEPTION 'subject, kind, jurisdiction and received_at must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -451,7 +453,7 @@ CREATE TABLE pdp.erasure (
     erased_at         timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE pdp.erasure IS 'erasure receipts, keyed by the subject''s pseudonym (never the identifier)';
-COMMENT ON COLUMN pdp.erasure.subject_pseudonym IS 'pdp.pseudonym(subject, ''audit'')';
+COMMENT ON COLUMN pdp.erasure.subject_pseudonym IS 'pdp._subject_pseudonym(subject), the audit trail''s pseudonym of the subject';
 COMMENT ON COLUMN pdp.erasure.receipt IS 'tables, actions, row counts, time; no personal values';
 COMMENT ON COLUMN pdp.erasure.erased_at IS 'when';
 SELECT pg_catalog.pg_extension_config_dump('pdp.erasure', '');
@@ -498,13 +500,14 @@ DECLARE
     rows_ jsonb;
     erased jsonb;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL THEN
         RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     doc := pg_catalog.jsonb_build_object('format', 'pdp_ext subject export', 'format_version', 1,
                                          'generated_at', pg_catalog.now(), 'subject', subject);
     SELECT e.receipt INTO erased FROM pdp.erasure e
-     WHERE e.subject_pseudonym OPERATOR(pg_catalog.=) pdp.pseudonym(subject, 'audit');
+     WHERE e.subject_pseudonym OPERATOR(pg_catalog.=) pdp._subject_pseudonym(subject);
     IF FOUND THEN
         PERFORM pdp._audit_durable('export_subject', NULL, subject, '{"erased": true}');
         RETURN doc || pg_catalog.jsonb_build_object('erasure_receipt', erased);
@@ -575,6 +578,7 @@ DECLARE
     withdrawn integer := 0;
     receipt jsonb;
 BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR reason IS NULL OR reason = '' THEN
         RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -642,10 +646,10 @@ BEGIN
     PERFORM pdp._set_erasing(false);
     -- Tables, counts and time: the free-text reason stays out of the receipt,
     -- which must hold no personal value.
-    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp.pseudonym(subject, 'audit'),
+    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp._subject_pseudonym(subject),
                                              'erased_at', pg_catalog.now(),
                                              'tables', tables, 'consents_withdrawn', withdrawn);
-    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp.pseudonym(subject, 'audit'), receipt)
+    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp._subject_pseudonym(subject), receipt)
     ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
     PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'consents_withdrawn', withdrawn));
     RETURN receipt;

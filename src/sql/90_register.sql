@@ -124,6 +124,7 @@ BEGIN
     END IF;
     FOR t IN SELECT c.oid::regclass AS rel, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
               WHERE n.nspname OPERATOR(pg_catalog.=) schema_name AND c.relkind IN ('r', 'p')
+                AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')
                 AND pg_catalog.has_table_privilege(c.oid, 'SELECT') ORDER BY c.relname LOOP
         -- A sample, never the whole table: a share of its pages, at most sample_rows rows.
         pct := CASE WHEN t.reltuples <= 0 OR t.reltuples < sample_rows * 10 THEN 100
@@ -219,6 +220,30 @@ $$;
 COMMENT ON FUNCTION pdp._expiry_counts(regclass) IS
     'rows of an anchor-retained table expiring within 30 days and already expired, counted as the table''s owner';
 
+-- The report's facts from pdp's own tables that not every reader of the
+-- report may select (consents, restrictions, the registry): counts only,
+-- no subject, read as the extension's owner.  Whatever lives in users'
+-- tables is read by pdp._report_json with the caller's rights.
+CREATE FUNCTION pdp._report_counts() RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT pg_catalog.jsonb_build_object(
+    'schemas', coalesce((SELECT pg_catalog.jsonb_agg(DISTINCT n.nspname ORDER BY n.nspname)
+                           FROM pdp.subject_column s JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
+                           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace), '[]'),
+    'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'purpose', pu.purpose, 'legal_basis', pu.legal_basis, 'requires_consent', pu.requires_consent,
+                    'active', (SELECT pg_catalog.count(*) FROM pdp.consent_state s WHERE s.purpose OPERATOR(pg_catalog.=) pu.purpose
+                                 AND (s.valid_until IS NULL OR s.valid_until OPERATOR(pg_catalog.>) pg_catalog.now())),
+                    'withdrawn_last_30_days', (SELECT pg_catalog.count(*) FROM pdp.consent_event e
+                                 WHERE e.purpose OPERATOR(pg_catalog.=) pu.purpose AND e.action OPERATOR(pg_catalog.=) 'withdraw'
+                                   AND e.at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '30 days'))) ORDER BY pu.purpose)
+                    FROM pdp.purpose pu), '[]'),
+    'restricted_subjects', (SELECT pg_catalog.count(*) FROM pdp.restriction)) $$;
+COMMENT ON FUNCTION pdp._report_counts() IS
+    'the compliance report''s counts from pdp''s own tables (consents, restrictions, registered schemas), for every role that reads the report';
+
 CREATE FUNCTION pdp._report_json() RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -231,9 +256,9 @@ DECLARE
     p record;
     soon bigint;
     overdue bigint;
+    counts jsonb := pdp._report_counts();
 BEGIN
-    FOR sch IN SELECT DISTINCT n.nspname FROM pdp.subject_column s JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
-                 JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY 1 LOOP
+    FOR sch IN SELECT x FROM pg_catalog.jsonb_array_elements_text(counts->'schemas') x LOOP
         findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                         'table', d.table_name::text, 'column', d.column_name, 'category', d.category,
                         'confidence', pg_catalog.round(d.confidence::numeric, 2), 'evidence', d.evidence))
@@ -259,19 +284,12 @@ BEGIN
         'register', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.table_name::text, x.column_name)
                                 FROM pdp.processing_register x), '[]'),
         'unclassified_findings', findings,
-        'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                        'purpose', pu.purpose, 'legal_basis', pu.legal_basis, 'requires_consent', pu.requires_consent,
-                        'active', (SELECT pg_catalog.count(*) FROM pdp.consent_state s WHERE s.purpose OPERATOR(pg_catalog.=) pu.purpose
-                                     AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now())),
-                        'withdrawn_last_30_days', (SELECT pg_catalog.count(*) FROM pdp.consent_event e
-                                     WHERE e.purpose OPERATOR(pg_catalog.=) pu.purpose AND e.action = 'withdraw'
-                                       AND e.at > pg_catalog.now() - interval '30 days')) ORDER BY pu.purpose)
-                        FROM pdp.purpose pu), '[]'),
+        'consents', counts->'consents',
         'retention', retention,
         'last_purge', (SELECT pg_catalog.jsonb_build_object('started_at', l.started_at, 'status', l.status, 'rows', l.total_rows)
                          FROM pdp.purge_run l WHERE NOT l.dry_run ORDER BY l.id DESC LIMIT 1),
         'holds_in_force', (SELECT pg_catalog.count(*) FROM pdp.holds h WHERE h.in_force),
-        'restricted_subjects', (SELECT pg_catalog.count(*) FROM pdp.restriction),
+        'restricted_subjects', counts->'restricted_subjects',
         'overdue_requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', o.id, 'kind', o.kind,
                                 'jurisdiction', o.jurisdiction, 'due_at', o.due_at) ORDER BY o.due_at) FROM pdp.overdue_requests o), '[]'),
         'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)
@@ -332,7 +350,8 @@ BEGIN
         out := out || E'\n## Retention\n\n| table | period | action | expiring in 30 days | expired, not purged |\n|---|---|---|---:|---:|\n';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'retention') LOOP
             out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'), pdp._md(x->>'period'), pdp._md(x->>'action'),
-                                            pdp._md(x->>'expiring_in_30_days'), pdp._md(x->>'expired_not_purged'));
+                                            pdp._md(coalesce(x->>'expiring_in_30_days', 'not readable')),
+                                            pdp._md(coalesce(x->>'expired_not_purged', 'not readable')));
         END LOOP;
         out := out || E'\nLast purge: ' || coalesce(pdp._md(j->'last_purge'->>'started_at') || ', ' || pdp._md(j->'last_purge'->>'status') || ', '
                                                     || pdp._md(j->'last_purge'->>'rows') || ' rows', 'none') || E'.\n';
@@ -394,8 +413,8 @@ BEGIN
                || '<th>Expiring in 30 days</th><th>Expired, not purged</th></tr>';
     FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'retention') LOOP
         out := out || '<tr><td>' || pdp._html(x->>'table') || '</td><td>' || pdp._html(x->>'period') || '</td><td>' || pdp._html(x->>'action')
-                   || '</td><td class="num">' || coalesce(x->>'expiring_in_30_days', '0') || '</td><td class="num">'
-                   || coalesce(x->>'expired_not_purged', '0') || '</td></tr>';
+                   || '</td><td class="num">' || coalesce(x->>'expiring_in_30_days', 'not readable') || '</td><td class="num">'
+                   || coalesce(x->>'expired_not_purged', 'not readable') || '</td></tr>';
     END LOOP;
     out := out || '</table><p>Last purge: ' || pdp._html(coalesce((j->'last_purge'->>'started_at') || ', ' || (j->'last_purge'->>'status')
                                                         || ', ' || (j->'last_purge'->>'rows') || ' rows', 'none')) || '.</p></section>';

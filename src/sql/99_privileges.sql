@@ -16,18 +16,33 @@ GRANT EXECUTE ON FUNCTION pdp.unregister_table(regclass, name) TO pdp_admin;
 GRANT SELECT ON pdp.registered_tables TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp.key_status() TO pdp_admin, pdp_auditor;
 
--- Pseudonymisation: applications, triggers and masked views call these as the
--- querying role.  Reversal is for pdp_reidentifier only.
+-- Issue 14, classes 4 and 5 (internals, keyed functions) ------------------
+-- Keyed functions compute deterministic tokens: whoever may call them can
+-- reverse a token by computing the tokens of guessed inputs (every IIN of a
+-- birth date, a list of e-mail addresses).  They are for pdp_pseudonymiser,
+-- the application's pseudonymising role, not PUBLIC.  The on-write trigger
+-- calls them without an EXECUTE check (it runs for every writer of a table
+-- its owner configured); a masked view's readers need pdp_pseudonymiser for
+-- its keyed columns, as PostgreSQL checks functions in a view against the
+-- querying role.  Masks, generalisation and validators hold no key: PUBLIC.
 GRANT EXECUTE ON FUNCTION
     pdp.pseudonym(text, text), pdp.pseudonym(bigint, text), pdp.pseudonym(uuid, text),
     pdp.pseudo_email(text, boolean), pdp.pseudo_phone(text), pdp.pseudo_iin(text, boolean),
     pdp.pseudo_name(text), pdp.pseudo_ip(inet),
-    pdp.encrypt(text, text), pdp.fpe_encrypt(text, text, integer, integer), pdp.fpe_iin(text, integer),
+    pdp.encrypt(text, text), pdp.fpe_encrypt(text, text, integer, integer), pdp.fpe_iin(text, integer)
+TO pdp_pseudonymiser;
+GRANT EXECUTE ON FUNCTION
     pdp.mask(text, integer, integer, text), pdp.mask_email(text), pdp.mask_phone(text), pdp.mask_card(text),
     pdp.generalize_date(date, text), pdp.age_band(text, integer),
     pdp.iin_is_valid(text), pdp.bin_is_valid(text), pdp.iin_birth_date(text), pdp.iin_sex(text),
     pdp.luhn_is_valid(text)
 TO PUBLIC;
+-- Internal helpers: pdp._subject_pseudonym is granted to no role (its
+-- callers are SECURITY DEFINER).  pdp._audit is granted below to the roles
+-- whose functions run as their caller and write audit entries, and refuses
+-- every call that does not come from another pdp function (src/pdp_ext.c,
+-- pdp_require_pdp_caller), so no role can write an entry of its own.
+-- ---------------------------------------------------------------------------
 GRANT EXECUTE ON FUNCTION
     pdp.decrypt(text), pdp.fpe_decrypt(text, text, integer, integer), pdp.fpe_iin_decrypt(text, integer)
 TO pdp_reidentifier;
@@ -158,3 +173,21 @@ GRANT EXECUTE ON FUNCTION pdp._apply_progress(regclass, text, name[], text[], bi
                           pdp._purge_batch(regclass, text, integer, timestamptz, boolean)
 TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._expiry_counts(regclass), pdp._sample_column(regclass, name, float8, integer) TO pdp_admin, pdp_auditor;
+
+-- Issue 14, class 7 (canonical subjects) ------------------------------------
+-- The canonicaliser reads only which types the registered subject columns
+-- have; the roles that enter subjects may ask it what a subject becomes.
+GRANT EXECUTE ON FUNCTION pdp._canonical_subject(text) TO pdp_admin, pdp_auditor;
+-- pdp._canonical_subject_or_null: for pdp._import_consents (SECURITY DEFINER) only.
+-- ---------------------------------------------------------------------------
+
+-- Issue 14, class 13 (roles that cannot do their job) -----------------------
+-- PostgreSQL clones a partitioned table's row triggers onto every partition
+-- created or attached, and checks EXECUTE on their functions for whoever
+-- runs that DDL: a table owner outside pdp_admin must be able to extend a
+-- protected table.  pdp._refuse_restricted only ever refuses updates and
+-- deletes of restricted learners' rows, so it is safe for any table.
+GRANT EXECUTE ON FUNCTION pdp._refuse_restricted() TO PUBLIC;
+-- The report's counts from pdp's tables, for both roles that read the report.
+GRANT EXECUTE ON FUNCTION pdp._report_counts() TO pdp_admin, pdp_auditor;
+-- ---------------------------------------------------------------------------

@@ -86,6 +86,24 @@ my @templates = (
 	['SELECT count(*) FROM pdp.purge_expired(%s)', 'n'], ['SELECT pdp._expiry_counts(%s)', 'n'],
 	[q{SELECT pdp._sample_column('t1', %s, 100, 10)}, 'n'], [q{SELECT pdp._sample_column(%s, 'email', 100, 10)}, 'n'],
 	[q{SELECT pdp._sample_column('t1', 'email', %s, 10)}, 'n'],
+	# Issue 14, classes 4, 5, 7 and 13: internals, reserved key domains,
+	# canonical subjects (t1's bigint subjects make most of these 22P02),
+	# the bulk consent entry points and the report's discovery.  The bigint
+	# and uuid overloads get no markers: PostgreSQL's own input functions
+	# quote what they cannot parse, before any pdp code runs.
+	['SELECT pdp._canonical_subject(%s) IS NULL', 'v'], ['SELECT pdp._subject_pseudonym(%s) IS NULL', 'v'],
+	['SELECT pdp._canonical_subject_or_null(%s) IS NULL', 'v'], [q{SELECT pdp._report_counts() IS NULL AND %s IS NULL}, 'n'],
+	[q{SELECT pdp._audit('matrix', NULL, %s)}, 'v'], [q{SELECT pdp._audit(%s, NULL, '1')}, 'n'],
+	[q{SELECT pdp.pseudonym(%s, 'audit') IS NULL}, 'v'], [q{SELECT pdp.encrypt(%s, 'erasure') IS NULL}, 'v'],
+	[q{SELECT pdp.fpe_encrypt(%s, 'pdp.x') IS NULL}, 'v'], [q{SELECT pdp.pseudonym(1::bigint, %s) IS NULL}, 'n'],
+	[q{SELECT pdp.withdraw_consents(ARRAY[%s]::text[], 'p1') >= 0}, 'v'],
+	[q{SELECT pdp.import_consents(ARRAY[ROW(%s, 'p1', now() - interval '1 day', NULL, NULL, NULL)::pdp.consent_import]) >= 0}, 'v'],
+	[q{SELECT pdp.has_consent(%s::text, 'p1', now() - interval '1 hour')}, 'v'],
+	[q{SELECT pdp.place_hold(%s::text, 'r', now() + interval '1 day') > 0}, 'v'],
+	['SELECT pdp.export_subject(%s::uuid) IS NULL', 'n'], [q{SELECT pdp.erase_subject(%s::bigint, 'r') IS NULL}, 'n'],
+	[q{SELECT pdp.restrict_subject(%s::uuid, 'r')}, 'n'], ['SELECT pdp.lift_restriction(%s::bigint)', 'n'],
+	[q{SELECT pdp.record_disclosure(%s::bigint, 'rec', 'p1', '{x}') > 0}, 'n'],
+	[q{SELECT pdp.open_request(%s::uuid, 'access') > 0}, 'n'],
 );
 
 my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";

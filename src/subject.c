@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ * subject.c
+ *	  pdp._canonical_subject: the one text form of a subject that pdp's
+ *	  tables hold and its visibility check compares (src/core/subject.c
+ *	  parses; this file asks the registry which forms apply).
+ *-------------------------------------------------------------------------
+ */
+#include "pdp_ext.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "subject.h"
+
+PG_FUNCTION_INFO_V1(pdp_canonical_subject);
+PG_FUNCTION_INFO_V1(pdp_canonical_subject_or_null);
+
+/*
+ * The kinds of the registered subject columns, as a PDP_SUBJECT_* mask.
+ * Read once per statement and command: a registration in between bumps the
+ * command counter (has_consent runs once per row of a scan).
+ */
+static int
+subject_kinds(void)
+{
+	static SPIPlanPtr plan = NULL;
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static CommandId cached_cid = InvalidCommandId;
+	static TimestampTz cached_stmt = 0;
+	static int	cached_kinds = 0;
+	LocalTransactionId lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+	CommandId	cid = GetCurrentCommandId(false);
+	TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	int			kinds = 0;
+
+	if (lxid != InvalidLocalTransactionId && lxid == cached_lxid && cid == cached_cid && stmt == cached_stmt)
+		return cached_kinds;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT DISTINCT a.atttypid FROM pdp.subject_column s "
+									"JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl "
+									"AND a.attnum OPERATOR(pg_catalog.=) s.attnum",
+									0, NULL);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the subject type lookup");
+		plan = p;
+	}
+	if (SPI_execute_plan(plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the registered subject columns");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			typ = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (typ == INT2OID || typ == INT4OID || typ == INT8OID)
+			kinds |= PDP_SUBJECT_INT;
+		else if (typ == UUIDOID)
+			kinds |= PDP_SUBJECT_UUID;
+		else
+			kinds |= PDP_SUBJECT_TEXT;
+	}
+	SPI_finish();
+	cached_lxid = lxid;
+	cached_cid = cid;
+	cached_stmt = stmt;
+	cached_kinds = kinds;
+	return kinds;
+}
+
+/*
+ * pdp._canonical_subject(subject text) RETURNS text
+ *
+ * The subject's canonical form for the registered subject columns (see
+ * src/core/subject.h), or 22P02 when it is none of the registered kinds.
+ * The message never contains the subject.
+ */
+Datum
+pdp_canonical_subject(PG_FUNCTION_ARGS)
+{
+	text	   *subject = PG_GETARG_TEXT_PP(0);
+	int			kinds = subject_kinds();
+	char		out[PDP_SUBJECT_CANON_MAX];
+
+	switch (pdp_subject_canonical(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), kinds, out))
+	{
+		case PDP_SUBJECT_CANONICAL:
+			PG_RETURN_TEXT_P(cstring_to_text(out));
+		case PDP_SUBJECT_AS_GIVEN:
+			PG_RETURN_TEXT_P(subject);
+		case PDP_SUBJECT_MALFORMED:
+			break;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid subject for the registered subject columns"),
+			 errdetail("%s",
+					   (kinds & PDP_SUBJECT_INT) && (kinds & PDP_SUBJECT_UUID) ?
+					   "Registered subject columns hold integers and uuids; a subject must be one of them." :
+					   (kinds & PDP_SUBJECT_INT) ?
+					   "Registered subject columns hold integers; a subject must be an integer." :
+					   "Registered subject columns hold uuids; a subject must be a uuid."),
+			 errhint("Give the subject as a registered column holds it."),
+			 errhidestmt(true)));
+	PG_RETURN_NULL();			/* keep compiler quiet */
+}
+
+/*
+ * pdp._canonical_subject_or_null(subject text) RETURNS text
+ * The same, NULL for a subject of none of the registered kinds: bulk entry
+ * points name the failing row instead of failing on it.
+ */
+Datum
+pdp_canonical_subject_or_null(PG_FUNCTION_ARGS)
+{
+	text	   *subject = PG_GETARG_TEXT_PP(0);
+	char		out[PDP_SUBJECT_CANON_MAX];
+
+	switch (pdp_subject_canonical(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), subject_kinds(), out))
+	{
+		case PDP_SUBJECT_CANONICAL:
+			PG_RETURN_TEXT_P(cstring_to_text(out));
+		case PDP_SUBJECT_AS_GIVEN:
+			PG_RETURN_TEXT_P(subject);
+		case PDP_SUBJECT_MALFORMED:
+			break;
+	}
+	PG_RETURN_NULL();
+}
