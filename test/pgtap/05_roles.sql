@@ -112,7 +112,8 @@ SELECT throws_ok($$SELECT count(*) FROM pdp.consent_state$$, '42501', NULL, 'no 
 SET ROLE tap_dba;
 SELECT lives_ok($$SELECT pdp.report('html')$$, 'job: a DBA without access to a retained table''s schema renders the report');
 SELECT is((SELECT r->>'expired_not_purged' FROM jsonb_array_elements(pdp._report_json()->'retention') r
-            WHERE r->>'table' = 'tap_own.events'), NULL, 'no more: the report counts no row of a table the DBA may not read');
+            WHERE r->>'table' = 'tap_own.events') IS NOT NULL, true,
+          'job: the report counts expired rows of a table the DBA may not read (counted as its owner, a number only)');
 SELECT throws_ok($$SELECT count(*) FROM tap_own.events$$, '42501', NULL, 'no more: the DBA reads the owner''s rows');
 RESET ROLE;
 
