@@ -97,7 +97,10 @@ my ($rc, $stdout, $stderr) = $bare->psql('postgres', "\\set VERBOSITY verbose\nS
 like($stderr, qr/ERROR:\s+55000: could not record the audit entry/, 'not preloaded: a reversal fails with 55000');
 unlike($stdout, qr/secret/, 'and returns nothing');
 ($rc, $stdout, $stderr) = $bare->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.export_subject(43)");
-like($stderr, qr/ERROR:\s+55000: could not record the audit entry/, 'not preloaded: an export fails with 55000');
+# (Without preloading, the guard of pdp's internal helpers may refuse first,
+# 42501, in a session's first call: closed either way.)
+like($stderr, qr/ERROR:\s+(?:55000: could not record the audit entry|42501: permission denied)/,
+	'not preloaded: an export fails closed (55000, or 42501 from the internal-helper guard)');
 is($stdout, '', 'and returns nothing');
 $bare->stop;
 
