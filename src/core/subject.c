@@ -4,6 +4,7 @@
  *-------------------------------------------------------------------------
  */
 #include "subject.h"
+#include "subjectset.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -44,19 +45,7 @@ pdp_subject_parse_int(const char *s, size_t len, int64_t *out)
 		acc = acc * 10 + d;
 	}
 	/* 19 digits fit in a uint64; now the int64 range. */
-	if (neg)
-	{
-		if (acc > (uint64_t) INT64_MAX + 1)
-			return false;
-		*out = acc == (uint64_t) INT64_MAX + 1 ? INT64_MIN : -(int64_t) acc;
-	}
-	else
-	{
-		if (acc > (uint64_t) INT64_MAX)
-			return false;
-		*out = (int64_t) acc;
-	}
-	return true;
+	return pdp_int64_from_magnitude(acc, neg, out);
 }
 
 static int

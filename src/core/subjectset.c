@@ -37,6 +37,12 @@ pdp_parse_canonical_int64(const char *s, size_t len, int64_t *out)
 		acc = acc * 10 + d;
 	}
 	/* 19 digits fit in a uint64; now the int64 range. */
+	return pdp_int64_from_magnitude(acc, neg, out);
+}
+
+bool
+pdp_int64_from_magnitude(uint64_t acc, bool neg, int64_t *out)
+{
 	if (neg)
 	{
 		if (acc > (uint64_t) INT64_MAX + 1)

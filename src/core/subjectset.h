@@ -24,6 +24,12 @@
  */
 extern bool pdp_parse_canonical_int64(const char *s, size_t len, int64_t *out);
 
+/*
+ * The int64 whose magnitude is acc and sign neg, into *out; false when it is
+ * out of range.  (The last step of both integer parsers.)
+ */
+extern bool pdp_int64_from_magnitude(uint64_t acc, bool neg, int64_t *out);
+
 typedef struct pdp_int_set
 {
 	size_t		n;				/* number of ids */
