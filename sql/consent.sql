@@ -278,6 +278,19 @@ SELECT count(*) AS mixed_probed FROM "LMS App".mixed;
 RESET pdp.visibility_memory;
 RESET pdp.purpose;
 RESET ROLE;
+-- Another spelling of an integer subject ('000012') names the same learner:
+-- restricting 12 hides that row, on the probed path and from a set.
+SELECT pdp.restrict_subject('000012', 'spelling test');
+SET ROLE regress_analyst;
+SET pdp.purpose = 'analytics';
+SELECT count(*) AS spelled_restricted_from_set FROM "LMS App".mixed WHERE id IN (12, 15);
+SELECT count(*) AS mixed_without_12 FROM "LMS App".mixed;
+SET pdp.visibility_memory = 0;
+SELECT count(*) AS spelled_restricted_probed FROM "LMS App".mixed WHERE id IN (12, 15);
+RESET pdp.visibility_memory;
+RESET pdp.purpose;
+RESET ROLE;
+SELECT pdp.lift_restriction(12::bigint);
 
 DROP SCHEMA "LMS App" CASCADE;
 DROP ROLE regress_app, regress_analyst, regress_clerk, regress_owner;

@@ -73,6 +73,7 @@
 #include "utils/uuid.h"
 
 #include "pdp_crypto.h"
+#include "subject.h"
 #include "subjectset.h"
 
 PG_FUNCTION_INFO_V1(pdp_visible_int8);
@@ -360,7 +361,7 @@ count_subject(void *arg, const char *s, size_t len)
 	SetCount   *c = (SetCount *) arg;
 	int64_t		id;
 
-	if (pdp_parse_canonical_int64(s, len, &id))
+	if (pdp_subject_parse_int(s, len, &id))
 	{
 		if (c->nids == 0 || id < c->min)
 			c->min = id;
@@ -388,7 +389,7 @@ fill_subject(void *arg, const char *s, size_t len)
 	SetFill    *f = (SetFill *) arg;
 	int64_t		id;
 
-	if (pdp_parse_canonical_int64(s, len, &id))
+	if (pdp_subject_parse_int(s, len, &id))
 	{
 		if (f->bits)
 		{
@@ -442,7 +443,7 @@ grow_subject(void *arg, const char *s, size_t len)
 
 	if (g->abandoned)
 		return;
-	if (pdp_parse_canonical_int64(s, len, &id))
+	if (pdp_subject_parse_int(s, len, &id))
 	{
 		if (g->bits == NULL || id < g->base || (uint64) (id - g->base) >= (uint64) g->nbytes * 8)
 		{
@@ -539,6 +540,12 @@ build_set(VisSet *set, Oid relid, AttrNumber subject_att, AttrNumber purpose_att
 	Size		array_bytes;
 	Size		text_bytes;
 	bool		use_bitmap;
+
+	/* A build that an error interrupted left its memory: start clean. */
+	MemoryContextReset(set->cxt);
+	set->texts = NULL;
+	set->bytes = 0;
+	memset(&set->ints, 0, sizeof(set->ints));
 
 	memset(&ss, 0, sizeof(ss));
 	ss.rel = table_open(relid, AccessShareLock);
@@ -662,12 +669,35 @@ set_contains(const VisSet *set, const char *s, size_t len, bool have_id, int64 i
 	int64_t		v;
 	SubjectKey	key;
 
-	if (have_id || pdp_parse_canonical_int64(s, len, &v))
+	if (have_id || pdp_subject_parse_int(s, len, &v))
 		return pdp_int_set_contains(&set->ints, have_id ? id : v);
 	if (set->texts == NULL)
 		return false;
 	subject_key(s, len, &key);
 	return hash_search(set->texts, &key, HASH_FIND, NULL) != NULL;
+}
+
+/*
+ * A text subject that is an integer in another spelling ('007', ' 7') names
+ * the same learner as its canonical decimal, which is how pdp's entry points
+ * store it (pdp._canonical_subject): that spelling, palloc'd, or NULL when
+ * there is none.  Sets take every spelling in as the integer.
+ */
+static char *
+other_spelling(const char *s, size_t len)
+{
+	int64_t		v;
+	char	   *c;
+
+	if (s == NULL || !pdp_subject_parse_int(s, len, &v))
+		return NULL;
+	c = psprintf(INT64_FORMAT, (int64) v);
+	if (strlen(c) == len && memcmp(c, s, len) == 0)
+	{
+		pfree(c);
+		return NULL;
+	}
+	return c;
 }
 
 /* Does the subject consent to the declared purpose (under the active snapshot)? */
@@ -696,6 +726,12 @@ subject_consents(const char *s, size_t len, bool have_id, int64 id)
 	found = key_probe(relid, pdp_relation_oid("consent_state_pkey"), cstr, vis.purpose,
 					  vis.snap, get_attnum(relid, "valid_until"));
 	pfree(cstr);
+	if (!found && (cstr = other_spelling(s, len)) != NULL)
+	{
+		found = key_probe(relid, pdp_relation_oid("consent_state_pkey"), cstr, vis.purpose,
+						  vis.snap, get_attnum(relid, "valid_until"));
+		pfree(cstr);
+	}
 	return found;
 }
 
@@ -723,6 +759,11 @@ subject_restricted(const char *s, size_t len, bool have_id, int64 id)
 	cstr = s ? pnstrdup(s, len) : psprintf(INT64_FORMAT, id);
 	found = text_key_exists(relid, pdp_relation_oid("restriction_pkey"), cstr, vis.snap);
 	pfree(cstr);
+	if (!found && (cstr = other_spelling(s, len)) != NULL)
+	{
+		found = text_key_exists(relid, pdp_relation_oid("restriction_pkey"), cstr, vis.snap);
+		pfree(cstr);
+	}
 	return found;
 }
 
