@@ -8,7 +8,10 @@
 # Everything below the "PGXS" line is an ordinary extension build.
 
 EXTENSION    = pdp_ext
-EXTVERSION   = 0.3
+EXTVERSION   = 0.4
+# The release before this one: its update script to EXTVERSION is assembled
+# from versions/$(PREVVERSION)--$(EXTVERSION)/*.sql, one part per topic.
+PREVVERSION  = 0.3
 MODULE_big   = pdp_ext
 
 # Engine code (no PostgreSQL headers) lives in src/core; glue in src/.
@@ -18,7 +21,8 @@ OBJS         = $(GLUE_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
 
 # The install script is assembled from one SQL file per capability, in order.
 SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
-DATA_built   = $(EXTENSION)--$(EXTVERSION).sql
+UPDATE_PARTS = $(sort $(wildcard versions/$(PREVVERSION)--$(EXTVERSION)/*.sql))
+DATA_built   = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(PREVVERSION)--$(EXTVERSION).sql
 # Released versions' scripts and the update scripts between them, so that
 # ALTER EXTENSION ... UPDATE works (and is tested) from every release.
 DATA         = $(wildcard versions/$(EXTENSION)--*.sql)
@@ -45,10 +49,15 @@ all:
 	@exit 1
 endif
 
-$(DATA_built): $(SQL_PARTS)
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
 	@{ echo "-- pdp_ext $(EXTVERSION): generated from src/sql/*.sql; edit those, not this file"; \
 	   printf '%s\n' '\echo Use "CREATE EXTENSION pdp_ext" to load this file. \quit'; \
 	   for f in $(SQL_PARTS); do echo; echo "-- ===== $$f ====="; cat $$f; done; } > $@
+
+$(EXTENSION)--$(PREVVERSION)--$(EXTVERSION).sql: $(UPDATE_PARTS)
+	@{ echo "-- pdp_ext $(PREVVERSION) -> $(EXTVERSION): generated from versions/$(PREVVERSION)--$(EXTVERSION)/*.sql; edit those"; \
+	   printf '%s\n' '\echo Use "ALTER EXTENSION pdp_ext UPDATE TO '"'"'$(EXTVERSION)'"'"'" to load this file. \quit'; \
+	   for f in $(UPDATE_PARTS); do echo; echo "-- ===== $$f ====="; cat $$f; done; } > $@
 
 # Plain-C unit tests of src/core, run as TAP programs.
 UNIT_TESTS = $(patsubst %.c,%.t,$(wildcard test/unit/test_*.c))

@@ -1,0 +1,6 @@
+-- pdp_ext 0.3 -> 0.4, one part per topic, assembled in name order by the
+-- Makefile.  Every change here is also made in src/sql/*.sql (the 0.4 install
+-- script); test/tap/010_upgrade.pl checks that an updated 0.3 (and 0.2, 0.1)
+-- and a fresh 0.4 have the same catalog entries.  A function whose body changed
+-- is re-created here with CREATE OR REPLACE; tools/regen-update-script.py
+-- copies the current bodies from src/sql into every part.
