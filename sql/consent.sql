@@ -133,7 +133,7 @@ SELECT pdp.restrict_subject(1, '');
 SET ROLE regress_app;
 SET pdp.purpose = 'courses';
 SELECT "User Id" FROM "LMS App"."Learner ""Profiles""" ORDER BY 1;
-UPDATE "LMS App"."Learner ""Profiles""" SET city = 'Shymkent' WHERE "User Id" = 1;   -- hidden: 0 rows
+UPDATE "LMS App"."Learner ""Profiles""" SET city = 'Shymkent' WHERE "User Id" = 1;   -- refused, not 0 rows
 RESET ROLE;
 -- Under an exempt purpose the rows show, but still cannot be changed; nor by the owner.
 SELECT pdp.allow_purpose('regress_app', 'legal claims');

@@ -44,10 +44,12 @@
 #include "catalog/pg_collation.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "storage/sinval.h"
 #include "utils/acl.h"
+#include "utils/json.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -71,6 +73,7 @@ typedef struct PurposeState
 	bool		allowed;		/* userid may declare it */
 	bool		requires_consent;
 	bool		restriction_exempt;
+	bool		maintenance;	/* a maintenance purpose: sees and changes every row, audited */
 } PurposeState;
 
 static PurposeState purpose_state;
@@ -188,6 +191,8 @@ read_purpose(const char *name, Oid userid, PurposeState *out)
 					out->requires_consent = DatumGetBool(d);
 				else if (strcmp(att, "restriction_exempt") == 0)
 					out->restriction_exempt = DatumGetBool(d);
+				else if (strcmp(att, "maintenance") == 0)
+					out->maintenance = DatumGetBool(d);
 			}
 		}
 		ExecDropSingleTupleTableSlot(slot);
@@ -381,7 +386,52 @@ declared_purpose_flags(bool notice)
 		flags |= PURPOSE_NEEDS_CONSENT;
 	if (ps->restriction_exempt)
 		flags |= PURPOSE_EXEMPT;
+	if (ps->maintenance)
+		flags |= PURPOSE_MAINTENANCE;
 	return flags;
+}
+
+/*
+ * A maintenance purpose (pdp.define_maintenance_purpose) lets the role that
+ * may declare it see and change every row of protected tables, restricted
+ * subjects' included: for migrations, upgrades and an application's own
+ * cron.  Its use is recorded in the audit trail, durably (it stays there if
+ * the transaction rolls back), once per session for each role and
+ * maintenance purpose, before the first query that runs under it; if the
+ * entry cannot be recorded, the query fails.  Called before each query is
+ * run (target.c); a superuser, whom row-level security does not restrict,
+ * and pdp's own statements are not recorded.
+ */
+static Oid	maintenance_recorded_user = InvalidOid;
+static char maintenance_recorded_purpose[NAMEDATALEN];
+
+void
+pdp_audit_maintenance_use(void)
+{
+	const PurposeState *ps;
+	Oid			userid;
+	StringInfoData details;
+
+	if (pdp_purpose == NULL || pdp_purpose[0] == '\0' || IsParallelWorker() ||
+		!IsTransactionState() || OidIsValid(pdp_owner_statement_relid) ||
+		strlen(pdp_purpose) >= NAMEDATALEN || purpose_from_earlier_transaction())
+		return;
+	userid = GetUserId();
+	if (userid == maintenance_recorded_user && strcmp(maintenance_recorded_purpose, pdp_purpose) == 0)
+		return;
+	ps = lookup_purpose(pdp_purpose, userid);
+	if (ps == NULL || !ps->defined || !ps->allowed || !ps->maintenance || superuser_arg(userid))
+		return;
+	initStringInfo(&details);
+	appendStringInfoString(&details, "{\"role\": ");
+	escape_json(&details, GetUserNameFromId(userid, false));
+	appendStringInfoString(&details, ", \"session_user\": ");
+	escape_json(&details, GetUserNameFromId(GetSessionUserId(), false));
+	appendStringInfoChar(&details, '}');
+	pdp_audit_durable("maintenance_purpose", pdp_purpose, NULL, details.data);
+	pfree(details.data);
+	maintenance_recorded_user = userid;
+	strlcpy(maintenance_recorded_purpose, pdp_purpose, NAMEDATALEN);
 }
 
 /*

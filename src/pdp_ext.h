@@ -57,10 +57,16 @@ extern int64 pdp_audit_durable(const char *action, const char *object,
 #define PURPOSE_VISIBLE		1	/* a purpose the role may declare is declared */
 #define PURPOSE_NEEDS_CONSENT 2
 #define PURPOSE_EXEMPT		4	/* restricted subjects stay visible */
+#define PURPOSE_MAINTENANCE	8	/* restricted subjects' rows may be changed; use is audited */
 extern bool pdp_check_purpose(char **newval, void **extra, GucSource source);
 extern void pdp_assign_purpose(const char *newval, void *extra);
 extern int	pdp_statement_flags(bool notice);
 extern Oid	pdp_relation_oid(const char *name);
+extern void pdp_audit_maintenance_use(void);
+
+/* The running query (target.c) */
+extern void pdp_target_init(void);
+extern bool pdp_row_test_on_write_target(FunctionCallInfo fcinfo);
 
 /* Log hiding (pdp_ext.c): hot functions left out of the fmgr hook note themselves. */
 extern void pdp_note_pdp_ran(void);

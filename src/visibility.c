@@ -768,8 +768,14 @@ subject_restricted(const char *s, size_t len, bool have_id, int64 id)
 }
 
 /* The row test for one subject: its integer value (have_id), or its text form. */
+/*
+ * A restricted subject's row is hidden, except from the scan of the running
+ * UPDATE's or DELETE's own target relation (target.c): there it is let
+ * through so that pdp's restricted-row trigger refuses the change with an
+ * error instead of the statement silently changing nothing.
+ */
 static bool
-subject_visible(int flags, const char *s, size_t len, bool have_id, int64 id)
+subject_visible(FunctionCallInfo fcinfo, int flags, const char *s, size_t len, bool have_id, int64 id)
 {
 	if (flags == 0)
 		return false;
@@ -779,7 +785,7 @@ subject_visible(int flags, const char *s, size_t len, bool have_id, int64 id)
 	if ((flags & PURPOSE_NEEDS_CONSENT) && !subject_consents(s, len, have_id, id))
 		return false;
 	if (!(flags & PURPOSE_EXEMPT) && subject_restricted(s, len, have_id, id))
-		return false;
+		return pdp_row_test_on_write_target(fcinfo);
 	return true;
 }
 
@@ -799,7 +805,7 @@ pdp_visible_int8(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(flags != 0);
-	PG_RETURN_BOOL(subject_visible(flags, NULL, 0, true, PG_GETARG_INT64(0)));
+	PG_RETURN_BOOL(subject_visible(fcinfo, flags, NULL, 0, true, PG_GETARG_INT64(0)));
 }
 
 Datum
@@ -813,7 +819,7 @@ pdp_visible_text(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(flags != 0);
 	t = PG_GETARG_TEXT_PP(0);
-	PG_RETURN_BOOL(subject_visible(flags, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), false, 0));
+	PG_RETURN_BOOL(subject_visible(fcinfo, flags, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), false, 0));
 }
 
 Datum
@@ -837,7 +843,7 @@ pdp_visible_uuid(PG_FUNCTION_ARGS)
 		buf[p++] = hexdigits[uuid->data[i] >> 4];
 		buf[p++] = hexdigits[uuid->data[i] & 0x0F];
 	}
-	PG_RETURN_BOOL(subject_visible(flags, buf, p, false, 0));
+	PG_RETURN_BOOL(subject_visible(fcinfo, flags, buf, p, false, 0));
 }
 
 /*
@@ -991,7 +997,8 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("pdp._refuse_restricted() must fire BEFORE UPDATE OR DELETE FOR EACH ROW")));
 
-	if (pdp_erasure_in_progress)
+	/* Erasure, and a maintenance purpose (its use is audited), may change them. */
+	if (pdp_erasure_in_progress || (pdp_statement_flags(false) & PURPOSE_MAINTENANCE))
 		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
 
 	restriction_relid = pdp_relation_oid("restriction");

@@ -12,6 +12,8 @@ CREATE TABLE pdp.purpose (
     restriction_exempt boolean     NOT NULL,
     defined_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
     defined_by         name        NOT NULL DEFAULT CURRENT_USER,
+    maintenance        boolean     NOT NULL DEFAULT false,
+    CONSTRAINT purpose_maintenance_check CHECK (NOT maintenance OR (restriction_exempt AND NOT requires_consent)),
     CONSTRAINT purpose_name_check CHECK (purpose ~ '^[^[:cntrl:]]{1,63}$'),
     CONSTRAINT purpose_legal_basis_check CHECK (legal_basis IN
         ('consent', 'contract', 'legal_obligation', 'vital_interests', 'public_task', 'legitimate_interests'))
@@ -24,6 +26,8 @@ COMMENT ON COLUMN pdp.purpose.requires_consent IS 'rows are visible for this pur
 COMMENT ON COLUMN pdp.purpose.restriction_exempt IS 'restricted subjects stay visible for this purpose (legal obligations and claims, vital and public interests)';
 COMMENT ON COLUMN pdp.purpose.defined_at IS 'when the purpose was defined';
 COMMENT ON COLUMN pdp.purpose.defined_by IS 'who defined it';
+COMMENT ON COLUMN pdp.purpose.maintenance IS
+    'a maintenance purpose (migrations, upgrades, the application''s cron): every row visible and changeable, restricted ones included; each session''s use is audited';
 SELECT pg_catalog.pg_extension_config_dump('pdp.purpose', '');
 
 CREATE TABLE pdp.purpose_grant (
@@ -232,12 +236,33 @@ BEGIN
     ON CONFLICT ON CONSTRAINT purpose_pkey DO UPDATE
        SET legal_basis = EXCLUDED.legal_basis, description = EXCLUDED.description,
            requires_consent = EXCLUDED.requires_consent, restriction_exempt = EXCLUDED.restriction_exempt,
-           defined_at = pg_catalog.now(), defined_by = CURRENT_USER;
+           defined_at = pg_catalog.now(), defined_by = CURRENT_USER, maintenance = false;
     PERFORM pdp._audit('define_purpose', purpose, NULL, pg_catalog.jsonb_build_object('legal_basis', legal_basis));
 END
 $$;
 COMMENT ON FUNCTION pdp.define_purpose(text, text, text, boolean, boolean) IS
     'defines (or redefines) a purpose; requires_consent defaults to true exactly for the consent basis';
+
+-- A maintenance purpose: for the application's migrations, upgrades and
+-- cron, which must see and change every row, restricted subjects' included
+-- (a protected table applies its policies to its owner, see protect_table).
+-- Its legal basis is the controller's legitimate interest in running the
+-- system; the roles that may declare it are granted with allow_purpose; each
+-- session's first query under it is recorded in the audit trail, durably.
+CREATE FUNCTION pdp.define_maintenance_purpose(purpose text, description text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp.define_purpose(purpose, 'legitimate_interests',
+                               coalesce(description, 'maintenance: migrations, upgrades and scheduled tasks'),
+                               false, true);
+    UPDATE pdp.purpose p SET maintenance = true WHERE p.purpose OPERATOR(pg_catalog.=) define_maintenance_purpose.purpose;
+    PERFORM pdp._audit('define_maintenance_purpose', purpose);
+END
+$$;
+COMMENT ON FUNCTION pdp.define_maintenance_purpose(text, text) IS
+    'defines a maintenance purpose: every row of protected tables visible and changeable (restricted ones too), each session''s use audited';
 
 CREATE FUNCTION pdp._require_purpose(p text) RETURNS void
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -295,7 +320,7 @@ CREATE VIEW pdp.purposes AS
 SELECT p.purpose, p.legal_basis, p.requires_consent, p.restriction_exempt, p.description,
        coalesce((SELECT pg_catalog.array_agg(g.role ORDER BY g.role::text) FROM pdp.purpose_grant g
                   WHERE g.purpose OPERATOR(pg_catalog.=) p.purpose), '{}') AS allowed_roles,
-       p.defined_at, p.defined_by
+       p.defined_at, p.defined_by, p.maintenance
   FROM pdp.purpose p;
 COMMENT ON VIEW pdp.purposes IS 'purposes with their legal bases and the roles that may declare them';
 
@@ -850,7 +875,7 @@ AS $$ WITH RECURSIVE up(rel, depth) AS (
 COMMENT ON FUNCTION pdp._visibility_sql(regclass) IS
     'the row test of a protected table, as SQL: its registered subject columns, or those of its nearest registered ancestor (NULL when none)';
 
-CREATE FUNCTION pdp.protect_table(tbl regclass, force boolean DEFAULT false) RETURNS void
+CREATE FUNCTION pdp.protect_table(tbl regclass, force boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -862,7 +887,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp.protect_table(regclass, boolean) IS
-    'enables row-level security with consent-, purpose- and restriction-aware policies; force applies them to the owner too';
+    'enables row-level security with consent-, purpose- and restriction-aware policies, applied to the table''s owner too unless force is false';
 
 -- (Re)creates protect_table's policies and trigger; the caller has checked
 -- that it may.  Also run by the update script over every protected table.
@@ -889,7 +914,12 @@ BEGIN
                   HINT = 'Register its subject columns with pdp.register_table first.';
     END IF;
     PERFORM pdp._unprotect(tbl);
-    EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s AS RESTRICTIVE FOR SELECT USING (%s)', tbl, vis);
+    -- A row the statement itself is writing (INSERT ... RETURNING, ON
+    -- CONFLICT, UPDATE ... RETURNING check it against this policy before it
+    -- is stored) has no tuple identifier yet: it passes, as its values came
+    -- from the statement.  Every stored row has a valid one.
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s AS RESTRICTIVE FOR SELECT USING '
+                              '(ctid OPERATOR(pg_catalog.=) ''(4294967295,0)''::pg_catalog.tid OR %s)', tbl, vis);
     EXECUTE pg_catalog.format('CREATE POLICY pdp_insert ON %s AS RESTRICTIVE FOR INSERT WITH CHECK (true)', tbl);
     EXECUTE pg_catalog.format('CREATE POLICY pdp_update ON %s AS RESTRICTIVE FOR UPDATE USING (%s) WITH CHECK (true)', tbl, vis);
     EXECUTE pg_catalog.format('CREATE POLICY pdp_delete ON %s AS RESTRICTIVE FOR DELETE USING (%s)', tbl, vis);

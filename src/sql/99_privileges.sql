@@ -70,7 +70,7 @@ GRANT SELECT ON pdp.purpose, pdp.purpose_grant, pdp.purposes, pdp.policy_version
 GRANT SELECT ON pdp.consent_event, pdp.consent_state, pdp.restriction, pdp.restriction_event TO pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp._visible(bigint), pdp._visible(text), pdp._visible(uuid), pdp._unprotected(regclass) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    pdp.define_purpose(text, text, text, boolean, boolean),
+    pdp.define_purpose(text, text, text, boolean, boolean), pdp.define_maintenance_purpose(text, text),
     pdp.allow_purpose(regrole, text), pdp.disallow_purpose(regrole, text),
     pdp.publish_policy(text, timestamptz, text),
     pdp.protect_table(regclass, boolean), pdp.unprotect_table(regclass), pdp._unprotect(regclass),

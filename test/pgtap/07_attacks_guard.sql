@@ -5,7 +5,7 @@
 -- renames.  "attack:" tests fail without their defence; "control:" tests
 -- show what must still work.  All of it is rolled back.
 BEGIN;
-SELECT plan(30);
+SELECT plan(32);
 
 CREATE ROLE tap_owner IN ROLE pdp_admin;
 CREATE ROLE tap_reader;
@@ -75,7 +75,8 @@ SET ROLE tap_reader;
 SET pdp.purpose = 'tapg_teaching';
 SELECT is((SELECT count(*) FROM tapg.marks), 30::bigint,
           'attack: after renames of the table and its subject column, the restricted learner shows');
-UPDATE tapg.marks SET grade = 1 WHERE student = 2;
+SELECT throws_ok($$UPDATE tapg.marks SET grade = 1 WHERE student = 2$$, '42501', NULL,
+                 'attack: after the renames, an update of the restricted learner''s rows is not refused');
 RESET pdp.purpose;
 RESET ROLE;
 SELECT is((SELECT count(*) FROM tapg.marks WHERE student = 2 AND grade = 1), 0::bigint,
@@ -121,7 +122,8 @@ SELECT is((SELECT count(*) FROM tapg.log), 30::bigint,
 SET pdp.purpose = 'tapg_teaching';
 SELECT is((SELECT count(*) FROM tapg.log_2027), 30::bigint,
           'attack: the restricted learner shows in an attached partition read directly');
-UPDATE tapg.log_2026 SET id = -id WHERE learner = 2;
+SELECT throws_ok($$UPDATE tapg.log_2026 SET id = -id WHERE learner = 2$$, '42501', NULL,
+                 'attack: an update of the restricted learner''s rows in a later partition is not refused');
 RESET pdp.purpose;
 RESET ROLE;
 SELECT is((SELECT count(*) FROM tapg.log_2026 WHERE id < 0), 0::bigint,
