@@ -166,11 +166,18 @@ BEGIN
       INTO tables, forced, child
       FROM pdp.protection r;
     DELETE FROM pdp.protection;
-    FOR t IN SELECT u.tbl, u.forced, u.child FROM pg_catalog.unnest(tables, forced, child) AS u(tbl, forced, child) LOOP
+    FOR t IN SELECT u.tbl, u.forced, u.child FROM ROWS FROM (pg_catalog.unnest(tables), pg_catalog.unnest(forced), pg_catalog.unnest(child)) AS u(tbl, forced, child) LOOP
         EXECUTE pg_catalog.format('DROP POLICY IF EXISTS pdp_select ON %1$s; DROP POLICY IF EXISTS pdp_insert ON %1$s; '
-                                  'DROP POLICY IF EXISTS pdp_update ON %1$s; DROP POLICY IF EXISTS pdp_delete ON %1$s', t.tbl);
+                                  'DROP POLICY IF EXISTS pdp_update ON %1$s; DROP POLICY IF EXISTS pdp_delete ON %1$s; '
+                                  'DROP POLICY IF EXISTS pdp_base_select ON %1$s; DROP POLICY IF EXISTS pdp_base_insert ON %1$s; '
+                                  'DROP POLICY IF EXISTS pdp_base_update ON %1$s; DROP POLICY IF EXISTS pdp_base_delete ON %1$s', t.tbl);
+        -- (A partition's copy of its parent's trigger goes with the parent's.)
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) t.tbl::oid
+                     AND g.tgname OPERATOR(pg_catalog.=) 'pdp_refuse_restricted' AND g.tgparentid OPERATOR(pg_catalog.=) 0) THEN
+            EXECUTE pg_catalog.format('DROP TRIGGER pdp_refuse_restricted ON %s', t.tbl);
+        END IF;
     END LOOP;
-    FOR t IN SELECT u.tbl, u.forced FROM pg_catalog.unnest(tables, forced, child) AS u(tbl, forced, child)
+    FOR t IN SELECT u.tbl, u.forced FROM ROWS FROM (pg_catalog.unnest(tables), pg_catalog.unnest(forced), pg_catalog.unnest(child)) AS u(tbl, forced, child)
               WHERE NOT u.child LOOP
         PERFORM pdp._install_protection(t.tbl, t.forced);
         IF NOT t.forced THEN
