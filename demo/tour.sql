@@ -79,6 +79,7 @@ SELECT pdp.define_purpose('legal claims', 'legal_obligation', 'disputes and lawf
 CREATE ROLE lms_app;
 GRANT USAGE ON SCHEMA tour, lms TO lms_app;
 GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA lms TO lms_app;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA lms TO lms_app;
 SELECT pdp.allow_purpose('lms_app', 'marketing');
 SELECT pdp.allow_purpose('lms_app', 'courses');
 SELECT pdp.grant_consent(id, 'marketing', evidence => '{"form": "signup-v3"}') FROM lms.users WHERE id % 2 = 0;
@@ -109,6 +110,17 @@ SET pdp.purpose = 'courses';
 SELECT count(*) AS "learner 4's enrolments, courses" FROM lms.enrolments WHERE user_id = 4;
 RESET ROLE;
 SELECT tour.try($$UPDATE lms.enrolments SET course_id = 1 WHERE user_id = 4$$) AS "owner updates learner 4";
+\echo 'The application changing learner 4''s rows gets an error, never a silent "0 rows changed":'
+SET ROLE lms_app;
+SET pdp.purpose = 'courses';
+SELECT tour.try($$UPDATE lms.enrolments SET course_id = 1 WHERE user_id = 4$$) AS "lms_app updates learner 4";
+\echo 'Under a consent purpose, INSERT ... RETURNING (every Moodle insert) returns the new row:'
+SET pdp.purpose = 'marketing';
+INSERT INTO lms.enrolments (user_id, course_id, enrolled_at) VALUES (3, 1, now()) RETURNING user_id, course_id;
+RESET ROLE;
+\echo 'Protection applies to the table owner too; a maintenance purpose (audited) is for migrations and cron:'
+SELECT pdp.define_maintenance_purpose('upgrades', 'LMS upgrades and scheduled tasks') AS "maintenance purpose defined";
+SELECT c.relname AS "table", c.relforcerowsecurity AS "owner bound by the policies" FROM pg_class c WHERE c.oid = 'lms.enrolments'::regclass;
 SELECT purpose, action, evidence FROM pdp.consent_history(2);
 \echo 'Protection cannot be switched off behind pdp''s back: DDL that weakens it is refused, whoever runs it:'
 SELECT tour.try($$ALTER TABLE lms.enrolments DISABLE ROW LEVEL SECURITY$$) AS "disable row-level security";

@@ -5,7 +5,7 @@
 -- renames.  "attack:" tests fail without their defence; "control:" tests
 -- show what must still work.  All of it is rolled back.
 BEGIN;
-SELECT plan(32);
+SELECT plan(39);
 
 CREATE ROLE tap_owner IN ROLE pdp_admin;
 CREATE ROLE tap_reader;
@@ -128,6 +128,41 @@ RESET pdp.purpose;
 RESET ROLE;
 SELECT is((SELECT count(*) FROM tapg.log_2026 WHERE id < 0), 0::bigint,
           'attack: the restricted learner''s rows in a later partition can be updated directly');
+
+-- 6. Writes through an application role (issue 16, point 7): an UPDATE of a
+-- restricted learner's rows fails instead of changing nothing, but cannot
+-- copy their values out; the maintenance purpose is not for everyone.
+SET ROLE tap_reader;
+SET pdp.purpose = 'tapg_teaching';
+UPDATE tapg.marks m SET grade = coalesce((SELECT sum(v.grade) FROM tapg.marks v WHERE v.student = 2), -1) WHERE m.id = 1;
+RESET ROLE;
+SELECT is((SELECT grade FROM tapg.marks WHERE id = 1), -1,
+          'attack: an UPDATE copies a restricted learner''s values into a readable row through a subquery of its own table');
+SET ROLE tap_reader;
+SELECT throws_ok($$DELETE FROM tapg.marks WHERE student = 2$$, '42501', NULL,
+                 'attack: a DELETE of the restricted learner''s rows reports success and deletes nothing');
+SELECT throws_ok($$UPDATE tapg.marks SET grade = grade WHERE student IN (1, 2)$$, '42501', NULL,
+                 'attack: an UPDATE touching a restricted learner among others changes the others and skips them silently');
+RESET ROLE;
+SELECT pdp.define_maintenance_purpose('tapg_maintenance');
+SET ROLE tap_reader;
+SELECT throws_ok($$SET pdp.purpose = 'tapg_maintenance'$$, '42501', NULL,
+                 'attack: an application role declares a maintenance purpose it was not granted');
+RESET ROLE;
+SET ROLE tap_owner;
+SELECT throws_ok($$UPDATE pdp.purpose SET maintenance = true WHERE purpose = 'tapg_teaching'$$, '42501', NULL,
+                 'attack: the owner turns an ordinary purpose into a maintenance purpose directly');
+RESET ROLE;
+SELECT pdp.allow_purpose('tap_reader', 'tapg_maintenance');
+SET ROLE tap_reader;
+SET pdp.purpose = 'tapg_maintenance';
+SELECT lives_ok($$UPDATE tapg.marks SET grade = 4 WHERE student = 2$$,
+                'control: under a granted maintenance purpose the restricted learner''s rows can be changed');
+RESET pdp.purpose;
+RESET ROLE;
+SELECT ok((SELECT count(*) FROM pdp.audit_log WHERE action = 'maintenance_purpose' AND object = 'tapg_maintenance'
+             AND details->>'role' = 'tap_reader') = 1,
+          'control: the maintenance purpose''s use is in the audit trail, once');
 
 -- 5. Only the owner unprotects, and it is audited.
 SET ROLE tap_other;
