@@ -70,6 +70,7 @@ AS $$
 DECLARE
     bad record;
     t regclass;
+    ren record;
 BEGIN
     -- A subject column's type may not drift to one the registry cannot key.
     SELECT c.relname, s.col, a.atttypid::regtype AS typ INTO bad
@@ -121,6 +122,28 @@ BEGIN
             PERFORM pdp._sync_on_write_trigger(t, true);
         END IF;
         PERFORM pdp._sync_rectification_trigger(t);
+    END LOOP;
+    -- Columns kept by name (retention anchors, the inactivity column): a
+    -- RENAME COLUMN reports the table and the renamed column's number; a
+    -- stored name that is no longer a column of that table was the old name.
+    FOR ren IN SELECT c.objid, a.attname
+                 FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.objid
+                                               AND a.attnum OPERATOR(pg_catalog.=) c.objsubid
+                WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+                  AND c.objsubid > 0 AND NOT a.attisdropped LOOP
+        IF pg_catalog.to_regclass('pdp.retention_policy') IS NOT NULL THEN
+            UPDATE pdp.retention_policy p SET anchor_column = ren.attname
+             WHERE p.tbl::oid OPERATOR(pg_catalog.=) ren.objid AND p.anchor_column IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
+                                WHERE x.attrelid OPERATOR(pg_catalog.=) ren.objid
+                                  AND x.attname OPERATOR(pg_catalog.=) p.anchor_column AND NOT x.attisdropped);
+            UPDATE pdp.subject_retention r SET activity_column = ren.attname
+             WHERE r.activity_table::oid OPERATOR(pg_catalog.=) ren.objid
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
+                                WHERE x.attrelid OPERATOR(pg_catalog.=) ren.objid
+                                  AND x.attname OPERATOR(pg_catalog.=) r.activity_column AND NOT x.attisdropped);
+        END IF;
     END LOOP;
 END
 $$;

@@ -1,0 +1,87 @@
+-- Renames of every kind (issue 14, class 8): retention anchors and the
+-- inactivity column, which are kept by name, follow RENAME COLUMN.
+
+CREATE OR REPLACE FUNCTION pdp._on_alter_table() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad record;
+    t regclass;
+    ren record;
+BEGIN
+    -- A subject column's type may not drift to one the registry cannot key.
+    SELECT c.relname, s.col, a.atttypid::regtype AS typ INTO bad
+      FROM pdp.subject_column s
+      JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
+      JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid
+                         AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+     WHERE NOT pdp.is_subject_type(a.atttypid::regtype)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'cannot change registered subject column "%" of table "%" to type %', bad.col, bad.relname, bad.typ
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Unregister the column first, or keep bigint, integer, text, varchar or uuid.';
+    END IF;
+    -- Nor may a ruled column change to a type its rule cannot write.
+    SELECT c.relname, r.col, r.rule, pg_catalog.format_type(a.atttypid, a.atttypmod) AS typ INTO bad
+      FROM pdp.column_rule r
+      JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) r.tbl::oid
+      JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid
+                         AND a.attnum OPERATOR(pg_catalog.=) r.attnum
+     WHERE pdp._rule_misfit(r.rule, a.atttypid, a.atttypmod, a.attnotnull) IS NOT NULL
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'rule "%" does not fit column "%" of table "%" as %', bad.rule, bad.col, bad.relname, bad.typ
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Drop or change the column''s rule first.';
+    END IF;
+    -- Follow column renames: the attnum is stable, the name is not.
+    FOR t IN
+        UPDATE pdp.subject_column s SET col = a.attname
+          FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid
+           AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+           AND a.attname OPERATOR(pg_catalog.<>) s.col
+        RETURNING s.tbl
+    LOOP
+        PERFORM pdp._sync_rectification_trigger(t);
+    END LOOP;
+    FOR t IN
+        UPDATE pdp.column_rule r SET col = a.attname
+          FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid
+           AND a.attnum OPERATOR(pg_catalog.=) r.attnum
+           AND a.attname OPERATOR(pg_catalog.<>) r.col
+        RETURNING r.tbl
+    LOOP
+        -- The on-write trigger names columns in its arguments: rebuild it.
+        IF pdp._on_write_enabled(t) THEN
+            PERFORM pdp._sync_on_write_trigger(t, true);
+        END IF;
+        PERFORM pdp._sync_rectification_trigger(t);
+    END LOOP;
+    -- Columns kept by name (retention anchors, the inactivity column): a
+    -- RENAME COLUMN reports the table and the renamed column's number; a
+    -- stored name that is no longer a column of that table was the old name.
+    FOR ren IN SELECT c.objid, a.attname
+                 FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.objid
+                                               AND a.attnum OPERATOR(pg_catalog.=) c.objsubid
+                WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+                  AND c.objsubid > 0 AND NOT a.attisdropped LOOP
+        IF pg_catalog.to_regclass('pdp.retention_policy') IS NOT NULL THEN
+            UPDATE pdp.retention_policy p SET anchor_column = ren.attname
+             WHERE p.tbl::oid OPERATOR(pg_catalog.=) ren.objid AND p.anchor_column IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
+                                WHERE x.attrelid OPERATOR(pg_catalog.=) ren.objid
+                                  AND x.attname OPERATOR(pg_catalog.=) p.anchor_column AND NOT x.attisdropped);
+            UPDATE pdp.subject_retention r SET activity_column = ren.attname
+             WHERE r.activity_table::oid OPERATOR(pg_catalog.=) ren.objid
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
+                                WHERE x.attrelid OPERATOR(pg_catalog.=) ren.objid
+                                  AND x.attname OPERATOR(pg_catalog.=) r.activity_column AND NOT x.attisdropped);
+        END IF;
+    END LOOP;
+END
+$$;
