@@ -184,6 +184,10 @@ SELECT key AS "export part", CASE jsonb_typeof(value) WHEN 'array' THEN jsonb_ar
 SELECT tour.try(format('SELECT pdp.erase_subject(%s, %L)', :held, 'asked')) AS "erase the held learner";
 SELECT jsonb_pretty(pdp.erase_subject(6, 'learner asked for erasure') - 'erased_at') AS "erasure receipt";
 SELECT jsonb_pretty(pdp.export_subject(6) - 'generated_at' - 'erasure_receipt') AS "export after erasure (less the receipt)";
+\echo 'Each recipient of learner 6''s data is to be told of the erasure; pdp''s own tables keep only a pseudonym:'
+SELECT kind, recipient, subject FROM pdp.pending_notices WHERE kind = 'erasure' ORDER BY recipient;
+SELECT count(*) AS "recipients told" FROM (SELECT pdp.acknowledge_notice(id) FROM pdp.pending_notices WHERE kind = 'erasure') x;
+SELECT action, evidence, left(subject, 12) || '...' AS subject FROM pdp.consent_event WHERE subject LIKE '~erased:%' ORDER BY id LIMIT 3;
 
 \echo '=== 8. Audit trail ============================================================'
 SELECT action, count(*) FROM pdp.audit_log GROUP BY action ORDER BY count(*) DESC, action LIMIT 8;

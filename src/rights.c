@@ -37,6 +37,15 @@ pdp_set_erasing(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* pdp._erasing() RETURNS boolean: whether an erasure is running. */
+PG_FUNCTION_INFO_V1(pdp_erasing);
+
+Datum
+pdp_erasing(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(pdp_erasure_in_progress);
+}
+
 /*
  * AFTER UPDATE row trigger on registered tables with classified columns.
  * Arguments: "s:<subject column>" ... and "c:<classified column>" ....

@@ -140,17 +140,34 @@ SELECT pg_catalog.pg_extension_config_dump('pdp.restriction_event', '');
 SELECT pg_catalog.pg_extension_config_dump('pdp.restriction_event_id_seq', '');
 
 -- History is append-only: UPDATE and DELETE are refused, for the owner too.
+-- The one change allowed: erasure (pdp._forget_subject, while the erasure
+-- switch is on) replaces an erased subject's identifier with its audit
+-- pseudonym and strips the evidence or reason; nothing else of the row.
 CREATE FUNCTION pdp._refuse_history_change() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' AND pdp._erasing() AND NEW.subject LIKE '~erased:%' AND OLD.subject NOT LIKE '~erased:%'
+       AND NEW.id OPERATOR(pg_catalog.=) OLD.id AND NEW.action OPERATOR(pg_catalog.=) OLD.action
+       AND NEW.at OPERATOR(pg_catalog.=) OLD.at AND NEW.recorded_by OPERATOR(pg_catalog.=) OLD.recorded_by THEN
+        IF TG_TABLE_NAME = 'consent_event' THEN
+            IF NEW.evidence OPERATOR(pg_catalog.=) '{}'::jsonb
+               AND pg_catalog.to_jsonb(NEW) - ARRAY['subject', 'evidence'] OPERATOR(pg_catalog.=) pg_catalog.to_jsonb(OLD) - ARRAY['subject', 'evidence'] THEN
+                RETURN NEW;
+            END IF;
+        ELSIF NEW.reason IS NULL
+              AND pg_catalog.to_jsonb(NEW) - ARRAY['subject', 'reason'] OPERATOR(pg_catalog.=) pg_catalog.to_jsonb(OLD) - ARRAY['subject', 'reason'] THEN
+            RETURN NEW;
+        END IF;
+    END IF;
     RAISE EXCEPTION 'table "%" is append-only', TG_TABLE_NAME
         USING ERRCODE = 'insufficient_privilege',
               DETAIL = 'Consent and restriction history is never changed; record a new event instead.';
 END
 $$;
-COMMENT ON FUNCTION pdp._refuse_history_change() IS 'trigger: keeps consent and restriction history append-only';
+COMMENT ON FUNCTION pdp._refuse_history_change() IS
+    'trigger: keeps consent and restriction history append-only (erasure only replaces an erased subject by its pseudonym)';
 CREATE TRIGGER consent_event_append_only BEFORE UPDATE OR DELETE ON pdp.consent_event
     FOR EACH ROW EXECUTE FUNCTION pdp._refuse_history_change();
 CREATE TRIGGER consent_event_no_truncate BEFORE TRUNCATE ON pdp.consent_event
@@ -664,6 +681,7 @@ BEGIN
     IF FOUND THEN
         INSERT INTO pdp.restriction_event (subject, action, reason)
         VALUES (restrict_subject.subject, 'restrict', restrict_subject.reason);
+        PERFORM pdp._raise_notices(subject, 'restriction');   -- every recipient of their data (GDPR Art. 19)
         PERFORM pdp._audit('restrict_subject', NULL, subject);
     END IF;
 END
@@ -691,6 +709,7 @@ BEGIN
         RETURN false;
     END IF;
     INSERT INTO pdp.restriction_event (subject, action) VALUES (lift_restriction.subject, 'lift');
+    PERFORM pdp._raise_notices(subject, 'restriction_lifted');
     PERFORM pdp._audit('lift_restriction', NULL, subject);
     RETURN true;
 END

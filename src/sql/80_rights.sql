@@ -53,22 +53,28 @@ CREATE TABLE pdp.rectification_notice (
     id              bigserial   PRIMARY KEY,
     subject         text        NOT NULL,
     recipient       text        NOT NULL,
-    tbl             regclass    NOT NULL,
+    tbl             regclass,
     columns         text[]      NOT NULL,
     raised_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     acknowledged_at timestamptz,
-    acknowledged_by name
+    acknowledged_by name,
+    kind            text        NOT NULL DEFAULT 'rectification',
+    CONSTRAINT rectification_notice_kind_check
+        CHECK (kind IN ('rectification', 'erasure', 'restriction', 'restriction_lifted')),
+    CONSTRAINT rectification_notice_tbl_check CHECK ((kind = 'rectification') = (tbl IS NOT NULL))
 );
-COMMENT ON TABLE pdp.rectification_notice IS 'recipients to tell that a subject''s data changed (talap §5.1.4, GDPR Art. 19)';
+COMMENT ON TABLE pdp.rectification_notice IS
+    'recipients to tell that a subject''s data was rectified or erased, or its processing restricted or the restriction lifted (talap §5.1.4, GDPR Art. 19)';
 COMMENT ON SEQUENCE pdp.rectification_notice_id_seq IS 'numbers notices';
 COMMENT ON COLUMN pdp.rectification_notice.id IS 'the notice''s number';
 COMMENT ON COLUMN pdp.rectification_notice.subject IS 'the subject (text form)';
 COMMENT ON COLUMN pdp.rectification_notice.recipient IS 'the recipient to notify';
-COMMENT ON COLUMN pdp.rectification_notice.tbl IS 'the table whose classified columns changed';
-COMMENT ON COLUMN pdp.rectification_notice.columns IS 'the columns that changed (names, never values)';
+COMMENT ON COLUMN pdp.rectification_notice.tbl IS 'the table whose classified columns changed (rectifications only)';
+COMMENT ON COLUMN pdp.rectification_notice.columns IS 'the columns that changed (names, never values); empty for other kinds';
 COMMENT ON COLUMN pdp.rectification_notice.raised_at IS 'when the change happened';
 COMMENT ON COLUMN pdp.rectification_notice.acknowledged_at IS 'when the notice was sent and closed';
 COMMENT ON COLUMN pdp.rectification_notice.acknowledged_by IS 'who closed it';
+COMMENT ON COLUMN pdp.rectification_notice.kind IS 'rectification, erasure, restriction or restriction_lifted';
 SELECT pg_catalog.pg_extension_config_dump('pdp.rectification_notice', '');
 SELECT pg_catalog.pg_extension_config_dump('pdp.rectification_notice_id_seq', '');
 
@@ -77,6 +83,9 @@ LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_rectification';
 COMMENT ON FUNCTION pdp._rectification() IS 'trigger: raises a notice for every recipient of a subject whose classified data changed';
 CREATE FUNCTION pdp._set_erasing(on_ boolean) RETURNS void
 LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_set_erasing';
+CREATE FUNCTION pdp._erasing() RETURNS boolean
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_erasing';
+COMMENT ON FUNCTION pdp._erasing() IS 'whether an erasure is running (the switch pdp._set_erasing sets)';
 COMMENT ON FUNCTION pdp._set_erasing(boolean) IS
     'lets erasure delete rows of restricted subjects until erasure turns it off, the subtransaction that turned it on aborts, or the transaction ends';
 
@@ -195,10 +204,81 @@ AS $$ SELECT pdp.record_disclosure(subject::text, recipient, purpose, categories
 COMMENT ON FUNCTION pdp.record_disclosure(uuid, text, text, text[]) IS 'record_disclosure for a uuid subject';
 
 CREATE VIEW pdp.pending_notices AS
-SELECT n.id, n.subject, n.recipient, r.country, n.tbl AS table_name, n.columns, n.raised_at
+SELECT n.id, n.subject, n.recipient, r.country, n.tbl AS table_name, n.columns, n.raised_at, n.kind
   FROM pdp.rectification_notice n LEFT JOIN pdp.recipient r ON r.name OPERATOR(pg_catalog.=) n.recipient
  WHERE n.acknowledged_at IS NULL;
-COMMENT ON VIEW pdp.pending_notices IS 'rectifications still to be told to their recipients';
+COMMENT ON VIEW pdp.pending_notices IS
+    'rectifications, erasures, restrictions and lifted restrictions still to be told to the recipients of the subject''s data';
+
+-- One notice of `kind` for every recipient that received data of `subject`
+-- (its disclosures); returns how many.  Called by erasure, restriction and
+-- lifting it; rectifications come from the rectification trigger.
+CREATE FUNCTION pdp._raise_notices(subject text, kind text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    INSERT INTO pdp.rectification_notice (subject, recipient, tbl, columns, kind)
+    SELECT DISTINCT _raise_notices.subject, d.recipient, NULL::regclass, '{}'::text[], _raise_notices.kind
+      FROM pdp.disclosure d WHERE d.subject OPERATOR(pg_catalog.=) _raise_notices.subject;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION pdp._raise_notices(text, text) IS
+    'raises a notice of a kind (erasure, restriction, restriction_lifted) for every recipient of a subject''s data';
+
+-- After an erasure, pdp's own tables forget the subject: its identifier is
+-- replaced by '~erased:' and its audit pseudonym, consent evidence and free-
+-- text reasons (which may hold personal values) are stripped, current
+-- consents and its restriction are deleted; what remains says that consent
+-- existed, what was disclosed to whom, which requests were made and answered
+-- and when, by whom.  Pending notices other than the erasure notices just
+-- raised are closed as superseded by the erasure; an erasure notice keeps
+-- the identifier (the recipient must know whom to erase) until it is
+-- acknowledged.  Returns what it changed, table by table (counts only).
+-- Runs inside erase_subject, with the erasure switch on.
+CREATE FUNCTION pdp._forget_subject(subject text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    erased text := '~erased:' || pdp._subject_pseudonym(subject);
+    n integer;
+    done jsonb := '{}';
+BEGIN
+    IF NOT pdp._erasing() THEN
+        RAISE EXCEPTION 'pdp._forget_subject runs only inside an erasure' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    DELETE FROM pdp.consent_state c WHERE c.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('consent_state', n);
+    UPDATE pdp.consent_event c SET subject = erased, evidence = '{}' WHERE c.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('consent_event', n);
+    DELETE FROM pdp.restriction r WHERE r.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('restriction', n);
+    UPDATE pdp.restriction_event r SET subject = erased, reason = NULL WHERE r.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('restriction_event', n);
+    UPDATE pdp.disclosure d SET subject = erased WHERE d.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('disclosure', n);
+    UPDATE pdp.subject_request q SET subject = erased WHERE q.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('subject_request', n);
+    UPDATE pdp.rectification_notice x
+       SET subject = erased,
+           acknowledged_at = coalesce(x.acknowledged_at, pg_catalog.now()),
+           acknowledged_by = coalesce(x.acknowledged_by, 'pdp: superseded by erasure')
+     WHERE x.subject OPERATOR(pg_catalog.=) _forget_subject.subject
+       AND (x.kind OPERATOR(pg_catalog.<>) 'erasure' OR x.acknowledged_at IS NOT NULL);
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('notice', n);
+    -- Holds in force refuse the erasure, so these are released ones.
+    UPDATE pdp.hold h SET subject = erased, reason = '(subject erased)' WHERE h.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('hold', n);
+    RETURN done;
+END
+$$;
+COMMENT ON FUNCTION pdp._forget_subject(text) IS
+    'inside erase_subject: pdp''s own tables keep only the erased subject''s pseudonym, no evidence or reasons; returns counts per table';
 
 CREATE FUNCTION pdp.acknowledge_notice(id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -213,10 +293,16 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'notice % does not exist or is acknowledged already', id USING ERRCODE = 'undefined_object';
     END IF;
-    PERFORM pdp._audit('acknowledge_notice', n.recipient, n.subject, pg_catalog.jsonb_build_object('notice_id', id));
+    IF n.kind = 'erasure' THEN
+        -- The recipient has been told; the erased subject's identifier goes.
+        UPDATE pdp.rectification_notice x SET subject = '~erased:' || pdp._subject_pseudonym(n.subject)
+         WHERE x.id OPERATOR(pg_catalog.=) acknowledge_notice.id;
+    END IF;
+    PERFORM pdp._audit('acknowledge_notice', n.recipient, n.subject, pg_catalog.jsonb_build_object('notice_id', id, 'kind', n.kind));
 END
 $$;
-COMMENT ON FUNCTION pdp.acknowledge_notice(bigint) IS 'closes a rectification notice once the recipient was told';
+COMMENT ON FUNCTION pdp.acknowledge_notice(bigint) IS
+    'closes a notice once the recipient was told; an erasure notice then keeps only the subject''s pseudonym';
 
 -- Requests and deadlines -------------------------------------------------------
 
@@ -577,6 +663,8 @@ DECLARE
     p text;
     withdrawn integer := 0;
     receipt jsonb;
+    notices integer;
+    forgotten jsonb;
 BEGIN
     subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR reason IS NULL OR reason = '' THEN
@@ -643,12 +731,17 @@ BEGIN
         PERFORM pdp.withdraw_consent(subject, p);
         withdrawn := withdrawn + 1;
     END LOOP;
+    -- Recipients of the learner's data are to be told (GDPR Art. 19); then
+    -- pdp's own tables forget the learner (issue 17).
+    notices := pdp._raise_notices(subject, 'erasure');
+    forgotten := pdp._forget_subject(subject);
     PERFORM pdp._set_erasing(false);
     -- Tables, counts and time: the free-text reason stays out of the receipt,
     -- which must hold no personal value.
     receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp._subject_pseudonym(subject),
                                              'erased_at', pg_catalog.now(),
-                                             'tables', tables, 'consents_withdrawn', withdrawn);
+                                             'tables', tables, 'consents_withdrawn', withdrawn,
+                                             'pdp_tables', forgotten, 'notices_raised', notices);
     INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp._subject_pseudonym(subject), receipt)
     ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
     PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'consents_withdrawn', withdrawn));
