@@ -37,6 +37,14 @@ $$;
 COMMENT ON FUNCTION pdp._citus_table_kind(regclass) IS
     'distributed, reference, citus local, or NULL when the table is not a Citus table (or Citus is not installed)';
 
+-- Whether tbl has partitions or inheritance children (or is partitioned).
+CREATE FUNCTION pdp._has_children(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) tbl::oid)
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid AND c.relkind = 'p') $$;
+COMMENT ON FUNCTION pdp._has_children(regclass) IS 'whether a table is partitioned or has inheritance children';
+
 -- Raise feature_not_supported if tbl is a Citus table of any kind: what is
 -- the refused operation, as a verb phrase ("purge", "protect", "apply column
 -- rules to").  The message names the table only, never a value.
@@ -48,6 +56,17 @@ DECLARE
     kind text := pdp._citus_table_kind(tbl);
     why text;
 BEGIN
+    -- The same holds for a table with partitions or inheritance children
+    -- (its rows' ctids repeat across them), which the purges do not yet
+    -- handle partition by partition.
+    IF kind IS NULL AND what = 'purge' AND pdp._has_children(tbl) THEN
+        RAISE EXCEPTION 'cannot purge table "%": it has partitions or inheritance children', pdp._relname(tbl)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Purges find and remove rows by tuple identifier (ctid), which is unique only within '
+                           'one partition or child; it could remove rows other than the expired ones.',
+                  HINT = 'Erasure, export and protection work on such tables; purge their partitions '
+                         '(register and retain each partition) until pdp_ext purges partition by partition.';
+    END IF;
     IF kind IS NULL THEN
         RETURN;
     END IF;
@@ -87,6 +106,9 @@ DECLARE
     why text;
     hint text;
 BEGIN
+    IF kind IS NULL AND pdp._has_children(tbl) THEN
+        kind := 'partitioned or inherited';
+    END IF;
     IF kind IS NULL THEN
         RETURN false;
     END IF;

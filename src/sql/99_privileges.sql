@@ -122,7 +122,7 @@ TO pdp_admin;
 GRANT EXECUTE ON PROCEDURE pdp.purge(integer, interval) TO pdp_admin;
 -- Citus checks, called by the functions above that run as their caller.
 GRANT EXECUTE ON FUNCTION pdp._citus_table_kind(regclass), pdp._refuse_on_citus(regclass, text),
-                          pdp._citus_skip_purge(regclass, bigint) TO pdp_admin;
+                          pdp._citus_skip_purge(regclass, bigint), pdp._has_children(regclass) TO pdp_admin;
 -- Every interval pdp_ext accepts is judged by one check (src/sql/05_checks.sql),
 -- which functions running as their caller (pdp_admin members) call.
 REVOKE ALL ON FUNCTION pdp._check_interval(interval, text, interval), pdp._check_period() FROM PUBLIC;

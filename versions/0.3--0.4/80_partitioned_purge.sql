@@ -1,0 +1,89 @@
+-- Purges refuse tables with partitions or inheritance children (issue 14,
+-- class 6): they removed rows by ctid, which repeats across partitions, so a
+-- purge of a partitioned table deleted rows of other partitions.  The purges
+-- skip such tables with a warning and record it, as for Citus tables.
+
+CREATE OR REPLACE FUNCTION pdp._has_children(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) tbl::oid)
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid AND c.relkind = 'p') $$;
+COMMENT ON FUNCTION pdp._has_children(regclass) IS 'whether a table is partitioned or has inheritance children';
+REVOKE ALL ON FUNCTION pdp._has_children(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._has_children(regclass) TO pdp_admin;
+
+CREATE OR REPLACE FUNCTION pdp._refuse_on_citus(tbl regclass, what text) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    why text;
+BEGIN
+    -- The same holds for a table with partitions or inheritance children
+    -- (its rows' ctids repeat across them), which the purges do not yet
+    -- handle partition by partition.
+    IF kind IS NULL AND what = 'purge' AND pdp._has_children(tbl) THEN
+        RAISE EXCEPTION 'cannot purge table "%": it has partitions or inheritance children', pdp._relname(tbl)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Purges find and remove rows by tuple identifier (ctid), which is unique only within '
+                           'one partition or child; it could remove rows other than the expired ones.',
+                  HINT = 'Erasure, export and protection work on such tables; purge their partitions '
+                         '(register and retain each partition) until pdp_ext purges partition by partition.';
+    END IF;
+    IF kind IS NULL THEN
+        RETURN;
+    END IF;
+    why := CASE
+        WHEN what IN ('purge', 'anonymise rows of') THEN
+            'Citus runs the statement on every shard or placement, where pdp''s row identifiers '
+            '(ctid, unique only within one shard) and its bookkeeping tables do not reach; '
+            'it could change rows other than the expired or erased ones.'
+        WHEN what = 'apply column rules to' THEN
+            'Citus cannot rewrite the rows in pdp''s locked, key-ordered batches, and the rules'' '
+            'functions would run on the workers.'
+        ELSE
+            'The triggers and policies it installs would run on the workers, where pdp''s consent, '
+            'disclosure and retention state is not kept, and they need citus.enable_unsafe_triggers.'
+        END;
+    RAISE EXCEPTION 'cannot % % table "%"', what, kind, pdp._relname(tbl)
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = why,
+              HINT = 'See "What is refused on Citus tables" in doc/scaling.md; '
+                     'export, erasure by deletion and pseudonymising queries work on Citus tables.';
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp._citus_skip_purge(tbl regclass, run_id bigint) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    msg text;
+    why text;
+    hint text;
+BEGIN
+    IF kind IS NULL AND pdp._has_children(tbl) THEN
+        kind := 'partitioned or inherited';
+    END IF;
+    IF kind IS NULL THEN
+        RETURN false;
+    END IF;
+    -- Nothing to purge there (no retention, no inactivity retention): skip quietly.
+    IF NOT EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _citus_skip_purge.tbl)
+       AND NOT EXISTS (SELECT 1 FROM pdp.subject_retention) THEN
+        RETURN true;
+    END IF;
+    BEGIN
+        PERFORM pdp._refuse_on_citus(tbl, 'purge');
+    EXCEPTION WHEN feature_not_supported THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, why = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    END;
+    PERFORM pdp._record_purge_batch(run_id, tbl, pdp._purge_action(tbl), 0,
+                                    pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                                        'table', tbl::text, 'sqlstate', '0A000', 'message', msg)));
+    RAISE WARNING 'purge: skipped % table "%"', kind, pdp._relname(tbl)
+        USING DETAIL = why, HINT = hint;
+    RETURN true;
+END
+$$;
