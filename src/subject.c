@@ -85,8 +85,11 @@ Datum
 pdp_canonical_subject(PG_FUNCTION_ARGS)
 {
 	text	   *subject = PG_GETARG_TEXT_PP(0);
-	int			kinds = subject_kinds();
+	int			kinds;
 	char		out[PDP_SUBJECT_CANON_MAX];
+
+	pdp_note_pdp_ran();			/* not wrapped by the fmgr hook (pdp_ext.c) */
+	kinds = subject_kinds();
 
 	switch (pdp_subject_canonical(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), kinds, out))
 	{
@@ -122,6 +125,7 @@ pdp_canonical_subject_or_null(PG_FUNCTION_ARGS)
 	text	   *subject = PG_GETARG_TEXT_PP(0);
 	char		out[PDP_SUBJECT_CANON_MAX];
 
+	pdp_note_pdp_ran();			/* not wrapped by the fmgr hook (pdp_ext.c) */
 	switch (pdp_subject_canonical(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), subject_kinds(), out))
 	{
 		case PDP_SUBJECT_CANONICAL:
