@@ -1279,7 +1279,7 @@ COMMENT ON FUNCTION pdp._require_pg_cron() IS 'raises, with a hint, unless pg_cr
 -- reads no password but the server user's ~/.pgpass, which cannot be seen
 -- from here: a line asking for a password counts as refused.
 CREATE FUNCTION pdp._hba_verdict(conn_type text, addr inet, role name, OUT ok boolean, OUT why text)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1331,7 +1331,7 @@ COMMENT ON FUNCTION pdp._hba_verdict(text, inet, name) IS
 -- what fails, fix exactly what to set.  Reads pg_hba.conf's rules, which
 -- only superusers may, so it runs as pdp_ext's owner.
 CREATE FUNCTION pdp._cron_check(role name, OUT ok boolean, OUT problem text, OUT fix text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1432,7 +1432,9 @@ BEGIN
     IF schedule IS NULL THEN
         RAISE EXCEPTION 'schedule must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    -- pg_cron would take the job and fail it every night: check first.
+    -- pg_cron judges the schedule; then, before the job commits, whether it
+    -- can run it at all: it would take the job and fail it every night.
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job USING 'pdp_ext purge', schedule, 'CALL pdp.purge()';
     SELECT * INTO chk FROM pdp._cron_check(CURRENT_USER);
     IF NOT chk.ok THEN
         RAISE EXCEPTION 'pg_cron could not run the scheduled purge' USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -1442,7 +1444,6 @@ BEGIN
                                        'server user''s ~/.pgpass), schedule it yourself with SELECT cron.schedule(''pdp_ext purge'', ',
                                        '''17 3 * * *'', ''CALL pdp.purge()''); pdp.purge_log shows its failed runs.');
     END IF;
-    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job USING 'pdp_ext purge', schedule, 'CALL pdp.purge()';
     PERFORM pdp._audit('schedule_purge', 'pdp.purge', NULL, pg_catalog.jsonb_build_object('schedule', schedule, 'job', job));
     RETURN job;
 END
@@ -1455,7 +1456,7 @@ COMMENT ON FUNCTION pdp.schedule_purge(text) IS
 -- only its own runs: read as pdp_ext's owner, limited to purge jobs.
 CREATE FUNCTION pdp._failed_scheduled_purges()
 RETURNS TABLE (cron_run bigint, job bigint, started_at timestamptz, finished_at timestamptz, message text, run_by name)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -1478,7 +1479,7 @@ COMMENT ON FUNCTION pdp._failed_scheduled_purges() IS
 -- The scheduled purge for the report: the job, whether pg_cron can run it
 -- now, and its failed runs of the last 30 days.
 CREATE FUNCTION pdp._purge_schedule_status() RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1526,13 +1527,13 @@ COMMENT ON FUNCTION pdp.unschedule_purge() IS 'removes the scheduled purge; fals
 
 CREATE VIEW pdp.purge_log AS
 SELECT r.id, r.started_at, r.finished_at, r.status, r.dry_run, r.rows, r.total_rows, r.errors, r.run_by,
-       r.held_back, NULL::bigint AS cron_run
+       r.held_back, r.max_share, NULL::bigint AS cron_run
   FROM pdp.purge_run r
 UNION ALL
 -- Scheduled runs pg_cron could not run (it could not connect, or the call failed).
 SELECT NULL::bigint, f.started_at, f.finished_at, 'scheduled run failed', false, '{}'::jsonb, 0::bigint,
        pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('source', 'pg_cron', 'job', f.job, 'message', f.message)),
-       f.run_by, '[]'::jsonb, f.cron_run
+       f.run_by, '[]'::jsonb, NULL::real, f.cron_run
   FROM pdp._failed_scheduled_purges() f;
 COMMENT ON VIEW pdp.purge_log IS
     'purge runs of the last 90 days (older ones are compacted into pdp.purge_summary), and scheduled runs that failed (id NULL, cron_run pg_cron''s run id)';
