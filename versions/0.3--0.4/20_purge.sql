@@ -742,8 +742,7 @@ BEGIN
     SELECT * INTO chk FROM pdp._cron_check(CURRENT_USER);
     IF NOT chk.ok THEN
         RAISE EXCEPTION 'pg_cron could not run the scheduled purge' USING ERRCODE = 'object_not_in_prerequisite_state',
-              DETAIL = pg_catalog.concat(pg_catalog.upper(pg_catalog.left(chk.problem, 1)), pg_catalog.substr(chk.problem, 2),
-                                         '. Nothing was scheduled.'),
+              DETAIL = pg_catalog.concat(chk.problem, '. Nothing was scheduled.'),
               HINT = pg_catalog.concat('Set ', chk.fix, '. If the connection works in a way pdp_ext cannot see (a password in the ',
                                        'server user''s ~/.pgpass), schedule it yourself with SELECT cron.schedule(''pdp_ext purge'', ',
                                        '''17 3 * * *'', ''CALL pdp.purge()''); pdp.purge_log shows its failed runs.');
