@@ -169,6 +169,7 @@ SELECT esc.fill();
 RESET ROLE;
 SELECT is(pg_temp.esc_attack($$SELECT * FROM pdp.purge_expired()$$), NULL, 'attack: a superuser''s purge trips the traps');
 SELECT is((SELECT count(*)::int FROM esc.t_trigger), 0, 'the purges deleted the expired rows, as their owner');
+RESET pdp.purge_max_share;
 
 SET ROLE esc_owner;
 SELECT is(pg_temp.esc_attack($$SELECT pdp.create_masked_view('esc.t_index', 'esc_m1')$$), NULL, 'attack: the owner makes a masked view of its trap table');
