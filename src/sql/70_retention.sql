@@ -934,6 +934,13 @@ BEGIN
     INSERT INTO pdp.purge_run (dry_run, status, max_share)
     VALUES (dry_run, CASE WHEN dry_run THEN 'dry run' ELSE 'running' END, pdp._purge_max_share())
     RETURNING purge_run.id INTO id;
+    -- A share raised in the session (SET, to let one run through) is audited.
+    IF NOT dry_run AND pdp._purge_max_share() OPERATOR(pg_catalog.>)
+                       coalesce((SELECT s.reset_val::real FROM pg_settings s WHERE s.name = 'pdp.purge_max_share'), 0.10::real) THEN
+        PERFORM pdp._audit('purge_max_share_raised', 'pdp.purge', NULL, pg_catalog.jsonb_build_object(
+            'run', id, 'max_share', pdp._purge_max_share(),
+            'default', (SELECT s.reset_val::real FROM pg_settings s WHERE s.name = 'pdp.purge_max_share')));
+    END IF;
     -- Held for the session's life: tells later runs this one is alive.
     PERFORM pg_catalog.pg_advisory_lock(pg_catalog.hashtext('pdp_ext purge run'), id::integer);
     RETURN id;
@@ -1310,7 +1317,12 @@ BEGIN
               OR (h.auth_method = 'peer' AND h.options IS NULL AND role = pg_catalog.pg_get_userbyid(10));
         why := pg_catalog.format('pg_hba.conf line %s ("%s %s %s%s %s") %s', h.line_number, h.type,
                                  pg_catalog.array_to_string(h.database, ','), pg_catalog.array_to_string(h.user_name, ','),
-                                 coalesce(' ' || h.address || coalesce('/' || h.netmask, ''), ''), h.auth_method,
+                                 coalesce(' ' || h.address || coalesce('/' || (
+                                     SELECT n FROM pg_catalog.generate_series(0, 128) n
+                                      WHERE h.address ~ '^[0-9a-fA-F.:]+$'
+                                        AND n OPERATOR(pg_catalog.<=) CASE pg_catalog.family(h.address::inet) WHEN 4 THEN 32 ELSE 128 END
+                                        AND pg_catalog.netmask(pg_catalog.set_masklen(h.address::inet, n)) = h.netmask::inet
+                                      ORDER BY n LIMIT 1), ''), ''), h.auth_method,
                                  CASE WHEN ok THEN 'lets it in'
                                       WHEN h.auth_method = 'reject' THEN 'rejects it'
                                       WHEN h.auth_method = 'peer' THEN pg_catalog.format(
@@ -1488,7 +1500,8 @@ DECLARE
 BEGIN
     SELECT pg_catalog.jsonb_build_object('count', pg_catalog.count(*), 'last_at', pg_catalog.max(f.started_at),
                                          'last_message', (pg_catalog.array_agg(f.message ORDER BY f.cron_run DESC))[1])
-      INTO failed FROM pdp._failed_scheduled_purges() f WHERE f.started_at > pg_catalog.now() - interval '30 days';
+      INTO failed FROM pdp._failed_scheduled_purges() f
+     WHERE coalesce(f.started_at, f.finished_at, pg_catalog.now()) > pg_catalog.now() - interval '30 days';
     IF pg_catalog.to_regclass('cron.job') IS NULL THEN
         RETURN pg_catalog.jsonb_build_object('scheduled', false, 'failed_runs_30_days', failed);
     END IF;

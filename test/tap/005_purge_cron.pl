@@ -103,7 +103,7 @@ close $hba;
 $n2->restart;
 ($rc, $out, $err) = $n2->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.schedule_purge('* * * * *')");
 isnt($rc, 0, 'schedule_purge refuses when pg_hba.conf asks pg_cron for a password');
-like($err, qr/DETAIL:  pg_cron connects over TCP to (::1|127\.0\.0\.1) \(cron.host = localhost\) as "[^"]+": pg_hba.conf line \d+ \("host all all [0-9.:]+\/[0-9.:a-f]+ scram-sha-256"\) asks for a password/,
+like($err, qr/DETAIL:  pg_cron connects over TCP to (::1|127\.0\.0\.1) \(cron.host = localhost\) as "[^"]+": pg_hba.conf line \d+ \("host all all (::1\/128|127\.0\.0\.1\/32) scram-sha-256"\) asks for a password/,
 	'... naming the pg_hba.conf line that does') or diag $err;
 like($err, qr/Set cron.host = '\Q$sock\E'/, '... and the setting that avoids it');
 like($n2->safe_psql('postgres', 'SELECT problem FROM pdp._cron_check(current_user)'), qr/asks for a password/,
@@ -118,7 +118,7 @@ is($n2->safe_psql('postgres', q{SELECT errors->0->>'source', cron_run IS NOT NUL
 	'pg_cron|t|t', '... as pg_cron\'s run, with pg_cron\'s message');
 my $report = $n2->safe_psql('postgres', q{SELECT pdp.report('markdown')});
 like($report, qr/\*\*Scheduled runs that failed in the last 30 days: \d+\*\*/, 'the report shows the failed runs');
-like($report, qr/\*\*pg_cron cannot run it\*\*: pg_cron connects over TCP/, 'the report says why pg_cron cannot run the job');
+like($report, qr/\*\*pg_cron cannot run it\*\*: pg\\_cron connects over TCP/, 'the report says why pg_cron cannot run the job');
 is($n2->safe_psql('postgres', 'SELECT count(*) FROM logins'), '100', 'nothing was purged');
 $n2->safe_psql('postgres', q{SELECT cron.unschedule('pdp_ext purge')});
 

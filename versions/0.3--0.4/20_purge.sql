@@ -335,6 +335,13 @@ BEGIN
     INSERT INTO pdp.purge_run (dry_run, status, max_share)
     VALUES (dry_run, CASE WHEN dry_run THEN 'dry run' ELSE 'running' END, pdp._purge_max_share())
     RETURNING purge_run.id INTO id;
+    -- A share raised in the session (SET, to let one run through) is audited.
+    IF NOT dry_run AND pdp._purge_max_share() OPERATOR(pg_catalog.>)
+                       coalesce((SELECT s.reset_val::real FROM pg_settings s WHERE s.name = 'pdp.purge_max_share'), 0.10::real) THEN
+        PERFORM pdp._audit('purge_max_share_raised', 'pdp.purge', NULL, pg_catalog.jsonb_build_object(
+            'run', id, 'max_share', pdp._purge_max_share(),
+            'default', (SELECT s.reset_val::real FROM pg_settings s WHERE s.name = 'pdp.purge_max_share')));
+    END IF;
     -- Held for the session's life: tells later runs this one is alive.
     PERFORM pg_catalog.pg_advisory_lock(pg_catalog.hashtext('pdp_ext purge run'), id::integer);
     RETURN id;
