@@ -132,12 +132,14 @@ ok($job2 > 0, 'schedule_purge schedules once pg_cron can connect');
 ok($n2->poll_query_until('postgres',
 		q{SELECT count(*) > 0 FROM cron.job_run_details WHERE jobid = } . $job2 . q{ AND status = 'succeeded'}, 't'),
 	'pg_cron ran the scheduled purge');
+like($n2->safe_psql('postgres', q{SELECT pdp.report('markdown')}), qr/pg_cron can run it/, 'the report says pg_cron can run the job');
 $n2->safe_psql('postgres', 'SELECT pdp.unschedule_purge()');
 is($n2->safe_psql('postgres', q{SELECT status, held_back->0->>'table', held_back->0->>'would_remove', held_back->0->>'of'
 		FROM pdp.purge_log WHERE id IS NOT NULL ORDER BY id DESC LIMIT 1}), 'finished|public.logins|60|100',
 	'the safety valve held the scheduled run back and recorded what it would have removed');
 is($n2->safe_psql('postgres', 'SELECT count(*) FROM logins'), '100', '... and nothing was removed');
-like($n2->safe_psql('postgres', q{SELECT pdp.report('markdown')}), qr/pg_cron can run it/, 'the report says pg_cron can run the job');
+like($n2->safe_psql('postgres', q{SELECT pdp.report('markdown')}), qr/\*\*Held back by the safety valve\*\* \(pdp.purge\\_max\\_share 0.1\): table public.logins, the run would have removed 60 of 100 rows/,
+	'the report shows what the valve held back');
 $n2->safe_psql('postgres', q{SET pdp.purge_max_share = 0.7; CALL pdp.purge()});
 is($n2->safe_psql('postgres', 'SELECT count(*) FROM logins'), '40', 'a larger share for one run let it through');
 $n2->stop;
