@@ -1177,6 +1177,7 @@ DECLARE
     err jsonb;
     failed integer := 0;
     failed_states text[] := '{}';
+    held boolean;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -1197,8 +1198,19 @@ BEGIN
         CONTINUE WHEN EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
                                 AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
         CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
-        CONTINUE WHEN pdp._purge_valve(run_id, t);   -- the safety valve
         act := pdp._purge_action(t);
+        -- The safety valve.  A table it cannot count is left for the next
+        -- run and recorded, as a failed batch is.
+        BEGIN
+            held := pdp._purge_valve(run_id, t);
+        EXCEPTION WHEN OTHERS THEN
+            held := true;
+            PERFORM pdp._record_purge_batch(run_id, t, act, 0, pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                        'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM)));
+            failed := failed OPERATOR(pg_catalog.+) 1;
+            failed_states := pg_catalog.array_append(failed_states, SQLSTATE::text);
+        END;
+        CONTINUE WHEN held;
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
             pos := '-infinity';
             LOOP
@@ -1475,7 +1487,8 @@ BEGIN
         RETURN;
     END IF;
     RETURN QUERY EXECUTE
-        'SELECT d.runid::bigint, d.jobid::bigint, coalesce(d.start_time, d.end_time), d.end_time, d.return_message, d.username::name '
+        'SELECT d.runid::bigint, d.jobid::bigint, coalesce(d.start_time, d.end_time), d.end_time, '
+        'coalesce(NULLIF(d.return_message, ''''), ''(pg_cron gave no message)''), d.username::name '
         'FROM cron.job_run_details d '
         'WHERE d.status OPERATOR(pg_catalog.=) ''failed'' '
         'AND (d.jobid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT j.jobid FROM cron.job j WHERE j.jobname OPERATOR(pg_catalog.=) ''pdp_ext purge'')) '

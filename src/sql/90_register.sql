@@ -368,12 +368,12 @@ BEGIN
                    WHEN (j->'scheduled_purge'->>'runnable')::boolean THEN 'job ' || pdp._md(j->'scheduled_purge'->>'job') || ' (`'
                         || pdp._md(j->'scheduled_purge'->>'schedule') || '`), pg_cron can run it'
                    ELSE 'job ' || pdp._md(j->'scheduled_purge'->>'job') || ' (`' || pdp._md(j->'scheduled_purge'->>'schedule')
-                        || '`), **pg_cron cannot run it**: ' || pdp._md(j->'scheduled_purge'->>'problem') || '. Set '
-                        || pdp._md(j->'scheduled_purge'->>'fix') END || E'.\n';
+                        || '`), **pg_cron cannot run it**: ' || pdp._md(coalesce(j->'scheduled_purge'->>'problem', '')) || '. Set '
+                        || pdp._md(coalesce(j->'scheduled_purge'->>'fix', 'what the problem names')) END || E'.\n';
         IF (j->'scheduled_purge'->'failed_runs_30_days'->>'count')::bigint > 0 THEN
             out := out || E'\n**Scheduled runs that failed in the last 30 days: ' || pdp._md(j->'scheduled_purge'->'failed_runs_30_days'->>'count')
-                       || '**, the last at ' || pdp._md(j->'scheduled_purge'->'failed_runs_30_days'->>'last_at') || ': '
-                       || pdp._md(j->'scheduled_purge'->'failed_runs_30_days'->>'last_message') || E' (see pdp.purge\\_log).\n';
+                       || '**, the last at ' || pdp._md(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_at', 'an unknown time')) || ': '
+                       || pdp._md(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_message', '(no message)')) || E' (see pdp.purge\\_log).\n';
         END IF;
         out := out || E'\n## Open matters\n\n'
                    || '- Holds in force: ' || pdp._md(j->>'holds_in_force') || E'\n'
@@ -450,11 +450,11 @@ BEGIN
                     || ' (<code>' || pdp._html(j->'scheduled_purge'->>'schedule') || '</code>), pg_cron can run it.</p>'
                ELSE '<p class="bad">Scheduled purge: job ' || pdp._html(j->'scheduled_purge'->>'job') || ' (<code>'
                     || pdp._html(j->'scheduled_purge'->>'schedule') || '</code>), pg_cron cannot run it: '
-                    || pdp._html(j->'scheduled_purge'->>'problem') || '. Set ' || pdp._html(j->'scheduled_purge'->>'fix') || '.</p>' END;
+                    || pdp._html(coalesce(j->'scheduled_purge'->>'problem', '')) || '. Set ' || pdp._html(coalesce(j->'scheduled_purge'->>'fix', 'what the problem names')) || '.</p>' END;
     IF (j->'scheduled_purge'->'failed_runs_30_days'->>'count')::bigint > 0 THEN
         out := out || '<p class="bad">Scheduled runs that failed in the last 30 days: ' || pdp._html(j->'scheduled_purge'->'failed_runs_30_days'->>'count')
-                   || ', the last at ' || pdp._html(j->'scheduled_purge'->'failed_runs_30_days'->>'last_at') || ': '
-                   || pdp._html(j->'scheduled_purge'->'failed_runs_30_days'->>'last_message') || ' (see pdp.purge_log).</p>';
+                   || ', the last at ' || pdp._html(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_at', 'an unknown time')) || ': '
+                   || pdp._html(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_message', '(no message)')) || ' (see pdp.purge_log).</p>';
     END IF;
     out := out || '</section>';
     out := out || '<section id="open"><h2>Open matters</h2><ul>'

@@ -39,7 +39,7 @@ SELECT throws_ok($$DELETE FROM pdp.system_subject$$, '42501', NULL,
 SELECT is((SELECT declared_by FROM pdp.system_subject WHERE subject = '1'), 'tap8_admin'::name,
           'control: the declaring role is recorded, not pdp_ext''s owner');
 RESET ROLE;
-SELECT is((SELECT count(*)::int FROM pdp.audit_log WHERE action = 'declare_system_subject' AND role = 'tap8_admin'::regrole), 1,
+SELECT is((SELECT count(*)::int FROM pdp.audit_log WHERE action = 'declare_system_subject' AND role = 'tap8_admin'), 1,
           'control: the declaration is audited as its caller');
 
 -- 2. The valve's recorder is not callable: a run's record cannot be forged.

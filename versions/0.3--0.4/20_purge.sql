@@ -518,6 +518,7 @@ DECLARE
     err jsonb;
     failed integer := 0;
     failed_states text[] := '{}';
+    held boolean;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -538,8 +539,19 @@ BEGIN
         CONTINUE WHEN EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
                                 AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
         CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
-        CONTINUE WHEN pdp._purge_valve(run_id, t);   -- the safety valve
         act := pdp._purge_action(t);
+        -- The safety valve.  A table it cannot count is left for the next
+        -- run and recorded, as a failed batch is.
+        BEGIN
+            held := pdp._purge_valve(run_id, t);
+        EXCEPTION WHEN OTHERS THEN
+            held := true;
+            PERFORM pdp._record_purge_batch(run_id, t, act, 0, pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                        'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM)));
+            failed := failed OPERATOR(pg_catalog.+) 1;
+            failed_states := pg_catalog.array_append(failed_states, SQLSTATE::text);
+        END;
+        CONTINUE WHEN held;
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
             pos := '-infinity';
             LOOP
@@ -628,7 +640,12 @@ BEGIN
               OR (h.auth_method = 'peer' AND h.options IS NULL AND role = pg_catalog.pg_get_userbyid(10));
         why := pg_catalog.format('pg_hba.conf line %s ("%s %s %s%s %s") %s', h.line_number, h.type,
                                  pg_catalog.array_to_string(h.database, ','), pg_catalog.array_to_string(h.user_name, ','),
-                                 coalesce(' ' || h.address || coalesce('/' || h.netmask, ''), ''), h.auth_method,
+                                 coalesce(' ' || h.address || coalesce('/' || (
+                                     SELECT n FROM pg_catalog.generate_series(0, 128) n
+                                      WHERE h.address ~ '^[0-9a-fA-F.:]+$'
+                                        AND n OPERATOR(pg_catalog.<=) CASE pg_catalog.family(h.address::inet) WHEN 4 THEN 32 ELSE 128 END
+                                        AND pg_catalog.netmask(pg_catalog.set_masklen(h.address::inet, n)) = h.netmask::inet
+                                      ORDER BY n LIMIT 1), ''), ''), h.auth_method,
                                  CASE WHEN ok THEN 'lets it in'
                                       WHEN h.auth_method = 'reject' THEN 'rejects it'
                                       WHEN h.auth_method = 'peer' THEN pg_catalog.format(
@@ -770,7 +787,8 @@ BEGIN
         RETURN;
     END IF;
     RETURN QUERY EXECUTE
-        'SELECT d.runid::bigint, d.jobid::bigint, coalesce(d.start_time, d.end_time), d.end_time, d.return_message, d.username::name '
+        'SELECT d.runid::bigint, d.jobid::bigint, coalesce(d.start_time, d.end_time), d.end_time, '
+        'coalesce(NULLIF(d.return_message, ''''), ''(pg_cron gave no message)''), d.username::name '
         'FROM cron.job_run_details d '
         'WHERE d.status OPERATOR(pg_catalog.=) ''failed'' '
         'AND (d.jobid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT j.jobid FROM cron.job j WHERE j.jobname OPERATOR(pg_catalog.=) ''pdp_ext purge'')) '
@@ -792,7 +810,8 @@ DECLARE
 BEGIN
     SELECT pg_catalog.jsonb_build_object('count', pg_catalog.count(*), 'last_at', pg_catalog.max(f.started_at),
                                          'last_message', (pg_catalog.array_agg(f.message ORDER BY f.cron_run DESC))[1])
-      INTO failed FROM pdp._failed_scheduled_purges() f WHERE f.started_at > pg_catalog.now() - interval '30 days';
+      INTO failed FROM pdp._failed_scheduled_purges() f
+     WHERE coalesce(f.started_at, f.finished_at, pg_catalog.now()) > pg_catalog.now() - interval '30 days';
     IF pg_catalog.to_regclass('cron.job') IS NULL THEN
         RETURN pg_catalog.jsonb_build_object('scheduled', false, 'failed_runs_30_days', failed);
     END IF;
@@ -943,12 +962,12 @@ BEGIN
                    WHEN (j->'scheduled_purge'->>'runnable')::boolean THEN 'job ' || pdp._md(j->'scheduled_purge'->>'job') || ' (`'
                         || pdp._md(j->'scheduled_purge'->>'schedule') || '`), pg_cron can run it'
                    ELSE 'job ' || pdp._md(j->'scheduled_purge'->>'job') || ' (`' || pdp._md(j->'scheduled_purge'->>'schedule')
-                        || '`), **pg_cron cannot run it**: ' || pdp._md(j->'scheduled_purge'->>'problem') || '. Set '
-                        || pdp._md(j->'scheduled_purge'->>'fix') END || E'.\n';
+                        || '`), **pg_cron cannot run it**: ' || pdp._md(coalesce(j->'scheduled_purge'->>'problem', '')) || '. Set '
+                        || pdp._md(coalesce(j->'scheduled_purge'->>'fix', 'what the problem names')) END || E'.\n';
         IF (j->'scheduled_purge'->'failed_runs_30_days'->>'count')::bigint > 0 THEN
             out := out || E'\n**Scheduled runs that failed in the last 30 days: ' || pdp._md(j->'scheduled_purge'->'failed_runs_30_days'->>'count')
-                       || '**, the last at ' || pdp._md(j->'scheduled_purge'->'failed_runs_30_days'->>'last_at') || ': '
-                       || pdp._md(j->'scheduled_purge'->'failed_runs_30_days'->>'last_message') || E' (see pdp.purge\\_log).\n';
+                       || '**, the last at ' || pdp._md(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_at', 'an unknown time')) || ': '
+                       || pdp._md(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_message', '(no message)')) || E' (see pdp.purge\\_log).\n';
         END IF;
         out := out || E'\n## Open matters\n\n'
                    || '- Holds in force: ' || pdp._md(j->>'holds_in_force') || E'\n'
@@ -1025,11 +1044,11 @@ BEGIN
                     || ' (<code>' || pdp._html(j->'scheduled_purge'->>'schedule') || '</code>), pg_cron can run it.</p>'
                ELSE '<p class="bad">Scheduled purge: job ' || pdp._html(j->'scheduled_purge'->>'job') || ' (<code>'
                     || pdp._html(j->'scheduled_purge'->>'schedule') || '</code>), pg_cron cannot run it: '
-                    || pdp._html(j->'scheduled_purge'->>'problem') || '. Set ' || pdp._html(j->'scheduled_purge'->>'fix') || '.</p>' END;
+                    || pdp._html(coalesce(j->'scheduled_purge'->>'problem', '')) || '. Set ' || pdp._html(coalesce(j->'scheduled_purge'->>'fix', 'what the problem names')) || '.</p>' END;
     IF (j->'scheduled_purge'->'failed_runs_30_days'->>'count')::bigint > 0 THEN
         out := out || '<p class="bad">Scheduled runs that failed in the last 30 days: ' || pdp._html(j->'scheduled_purge'->'failed_runs_30_days'->>'count')
-                   || ', the last at ' || pdp._html(j->'scheduled_purge'->'failed_runs_30_days'->>'last_at') || ': '
-                   || pdp._html(j->'scheduled_purge'->'failed_runs_30_days'->>'last_message') || ' (see pdp.purge_log).</p>';
+                   || ', the last at ' || pdp._html(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_at', 'an unknown time')) || ': '
+                   || pdp._html(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_message', '(no message)')) || ' (see pdp.purge_log).</p>';
     END IF;
     out := out || '</section>';
     out := out || '<section id="open"><h2>Open matters</h2><ul>'
