@@ -225,6 +225,13 @@ SELECT pdp.set_subject_retention('3 years', 'mdl.mdl_user', 'lastaccess', '{0}',
 SELECT pdp.set_subject_retention('3 years', 'mdl.mdl_user', 'lastaccess', '{0}', 'username');
 SELECT pdp.set_subject_retention('3 years', 'mdl.mdl_user', NULL);
 SELECT count(*) AS subject_retention FROM pdp.subject_retention;
+-- Table retention reads an epoch anchor as it is, and says so when it holds 0.
+CREATE TABLE mdl.mdl_sessions (id bigint PRIMARY KEY, userid bigint, timemodified bigint);
+INSERT INTO mdl.mdl_sessions VALUES (1, 5, 0), (2, 6, mdl.ago('1 day'));
+SELECT pdp.register_table('mdl.mdl_sessions', 'userid');
+SELECT pdp.set_retention('mdl.mdl_sessions', '1 year', 'timemodified');
+SELECT pdp.unregister_table('mdl.mdl_sessions');
+DROP TABLE mdl.mdl_sessions;
 
 -- 0.3 read lastaccess = 0 as 1 January 1970: asked for explicitly (no
 -- "never" value), it would take 22 of the 40 users, the guest among them.

@@ -204,6 +204,7 @@ DECLARE
     expr text;
     idx name;
     k name;
+    zeros bigint;
 BEGIN
     PERFORM pdp._require_owner(tbl);
     IF anchor_column IS NULL THEN
@@ -238,6 +239,18 @@ BEGIN
             RAISE EXCEPTION 'anchor column "%" has unsupported type %', anchor_column, typ
                 USING ERRCODE = 'datatype_mismatch',
                       HINT = 'An anchor is timestamptz, timestamp, date, or integer/bigint Unix epoch seconds.';
+        END IF;
+        -- Epoch seconds: 0 is 1 January 1970, which applications often write
+        -- for "not yet".  Say so rather than purge those rows silently.
+        IF typ IN ('integer'::regtype, 'bigint'::regtype) THEN
+            SELECT x.n INTO zeros FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                'SELECT pg_catalog.count(*) FROM %s t WHERE t.%I OPERATOR(pg_catalog.=) 0', tbl, anchor_column)) AS x(n bigint);
+            IF zeros > 0 THEN
+                RAISE WARNING 'anchor column "%" of table "%" holds 0 in % rows, read as 1 January 1970: they expire at once',
+                              anchor_column, pdp._relname(tbl), zeros
+                    USING HINT = 'If 0 means "never" there, write NULL instead (a row with a NULL anchor never expires). '
+                                 'A purge that would remove more than pdp.purge_max_share of the table is held back.';
+            END IF;
         END IF;
     END IF;
 
