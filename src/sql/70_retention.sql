@@ -1036,8 +1036,8 @@ COMMENT ON FUNCTION pdp._hold_back(bigint, jsonb) IS 'records, audits and report
 
 -- Whether the valve holds a table back in this run (it then records it).
 -- Counts the rows the run would remove, for both reasons, as a dry run
--- would; a table far below the share by its planner estimate is not counted
--- in full.
+-- would; a table far below the share by its statistics is not counted in
+-- full.
 CREATE FUNCTION pdp._purge_valve(run_id bigint, tbl regclass) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1056,7 +1056,12 @@ BEGIN
     IF n OPERATOR(pg_catalog.=) 0 THEN
         RETURN false;
     END IF;
-    SELECT c.reltuples INTO est FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
+    -- Far below the share by both the planner's estimate and the live-row
+    -- statistics (which follow every DELETE, and are 0 after a crash):
+    -- no exact count of the table.
+    SELECT LEAST(c.reltuples::float8, coalesce(st.n_live_tup, 0)::float8) INTO est
+      FROM pg_class c LEFT JOIN pg_stat_all_tables st ON st.relid OPERATOR(pg_catalog.=) c.oid
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
     IF est OPERATOR(pg_catalog.>) 0 AND n OPERATOR(pg_catalog.<=) share * est / 2 THEN
         RETURN false;
     END IF;

@@ -485,7 +485,12 @@ BEGIN
     IF n OPERATOR(pg_catalog.=) 0 THEN
         RETURN false;
     END IF;
-    SELECT c.reltuples INTO est FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
+    -- Far below the share by both the planner's estimate and the live-row
+    -- statistics (which follow every DELETE, and are 0 after a crash):
+    -- no exact count of the table.
+    SELECT LEAST(c.reltuples::float8, coalesce(st.n_live_tup, 0)::float8) INTO est
+      FROM pg_class c LEFT JOIN pg_stat_all_tables st ON st.relid OPERATOR(pg_catalog.=) c.oid
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
     IF est OPERATOR(pg_catalog.>) 0 AND n OPERATOR(pg_catalog.<=) share * est / 2 THEN
         RETURN false;
     END IF;
