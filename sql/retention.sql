@@ -289,6 +289,19 @@ SET LOCAL pdp.purge_max_share = 0.5;
 SELECT table_name, rows FROM pdp.purge_expired();
 COMMIT;
 SELECT array_agg(userid ORDER BY userid) FILTER (WHERE timecreated < mdl.ago('1 year')) AS old_log_rows_of FROM mdl.mdl_log;
+-- Statistics that lag behind the table do not let a large share through:
+-- analyzed at 1,000 rows, the table now has 10, and 6 of them expire.
+CREATE TABLE mdl.mdl_stale (id bigint PRIMARY KEY, userid bigint NOT NULL, t bigint NOT NULL);
+INSERT INTO mdl.mdl_stale SELECT g, 100 + g, mdl.ago('1 day') FROM generate_series(1, 1000) g;
+SELECT pdp.register_table('mdl.mdl_stale', 'userid');
+SELECT pdp.set_retention('mdl.mdl_stale', '1 year', 't');   -- its index build counts 1,000 rows
+DELETE FROM mdl.mdl_stale WHERE id > 10;
+UPDATE mdl.mdl_stale SET t = mdl.ago('2 years') WHERE id <= 6;
+SELECT pg_stat_force_next_flush();
+SELECT count(*) FROM pdp.purge_expired();
+SELECT count(*) AS stale_rows_kept FROM mdl.mdl_stale;
+SELECT pdp.drop_retention('mdl.mdl_stale');
+SELECT pdp.unregister_table('mdl.mdl_stale');
 -- The share is between 0 and 1.
 SET pdp.purge_max_share = 1.5;
 SET pdp.purge_max_share = -0.1;
