@@ -265,6 +265,10 @@ SELECT pdp.declare_system_subject(NULL, 'x');
 SELECT pdp.declare_system_subject('3', ' ');
 SELECT pdp.declare_system_subject('not a number', 'x');
 SELECT subject, reason, declared_by FROM pdp.system_subject ORDER BY subject;
+SELECT pdp.report('markdown') ~ 'Inactivity: a subject''s rows expire [^\n]*3 years after their last mdl\.mdl\\_user\.lastaccess \(0 meaning never\), else timecreated; system subjects, never purged: 2\.'
+       AS markdown_shows_inactivity,
+       pdp.report('html') ~ 'after their last <code>mdl\.mdl_user\.lastaccess</code> \(0 meaning never\), else <code>timecreated</code>; system subjects, never purged: 2\.'
+       AS html_shows_inactivity;
 SELECT table_name, rows FROM pdp.purge_expired(dry_run => true) WHERE table_name::text LIKE 'mdl.%' ORDER BY 1::text;
 -- 8 of 40 subjects is more than the default share (0.1): held back.
 CALL pdp.purge();

@@ -985,6 +985,11 @@ BEGIN
                                                             'held_back', l.held_back)
                          FROM pdp.purge_run l WHERE NOT l.dry_run ORDER BY l.id DESC LIMIT 1),
         'scheduled_purge', pdp._purge_schedule_status(),
+        'inactivity', (SELECT pg_catalog.jsonb_build_object('table', sr.activity_table::text, 'column', sr.activity_column,
+                                                            'period', sr.period::text, 'never_values', sr.never_values,
+                                                            'fallback_column', sr.fallback_column)
+                         FROM pdp.subject_retention sr),
+        'system_subjects', (SELECT pg_catalog.count(*) FROM pdp.system_subject),
         'holds_in_force', (SELECT pg_catalog.count(*) FROM pdp.holds h WHERE h.in_force),
         'restricted_subjects', counts->'restricted_subjects',
         'overdue_requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', o.id, 'kind', o.kind,
@@ -1048,6 +1053,15 @@ BEGIN
                                             pdp._md(coalesce(x->>'expiring_in_30_days', 'not readable')),
                                             pdp._md(coalesce(x->>'expired_not_purged', 'not readable')));
         END LOOP;
+        IF j->'inactivity' IS NOT NULL AND j->'inactivity' <> 'null'::jsonb THEN
+            out := out || E'\nInactivity: a subject''s rows expire ' || pdp._md(j->'inactivity'->>'period') || ' after their last '
+                       || pdp._md((j->'inactivity'->>'table') || '.' || (j->'inactivity'->>'column'))
+                       || CASE WHEN pg_catalog.jsonb_array_length(j->'inactivity'->'never_values') > 0
+                               THEN ' (' || pdp._md(pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.jsonb_array_elements_text(j->'inactivity'->'never_values')), ', '))
+                                    || ' meaning never)' ELSE '' END
+                       || coalesce(', else ' || pdp._md(j->'inactivity'->>'fallback_column'), '')
+                       || '; system subjects, never purged: ' || pdp._md(j->>'system_subjects') || E'.\n';
+        END IF;
         out := out || E'\nLast purge: ' || coalesce(pdp._md(j->'last_purge'->>'started_at') || ', ' || pdp._md(j->'last_purge'->>'status') || ', '
                                                     || pdp._md(j->'last_purge'->>'rows') || ' rows', 'none') || E'.\n';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(coalesce(j->'last_purge'->'held_back', '[]')) LOOP
@@ -1129,7 +1143,17 @@ BEGIN
                    || '</td><td class="num">' || coalesce(x->>'expiring_in_30_days', 'not readable') || '</td><td class="num">'
                    || coalesce(x->>'expired_not_purged', 'not readable') || '</td></tr>';
     END LOOP;
-    out := out || '</table><p>Last purge: ' || pdp._html(coalesce((j->'last_purge'->>'started_at') || ', ' || (j->'last_purge'->>'status')
+    out := out || '</table>';
+    IF j->'inactivity' IS NOT NULL AND j->'inactivity' <> 'null'::jsonb THEN
+        out := out || '<p>Inactivity: a subject''s rows expire ' || pdp._html(j->'inactivity'->>'period') || ' after their last <code>'
+                   || pdp._html((j->'inactivity'->>'table') || '.' || (j->'inactivity'->>'column')) || '</code>'
+                   || CASE WHEN pg_catalog.jsonb_array_length(j->'inactivity'->'never_values') > 0
+                           THEN ' (' || pdp._html(pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.jsonb_array_elements_text(j->'inactivity'->'never_values')), ', '))
+                                || ' meaning never)' ELSE '' END
+                   || coalesce(', else <code>' || pdp._html(j->'inactivity'->>'fallback_column') || '</code>', '')
+                   || '; system subjects, never purged: ' || pdp._html(j->>'system_subjects') || '.</p>';
+    END IF;
+    out := out || '<p>Last purge: ' || pdp._html(coalesce((j->'last_purge'->>'started_at') || ', ' || (j->'last_purge'->>'status')
                                                         || ', ' || (j->'last_purge'->>'rows') || ' rows', 'none')) || '.</p>';
     FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(coalesce(j->'last_purge'->'held_back', '[]')) LOOP
         out := out || '<p class="bad">Held back by the safety valve (pdp.purge_max_share ' || pdp._html(x->>'max_share') || '): '
