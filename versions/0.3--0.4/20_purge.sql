@@ -463,7 +463,7 @@ BEGIN
               HINT = pg_catalog.format('Check the retention (pdp.purge_expired(dry_run => true), run %s in pdp.purge_log); '
                                        'if the share is right, let one run through with a larger share: '
                                        'SET pdp.purge_max_share = %s; CALL pdp.purge(); RESET pdp.purge_max_share;',
-                                       run_id, LEAST(1, pg_catalog.ceil((what->>'share')::numeric * 100) / 100 + 0.01));
+                                       run_id, pg_catalog.trim_scale(pg_catalog.round(LEAST(1, pg_catalog.ceil((what->>'share')::numeric * 100) / 100 + 0.01), 2)));
 END
 $$;
 COMMENT ON FUNCTION pdp._hold_back(bigint, jsonb) IS 'records, audits and reports what the purge''s safety valve held back';
