@@ -156,11 +156,33 @@ SELECT count(*) FILTER (WHERE pdp._expiry(at, '3 years') < now()) AS expired,
        count(*) FILTER (WHERE pdp._expiry(at, '3 years') < now() AND (actor_id = :held OR affected_user_id = :held)) AS "expired but held",
        count(*) AS "log entries" FROM lms.activity_log;
 SELECT * FROM pdp.purge_expired(dry_run => true);
+\echo 'A run that would remove more than pdp.purge_max_share (default 10%) of a table''s rows is held back (below).'
+\echo 'This purge of the 3-year-old log is expected, so the tour lets it through whatever its share:'
+SET pdp.purge_max_share = 1;
 CALL pdp.purge();
+RESET pdp.purge_max_share;
 SELECT count(*) FILTER (WHERE pdp._expiry(at, '3 years') < now()) AS "expired left (held)",
        count(*) AS "log entries now" FROM lms.activity_log;
 SELECT status, rows, total_rows FROM pdp.purge_log ORDER BY id DESC LIMIT 1;
-SELECT pdp.schedule_purge('17 3 * * *') AS "pg_cron job";
+\echo 'Inactivity: a learner not seen for 3 years expires everywhere; one never seen (NULL) counts from when the'
+\echo 'account was made.  System subjects (here account 1, an administrator) are never purged:'
+\o /dev/null
+SELECT pdp.declare_system_subject('1', 'site administrator');
+SELECT pdp.set_subject_retention('3 years', 'lms.users', 'last_seen_at', fallback_column => 'created_at');
+\o
+SELECT rows AS "learners inactive for 3 years" FROM pdp.purge_expired(dry_run => true) WHERE table_name = 'lms.users'::regclass;
+\echo 'That is more than pdp.purge_max_share of the learners: the purge holds it back, warns, and records what it'
+\echo 'would have done (the tour rolls this back; a larger share for one run would let it through):'
+BEGIN;
+SELECT * FROM pdp.purge_expired();
+SELECT held_back FROM pdp.purge_log WHERE id IS NOT NULL ORDER BY id DESC LIMIT 1;
+ROLLBACK;
+\o /dev/null
+SELECT pdp.drop_subject_retention();
+\o
+\echo 'schedule_purge first checks that pg_cron can run the job (cron.host, pg_hba.conf), or says exactly what to set:'
+SELECT ok AS "pg_cron can run it", coalesce(problem, '-') AS problem, coalesce(fix, '-') AS "what to set" FROM pdp._cron_check(current_user);
+SELECT CASE WHEN ok THEN pdp.schedule_purge('17 3 * * *') END AS "pg_cron job" FROM pdp._cron_check(current_user);
 SELECT jobname, schedule, command FROM cron.job;
 
 \echo '=== 7. Subject rights ========================================================'

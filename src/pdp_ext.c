@@ -363,6 +363,20 @@ _PG_init(void)
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
+	DefineCustomRealVariable("pdp.purge_max_share",
+							 "The largest share of a table's rows, or of the subjects, one purge run may remove.",
+							 "A purge run that would remove more of a table's rows than this share, or more of the "
+							 "inactivity table's subjects, leaves that table (or the inactive subjects) alone, warns "
+							 "and records what it would have removed; set a larger share for one run to let it through, "
+							 "1 turns the check off.",
+							 &pdp_purge_max_share,
+							 0.10,
+							 0.0,
+							 1.0,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("pdp");
 
 	prev_emit_log_hook = emit_log_hook;

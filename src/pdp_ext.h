@@ -75,6 +75,9 @@ extern void pdp_require_pdp_caller(const char *function);
 /* Row visibility (visibility.c) */
 extern int	pdp_visibility_memory_kb;
 
+/* retention.c */
+extern double pdp_purge_max_share;
+
 /* Keyring (keys.c) */
 extern void pdp_keys_mark_stale(void);
 extern uint64 pdp_keyring_generation(void);

@@ -33,6 +33,9 @@ PG_FUNCTION_INFO_V1(pdp_expiry_date);
 PG_FUNCTION_INFO_V1(pdp_expiry_epoch);
 PG_FUNCTION_INFO_V1(pdp_retention_tag);
 
+/* pdp.purge_max_share (defined in _PG_init; read by the purge in SQL). */
+double		pdp_purge_max_share = 0.10;
+
 /*
  * ts + span in UTC: months and days are calendar steps of the UTC date,
  * then the time part is added.  Infinite anchors stay infinite; an

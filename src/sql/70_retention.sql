@@ -71,7 +71,9 @@ CREATE TABLE pdp.subject_retention (
     activity_table  regclass    NOT NULL,
     activity_column name        NOT NULL,
     set_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    set_by          name        NOT NULL DEFAULT CURRENT_USER
+    set_by          name        NOT NULL DEFAULT CURRENT_USER,
+    never_values    text[]      NOT NULL DEFAULT '{}',
+    fallback_column name
 );
 COMMENT ON TABLE pdp.subject_retention IS 'inactivity retention: a subject''s rows expire together after this long without activity';
 COMMENT ON COLUMN pdp.subject_retention.singleton IS 'there is at most one row';
@@ -80,6 +82,8 @@ COMMENT ON COLUMN pdp.subject_retention.activity_table IS 'the registered table 
 COMMENT ON COLUMN pdp.subject_retention.activity_column IS 'its column holding the activity time';
 COMMENT ON COLUMN pdp.subject_retention.set_at IS 'when it was set';
 COMMENT ON COLUMN pdp.subject_retention.set_by IS 'who set it';
+COMMENT ON COLUMN pdp.subject_retention.never_values IS 'activity (and fallback) values that mean "never", like Moodle''s lastaccess = 0; NULL always does';
+COMMENT ON COLUMN pdp.subject_retention.fallback_column IS 'the column of the activity table used where the activity is never (e.g. timecreated); NULL: none';
 SELECT pg_catalog.pg_extension_config_dump('pdp.subject_retention', '');
 CREATE TRIGGER subject_retention_check_period BEFORE INSERT OR UPDATE OF period ON pdp.subject_retention
     FOR EACH ROW EXECUTE FUNCTION pdp._check_period();
@@ -122,7 +126,9 @@ CREATE TABLE pdp.purge_run (
     rows        jsonb       NOT NULL DEFAULT '{}',
     total_rows  bigint      NOT NULL DEFAULT 0,
     errors      jsonb       NOT NULL DEFAULT '[]',
-    run_by      name        NOT NULL DEFAULT SESSION_USER
+    run_by      name        NOT NULL DEFAULT SESSION_USER,
+    max_share   real,
+    held_back   jsonb       NOT NULL DEFAULT '[]'
 );
 COMMENT ON TABLE pdp.purge_run IS 'each purge: start, end, rows per table and action, errors (no personal values)';
 COMMENT ON SEQUENCE pdp.purge_run_id_seq IS 'numbers purge runs';
@@ -135,6 +141,8 @@ COMMENT ON COLUMN pdp.purge_run.rows IS 'rows per "table action", e.g. {"lms.gra
 COMMENT ON COLUMN pdp.purge_run.total_rows IS 'rows in all';
 COMMENT ON COLUMN pdp.purge_run.errors IS 'errors per table: SQLSTATE and message, never a value';
 COMMENT ON COLUMN pdp.purge_run.run_by IS 'the session user that ran it';
+COMMENT ON COLUMN pdp.purge_run.max_share IS 'pdp.purge_max_share in force for the run';
+COMMENT ON COLUMN pdp.purge_run.held_back IS 'what the safety valve (pdp.purge_max_share) kept the run from removing: per table, or the inactive subjects, with the counts (never a value)';
 SELECT pg_catalog.pg_extension_config_dump('pdp.purge_run', '');
 SELECT pg_catalog.pg_extension_config_dump('pdp.purge_run_id_seq', '');
 
@@ -196,6 +204,7 @@ DECLARE
     expr text;
     idx name;
     k name;
+    zeros bigint;
 BEGIN
     PERFORM pdp._require_owner(tbl);
     IF anchor_column IS NULL THEN
@@ -230,6 +239,18 @@ BEGIN
             RAISE EXCEPTION 'anchor column "%" has unsupported type %', anchor_column, typ
                 USING ERRCODE = 'datatype_mismatch',
                       HINT = 'An anchor is timestamptz, timestamp, date, or integer/bigint Unix epoch seconds.';
+        END IF;
+        -- Epoch seconds: 0 is 1 January 1970, which applications often write
+        -- for "not yet".  Say so rather than purge those rows silently.
+        IF typ IN ('integer'::regtype, 'bigint'::regtype) THEN
+            SELECT x.n INTO zeros FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                'SELECT pg_catalog.count(*) FROM %s t WHERE t.%I OPERATOR(pg_catalog.=) 0', tbl, anchor_column)) AS x(n bigint);
+            IF zeros > 0 THEN
+                RAISE WARNING 'anchor column "%" of table "%" holds 0 in % rows, read as 1 January 1970: they expire at once',
+                              anchor_column, pdp._relname(tbl), zeros
+                    USING HINT = 'If 0 means "never" there, write NULL instead (a row with a NULL anchor never expires). '
+                                 'A purge that would remove more than pdp.purge_max_share of the table is held back.';
+            END IF;
         END IF;
     END IF;
 
@@ -319,18 +340,70 @@ SELECT p.tbl AS table_name, p.period, p.anchor_column,
   FROM pdp.retention_policy p;
 COMMENT ON VIEW pdp.retention_policies IS 'retention per table';
 
-CREATE FUNCTION pdp.set_subject_retention(period interval, activity_table regclass, activity_column name) RETURNS void
+CREATE FUNCTION pdp.set_subject_retention(period interval, activity_table regclass, activity_column name,
+                                          never_values text[] DEFAULT NULL, fallback_column name DEFAULT NULL) RETURNS void
 LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
-COMMENT ON FUNCTION pdp.set_subject_retention(interval, regclass, name) IS
-    'a subject''s rows in every registered table expire together when their last activity is older than period';
+COMMENT ON FUNCTION pdp.set_subject_retention(interval, regclass, name, text[], name) IS
+    'a subject''s rows in every registered table expire together when their last activity is older than period; '
+    'activity values in never_values (and NULL) mean never and fall back to fallback_column';
 
-CREATE FUNCTION pdp._api_set_subject_retention(period interval, activity_table regclass, activity_column name)
+-- The type of a column of a table usable as a time anchor, or an error.
+CREATE FUNCTION pdp._anchor_type(tbl regclass, col name, what text) RETURNS regtype
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ regtype;
+BEGIN
+    SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) col
+       AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', col, pdp._relname(tbl)
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
+        RAISE EXCEPTION '% column "%" has unsupported type %', what, col, typ USING ERRCODE = 'datatype_mismatch',
+              HINT = 'It must be timestamptz, timestamp, date, or integer/bigint Unix epoch seconds.';
+    END IF;
+    RETURN typ;
+END
+$$;
+COMMENT ON FUNCTION pdp._anchor_type(regclass, name, text) IS 'the type of a column usable as a time anchor, or an error';
+
+-- Those of a list of "never" values that are values of a type (the others
+-- apply to a column of another type).
+CREATE FUNCTION pdp._never_values_for(never_values text[], typ regtype) RETURNS text[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v text;
+    ok text[] := '{}';
+BEGIN
+    FOREACH v IN ARRAY coalesce(never_values, '{}') LOOP
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT $1::%s', typ) USING v;
+            ok := ok || v;
+        EXCEPTION WHEN data_exception THEN
+            NULL;
+        END;
+    END LOOP;
+    RETURN ok;
+END
+$$;
+COMMENT ON FUNCTION pdp._never_values_for(text[], regtype) IS 'the "never" values that are values of the given type';
+
+CREATE FUNCTION pdp._api_set_subject_retention(period interval, activity_table regclass, activity_column name,
+                                               never_values text[], fallback_column name)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     typ regtype;
+    ftyp regtype;
+    v text;
 BEGIN
     PERFORM pdp._require_owner(activity_table);
     PERFORM pdp._check_interval(period, 'retention period must be positive');
@@ -338,26 +411,49 @@ BEGIN
         RAISE EXCEPTION 'table "%" is not registered', pdp._relname(activity_table)
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) activity_table::oid AND a.attname OPERATOR(pg_catalog.=) activity_column
-       AND a.attnum > 0 AND NOT a.attisdropped;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'column "%" of table "%" does not exist', activity_column, pdp._relname(activity_table)
-            USING ERRCODE = 'undefined_column';
+    IF activity_column IS NULL THEN
+        RAISE EXCEPTION 'activity column must be given' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
-        RAISE EXCEPTION 'activity column "%" has unsupported type %', activity_column, typ USING ERRCODE = 'datatype_mismatch';
+    typ := pdp._anchor_type(activity_table, activity_column, 'activity');
+    IF fallback_column IS NOT NULL THEN
+        IF fallback_column OPERATOR(pg_catalog.=) activity_column THEN
+            RAISE EXCEPTION 'the fallback column must differ from the activity column' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        ftyp := pdp._anchor_type(activity_table, fallback_column, 'fallback');
     END IF;
-    INSERT INTO pdp.subject_retention (period, activity_table, activity_column, set_by)
-    VALUES (period, activity_table, activity_column, pg_catalog.pg_get_userbyid(pdp._caller()))
+    IF never_values IS NULL THEN
+        -- The default: 0 means never in an epoch-seconds column (nobody's
+        -- activity is 1 January 1970; applications write 0 for "not yet").
+        never_values := CASE WHEN typ IN ('integer'::regtype, 'bigint'::regtype)
+                                  OR ftyp IN ('integer'::regtype, 'bigint'::regtype) THEN '{0}' ELSE '{}' END;
+    END IF;
+    IF pg_catalog.array_position(never_values, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'never_values must not contain NULL' USING ERRCODE = 'null_value_not_allowed',
+              HINT = 'NULL always means never; list only the other values that do, e.g. ''{0}''.';
+    END IF;
+    FOREACH v IN ARRAY never_values LOOP
+        -- The value is not named: the message says which rule it failed.
+        IF pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], typ)) = 0
+           AND (ftyp IS NULL OR pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], ftyp)) = 0) THEN
+            RAISE EXCEPTION 'a value in never_values is not a value of the activity or fallback column''s type'
+                USING ERRCODE = 'invalid_text_representation',
+                      HINT = pg_catalog.format('The activity column is %s%s.', typ,
+                                               CASE WHEN ftyp IS NOT NULL THEN ', the fallback column ' || ftyp ELSE '' END);
+        END IF;
+    END LOOP;
+    INSERT INTO pdp.subject_retention (period, activity_table, activity_column, set_by, never_values, fallback_column)
+    VALUES (period, activity_table, activity_column, pg_catalog.pg_get_userbyid(pdp._caller()), never_values, fallback_column)
     ON CONFLICT ON CONSTRAINT subject_retention_pkey DO UPDATE
        SET period = EXCLUDED.period, activity_table = EXCLUDED.activity_table,
-           activity_column = EXCLUDED.activity_column, set_at = pg_catalog.now(), set_by = EXCLUDED.set_by;
+           activity_column = EXCLUDED.activity_column, set_at = pg_catalog.now(), set_by = EXCLUDED.set_by,
+           never_values = EXCLUDED.never_values, fallback_column = EXCLUDED.fallback_column;
     PERFORM pdp._audit('set_subject_retention', activity_table::text, NULL,
-                       pg_catalog.jsonb_build_object('period', period::text, 'activity_column', activity_column));
+                       pg_catalog.jsonb_build_object('period', period::text, 'activity_column', activity_column,
+                                                     'never_values', pg_catalog.cardinality(never_values),
+                                                     'fallback_column', fallback_column));
 END
 $$;
-COMMENT ON FUNCTION pdp._api_set_subject_retention(interval, regclass, name) IS
+COMMENT ON FUNCTION pdp._api_set_subject_retention(interval, regclass, name, text[], name) IS
     'pdp.set_subject_retention''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 CREATE FUNCTION pdp.drop_subject_retention() RETURNS boolean
@@ -459,6 +555,73 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT EXISTS (SELECT 1 FROM pdp.hold h WHERE h.subject OPERATOR(pg_catalog.=) _subject_held.subject
                         AND h.released_at IS NULL AND (h.until IS NULL OR h.until > pg_catalog.now())) $$;
 COMMENT ON FUNCTION pdp._subject_held(text) IS 'whether a hold on the subject is in force';
+
+-- System subjects --------------------------------------------------------------
+
+-- Accounts an application needs to work (Moodle's guest, the site
+-- administrators, service accounts): never purged, whatever their activity.
+CREATE TABLE pdp.system_subject (
+    subject     text        PRIMARY KEY,
+    reason      text        NOT NULL,
+    declared_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    declared_by name        NOT NULL
+);
+COMMENT ON TABLE pdp.system_subject IS 'system subjects (guest, administrators, service accounts): never purged';
+COMMENT ON COLUMN pdp.system_subject.subject IS 'the subject, in canonical text form';
+COMMENT ON COLUMN pdp.system_subject.reason IS 'why the application needs it, e.g. "Moodle guest user"';
+COMMENT ON COLUMN pdp.system_subject.declared_at IS 'when it was declared';
+COMMENT ON COLUMN pdp.system_subject.declared_by IS 'the role that declared it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.system_subject', '');
+
+CREATE FUNCTION pdp.declare_system_subject(subject text, reason text) RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.declare_system_subject(text, text) IS
+    'declares a system subject (a guest, an administrator, a service account): a purge never removes its rows';
+
+CREATE FUNCTION pdp._api_declare_system_subject(subject text, reason text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF subject IS NULL OR reason IS NULL OR pg_catalog.btrim(reason) = '' THEN
+        RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    subject := pdp._canonical_subject(subject);  -- one form per subject, as holds and restrictions
+    INSERT INTO pdp.system_subject AS y (subject, reason, declared_by)
+    VALUES (subject, reason, pg_catalog.pg_get_userbyid(pdp._caller()))
+    ON CONFLICT ON CONSTRAINT system_subject_pkey DO UPDATE
+       SET reason = EXCLUDED.reason, declared_at = pg_catalog.now(), declared_by = EXCLUDED.declared_by;
+    PERFORM pdp._audit('declare_system_subject', NULL, subject);
+END
+$$;
+COMMENT ON FUNCTION pdp._api_declare_system_subject(text, text) IS
+    'pdp.declare_system_subject''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+CREATE FUNCTION pdp.drop_system_subject(subject text) RETURNS boolean
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.drop_system_subject(text) IS 'makes a system subject an ordinary one again; false if it was not one';
+
+CREATE FUNCTION pdp._api_drop_system_subject(subject text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    subject := pdp._canonical_subject(subject);
+    DELETE FROM pdp.system_subject y WHERE y.subject OPERATOR(pg_catalog.=) _api_drop_system_subject.subject;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM pdp._audit('drop_system_subject', NULL, subject);
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION pdp._api_drop_system_subject(text) IS
+    'pdp.drop_system_subject''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 -- Purge ----------------------------------------------------------------------
 
@@ -582,6 +745,8 @@ BEGIN
     END IF;
     held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
                      AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    -- A purge keeps system subjects' rows as it keeps held subjects'.
+    held := held OPERATOR(pg_catalog.||) ARRAY(SELECT y.subject FROM pdp.system_subject y);
     restricted := ARRAY(SELECT r.subject FROM pdp.restriction r);
     IF reason = 'inactivity' THEN
         keys := ARRAY(SELECT i.subject FROM pg_temp.pdp_inactive_subjects i);
@@ -700,6 +865,9 @@ DECLARE
     r record;
     subj name;
     n bigint;
+    typ regtype;
+    ftyp regtype;
+    e text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects'
                  AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()) THEN
@@ -710,23 +878,44 @@ BEGIN
         RETURN 0;
     END IF;
     CREATE TEMP TABLE pdp_inactive_subjects (subject text PRIMARY KEY);
+    -- A row's activity time: the activity column, unless it is NULL or a
+    -- "never" value ($1); then the fallback column, unless that is NULL or
+    -- never too ($2); else none, and a subject with a row of no known time
+    -- is not expired.
+    typ := pdp._anchor_type(r.activity_table, r.activity_column, 'activity');
+    e := pg_catalog.format('CASE WHEN a.%1$I IS NOT NULL AND a.%1$I OPERATOR(pg_catalog.<>) ALL ($1::%2$s[]) '
+                           'THEN pdp._expiry(a.%1$I, $3::interval)', r.activity_column, typ);
+    IF r.fallback_column IS NOT NULL THEN
+        ftyp := pdp._anchor_type(r.activity_table, r.fallback_column, 'fallback');
+        e := e || pg_catalog.format(' WHEN a.%1$I IS NOT NULL AND a.%1$I OPERATOR(pg_catalog.<>) ALL ($2::%2$s[]) '
+                                    'THEN pdp._expiry(a.%1$I, $3::interval)', r.fallback_column, ftyp);
+    END IF;
+    e := e || ' END';
     -- The activity table is read as its owner (pdp._exec_as_owner).
     FOR subj IN SELECT s.col FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) r.activity_table LOOP
         INSERT INTO pg_temp.pdp_inactive_subjects
         SELECT x.s FROM pdp._exec_as_owner(r.activity_table, pg_catalog.format(
-            'SELECT %1$I::text FROM %2$s WHERE %1$I IS NOT NULL '
-            'GROUP BY %1$I HAVING pg_catalog.max(pdp._expiry(%3$I, %4$L::interval)) OPERATOR(pg_catalog.<) pg_catalog.now()',
-            subj, r.activity_table, r.activity_column, r.period::text)) AS x(s text)
+            'SELECT a.%1$I::text FROM %2$s a WHERE a.%1$I IS NOT NULL GROUP BY a.%1$I '
+            'HAVING pg_catalog.bool_and(coalesce((%3$s) OPERATOR(pg_catalog.<) pg_catalog.now(), false))',
+            subj, r.activity_table, e),
+            pdp._never_values_for(r.never_values, typ), pdp._never_values_for(r.never_values, coalesce(ftyp, typ)),
+            r.period::text) AS x(s text)
         ON CONFLICT DO NOTHING;
     END LOOP;
-    -- A subject active under any of the activity table's subject columns is active.
+    -- A subject active (or of unknown activity) under any of the activity
+    -- table's subject columns is not inactive.
     FOR subj IN SELECT s.col FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) r.activity_table LOOP
         DELETE FROM pg_temp.pdp_inactive_subjects i
          WHERE i.subject IN (SELECT x.s FROM pdp._exec_as_owner(r.activity_table, pg_catalog.format(
                    'SELECT a.%1$I::text FROM %2$s a WHERE a.%1$I IS NOT NULL '
-                   'AND pdp._expiry(a.%3$I, %4$L::interval) OPERATOR(pg_catalog.>=) pg_catalog.now()',
-                   subj, r.activity_table, r.activity_column, r.period::text)) AS x(s text));
+                   'AND coalesce((%3$s) OPERATOR(pg_catalog.>=) pg_catalog.now(), true)',
+                   subj, r.activity_table, e),
+                   pdp._never_values_for(r.never_values, typ), pdp._never_values_for(r.never_values, coalesce(ftyp, typ)),
+                   r.period::text) AS x(s text));
     END LOOP;
+    -- System subjects (the guest, administrators, service accounts) are never purged.
+    DELETE FROM pg_temp.pdp_inactive_subjects i USING pdp.system_subject y
+     WHERE i.subject OPERATOR(pg_catalog.=) y.subject;
     SELECT pg_catalog.count(*) INTO n FROM pg_temp.pdp_inactive_subjects;
     RETURN n;
 END
@@ -755,8 +944,16 @@ BEGIN
             PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('pdp_ext purge run'), old::integer);
         END IF;
     END LOOP;
-    INSERT INTO pdp.purge_run (dry_run, status) VALUES (dry_run, CASE WHEN dry_run THEN 'dry run' ELSE 'running' END)
+    INSERT INTO pdp.purge_run (dry_run, status, max_share)
+    VALUES (dry_run, CASE WHEN dry_run THEN 'dry run' ELSE 'running' END, pdp._purge_max_share())
     RETURNING purge_run.id INTO id;
+    -- A share raised in the session (SET, to let one run through) is audited.
+    IF NOT dry_run AND pdp._purge_max_share() OPERATOR(pg_catalog.>)
+                       coalesce((SELECT s.reset_val::real FROM pg_settings s WHERE s.name = 'pdp.purge_max_share'), 0.10::real) THEN
+        PERFORM pdp._audit('purge_max_share_raised', 'pdp.purge', NULL, pg_catalog.jsonb_build_object(
+            'run', id, 'max_share', pdp._purge_max_share(),
+            'default', (SELECT s.reset_val::real FROM pg_settings s WHERE s.name = 'pdp.purge_max_share')));
+    END IF;
     -- Held for the session's life: tells later runs this one is alive.
     PERFORM pg_catalog.pg_advisory_lock(pg_catalog.hashtext('pdp_ext purge run'), id::integer);
     RETURN id;
@@ -801,6 +998,124 @@ END
 $$;
 COMMENT ON FUNCTION pdp._end_purge_run(bigint, text) IS 'closes a purge run';
 
+-- The safety valve ------------------------------------------------------------
+-- A purge run that would remove more than pdp.purge_max_share of a table's
+-- rows, or of the activity table's subjects, leaves that table (or every
+-- inactive subject) alone, warns, and records what it would have removed:
+-- a mistaken anchor ("0 means never") then costs a warning, not half the
+-- users.  A larger share for one run lets it through.
+
+CREATE FUNCTION pdp._purge_max_share() RETURNS real
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce(NULLIF(pg_catalog.current_setting('pdp.purge_max_share', true), '')::real, 0.10::real) $$;
+COMMENT ON FUNCTION pdp._purge_max_share() IS 'pdp.purge_max_share, or its default 0.10 where pdp_ext''s library is not loaded yet';
+
+-- Records what the valve held back in the run, audits it and warns.
+CREATE FUNCTION pdp._hold_back(run_id bigint, what jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE pdp.purge_run r SET held_back = r.held_back OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(what)
+     WHERE r.id OPERATOR(pg_catalog.=) run_id;
+    PERFORM pdp._audit('purge_held_back', coalesce(what->>'table', what->>'inactivity'), NULL, what OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('run', run_id));
+    RAISE WARNING 'purge: % held back: the run would remove % of % %, more than pdp.purge_max_share (%)',
+                  CASE WHEN what ? 'table' THEN pg_catalog.format('table "%s"', what->>'table') ELSE 'inactivity' END,
+                  what->>'would_remove', what->>'of', CASE WHEN what ? 'table' THEN 'rows' ELSE 'subjects' END,
+                  what->>'max_share'
+        USING DETAIL = CASE WHEN what ? 'table' THEN 'Nothing was removed from the table in this run.'
+                            ELSE 'No subject''s rows were removed for inactivity in this run.' END,
+              HINT = pg_catalog.format('Check the retention (pdp.purge_expired(dry_run => true), run %s in pdp.purge_log); '
+                                       'if the share is right, let one run through with a larger share: '
+                                       'SET pdp.purge_max_share = %s; CALL pdp.purge(); RESET pdp.purge_max_share;',
+                                       run_id, pg_catalog.trim_scale(pg_catalog.round(LEAST(1, pg_catalog.ceil((what->>'share')::numeric * 100) / 100 + 0.01), 2)));
+END
+$$;
+COMMENT ON FUNCTION pdp._hold_back(bigint, jsonb) IS 'records, audits and reports what the purge''s safety valve held back';
+
+-- Whether the valve holds a table back in this run (it then records it).
+-- Counts the rows the run would remove, for both reasons, as a dry run
+-- would; a table far below the share by its statistics is not counted in
+-- full.
+CREATE FUNCTION pdp._purge_valve(run_id bigint, tbl regclass) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    share real := pdp._purge_max_share();
+    n bigint;
+    est float8;
+    total bigint;
+BEGIN
+    IF share OPERATOR(pg_catalog.>=) 1 THEN
+        RETURN false;
+    END IF;
+    n := (pdp._find_expired(tbl, 'retention', false, NULL, NULL)).n
+         OPERATOR(pg_catalog.+) (pdp._find_expired(tbl, 'inactivity', false, NULL, NULL)).n;
+    IF n OPERATOR(pg_catalog.=) 0 THEN
+        RETURN false;
+    END IF;
+    -- Far below the share by both the planner's estimate and the live-row
+    -- statistics (which follow every DELETE, and are 0 after a crash):
+    -- no exact count of the table.
+    SELECT LEAST(c.reltuples::float8, coalesce(st.n_live_tup, 0)::float8) INTO est
+      FROM pg_class c LEFT JOIN pg_stat_all_tables st ON st.relid OPERATOR(pg_catalog.=) c.oid
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
+    IF est OPERATOR(pg_catalog.>) 0 AND n OPERATOR(pg_catalog.<=) share * est / 2 THEN
+        RETURN false;
+    END IF;
+    SELECT x.n INTO total FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', tbl)) AS x(n bigint);
+    IF n OPERATOR(pg_catalog.<=) share * total THEN
+        RETURN false;
+    END IF;
+    PERFORM pdp._hold_back(run_id, pg_catalog.jsonb_build_object(
+        'table', tbl::text, 'would_remove', n, 'of', total,
+        'share', pg_catalog.round(n::numeric / GREATEST(total, 1), 4), 'max_share', pg_catalog.trim_scale(pg_catalog.round(share::numeric, 4))));
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION pdp._purge_valve(bigint, regclass) IS
+    'whether the run would remove more than pdp.purge_max_share of the table''s rows (then it is recorded and skipped)';
+
+-- The valve for inactivity: when the inactive subjects are more than the
+-- share of the activity table's subjects, none of them is purged this run.
+CREATE FUNCTION pdp._subject_valve(run_id bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    share real := pdp._purge_max_share();
+    r record;
+    n bigint;
+    total bigint;
+BEGIN
+    IF share OPERATOR(pg_catalog.>=) 1 OR NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects'
+                 AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()) THEN
+        RETURN false;
+    END IF;
+    SELECT pg_catalog.count(*) INTO n FROM pg_temp.pdp_inactive_subjects;
+    IF n OPERATOR(pg_catalog.=) 0 THEN
+        RETURN false;
+    END IF;
+    SELECT * INTO r FROM pdp.subject_retention;
+    SELECT x.n INTO total FROM pdp._exec_as_owner(r.activity_table, pg_catalog.format(
+        'SELECT pg_catalog.count(DISTINCT s.s) FROM %s a CROSS JOIN LATERAL (VALUES %s) s(s) WHERE s.s IS NOT NULL',
+        r.activity_table, (SELECT pg_catalog.string_agg(pg_catalog.format('(a.%I::text)', c.col), ', ')
+                             FROM pdp.subject_column c WHERE c.tbl OPERATOR(pg_catalog.=) r.activity_table))) AS x(n bigint);
+    IF n OPERATOR(pg_catalog.<=) share * total THEN
+        RETURN false;
+    END IF;
+    DELETE FROM pg_temp.pdp_inactive_subjects;
+    PERFORM pdp._hold_back(run_id, pg_catalog.jsonb_build_object(
+        'inactivity', r.activity_table::text, 'would_remove', n, 'of', total,
+        'share', pg_catalog.round(n::numeric / GREATEST(total, 1), 4), 'max_share', pg_catalog.trim_scale(pg_catalog.round(share::numeric, 4))));
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION pdp._subject_valve(bigint) IS
+    'whether the run would purge more than pdp.purge_max_share of the activity table''s subjects (then none is, and it is recorded)';
+
 CREATE FUNCTION pdp.purge_expired(batch_size integer DEFAULT 5000, dry_run boolean DEFAULT false)
 RETURNS TABLE (table_name regclass, action text, rows bigint)
 LANGUAGE plpgsql SECURITY DEFINER
@@ -825,12 +1140,16 @@ BEGIN
     END IF;
     run_id := pdp._begin_purge_run(coalesce(dry_run, false));
     PERFORM pdp._collect_inactive_subjects();
+    IF NOT coalesce(dry_run, false) THEN
+        PERFORM pdp._subject_valve(run_id);
+    END IF;
     FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
         IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
                      AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
             CONTINUE;
         END IF;
         CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
+        CONTINUE WHEN NOT coalesce(dry_run, false) AND pdp._purge_valve(run_id, t);   -- the safety valve
         table_name := t;
         action := pdp._purge_action(t);
         total := 0;
@@ -876,6 +1195,7 @@ DECLARE
     err jsonb;
     failed integer := 0;
     failed_states text[] := '{}';
+    held boolean;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -889,6 +1209,7 @@ BEGIN
     END IF;
     run_id := pdp._begin_purge_run(false);
     PERFORM pdp._collect_inactive_subjects();
+    PERFORM pdp._subject_valve(run_id);
     COMMIT;
     <<tables>>
     FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
@@ -896,6 +1217,18 @@ BEGIN
                                 AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
         CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
         act := pdp._purge_action(t);
+        -- The safety valve.  A table it cannot count is left for the next
+        -- run and recorded, as a failed batch is.
+        BEGIN
+            held := pdp._purge_valve(run_id, t);
+        EXCEPTION WHEN OTHERS THEN
+            held := true;
+            PERFORM pdp._record_purge_batch(run_id, t, act, 0, pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                        'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM)));
+            failed := failed OPERATOR(pg_catalog.+) 1;
+            failed_states := pg_catalog.array_append(failed_states, SQLSTATE::text);
+        END;
+        CONTINUE WHEN held;
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
             pos := '-infinity';
             LOOP
@@ -953,10 +1286,6 @@ $$;
 COMMENT ON PROCEDURE pdp.purge(integer, interval) IS
     'purges expired rows committing after every batch; stops after max_duration; an interrupted run loses no batch and the next resumes';
 
-CREATE VIEW pdp.purge_log AS
-SELECT r.id, r.started_at, r.finished_at, r.status, r.dry_run, r.rows, r.total_rows, r.errors, r.run_by
-  FROM pdp.purge_run r;
-COMMENT ON VIEW pdp.purge_log IS 'purge runs of the last 90 days (older ones are compacted into pdp.purge_summary)';
 CREATE VIEW pdp.purge_progress AS
 SELECT r.id, r.started_at, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) r.started_at AS running_for,
        r.rows, r.total_rows, r.errors
@@ -980,23 +1309,246 @@ END
 $$;
 COMMENT ON FUNCTION pdp._require_pg_cron() IS 'raises, with a hint, unless pg_cron is installed here';
 
+-- How pg_hba.conf answers a connection of one type ('local', or 'host' from
+-- an address) to this database as a role: the first line that matches,
+-- judged as PostgreSQL judges it, and whether pg_cron's connection (no
+-- password, the server's operating-system user) gets through.  pg_cron
+-- reads no password but the server user's ~/.pgpass, which cannot be seen
+-- from here: a line asking for a password counts as refused.
+CREATE FUNCTION pdp._hba_verdict(conn_type text, addr inet, role name, OUT ok boolean, OUT why text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h record;
+    db name := pg_catalog.current_database();
+BEGIN
+    FOR h IN SELECT * FROM pg_catalog.pg_hba_file_rules r WHERE r.error IS NULL ORDER BY r.line_number LOOP
+        CONTINUE WHEN conn_type = 'local' AND h.type <> 'local';
+        CONTINUE WHEN conn_type = 'host' AND (h.type NOT IN ('host', 'hostssl', 'hostnossl')
+                                               OR (h.type = 'hostssl' AND pg_catalog.current_setting('ssl') <> 'on')
+                                               OR (h.type = 'hostnossl' AND pg_catalog.current_setting('ssl') = 'on'));
+        CONTINUE WHEN NOT ('all' = ANY (h.database) OR db = ANY (h.database)
+                           OR ('sameuser' = ANY (h.database) AND db = role)
+                           OR (('samerole' = ANY (h.database) OR 'samegroup' = ANY (h.database))
+                               AND EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = db)
+                               AND pg_catalog.pg_has_role(role, db, 'MEMBER')));
+        CONTINUE WHEN NOT ('all' = ANY (h.user_name) OR role = ANY (h.user_name)
+                           OR EXISTS (SELECT 1 FROM pg_catalog.unnest(h.user_name) u
+                                       WHERE u LIKE '+%' AND EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = pg_catalog.substr(u, 2))
+                                         AND pg_catalog.pg_has_role(role, pg_catalog.substr(u, 2), 'MEMBER')));
+        IF conn_type = 'host' THEN
+            CONTINUE WHEN NOT (h.address IN ('all', 'samehost', 'samenet', 'localhost')
+                               OR (h.address ~ '^[0-9a-fA-F.:]+$' AND h.netmask IS NOT NULL
+                                   AND pg_catalog.family(h.address::inet) = pg_catalog.family(addr)
+                                   AND (h.address::inet & h.netmask::inet) = (addr & h.netmask::inet)));
+        END IF;
+        ok := h.auth_method = 'trust'
+              OR (h.auth_method = 'peer' AND h.options IS NULL AND role = pg_catalog.pg_get_userbyid(10));
+        why := pg_catalog.format('pg_hba.conf line %s ("%s %s %s%s %s") %s', h.line_number, h.type,
+                                 pg_catalog.array_to_string(h.database, ','), pg_catalog.array_to_string(h.user_name, ','),
+                                 coalesce(' ' || h.address || coalesce('/' || (
+                                     SELECT n FROM pg_catalog.generate_series(0, 128) n
+                                      WHERE h.address ~ '^[0-9a-fA-F.:]+$'
+                                        AND n OPERATOR(pg_catalog.<=) CASE pg_catalog.family(h.address::inet) WHEN 4 THEN 32 ELSE 128 END
+                                        AND pg_catalog.netmask(pg_catalog.set_masklen(h.address::inet, n)) = h.netmask::inet
+                                      ORDER BY n LIMIT 1), ''), ''), h.auth_method,
+                                 CASE WHEN ok THEN 'lets it in'
+                                      WHEN h.auth_method = 'reject' THEN 'rejects it'
+                                      WHEN h.auth_method = 'peer' THEN pg_catalog.format(
+                                          'asks the operating system, and pg_cron connects as the server''s user, not as "%s"', role)
+                                      ELSE 'asks for a password, which pg_cron''s connection has not' END);
+        RETURN;
+    END LOOP;
+    ok := false;
+    why := 'no pg_hba.conf line matches it, so it is refused';
+END
+$$;
+COMMENT ON FUNCTION pdp._hba_verdict(text, inet, name) IS
+    'the first pg_hba.conf line matching a connection to this database as a role, and whether pg_cron''s connection gets through';
+
+-- Whether pg_cron can run a job in this database as a role: the right
+-- database, its scheduler running, and a connection it can make (background
+-- workers, or libpq to cron.host as pg_hba.conf judges it).  problem says
+-- what fails, fix exactly what to set.  Reads pg_hba.conf's rules, which
+-- only superusers may, so it runs as pdp_ext's owner.
+CREATE FUNCTION pdp._cron_check(role name, OUT ok boolean, OUT problem text, OUT fix text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    db text := pg_catalog.current_setting('cron.database_name', true);
+    host text := coalesce(NULLIF(pg_catalog.current_setting('cron.host', true), ''), 'localhost');
+    sockets text[] := ARRAY(SELECT pg_catalog.btrim(x) FROM pg_catalog.unnest(pg_catalog.string_to_array(
+                                pg_catalog.current_setting('unix_socket_directories'), ',')) x WHERE pg_catalog.btrim(x) <> '');
+    listen text[] := ARRAY(SELECT pg_catalog.btrim(x) FROM pg_catalog.unnest(pg_catalog.string_to_array(
+                               pg_catalog.current_setting('listen_addresses'), ',')) x WHERE pg_catalog.btrim(x) <> '');
+    v record;
+    a inet;
+    judged integer := 0;
+    local_fix text;
+BEGIN
+    ok := false;
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF db IS DISTINCT FROM pg_catalog.current_database() THEN
+        problem := pg_catalog.format('pg_cron runs its jobs from database "%s", not from this one', coalesce(db, 'postgres'));
+        fix := pg_catalog.format('cron.database_name = %L in postgresql.conf, then restart the server', pg_catalog.current_database());
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher') THEN
+        problem := 'pg_cron''s scheduler is not running (pg_cron is not in shared_preload_libraries, or it stopped)';
+        fix := 'pg_cron in shared_preload_libraries in postgresql.conf, then restart the server';
+        RETURN;
+    END IF;
+    IF pg_catalog.current_setting('cron.use_background_workers', true) = 'on' THEN
+        ok := true;
+        RETURN;
+    END IF;
+    -- pg_cron connects with libpq to cron.host, this server's port, this database, as the job's role.
+    IF pg_catalog.cardinality(sockets) > 0 THEN
+        SELECT * INTO v FROM pdp._hba_verdict('local', NULL, role);
+        IF v.ok THEN
+            local_fix := pg_catalog.format('cron.host = %L in postgresql.conf, then restart the server', sockets[1]);
+        END IF;
+    END IF;
+    fix := coalesce(local_fix, 'cron.use_background_workers = on (and max_worker_processes large enough) in postgresql.conf, '
+                               'then restart the server');
+    IF host LIKE '/%' THEN
+        IF NOT host = ANY (sockets) THEN
+            problem := pg_catalog.format('cron.host (%s) is not a socket directory of this server (unix_socket_directories)', host);
+            RETURN;
+        END IF;
+        SELECT * INTO v FROM pdp._hba_verdict('local', NULL, role);
+        IF NOT v.ok THEN
+            problem := pg_catalog.format('pg_cron connects through the socket in %s as "%s": %s', host, role, v.why);
+            fix := pg_catalog.format('a line "local %s %s trust" in pg_hba.conf above that one, then reload the server; '
+                                     'or cron.use_background_workers = on in postgresql.conf, then restart the server',
+                                     pg_catalog.quote_ident(pg_catalog.current_database()), pg_catalog.quote_ident(role));
+            RETURN;
+        END IF;
+        ok := true;
+        fix := NULL;
+        RETURN;
+    END IF;
+    IF host NOT IN ('localhost', '127.0.0.1', '::1') THEN
+        problem := pg_catalog.format('cron.host is %s: pg_cron connects over TCP to another host, which pdp_ext cannot check', host);
+        RETURN;
+    END IF;
+    FOREACH a IN ARRAY CASE WHEN host = '127.0.0.1' THEN ARRAY['127.0.0.1'::inet] WHEN host = '::1' THEN ARRAY['::1'::inet]
+                            ELSE ARRAY['::1'::inet, '127.0.0.1'::inet] END LOOP
+        -- An address the server does not listen on refuses at once and libpq tries the next.
+        CONTINUE WHEN NOT ('*' = ANY (listen) OR 'localhost' = ANY (listen) OR pg_catalog.host(a) = ANY (listen)
+                           OR (pg_catalog.family(a) = 4 AND '0.0.0.0' = ANY (listen))
+                           OR (pg_catalog.family(a) = 6 AND '::' = ANY (listen)));
+        judged := judged + 1;
+        SELECT * INTO v FROM pdp._hba_verdict('host', a, role);
+        IF NOT v.ok THEN
+            problem := pg_catalog.format('pg_cron connects over TCP to %s (cron.host = %s) as "%s": %s',
+                                         pg_catalog.host(a), host, role, v.why);
+            RETURN;
+        END IF;
+    END LOOP;
+    IF judged = 0 THEN
+        problem := pg_catalog.format('pg_cron connects over TCP to %s (cron.host), and the server does not listen there '
+                                     '(listen_addresses = ''%s'')', host, pg_catalog.current_setting('listen_addresses'));
+        RETURN;
+    END IF;
+    ok := true;
+    fix := NULL;
+END
+$$;
+COMMENT ON FUNCTION pdp._cron_check(name) IS
+    'whether pg_cron can run a job in this database as the role (database, scheduler, connection, pg_hba.conf); else what fails and what to set';
+
 CREATE FUNCTION pdp.schedule_purge(schedule text DEFAULT '17 3 * * *') RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     job bigint;
+    chk record;
 BEGIN
     PERFORM pdp._require_pg_cron();
     IF schedule IS NULL THEN
         RAISE EXCEPTION 'schedule must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- pg_cron judges the schedule; then, before the job commits, whether it
+    -- can run it at all: it would take the job and fail it every night.
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job USING 'pdp_ext purge', schedule, 'CALL pdp.purge()';
+    SELECT * INTO chk FROM pdp._cron_check(CURRENT_USER);
+    IF NOT chk.ok THEN
+        RAISE EXCEPTION 'pg_cron could not run the scheduled purge' USING ERRCODE = 'object_not_in_prerequisite_state',
+              DETAIL = pg_catalog.concat(chk.problem, '. Nothing was scheduled.'),
+              HINT = pg_catalog.concat('Set ', chk.fix, '. If the connection works in a way pdp_ext cannot see (a password in the ',
+                                       'server user''s ~/.pgpass), schedule it yourself with SELECT cron.schedule(''pdp_ext purge'', ',
+                                       '''17 3 * * *'', ''CALL pdp.purge()''); pdp.purge_log shows its failed runs.');
+    END IF;
     PERFORM pdp._audit('schedule_purge', 'pdp.purge', NULL, pg_catalog.jsonb_build_object('schedule', schedule, 'job', job));
     RETURN job;
 END
 $$;
-COMMENT ON FUNCTION pdp.schedule_purge(text) IS 'schedules CALL pdp.purge() with pg_cron (job "pdp_ext purge"); returns the job id';
+COMMENT ON FUNCTION pdp.schedule_purge(text) IS
+    'schedules CALL pdp.purge() with pg_cron (job "pdp_ext purge") once it has checked that pg_cron can run it; returns the job id';
+
+-- Scheduled purges that failed in the last 90 days, from pg_cron's run
+-- details (nothing when pg_cron is not installed).  pg_cron shows a role
+-- only its own runs: read as pdp_ext's owner, limited to purge jobs.
+CREATE FUNCTION pdp._failed_scheduled_purges()
+RETURNS TABLE (cron_run bigint, job bigint, started_at timestamptz, finished_at timestamptz, message text, run_by name)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regclass('cron.job_run_details') IS NULL OR pg_catalog.to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE
+        'SELECT d.runid::bigint, d.jobid::bigint, coalesce(d.start_time, d.end_time), d.end_time, '
+        'coalesce(NULLIF(d.return_message, ''''), ''(pg_cron gave no message)''), d.username::name '
+        'FROM cron.job_run_details d '
+        'WHERE d.status OPERATOR(pg_catalog.=) ''failed'' '
+        'AND (d.jobid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT j.jobid FROM cron.job j WHERE j.jobname OPERATOR(pg_catalog.=) ''pdp_ext purge'')) '
+        '     OR d.command OPERATOR(pg_catalog.~) ''pdp\.purge\M'') '
+        'AND coalesce(d.start_time, d.end_time, pg_catalog.now()) OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval ''90 days'') '
+        'ORDER BY d.runid';
+END
+$$;
+COMMENT ON FUNCTION pdp._failed_scheduled_purges() IS
+    'scheduled purge runs pg_cron failed in the last 90 days (none without pg_cron), read as pdp_ext''s owner';
+
+-- The scheduled purge for the report: the job, whether pg_cron can run it
+-- now, and its failed runs of the last 30 days.
+CREATE FUNCTION pdp._purge_schedule_status() RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j record;
+    chk record;
+    failed jsonb;
+BEGIN
+    SELECT pg_catalog.jsonb_build_object('count', pg_catalog.count(*), 'last_at', pg_catalog.max(f.started_at),
+                                         'last_message', (pg_catalog.array_agg(f.message ORDER BY f.cron_run DESC))[1])
+      INTO failed FROM pdp._failed_scheduled_purges() f
+     WHERE coalesce(f.started_at, f.finished_at, pg_catalog.now()) > pg_catalog.now() - interval '30 days';
+    IF pg_catalog.to_regclass('cron.job') IS NULL THEN
+        RETURN pg_catalog.jsonb_build_object('scheduled', false, 'failed_runs_30_days', failed);
+    END IF;
+    EXECUTE 'SELECT j.jobid::bigint AS jobid, j.schedule, j.username::name AS username, j.active FROM cron.job j '
+            'WHERE j.jobname OPERATOR(pg_catalog.=) ''pdp_ext purge'' ORDER BY j.jobid LIMIT 1' INTO j;
+    IF j.jobid IS NULL THEN
+        RETURN pg_catalog.jsonb_build_object('scheduled', false, 'failed_runs_30_days', failed);
+    END IF;
+    SELECT * INTO chk FROM pdp._cron_check(j.username);
+    RETURN pg_catalog.jsonb_build_object('scheduled', true, 'job', j.jobid, 'schedule', j.schedule, 'active', j.active,
+                                         'runnable', chk.ok, 'problem', chk.problem, 'fix', chk.fix,
+                                         'failed_runs_30_days', failed);
+END
+$$;
+COMMENT ON FUNCTION pdp._purge_schedule_status() IS
+    'the scheduled purge for the report: job, schedule, whether pg_cron can run it, failed runs of the last 30 days';
 
 CREATE FUNCTION pdp.unschedule_purge() RETURNS boolean
 LANGUAGE plpgsql
@@ -1015,3 +1567,16 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp.unschedule_purge() IS 'removes the scheduled purge; false if none was scheduled';
+
+CREATE VIEW pdp.purge_log AS
+SELECT r.id, r.started_at, r.finished_at, r.status, r.dry_run, r.rows, r.total_rows, r.errors, r.run_by,
+       r.held_back, r.max_share, NULL::bigint AS cron_run
+  FROM pdp.purge_run r
+UNION ALL
+-- Scheduled runs pg_cron could not run (it could not connect, or the call failed).
+SELECT NULL::bigint, f.started_at, f.finished_at, 'scheduled run failed', false, '{}'::jsonb, 0::bigint,
+       pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('source', 'pg_cron', 'job', f.job, 'message', f.message)),
+       f.run_by, '[]'::jsonb, NULL::real, f.cron_run
+  FROM pdp._failed_scheduled_purges() f;
+COMMENT ON VIEW pdp.purge_log IS
+    'purge runs of the last 90 days (older ones are compacted into pdp.purge_summary), and scheduled runs that failed (id NULL, cron_run pg_cron''s run id)';

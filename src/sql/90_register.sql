@@ -286,8 +286,15 @@ BEGIN
         'unclassified_findings', findings,
         'consents', counts->'consents',
         'retention', retention,
-        'last_purge', (SELECT pg_catalog.jsonb_build_object('started_at', l.started_at, 'status', l.status, 'rows', l.total_rows)
+        'last_purge', (SELECT pg_catalog.jsonb_build_object('started_at', l.started_at, 'status', l.status, 'rows', l.total_rows,
+                                                            'held_back', l.held_back)
                          FROM pdp.purge_run l WHERE NOT l.dry_run ORDER BY l.id DESC LIMIT 1),
+        'scheduled_purge', pdp._purge_schedule_status(),
+        'inactivity', (SELECT pg_catalog.jsonb_build_object('table', sr.activity_table::text, 'column', sr.activity_column,
+                                                            'period', sr.period::text, 'never_values', sr.never_values,
+                                                            'fallback_column', sr.fallback_column)
+                         FROM pdp.subject_retention sr),
+        'system_subjects', (SELECT pg_catalog.count(*) FROM pdp.system_subject),
         'holds_in_force', (SELECT pg_catalog.count(*) FROM pdp.holds h WHERE h.in_force),
         'restricted_subjects', counts->'restricted_subjects',
         'overdue_requests', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', o.id, 'kind', o.kind,
@@ -353,8 +360,35 @@ BEGIN
                                             pdp._md(coalesce(x->>'expiring_in_30_days', 'not readable')),
                                             pdp._md(coalesce(x->>'expired_not_purged', 'not readable')));
         END LOOP;
+        IF j->'inactivity' IS NOT NULL AND j->'inactivity' <> 'null'::jsonb THEN
+            out := out || E'\nInactivity: a subject''s rows expire ' || pdp._md(j->'inactivity'->>'period') || ' after their last '
+                       || pdp._md((j->'inactivity'->>'table') || '.' || (j->'inactivity'->>'column'))
+                       || CASE WHEN pg_catalog.jsonb_array_length(j->'inactivity'->'never_values') > 0
+                               THEN ' (' || pdp._md(pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.jsonb_array_elements_text(j->'inactivity'->'never_values')), ', '))
+                                    || ' meaning never)' ELSE '' END
+                       || coalesce(', else ' || pdp._md(j->'inactivity'->>'fallback_column'), '')
+                       || '; system subjects, never purged: ' || pdp._md(j->>'system_subjects') || E'.\n';
+        END IF;
         out := out || E'\nLast purge: ' || coalesce(pdp._md(j->'last_purge'->>'started_at') || ', ' || pdp._md(j->'last_purge'->>'status') || ', '
                                                     || pdp._md(j->'last_purge'->>'rows') || ' rows', 'none') || E'.\n';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(coalesce(j->'last_purge'->'held_back', '[]')) LOOP
+            out := out || E'\n**Held back by the safety valve** (pdp.purge\\_max\\_share ' || pdp._md(x->>'max_share') || '): '
+                       || coalesce('table ' || pdp._md(x->>'table'), 'inactivity of ' || pdp._md(x->>'inactivity')) || ', the run would have removed '
+                       || pdp._md(x->>'would_remove') || ' of ' || pdp._md(x->>'of')
+                       || CASE WHEN x ? 'table' THEN ' rows' ELSE ' subjects' END || E'.\n';
+        END LOOP;
+        out := out || E'\nScheduled purge: ' || CASE
+                   WHEN NOT coalesce((j->'scheduled_purge'->>'scheduled')::boolean, false) THEN 'none'
+                   WHEN (j->'scheduled_purge'->>'runnable')::boolean THEN 'job ' || pdp._md(j->'scheduled_purge'->>'job') || ' (`'
+                        || pdp._md(j->'scheduled_purge'->>'schedule') || '`), pg_cron can run it'
+                   ELSE 'job ' || pdp._md(j->'scheduled_purge'->>'job') || ' (`' || pdp._md(j->'scheduled_purge'->>'schedule')
+                        || '`), **pg_cron cannot run it**: ' || pdp._md(coalesce(j->'scheduled_purge'->>'problem', '')) || '. Set '
+                        || pdp._md(coalesce(j->'scheduled_purge'->>'fix', 'what the problem names')) END || E'.\n';
+        IF (j->'scheduled_purge'->'failed_runs_30_days'->>'count')::bigint > 0 THEN
+            out := out || E'\n**Scheduled runs that failed in the last 30 days: ' || pdp._md(j->'scheduled_purge'->'failed_runs_30_days'->>'count')
+                       || '**, the last at ' || pdp._md(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_at', 'an unknown time')) || ': '
+                       || pdp._md(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_message', '(no message)')) || E' (see pdp.purge\\_log).\n';
+        END IF;
         out := out || E'\n## Open matters\n\n'
                    || '- Holds in force: ' || pdp._md(j->>'holds_in_force') || E'\n'
                    || '- Restricted subjects: ' || pdp._md(j->>'restricted_subjects') || E'\n'
@@ -416,8 +450,37 @@ BEGIN
                    || '</td><td class="num">' || coalesce(x->>'expiring_in_30_days', 'not readable') || '</td><td class="num">'
                    || coalesce(x->>'expired_not_purged', 'not readable') || '</td></tr>';
     END LOOP;
-    out := out || '</table><p>Last purge: ' || pdp._html(coalesce((j->'last_purge'->>'started_at') || ', ' || (j->'last_purge'->>'status')
-                                                        || ', ' || (j->'last_purge'->>'rows') || ' rows', 'none')) || '.</p></section>';
+    out := out || '</table>';
+    IF j->'inactivity' IS NOT NULL AND j->'inactivity' <> 'null'::jsonb THEN
+        out := out || '<p>Inactivity: a subject''s rows expire ' || pdp._html(j->'inactivity'->>'period') || ' after their last <code>'
+                   || pdp._html((j->'inactivity'->>'table') || '.' || (j->'inactivity'->>'column')) || '</code>'
+                   || CASE WHEN pg_catalog.jsonb_array_length(j->'inactivity'->'never_values') > 0
+                           THEN ' (' || pdp._html(pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.jsonb_array_elements_text(j->'inactivity'->'never_values')), ', '))
+                                || ' meaning never)' ELSE '' END
+                   || coalesce(', else <code>' || pdp._html(j->'inactivity'->>'fallback_column') || '</code>', '')
+                   || '; system subjects, never purged: ' || pdp._html(j->>'system_subjects') || '.</p>';
+    END IF;
+    out := out || '<p>Last purge: ' || pdp._html(coalesce((j->'last_purge'->>'started_at') || ', ' || (j->'last_purge'->>'status')
+                                                        || ', ' || (j->'last_purge'->>'rows') || ' rows', 'none')) || '.</p>';
+    FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(coalesce(j->'last_purge'->'held_back', '[]')) LOOP
+        out := out || '<p class="bad">Held back by the safety valve (pdp.purge_max_share ' || pdp._html(x->>'max_share') || '): '
+                   || pdp._html(coalesce('table ' || (x->>'table'), 'inactivity of ' || (x->>'inactivity'))) || ', the run would have removed '
+                   || pdp._html(x->>'would_remove') || ' of ' || pdp._html(x->>'of')
+                   || CASE WHEN x ? 'table' THEN ' rows' ELSE ' subjects' END || '.</p>';
+    END LOOP;
+    out := out || CASE
+               WHEN NOT coalesce((j->'scheduled_purge'->>'scheduled')::boolean, false) THEN '<p>Scheduled purge: none.</p>'
+               WHEN (j->'scheduled_purge'->>'runnable')::boolean THEN '<p class="ok">Scheduled purge: job ' || pdp._html(j->'scheduled_purge'->>'job')
+                    || ' (<code>' || pdp._html(j->'scheduled_purge'->>'schedule') || '</code>), pg_cron can run it.</p>'
+               ELSE '<p class="bad">Scheduled purge: job ' || pdp._html(j->'scheduled_purge'->>'job') || ' (<code>'
+                    || pdp._html(j->'scheduled_purge'->>'schedule') || '</code>), pg_cron cannot run it: '
+                    || pdp._html(coalesce(j->'scheduled_purge'->>'problem', '')) || '. Set ' || pdp._html(coalesce(j->'scheduled_purge'->>'fix', 'what the problem names')) || '.</p>' END;
+    IF (j->'scheduled_purge'->'failed_runs_30_days'->>'count')::bigint > 0 THEN
+        out := out || '<p class="bad">Scheduled runs that failed in the last 30 days: ' || pdp._html(j->'scheduled_purge'->'failed_runs_30_days'->>'count')
+                   || ', the last at ' || pdp._html(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_at', 'an unknown time')) || ': '
+                   || pdp._html(coalesce(j->'scheduled_purge'->'failed_runs_30_days'->>'last_message', '(no message)')) || ' (see pdp.purge_log).</p>';
+    END IF;
+    out := out || '</section>';
     out := out || '<section id="open"><h2>Open matters</h2><ul>'
                || '<li>Holds in force: ' || (j->>'holds_in_force') || '</li>'
                || '<li>Restricted subjects: ' || (j->>'restricted_subjects') || '</li>'

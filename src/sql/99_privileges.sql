@@ -109,7 +109,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON pdp.retention_policy, pdp.subject_retent
                 pdp.anonymised_row TO pdp_admin;
 GRANT EXECUTE ON FUNCTION
     pdp.set_retention(regclass, interval, name, text), pdp.drop_retention(regclass),
-    pdp.set_subject_retention(interval, regclass, name), pdp.drop_subject_retention(),
+    pdp.set_subject_retention(interval, regclass, name, text[], name), pdp.drop_subject_retention(),
     pdp.place_hold(text, text, timestamptz), pdp.place_hold(bigint, text, timestamptz), pdp.place_hold(uuid, text, timestamptz),
     pdp.place_table_hold(regclass, text, timestamptz), pdp.release_hold(bigint),
     pdp.purge_expired(integer, boolean), pdp.schedule_purge(text), pdp.unschedule_purge(),
@@ -120,6 +120,17 @@ GRANT EXECUTE ON FUNCTION
     pdp._end_purge_run(bigint, text), pdp._require_pg_cron(), pdp._retention_tag()
 TO pdp_admin;
 GRANT EXECUTE ON PROCEDURE pdp.purge(integer, interval) TO pdp_admin;
+-- Issue 16, points 3 and 9: system subjects, the safety valve, checked
+-- scheduling.  System subjects are declared by pdp_admin only (the API
+-- function runs as pdp_ext's owner); the valves and the pg_cron check are
+-- called by pdp.purge and pdp.schedule_purge, which run as their caller;
+-- what the valve records is written by pdp._hold_back, granted to no role.
+GRANT SELECT ON pdp.system_subject TO pdp_admin, pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp.declare_system_subject(text, text), pdp.drop_system_subject(text),
+                          pdp._purge_max_share(), pdp._purge_valve(bigint, regclass), pdp._subject_valve(bigint),
+                          pdp._cron_check(name)
+TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp._failed_scheduled_purges(), pdp._purge_schedule_status() TO pdp_admin, pdp_auditor;
 -- Citus checks, called by the functions above that run as their caller.
 GRANT EXECUTE ON FUNCTION pdp._citus_table_kind(regclass), pdp._refuse_on_citus(regclass, text),
                           pdp._citus_skip_purge(regclass, bigint), pdp._has_children(regclass) TO pdp_admin;

@@ -157,6 +157,8 @@ SELECT is((SELECT count(*)::int FROM esc.t_trigger WHERE learner IN (41, 42, 43)
 SELECT is((SELECT count(*)::int FROM esc.t_index WHERE learner IS NULL AND email LIKE '%*%'), 3,
           'the anonymising erasures went through the index trap (rows anonymised, as their owner)');
 
+-- The purges take whole trap tables: no safety valve (pdp.purge_max_share).
+SET pdp.purge_max_share = 1;
 SET ROLE esc_owner;
 SELECT is(pg_temp.esc_attack($$SELECT * FROM pdp.purge_expired()$$), NULL, 'attack: the tables'' owner purges its trap tables');
 SELECT esc.fill();
@@ -167,6 +169,7 @@ SELECT esc.fill();
 RESET ROLE;
 SELECT is(pg_temp.esc_attack($$SELECT * FROM pdp.purge_expired()$$), NULL, 'attack: a superuser''s purge trips the traps');
 SELECT is((SELECT count(*)::int FROM esc.t_trigger), 0, 'the purges deleted the expired rows, as their owner');
+RESET pdp.purge_max_share;
 
 SET ROLE esc_owner;
 SELECT is(pg_temp.esc_attack($$SELECT pdp.create_masked_view('esc.t_index', 'esc_m1')$$), NULL, 'attack: the owner makes a masked view of its trap table');

@@ -105,6 +105,18 @@ my @templates = (
 	[q{SELECT pdp.restrict_subject(%s::uuid, 'r')}, 'n'], ['SELECT pdp.lift_restriction(%s::bigint)', 'n'],
 	[q{SELECT pdp.record_disclosure(%s::bigint, 'rec', 'p1', '{x}') > 0}, 'n'],
 	[q{SELECT pdp.open_request(%s::uuid, 'access') > 0}, 'n'],
+	# Issue 16, points 3 and 9: "never" values and a fallback, system
+	# subjects, the safety valve, the pg_cron check (pg_cron is not loaded here).
+	[q{SELECT pdp.set_subject_retention('1 year', 't1', 'at', %s)}, 'n'],
+	[q{SELECT pdp.set_subject_retention('1 year', 't1', 'at', ARRAY[%s])}, 'n'],
+	[q{SELECT pdp.set_subject_retention('1 year', 't1', 'at', '{}', %s)}, 'n'],
+	[q{SELECT pdp.set_subject_retention('1 year', 't1', %s, '{0}', 'at')}, 'n'],
+	[q{SELECT pdp.declare_system_subject(%s::text, 'r')}, 'v'], [q{SELECT pdp.declare_system_subject('5', %s)}, 'v'],
+	['SELECT pdp.drop_system_subject(%s::text)', 'v'],
+	['SET pdp.purge_max_share = %s', 'n'], [q{SELECT set_config('pdp.purge_max_share', %s, false)}, 'n'],
+	[q{SELECT pdp._purge_valve(1, %s)}, 'n'], ['SELECT pdp._subject_valve(%s)', 'n'],
+	['SELECT pdp._cron_check(%s) IS NULL', 'n'], ['SELECT pdp.schedule_purge(%s)', 'n'],
+	['SELECT count(*) FROM pdp.purge_log WHERE status = %s', 'n'],
 );
 
 my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";

@@ -16,7 +16,8 @@ use PdpNode;
 my $fs = $ENV{PDP_SMALL_FS} // '';
 plan skip_all => 'no small file system to fill (tools/run-tap.sh mounts one when run as root)' unless $fs ne '' && -d $fs;
 
-my $node = pdp_node('full_disk');
+# The purge below removes most of its table: no safety valve (pdp.purge_max_share = 1).
+my $node = pdp_node('full_disk', conf => "pdp.purge_max_share = 1\n");
 
 mkdir "$fs/ts" or die "mkdir $fs/ts: $!";
 $node->safe_psql('postgres', qq{CREATE TABLESPACE small LOCATION '$fs/ts'});

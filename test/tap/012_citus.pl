@@ -41,7 +41,8 @@ for my $name (qw(coordinator worker1 worker2))
 		conf     => "listen_addresses = '127.0.0.1'\n"
 		  . "citus.node_conninfo = 'sslmode=disable'\n"
 		  . "citus.shard_count = 8\n"
-		  . "max_prepared_transactions = 20\n");
+		  . "max_prepared_transactions = 20\n"
+		  . "pdp.purge_max_share = 1\n");    # its purges remove most of small tables: no safety valve
 	$node{$name}->safe_psql('postgres', 'CREATE EXTENSION citus; CREATE EXTENSION pdp_ext;');
 }
 my $c = $node{coordinator};

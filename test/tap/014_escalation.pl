@@ -20,7 +20,8 @@ use PdpNode;
 
 my $key_file = pdp_key_file();
 my $node = pdp_node('escalation', preload => 'pg_cron,pdp_ext', key_file => $key_file,
-	conf => "cron.database_name = 'postgres'\ncron.use_background_workers = on\nmax_worker_processes = 20\n");
+	conf => "cron.database_name = 'postgres'\ncron.use_background_workers = on\nmax_worker_processes = 20\n"
+	  . "pdp.purge_max_share = 1\n");    # the purges must reach the trap tables' rows: no safety valve
 my $supers_sql = q{SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolsuper};
 my $privs_sql = q{SELECT string_agg(rolname || ':' || rolsuper || rolcreaterole || rolcreatedb || rolbypassrls || rolreplication, ',' ORDER BY rolname)
                     FROM pg_roles WHERE rolname LIKE 'esc\_%'};
