@@ -81,6 +81,11 @@ BEGIN
                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
                                 WHERE x.attrelid OPERATOR(pg_catalog.=) ren.objid
                                   AND x.attname OPERATOR(pg_catalog.=) r.activity_column AND NOT x.attisdropped);
+            UPDATE pdp.subject_retention r SET fallback_column = ren.attname
+             WHERE r.activity_table::oid OPERATOR(pg_catalog.=) ren.objid AND r.fallback_column IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
+                                WHERE x.attrelid OPERATOR(pg_catalog.=) ren.objid
+                                  AND x.attname OPERATOR(pg_catalog.=) r.fallback_column AND NOT x.attisdropped);
         END IF;
     END LOOP;
 END
