@@ -180,6 +180,43 @@ END
 $$;
 COMMENT ON FUNCTION pdp._single_key(regclass) IS 'a table''s single-column primary key, or an error';
 
+-- SQL text (on alias t) of a row's primary key in text form: the key
+-- column's text for a one-column key (as pdp.retention_tag and
+-- pdp.anonymised_row have always held it), ROW(...)::text for a composite
+-- key; NULL for a table without a primary key.  Purge, erasure and receipts
+-- need no one-column key (issue 14, class 6).
+CREATE FUNCTION pdp._row_key_sql(tbl regclass) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN pg_catalog.count(*) = 1 THEN pg_catalog.format('t.%I::text', pg_catalog.min(a.attname))
+                WHEN pg_catalog.count(*) > 1
+                THEN 'ROW(' || pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.i) || ')::text' END
+      FROM pg_catalog.pg_index x
+      CROSS JOIN LATERAL pg_catalog.unnest(x.indkey::smallint[]) WITH ORDINALITY k(attnum, i)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+     WHERE x.indrelid OPERATOR(pg_catalog.=) tbl::oid AND x.indisprimary
+$$;
+COMMENT ON FUNCTION pdp._row_key_sql(regclass) IS 'SQL of a row''s primary key as text (one column or composite), NULL without one';
+
+-- The same, or an error saying why a row key is needed.
+CREATE FUNCTION pdp._require_row_key_sql(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text := pdp._row_key_sql(tbl);
+BEGIN
+    IF k IS NULL THEN
+        RAISE EXCEPTION 'table "%" needs a primary key', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Anonymising purges record the rows they anonymised by primary key.';
+    END IF;
+    RETURN k;
+END
+$$;
+COMMENT ON FUNCTION pdp._require_row_key_sql(regclass) IS 'pdp._row_key_sql, or an error when the table has no primary key';
+
 CREATE FUNCTION pdp.set_retention(tbl regclass, period interval, anchor_column name DEFAULT NULL,
                                   action text DEFAULT 'delete') RETURNS void
 LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
@@ -216,7 +253,9 @@ BEGIN
         RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
     END IF;
-    k := pdp._single_key(tbl);
+    IF anchor_column IS NULL THEN
+        k := pdp._single_key(tbl);   -- the tagging trigger records rows by it
+    END IF;
     IF anchor_column IS NOT NULL THEN
         SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
          WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) anchor_column
@@ -500,7 +539,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p record;
-    k name := pdp._single_key(tbl);
+    k name;
     cond text;
     order_by text;
     pos text := 'NULL::timestamptz';
@@ -518,6 +557,7 @@ BEGIN
                     || order_by || ' OPERATOR(pg_catalog.>=) $2';
             pos := order_by;
         ELSE
+            k := pdp._single_key(tbl);   -- tagged rows: set_retention required one
             cond := pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', k);
             order_by := pg_catalog.format('t.%I', k);
         END IF;
@@ -527,21 +567,25 @@ BEGIN
                          AND pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER) THEN
             RETURN NULL;
         END IF;
-        cond := pg_catalog.format('(%s)', (SELECT pg_catalog.string_agg(
-                    pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', s.col), ' OR ')
-                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl));
-        order_by := pg_catalog.format('t.%I', k);
+        -- An inactive subject's rows are those they own (pdp._own_columns):
+        -- a learner's grade is not expired because its grader is inactive.
+        cond := pdp._owned_by_sql(tbl, '$5');
+        order_by := coalesce(pdp._row_key_sql(tbl), 't.ctid');
     END IF;
-    -- Held and restricted subjects stay (restriction bars erasure too, GDPR
-    -- Art. 18(1)(b)).  The sets are constants of the statement, so the
-    -- planner hashes them once per batch instead of probing per row.
+    -- Held subjects' rows stay: those where a held subject is in an own
+    -- column (a hold keeps the subject's data, not every row naming them).
+    -- Restricted subjects' rows stay wherever they are named (restriction
+    -- bars erasure too, GDPR Art. 18(1)(b)).  The sets are constants of the
+    -- statement, so the planner hashes them once per batch instead of
+    -- probing per row.
     SELECT pg_catalog.string_agg(pg_catalog.format(
-               ' AND (t.%1$I IS NULL OR (t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($3)'
-               ' AND t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($4)))', s.col), '')
+               ' AND (t.%1$I IS NULL OR (%2$st.%1$I::text OPERATOR(pg_catalog.<>) ALL ($4)))', s.col,
+               CASE WHEN s.col IN (SELECT o.col FROM pdp._own_columns(_expired_rows_sql.tbl) o)
+                    THEN pg_catalog.format('t.%I::text OPERATOR(pg_catalog.<>) ALL ($3) AND ', s.col) ELSE '' END), '')
       INTO guard
       FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
     IF pdp._purge_action(tbl) = 'anonymise' THEN
-        guard := guard || pg_catalog.format(' AND t.%I::text OPERATOR(pg_catalog.<>) ALL ($6)', k);
+        guard := guard || pg_catalog.format(' AND %s OPERATOR(pg_catalog.<>) ALL ($6)', pdp._require_row_key_sql(tbl));
     END IF;
     RETURN pg_catalog.format('SELECT t.ctid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
                              pos, tbl, cond, guard, order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
@@ -609,18 +653,28 @@ $$;
 COMMENT ON FUNCTION pdp._find_expired(regclass, text, boolean, integer, timestamptz) IS
     'a batch of a table''s expired, unheld rows (ctids and position), or with a NULL batch size their count; read as the table''s owner';
 
--- The action a table's expired rows get: its retention action, else its on_erase.
+-- The action a table's expired rows get: its retention action, else delete
+-- when it has an own ('delete') column, else anonymise (0.3's per-table on_erase).
 CREATE FUNCTION pdp._purge_action(tbl regclass) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT coalesce((SELECT p.action FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_action.tbl),
-                      (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _purge_action.tbl LIMIT 1)) $$;
-COMMENT ON FUNCTION pdp._purge_action(regclass) IS 'delete or anonymise: what purging a table does';
+                      CASE WHEN EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _purge_action.tbl
+                                          AND s.on_erase = 'delete') THEN 'delete'
+                           WHEN EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _purge_action.tbl)
+                           THEN 'anonymise' END) $$;
+COMMENT ON FUNCTION pdp._purge_action(regclass) IS
+    'delete or anonymise: what purging a table does (its retention action; else delete if it has a delete column, else anonymise)';
 
 -- Delete or anonymise the rows at the given ctids; returns how many.
--- Anonymised rows are recorded so they are not processed again.  The
--- statement on the table runs as its owner; pdp's records are kept here.
--- Callable by no role (it would delete any row): pdp._purge_batch calls it.
+-- Anonymised rows are recorded so they are not processed again.  Deleted
+-- rows are followed through declared links (pdp._follow_links): nothing
+-- that hangs off a purged row is orphaned silently, dependants of held or
+-- restricted subjects stay, dependants written by subjects other than the
+-- purged rows' owners get their link's on_other, and what was followed is
+-- audited (purge_follow).  The statements on tables run as their owners;
+-- pdp's records are kept here.  Callable by no role (it would delete any
+-- row): pdp._purge_batch calls it.
 CREATE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -628,23 +682,48 @@ AS $$
 DECLARE
     set_list text;
     n bigint;
+    rets jsonb;
+    tagged boolean;
+    linked boolean;
+    owners text[];
+    keep text[];
+    f record;
 BEGIN
     -- A ctid is unique only within one shard: never delete by it on Citus.
     PERFORM pdp._refuse_on_citus(tbl, 'purge');
     IF action = 'delete' THEN
-        IF EXISTS (SELECT 1 FROM pdp.retention_policy p
-                    WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL) THEN
-            -- Tagged rows: their tags go with them.
-            WITH d AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                           'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text',
-                           tbl, pdp._single_key(tbl)), ctids) AS x(k text)),
-                 g AS (DELETE FROM pdp.retention_tag g USING d WHERE g.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl::oid
-                          AND g.row_key OPERATOR(pg_catalog.=) d.k)
-            SELECT pg_catalog.count(*) INTO n FROM d;
-        ELSE
+        tagged := EXISTS (SELECT 1 FROM pdp.retention_policy p
+                           WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL);
+        linked := EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _purge_rows.tbl);
+        IF NOT tagged AND NOT linked THEN
             SELECT pg_catalog.count(*) INTO n
               FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                        'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING 1', tbl), ctids) AS x(one integer);
+            RETURN n;
+        END IF;
+        -- Tagged rows: their tags go with them.  Linked rows: their dependants follow.
+        SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                   'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING %s || '
+                   'pg_catalog.jsonb_build_object(''k'', %s)',
+                   tbl, pdp._link_returning(tbl), CASE WHEN tagged THEN pg_catalog.format('t.%I::text', pdp._single_key(tbl))
+                                                       ELSE 'NULL::text' END), ctids) AS x(r jsonb);
+        IF tagged THEN
+            DELETE FROM pdp.retention_tag g
+             WHERE g.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl::oid
+               AND g.row_key IN (SELECT r->>'k' FROM pg_catalog.jsonb_array_elements(rets) r);
+        END IF;
+        IF linked AND n > 0 THEN
+            owners := ARRAY(SELECT DISTINCT e.value FROM pg_catalog.jsonb_array_elements(rets) r
+                              CROSS JOIN LATERAL pg_catalog.jsonb_each_text(r) e
+                             WHERE e.key LIKE 'o:%' AND e.value IS NOT NULL);
+            keep := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
+                             AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())
+                          UNION SELECT r.subject FROM pdp.restriction r);
+            FOR f IN SELECT * FROM pdp._follow_links(tbl, rets, owners, keep) LOOP
+                PERFORM pdp._audit('purge_follow', f.tbl::text, NULL,
+                                   pg_catalog.jsonb_build_object('parent', tbl::text, 'action', f.action, 'via', f.via, 'rows', f.rows));
+            END LOOP;
         END IF;
     ELSE
         SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)), ', ')
@@ -656,8 +735,8 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
         WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                       'UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text',
-                       tbl, set_list, pdp._single_key(tbl)), ctids) AS x(k text)),
+                       'UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING %s',
+                       tbl, set_list, pdp._require_row_key_sql(tbl)), ctids) AS x(k text)),
              a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT _purge_rows.tbl::oid, u.k FROM u ON CONFLICT DO NOTHING)
         SELECT pg_catalog.count(*) INTO n FROM u;
     END IF;
