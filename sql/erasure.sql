@@ -130,7 +130,7 @@ SELECT roleid, contextid, userid, modifierid FROM mdl_role_assignments ORDER BY 
 SELECT id, useridfrom, useridto, subject, fullmessage FROM mdl_message ORDER BY id;
 SELECT id, username FROM mdl_user ORDER BY id;
 -- The receipt is stored, and holds no personal value.
-SELECT count(*) AS receipts FROM pdp.erasure;
+SELECT count(*) AS receipts FROM pdp.erasure WHERE subject_pseudonym = (:'receipt'::jsonb)->>'subject_pseudonym';
 SELECT (:'receipt'::jsonb)::text ~ 'aigerim|@' AS receipt_has_personal_value;
 SELECT pdp.release_hold(:hold);
 

@@ -27,7 +27,7 @@ CREATE TABLE tap_users (id uuid PRIMARY KEY, "E-mail" text);
 SELECT lives_ok($$SELECT pdp.register_table('tap_users', 'id')$$, 'a uuid subject registers');
 SELECT throws_ok($$SELECT pdp.register_table('tap_users', 'id')$$, '42710', NULL, 'registering twice is refused');
 SELECT throws_ok($$INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase) VALUES ('tap_users', 'E-mail', 99, 'set_value')$$,
-                 '23502', NULL, 'a direct insert is validated too: set_value needs an erase_value');
+                 '22004', NULL, 'a direct insert is validated too: set_value needs an erase_value');
 SELECT results_eq($$SELECT attnum FROM pdp.subject_column WHERE tbl = 'tap_users'::regclass$$,
                   ARRAY[1::smallint], 'attnum is resolved from the name, whatever the writer says');
 ALTER TABLE tap_users RENAME COLUMN id TO learner_uuid;
