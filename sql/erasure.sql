@@ -162,6 +162,19 @@ SELECT id, discussionid, userid, message FROM mdl_forum_posts WHERE discussionid
 SELECT details FROM pdp.audit_log WHERE action = 'purge_follow' ORDER BY id;
 SELECT pdp.release_hold(:hold);
 
+-- A purge of a partitioned table with a composite key: each partition
+-- numbers its rows' ctids from (0,1), and only the expired row goes.
+CREATE TABLE mdl_stats (id bigint NOT NULL, timecreated bigint NOT NULL, userid bigint NOT NULL,
+                        PRIMARY KEY (id, timecreated)) PARTITION BY RANGE (timecreated);
+CREATE TABLE mdl_stats_old PARTITION OF mdl_stats FOR VALUES FROM (0) TO (2000000000);
+CREATE TABLE mdl_stats_new PARTITION OF mdl_stats FOR VALUES FROM (2000000000) TO (MAXVALUE);
+INSERT INTO mdl_stats VALUES (1, 1000, 6), (2, 4102444800, 6);
+SELECT tableoid::regclass AS partition, ctid, id FROM mdl_stats ORDER BY id;
+SELECT pdp.register_table('mdl_stats', 'userid');
+SELECT pdp.set_retention('mdl_stats', '1 year', 'timecreated');
+SELECT table_name, action, rows FROM pdp.purge_expired() WHERE table_name = 'mdl_stats'::regclass;
+SELECT tableoid::regclass AS partition, id, timecreated FROM mdl_stats ORDER BY id;
+
 -- 8. Dropping: a link goes with its column; drop_link says whether there was one.
 SELECT pdp.drop_link('mdl_forum_posts', 'parent');
 SELECT pdp.drop_link('mdl_forum_posts', 'parent');

@@ -523,8 +523,9 @@ COMMENT ON FUNCTION pdp._deletion_order() IS 'registered tables, children before
 -- SQL that finds up to $1 expired rows of a table, for one reason
 -- ('retention' or 'inactivity'), skipping held and restricted subjects and
 -- rows already anonymised; NULL when the table has nothing to find for it.
--- It returns each row's ctid and its position pos (the expiry for anchored
--- retention, else NULL).  $2 is the last batch's highest position: the scan
+-- It returns each row's ctid, its tableoid (a ctid is unique only within
+-- one partition or inheritance child) and its position pos (the expiry for
+-- anchored retention, else NULL).  $2 is the last batch's highest position: the scan
 -- resumes there instead of walking again, batch after batch, over the index
 -- entries of rows the earlier batches removed.  Ties at $2 are seen again,
 -- so none is skipped; '-infinity' starts from the beginning.  The statement
@@ -587,7 +588,7 @@ BEGIN
     IF pdp._purge_action(tbl) = 'anonymise' THEN
         guard := guard || pg_catalog.format(' AND %s OPERATOR(pg_catalog.<>) ALL ($6)', pdp._require_row_key_sql(tbl));
     END IF;
-    RETURN pg_catalog.format('SELECT t.ctid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
+    RETURN pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
                              pos, tbl, cond, guard, order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
 END
 $$;
@@ -597,7 +598,7 @@ COMMENT ON FUNCTION pdp._expired_rows_sql(regclass, text, boolean) IS 'SQL findi
 -- owner: up to batch_size ctids after position "after" (or, with a NULL
 -- batch_size, only how many there are).  Nothing while the table is held.
 CREATE FUNCTION pdp._find_expired(tbl regclass, reason text, lock boolean, batch_size integer, after timestamptz,
-                                  OUT ctids tid[], OUT pos timestamptz, OUT n bigint)
+                                  OUT ctids tid[], OUT pos timestamptz, OUT n bigint, OUT tableoids oid[])
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -643,15 +644,16 @@ BEGIN
                                   2147483647, '-infinity'::timestamptz, held, restricted, keys, anonymised) AS x(n bigint);
         RETURN;
     END IF;
-    SELECT x.c, x.p INTO ctids, pos
-      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q),
+    SELECT x.c, x.p, x.o INTO ctids, pos, tableoids
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid ORDER BY x.ctid, x.tableoid), pg_catalog.max(x.pos), '
+                                                     'pg_catalog.array_agg(x.tableoid ORDER BY x.ctid, x.tableoid) FROM (%s) x', q),
                               batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
-           AS x(c tid[], p timestamptz);
+           AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);
 END
 $$;
 COMMENT ON FUNCTION pdp._find_expired(regclass, text, boolean, integer, timestamptz) IS
-    'a batch of a table''s expired, unheld rows (ctids and position), or with a NULL batch size their count; read as the table''s owner';
+    'a batch of a table''s expired, unheld rows (ctids, their tableoids and position), or with a NULL batch size their count; read as the table''s owner';
 
 -- The action a table's expired rows get: its retention action, else delete
 -- when it has an own ('delete') column, else anonymise (0.3's per-table on_erase).
@@ -674,8 +676,10 @@ COMMENT ON FUNCTION pdp._purge_action(regclass) IS
 -- purged rows' owners get their link's on_other, and what was followed is
 -- audited (purge_follow).  The statements on tables run as their owners;
 -- pdp's records are kept here.  Callable by no role (it would delete any
--- row): pdp._purge_batch calls it.
-CREATE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[]) RETURNS bigint
+-- row): pdp._purge_batch calls it.  tableoids, one per ctid, tell apart the
+-- rows of a partitioned (or inheritance) parent's partitions, whose ctids
+-- repeat from one partition to the next.
+CREATE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[], tableoids oid[] DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -688,9 +692,19 @@ DECLARE
     owners text[];
     keep text[];
     f record;
+    loc text := 't.ctid OPERATOR(pg_catalog.=) ANY ($1)';
 BEGIN
     -- A ctid is unique only within one shard: never delete by it on Citus.
     PERFORM pdp._refuse_on_citus(tbl, 'purge');
+    -- Nor within a partitioned table: each partition numbers its own.
+    IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) tbl::oid) THEN
+        IF tableoids IS NULL OR pg_catalog.cardinality(tableoids) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(ctids) THEN
+            RAISE EXCEPTION 'rows of table "%" must be named by tableoid and ctid', pdp._relname(tbl)
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'The table has partitions or inheritance children, whose ctids repeat.';
+        END IF;
+        loc := loc || ' AND (t.tableoid, t.ctid) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.oid[]), pg_catalog.unnest($1::pg_catalog.tid[])))';
+    END IF;
     IF action = 'delete' THEN
         tagged := EXISTS (SELECT 1 FROM pdp.retention_policy p
                            WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL);
@@ -698,16 +712,15 @@ BEGIN
         IF NOT tagged AND NOT linked THEN
             SELECT pg_catalog.count(*) INTO n
               FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                       'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING 1', tbl), ctids) AS x(one integer);
+                       'DELETE FROM %s t WHERE %s RETURNING 1', tbl, loc), ctids, tableoids) AS x(one integer);
             RETURN n;
         END IF;
         -- Tagged rows: their tags go with them.  Linked rows: their dependants follow.
         SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets
           FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                   'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING %s || '
-                   'pg_catalog.jsonb_build_object(''k'', %s)',
-                   tbl, pdp._link_returning(tbl), CASE WHEN tagged THEN pg_catalog.format('t.%I::text', pdp._single_key(tbl))
-                                                       ELSE 'NULL::text' END), ctids) AS x(r jsonb);
+                   'DELETE FROM %s t WHERE %s RETURNING %s || pg_catalog.jsonb_build_object(''k'', %s)',
+                   tbl, loc, pdp._link_returning(tbl), CASE WHEN tagged THEN pg_catalog.format('t.%I::text', pdp._single_key(tbl))
+                                                            ELSE 'NULL::text' END), ctids, tableoids) AS x(r jsonb);
         IF tagged THEN
             DELETE FROM pdp.retention_tag g
              WHERE g.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl::oid
@@ -735,15 +748,15 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
         WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                       'UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING %s',
-                       tbl, set_list, pdp._require_row_key_sql(tbl)), ctids) AS x(k text)),
+                       'UPDATE %s t SET %s WHERE %s RETURNING %s',
+                       tbl, set_list, loc, pdp._require_row_key_sql(tbl)), ctids, tableoids) AS x(k text)),
              a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT _purge_rows.tbl::oid, u.k FROM u ON CONFLICT DO NOTHING)
         SELECT pg_catalog.count(*) INTO n FROM u;
     END IF;
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION pdp._purge_rows(regclass, text, tid[]) IS 'deletes or anonymises the given rows of a table';
+COMMENT ON FUNCTION pdp._purge_rows(regclass, text, tid[], oid[]) IS 'deletes or anonymises the given rows of a table, following declared links';
 
 -- One purge batch of a table for one reason: finds up to batch_size expired,
 -- unheld rows after position "after" and deletes or anonymises them (the
@@ -757,13 +770,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     ctids tid[];
+    tableoids oid[];
 BEGIN
     IF batch_size IS NULL THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT f.ctids, f.pos INTO ctids, pos FROM pdp._find_expired(tbl, reason, lock, batch_size, after) f;
+    SELECT f.ctids, f.pos, f.tableoids INTO ctids, pos, tableoids FROM pdp._find_expired(tbl, reason, lock, batch_size, after) f;
     got := ctids IS NOT NULL;
-    n := CASE WHEN got THEN pdp._purge_rows(tbl, pdp._purge_action(tbl), ctids) ELSE 0 END;
+    n := CASE WHEN got THEN pdp._purge_rows(tbl, pdp._purge_action(tbl), ctids, tableoids) ELSE 0 END;
 END
 $$;
 COMMENT ON FUNCTION pdp._purge_batch(regclass, text, integer, timestamptz, boolean) IS

@@ -115,7 +115,7 @@ GRANT EXECUTE ON FUNCTION
     pdp.purge_expired(integer, boolean), pdp.schedule_purge(text), pdp.unschedule_purge(),
     pdp._expiry_expr(name, interval), pdp._single_key(regclass), pdp._drop_retention_objects(regclass),
     pdp._subject_held(text), pdp._deletion_order(), pdp._expired_rows_sql(regclass, text, boolean),
-    pdp._purge_action(regclass), pdp._purge_rows(regclass, text, tid[]), pdp._collect_inactive_subjects(),
+    pdp._purge_action(regclass), pdp._purge_rows(regclass, text, tid[], oid[]), pdp._collect_inactive_subjects(),
     pdp._begin_purge_run(boolean), pdp._record_purge_batch(bigint, regclass, text, bigint, jsonb),
     pdp._end_purge_run(bigint, text), pdp._require_pg_cron(), pdp._retention_tag()
 TO pdp_admin;
@@ -165,7 +165,7 @@ GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb), pdp._on_write_ena
 -- check the caller): no role writes pdp's tables directly.
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON pdp.subject_column, pdp.column_rule, pdp.apply_run, pdp.retention_policy,
        pdp.subject_retention, pdp.retention_tag, pdp.anonymised_row FROM pdp_admin;
-REVOKE ALL ON FUNCTION pdp._purge_rows(regclass, text, tid[]) FROM pdp_admin;
+REVOKE ALL ON FUNCTION pdp._purge_rows(regclass, text, tid[], oid[]) FROM pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._exec_as_owner(regclass, text), pdp._exec_as_owner(regclass, text, "any"), pdp._caller()
 TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp._apply_progress(regclass, text, name[], text[], bigint),

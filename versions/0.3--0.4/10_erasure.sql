@@ -1196,7 +1196,7 @@ BEGIN
     IF pdp._purge_action(tbl) = 'anonymise' THEN
         guard := guard || pg_catalog.format(' AND %s OPERATOR(pg_catalog.<>) ALL ($6)', pdp._require_row_key_sql(tbl));
     END IF;
-    RETURN pg_catalog.format('SELECT t.ctid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
+    RETURN pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
                              pos, tbl, cond, guard, order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
 END
 $$;
@@ -1210,7 +1210,67 @@ AS $$ SELECT coalesce((SELECT p.action FROM pdp.retention_policy p WHERE p.tbl O
                            THEN 'anonymise' END) $$;
 COMMENT ON FUNCTION pdp._purge_action(regclass) IS
     'delete or anonymise: what purging a table does (its retention action; else delete if it has a delete column, else anonymise)';
-CREATE OR REPLACE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[]) RETURNS bigint
+-- A ctid repeats from one partition to the next: rows are named by tableoid too.
+DROP FUNCTION pdp._find_expired(regclass, text, boolean, integer, timestamptz);
+CREATE OR REPLACE FUNCTION pdp._find_expired(tbl regclass, reason text, lock boolean, batch_size integer, after timestamptz,
+                                  OUT ctids tid[], OUT pos timestamptz, OUT n bigint, OUT tableoids oid[])
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q text;
+    held text[];
+    restricted text[];
+    keys text[] := '{}';
+    anonymised text[] := '{}';
+BEGIN
+    n := 0;
+    IF tbl IS NULL OR reason IS NULL OR reason NOT IN ('retention', 'inactivity') THEN
+        RAISE EXCEPTION 'table and reason (retention or inactivity) must be given' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch_size IS NOT NULL AND batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _find_expired.tbl)
+       OR EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND h.released_at IS NULL
+                    AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())) THEN
+        RETURN;
+    END IF;
+    q := pdp._expired_rows_sql(tbl, reason, coalesce(lock, false));
+    IF q IS NULL THEN
+        RETURN;
+    END IF;
+    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    restricted := ARRAY(SELECT r.subject FROM pdp.restriction r);
+    IF reason = 'inactivity' THEN
+        keys := ARRAY(SELECT i.subject FROM pg_temp.pdp_inactive_subjects i);
+    ELSIF EXISTS (SELECT 1 FROM pdp.retention_policy p
+                   WHERE p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND p.anchor_column IS NULL) THEN
+        keys := ARRAY(SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid
+                         AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now());
+    END IF;
+    IF pdp._purge_action(tbl) = 'anonymise' THEN
+        anonymised := ARRAY(SELECT a.row_key FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid);
+    END IF;
+    IF batch_size IS NULL THEN
+        SELECT x.n INTO n
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q),
+                                  2147483647, '-infinity'::timestamptz, held, restricted, keys, anonymised) AS x(n bigint);
+        RETURN;
+    END IF;
+    SELECT x.c, x.p, x.o INTO ctids, pos, tableoids
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid ORDER BY x.ctid, x.tableoid), pg_catalog.max(x.pos), '
+                                                     'pg_catalog.array_agg(x.tableoid ORDER BY x.ctid, x.tableoid) FROM (%s) x', q),
+                              batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
+           AS x(c tid[], p timestamptz, o oid[]);
+    n := coalesce(pg_catalog.cardinality(ctids), 0);
+END
+$$;
+COMMENT ON FUNCTION pdp._find_expired(regclass, text, boolean, integer, timestamptz) IS
+    'a batch of a table''s expired, unheld rows (ctids, their tableoids and position), or with a NULL batch size their count; read as the table''s owner';
+DROP FUNCTION pdp._purge_rows(regclass, text, tid[]);
+CREATE OR REPLACE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[], tableoids oid[] DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1223,9 +1283,19 @@ DECLARE
     owners text[];
     keep text[];
     f record;
+    loc text := 't.ctid OPERATOR(pg_catalog.=) ANY ($1)';
 BEGIN
     -- A ctid is unique only within one shard: never delete by it on Citus.
     PERFORM pdp._refuse_on_citus(tbl, 'purge');
+    -- Nor within a partitioned table: each partition numbers its own.
+    IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) tbl::oid) THEN
+        IF tableoids IS NULL OR pg_catalog.cardinality(tableoids) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(ctids) THEN
+            RAISE EXCEPTION 'rows of table "%" must be named by tableoid and ctid', pdp._relname(tbl)
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'The table has partitions or inheritance children, whose ctids repeat.';
+        END IF;
+        loc := loc || ' AND (t.tableoid, t.ctid) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.oid[]), pg_catalog.unnest($1::pg_catalog.tid[])))';
+    END IF;
     IF action = 'delete' THEN
         tagged := EXISTS (SELECT 1 FROM pdp.retention_policy p
                            WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL);
@@ -1233,16 +1303,15 @@ BEGIN
         IF NOT tagged AND NOT linked THEN
             SELECT pg_catalog.count(*) INTO n
               FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                       'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING 1', tbl), ctids) AS x(one integer);
+                       'DELETE FROM %s t WHERE %s RETURNING 1', tbl, loc), ctids, tableoids) AS x(one integer);
             RETURN n;
         END IF;
         -- Tagged rows: their tags go with them.  Linked rows: their dependants follow.
         SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets
           FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                   'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING %s || '
-                   'pg_catalog.jsonb_build_object(''k'', %s)',
-                   tbl, pdp._link_returning(tbl), CASE WHEN tagged THEN pg_catalog.format('t.%I::text', pdp._single_key(tbl))
-                                                       ELSE 'NULL::text' END), ctids) AS x(r jsonb);
+                   'DELETE FROM %s t WHERE %s RETURNING %s || pg_catalog.jsonb_build_object(''k'', %s)',
+                   tbl, loc, pdp._link_returning(tbl), CASE WHEN tagged THEN pg_catalog.format('t.%I::text', pdp._single_key(tbl))
+                                                            ELSE 'NULL::text' END), ctids, tableoids) AS x(r jsonb);
         IF tagged THEN
             DELETE FROM pdp.retention_tag g
              WHERE g.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl::oid
@@ -1270,12 +1339,30 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
         WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                       'UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING %s',
-                       tbl, set_list, pdp._require_row_key_sql(tbl)), ctids) AS x(k text)),
+                       'UPDATE %s t SET %s WHERE %s RETURNING %s',
+                       tbl, set_list, loc, pdp._require_row_key_sql(tbl)), ctids, tableoids) AS x(k text)),
              a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT _purge_rows.tbl::oid, u.k FROM u ON CONFLICT DO NOTHING)
         SELECT pg_catalog.count(*) INTO n FROM u;
     END IF;
     RETURN n;
+END
+$$;
+COMMENT ON FUNCTION pdp._purge_rows(regclass, text, tid[], oid[]) IS 'deletes or anonymises the given rows of a table, following declared links';
+CREATE OR REPLACE FUNCTION pdp._purge_batch(tbl regclass, reason text, batch_size integer, after timestamptz, lock boolean,
+                                 OUT n bigint, OUT pos timestamptz, OUT got boolean)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ctids tid[];
+    tableoids oid[];
+BEGIN
+    IF batch_size IS NULL THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT f.ctids, f.pos, f.tableoids INTO ctids, pos, tableoids FROM pdp._find_expired(tbl, reason, lock, batch_size, after) f;
+    got := ctids IS NOT NULL;
+    n := CASE WHEN got THEN pdp._purge_rows(tbl, pdp._purge_action(tbl), ctids, tableoids) ELSE 0 END;
 END
 $$;
 
@@ -1288,8 +1375,10 @@ REVOKE ALL ON FUNCTION
     pdp._api_drop_link(regclass, name), pdp._own_columns(regclass), pdp._owned_by_sql(regclass, text),
     pdp._owned_by_other_sql(regclass, text), pdp._link_returning(regclass),
     pdp._follow_links(regclass, jsonb, text[], text[]), pdp._subject_match(regclass, text, text[]),
-    pdp._subject_columns(regclass, text), pdp._row_key_sql(regclass), pdp._require_row_key_sql(regclass)
+    pdp._subject_columns(regclass, text), pdp._row_key_sql(regclass), pdp._require_row_key_sql(regclass),
+    pdp._find_expired(regclass, text, boolean, integer, timestamptz), pdp._purge_rows(regclass, text, tid[], oid[])
 FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._find_expired(regclass, text, boolean, integer, timestamptz) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.register_table(regclass, name, text, text) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._subject_match(regclass, text, text[]) TO pdp_admin;
 GRANT SELECT ON pdp.link, pdp.links TO pdp_admin, pdp_auditor;
