@@ -275,8 +275,9 @@ COMMENT ON FUNCTION pdp._link_returning(regclass) IS
 -- Follow the links of rows just removed from parent (removed: the jsonb
 -- array of their pdp._link_returning values).  For each link of parent, the
 -- child rows whose link column holds a removed value are, in this order:
---   kept, when an own column names a subject in keep (a held subject, or in
---     a purge a restricted one): a hold keeps its subject's rows;
+--   kept, when an own column names a subject in keep (a held subject): a
+--     hold keeps its subject's rows; or when any subject column names one in
+--     keep_any (in a purge, a restricted subject, whose rows no purge touches);
 --   given on_other, when an own column names a subject outside owners (the
 --     erased subject, or the purged rows' owners): deleted, reparented
 --     (link column set to reparent_value) or kept;
@@ -287,7 +288,7 @@ COMMENT ON FUNCTION pdp._link_returning(regclass) IS
 -- table-wide hold keeps every dependant.  Returns the counts per child,
 -- action and link column.  Callable by no role (its callers are SECURITY
 -- DEFINER): erasure and pdp._purge_rows.
-CREATE FUNCTION pdp._follow_links(parent regclass, removed jsonb, owners text[], keep text[])
+CREATE FUNCTION pdp._follow_links(parent regclass, removed jsonb, owners text[], keep text[], keep_any text[] DEFAULT '{}')
 RETURNS TABLE (tbl regclass, action text, via name, rows bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -312,6 +313,7 @@ DECLARE
 BEGIN
     owners := coalesce(owners, '{}');
     keep := coalesce(keep, '{}');
+    keep_any := coalesce(keep_any, '{}');
     IF removed IS NOT NULL AND pg_catalog.jsonb_array_length(removed) > 0 THEN
         todo := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('tbl', parent::oid, 'removed', removed));
     END IF;
@@ -331,12 +333,16 @@ BEGIN
             match := pg_catalog.format('t.%I OPERATOR(pg_catalog.=) ANY ($1::%s[])', l.child_col, l.typ);
             table_held := EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) l.child AND h.released_at IS NULL
                                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
-            mine := CASE WHEN table_held THEN 'true' ELSE pdp._owned_by_sql(l.child, '$3') END;
+            mine := CASE WHEN table_held THEN 'true'
+                         ELSE '(' || pdp._owned_by_sql(l.child, '$3') || coalesce((
+                                  SELECT ' OR ' || pg_catalog.string_agg(pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', c.col), ' OR ')
+                                    FROM pdp.subject_column c WHERE c.tbl OPERATOR(pg_catalog.=) l.child), '') || ')' END;
             other := pdp._owned_by_other_sql(l.child, '$2');
             SELECT x.h, x.o INTO n_held, n_other
               FROM pdp._exec_as_owner(l.child, pg_catalog.format(
                        'SELECT pg_catalog.count(*) FILTER (WHERE %3$s), pg_catalog.count(*) FILTER (WHERE NOT %3$s AND %4$s) '
-                       'FROM %1$s t WHERE %2$s', l.child, match, mine, other), v, owners, keep) AS x(h bigint, o bigint);
+                       'FROM %1$s t WHERE %2$s', l.child, match, mine, other), v, owners, keep, NULL::text, keep_any)
+                   AS x(h bigint, o bigint);
             IF n_held > 0 THEN
                 tally := tally || pg_catalog.jsonb_build_object('tbl', l.child::oid, 'action', 'follow held', 'via', l.child_col, 'rows', n_held);
             END IF;
@@ -346,7 +352,8 @@ BEGIN
                 SELECT pg_catalog.count(*) INTO n
                   FROM pdp._exec_as_owner(l.child, pg_catalog.format(
                            'UPDATE %1$s t SET %2$I = $4::%3$s WHERE %4$s AND NOT %5$s AND %6$s RETURNING 1',
-                           l.child, l.child_col, l.typ, match, mine, other), v, owners, keep, l.reparent_value) AS x(one integer);
+                           l.child, l.child_col, l.typ, match, mine, other), v, owners, keep, l.reparent_value, keep_any)
+                       AS x(one integer);
                 tally := tally || pg_catalog.jsonb_build_object('tbl', l.child::oid, 'action', 'follow reparent', 'via', l.child_col, 'rows', n);
             END IF;
             CONTINUE WHEN table_held;
@@ -354,7 +361,9 @@ BEGIN
               FROM pdp._exec_as_owner(l.child, pg_catalog.format(
                        'DELETE FROM %1$s t WHERE %2$s AND NOT %3$s%4$s RETURNING %5$s',
                        l.child, match, mine, CASE WHEN l.on_other = 'delete' THEN '' ELSE ' AND NOT ' || other END,
-                       pdp._link_returning(l.child)), v, owners, keep) AS x(r jsonb);
+                       CASE WHEN EXISTS (SELECT 1 FROM pdp.link y WHERE y.parent OPERATOR(pg_catalog.=) l.child)
+                            THEN pdp._link_returning(l.child) ELSE 'NULL::jsonb' END),
+                       v, owners, keep, NULL::text, keep_any) AS x(r jsonb);
             IF n > 0 THEN
                 tally := tally || pg_catalog.jsonb_build_object('tbl', l.child::oid, 'action', 'follow delete', 'via', l.child_col, 'rows', n);
                 IF EXISTS (SELECT 1 FROM pdp.link y WHERE y.parent OPERATOR(pg_catalog.=) l.child) THEN
@@ -369,5 +378,5 @@ BEGIN
          GROUP BY 1, 2, 3 ORDER BY 1::text, 3, 2;
 END
 $$;
-COMMENT ON FUNCTION pdp._follow_links(regclass, jsonb, text[], text[]) IS
+COMMENT ON FUNCTION pdp._follow_links(regclass, jsonb, text[], text[], text[]) IS
     'deletes, reparents or keeps the rows that follow removed parent rows through declared links, transitively; returns counts';

@@ -671,8 +671,8 @@ COMMENT ON FUNCTION pdp._purge_action(regclass) IS
 -- Delete or anonymise the rows at the given ctids; returns how many.
 -- Anonymised rows are recorded so they are not processed again.  Deleted
 -- rows are followed through declared links (pdp._follow_links): nothing
--- that hangs off a purged row is orphaned silently, dependants of held or
--- restricted subjects stay, dependants written by subjects other than the
+-- that hangs off a purged row is orphaned silently, dependants a held
+-- subject owns or that name a restricted subject stay, dependants written by subjects other than the
 -- purged rows' owners get their link's on_other, and what was followed is
 -- audited (purge_follow).  The statements on tables run as their owners;
 -- pdp's records are kept here.  Callable by no role (it would delete any
@@ -731,9 +731,8 @@ BEGIN
                               CROSS JOIN LATERAL pg_catalog.jsonb_each_text(r) e
                              WHERE e.key LIKE 'o:%' AND e.value IS NOT NULL);
             keep := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
-                             AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())
-                          UNION SELECT r.subject FROM pdp.restriction r);
-            FOR f IN SELECT * FROM pdp._follow_links(tbl, rets, owners, keep) LOOP
+                             AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+            FOR f IN SELECT * FROM pdp._follow_links(tbl, rets, owners, keep, ARRAY(SELECT r.subject FROM pdp.restriction r)) LOOP
                 PERFORM pdp._audit('purge_follow', f.tbl::text, NULL,
                                    pg_catalog.jsonb_build_object('parent', tbl::text, 'action', f.action, 'via', f.via, 'rows', f.rows));
             END LOOP;

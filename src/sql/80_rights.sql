@@ -749,8 +749,9 @@ COMMENT ON FUNCTION pdp.export_subject(uuid) IS 'export_subject for a uuid subje
 --     tables erasure deletes from are emptied.  A row still naming another
 --     subject (a learner's grade cut from its grader) keeps its values;
 --   rows that follow deleted rows through declared links are deleted too,
---     transitively (pdp._follow_links), except a held subject's, and
---     dependants written by other subjects get their link's on_other.
+--     transitively (pdp._follow_links), except a held subject's and those
+--     naming another restricted subject, and dependants written by other
+--     subjects get their link's on_other.
 -- The subject's own hold refuses the whole erasure; a table-wide hold
 -- refuses it when the table holds the subject's rows.  Every statement on
 -- a table runs as its owner (pdp._exec_as_owner).
@@ -816,7 +817,10 @@ BEGIN
                           FROM pdp._subject_columns(t, subject) c WHERE c.on_erase = 'delete');
             SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets
               FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE (%s) AND NOT %s RETURNING %s',
-                                                           t, own_cond, co_held, pdp._link_returning(t)),
+                                                           t, own_cond, co_held,
+                                                           -- (only what links need: Citus refuses a STABLE RETURNING)
+                                                           CASE WHEN EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t)
+                                                                THEN pdp._link_returning(t) ELSE 'NULL::jsonb' END),
                                       subject, held) AS x(r jsonb);
             IF n > 0 THEN
                 tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', 'delete', 'rows', n);
@@ -830,7 +834,10 @@ BEGIN
                 END IF;
             END IF;
             IF n > 0 THEN
-                FOR f IN SELECT * FROM pdp._follow_links(t, rets, ARRAY[subject], held) LOOP
+                -- Another restricted subject's dependants are kept too: restriction bars processing them.
+                FOR f IN SELECT * FROM pdp._follow_links(t, rets, ARRAY[subject], held,
+                                                         ARRAY(SELECT r.subject FROM pdp.restriction r
+                                                                WHERE r.subject OPERATOR(pg_catalog.<>) erase_subject.subject)) LOOP
                     followed := followed || pg_catalog.jsonb_build_object('table', f.tbl::text, 'action', f.action,
                                                                           'via', f.via, 'rows', f.rows);
                 END LOOP;

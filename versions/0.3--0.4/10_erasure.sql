@@ -443,8 +443,9 @@ COMMENT ON FUNCTION pdp._link_returning(regclass) IS
 -- Follow the links of rows just removed from parent (removed: the jsonb
 -- array of their pdp._link_returning values).  For each link of parent, the
 -- child rows whose link column holds a removed value are, in this order:
---   kept, when an own column names a subject in keep (a held subject, or in
---     a purge a restricted one): a hold keeps its subject's rows;
+--   kept, when an own column names a subject in keep (a held subject): a
+--     hold keeps its subject's rows; or when any subject column names one in
+--     keep_any (in a purge, a restricted subject, whose rows no purge touches);
 --   given on_other, when an own column names a subject outside owners (the
 --     erased subject, or the purged rows' owners): deleted, reparented
 --     (link column set to reparent_value) or kept;
@@ -455,7 +456,7 @@ COMMENT ON FUNCTION pdp._link_returning(regclass) IS
 -- table-wide hold keeps every dependant.  Returns the counts per child,
 -- action and link column.  Callable by no role (its callers are SECURITY
 -- DEFINER): erasure and pdp._purge_rows.
-CREATE OR REPLACE FUNCTION pdp._follow_links(parent regclass, removed jsonb, owners text[], keep text[])
+CREATE OR REPLACE FUNCTION pdp._follow_links(parent regclass, removed jsonb, owners text[], keep text[], keep_any text[] DEFAULT '{}')
 RETURNS TABLE (tbl regclass, action text, via name, rows bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -480,6 +481,7 @@ DECLARE
 BEGIN
     owners := coalesce(owners, '{}');
     keep := coalesce(keep, '{}');
+    keep_any := coalesce(keep_any, '{}');
     IF removed IS NOT NULL AND pg_catalog.jsonb_array_length(removed) > 0 THEN
         todo := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('tbl', parent::oid, 'removed', removed));
     END IF;
@@ -499,12 +501,16 @@ BEGIN
             match := pg_catalog.format('t.%I OPERATOR(pg_catalog.=) ANY ($1::%s[])', l.child_col, l.typ);
             table_held := EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) l.child AND h.released_at IS NULL
                                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
-            mine := CASE WHEN table_held THEN 'true' ELSE pdp._owned_by_sql(l.child, '$3') END;
+            mine := CASE WHEN table_held THEN 'true'
+                         ELSE '(' || pdp._owned_by_sql(l.child, '$3') || coalesce((
+                                  SELECT ' OR ' || pg_catalog.string_agg(pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', c.col), ' OR ')
+                                    FROM pdp.subject_column c WHERE c.tbl OPERATOR(pg_catalog.=) l.child), '') || ')' END;
             other := pdp._owned_by_other_sql(l.child, '$2');
             SELECT x.h, x.o INTO n_held, n_other
               FROM pdp._exec_as_owner(l.child, pg_catalog.format(
                        'SELECT pg_catalog.count(*) FILTER (WHERE %3$s), pg_catalog.count(*) FILTER (WHERE NOT %3$s AND %4$s) '
-                       'FROM %1$s t WHERE %2$s', l.child, match, mine, other), v, owners, keep) AS x(h bigint, o bigint);
+                       'FROM %1$s t WHERE %2$s', l.child, match, mine, other), v, owners, keep, NULL::text, keep_any)
+                   AS x(h bigint, o bigint);
             IF n_held > 0 THEN
                 tally := tally || pg_catalog.jsonb_build_object('tbl', l.child::oid, 'action', 'follow held', 'via', l.child_col, 'rows', n_held);
             END IF;
@@ -514,7 +520,8 @@ BEGIN
                 SELECT pg_catalog.count(*) INTO n
                   FROM pdp._exec_as_owner(l.child, pg_catalog.format(
                            'UPDATE %1$s t SET %2$I = $4::%3$s WHERE %4$s AND NOT %5$s AND %6$s RETURNING 1',
-                           l.child, l.child_col, l.typ, match, mine, other), v, owners, keep, l.reparent_value) AS x(one integer);
+                           l.child, l.child_col, l.typ, match, mine, other), v, owners, keep, l.reparent_value, keep_any)
+                       AS x(one integer);
                 tally := tally || pg_catalog.jsonb_build_object('tbl', l.child::oid, 'action', 'follow reparent', 'via', l.child_col, 'rows', n);
             END IF;
             CONTINUE WHEN table_held;
@@ -522,7 +529,9 @@ BEGIN
               FROM pdp._exec_as_owner(l.child, pg_catalog.format(
                        'DELETE FROM %1$s t WHERE %2$s AND NOT %3$s%4$s RETURNING %5$s',
                        l.child, match, mine, CASE WHEN l.on_other = 'delete' THEN '' ELSE ' AND NOT ' || other END,
-                       pdp._link_returning(l.child)), v, owners, keep) AS x(r jsonb);
+                       CASE WHEN EXISTS (SELECT 1 FROM pdp.link y WHERE y.parent OPERATOR(pg_catalog.=) l.child)
+                            THEN pdp._link_returning(l.child) ELSE 'NULL::jsonb' END),
+                       v, owners, keep, NULL::text, keep_any) AS x(r jsonb);
             IF n > 0 THEN
                 tally := tally || pg_catalog.jsonb_build_object('tbl', l.child::oid, 'action', 'follow delete', 'via', l.child_col, 'rows', n);
                 IF EXISTS (SELECT 1 FROM pdp.link y WHERE y.parent OPERATOR(pg_catalog.=) l.child) THEN
@@ -537,7 +546,7 @@ BEGIN
          GROUP BY 1, 2, 3 ORDER BY 1::text, 3, 2;
 END
 $$;
-COMMENT ON FUNCTION pdp._follow_links(regclass, jsonb, text[], text[]) IS
+COMMENT ON FUNCTION pdp._follow_links(regclass, jsonb, text[], text[], text[]) IS
     'deletes, reparents or keeps the rows that follow removed parent rows through declared links, transitively; returns counts';
 
 -- Erasure and export per column and along links (src/sql/80_rights.sql).
@@ -779,7 +788,10 @@ BEGIN
                           FROM pdp._subject_columns(t, subject) c WHERE c.on_erase = 'delete');
             SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets
               FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE (%s) AND NOT %s RETURNING %s',
-                                                           t, own_cond, co_held, pdp._link_returning(t)),
+                                                           t, own_cond, co_held,
+                                                           -- (only what links need: Citus refuses a STABLE RETURNING)
+                                                           CASE WHEN EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t)
+                                                                THEN pdp._link_returning(t) ELSE 'NULL::jsonb' END),
                                       subject, held) AS x(r jsonb);
             IF n > 0 THEN
                 tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', 'delete', 'rows', n);
@@ -793,7 +805,10 @@ BEGIN
                 END IF;
             END IF;
             IF n > 0 THEN
-                FOR f IN SELECT * FROM pdp._follow_links(t, rets, ARRAY[subject], held) LOOP
+                -- Another restricted subject's dependants are kept too: restriction bars processing them.
+                FOR f IN SELECT * FROM pdp._follow_links(t, rets, ARRAY[subject], held,
+                                                         ARRAY(SELECT r.subject FROM pdp.restriction r
+                                                                WHERE r.subject OPERATOR(pg_catalog.<>) erase_subject.subject)) LOOP
                     followed := followed || pg_catalog.jsonb_build_object('table', f.tbl::text, 'action', f.action,
                                                                           'via', f.via, 'rows', f.rows);
                 END LOOP;
@@ -1322,9 +1337,8 @@ BEGIN
                               CROSS JOIN LATERAL pg_catalog.jsonb_each_text(r) e
                              WHERE e.key LIKE 'o:%' AND e.value IS NOT NULL);
             keep := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
-                             AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())
-                          UNION SELECT r.subject FROM pdp.restriction r);
-            FOR f IN SELECT * FROM pdp._follow_links(tbl, rets, owners, keep) LOOP
+                             AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+            FOR f IN SELECT * FROM pdp._follow_links(tbl, rets, owners, keep, ARRAY(SELECT r.subject FROM pdp.restriction r)) LOOP
                 PERFORM pdp._audit('purge_follow', f.tbl::text, NULL,
                                    pg_catalog.jsonb_build_object('parent', tbl::text, 'action', f.action, 'via', f.via, 'rows', f.rows));
             END LOOP;
@@ -1374,7 +1388,7 @@ REVOKE ALL ON FUNCTION
     pdp._api_declare_link(regclass, name, regclass, name, text, text), pdp.drop_link(regclass, name),
     pdp._api_drop_link(regclass, name), pdp._own_columns(regclass), pdp._owned_by_sql(regclass, text),
     pdp._owned_by_other_sql(regclass, text), pdp._link_returning(regclass),
-    pdp._follow_links(regclass, jsonb, text[], text[]), pdp._subject_match(regclass, text, text[]),
+    pdp._follow_links(regclass, jsonb, text[], text[], text[]), pdp._subject_match(regclass, text, text[]),
     pdp._subject_columns(regclass, text), pdp._row_key_sql(regclass), pdp._require_row_key_sql(regclass),
     pdp._find_expired(regclass, text, boolean, integer, timestamptz), pdp._purge_rows(regclass, text, tid[], oid[])
 FROM PUBLIC;
