@@ -201,7 +201,8 @@ TO pdp_admin;
 -- Read-only SQL builders that functions granted to pdp_admin above call
 -- (pdp._subject_match, pdp._expired_rows_sql).  pdp._follow_links deletes
 -- rows and is granted to no role: erasure and pdp._purge_rows call it.
-GRANT EXECUTE ON FUNCTION pdp._subject_columns(regclass, text), pdp._own_columns(regclass),
+GRANT EXECUTE ON FUNCTION pdp._subject_types(text), pdp._subject_columns(regclass, regtype[]), pdp._match_sql(regclass, regtype[], text[]),
+                          pdp._own_columns(regclass),
                           pdp._owned_by_sql(regclass, text), pdp._owned_by_other_sql(regclass, text),
                           pdp._link_returning(regclass), pdp._row_key_sql(regclass), pdp._require_row_key_sql(regclass)
 TO pdp_admin;

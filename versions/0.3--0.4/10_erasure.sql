@@ -551,51 +551,75 @@ COMMENT ON FUNCTION pdp._follow_links(regclass, jsonb, text[], text[], text[]) I
 
 -- Erasure and export per column and along links (src/sql/80_rights.sql).
 DROP FUNCTION pdp._subject_match(regclass, text);
-CREATE OR REPLACE FUNCTION pdp._subject_match(tbl regclass, subject text, actions text[] DEFAULT NULL) RETURNS text
+CREATE OR REPLACE FUNCTION pdp._subject_types(subject text) RETURNS regtype[]
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    s record;
-    parts text[] := '{}';
+    fit regtype[] := ARRAY['text'::regtype, 'character varying'::regtype];
+    i bigint;
+    u uuid;
 BEGIN
-    FOR s IN SELECT c.col, c.typ FROM pdp._subject_columns(tbl, subject) c
-              WHERE c.fits AND (actions IS NULL OR c.on_erase OPERATOR(pg_catalog.=) ANY (actions)) LOOP
-        parts := parts || pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', s.col, s.typ);
-    END LOOP;
-    IF pg_catalog.cardinality(parts) = 0 THEN
-        RETURN NULL;
-    END IF;
-    RETURN pg_catalog.array_to_string(parts, ' OR ');
+    BEGIN
+        i := subject::bigint;
+        fit := fit || 'bigint'::regtype;
+        IF i BETWEEN -2147483648 AND 2147483647 THEN
+            fit := fit || 'integer'::regtype;
+        END IF;
+    EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+        NULL;
+    END;
+    BEGIN
+        u := subject::uuid;
+        fit := fit || 'uuid'::regtype;
+    EXCEPTION WHEN invalid_text_representation THEN
+        NULL;
+    END;
+    RETURN fit;
 END
 $$;
-COMMENT ON FUNCTION pdp._subject_match(regclass, text, text[]) IS
-    'SQL condition finding a subject''s rows in a registered table (in the columns with the given erase actions, or all)';
-CREATE OR REPLACE FUNCTION pdp._subject_columns(tbl regclass, subject text)
+COMMENT ON FUNCTION pdp._subject_types(text) IS 'the subject column types a subject fits (pdp.is_subject_type types)';
+CREATE OR REPLACE FUNCTION pdp._subject_columns(tbl regclass, fit regtype[])
 RETURNS TABLE (col name, typ regtype, on_erase text, erase_value text, fits boolean)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    s record;
-    ok boolean;
 BEGIN
-    FOR s IN SELECT sc.col, a.atttypid::regtype AS typ, sc.on_erase, sc.erase_value FROM pdp.subject_column sc
-               JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) sc.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) sc.attnum
-              WHERE sc.tbl OPERATOR(pg_catalog.=) _subject_columns.tbl ORDER BY sc.attnum LOOP
-        col := s.col; typ := s.typ; on_erase := s.on_erase; erase_value := s.erase_value;
-        BEGIN
-            EXECUTE pg_catalog.format('SELECT $1::%s IS NOT NULL', s.typ) INTO ok USING subject;
-            fits := coalesce(ok, false);
-        EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range OR string_data_right_truncation THEN
-            fits := false;   -- this column cannot hold the subject
-        END;
-        RETURN NEXT;
-    END LOOP;
+    RETURN QUERY
+    SELECT sc.col, a.atttypid::regtype, sc.on_erase, sc.erase_value, a.atttypid::regtype OPERATOR(pg_catalog.=) ANY (fit)
+      FROM pdp.subject_column sc
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) sc.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) sc.attnum
+     WHERE sc.tbl OPERATOR(pg_catalog.=) _subject_columns.tbl
+     ORDER BY sc.attnum;
 END
 $$;
-COMMENT ON FUNCTION pdp._subject_columns(regclass, text) IS
-    'a registered table''s subject columns with their erase actions, and whether a subject fits each one''s type';
+COMMENT ON FUNCTION pdp._subject_columns(regclass, regtype[]) IS
+    'a registered table''s subject columns with their erase actions, and whether a subject of the given types fits each one';
+CREATE OR REPLACE FUNCTION pdp._match_sql(tbl regclass, fit regtype[], actions text[] DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', a.attname, a.atttypid::regtype), ' OR '
+                                         ORDER BY sc.attnum)
+              FROM pdp.subject_column sc
+              JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) sc.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) sc.attnum
+             WHERE sc.tbl OPERATOR(pg_catalog.=) _match_sql.tbl AND a.atttypid::regtype OPERATOR(pg_catalog.=) ANY (fit)
+               AND (actions IS NULL OR sc.on_erase OPERATOR(pg_catalog.=) ANY (actions)));
+END
+$$;
+COMMENT ON FUNCTION pdp._match_sql(regclass, regtype[], text[]) IS
+    'SQL condition finding a subject of the given types in a registered table''s subject columns (with the given erase actions, or all)';
+CREATE OR REPLACE FUNCTION pdp._subject_match(tbl regclass, subject text, actions text[] DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN pdp._match_sql(tbl, pdp._subject_types(subject), actions);
+END
+$$;
+COMMENT ON FUNCTION pdp._subject_match(regclass, text, text[]) IS
+    'SQL condition finding a subject''s rows in a registered table (in the columns with the given erase actions, or all)';
 CREATE OR REPLACE FUNCTION pdp.export_subject(subject text) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -618,6 +642,7 @@ DECLARE
     n bigint;
     linked jsonb := '{}';
     withheld jsonb := '{}';
+    fit regtype[];
 BEGIN
     subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL THEN
@@ -631,8 +656,9 @@ BEGIN
         PERFORM pdp._audit_durable('export_subject', NULL, subject, '{"erased": true}');
         RETURN doc || pg_catalog.jsonb_build_object('erasure_receipt', erased);
     END IF;
+    fit := pdp._subject_types(subject);
     FOR t IN SELECT DISTINCT s.tbl FROM pdp.subject_column s ORDER BY 1 LOOP
-        cond := pdp._subject_match(t, subject);
+        cond := pdp._match_sql(t, fit);
         CONTINUE WHEN cond IS NULL;
         -- Read as the table's owner: nothing of the table runs with pdp_ext's rights.
         SELECT x.r INTO rows_
@@ -643,7 +669,7 @@ BEGIN
         END IF;
         -- The rows the subject owns are followed through declared links.
         IF EXISTS (SELECT 1 FROM pdp.link x WHERE x.parent OPERATOR(pg_catalog.=) t) THEN
-            own_cond := pdp._subject_match(t, subject,
+            own_cond := pdp._match_sql(t, fit,
                             CASE WHEN EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t AND s.on_erase = 'delete')
                                  THEN ARRAY['delete'] ELSE ARRAY['set_null', 'set_value'] END);   -- as pdp._own_columns
             IF own_cond IS NOT NULL THEN
@@ -674,7 +700,7 @@ BEGIN
             CONTINUE WHEN pg_catalog.cardinality(v) = 0;
             seen := seen || pg_catalog.jsonb_build_object(l.child::oid::text || ':' || l.child_col,
                         coalesce(seen->(l.child::oid::text || ':' || l.child_col), '[]') || pg_catalog.to_jsonb(v));
-            direct := coalesce(pdp._subject_match(l.child, subject), 'false');
+            direct := coalesce(pdp._match_sql(l.child, fit), 'false');
             SELECT x.rows_, x.rets, x.n INTO rows_, rets, n
               FROM pdp._exec_as_owner(l.child, pg_catalog.format(
                        'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FILTER (WHERE NOT %4$s), '
@@ -749,6 +775,9 @@ DECLARE
     cut_actions text;
     erase_values text[];
     f record;
+    fit regtype[];
+    c record;
+    i integer;
     p text;
     withdrawn integer := 0;
     receipt jsonb;
@@ -765,10 +794,48 @@ BEGIN
     END IF;
     held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
                      AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    fit := pdp._subject_types(subject);
     PERFORM pdp._set_erasing(true);
     FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
-        cond := pdp._subject_match(t, subject);
+        -- One pass over the table's subject columns builds every condition:
+        -- the subject in any column (cond), in an own column (own_cond), in
+        -- a link column (cut_cond); a held subject in an own column
+        -- (co_held); the cuts (set_list); and "names nobody once cut"
+        -- (anon: every subject column NULL, at its erase value, or a cut
+        -- column naming the subject).  $3 holds the erase values.
+        cond := NULL; own_cond := NULL; cut_cond := NULL; co_held := NULL; set_list := NULL; anon := NULL;
+        cut_actions := NULL; erase_values := '{}'; i := 0;
+        FOR c IN SELECT * FROM pdp._subject_columns(t, fit) LOOP
+            i := i + 1;
+            erase_values := erase_values || c.erase_value;
+            IF c.fits THEN
+                cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+            END IF;
+            IF c.on_erase = 'delete' THEN
+                co_held := concat_ws(' OR ', co_held, pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($2)', c.col));
+                IF c.fits THEN
+                    own_cond := concat_ws(' OR ', own_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+                END IF;
+            END IF;
+            IF c.on_erase IN ('set_null', 'set_value') THEN
+                anon := concat_ws(' AND ', anon, pg_catalog.format(
+                            '(t.%1$I IS NULL OR t.%1$I OPERATOR(pg_catalog.=) ($3)[%2$s]::%3$s%4$s)', c.col, i, c.typ,
+                            CASE WHEN c.fits THEN pg_catalog.format(' OR t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ) ELSE '' END));
+                IF c.fits THEN
+                    cut_cond := concat_ws(' OR ', cut_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+                    set_list := concat_ws(', ', set_list, pg_catalog.format(
+                                    '%1$I = CASE WHEN t.%1$I OPERATOR(pg_catalog.=) $1::%2$s THEN %3$s ELSE t.%1$I END', c.col, c.typ,
+                                    CASE WHEN c.on_erase = 'set_null' THEN 'NULL' ELSE pg_catalog.format('($3)[%s]::%s', i, c.typ) END));
+                    cut_actions := CASE WHEN cut_actions IS NULL OR cut_actions = c.on_erase THEN c.on_erase
+                                        ELSE 'set_null+set_value' END;
+                END IF;
+            ELSE
+                anon := concat_ws(' AND ', anon, pg_catalog.format('t.%I IS NULL', c.col));
+            END IF;
+        END LOOP;
         CONTINUE WHEN cond IS NULL;
+        co_held := '(' || coalesce(co_held, 'false') || ')';
+        anon := '(' || anon || ')';
         IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
                      AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
             SELECT x.n INTO n
@@ -781,11 +848,7 @@ BEGIN
         END IF;
 
         -- 1. Rows the subject owns are deleted (delete wins), and what follows them.
-        own_cond := pdp._subject_match(t, subject, ARRAY['delete']);
         IF own_cond IS NOT NULL THEN
-            co_held := (SELECT coalesce('(' || pg_catalog.string_agg(pg_catalog.format(
-                                            't.%I::text OPERATOR(pg_catalog.=) ANY ($2)', c.col), ' OR ') || ')', 'false')
-                          FROM pdp._subject_columns(t, subject) c WHERE c.on_erase = 'delete');
             SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets
               FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE (%s) AND NOT %s RETURNING %s',
                                                            t, own_cond, co_held,
@@ -804,7 +867,7 @@ BEGIN
                     tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', 'held', 'rows', m);
                 END IF;
             END IF;
-            IF n > 0 THEN
+            IF n > 0 AND EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t) THEN
                 -- Another restricted subject's dependants are kept too: restriction bars processing them.
                 FOR f IN SELECT * FROM pdp._follow_links(t, rets, ARRAY[subject], held,
                                                          ARRAY(SELECT r.subject FROM pdp.restriction r
@@ -816,47 +879,25 @@ BEGIN
         END IF;
 
         -- 2. In the rows left, links to the subject are cut, column by column.
-        cut_cond := pdp._subject_match(t, subject, ARRAY['set_null', 'set_value']);
         CONTINUE WHEN cut_cond IS NULL;
         -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
         PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
-        SELECT pg_catalog.array_agg(c.erase_value ORDER BY c.col),
-               pg_catalog.string_agg(DISTINCT c.on_erase, '+' ORDER BY c.on_erase)
-                   FILTER (WHERE c.fits AND c.on_erase IN ('set_null', 'set_value'))
-          INTO erase_values, cut_actions
-          FROM pdp._subject_columns(t, subject) c;
-        -- The row names nobody once cut: every subject column NULL, at its
-        -- erase value, or (a cut column) the subject.  $3 holds the erase values.
-        SELECT '(' || pg_catalog.string_agg(CASE
-                   WHEN c.on_erase IN ('set_null', 'set_value') THEN pg_catalog.format(
-                       '(t.%1$I IS NULL OR t.%1$I OPERATOR(pg_catalog.=) ($3)[%2$s]::%3$s%4$s)', c.col, c.i, c.typ,
-                       CASE WHEN c.fits THEN pg_catalog.format(' OR t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ) ELSE '' END)
-                   ELSE pg_catalog.format('t.%I IS NULL', c.col) END, ' AND ') || ')'
-          INTO anon
-          FROM (SELECT x.*, pg_catalog.row_number() OVER (ORDER BY x.col) AS i FROM pdp._subject_columns(t, subject) x) c;
-        SELECT pg_catalog.string_agg(y.x, ', ') INTO set_list FROM (
-            SELECT pg_catalog.format('%1$I = CASE WHEN t.%1$I OPERATOR(pg_catalog.=) $1::%2$s THEN %3$s ELSE t.%1$I END',
-                                     c.col, c.typ,
-                                     CASE WHEN c.on_erase = 'set_null' THEN 'NULL'
-                                          ELSE pg_catalog.format('($3)[%s]::%s', c.i, c.typ) END) AS x
-              FROM (SELECT z.*, pg_catalog.row_number() OVER (ORDER BY z.col) AS i FROM pdp._subject_columns(t, subject) z) c
-             WHERE c.fits AND c.on_erase IN ('set_null', 'set_value')
-            UNION ALL
-            SELECT pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', r.col, anon, pg_catalog.format(rk.expr, r.col), r.col)
+        -- A row left naming nobody is anonymised: the table's rules, and its
+        -- nullable foreign keys into tables with delete columns emptied (an
+        -- anonymised grade keeps no link to the deleted enrolment).
+        SELECT concat_ws(', ', set_list, pg_catalog.string_agg(y.x, ', ')) INTO set_list FROM (
+            SELECT pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', r.col, anon, pg_catalog.format(rk.expr, r.col), r.col) AS x
               FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
              WHERE r.tbl OPERATOR(pg_catalog.=) t
                AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
                                  AND s2.attnum OPERATOR(pg_catalog.=) r.attnum)
             UNION
-            -- An anonymised row keeps no link to the rows erasure deletes (a
-            -- grade to the deleted enrolment): its nullable foreign keys into
-            -- tables with delete columns are emptied.
             SELECT pg_catalog.format('%1$I = CASE WHEN %2$s THEN NULL ELSE t.%1$I END', a.attname, anon)
-              FROM pg_constraint c
-              CROSS JOIN LATERAL pg_catalog.unnest(c.conkey) k(attnum)
-              JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
-             WHERE c.contype = 'f' AND c.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
-               AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) c.confrelid
+              FROM pg_constraint k
+              CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) ka(attnum)
+              JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) ka.attnum
+             WHERE k.contype = 'f' AND k.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
+               AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) k.confrelid
                              AND p.on_erase = 'delete')
                AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
                                  AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)
@@ -1389,7 +1430,8 @@ REVOKE ALL ON FUNCTION
     pdp._api_drop_link(regclass, name), pdp._own_columns(regclass), pdp._owned_by_sql(regclass, text),
     pdp._owned_by_other_sql(regclass, text), pdp._link_returning(regclass),
     pdp._follow_links(regclass, jsonb, text[], text[], text[]), pdp._subject_match(regclass, text, text[]),
-    pdp._subject_columns(regclass, text), pdp._row_key_sql(regclass), pdp._require_row_key_sql(regclass),
+    pdp._subject_types(text), pdp._subject_columns(regclass, regtype[]), pdp._match_sql(regclass, regtype[], text[]),
+    pdp._row_key_sql(regclass), pdp._require_row_key_sql(regclass),
     pdp._find_expired(regclass, text, boolean, integer, timestamptz), pdp._purge_rows(regclass, text, tid[], oid[])
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pdp._find_expired(regclass, text, boolean, integer, timestamptz) TO pdp_admin;
@@ -1398,7 +1440,8 @@ GRANT EXECUTE ON FUNCTION pdp._subject_match(regclass, text, text[]) TO pdp_admi
 GRANT SELECT ON pdp.link, pdp.links TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp.declare_link(regclass, name, regclass, name, text, text), pdp.drop_link(regclass, name)
 TO pdp_admin;
-GRANT EXECUTE ON FUNCTION pdp._subject_columns(regclass, text), pdp._own_columns(regclass),
+GRANT EXECUTE ON FUNCTION pdp._subject_types(text), pdp._subject_columns(regclass, regtype[]), pdp._match_sql(regclass, regtype[], text[]),
+                          pdp._own_columns(regclass),
                           pdp._owned_by_sql(regclass, text), pdp._owned_by_other_sql(regclass, text),
                           pdp._link_returning(regclass), pdp._row_key_sql(regclass), pdp._require_row_key_sql(regclass)
 TO pdp_admin;
