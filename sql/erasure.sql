@@ -180,6 +180,11 @@ SELECT pdp.drop_link('mdl_forum_posts', 'parent');
 SELECT pdp.drop_link('mdl_forum_posts', 'parent');
 ALTER TABLE mdl_post_content DROP COLUMN postid;
 SELECT child, child_column FROM pdp.links ORDER BY 1::text, 2;
-
+-- Renames of the parent's column and of either table are followed.
+ALTER TABLE mdl_forum_discussions RENAME COLUMN id TO discussion_key;
+ALTER TABLE mdl_forum_posts RENAME TO mdl_posts;
+SELECT child, child_column, parent, parent_column FROM pdp.links;
+-- A link goes with its table, and so does every one of the schema's.
 DROP SCHEMA mdl CASCADE;
 RESET search_path;
+SELECT count(*) AS links_left FROM pdp.link;
