@@ -781,6 +781,8 @@ DECLARE
     p text;
     withdrawn integer := 0;
     receipt jsonb;
+    notices integer;
+    forgotten jsonb;
 BEGIN
     subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR reason IS NULL OR reason = '' THEN
@@ -914,6 +916,10 @@ BEGIN
         PERFORM pdp.withdraw_consent(subject, p);
         withdrawn := withdrawn + 1;
     END LOOP;
+    -- Recipients of the learner's data are to be told (GDPR Art. 19); then
+    -- pdp's own tables forget the learner (issue 17).
+    notices := pdp._raise_notices(subject, 'erasure');
+    forgotten := pdp._forget_subject(subject);
     PERFORM pdp._set_erasing(false);
     -- Followed rows, summed per table, action and link column.
     followed := coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', g.t, 'action', g.a, 'via', g.v, 'rows', g.n)
@@ -924,7 +930,8 @@ BEGIN
     -- which must hold no personal value.
     receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp._subject_pseudonym(subject),
                                              'erased_at', pg_catalog.now(),
-                                             'tables', tables, 'followed', followed, 'consents_withdrawn', withdrawn);
+                                             'tables', tables, 'followed', followed, 'consents_withdrawn', withdrawn,
+                                             'pdp_tables', forgotten, 'notices_raised', notices);
     INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp._subject_pseudonym(subject), receipt)
     ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
     PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'followed', followed,
@@ -1007,6 +1014,7 @@ AS $$
 DECLARE
     bad record;
     t regclass;
+    ren record;
 BEGIN
     -- A subject column's type may not drift to one the registry cannot key.
     SELECT c.relname, s.col, a.atttypid::regtype AS typ INTO bad
@@ -1080,6 +1088,28 @@ BEGIN
             PERFORM pdp._sync_on_write_trigger(t, true);
         END IF;
         PERFORM pdp._sync_rectification_trigger(t);
+    END LOOP;
+    -- Columns kept by name (retention anchors, the inactivity column): a
+    -- RENAME COLUMN reports the table and the renamed column's number; a
+    -- stored name that is no longer a column of that table was the old name.
+    FOR ren IN SELECT c.objid, a.attname
+                 FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.objid
+                                               AND a.attnum OPERATOR(pg_catalog.=) c.objsubid
+                WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+                  AND c.objsubid > 0 AND NOT a.attisdropped LOOP
+        IF pg_catalog.to_regclass('pdp.retention_policy') IS NOT NULL THEN
+            UPDATE pdp.retention_policy p SET anchor_column = ren.attname
+             WHERE p.tbl::oid OPERATOR(pg_catalog.=) ren.objid AND p.anchor_column IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
+                                WHERE x.attrelid OPERATOR(pg_catalog.=) ren.objid
+                                  AND x.attname OPERATOR(pg_catalog.=) p.anchor_column AND NOT x.attisdropped);
+            UPDATE pdp.subject_retention r SET activity_column = ren.attname
+             WHERE r.activity_table::oid OPERATOR(pg_catalog.=) ren.objid
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
+                                WHERE x.attrelid OPERATOR(pg_catalog.=) ren.objid
+                                  AND x.attname OPERATOR(pg_catalog.=) r.activity_column AND NOT x.attisdropped);
+        END IF;
     END LOOP;
 END
 $$;
