@@ -1374,7 +1374,7 @@ BEGIN
     -- A ctid is unique only within one shard: never delete by it on Citus.
     PERFORM pdp._refuse_on_citus(tbl, 'purge');
     -- Nor within a partitioned table: each partition numbers its own.
-    IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) tbl::oid) THEN
+    IF pdp._has_children(tbl) THEN
         IF tableoids IS NULL OR pg_catalog.cardinality(tableoids) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(ctids) THEN
             RAISE EXCEPTION 'rows of table "%" must be named by tableoid and ctid', pdp._relname(tbl)
                 USING ERRCODE = 'invalid_parameter_value',
