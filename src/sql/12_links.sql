@@ -233,11 +233,13 @@ COMMENT ON FUNCTION pdp._own_columns(regclass) IS
 
 -- SQL condition (on alias t): an own column of tbl names one of the subjects
 -- in the text[] parameter param (e.g. '$2'); 'false' when tbl has none.
+-- Never NULL (a NULL column names nobody), so NOT of it is safe.
 CREATE FUNCTION pdp._owned_by_sql(tbl regclass, param text) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce('(' || pg_catalog.string_agg(pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY (%s)', o.col, param), ' OR ') || ')',
+    SELECT coalesce('(' || pg_catalog.string_agg(pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY (%s), false)',
+                                                                    o.col, param), ' OR ') || ')',
                     'false')
       FROM pdp._own_columns(tbl) o
 $$;
@@ -335,7 +337,7 @@ BEGIN
                                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
             mine := CASE WHEN table_held THEN 'true'
                          ELSE '(' || pdp._owned_by_sql(l.child, '$3') || coalesce((
-                                  SELECT ' OR ' || pg_catalog.string_agg(pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', c.col), ' OR ')
+                                  SELECT ' OR ' || pg_catalog.string_agg(pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY ($5), false)', c.col), ' OR ')
                                     FROM pdp.subject_column c WHERE c.tbl OPERATOR(pg_catalog.=) l.child), '') || ')' END;
             other := pdp._owned_by_other_sql(l.child, '$2');
             SELECT x.h, x.o INTO n_held, n_other

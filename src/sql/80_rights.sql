@@ -846,7 +846,8 @@ BEGIN
                 cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
             END IF;
             IF c.on_erase = 'delete' THEN
-                co_held := concat_ws(' OR ', co_held, pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($2)', c.col));
+                -- (coalesce: a NULL column names nobody, so it must not make the test NULL)
+                co_held := concat_ws(' OR ', co_held, pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY ($2), false)', c.col));
                 IF c.fits THEN
                     own_cond := concat_ws(' OR ', own_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
                 END IF;

@@ -401,11 +401,13 @@ COMMENT ON FUNCTION pdp._own_columns(regclass) IS
 
 -- SQL condition (on alias t): an own column of tbl names one of the subjects
 -- in the text[] parameter param (e.g. '$2'); 'false' when tbl has none.
+-- Never NULL (a NULL column names nobody), so NOT of it is safe.
 CREATE OR REPLACE FUNCTION pdp._owned_by_sql(tbl regclass, param text) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce('(' || pg_catalog.string_agg(pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY (%s)', o.col, param), ' OR ') || ')',
+    SELECT coalesce('(' || pg_catalog.string_agg(pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY (%s), false)',
+                                                                    o.col, param), ' OR ') || ')',
                     'false')
       FROM pdp._own_columns(tbl) o
 $$;
@@ -503,7 +505,7 @@ BEGIN
                                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
             mine := CASE WHEN table_held THEN 'true'
                          ELSE '(' || pdp._owned_by_sql(l.child, '$3') || coalesce((
-                                  SELECT ' OR ' || pg_catalog.string_agg(pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', c.col), ' OR ')
+                                  SELECT ' OR ' || pg_catalog.string_agg(pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY ($5), false)', c.col), ' OR ')
                                     FROM pdp.subject_column c WHERE c.tbl OPERATOR(pg_catalog.=) l.child), '') || ')' END;
             other := pdp._owned_by_other_sql(l.child, '$2');
             SELECT x.h, x.o INTO n_held, n_other
@@ -814,7 +816,8 @@ BEGIN
                 cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
             END IF;
             IF c.on_erase = 'delete' THEN
-                co_held := concat_ws(' OR ', co_held, pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($2)', c.col));
+                -- (coalesce: a NULL column names nobody, so it must not make the test NULL)
+                co_held := concat_ws(' OR ', co_held, pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY ($2), false)', c.col));
                 IF c.fits THEN
                     own_cond := concat_ws(' OR ', own_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
                 END IF;
