@@ -173,7 +173,7 @@ BEGIN
     IF k IS NULL THEN
         RAISE EXCEPTION 'table "%" needs a single-column primary key', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Retention without an anchor column, and erasure receipts, identify rows by primary key.';
+                  HINT = 'Retention without an anchor column tags rows by primary key; give it an anchor column, or a one-column key.';
     END IF;
     RETURN k;
 END

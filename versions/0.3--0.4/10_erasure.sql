@@ -1121,6 +1121,24 @@ COMMENT ON FUNCTION pdp._on_alter_table() IS
 
 -- Purge: holds on own columns, links followed, no one-column key needed
 -- (src/sql/70_retention.sql).
+CREATE OR REPLACE FUNCTION pdp._single_key(tbl regclass) RETURNS name
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k name;
+BEGIN
+    SELECT a.attname INTO k FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0]
+     WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid AND i.indisprimary AND i.indnatts OPERATOR(pg_catalog.=) 1;
+    IF k IS NULL THEN
+        RAISE EXCEPTION 'table "%" needs a single-column primary key', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Retention without an anchor column tags rows by primary key; give it an anchor column, or a one-column key.';
+    END IF;
+    RETURN k;
+END
+$$;
 CREATE OR REPLACE FUNCTION pdp._row_key_sql(tbl regclass) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
