@@ -32,9 +32,15 @@ SELECT pdp.register_table('lms.grades', 'user_id', 'anonymise');
 SELECT pdp.register_table('lms.payments', 'user_id');
 SELECT pdp.register_table('lms.forum_posts', 'author_id', 'anonymise');
 SELECT pdp.register_table('lms.activity_log', 'actor_id');
-SELECT pdp.register_table('lms.activity_log', 'affected_user_id');
+SELECT pdp.register_table('lms.activity_log', 'affected_user_id', 'set_null');
 \o
 SELECT table_name, subject_column, subject_type, on_erase FROM pdp.registered_tables ORDER BY 1::text, 2;
+\echo 'Erase actions are per column: the log entry is its actor''s (delete); the affected learner is only a link,'
+\echo 'cut to NULL when they are erased.  A link without a foreign key makes rows follow rows, for erasure, purge and export:'
+\o /dev/null
+SELECT pdp.declare_link('lms.grades', 'enrolment_id', 'lms.enrolments');
+\o
+SELECT child, child_column, parent, parent_column, on_other FROM pdp.links;
 
 \echo 'The registry follows renames; a mistake is refused with an SQLSTATE and changes nothing:'
 ALTER TABLE lms.forum_posts RENAME COLUMN author_id TO written_by;

@@ -89,6 +89,12 @@ SELECT pdp.restrict_subject('nobody-z9', 'objection');
 SELECT count(*) AS notices FROM pdp.pending_notices WHERE subject = 'nobody-z9';
 SELECT pdp.lift_restriction('nobody-z9');
 
+-- A system subject (guest, administrator, service account) is not erased.
+SELECT pdp.declare_system_subject('bolat-k2m', 'service account');
+SELECT pdp.erase_subject('bolat-k2m', 'asked');
+SELECT count(*) AS bolat_rows FROM fg.learner WHERE login = 'bolat-k2m';
+SELECT pdp.drop_system_subject('bolat-k2m');
+
 -- Clean up.
 SELECT pdp.acknowledge_notice(id) FROM pdp.pending_notices WHERE subject = 'bolat-k2m';
 SELECT pdp.unregister_table('fg.learner'), pdp.unregister_table('fg.post');

@@ -36,7 +36,8 @@ SELECT pdp.register_table(NULL, 'id');
 SELECT pdp.register_table('"LMS data".activity_log', NULL);
 SELECT pdp.register_table('"LMS data".activity_log', 'at', NULL);
 SELECT pdp.register_table('"LMS data"."Users ""Main"""', 'email', 'shred');    -- unknown action
-SELECT pdp.register_table('"LMS data"."Users ""Main"""', 'email', 'anonymise'); -- conflicting action
+SELECT pdp.register_table('"LMS data"."Users ""Main"""', 'email', 'set_value'); -- set_value needs an erase_value
+SELECT pdp.register_table('"LMS data"."Users ""Main"""', 'email', 'keep', 'x'); -- an erase_value only with set_value
 SELECT pdp.register_table('pdp.subject_column', 'col');                         -- pdp's own table
 SELECT pdp.register_table('pg_catalog.pg_class', 'relname');                    -- system catalog
 CREATE VIEW "LMS data".user_view AS SELECT * FROM "LMS data"."Users ""Main""";

@@ -12,17 +12,20 @@ CREATE TABLE pdp.subject_column (
     on_erase      text        NOT NULL,
     registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     registered_by name        NOT NULL DEFAULT CURRENT_USER,
+    erase_value   text,
     PRIMARY KEY (tbl, attnum),
-    CONSTRAINT subject_column_on_erase_check CHECK (on_erase IN ('delete', 'anonymise'))
+    CONSTRAINT subject_column_on_erase_check CHECK (on_erase IN ('delete', 'set_null', 'set_value', 'keep')),
+    CONSTRAINT subject_column_erase_value_check CHECK ((on_erase = 'set_value') = (erase_value IS NOT NULL))
 );
 COMMENT ON TABLE pdp.subject_column IS
     'Registered (table, subject column) pairs; read pdp.registered_tables instead';
 COMMENT ON COLUMN pdp.subject_column.tbl IS 'the registered table';
 COMMENT ON COLUMN pdp.subject_column.col IS 'name of the column that holds the subject''s identifier';
 COMMENT ON COLUMN pdp.subject_column.attnum IS 'attribute number of that column, resolved from col on every write';
-COMMENT ON COLUMN pdp.subject_column.on_erase IS 'what erasure does to the subject''s rows: delete or anonymise';
+COMMENT ON COLUMN pdp.subject_column.on_erase IS 'what erasure does where this column names the erased subject: delete the row (the subject''s own column), set_null or set_value (cut the link), keep';
 COMMENT ON COLUMN pdp.subject_column.registered_at IS 'when the column was registered';
 COMMENT ON COLUMN pdp.subject_column.registered_by IS 'the role that registered it';
+COMMENT ON COLUMN pdp.subject_column.erase_value IS 'for set_value: the value erasure writes (text form, checked to cast to the column''s type); else NULL';
 SELECT pg_catalog.pg_extension_config_dump('pdp.subject_column', '');
 
 -- Types a subject identifier may have.  Every capability keys subjects by
@@ -60,8 +63,10 @@ COMMENT ON FUNCTION pdp._canonical_subject_or_null(text) IS
 
 -- Validates every write to pdp.subject_column, whoever makes it: the column
 -- exists and has a subject type, the writer (the role that called the
--- registry function, pdp._caller()) owns the table, and all columns
--- of one table agree on on_erase.  Resolves attnum from col.
+-- registry function, pdp._caller()) owns the table, and the column can take
+-- its erase action (set_null: nullable; set_value: erase_value casts to its
+-- type).  Each column has its own action, so registration order does not
+-- matter.  Resolves attnum from col.
 CREATE FUNCTION pdp._subject_column_check() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -92,7 +97,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
 
-    SELECT a.attnum, a.atttypid, a.attnotnull INTO att
+    SELECT a.attnum, a.atttypid, a.atttypmod, a.attnotnull INTO att
       FROM pg_attribute a
      WHERE a.attrelid OPERATOR(pg_catalog.=) NEW.tbl::oid
        AND a.attname OPERATOR(pg_catalog.=) NEW.col
@@ -110,11 +115,43 @@ BEGIN
             USING ERRCODE = 'datatype_mismatch',
                   HINT = 'A subject column must be bigint, integer, text, varchar or uuid.';
     END IF;
-    IF NEW.on_erase = 'anonymise' AND att.attnotnull THEN
-        RAISE EXCEPTION 'column "%" of table "%" is NOT NULL, so erasure cannot anonymise its rows', NEW.col, rel.relname
+    -- 0.3 spelled set_null "anonymise" (a restored 0.3 dump, a 0.3 caller).
+    IF NEW.on_erase = 'anonymise' THEN
+        NEW.on_erase := 'set_null';
+    END IF;
+    IF NEW.on_erase = 'set_null' AND att.attnotnull THEN
+        RAISE EXCEPTION 'column "%" of table "%" is NOT NULL, so erasure cannot set it to NULL', NEW.col, rel.relname
             USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'Anonymising a row empties its subject columns, to cut its link to the subject.',
-                  HINT = 'Drop the NOT NULL constraint, or use on_erase => ''delete''.';
+                  DETAIL = 'on_erase => ''set_null'' cuts a row''s link to the erased subject by writing NULL.',
+                  HINT = 'Use on_erase => ''set_value'' with an erase_value such as ''0'', or drop the NOT NULL constraint.';
+    END IF;
+    IF NEW.on_erase = 'set_value' THEN
+        IF NEW.erase_value IS NULL THEN
+            RAISE EXCEPTION 'on_erase => ''set_value'' needs an erase_value'
+                USING ERRCODE = 'null_value_not_allowed',
+                      HINT = 'Name the value erasure writes, e.g. erase_value => ''0''.';
+        END IF;
+        -- An explicit cast would cut a varchar value to length: refuse instead.
+        IF att.atttypid OPERATOR(pg_catalog.=) 'character varying'::regtype AND att.atttypmod > 4
+           AND pg_catalog.char_length(NEW.erase_value) > att.atttypmod - 4 THEN
+            RAISE EXCEPTION 'erase_value does not fit column "%" of table "%" (type %)', NEW.col, rel.relname,
+                            pg_catalog.format_type(att.atttypid, att.atttypmod)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'The value is longer than the column allows.';
+        END IF;
+        -- Stored in the column type's own text form, so erasure writes exactly it.
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT ($1::%s)::text', pg_catalog.format_type(att.atttypid, att.atttypmod))
+               INTO NEW.erase_value USING NEW.erase_value;
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'erase_value does not fit column "%" of table "%" (type %)', NEW.col, rel.relname,
+                            pg_catalog.format_type(att.atttypid, att.atttypmod)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'erase_value is cast to the column''s type when it is registered; give a value of that type.';
+        END;
+    ELSIF NEW.erase_value IS NOT NULL THEN
+        RAISE EXCEPTION 'erase_value is only for on_erase => ''set_value'''
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     NEW.attnum := att.attnum;
 
@@ -125,14 +162,6 @@ BEGIN
             USING ERRCODE = 'duplicate_object';
     END IF;
 
-    IF EXISTS (SELECT 1 FROM pdp.subject_column s
-                WHERE s.tbl OPERATOR(pg_catalog.=) NEW.tbl
-                  AND s.attnum OPERATOR(pg_catalog.<>) NEW.attnum
-                  AND s.on_erase OPERATOR(pg_catalog.<>) NEW.on_erase) THEN
-        RAISE EXCEPTION 'table "%" is already registered with another on_erase action', rel.relname
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'All subject columns of one table share one on_erase action.';
-    END IF;
     RETURN NEW;
 END
 $$;
@@ -147,13 +176,13 @@ ALTER TABLE pdp.subject_column ENABLE ALWAYS TRIGGER subject_column_check;
 -- The registry changes only through these functions: no role may write
 -- pdp.subject_column.  Each runs its implementation pdp._api_<name> as
 -- pdp_ext's owner, which checks that the caller owns the table (src/owner.c).
-CREATE FUNCTION pdp.register_table(tbl regclass, subject_column name, on_erase text DEFAULT 'delete')
+CREATE FUNCTION pdp.register_table(tbl regclass, subject_column name, on_erase text DEFAULT 'delete', erase_value text DEFAULT NULL)
 RETURNS void
 LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
-COMMENT ON FUNCTION pdp.register_table(regclass, name, text) IS
-    'registers a column that names a data subject; on_erase is delete or anonymise';
+COMMENT ON FUNCTION pdp.register_table(regclass, name, text, text) IS
+    'registers a column that names a data subject; on_erase (per column): delete, set_null, set_value (writes erase_value) or keep';
 
-CREATE FUNCTION pdp._api_register_table(tbl regclass, subject_column name, on_erase text)
+CREATE FUNCTION pdp._api_register_table(tbl regclass, subject_column name, on_erase text, erase_value text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -163,15 +192,20 @@ BEGIN
         RAISE EXCEPTION 'table, subject column and on_erase must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF on_erase NOT IN ('delete', 'anonymise') THEN
+    IF on_erase = 'anonymise' THEN
+        on_erase := 'set_null';   -- the 0.3 spelling
+    END IF;
+    IF on_erase NOT IN ('delete', 'set_null', 'set_value', 'keep') THEN
         RAISE EXCEPTION 'unknown on_erase action'
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'on_erase must be "delete" or "anonymise".';
+                  HINT = 'on_erase is "delete", "set_null", "set_value" (with erase_value) or "keep".';
     END IF;
-    INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase, registered_by)
-    VALUES (tbl, subject_column, 0, on_erase, pg_catalog.pg_get_userbyid(pdp._caller()));
+    INSERT INTO pdp.subject_column (tbl, col, attnum, on_erase, registered_by, erase_value)
+    VALUES (tbl, subject_column, 0, on_erase, pg_catalog.pg_get_userbyid(pdp._caller()), erase_value);
     PERFORM pdp._sync_protection(tbl);    -- defined with the visibility capability
     PERFORM pdp._sync_rectification_trigger(tbl);   -- defined with the rights capability
+    -- The erase value is a configuration value (0, a tombstone), but it stays
+    -- out of the audit trail all the same: whether one was given is enough.
     PERFORM pdp._audit('register_table', tbl::text, NULL,
                        pg_catalog.jsonb_build_object('subject_column', subject_column, 'on_erase', on_erase));
 EXCEPTION WHEN unique_violation THEN
@@ -181,7 +215,7 @@ EXCEPTION WHEN unique_violation THEN
         USING ERRCODE = 'duplicate_object';
 END
 $$;
-COMMENT ON FUNCTION pdp._api_register_table(regclass, name, text) IS
+COMMENT ON FUNCTION pdp._api_register_table(regclass, name, text, text) IS
     'pdp.register_table''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 CREATE FUNCTION pdp.unregister_table(tbl regclass, subject_column name DEFAULT NULL)
@@ -237,7 +271,8 @@ SELECT s.tbl                  AS table_name,
        a.atttypid::regtype    AS subject_type,
        s.on_erase,
        s.registered_at,
-       s.registered_by
+       s.registered_by,
+       s.erase_value
   FROM pdp.subject_column s
   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace

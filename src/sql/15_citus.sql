@@ -56,17 +56,8 @@ DECLARE
     kind text := pdp._citus_table_kind(tbl);
     why text;
 BEGIN
-    -- The same holds for a table with partitions or inheritance children
-    -- (its rows' ctids repeat across them), which the purges do not yet
-    -- handle partition by partition.
-    IF kind IS NULL AND what = 'purge' AND pdp._has_children(tbl) THEN
-        RAISE EXCEPTION 'cannot purge table "%": it has partitions or inheritance children', pdp._relname(tbl)
-            USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'Purges find and remove rows by tuple identifier (ctid), which is unique only within '
-                           'one partition or child; it could remove rows other than the expired ones.',
-                  HINT = 'Erasure, export and protection work on such tables; purge their partitions '
-                         '(register and retain each partition) until pdp_ext purges partition by partition.';
-    END IF;
+    -- (A table with partitions or inheritance children is purged: its rows
+    -- are named by tableoid and ctid, pdp._purge_rows.)
     IF kind IS NULL THEN
         RETURN;
     END IF;
@@ -106,9 +97,6 @@ DECLARE
     why text;
     hint text;
 BEGIN
-    IF kind IS NULL AND pdp._has_children(tbl) THEN
-        kind := 'partitioned or inherited';
-    END IF;
     IF kind IS NULL THEN
         RETURN false;
     END IF;

@@ -181,12 +181,49 @@ BEGIN
     IF k IS NULL THEN
         RAISE EXCEPTION 'table "%" needs a single-column primary key', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Retention without an anchor column, and erasure receipts, identify rows by primary key.';
+                  HINT = 'Retention without an anchor column tags rows by primary key; give it an anchor column, or a one-column key.';
     END IF;
     RETURN k;
 END
 $$;
 COMMENT ON FUNCTION pdp._single_key(regclass) IS 'a table''s single-column primary key, or an error';
+
+-- SQL text (on alias t) of a row's primary key in text form: the key
+-- column's text for a one-column key (as pdp.retention_tag and
+-- pdp.anonymised_row have always held it), ROW(...)::text for a composite
+-- key; NULL for a table without a primary key.  Purge, erasure and receipts
+-- need no one-column key (issue 14, class 6).
+CREATE FUNCTION pdp._row_key_sql(tbl regclass) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN pg_catalog.count(*) = 1 THEN pg_catalog.format('t.%I::text', pg_catalog.min(a.attname))
+                WHEN pg_catalog.count(*) > 1
+                THEN 'ROW(' || pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.i) || ')::text' END
+      FROM pg_catalog.pg_index x
+      CROSS JOIN LATERAL pg_catalog.unnest(x.indkey::smallint[]) WITH ORDINALITY k(attnum, i)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+     WHERE x.indrelid OPERATOR(pg_catalog.=) tbl::oid AND x.indisprimary
+$$;
+COMMENT ON FUNCTION pdp._row_key_sql(regclass) IS 'SQL of a row''s primary key as text (one column or composite), NULL without one';
+
+-- The same, or an error saying why a row key is needed.
+CREATE FUNCTION pdp._require_row_key_sql(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text := pdp._row_key_sql(tbl);
+BEGIN
+    IF k IS NULL THEN
+        RAISE EXCEPTION 'table "%" needs a primary key', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Anonymising purges record the rows they anonymised by primary key.';
+    END IF;
+    RETURN k;
+END
+$$;
+COMMENT ON FUNCTION pdp._require_row_key_sql(regclass) IS 'pdp._row_key_sql, or an error when the table has no primary key';
 
 CREATE FUNCTION pdp.set_retention(tbl regclass, period interval, anchor_column name DEFAULT NULL,
                                   action text DEFAULT 'delete') RETURNS void
@@ -225,7 +262,9 @@ BEGIN
         RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
     END IF;
-    k := pdp._single_key(tbl);
+    IF anchor_column IS NULL THEN
+        k := pdp._single_key(tbl);   -- the tagging trigger records rows by it
+    END IF;
     IF anchor_column IS NOT NULL THEN
         SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
          WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) anchor_column
@@ -647,8 +686,9 @@ COMMENT ON FUNCTION pdp._deletion_order() IS 'registered tables, children before
 -- SQL that finds up to $1 expired rows of a table, for one reason
 -- ('retention' or 'inactivity'), skipping held and restricted subjects and
 -- rows already anonymised; NULL when the table has nothing to find for it.
--- It returns each row's ctid and its position pos (the expiry for anchored
--- retention, else NULL).  $2 is the last batch's highest position: the scan
+-- It returns each row's ctid, its tableoid (a ctid is unique only within
+-- one partition or inheritance child) and its position pos (the expiry for
+-- anchored retention, else NULL).  $2 is the last batch's highest position: the scan
 -- resumes there instead of walking again, batch after batch, over the index
 -- entries of rows the earlier batches removed.  Ties at $2 are seen again,
 -- so none is skipped; '-infinity' starts from the beginning.  The statement
@@ -663,7 +703,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p record;
-    k name := pdp._single_key(tbl);
+    k name;
     cond text;
     order_by text;
     pos text := 'NULL::timestamptz';
@@ -681,6 +721,7 @@ BEGIN
                     || order_by || ' OPERATOR(pg_catalog.>=) $2';
             pos := order_by;
         ELSE
+            k := pdp._single_key(tbl);   -- tagged rows: set_retention required one
             cond := pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', k);
             order_by := pg_catalog.format('t.%I', k);
         END IF;
@@ -690,23 +731,27 @@ BEGIN
                          AND pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER) THEN
             RETURN NULL;
         END IF;
-        cond := pg_catalog.format('(%s)', (SELECT pg_catalog.string_agg(
-                    pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', s.col), ' OR ')
-                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl));
-        order_by := pg_catalog.format('t.%I', k);
+        -- An inactive subject's rows are those they own (pdp._own_columns):
+        -- a learner's grade is not expired because its grader is inactive.
+        cond := pdp._owned_by_sql(tbl, '$5');
+        order_by := coalesce(pdp._row_key_sql(tbl), 't.ctid');
     END IF;
-    -- Held and restricted subjects stay (restriction bars erasure too, GDPR
-    -- Art. 18(1)(b)).  The sets are constants of the statement, so the
-    -- planner hashes them once per batch instead of probing per row.
+    -- Held subjects' rows stay: those where a held subject is in an own
+    -- column (a hold keeps the subject's data, not every row naming them).
+    -- Restricted subjects' rows stay wherever they are named (restriction
+    -- bars erasure too, GDPR Art. 18(1)(b)).  The sets are constants of the
+    -- statement, so the planner hashes them once per batch instead of
+    -- probing per row.
     SELECT pg_catalog.string_agg(pg_catalog.format(
-               ' AND (t.%1$I IS NULL OR (t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($3)'
-               ' AND t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($4)))', s.col), '')
+               ' AND (t.%1$I IS NULL OR (%2$st.%1$I::text OPERATOR(pg_catalog.<>) ALL ($4)))', s.col,
+               CASE WHEN s.col IN (SELECT o.col FROM pdp._own_columns(_expired_rows_sql.tbl) o)
+                    THEN pg_catalog.format('t.%I::text OPERATOR(pg_catalog.<>) ALL ($3) AND ', s.col) ELSE '' END), '')
       INTO guard
       FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
     IF pdp._purge_action(tbl) = 'anonymise' THEN
-        guard := guard || pg_catalog.format(' AND t.%I::text OPERATOR(pg_catalog.<>) ALL ($6)', k);
+        guard := guard || pg_catalog.format(' AND %s OPERATOR(pg_catalog.<>) ALL ($6)', pdp._require_row_key_sql(tbl));
     END IF;
-    RETURN pg_catalog.format('SELECT t.ctid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
+    RETURN pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
                              pos, tbl, cond, guard, order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
 END
 $$;
@@ -716,7 +761,7 @@ COMMENT ON FUNCTION pdp._expired_rows_sql(regclass, text, boolean) IS 'SQL findi
 -- owner: up to batch_size ctids after position "after" (or, with a NULL
 -- batch_size, only how many there are).  Nothing while the table is held.
 CREATE FUNCTION pdp._find_expired(tbl regclass, reason text, lock boolean, batch_size integer, after timestamptz,
-                                  OUT ctids tid[], OUT pos timestamptz, OUT n bigint)
+                                  OUT ctids tid[], OUT pos timestamptz, OUT n bigint, OUT tableoids oid[])
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -764,52 +809,98 @@ BEGIN
                                   2147483647, '-infinity'::timestamptz, held, restricted, keys, anonymised) AS x(n bigint);
         RETURN;
     END IF;
-    SELECT x.c, x.p INTO ctids, pos
-      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q),
+    SELECT x.c, x.p, x.o INTO ctids, pos, tableoids
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid ORDER BY x.ctid, x.tableoid), pg_catalog.max(x.pos), '
+                                                     'pg_catalog.array_agg(x.tableoid ORDER BY x.ctid, x.tableoid) FROM (%s) x', q),
                               batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
-           AS x(c tid[], p timestamptz);
+           AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);
 END
 $$;
 COMMENT ON FUNCTION pdp._find_expired(regclass, text, boolean, integer, timestamptz) IS
-    'a batch of a table''s expired, unheld rows (ctids and position), or with a NULL batch size their count; read as the table''s owner';
+    'a batch of a table''s expired, unheld rows (ctids, their tableoids and position), or with a NULL batch size their count; read as the table''s owner';
 
--- The action a table's expired rows get: its retention action, else its on_erase.
+-- The action a table's expired rows get: its retention action, else delete
+-- when it has an own ('delete') column, else anonymise (0.3's per-table on_erase).
 CREATE FUNCTION pdp._purge_action(tbl regclass) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT coalesce((SELECT p.action FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_action.tbl),
-                      (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _purge_action.tbl LIMIT 1)) $$;
-COMMENT ON FUNCTION pdp._purge_action(regclass) IS 'delete or anonymise: what purging a table does';
+                      CASE WHEN EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _purge_action.tbl
+                                          AND s.on_erase = 'delete') THEN 'delete'
+                           WHEN EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _purge_action.tbl)
+                           THEN 'anonymise' END) $$;
+COMMENT ON FUNCTION pdp._purge_action(regclass) IS
+    'delete or anonymise: what purging a table does (its retention action; else delete if it has a delete column, else anonymise)';
 
 -- Delete or anonymise the rows at the given ctids; returns how many.
--- Anonymised rows are recorded so they are not processed again.  The
--- statement on the table runs as its owner; pdp's records are kept here.
--- Callable by no role (it would delete any row): pdp._purge_batch calls it.
-CREATE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[]) RETURNS bigint
+-- Anonymised rows are recorded so they are not processed again.  Deleted
+-- rows are followed through declared links (pdp._follow_links): nothing
+-- that hangs off a purged row is orphaned silently, dependants a held
+-- subject owns or that name a restricted subject stay, dependants written by subjects other than the
+-- purged rows' owners get their link's on_other, and what was followed is
+-- audited (purge_follow).  The statements on tables run as their owners;
+-- pdp's records are kept here.  Callable by no role (it would delete any
+-- row): pdp._purge_batch calls it.  tableoids, one per ctid, tell apart the
+-- rows of a partitioned (or inheritance) parent's partitions, whose ctids
+-- repeat from one partition to the next.
+CREATE FUNCTION pdp._purge_rows(tbl regclass, action text, ctids tid[], tableoids oid[] DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     set_list text;
     n bigint;
+    rets jsonb;
+    tagged boolean;
+    linked boolean;
+    owners text[];
+    keep text[];
+    f record;
+    loc text := 't.ctid OPERATOR(pg_catalog.=) ANY ($1)';
 BEGIN
     -- A ctid is unique only within one shard: never delete by it on Citus.
     PERFORM pdp._refuse_on_citus(tbl, 'purge');
+    -- Nor within a partitioned table: each partition numbers its own.
+    IF pdp._has_children(tbl) THEN
+        IF tableoids IS NULL OR pg_catalog.cardinality(tableoids) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(ctids) THEN
+            RAISE EXCEPTION 'rows of table "%" must be named by tableoid and ctid', pdp._relname(tbl)
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'The table has partitions or inheritance children, whose ctids repeat.';
+        END IF;
+        loc := loc || ' AND (t.tableoid, t.ctid) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.oid[]), pg_catalog.unnest($1::pg_catalog.tid[])))';
+    END IF;
     IF action = 'delete' THEN
-        IF EXISTS (SELECT 1 FROM pdp.retention_policy p
-                    WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL) THEN
-            -- Tagged rows: their tags go with them.
-            WITH d AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                           'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text',
-                           tbl, pdp._single_key(tbl)), ctids) AS x(k text)),
-                 g AS (DELETE FROM pdp.retention_tag g USING d WHERE g.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl::oid
-                          AND g.row_key OPERATOR(pg_catalog.=) d.k)
-            SELECT pg_catalog.count(*) INTO n FROM d;
-        ELSE
+        tagged := EXISTS (SELECT 1 FROM pdp.retention_policy p
+                           WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL);
+        linked := EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _purge_rows.tbl);
+        IF NOT tagged AND NOT linked THEN
             SELECT pg_catalog.count(*) INTO n
               FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                       'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING 1', tbl), ctids) AS x(one integer);
+                       'DELETE FROM %s t WHERE %s RETURNING 1', tbl, loc), ctids, tableoids) AS x(one integer);
+            RETURN n;
+        END IF;
+        -- Tagged rows: their tags go with them.  Linked rows: their dependants follow.
+        SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                   'DELETE FROM %s t WHERE %s RETURNING %s || pg_catalog.jsonb_build_object(''k'', %s)',
+                   tbl, loc, pdp._link_returning(tbl), CASE WHEN tagged THEN pg_catalog.format('t.%I::text', pdp._single_key(tbl))
+                                                            ELSE 'NULL::text' END), ctids, tableoids) AS x(r jsonb);
+        IF tagged THEN
+            DELETE FROM pdp.retention_tag g
+             WHERE g.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl::oid
+               AND g.row_key IN (SELECT r->>'k' FROM pg_catalog.jsonb_array_elements(rets) r);
+        END IF;
+        IF linked AND n > 0 THEN
+            owners := ARRAY(SELECT DISTINCT e.value FROM pg_catalog.jsonb_array_elements(rets) r
+                              CROSS JOIN LATERAL pg_catalog.jsonb_each_text(r) e
+                             WHERE e.key LIKE 'o:%' AND e.value IS NOT NULL);
+            keep := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
+                             AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+            FOR f IN SELECT * FROM pdp._follow_links(tbl, rets, owners, keep, ARRAY(SELECT r.subject FROM pdp.restriction r)) LOOP
+                PERFORM pdp._audit('purge_follow', f.tbl::text, NULL,
+                                   pg_catalog.jsonb_build_object('parent', tbl::text, 'action', f.action, 'via', f.via, 'rows', f.rows));
+            END LOOP;
         END IF;
     ELSE
         SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)), ', ')
@@ -821,15 +912,15 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
         WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                       'UPDATE %s t SET %s WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1) RETURNING t.%I::text',
-                       tbl, set_list, pdp._single_key(tbl)), ctids) AS x(k text)),
+                       'UPDATE %s t SET %s WHERE %s RETURNING %s',
+                       tbl, set_list, loc, pdp._require_row_key_sql(tbl)), ctids, tableoids) AS x(k text)),
              a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT _purge_rows.tbl::oid, u.k FROM u ON CONFLICT DO NOTHING)
         SELECT pg_catalog.count(*) INTO n FROM u;
     END IF;
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION pdp._purge_rows(regclass, text, tid[]) IS 'deletes or anonymises the given rows of a table';
+COMMENT ON FUNCTION pdp._purge_rows(regclass, text, tid[], oid[]) IS 'deletes or anonymises the given rows of a table, following declared links';
 
 -- One purge batch of a table for one reason: finds up to batch_size expired,
 -- unheld rows after position "after" and deletes or anonymises them (the
@@ -843,13 +934,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     ctids tid[];
+    tableoids oid[];
 BEGIN
     IF batch_size IS NULL THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT f.ctids, f.pos INTO ctids, pos FROM pdp._find_expired(tbl, reason, lock, batch_size, after) f;
+    SELECT f.ctids, f.pos, f.tableoids INTO ctids, pos, tableoids FROM pdp._find_expired(tbl, reason, lock, batch_size, after) f;
     got := ctids IS NOT NULL;
-    n := CASE WHEN got THEN pdp._purge_rows(tbl, pdp._purge_action(tbl), ctids) ELSE 0 END;
+    n := CASE WHEN got THEN pdp._purge_rows(tbl, pdp._purge_action(tbl), ctids, tableoids) ELSE 0 END;
 END
 $$;
 COMMENT ON FUNCTION pdp._purge_batch(regclass, text, integer, timestamptz, boolean) IS

@@ -544,35 +544,87 @@ COMMENT ON COLUMN pdp.erasure.receipt IS 'tables, actions, row counts, time; no 
 COMMENT ON COLUMN pdp.erasure.erased_at IS 'when';
 SELECT pg_catalog.pg_extension_config_dump('pdp.erasure', '');
 
--- WHERE clause matching a subject in a table's subject columns; each column
--- compares in its own type, so its indexes serve.  NULL when the subject
--- cannot be of any of the columns' types (e.g. a word for a bigint column).
-CREATE FUNCTION pdp._subject_match(tbl regclass, subject text) RETURNS text
+-- The subject column types a subject can be a value of (bigint and integer
+-- for a number in range, uuid for a uuid, text and varchar always).  Erasure
+-- and export work it out once per call, not once per column.
+CREATE FUNCTION pdp._subject_types(subject text) RETURNS regtype[]
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    s record;
-    parts text[] := '{}';
-    ok boolean;
+    fit regtype[] := ARRAY['text'::regtype, 'character varying'::regtype];
+    i bigint;
+    u uuid;
 BEGIN
-    FOR s IN SELECT sc.col, a.atttypid::regtype AS typ FROM pdp.subject_column sc
-               JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) sc.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) sc.attnum
-              WHERE sc.tbl OPERATOR(pg_catalog.=) _subject_match.tbl ORDER BY sc.attnum LOOP
-        BEGIN
-            EXECUTE pg_catalog.format('SELECT $1::%s IS NOT NULL', s.typ) INTO ok USING subject;
-            parts := parts || pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', s.col, s.typ);
-        EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range OR string_data_right_truncation THEN
-            NULL;   -- this column cannot hold the subject
-        END;
-    END LOOP;
-    IF pg_catalog.cardinality(parts) = 0 THEN
-        RETURN NULL;
-    END IF;
-    RETURN pg_catalog.array_to_string(parts, ' OR ');
+    BEGIN
+        i := subject::bigint;
+        fit := fit || 'bigint'::regtype;
+        IF i BETWEEN -2147483648 AND 2147483647 THEN
+            fit := fit || 'integer'::regtype;
+        END IF;
+    EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+        NULL;
+    END;
+    BEGIN
+        u := subject::uuid;
+        fit := fit || 'uuid'::regtype;
+    EXCEPTION WHEN invalid_text_representation THEN
+        NULL;
+    END;
+    RETURN fit;
 END
 $$;
-COMMENT ON FUNCTION pdp._subject_match(regclass, text) IS 'SQL condition finding a subject''s rows in a registered table';
+COMMENT ON FUNCTION pdp._subject_types(text) IS 'the subject column types a subject fits (pdp.is_subject_type types)';
+
+-- A table's subject columns, their erase actions, and whether a subject
+-- fitting the types fit can be a value of each one's type.
+CREATE FUNCTION pdp._subject_columns(tbl regclass, fit regtype[])
+RETURNS TABLE (col name, typ regtype, on_erase text, erase_value text, fits boolean)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT sc.col, a.atttypid::regtype, sc.on_erase, sc.erase_value, a.atttypid::regtype OPERATOR(pg_catalog.=) ANY (fit)
+      FROM pdp.subject_column sc
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) sc.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) sc.attnum
+     WHERE sc.tbl OPERATOR(pg_catalog.=) _subject_columns.tbl
+     ORDER BY sc.attnum;
+END
+$$;
+COMMENT ON FUNCTION pdp._subject_columns(regclass, regtype[]) IS
+    'a registered table''s subject columns with their erase actions, and whether a subject of the given types fits each one';
+
+-- WHERE clause matching a subject ($1) in a table's subject columns (those
+-- whose on_erase is in actions, or all); each column compares in its own
+-- type, so its indexes serve.  NULL when the subject cannot be of any of
+-- the columns' types (e.g. a word for a bigint column).
+CREATE FUNCTION pdp._match_sql(tbl regclass, fit regtype[], actions text[] DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', a.attname, a.atttypid::regtype), ' OR '
+                                         ORDER BY sc.attnum)
+              FROM pdp.subject_column sc
+              JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) sc.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) sc.attnum
+             WHERE sc.tbl OPERATOR(pg_catalog.=) _match_sql.tbl AND a.atttypid::regtype OPERATOR(pg_catalog.=) ANY (fit)
+               AND (actions IS NULL OR sc.on_erase OPERATOR(pg_catalog.=) ANY (actions)));
+END
+$$;
+COMMENT ON FUNCTION pdp._match_sql(regclass, regtype[], text[]) IS
+    'SQL condition finding a subject of the given types in a registered table''s subject columns (with the given erase actions, or all)';
+
+CREATE FUNCTION pdp._subject_match(tbl regclass, subject text, actions text[] DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN pdp._match_sql(tbl, pdp._subject_types(subject), actions);
+END
+$$;
+COMMENT ON FUNCTION pdp._subject_match(regclass, text, text[]) IS
+    'SQL condition finding a subject''s rows in a registered table (in the columns with the given erase actions, or all)';
 
 CREATE FUNCTION pdp.export_subject(subject text) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
@@ -585,6 +637,18 @@ DECLARE
     cond text;
     rows_ jsonb;
     erased jsonb;
+    own_cond text;
+    rets jsonb;
+    todo jsonb := '[]';
+    item jsonb;
+    l record;
+    v text[];
+    seen jsonb := '{}';
+    direct text;
+    n bigint;
+    linked jsonb := '{}';
+    withheld jsonb := '{}';
+    fit regtype[];
 BEGIN
     subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL THEN
@@ -598,8 +662,9 @@ BEGIN
         PERFORM pdp._audit_durable('export_subject', NULL, subject, '{"erased": true}');
         RETURN doc || pg_catalog.jsonb_build_object('erasure_receipt', erased);
     END IF;
+    fit := pdp._subject_types(subject);
     FOR t IN SELECT DISTINCT s.tbl FROM pdp.subject_column s ORDER BY 1 LOOP
-        cond := pdp._subject_match(t, subject);
+        cond := pdp._match_sql(t, fit);
         CONTINUE WHEN cond IS NULL;
         -- Read as the table's owner: nothing of the table runs with pdp_ext's rights.
         SELECT x.r INTO rows_
@@ -608,9 +673,62 @@ BEGIN
         IF rows_ IS NOT NULL THEN
             data := data || pg_catalog.jsonb_build_object(t::text, rows_);
         END IF;
+        -- The rows the subject owns are followed through declared links.
+        IF EXISTS (SELECT 1 FROM pdp.link x WHERE x.parent OPERATOR(pg_catalog.=) t) THEN
+            own_cond := pdp._match_sql(t, fit,
+                            CASE WHEN EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t AND s.on_erase = 'delete')
+                                 THEN ARRAY['delete'] ELSE ARRAY['set_null', 'set_value'] END);   -- as pdp._own_columns
+            IF own_cond IS NOT NULL THEN
+                SELECT pg_catalog.jsonb_agg(x.r) INTO rets
+                  FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT %s FROM %s t WHERE %s', pdp._link_returning(t), t, own_cond),
+                                          subject) AS x(r jsonb);
+                IF rets IS NOT NULL THEN
+                    todo := todo || pg_catalog.jsonb_build_object('tbl', t::oid, 'found', rets);
+                END IF;
+            END IF;
+        END IF;
+    END LOOP;
+    -- Linked rows: those following the subject's rows, transitively, that
+    -- are not in "data" already.  A dependant another subject wrote is
+    -- withheld (their data, not the requester's) and only counted.  Each
+    -- value is followed once per link, so cycles end.
+    WHILE pg_catalog.jsonb_array_length(todo) > 0 LOOP
+        item := todo->0;
+        todo := todo OPERATOR(pg_catalog.-) 0;
+        FOR l IN SELECT x.child, x.child_col, x.parent_col, pg_catalog.format_type(a.atttypid, NULL) AS typ
+                   FROM pdp.link x
+                   JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.child::oid AND a.attnum OPERATOR(pg_catalog.=) x.child_attnum
+                  WHERE x.parent OPERATOR(pg_catalog.=) (item->>'tbl')::oid::regclass ORDER BY x.child::oid, x.child_attnum LOOP
+            v := ARRAY(SELECT DISTINCT r->>('l:' || l.parent_col) FROM pg_catalog.jsonb_array_elements(item->'found') r
+                        WHERE r->>('l:' || l.parent_col) IS NOT NULL
+                       EXCEPT
+                       SELECT pg_catalog.jsonb_array_elements_text(coalesce(seen->(l.child::oid::text || ':' || l.child_col), '[]')));
+            CONTINUE WHEN pg_catalog.cardinality(v) = 0;
+            seen := seen || pg_catalog.jsonb_build_object(l.child::oid::text || ':' || l.child_col,
+                        coalesce(seen->(l.child::oid::text || ':' || l.child_col), '[]') || pg_catalog.to_jsonb(v));
+            direct := coalesce(pdp._match_sql(l.child, fit), 'false');
+            SELECT x.rows_, x.rets, x.n INTO rows_, rets, n
+              FROM pdp._exec_as_owner(l.child, pg_catalog.format(
+                       'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FILTER (WHERE NOT %4$s), '
+                       'pg_catalog.jsonb_agg(%5$s) FILTER (WHERE NOT %4$s), pg_catalog.count(*) FILTER (WHERE %4$s) '
+                       'FROM %1$s t WHERE t.%2$I OPERATOR(pg_catalog.=) ANY ($2::%3$s[]) AND NOT (%6$s)',
+                       l.child, l.child_col, l.typ, pdp._owned_by_other_sql(l.child, '$3'), pdp._link_returning(l.child), direct),
+                       subject, v, ARRAY[subject]) AS x(rows_ jsonb, rets jsonb, n bigint);
+            IF rows_ IS NOT NULL THEN
+                linked := linked || pg_catalog.jsonb_build_object(l.child::text,
+                              coalesce(linked->(l.child::text), '[]') || rows_);
+                todo := todo || pg_catalog.jsonb_build_object('tbl', l.child::oid, 'found', rets);
+            END IF;
+            IF n > 0 THEN
+                withheld := withheld || pg_catalog.jsonb_build_object(l.child::text,
+                                coalesce((withheld->>(l.child::text))::bigint, 0) + n);
+            END IF;
+        END LOOP;
     END LOOP;
     doc := doc || pg_catalog.jsonb_build_object(
         'data', data,
+        'linked', linked,
+        'linked_withheld', withheld,
         'consents', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c) ORDER BY c.event_id)
                                 FROM pdp.consent_history(subject) c), '[]'),
         'active_consents', coalesce((SELECT pg_catalog.jsonb_agg(s.purpose ORDER BY s.purpose) FROM pdp.consent_state s
@@ -641,7 +759,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp.export_subject(text) IS
-    'every row of the subject in every registered table, with consents, restrictions, holds, disclosures, purposes and retention (GDPR Art. 15, 20)';
+    'every row of the subject in every registered table, the rows that follow theirs through declared links, with consents, restrictions, holds, disclosures, purposes and retention (GDPR Art. 15, 20)';
 CREATE FUNCTION pdp.export_subject(subject bigint) RETURNS jsonb
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.export_subject(subject::text) $$;
 COMMENT ON FUNCTION pdp.export_subject(bigint) IS 'export_subject for a bigint or integer subject';
@@ -649,6 +767,25 @@ CREATE FUNCTION pdp.export_subject(subject uuid) RETURNS jsonb
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.export_subject(subject::text) $$;
 COMMENT ON FUNCTION pdp.export_subject(uuid) IS 'export_subject for a uuid subject';
 
+-- Erasure, per column (doc/rights.md, "Erasure"):
+--   a row naming the subject in a 'delete' column (an own column) is
+--     deleted: delete wins over every other column's action, unless another
+--     own column of the row names a held subject (the row is theirs too:
+--     kept, counted as "held");
+--   in every row left, each 'set_null' or 'set_value' column naming the
+--     subject is set to NULL or to its erase_value; 'keep' columns stay;
+--   a row so cut that names no subject any more (every subject column NULL
+--     or at its erase_value) is anonymised as 0.3's "anonymise" did: the
+--     table's column rules are applied and its nullable foreign keys into
+--     tables erasure deletes from are emptied.  A row still naming another
+--     subject (a learner's grade cut from its grader) keeps its values;
+--   rows that follow deleted rows through declared links are deleted too,
+--     transitively (pdp._follow_links), except a held subject's and those
+--     naming another restricted subject, and dependants written by other
+--     subjects get their link's on_other.
+-- The subject's own hold refuses the whole erasure; a table-wide hold
+-- refuses it when the table holds the subject's rows.  Every statement on
+-- a table runs as its owner (pdp._exec_as_owner).
 CREATE FUNCTION pdp.erase_subject(subject text, reason text) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -656,10 +793,23 @@ AS $$
 DECLARE
     t regclass;
     cond text;
-    act text;
+    own_cond text;
+    cut_cond text;
+    co_held text;
     n bigint;
+    m bigint;
+    rets jsonb;
     tables jsonb := '[]';
+    followed jsonb := '[]';
+    held text[];
     set_list text;
+    anon text;
+    cut_actions text;
+    erase_values text[];
+    f record;
+    fit regtype[];
+    c record;
+    i integer;
     p text;
     withdrawn integer := 0;
     receipt jsonb;
@@ -676,10 +826,59 @@ BEGIN
                   DETAIL = 'Nothing was erased.',
                   HINT = 'pdp.holds lists the hold; pdp.release_hold releases it once its legal ground has ended.';
     END IF;
+    -- A system subject (the guest, an administrator, a service account) is
+    -- part of the application, not a learner: erasing it would break it.
+    IF EXISTS (SELECT 1 FROM pdp.system_subject y WHERE y.subject OPERATOR(pg_catalog.=) erase_subject.subject) THEN
+        RAISE EXCEPTION 'subject is a system subject'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Nothing was erased.',
+                  HINT = 'If the account really belongs to a person who asked for erasure, pdp.drop_system_subject first.';
+    END IF;
+    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    fit := pdp._subject_types(subject);
     PERFORM pdp._set_erasing(true);
     FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
-        cond := pdp._subject_match(t, subject);
+        -- One pass over the table's subject columns builds every condition:
+        -- the subject in any column (cond), in an own column (own_cond), in
+        -- a link column (cut_cond); a held subject in an own column
+        -- (co_held); the cuts (set_list); and "names nobody once cut"
+        -- (anon: every subject column NULL, at its erase value, or a cut
+        -- column naming the subject).  $3 holds the erase values.
+        cond := NULL; own_cond := NULL; cut_cond := NULL; co_held := NULL; set_list := NULL; anon := NULL;
+        cut_actions := NULL; erase_values := '{}'; i := 0;
+        FOR c IN SELECT * FROM pdp._subject_columns(t, fit) LOOP
+            i := i + 1;
+            erase_values := erase_values || c.erase_value;
+            IF c.fits THEN
+                cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+            END IF;
+            IF c.on_erase = 'delete' THEN
+                -- (coalesce: a NULL column names nobody, so it must not make the test NULL)
+                co_held := concat_ws(' OR ', co_held, pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY ($2), false)', c.col));
+                IF c.fits THEN
+                    own_cond := concat_ws(' OR ', own_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+                END IF;
+            END IF;
+            IF c.on_erase IN ('set_null', 'set_value') THEN
+                anon := concat_ws(' AND ', anon, pg_catalog.format(
+                            '(t.%1$I IS NULL OR t.%1$I OPERATOR(pg_catalog.=) ($3)[%2$s]::%3$s%4$s)', c.col, i, c.typ,
+                            CASE WHEN c.fits THEN pg_catalog.format(' OR t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ) ELSE '' END));
+                IF c.fits THEN
+                    cut_cond := concat_ws(' OR ', cut_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+                    set_list := concat_ws(', ', set_list, pg_catalog.format(
+                                    '%1$I = CASE WHEN t.%1$I OPERATOR(pg_catalog.=) $1::%2$s THEN %3$s ELSE t.%1$I END', c.col, c.typ,
+                                    CASE WHEN c.on_erase = 'set_null' THEN 'NULL' ELSE pg_catalog.format('($3)[%s]::%s', i, c.typ) END));
+                    cut_actions := CASE WHEN cut_actions IS NULL OR cut_actions = c.on_erase THEN c.on_erase
+                                        ELSE 'set_null+set_value' END;
+                END IF;
+            ELSE
+                anon := concat_ws(' AND ', anon, pg_catalog.format('t.%I IS NULL', c.col));
+            END IF;
+        END LOOP;
         CONTINUE WHEN cond IS NULL;
+        co_held := '(' || coalesce(co_held, 'false') || ')';
+        anon := '(' || anon || ')';
         IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
                      AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
             SELECT x.n INTO n
@@ -690,41 +889,68 @@ BEGIN
             END IF;
             CONTINUE;
         END IF;
-        act := (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t LIMIT 1);
-        -- Every statement on the table runs as its owner (pdp._exec_as_owner).
-        IF act = 'delete' THEN
-            SELECT pg_catalog.count(*) INTO n
-              FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE %s RETURNING 1', t, cond), subject) AS x(one integer);
-        ELSE
-            -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
-            PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
-            -- Anonymise: apply the rules and cut the row's links to the subject:
-            -- its subject columns, and its foreign keys into registered tables
-            -- whose rows erasure deletes (an anonymised grade keeps no link to
-            -- the deleted enrolment).
-            SELECT pg_catalog.string_agg(x, ', ') INTO set_list FROM (
-                SELECT pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)) AS x
-                  FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
-                 WHERE r.tbl OPERATOR(pg_catalog.=) t
-                UNION ALL
-                SELECT pg_catalog.format('%1$I = CASE WHEN %1$I::text OPERATOR(pg_catalog.=) $1 THEN NULL ELSE %1$I END', s.col)
-                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t
-                UNION
-                SELECT pg_catalog.format('%I = NULL', a.attname)
-                  FROM pg_constraint c
-                  CROSS JOIN LATERAL pg_catalog.unnest(c.conkey) k(attnum)
-                  JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
-                 WHERE c.contype = 'f' AND c.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
-                   AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) c.confrelid
-                                 AND p.on_erase = 'delete')
-                   AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
-                                     AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
-            SELECT pg_catalog.count(*) INTO n
-              FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING 1', t, set_list, cond), subject)
-                   AS x(one integer);
+
+        -- 1. Rows the subject owns are deleted (delete wins), and what follows them.
+        IF own_cond IS NOT NULL THEN
+            SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets
+              FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE (%s) AND NOT %s RETURNING %s',
+                                                           t, own_cond, co_held,
+                                                           -- (only what links need: Citus refuses a STABLE RETURNING)
+                                                           CASE WHEN EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t)
+                                                                THEN pdp._link_returning(t) ELSE 'NULL::jsonb' END),
+                                      subject, held) AS x(r jsonb);
+            IF n > 0 THEN
+                tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', 'delete', 'rows', n);
+            END IF;
+            IF pg_catalog.cardinality(held) > 0 THEN
+                SELECT x.n INTO m
+                  FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (%s) AND %s',
+                                                               t, own_cond, co_held), subject, held) AS x(n bigint);
+                IF m > 0 THEN
+                    tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', 'held', 'rows', m);
+                END IF;
+            END IF;
+            IF n > 0 AND EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t) THEN
+                -- Another restricted subject's dependants are kept too: restriction bars processing them.
+                FOR f IN SELECT * FROM pdp._follow_links(t, rets, ARRAY[subject], held,
+                                                         ARRAY(SELECT r.subject FROM pdp.restriction r
+                                                                WHERE r.subject OPERATOR(pg_catalog.<>) erase_subject.subject)) LOOP
+                    followed := followed || pg_catalog.jsonb_build_object('table', f.tbl::text, 'action', f.action,
+                                                                          'via', f.via, 'rows', f.rows);
+                END LOOP;
+            END IF;
         END IF;
+
+        -- 2. In the rows left, links to the subject are cut, column by column.
+        CONTINUE WHEN cut_cond IS NULL;
+        -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
+        PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
+        -- A row left naming nobody is anonymised: the table's rules, and its
+        -- nullable foreign keys into tables with delete columns emptied (an
+        -- anonymised grade keeps no link to the deleted enrolment).
+        SELECT concat_ws(', ', set_list, pg_catalog.string_agg(y.x, ', ')) INTO set_list FROM (
+            SELECT pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', r.col, anon, pg_catalog.format(rk.expr, r.col), r.col) AS x
+              FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
+             WHERE r.tbl OPERATOR(pg_catalog.=) t
+               AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
+                                 AND s2.attnum OPERATOR(pg_catalog.=) r.attnum)
+            UNION
+            SELECT pg_catalog.format('%1$I = CASE WHEN %2$s THEN NULL ELSE t.%1$I END', a.attname, anon)
+              FROM pg_constraint k
+              CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) ka(attnum)
+              JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) ka.attnum
+             WHERE k.contype = 'f' AND k.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
+               AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) k.confrelid
+                             AND p.on_erase = 'delete')
+               AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
+                                 AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)
+               AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r2 WHERE r2.tbl OPERATOR(pg_catalog.=) t
+                                 AND r2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
+        SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE x.anonymised) INTO n, m
+          FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING %s', t, set_list, cut_cond, anon),
+                                  subject, held, erase_values) AS x(anonymised boolean);
         IF n > 0 THEN
-            tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', act, 'rows', n);
+            tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', cut_actions, 'rows', n, 'anonymised', m);
         END IF;
     END LOOP;
     FOR p IN SELECT s.purpose FROM pdp.consent_state s WHERE s.subject OPERATOR(pg_catalog.=) erase_subject.subject LOOP
@@ -736,20 +962,26 @@ BEGIN
     notices := pdp._raise_notices(subject, 'erasure');
     forgotten := pdp._forget_subject(subject);
     PERFORM pdp._set_erasing(false);
+    -- Followed rows, summed per table, action and link column.
+    followed := coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', g.t, 'action', g.a, 'via', g.v, 'rows', g.n)
+                                                      ORDER BY g.t, g.v, g.a)
+                            FROM (SELECT e->>'table' AS t, e->>'action' AS a, e->>'via' AS v, pg_catalog.sum((e->>'rows')::bigint) AS n
+                                    FROM pg_catalog.jsonb_array_elements(followed) e GROUP BY 1, 2, 3) g), '[]');
     -- Tables, counts and time: the free-text reason stays out of the receipt,
     -- which must hold no personal value.
     receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp._subject_pseudonym(subject),
                                              'erased_at', pg_catalog.now(),
-                                             'tables', tables, 'consents_withdrawn', withdrawn,
+                                             'tables', tables, 'followed', followed, 'consents_withdrawn', withdrawn,
                                              'pdp_tables', forgotten, 'notices_raised', notices);
     INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp._subject_pseudonym(subject), receipt)
     ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
-    PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'consents_withdrawn', withdrawn));
+    PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'followed', followed,
+                                                                                     'consents_withdrawn', withdrawn));
     RETURN receipt;
 END
 $$;
 COMMENT ON FUNCTION pdp.erase_subject(text, text) IS
-    'deletes or anonymises (per on_erase) the subject''s rows in every registered table, children first, in one transaction; refused under a hold; returns and stores a receipt';
+    'erases the subject per column (delete the rows they own, set_null/set_value their links, keep), following declared links; refused under their hold; returns and stores a receipt';
 CREATE FUNCTION pdp.erase_subject(subject bigint, reason text) RETURNS jsonb
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.erase_subject(subject::text, reason) $$;
 COMMENT ON FUNCTION pdp.erase_subject(bigint, text) IS 'erase_subject for a bigint or integer subject';

@@ -11,7 +11,7 @@ GRANT EXECUTE ON FUNCTION pdp.is_subject_type(regtype) TO PUBLIC;
 -- pdp_admin configures.  Registry functions run as the caller, so table
 -- ownership is checked by the registry's trigger on every write.
 GRANT SELECT, INSERT, UPDATE, DELETE ON pdp.subject_column TO pdp_admin;
-GRANT EXECUTE ON FUNCTION pdp.register_table(regclass, name, text) TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp.register_table(regclass, name, text, text) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.unregister_table(regclass, name) TO pdp_admin;
 GRANT SELECT ON pdp.registered_tables TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp.key_status() TO pdp_admin, pdp_auditor;
@@ -115,7 +115,7 @@ GRANT EXECUTE ON FUNCTION
     pdp.purge_expired(integer, boolean), pdp.schedule_purge(text), pdp.unschedule_purge(),
     pdp._expiry_expr(name, interval), pdp._single_key(regclass), pdp._drop_retention_objects(regclass),
     pdp._subject_held(text), pdp._deletion_order(), pdp._expired_rows_sql(regclass, text, boolean),
-    pdp._purge_action(regclass), pdp._purge_rows(regclass, text, tid[]), pdp._collect_inactive_subjects(),
+    pdp._purge_action(regclass), pdp._purge_rows(regclass, text, tid[], oid[]), pdp._collect_inactive_subjects(),
     pdp._begin_purge_run(boolean), pdp._record_purge_batch(bigint, regclass, text, bigint, jsonb),
     pdp._end_purge_run(bigint, text), pdp._require_pg_cron(), pdp._retention_tag()
 TO pdp_admin;
@@ -159,7 +159,7 @@ GRANT EXECUTE ON FUNCTION
     pdp.open_request(uuid, text, text, timestamptz), pdp.complete_request(bigint, text),
     pdp.export_subject(text), pdp.export_subject(bigint), pdp.export_subject(uuid),
     pdp.erase_subject(text, text), pdp.erase_subject(bigint, text), pdp.erase_subject(uuid, text),
-    pdp._add_working_days(timestamptz, integer), pdp._subject_match(regclass, text),
+    pdp._add_working_days(timestamptz, integer), pdp._subject_match(regclass, text, text[]),
     pdp._sync_rectification_trigger(regclass), pdp._rectification()
 TO pdp_admin;
 
@@ -176,7 +176,7 @@ GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb), pdp._on_write_ena
 -- check the caller): no role writes pdp's tables directly.
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON pdp.subject_column, pdp.column_rule, pdp.apply_run, pdp.retention_policy,
        pdp.subject_retention, pdp.retention_tag, pdp.anonymised_row FROM pdp_admin;
-REVOKE ALL ON FUNCTION pdp._purge_rows(regclass, text, tid[]) FROM pdp_admin;
+REVOKE ALL ON FUNCTION pdp._purge_rows(regclass, text, tid[], oid[]) FROM pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._exec_as_owner(regclass, text), pdp._exec_as_owner(regclass, text, "any"), pdp._caller()
 TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp._apply_progress(regclass, text, name[], text[], bigint),
@@ -201,4 +201,20 @@ GRANT EXECUTE ON FUNCTION pdp._canonical_subject(text) TO pdp_admin, pdp_auditor
 GRANT EXECUTE ON FUNCTION pdp._refuse_restricted() TO PUBLIC;
 -- The report's counts from pdp's tables, for both roles that read the report.
 GRANT EXECUTE ON FUNCTION pdp._report_counts() TO pdp_admin, pdp_auditor;
+-- ---------------------------------------------------------------------------
+
+-- Issue 16, points 1, 2 and 4 (erase actions, links, holds) -----------------
+-- Links change only through pdp.declare_link and pdp.drop_link, which check
+-- that the caller owns both tables; pdp_admin and pdp_auditor read them.
+GRANT SELECT ON pdp.link, pdp.links TO pdp_admin, pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp.declare_link(regclass, name, regclass, name, text, text), pdp.drop_link(regclass, name)
+TO pdp_admin;
+-- Read-only SQL builders that functions granted to pdp_admin above call
+-- (pdp._subject_match, pdp._expired_rows_sql).  pdp._follow_links deletes
+-- rows and is granted to no role: erasure and pdp._purge_rows call it.
+GRANT EXECUTE ON FUNCTION pdp._subject_types(text), pdp._subject_columns(regclass, regtype[]), pdp._match_sql(regclass, regtype[], text[]),
+                          pdp._own_columns(regclass),
+                          pdp._owned_by_sql(regclass, text), pdp._owned_by_other_sql(regclass, text),
+                          pdp._link_returning(regclass), pdp._row_key_sql(regclass), pdp._require_row_key_sql(regclass)
+TO pdp_admin;
 -- ---------------------------------------------------------------------------

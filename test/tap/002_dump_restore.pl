@@ -23,6 +23,9 @@ $node->safe_psql('src', q{
 	SELECT pdp.register_table('"LMS".posts', 'author', 'anonymise');
 	SELECT pdp.register_table('"LMS".posts', 'editor', 'anonymise');
 	ALTER TABLE "LMS".posts RENAME COLUMN editor TO "Editor UUID";
+	CREATE TABLE "LMS".attachments (gone int, id serial PRIMARY KEY, "Post" int);
+	ALTER TABLE "LMS".attachments DROP COLUMN gone;
+	SELECT pdp.declare_link('"LMS".attachments', 'Post', '"LMS".posts', 'id', 'reparent', ' 0');
 	SELECT pdp.set_column_rule('"LMS"."Learners"', 'email', 'pseudo_email', 'email');
 	INSERT INTO "LMS"."Learners" VALUES (1, 'raw1@mail.kz'), (2, 'raw2@mail.kz');
 	CALL pdp.apply_rules('"LMS"."Learners"');
@@ -81,6 +84,10 @@ is($node->safe_psql('dst', q{SELECT pdp.grant_consent(3, 'news') > 0; SELECT ok 
 	'and new entries chain on after the restore');
 is($node->safe_psql('dst', q{SELECT attnum FROM pdp.subject_column WHERE col = 'Learner Id'}), '1',
 	'attnum is resolved again for the restored table');
+my $links = q{SELECT child, child_column, parent, parent_column, link_type, on_other, reparent_value FROM pdp.links};
+is($node->safe_psql('dst', $links), $node->safe_psql('src', $links), 'links are restored with current names');
+is($node->safe_psql('src', q{SELECT child_attnum FROM pdp.link}) . '/' . $node->safe_psql('dst', q{SELECT child_attnum FROM pdp.link}),
+	'3/2', 'a link\'s attnum is resolved again for the restored table');
 is($node->safe_psql('dst', q{SELECT pdp.unregister_table('"LMS".posts', 'Editor UUID')}), '1',
 	'restored registrations work as before');
 is($node->safe_psql('dst', $values), $values_before,

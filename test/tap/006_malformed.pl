@@ -17,6 +17,7 @@ $node->safe_psql('postgres', q{
 	CREATE EXTENSION pdp_ext;
 	CREATE TABLE t1 (id bigint PRIMARY KEY, email text, at timestamptz);
 	CREATE TABLE "Odd ""T"" 1" ("User Id" bigint PRIMARY KEY, note text);
+	CREATE TABLE t3 (id bigint PRIMARY KEY, by bigint NOT NULL DEFAULT 0, label text, parent bigint);
 	SELECT pdp.register_table('t1', 'id');
 	SELECT pdp.define_purpose('p1', 'consent');
 	SELECT pdp.define_recipient('rec', 'KZ');
@@ -117,6 +118,14 @@ my @templates = (
 	[q{SELECT pdp._purge_valve(1, %s)}, 'n'], ['SELECT pdp._subject_valve(%s)', 'n'],
 	['SELECT pdp._cron_check(%s) IS NULL', 'n'], ['SELECT pdp.schedule_purge(%s)', 'n'],
 	['SELECT count(*) FROM pdp.purge_log WHERE status = %s', 'n'],
+	# Issue 16, points 1, 2 and 4: erase actions per column and links.
+	[q{SELECT pdp.register_table('t3', 'by', %s)}, 'n'], [q{SELECT pdp.register_table('t3', 'by', 'set_value', %s)}, 'v'],
+	[q{SELECT pdp.register_table('t3', 'label', 'set_value', %s)}, 'v'], [q{SELECT pdp.register_table('t3', 'parent', 'keep', %s)}, 'v'],
+	[q{SELECT pdp.declare_link(%s, 'parent', 't3')}, 'n'], [q{SELECT pdp.declare_link('t3', %s, 't3')}, 'n'],
+	[q{SELECT pdp.declare_link('t3', 'parent', %s)}, 'n'], [q{SELECT pdp.declare_link('t3', 'parent', 't3', %s)}, 'n'],
+	[q{SELECT pdp.declare_link('t3', 'parent', 't3', 'id', %s)}, 'n'],
+	[q{SELECT pdp.declare_link('t3', 'parent', 't3', 'id', 'reparent', %s)}, 'v'],
+	[q{SELECT pdp.drop_link(%s, 'parent')}, 'n'], [q{SELECT pdp.drop_link('t3', %s)}, 'n'],
 );
 
 my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";

@@ -124,6 +124,9 @@ foreach my $v (@old)
 		SELECT pdp.set_column_rule('activity', 'what', 'mask');
 		SELECT pdp.create_masked_view('activity');
 		GRANT SELECT ON activity_masked TO app_$db;
+		CREATE TABLE note (id serial PRIMARY KEY, author bigint, body text);
+		SELECT pdp.register_table('note', 'author', 'anonymise');
+		INSERT INTO note (author, body) VALUES (7, 'by seven'), (8, 'by eight');
 	});
 	my $facts_before = $node->safe_psql($db, $facts);
 	my $values_before = $node->safe_psql($db, 'SELECT id, email FROM learner ORDER BY id');
@@ -157,6 +160,12 @@ foreach my $v (@old)
 		INSERT INTO learner (id, email) VALUES (21, 'new\@mail.kz') RETURNING email = pdp.pseudo_email('new\@mail.kz');}),
 		"t\n45\n45\nt\nt",
 		"$v: consents, protection, the audit chain and the on-write trigger keep working after the update");
+	# 0.3's per-table "anonymise" is 0.4's per-column set_null, and erasure takes it.
+	is($node->safe_psql($db, qq{
+		SELECT on_erase FROM pdp.registered_tables WHERE table_name = 'note'::regclass;
+		SELECT t->>'action' FROM jsonb_array_elements(pdp.erase_subject(7, 'asked')->'tables') t WHERE t->>'table' = 'public.note';
+		SELECT count(*) FROM note WHERE author IS NULL;}),
+		"set_null\nset_null\n1", "$v: an anonymise registration becomes set_null and erasure cuts the link");
 }
 
 done_testing();

@@ -158,7 +158,9 @@ BEGIN
         RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
     END IF;
-    k := pdp._single_key(tbl);
+    IF anchor_column IS NULL THEN
+        k := pdp._single_key(tbl);   -- the tagging trigger records rows by it
+    END IF;
     IF anchor_column IS NOT NULL THEN
         SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
          WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) anchor_column
@@ -282,7 +284,7 @@ COMMENT ON FUNCTION pdp._api_drop_system_subject(text) IS
 
 -- Purges keep system subjects' rows and skip them in inactivity.
 CREATE OR REPLACE FUNCTION pdp._find_expired(tbl regclass, reason text, lock boolean, batch_size integer, after timestamptz,
-                                  OUT ctids tid[], OUT pos timestamptz, OUT n bigint)
+                                  OUT ctids tid[], OUT pos timestamptz, OUT n bigint, OUT tableoids oid[])
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -330,10 +332,11 @@ BEGIN
                                   2147483647, '-infinity'::timestamptz, held, restricted, keys, anonymised) AS x(n bigint);
         RETURN;
     END IF;
-    SELECT x.c, x.p INTO ctids, pos
-      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), pg_catalog.max(x.pos) FROM (%s) x', q),
+    SELECT x.c, x.p, x.o INTO ctids, pos, tableoids
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid ORDER BY x.ctid, x.tableoid), pg_catalog.max(x.pos), '
+                                                     'pg_catalog.array_agg(x.tableoid ORDER BY x.ctid, x.tableoid) FROM (%s) x', q),
                               batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
-           AS x(c tid[], p timestamptz);
+           AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);
 END
 $$;

@@ -47,6 +47,28 @@ BEGIN
     LOOP
         PERFORM pdp._sync_rectification_trigger(t);
     END LOOP;
+    -- Links follow renames of their columns the same way.
+    UPDATE pdp.link l SET child_col = a.attname
+      FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) l.child::oid AND a.attnum OPERATOR(pg_catalog.=) l.child_attnum
+       AND a.attname OPERATOR(pg_catalog.<>) l.child_col;
+    UPDATE pdp.link l SET parent_col = a.attname
+      FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) l.parent::oid AND a.attnum OPERATOR(pg_catalog.=) l.parent_attnum
+       AND a.attname OPERATOR(pg_catalog.<>) l.parent_col;
+    -- Nor may a linked column's type drift from its other end's.
+    SELECT c.relname, l.child_col AS col, pg_catalog.format_type(ca.atttypid, NULL) AS typ INTO bad
+      FROM pdp.link l
+      JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) l.child::oid
+      JOIN pg_attribute ca ON ca.attrelid OPERATOR(pg_catalog.=) l.child::oid AND ca.attnum OPERATOR(pg_catalog.=) l.child_attnum
+      JOIN pg_attribute pa ON pa.attrelid OPERATOR(pg_catalog.=) l.parent::oid AND pa.attnum OPERATOR(pg_catalog.=) l.parent_attnum
+     WHERE ca.atttypid OPERATOR(pg_catalog.<>) pa.atttypid
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'cannot change linked column "%" of table "%" to type % alone', bad.col, bad.relname, bad.typ
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'A link compares its child and parent columns: drop the link (pdp.drop_link) first, or change both.';
+    END IF;
     FOR t IN
         UPDATE pdp.column_rule r SET col = a.attname
           FROM pg_attribute a

@@ -178,10 +178,23 @@ AS $$
 DECLARE
     t regclass;
     cond text;
-    act text;
+    own_cond text;
+    cut_cond text;
+    co_held text;
     n bigint;
+    m bigint;
+    rets jsonb;
     tables jsonb := '[]';
+    followed jsonb := '[]';
+    held text[];
     set_list text;
+    anon text;
+    cut_actions text;
+    erase_values text[];
+    f record;
+    fit regtype[];
+    c record;
+    i integer;
     p text;
     withdrawn integer := 0;
     receipt jsonb;
@@ -198,10 +211,59 @@ BEGIN
                   DETAIL = 'Nothing was erased.',
                   HINT = 'pdp.holds lists the hold; pdp.release_hold releases it once its legal ground has ended.';
     END IF;
+    -- A system subject (the guest, an administrator, a service account) is
+    -- part of the application, not a learner: erasing it would break it.
+    IF EXISTS (SELECT 1 FROM pdp.system_subject y WHERE y.subject OPERATOR(pg_catalog.=) erase_subject.subject) THEN
+        RAISE EXCEPTION 'subject is a system subject'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Nothing was erased.',
+                  HINT = 'If the account really belongs to a person who asked for erasure, pdp.drop_system_subject first.';
+    END IF;
+    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    fit := pdp._subject_types(subject);
     PERFORM pdp._set_erasing(true);
     FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
-        cond := pdp._subject_match(t, subject);
+        -- One pass over the table's subject columns builds every condition:
+        -- the subject in any column (cond), in an own column (own_cond), in
+        -- a link column (cut_cond); a held subject in an own column
+        -- (co_held); the cuts (set_list); and "names nobody once cut"
+        -- (anon: every subject column NULL, at its erase value, or a cut
+        -- column naming the subject).  $3 holds the erase values.
+        cond := NULL; own_cond := NULL; cut_cond := NULL; co_held := NULL; set_list := NULL; anon := NULL;
+        cut_actions := NULL; erase_values := '{}'; i := 0;
+        FOR c IN SELECT * FROM pdp._subject_columns(t, fit) LOOP
+            i := i + 1;
+            erase_values := erase_values || c.erase_value;
+            IF c.fits THEN
+                cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+            END IF;
+            IF c.on_erase = 'delete' THEN
+                -- (coalesce: a NULL column names nobody, so it must not make the test NULL)
+                co_held := concat_ws(' OR ', co_held, pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY ($2), false)', c.col));
+                IF c.fits THEN
+                    own_cond := concat_ws(' OR ', own_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+                END IF;
+            END IF;
+            IF c.on_erase IN ('set_null', 'set_value') THEN
+                anon := concat_ws(' AND ', anon, pg_catalog.format(
+                            '(t.%1$I IS NULL OR t.%1$I OPERATOR(pg_catalog.=) ($3)[%2$s]::%3$s%4$s)', c.col, i, c.typ,
+                            CASE WHEN c.fits THEN pg_catalog.format(' OR t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ) ELSE '' END));
+                IF c.fits THEN
+                    cut_cond := concat_ws(' OR ', cut_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+                    set_list := concat_ws(', ', set_list, pg_catalog.format(
+                                    '%1$I = CASE WHEN t.%1$I OPERATOR(pg_catalog.=) $1::%2$s THEN %3$s ELSE t.%1$I END', c.col, c.typ,
+                                    CASE WHEN c.on_erase = 'set_null' THEN 'NULL' ELSE pg_catalog.format('($3)[%s]::%s', i, c.typ) END));
+                    cut_actions := CASE WHEN cut_actions IS NULL OR cut_actions = c.on_erase THEN c.on_erase
+                                        ELSE 'set_null+set_value' END;
+                END IF;
+            ELSE
+                anon := concat_ws(' AND ', anon, pg_catalog.format('t.%I IS NULL', c.col));
+            END IF;
+        END LOOP;
         CONTINUE WHEN cond IS NULL;
+        co_held := '(' || coalesce(co_held, 'false') || ')';
+        anon := '(' || anon || ')';
         IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
                      AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
             SELECT x.n INTO n
@@ -212,41 +274,68 @@ BEGIN
             END IF;
             CONTINUE;
         END IF;
-        act := (SELECT s.on_erase FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t LIMIT 1);
-        -- Every statement on the table runs as its owner (pdp._exec_as_owner).
-        IF act = 'delete' THEN
-            SELECT pg_catalog.count(*) INTO n
-              FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE %s RETURNING 1', t, cond), subject) AS x(one integer);
-        ELSE
-            -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
-            PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
-            -- Anonymise: apply the rules and cut the row's links to the subject:
-            -- its subject columns, and its foreign keys into registered tables
-            -- whose rows erasure deletes (an anonymised grade keeps no link to
-            -- the deleted enrolment).
-            SELECT pg_catalog.string_agg(x, ', ') INTO set_list FROM (
-                SELECT pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)) AS x
-                  FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
-                 WHERE r.tbl OPERATOR(pg_catalog.=) t
-                UNION ALL
-                SELECT pg_catalog.format('%1$I = CASE WHEN %1$I::text OPERATOR(pg_catalog.=) $1 THEN NULL ELSE %1$I END', s.col)
-                  FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t
-                UNION
-                SELECT pg_catalog.format('%I = NULL', a.attname)
-                  FROM pg_constraint c
-                  CROSS JOIN LATERAL pg_catalog.unnest(c.conkey) k(attnum)
-                  JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
-                 WHERE c.contype = 'f' AND c.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
-                   AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) c.confrelid
-                                 AND p.on_erase = 'delete')
-                   AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
-                                     AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
-            SELECT pg_catalog.count(*) INTO n
-              FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING 1', t, set_list, cond), subject)
-                   AS x(one integer);
+
+        -- 1. Rows the subject owns are deleted (delete wins), and what follows them.
+        IF own_cond IS NOT NULL THEN
+            SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets
+              FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE (%s) AND NOT %s RETURNING %s',
+                                                           t, own_cond, co_held,
+                                                           -- (only what links need: Citus refuses a STABLE RETURNING)
+                                                           CASE WHEN EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t)
+                                                                THEN pdp._link_returning(t) ELSE 'NULL::jsonb' END),
+                                      subject, held) AS x(r jsonb);
+            IF n > 0 THEN
+                tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', 'delete', 'rows', n);
+            END IF;
+            IF pg_catalog.cardinality(held) > 0 THEN
+                SELECT x.n INTO m
+                  FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (%s) AND %s',
+                                                               t, own_cond, co_held), subject, held) AS x(n bigint);
+                IF m > 0 THEN
+                    tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', 'held', 'rows', m);
+                END IF;
+            END IF;
+            IF n > 0 AND EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t) THEN
+                -- Another restricted subject's dependants are kept too: restriction bars processing them.
+                FOR f IN SELECT * FROM pdp._follow_links(t, rets, ARRAY[subject], held,
+                                                         ARRAY(SELECT r.subject FROM pdp.restriction r
+                                                                WHERE r.subject OPERATOR(pg_catalog.<>) erase_subject.subject)) LOOP
+                    followed := followed || pg_catalog.jsonb_build_object('table', f.tbl::text, 'action', f.action,
+                                                                          'via', f.via, 'rows', f.rows);
+                END LOOP;
+            END IF;
         END IF;
+
+        -- 2. In the rows left, links to the subject are cut, column by column.
+        CONTINUE WHEN cut_cond IS NULL;
+        -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
+        PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
+        -- A row left naming nobody is anonymised: the table's rules, and its
+        -- nullable foreign keys into tables with delete columns emptied (an
+        -- anonymised grade keeps no link to the deleted enrolment).
+        SELECT concat_ws(', ', set_list, pg_catalog.string_agg(y.x, ', ')) INTO set_list FROM (
+            SELECT pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', r.col, anon, pg_catalog.format(rk.expr, r.col), r.col) AS x
+              FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
+             WHERE r.tbl OPERATOR(pg_catalog.=) t
+               AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
+                                 AND s2.attnum OPERATOR(pg_catalog.=) r.attnum)
+            UNION
+            SELECT pg_catalog.format('%1$I = CASE WHEN %2$s THEN NULL ELSE t.%1$I END', a.attname, anon)
+              FROM pg_constraint k
+              CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) ka(attnum)
+              JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) ka.attnum
+             WHERE k.contype = 'f' AND k.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
+               AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) k.confrelid
+                             AND p.on_erase = 'delete')
+               AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
+                                 AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)
+               AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r2 WHERE r2.tbl OPERATOR(pg_catalog.=) t
+                                 AND r2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
+        SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE x.anonymised) INTO n, m
+          FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING %s', t, set_list, cut_cond, anon),
+                                  subject, held, erase_values) AS x(anonymised boolean);
         IF n > 0 THEN
-            tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', act, 'rows', n);
+            tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', cut_actions, 'rows', n, 'anonymised', m);
         END IF;
     END LOOP;
     FOR p IN SELECT s.purpose FROM pdp.consent_state s WHERE s.subject OPERATOR(pg_catalog.=) erase_subject.subject LOOP
@@ -258,15 +347,21 @@ BEGIN
     notices := pdp._raise_notices(subject, 'erasure');
     forgotten := pdp._forget_subject(subject);
     PERFORM pdp._set_erasing(false);
+    -- Followed rows, summed per table, action and link column.
+    followed := coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', g.t, 'action', g.a, 'via', g.v, 'rows', g.n)
+                                                      ORDER BY g.t, g.v, g.a)
+                            FROM (SELECT e->>'table' AS t, e->>'action' AS a, e->>'via' AS v, pg_catalog.sum((e->>'rows')::bigint) AS n
+                                    FROM pg_catalog.jsonb_array_elements(followed) e GROUP BY 1, 2, 3) g), '[]');
     -- Tables, counts and time: the free-text reason stays out of the receipt,
     -- which must hold no personal value.
     receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp._subject_pseudonym(subject),
                                              'erased_at', pg_catalog.now(),
-                                             'tables', tables, 'consents_withdrawn', withdrawn,
+                                             'tables', tables, 'followed', followed, 'consents_withdrawn', withdrawn,
                                              'pdp_tables', forgotten, 'notices_raised', notices);
     INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp._subject_pseudonym(subject), receipt)
     ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
-    PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'consents_withdrawn', withdrawn));
+    PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'followed', followed,
+                                                                                     'consents_withdrawn', withdrawn));
     RETURN receipt;
 END
 $$;
