@@ -89,7 +89,15 @@ valgrind-server:
 fuzz:
 	test/fuzz/run.sh
 
-.PHONY: deps demo test bench unit sanitize sanitize-server valgrind-server fuzz
+# LMS profiles (doc/profiles.md): data files pdp.apply_profile reads from
+# SHAREDIR/extension/pdp_ext_profiles/.
+PROFILES = $(wildcard profiles/*.json)
+install: install-profiles
+install-profiles:
+	$(MKDIR_P) '$(DESTDIR)$(datadir)/extension/pdp_ext_profiles'
+	$(INSTALL_DATA) $(PROFILES) '$(DESTDIR)$(datadir)/extension/pdp_ext_profiles/'
+
+.PHONY: deps demo install-profiles test bench unit sanitize sanitize-server valgrind-server fuzz
 deps:
 	@tools/ensure-deps.sh
 
