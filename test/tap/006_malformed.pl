@@ -104,6 +104,10 @@ my @templates = (
 	[q{SELECT pdp.restrict_subject(%s::uuid, 'r')}, 'n'], ['SELECT pdp.lift_restriction(%s::bigint)', 'n'],
 	[q{SELECT pdp.record_disclosure(%s::bigint, 'rec', 'p1', '{x}') > 0}, 'n'],
 	[q{SELECT pdp.open_request(%s::uuid, 'access') > 0}, 'n'],
+	# Issue 16, point 10: LMS profiles (the name is a file name: only [a-z0-9_]).
+	['SELECT count(*) FROM pdp.apply_profile(%s, true)', 'n'], [q{SELECT count(*) FROM pdp.apply_profile('moodle', %s)}, 'n'],
+	['SELECT pdp._profile_source(%s) IS NULL', 'n'], ['SELECT count(*) FROM pdp._profile_steps(%s)', 'n'],
+	[q{SELECT pdp._profile_check(%s, '{}')}, 'n'], [q{SELECT pdp._profile_catalog_has(%s, '{}')}, 'n'],
 );
 
 my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";
