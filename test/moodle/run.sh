@@ -153,6 +153,12 @@ if [ "$before" = "$after" ] && ! grep -qv -E '^(already|skipped|review)\|' <<<"$
 else
   not_ok "apply_profile('moodle') a second time changes nothing" "$again"
 fi
+upgraded=$(q -c "BEGIN" -c "ALTER TABLE mdl_user ADD COLUMN pdp_suite_added varchar(100) NOT NULL DEFAULT ''" \
+            -c "UPDATE mdl_user SET pdp_suite_added = email" \
+            -c "SELECT count(*) FROM pdp.discover('public', 200) WHERE table_name = 'mdl_user'::regclass
+                   AND column_name = 'pdp_suite_added' AND category = 'email'" -c "ROLLBACK" 2>&1)
+if [ "$upgraded" = 1 ]; then ok "a column a Moodle upgrade adds to a profiled table shows up in discovery"
+else not_ok "a column a Moodle upgrade adds to a profiled table shows up in discovery" "$upgraded"; fi
 check "the core personal tables are protected" sql_true "
   SELECT count(DISTINCT polrelid) >= 18 FROM pg_policy WHERE polname = 'pdp_select'"
 check "Moodle's role declares the purpose moodle_lms" \
