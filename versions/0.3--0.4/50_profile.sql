@@ -9,13 +9,13 @@ COMMENT ON FUNCTION pdp._profile_source(text) IS
 
 -- A table a profile names, in the profile's schema (NULL when it is missing).
 CREATE OR REPLACE FUNCTION pdp._profile_rel(sch text, tbl text) RETURNS regclass
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', sch, tbl)) $$;
 COMMENT ON FUNCTION pdp._profile_rel(text, text) IS 'a profile''s table in its schema, or NULL when the database has no such table';
 
 CREATE OR REPLACE FUNCTION pdp._profile_has_column(rel regclass, col text) RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) rel::oid
                         AND a.attname OPERATOR(pg_catalog.=) col AND a.attnum > 0 AND NOT a.attisdropped) $$;
@@ -38,6 +38,7 @@ DECLARE
     q text;
     v text;
     cfg text;
+    vals text[];
     role_name text;
     n integer := 0;
     names regclass;
@@ -142,10 +143,14 @@ BEGIN
             RETURN NEXT;
             CONTINUE;
         END IF;
+        -- The conditions' values are parameters ($1[n]), in key order.
         q := pg_catalog.format('SELECT x.%I::text FROM %s x', e -> 'from' ->> 'column', r)
-             || coalesce(' WHERE ' || (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I::text = %L', w.key, w.value), ' AND ')
-                                        FROM pg_catalog.jsonb_each_text(e -> 'from' -> 'where') w), '');
-        FOR cfg IN EXECUTE q LOOP
+             || coalesce(' WHERE ' || (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I::text OPERATOR(pg_catalog.=) $1[%s]', w.key, w.n),
+                                                                    ' AND ' ORDER BY w.n)
+                                         FROM (SELECT j.key, pg_catalog.row_number() OVER (ORDER BY j.key) AS n
+                                                 FROM pg_catalog.jsonb_each_text(e -> 'from' -> 'where') j) w), '');
+        vals := ARRAY(SELECT j.value FROM pg_catalog.jsonb_each_text(coalesce(e -> 'from' -> 'where', '{}')) j ORDER BY j.key);
+        FOR cfg IN EXECUTE q USING vals LOOP
             FOR v IN SELECT DISTINCT pg_catalog.btrim(x) FROM pg_catalog.unnest(
                          CASE WHEN e -> 'from' ? 'split' THEN pg_catalog.string_to_array(cfg, e -> 'from' ->> 'split') ELSE ARRAY[cfg] END) x
                       WHERE pg_catalog.btrim(x) <> '' ORDER BY 1 LOOP
@@ -247,7 +252,7 @@ COMMENT ON FUNCTION pdp._profile_steps(jsonb) IS
 -- Whether a catalog (when this pdp_ext has it) holds a row agreeing with want
 -- on every key of want that the row has; NULL when there is no such catalog.
 CREATE OR REPLACE FUNCTION pdp._profile_catalog_has(catalog text, want jsonb) RETURNS boolean
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -269,7 +274,7 @@ COMMENT ON FUNCTION pdp._profile_catalog_has(text, jsonb) IS
 
 -- Is a step already in place?  'already', a reason it differs, or NULL (to do).
 CREATE OR REPLACE FUNCTION pdp._profile_check(kind text, args jsonb) RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -361,6 +366,48 @@ $$;
 COMMENT ON FUNCTION pdp._profile_check(text, jsonb) IS
     'whether a profile step is already in place: ''already'', why it differs, or NULL when it is to be done';
 
+-- Makes a step's API call, its values passed as values (the step's "call"
+-- column shows the same call as text, for the reader).
+CREATE OR REPLACE FUNCTION pdp._profile_run(kind text, args jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    CASE kind
+    WHEN 'define_purpose' THEN
+        PERFORM pdp.define_purpose(args ->> 'purpose', args ->> 'legal_basis', args ->> 'description');
+    WHEN 'allow_purpose' THEN
+        PERFORM pdp.allow_purpose(pg_catalog.quote_ident(args ->> 'role')::regrole, args ->> 'purpose');
+    WHEN 'register_table' THEN
+        IF args ->> 'value' IS NULL THEN
+            PERFORM pdp.register_table((args ->> 'tbl')::regclass, (args ->> 'col')::name, args ->> 'erase');
+        ELSE
+            PERFORM pdp.register_table((args ->> 'tbl')::regclass, (args ->> 'col')::name, args ->> 'erase', args ->> 'value');
+        END IF;
+    WHEN 'declare_link' THEN
+        PERFORM pdp.declare_link((args ->> 'child')::regclass, (args ->> 'child_column')::name, (args ->> 'parent')::regclass,
+                                 (args ->> 'parent_column')::name, args ->> 'on_other', args ->> 'reparent_value');
+    WHEN 'set_subject_retention' THEN
+        PERFORM pdp.set_subject_retention((args ->> 'period')::interval, (args ->> 'activity_table')::regclass,
+                                          (args ->> 'activity_column')::name,
+                                          ARRAY(SELECT pg_catalog.jsonb_array_elements_text(coalesce(args -> 'never_values', '[]'))),
+                                          (args ->> 'fallback_column')::name);
+    WHEN 'declare_system_subject' THEN
+        PERFORM pdp.declare_system_subject(args ->> 'subject', args ->> 'reason');
+    WHEN 'declare_credential' THEN
+        PERFORM pdp.declare_credential((args ->> 'tbl')::regclass, (args ->> 'col')::name);
+    WHEN 'register_eav' THEN
+        PERFORM pdp.register_eav((args ->> 'tbl')::regclass, (args ->> 'value_column')::name, (args ->> 'attribute_column')::name,
+                                 args ->> 'attribute_value', args ->> 'category', args ->> 'rule');
+    WHEN 'set_column_rule' THEN
+        PERFORM pdp.set_column_rule((args ->> 'tbl')::regclass, (args ->> 'col')::name, args ->> 'rule', args ->> 'category');
+    WHEN 'protect_table' THEN
+        PERFORM pdp.protect_table((args ->> 'tbl')::regclass);
+    END CASE;
+END
+$$;
+COMMENT ON FUNCTION pdp._profile_run(text, jsonb) IS 'makes one profile step''s pdp API call';
+
 CREATE OR REPLACE FUNCTION pdp.apply_profile(name text, dry_run boolean DEFAULT false)
 RETURNS TABLE (step integer, what text, call text, status text, detail text)
 LANGUAGE plpgsql
@@ -408,7 +455,7 @@ BEGIN
                 status := 'would run';
             ELSE
                 BEGIN
-                    EXECUTE s.call;
+                    PERFORM pdp._profile_run(s.kind, s.args);
                     status := 'done';
                     n_done := n_done + 1;
                 EXCEPTION WHEN OTHERS THEN
@@ -438,11 +485,12 @@ COMMENT ON FUNCTION pdp.apply_profile(text, boolean) IS
 
 REVOKE ALL ON FUNCTION pdp.apply_profile(text, boolean), pdp._profile_source(text), pdp._profile_rel(text, text),
                        pdp._profile_has_column(regclass, text), pdp._profile_steps(jsonb),
-                       pdp._profile_catalog_has(text, jsonb), pdp._profile_check(text, jsonb)
+                       pdp._profile_catalog_has(text, jsonb), pdp._profile_check(text, jsonb), pdp._profile_run(text, jsonb)
 FROM PUBLIC;
 -- A profile is applied by a role that may make its calls (pdp_admin and the
 -- owner of the LMS's tables); each call checks its own rights.
 GRANT EXECUTE ON FUNCTION pdp.apply_profile(text, boolean), pdp._profile_source(text), pdp._profile_rel(text, text),
                           pdp._profile_has_column(regclass, text), pdp._profile_steps(jsonb),
-                          pdp._profile_catalog_has(text, jsonb), pdp._profile_check(text, jsonb)
+                          pdp._profile_catalog_has(text, jsonb), pdp._profile_check(text, jsonb),
+                          pdp._profile_run(text, jsonb)
 TO pdp_admin;
