@@ -27,7 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 0
 fi
 
-BIN=$(pg_config --bindir)
+BIN=$("${PG_CONFIG:-pg_config}" --bindir)
 PORT=${PDP_MOODLE_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 W=$(mktemp -d /tmp/pdp-moodle.XXXXXX)
 chmod 0755 "$W"

@@ -439,6 +439,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'A profile is a JSON object with "profile": its name and "format": 1 (doc/profiles.md).';
     END IF;
+    -- A misspelt section would be skipped without a word: refuse it.
+    SELECT k INTO e_msg FROM pg_catalog.jsonb_object_keys(doc) k
+     WHERE k <> ALL (ARRAY['profile', 'format', 'describes', 'schema', 'why', 'purposes', 'subject_columns', 'links',
+                           'subject_retention', 'system_subjects', 'credentials', 'eav', 'column_rules', 'protect'])
+     ORDER BY 1 LIMIT 1;
+    IF e_msg IS NOT NULL THEN
+        RAISE EXCEPTION 'profile "%" has an unknown section "%"', name, e_msg
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'doc/profiles.md lists the sections of a format-1 profile.';
+    END IF;
     FOR s IN SELECT * FROM pdp._profile_steps(doc) x ORDER BY x.step LOOP
         step := s.step; what := s.what; call := s.call; detail := NULL;
         IF s.kind = 'review' THEN
