@@ -20,12 +20,14 @@ import sys
 import xml.etree.ElementTree as ET
 
 OWN = {'userid', 'user', 'useridfrom', 'useridto', 'requesteduserid', 'blockeduserid',
-       'contactid', 'recipientid', 'relateduserid_own'}
+       'contactid', 'recipientid', 'requester', 'tiuserid',
+       'privatereplyto'}   # a private reply to the erased user goes: 0 would make it public
 STAFF = {'usermodified', 'usercreated', 'loggeduser', 'realuserid', 'relateduserid', 'reviewerid',
          'modifierid', 'createdby', 'modifiedby', 'requestedby', 'grader', 'creatorid', 'authorid',
          'actionuserid', 'owneruserid', 'userviewas', 'importer', 'raterid', 'issuerid', 'gradeoverby',
-         'gradinggradeoverby', 'ownerid', 'assessorid', 'teacher', 'reviewer', 'approvedby', 'dpo', 'actor'}
-NAME = re.compile(r'^(' + '|'.join(sorted((OWN | STAFF) - {'relateduserid_own'})) + r')$')
+         'gradinggradeoverby', 'ownerid', 'assessorid', 'teacher', 'reviewer', 'approvedby', 'dpo', 'actor',
+         'allocatedmarker', 'overrideby'}
+NAME = re.compile(r'^(' + '|'.join(sorted(OWN | STAFF)) + r')$')
 # Tables where "userid" is the author of something shared (course content,
 # site configuration), not the user's own record: cut the link instead.
 OVERRIDES = {
@@ -33,6 +35,7 @@ OVERRIDES = {
     ('wiki_versions', 'userid'): 'set_value', ('adminpresets', 'userid'): 'set_value',
     ('adminpresets_app', 'userid'): 'set_value', ('tool_monitor_rules', 'userid'): 'set_value',
     ('event', 'userid'): 'delete', ('search_simpledb_index', 'owneruserid'): 'delete',
+    ('notifications', 'useridfrom'): 'set_value',   # the sender (a teacher, the system) of a learner's notification
 }
 
 
