@@ -96,8 +96,11 @@ install: install-profiles
 install-profiles:
 	$(MKDIR_P) '$(DESTDIR)$(datadir)/extension/pdp_ext_profiles'
 	$(INSTALL_DATA) $(PROFILES) '$(DESTDIR)$(datadir)/extension/pdp_ext_profiles/'
+uninstall: uninstall-profiles
+uninstall-profiles:
+	rm -f $(addprefix '$(DESTDIR)$(datadir)/extension/pdp_ext_profiles'/, $(notdir $(PROFILES)))
 
-.PHONY: deps demo install-profiles test bench unit sanitize sanitize-server valgrind-server fuzz
+.PHONY: deps demo install-profiles uninstall-profiles test bench unit sanitize sanitize-server valgrind-server fuzz
 deps:
 	@tools/ensure-deps.sh
 
