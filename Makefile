@@ -27,7 +27,7 @@ DATA_built   = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(PREVVERSION)--$(E
 # ALTER EXTENSION ... UPDATE works (and is tested) from every release.
 DATA         = $(wildcard versions/$(EXTENSION)--*.sql)
 
-REGRESS      = init roles registry keys pseudonym rules consent owner audit retention rights erasure register forget parallel citus
+REGRESS      = init roles registry keys pseudonym rules consent owner audit retention rights erasure register forget profile parallel citus
 REGRESS_OPTS = --inputdir=. --use-existing
 ISOLATION    = registry_concurrency consent_withdrawal consent_snapshot audit_concurrency purge_concurrency erasure_race key_reload
 ISOLATION_OPTS = --use-existing
@@ -89,7 +89,18 @@ valgrind-server:
 fuzz:
 	test/fuzz/run.sh
 
-.PHONY: deps demo test bench unit sanitize sanitize-server valgrind-server fuzz
+# LMS profiles (doc/profiles.md): data files pdp.apply_profile reads from
+# SHAREDIR/extension/pdp_ext_profiles/.
+PROFILES = $(wildcard profiles/*.json)
+install: install-profiles
+install-profiles:
+	$(MKDIR_P) '$(DESTDIR)$(datadir)/extension/pdp_ext_profiles'
+	$(INSTALL_DATA) $(PROFILES) '$(DESTDIR)$(datadir)/extension/pdp_ext_profiles/'
+uninstall: uninstall-profiles
+uninstall-profiles:
+	rm -f $(addprefix '$(DESTDIR)$(datadir)/extension/pdp_ext_profiles'/, $(notdir $(PROFILES)))
+
+.PHONY: deps demo install-profiles uninstall-profiles test bench unit sanitize sanitize-server valgrind-server fuzz
 deps:
 	@tools/ensure-deps.sh
 

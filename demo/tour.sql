@@ -237,6 +237,9 @@ SELECT pdp.report('html');
 \pset tuples_only off
 \echo 'The compliance report was written to' :report_file
 
+\echo 'LMS profiles (doc/profiles.md): what pdp.apply_profile(''moodle'') would do here (no Moodle tables, so mostly skipped):'
+SELECT status, detail, count(*) FROM pdp.apply_profile('moodle', dry_run => true) GROUP BY 1, 2 ORDER BY 1, 2;
+
 \echo '=== 10. Roles =================================================================='
 \echo 'An application role may not configure pdp_ext:'
 SET ROLE lms_app;

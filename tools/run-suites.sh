@@ -42,6 +42,11 @@ if ls test/tap/*.pl >/dev/null 2>&1; then
   tools/run-tap.sh || failed+=("TAP")
 fi
 
+section "Moodle 4.3 with the Moodle profile (test/moodle, issue 16)"
+# Builds Moodle from ../shared/fixtures/moodle with its own installer and
+# generator and runs Moodle's code against it; skipped when the fixture is absent.
+test/moodle/run.sh || failed+=("Moodle")
+
 section "summary"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}"

@@ -8,7 +8,7 @@
 -- defence; "control:" tests show what must still work.  All of it is rolled
 -- back.
 BEGIN;
-SELECT plan(23);
+SELECT plan(25);
 
 CREATE ROLE tap_rn_owner IN ROLE pdp_admin;
 CREATE ROLE tap_rn_app;
@@ -130,6 +130,13 @@ SELECT lives_ok($$SELECT pdp.erase_subject(3::bigint, 'request')$$, 'control: th
 SELECT is((SELECT count(*) FROM "rn renamed"."Learners" WHERE learner_id = 3)
           + (SELECT count(*) FROM "rn renamed".logins WHERE visitor = 3), 0::bigint,
           'attack: after the renames, erasure leaves the learner''s rows behind');
+
+-- Dropping the activity table (or its activity column) takes the inactivity
+-- retention with it: a dangling one made every purge run fail.
+ALTER TABLE "rn renamed".logins DROP COLUMN seen_at;
+SELECT is((SELECT count(*) FROM pdp.subject_retention), 0::bigint,
+          'attack: after its activity column is dropped, inactivity retention still names it');
+SELECT lives_ok($$SELECT * FROM pdp.purge_expired()$$, 'control: purges still run');
 
 SELECT * FROM finish();
 ROLLBACK;

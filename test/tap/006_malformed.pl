@@ -126,6 +126,10 @@ my @templates = (
 	[q{SELECT pdp.declare_link('t3', 'parent', 't3', 'id', %s)}, 'n'],
 	[q{SELECT pdp.declare_link('t3', 'parent', 't3', 'id', 'reparent', %s)}, 'v'],
 	[q{SELECT pdp.drop_link(%s, 'parent')}, 'n'], [q{SELECT pdp.drop_link('t3', %s)}, 'n'],
+	# Issue 16, point 10: LMS profiles (the name is a file name: only [a-z0-9_]).
+	['SELECT count(*) FROM pdp.apply_profile(%s, true)', 'n'], [q{SELECT count(*) FROM pdp.apply_profile('moodle', %s)}, 'n'],
+	['SELECT pdp._profile_source(%s) IS NULL', 'n'], ['SELECT count(*) FROM pdp._profile_steps(%s)', 'n'],
+	[q{SELECT pdp._profile_check(%s, '{}')}, 'n'], [q{SELECT pdp._profile_catalog_has(%s, '{}')}, 'n'],
 );
 
 my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";

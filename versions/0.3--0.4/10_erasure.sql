@@ -987,6 +987,15 @@ BEGIN
            AND d.objid OPERATOR(pg_catalog.=) p.tbl::oid
            AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.address_names[pg_catalog.array_length(d.address_names, 1)]
                                                        OPERATOR(pg_catalog.=) p.anchor_column);
+        -- So does inactivity retention whose activity table, activity column
+        -- or fallback column was dropped (it would make every purge fail).
+        DELETE FROM pdp.subject_retention r
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+           AND d.objid OPERATOR(pg_catalog.=) r.activity_table::oid
+           AND (d.objsubid OPERATOR(pg_catalog.=) 0
+                OR d.address_names[pg_catalog.array_length(d.address_names, 1)] OPERATOR(pg_catalog.=) r.activity_column
+                OR d.address_names[pg_catalog.array_length(d.address_names, 1)] OPERATOR(pg_catalog.=) r.fallback_column);
         DELETE FROM pdp.retention_tag g USING pg_event_trigger_dropped_objects() d
          WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
            AND d.objid OPERATOR(pg_catalog.=) g.tbl AND d.objsubid OPERATOR(pg_catalog.=) 0;
