@@ -371,4 +371,5 @@ _PG_init(void)
 	CacheRegisterSyscacheCallback(NAMESPACEOID, pdp_fn_cache_invalidate, (Datum) 0);
 
 	pdp_audit_durable_init();	/* audit worker, its shared memory and settings */
+	pdp_rule_failures_init();	/* masked views' failure counters */
 }

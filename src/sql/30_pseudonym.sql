@@ -50,6 +50,10 @@ CREATE FUNCTION pdp.pseudo_ip(addr inet) RETURNS inet
 LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_pseudo_ip';
 COMMENT ON FUNCTION pdp.pseudo_ip(inet) IS
     'collision-free IP address pseudonym (FF1) of the same family and netmask length';
+CREATE FUNCTION pdp.pseudo_ip_text(addr text) RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_pseudo_ip_text';
+COMMENT ON FUNCTION pdp.pseudo_ip_text(text) IS
+    'pseudo_ip for an address stored as text or varchar: the same pseudonym as text (at most 43 characters); blanks pass through';
 
 -- Keyed, reversible by pdp_reidentifier ----------------------------------
 

@@ -14,6 +14,11 @@ BEGIN
      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
        AND d.objid OPERATOR(pg_catalog.=) s.tbl::oid
        AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) s.attnum);
+    DELETE FROM pdp.credential_column cc
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+       AND d.objid OPERATOR(pg_catalog.=) cc.tbl::oid
+       AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) cc.attnum);
     DELETE FROM pdp.apply_run r
      USING pg_event_trigger_dropped_objects() d
      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
@@ -108,6 +113,11 @@ BEGIN
     LOOP
         PERFORM pdp._sync_rectification_trigger(t);
     END LOOP;
+    UPDATE pdp.credential_column cc SET col = a.attname
+      FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) cc.tbl::oid
+       AND a.attnum OPERATOR(pg_catalog.=) cc.attnum
+       AND a.attname OPERATOR(pg_catalog.<>) cc.col;
     FOR t IN
         UPDATE pdp.column_rule r SET col = a.attname
           FROM pg_attribute a

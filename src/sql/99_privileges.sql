@@ -28,7 +28,7 @@ GRANT EXECUTE ON FUNCTION pdp.key_status() TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION
     pdp.pseudonym(text, text), pdp.pseudonym(bigint, text), pdp.pseudonym(uuid, text),
     pdp.pseudo_email(text, boolean), pdp.pseudo_phone(text), pdp.pseudo_iin(text, boolean),
-    pdp.pseudo_name(text), pdp.pseudo_ip(inet),
+    pdp.pseudo_name(text), pdp.pseudo_ip(inet), pdp.pseudo_ip_text(text),
     pdp.encrypt(text, text), pdp.fpe_encrypt(text, text, integer, integer), pdp.fpe_iin(text, integer)
 TO pdp_pseudonymiser;
 GRANT EXECUTE ON FUNCTION
@@ -59,6 +59,15 @@ GRANT EXECUTE ON FUNCTION
     pdp._pseudonymise_on_write()
 TO pdp_admin;
 GRANT EXECUTE ON PROCEDURE pdp.apply_rules(regclass, integer, boolean) TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp._rule_sql(text, name, oid) TO pdp_admin;
+-- A masked view's readers run its guard and its failure counter (which
+-- hold no key and never see a value); the counters are read through
+-- pdp.rule_failures.
+GRANT EXECUTE ON FUNCTION pdp._rule_accepts(text, text), pdp._rule_failed(oid, smallint, text) TO PUBLIC;
+GRANT SELECT ON pdp.rule_failures TO pdp_admin, pdp_auditor;
+-- Credentials: declared by their table's owner (a pdp_admin member).
+GRANT SELECT ON pdp.credential_column, pdp.credential_columns TO pdp_admin, pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp.declare_credential(regclass, name), pdp.drop_credential(regclass, name) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._on_write_enabled(regclass) TO pdp_auditor;
 
 -- Purposes and consent.  Recording consent and restrictions is pdp_admin's
