@@ -600,7 +600,7 @@ BEGIN
                     THEN pg_catalog.format('CASE WHEN %1$I IS NULL OR pdp._rule_accepts(%2$L, %1$I::text) THEN (%3$s)::%4$s '
                                            'ELSE pdp._rule_failed(%5$s, %6$s::smallint, %2$L)::%4$s END AS %1$I',
                                            a.attname, r.rule, pdp._rule_sql(r.rule, a.attname, a.atttypid),
-                                           pg_catalog.format_type(a.atttypid, a.atttypmod), tbl::oid, a.attnum)
+                                           pg_catalog.format_type(a.atttypid, a.atttypmod), create_masked_view.tbl::oid, a.attnum)
                     ELSE pg_catalog.format('(%s)::%s AS %I', pdp._rule_sql(r.rule, a.attname, a.atttypid),
                                            pg_catalog.format_type(a.atttypid, a.atttypmod), a.attname)
                END, ', ' ORDER BY a.attnum)
