@@ -562,6 +562,72 @@ AS $$ SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
 COMMENT ON FUNCTION pdp._unprotected(regclass) IS
     'true unless protect_table protects the table (masked views filter rows only then)';
 
+-- A masked view's select-list entry for one column.  A credential column
+-- shows NULL.  A rule that can refuse a value (a malformed address, phone,
+-- IIN, name, card or IP) is guarded: such a value shows as a constant and
+-- is counted in pdp.rule_failures, so the view never fails on what the
+-- table holds.  An EAV value column applies each classified attribute's
+-- rule to the values of that attribute (pdp.register_eav).
+CREATE FUNCTION pdp._masked_column_sql(tbl regclass, attnum smallint) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    att record;
+    rule_ text;
+    typ text;
+    base text;
+    e record;
+    arms text := '';
+    attr name;
+BEGIN
+    SELECT a.attname, a.atttypid, a.atttypmod INTO att FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attnum OPERATOR(pg_catalog.=) _masked_column_sql.attnum;
+    typ := pg_catalog.format_type(att.atttypid, att.atttypmod);
+    IF EXISTS (SELECT 1 FROM pdp.credential_column cc WHERE cc.tbl OPERATOR(pg_catalog.=) _masked_column_sql.tbl
+                 AND cc.attnum OPERATOR(pg_catalog.=) _masked_column_sql.attnum) THEN
+        RETURN pg_catalog.format('NULL::%s AS %I', typ, att.attname);
+    END IF;
+    SELECT r.rule INTO rule_ FROM pdp.column_rule r
+     WHERE r.tbl OPERATOR(pg_catalog.=) _masked_column_sql.tbl AND r.attnum OPERATOR(pg_catalog.=) _masked_column_sql.attnum;
+    base := CASE WHEN rule_ IS NULL THEN pg_catalog.format('%I', att.attname)
+                 ELSE pdp._guarded_rule_sql(tbl, _masked_column_sql.attnum, rule_, att.attname, att.atttypid, typ) END;
+    FOR e IN SELECT x.attribute_value, x.rule, a.attname AS attr FROM pdp.eav_attribute x
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.tbl::oid
+                                             AND a.attnum OPERATOR(pg_catalog.=) x.attribute_attnum
+              WHERE x.tbl OPERATOR(pg_catalog.=) _masked_column_sql.tbl
+                AND x.value_attnum OPERATOR(pg_catalog.=) _masked_column_sql.attnum AND x.rule IS NOT NULL
+              ORDER BY x.attribute_value LOOP
+        arms := arms || pg_catalog.format(' WHEN %L THEN %s', e.attribute_value,
+                                          pdp._guarded_rule_sql(tbl, _masked_column_sql.attnum, e.rule, att.attname, att.atttypid, typ));
+        attr := e.attr;
+    END LOOP;
+    IF arms OPERATOR(pg_catalog.<>) '' THEN
+        base := pg_catalog.format('CASE %I::text%s ELSE %s END', attr, arms, base);
+    END IF;
+    RETURN pg_catalog.format('%s AS %I', base, att.attname);
+END
+$$;
+COMMENT ON FUNCTION pdp._masked_column_sql(regclass, smallint) IS
+    'a masked view''s select-list entry for one column: NULL for a credential, the guarded rule (per EAV attribute too), or the column';
+
+-- One rule applied to a column for a masked view, cast to the column's
+-- type; a rule that can refuse a value is guarded (pdp._rule_accepts) and
+-- a refused value counted (pdp._rule_failed) and shown as a constant.
+CREATE FUNCTION pdp._guarded_rule_sql(tbl regclass, attnum smallint, rule text, col name, typ oid, typ_text text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN rule IN ('pseudo_email', 'mask_email', 'pseudo_phone', 'mask_phone', 'pseudo_iin', 'fpe_iin', 'pseudo_name', 'mask_card')
+                     OR (rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ OPERATOR(pg_catalog.<>) 'inet'::regtype)
+                THEN pg_catalog.format('CASE WHEN %1$I IS NULL OR pdp._rule_accepts(%2$L, %1$I::text) THEN (%3$s)::%4$s '
+                                       'ELSE pdp._rule_failed(%5$s, %6$s::smallint, %2$L)::%4$s END',
+                                       col, rule, pdp._rule_sql(rule, col, typ), typ_text, tbl::oid, attnum)
+                ELSE pg_catalog.format('(%s)::%s', pdp._rule_sql(rule, col, typ), typ_text) END
+$$;
+COMMENT ON FUNCTION pdp._guarded_rule_sql(regclass, smallint, text, name, oid, text) IS
+    'a rule''s SQL for a masked view column: guarded when the rule can refuse a value, cast to the column''s type';
+
 CREATE FUNCTION pdp.create_masked_view(tbl regclass, view_name text DEFAULT NULL) RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -574,7 +640,9 @@ DECLARE
 BEGIN
     PERFORM pdp._require_owner(tbl);
     IF NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl)
-       AND NOT EXISTS (SELECT 1 FROM pdp.credential_column c WHERE c.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl) THEN
+       AND NOT EXISTS (SELECT 1 FROM pdp.credential_column c WHERE c.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl)
+       AND NOT EXISTS (SELECT 1 FROM pdp.eav_attribute e WHERE e.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl
+                         AND e.rule IS NOT NULL) THEN
         RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
     END IF;
@@ -585,28 +653,9 @@ BEGIN
       FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
      WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
     target := pg_catalog.format('%I.%I', rel.nspname, coalesce(view_name, left(rel.relname, 56) || '_masked'));
-    -- A credential column shows NULL.  A rule that can refuse a value (a
-    -- malformed address, phone, IIN, name, card or IP) is guarded: such a
-    -- value shows as a constant and is counted in pdp.rule_failures, so
-    -- the view never fails on what the table holds.
-    SELECT pg_catalog.string_agg(
-               CASE WHEN EXISTS (SELECT 1 FROM pdp.credential_column cc WHERE cc.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl
-                                   AND cc.attnum OPERATOR(pg_catalog.=) a.attnum)
-                    THEN pg_catalog.format('NULL::%s AS %I', pg_catalog.format_type(a.atttypid, a.atttypmod), a.attname)
-                    WHEN r.rule IS NULL THEN pg_catalog.format('%I', a.attname)
-                    WHEN r.rule IN ('pseudo_email', 'mask_email', 'pseudo_phone', 'mask_phone', 'pseudo_iin', 'fpe_iin',
-                                    'pseudo_name', 'mask_card')
-                         OR (r.rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND a.atttypid OPERATOR(pg_catalog.<>) 'inet'::regtype)
-                    THEN pg_catalog.format('CASE WHEN %1$I IS NULL OR pdp._rule_accepts(%2$L, %1$I::text) THEN (%3$s)::%4$s '
-                                           'ELSE pdp._rule_failed(%5$s, %6$s::smallint, %2$L)::%4$s END AS %1$I',
-                                           a.attname, r.rule, pdp._rule_sql(r.rule, a.attname, a.atttypid),
-                                           pg_catalog.format_type(a.atttypid, a.atttypmod), create_masked_view.tbl::oid, a.attnum)
-                    ELSE pg_catalog.format('(%s)::%s AS %I', pdp._rule_sql(r.rule, a.attname, a.atttypid),
-                                           pg_catalog.format_type(a.atttypid, a.atttypmod), a.attname)
-               END, ', ' ORDER BY a.attnum)
+    SELECT pg_catalog.string_agg(pdp._masked_column_sql(create_masked_view.tbl, a.attnum), ', ' ORDER BY a.attnum)
       INTO cols
       FROM pg_attribute a
-      LEFT JOIN pdp.column_rule r ON r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl AND r.attnum OPERATOR(pg_catalog.=) a.attnum
      WHERE a.attrelid OPERATOR(pg_catalog.=) create_masked_view.tbl::oid AND a.attnum > 0 AND NOT a.attisdropped;
     -- The table's consent-aware visibility, applied by the view itself (see
     -- pdp._unprotected); a column registered later is not in it: fail closed

@@ -38,7 +38,7 @@ INSERT INTO pdp.name_hint VALUES
     ('email', '(^|_)(e_?mail|email_?address|mail|почта|пошта|электрон)'),
     ('phone', '(phone|^tel|_tel|mobile|msisdn|телефон|ұялы)'),
     ('iin', '(^|_)(iin|иин|жсн|ssn|national_id)($|_)'),
-    ('name', '(^fio$|фио|full_?name|first_?name|last_?name|surname|^name$|имя|фамилия|отчество|^аты|тегі)'),
+    ('name', '(^fio$|фио|full_?name|first_?name|last_?name|surname|^name$|имя|фамилия|отчество|^аты|тегі)'),   -- ^name$ only in tables of people (pdp.discover)
     ('address', '(address|^addr|адрес|мекенжай)'),
     ('ip', '(^|_)(ip|ip_?addr)($|_)'),
     ('card', '(card_?(no|num)|^pan$|карт)'),
@@ -272,19 +272,19 @@ COMMENT ON VIEW pdp.eav_attributes IS 'classified attributes of EAV columns, wit
 -- Does the table hold data about a person?  It has a registered subject
 -- column, a column naming a user, or a name like a table of people.
 -- Discovery trusts column names (name hints) only in such tables.
-CREATE FUNCTION pdp._relates_to_subject(tbl regclass) RETURNS boolean
+CREATE FUNCTION pdp._relates_to_subject(tbl regclass, people_only boolean DEFAULT false) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _relates_to_subject.tbl)
-        OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+    SELECT (NOT people_only AND EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _relates_to_subject.tbl))
+        OR (NOT people_only AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attnum > 0 AND NOT a.attisdropped
-                      AND a.attname OPERATOR(pg_catalog.~*) '^(user_?id|user|username|user_?id_?(from|to)|related_?user_?id|learner_?id|student_?id|person_?id|member_?id|author_?id|subject_?id|account_?id)$')
+                      AND a.attname OPERATOR(pg_catalog.~*) '^(user_?id|user|username|user_?id_?(from|to)|related_?user_?id|learner_?id|student_?id|person_?id|member_?id|author_?id|subject_?id|account_?id)$'))
         OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid
                       AND c.relname OPERATOR(pg_catalog.~*) '(^|_)(users?|persons?|people|learners?|students?|members?|accounts?|profiles?|employees?|staff|customers?|clients?)$')
 $$;
-COMMENT ON FUNCTION pdp._relates_to_subject(regclass) IS
-    'whether a table holds data about a person (a registered subject column, a user-like column, or a people-like name): discovery trusts column names only there';
+COMMENT ON FUNCTION pdp._relates_to_subject(regclass, boolean) IS
+    'whether a table holds data about a person (a registered subject column, a user-like column, or a people-like name; with people_only, the name only): discovery trusts column names only there';
 
 -- A sample of a column's values, profiled: per attribute value (or one
 -- group when attr_col is NULL) how many were sampled, how many were blank
@@ -457,6 +457,11 @@ BEGIN
                 SELECT h.category INTO by_name FROM pdp.name_hint h WHERE a.attname ~* h.pattern
                  ORDER BY h.category OPERATOR(pg_catalog.=) 'credential' DESC, h.category OPERATOR(pg_catalog.=) 'email' DESC, h.category
                  LIMIT 1;
+                -- A bare "name" names a person only in a table of people (mdl_event.name names an event).
+                IF by_name OPERATOR(pg_catalog.=) 'name' AND a.attname OPERATOR(pg_catalog.~*) '^name$'
+                   AND NOT pdp._relates_to_subject(t.rel, true) THEN
+                    by_name := NULL;
+                END IF;
                 IF numeric_column AND by_name NOT IN ('iin', 'birth_date', 'identifier') THEN
                     by_name := NULL;
                 END IF;
@@ -543,6 +548,9 @@ BEGIN
                                  THEN 'the column''s name suggests ' || by_name || ' (no values sampled)'
                                  WHEN (g->>'sampled')::bigint OPERATOR(pg_catalog.=) (g->>'blank')::bigint
                                  THEN pg_catalog.format('the column''s name suggests %s (all %s sampled values are empty or placeholders)', by_name, g->>'sampled')
+                                 WHEN by_name NOT IN ('email', 'phone', 'iin', 'ip', 'card')
+                                 THEN pg_catalog.format('the column''s name suggests %s (%s non-empty sampled values; no validator checks %s)', by_name,
+                                                        (g->>'sampled')::bigint - (g->>'blank')::bigint, by_name)
                                  ELSE pg_catalog.format('the column''s name suggests %s (%s of %s non-empty sampled values passed a check)', by_name,
                                                         coalesce(g->>'top_n', '0'), (g->>'sampled')::bigint - (g->>'blank')::bigint) END;
                 RETURN NEXT;
