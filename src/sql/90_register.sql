@@ -410,8 +410,8 @@ DECLARE
     attr_col name;
     attr_name name;
 BEGIN
-    IF schema_name IS NULL OR sample_rows IS NULL OR sample_rows < 1 OR sample_rows > 100000 THEN
-        RAISE EXCEPTION 'schema_name must be given and sample_rows between 1 and 100000'
+    IF schema_name IS NULL OR sample_rows IS NULL OR sample_rows < 1 OR sample_rows > 1000000 THEN
+        RAISE EXCEPTION 'schema_name must be given and sample_rows between 1 and 1000000'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) schema_name) THEN
@@ -482,7 +482,7 @@ BEGIN
             SELECT e.attribute_col INTO attr_col FROM pdp.eav_attribute e
              WHERE e.tbl OPERATOR(pg_catalog.=) t.rel AND e.value_attnum OPERATOR(pg_catalog.=) a.attnum LIMIT 1;
             IF FOUND THEN
-                prof := pdp._profile_column(t.rel, a.attname, pct_text, sample_rows * 10, textual, attr_col);
+                prof := pdp._profile_column(t.rel, a.attname, pct_text, LEAST(sample_rows * 10, 1000000), textual, attr_col);
                 FOR g IN SELECT x FROM pg_catalog.jsonb_array_elements(prof) x
                           WHERE NOT EXISTS (SELECT 1 FROM pdp.eav_attribute e WHERE e.tbl OPERATOR(pg_catalog.=) t.rel
                                               AND e.value_attnum OPERATOR(pg_catalog.=) a.attnum
@@ -501,7 +501,7 @@ BEGIN
             found_any := false;
             IF textual OR numeric_column OR a.typ IN ('character'::regtype, 'inet'::regtype) THEN
                 prof := pdp._profile_column(t.rel, a.attname, CASE WHEN textual THEN pct_text ELSE pct END,
-                                            CASE WHEN textual THEN sample_rows * 10 ELSE sample_rows END, textual, NULL);
+                                            CASE WHEN textual THEN LEAST(sample_rows * 10, 1000000) ELSE sample_rows END, textual, NULL);
                 g := prof->0;
                 IF g IS NOT NULL THEN
                     -- As a whole column, values first; an EAV-shaped table's
@@ -513,7 +513,7 @@ BEGIN
                        AND a.attname OPERATOR(pg_catalog.~*) '^(data|value|val|content)$' THEN
                         FOR f IN SELECT x AS g, y.category, y.confidence, y.evidence
                                    FROM pg_catalog.jsonb_array_elements(
-                                            pdp._profile_column(t.rel, a.attname, pct_text, sample_rows * 10, textual, attr_name)) x,
+                                            pdp._profile_column(t.rel, a.attname, pct_text, LEAST(sample_rows * 10, 1000000), textual, attr_name)) x,
                                         LATERAL pdp._finding(x, numeric_column, NULL) y
                                   -- At least three non-empty values per attribute: one-off settings are no pattern.
                                   WHERE y.category IS NOT NULL
