@@ -112,7 +112,7 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_rule_accept
 COMMENT ON FUNCTION pdp._rule_accepts(text, text) IS
     'whether the rule''s function returns a value for this input instead of raising (the same parsers); blanks are accepted';
 CREATE FUNCTION pdp._rule_failed(tbl oid, attnum smallint, rule text) RETURNS text
-LANGUAGE C STRICT VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_rule_failed';
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pdp_rule_failed';
 COMMENT ON FUNCTION pdp._rule_failed(oid, smallint, text) IS
     'counts a value a rule could not handle in a masked view (table, column, rule; never the value) and returns the constant shown instead';
 CREATE FUNCTION pdp._rule_failures(OUT tbl oid, OUT attnum smallint, OUT rule text, OUT failures bigint)
@@ -569,7 +569,7 @@ COMMENT ON FUNCTION pdp._unprotected(regclass) IS
 -- table holds.  An EAV value column applies each classified attribute's
 -- rule to the values of that attribute (pdp.register_eav).
 CREATE FUNCTION pdp._masked_column_sql(tbl regclass, attnum smallint) RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

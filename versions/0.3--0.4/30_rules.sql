@@ -58,7 +58,7 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_rule_accept
 COMMENT ON FUNCTION pdp._rule_accepts(text, text) IS
     'whether the rule''s function returns a value for this input instead of raising (the same parsers); blanks are accepted';
 CREATE OR REPLACE FUNCTION pdp._rule_failed(tbl oid, attnum smallint, rule text) RETURNS text
-LANGUAGE C STRICT VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_rule_failed';
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pdp_rule_failed';
 COMMENT ON FUNCTION pdp._rule_failed(oid, smallint, text) IS
     'counts a value a rule could not handle in a masked view (table, column, rule; never the value) and returns the constant shown instead';
 CREATE OR REPLACE FUNCTION pdp._rule_failures(OUT tbl oid, OUT attnum smallint, OUT rule text, OUT failures bigint)
@@ -74,7 +74,7 @@ COMMENT ON VIEW pdp.rule_failures IS
     'values masked views could not apply their rule to (shown as ****), per table, column and rule, since the server started; never a value; a row without a table counts failures beyond the 512 tracked (table, column, rule) entries';
 
 CREATE OR REPLACE FUNCTION pdp._masked_column_sql(tbl regclass, attnum smallint) RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1000,7 +1000,7 @@ COMMENT ON FUNCTION pdp._finding(jsonb, boolean, text) IS
 
 -- discover returns the EAV attribute too (a new output column).
 DROP FUNCTION pdp.discover(name, integer);
-CREATE FUNCTION pdp.discover(schema_name name DEFAULT 'public', sample_rows integer DEFAULT 1000)
+CREATE OR REPLACE FUNCTION pdp.discover(schema_name name DEFAULT 'public', sample_rows integer DEFAULT 1000)
 RETURNS TABLE (table_name regclass, column_name name, category text, confidence real, evidence text, attribute text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
