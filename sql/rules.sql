@@ -185,6 +185,25 @@ SELECT pdp.register_table('"LMS".mdl_user', 'id');
 SELECT pdp.export_subject(2)->'data'->'"LMS".mdl_user'->0->'password' AS exported_password,
        pdp.export_subject(2)->'data'->'"LMS".mdl_user'->0 ? 'password' AS column_named,
        pdp.export_subject(2)::text !~ 'hashhash' AS no_hash_anywhere;
+-- A credential is never consent evidence (a row copied into it would carry the hash).
+BEGIN;
+SELECT pdp.define_purpose('rules_news', 'consent');
+SELECT pdp.grant_consent(2, 'rules_news', evidence => '{"form": "signup", "user": {"id": 2, "password": "x"}}');
+ROLLBACK;
+BEGIN;
+SELECT pdp.define_purpose('rules_news', 'consent');
+SELECT pdp.import_consents(ARRAY[ROW('2', 'rules_news', now() - interval '1 day', NULL, '{"secret": "x"}', NULL)::pdp.consent_import]);
+ROLLBACK;
+CREATE TABLE "LMS".accounts (id int PRIMARY KEY, pw text);
+SELECT pdp.declare_credential('"LMS".accounts', 'pw');
+SELECT e AS evidence, pdp._credential_evidence(e::jsonb) AS refused
+  FROM (VALUES ('{"form": "signup", "api_key": "x"}'), ('{"row": [{"pw": "x"}]}'), ('{"Token": 1}'),
+               ('{"form": "signup", "ip": "10.0.0.1", "text_sha256": "ab12"}'), ('{}')) t(e);
+-- A masked view that cannot be re-created (a column renamed since) makes the declaration fail, clearly.
+ALTER TABLE "LMS".mdl_user RENAME COLUMN secret TO pw;
+SELECT pdp.declare_credential('"LMS".mdl_user', 'pw');
+SELECT count(*) AS not_declared FROM pdp.credential_columns WHERE column_name = 'pw' AND table_name = '"LMS".mdl_user'::regclass;
+ALTER TABLE "LMS".mdl_user RENAME COLUMN pw TO secret;
 -- On write, '' passes, a varchar(45) IP is pseudonymised as text.
 SELECT pdp.pseudonymise_on_write('"LMS".mdl_user');
 INSERT INTO "LMS".mdl_user (id, email, phone1, firstname, lastip) VALUES (6, '', '', '', '10.9.8.7')

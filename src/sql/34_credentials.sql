@@ -82,7 +82,16 @@ BEGIN
                 AND c.relnamespace OPERATOR(pg_catalog.=) (SELECT t.relnamespace FROM pg_catalog.pg_class t
                                                            WHERE t.oid OPERATOR(pg_catalog.=) tbl::oid)
                 AND pg_catalog.left(d.description, pg_catalog.length(prefix)) OPERATOR(pg_catalog.=) prefix LOOP
-        PERFORM pdp.create_masked_view(tbl, v);
+        BEGIN
+            PERFORM pdp.create_masked_view(tbl, v);
+        EXCEPTION WHEN invalid_table_definition OR datatype_mismatch OR feature_not_supported THEN
+            -- CREATE OR REPLACE VIEW cannot rename or retype a column: the
+            -- view is older than the table's last rename or type change.
+            RAISE EXCEPTION 'could not re-create masked view "%" of table "%"', v, pdp._relname(tbl)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'The table''s columns were renamed or retyped since the view was made; nothing was changed.',
+                      HINT = 'Drop the view, call pdp.create_masked_view again and grant it again, then repeat this call.';
+        END;
         n := n + 1;
     END LOOP;
     RETURN n;
@@ -175,3 +184,24 @@ AS $$
 $$;
 COMMENT ON FUNCTION pdp._withhold_credentials(regclass, jsonb) IS
     'an export''s rows of a table with every credential column''s value replaced by {"withheld": "credential"}';
+
+-- Does consent evidence hold a credential?  A key anywhere in it named like
+-- a password, secret, token or key, or like a declared credential column
+-- (a row copied into the evidence would carry the password hash).
+-- pdp.grant_consent and pdp.import_consents refuse such evidence.
+CREATE FUNCTION pdp._credential_evidence(evidence jsonb) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_catalog.jsonb_path_query(evidence, 'strict $.**') v,
+                      pg_catalog.jsonb_object_keys(CASE WHEN pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'object'
+                                                        THEN v ELSE '{}'::jsonb END) k
+         WHERE k OPERATOR(pg_catalog.~*) '(passw|secret|token|api_?key|private_?key|пароль)'
+            OR EXISTS (SELECT 1 FROM pdp.credential_column c
+                         JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.tbl::oid
+                                                       AND a.attnum OPERATOR(pg_catalog.=) c.attnum
+                        WHERE a.attname::text OPERATOR(pg_catalog.=) k))
+$$;
+COMMENT ON FUNCTION pdp._credential_evidence(jsonb) IS
+    'whether consent evidence holds a key named like a password, secret, token or a declared credential column';

@@ -375,7 +375,16 @@ BEGIN
                 AND c.relnamespace OPERATOR(pg_catalog.=) (SELECT t.relnamespace FROM pg_catalog.pg_class t
                                                            WHERE t.oid OPERATOR(pg_catalog.=) tbl::oid)
                 AND pg_catalog.left(d.description, pg_catalog.length(prefix)) OPERATOR(pg_catalog.=) prefix LOOP
-        PERFORM pdp.create_masked_view(tbl, v);
+        BEGIN
+            PERFORM pdp.create_masked_view(tbl, v);
+        EXCEPTION WHEN invalid_table_definition OR datatype_mismatch OR feature_not_supported THEN
+            -- CREATE OR REPLACE VIEW cannot rename or retype a column: the
+            -- view is older than the table's last rename or type change.
+            RAISE EXCEPTION 'could not re-create masked view "%" of table "%"', v, pdp._relname(tbl)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'The table''s columns were renamed or retyped since the view was made; nothing was changed.',
+                      HINT = 'Drop the view, call pdp.create_masked_view again and grant it again, then repeat this call.';
+        END;
         n := n + 1;
     END LOOP;
     RETURN n;
@@ -468,6 +477,164 @@ AS $$
 $$;
 COMMENT ON FUNCTION pdp._withhold_credentials(regclass, jsonb) IS
     'an export''s rows of a table with every credential column''s value replaced by {"withheld": "credential"}';
+
+
+-- Does consent evidence hold a credential?  A key anywhere in it named like
+-- a password, secret, token or key, or like a declared credential column
+-- (a row copied into the evidence would carry the password hash).
+-- pdp.grant_consent and pdp.import_consents refuse such evidence.
+CREATE OR REPLACE FUNCTION pdp._credential_evidence(evidence jsonb) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_catalog.jsonb_path_query(evidence, 'strict $.**') v,
+                      pg_catalog.jsonb_object_keys(CASE WHEN pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'object'
+                                                        THEN v ELSE '{}'::jsonb END) k
+         WHERE k OPERATOR(pg_catalog.~*) '(passw|secret|token|api_?key|private_?key|пароль)'
+            OR EXISTS (SELECT 1 FROM pdp.credential_column c
+                         JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.tbl::oid
+                                                       AND a.attnum OPERATOR(pg_catalog.=) c.attnum
+                        WHERE a.attname::text OPERATOR(pg_catalog.=) k))
+$$;
+COMMENT ON FUNCTION pdp._credential_evidence(jsonb) IS
+    'whether consent evidence holds a key named like a password, secret, token or a declared credential column';
+
+-- Credentials are never consent evidence.
+CREATE OR REPLACE FUNCTION pdp.grant_consent(subject text, purpose text, policy_version text DEFAULT NULL,
+                                  evidence jsonb DEFAULT '{}', valid_until timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    event bigint;
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL THEN
+        RAISE EXCEPTION 'subject must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pdp._require_purpose(purpose);
+    IF policy_version IS NOT NULL AND NOT EXISTS
+        (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) grant_consent.policy_version) THEN
+        RAISE EXCEPTION 'unknown policy version' USING ERRCODE = 'undefined_object',
+              HINT = 'pdp.publish_policy publishes versions; pdp.policies lists them.';
+    END IF;
+    IF evidence IS NULL OR jsonb_typeof(evidence) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'evidence must be a JSON object' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'For example {"form": "signup-v3", "ip": "…", "text_sha256": "…"}.';
+    END IF;
+    IF pdp._credential_evidence(evidence) THEN   -- credentials are never evidence (34_credentials.sql)
+        RAISE EXCEPTION 'evidence must not hold a credential' USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = 'A key of the evidence names a password, secret, token or a declared credential column.',
+              HINT = 'Record how consent was given (form, IP, hash of the text shown), never what authenticates the learner.';
+    END IF;
+    IF valid_until IS NOT NULL AND valid_until <= pg_catalog.now() THEN
+        RAISE EXCEPTION 'valid_until must be in the future' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until)
+    VALUES (grant_consent.subject, grant_consent.purpose, 'grant', grant_consent.policy_version,
+            grant_consent.evidence, grant_consent.valid_until)
+    RETURNING id INTO event;
+    INSERT INTO pdp.consent_state AS s (subject, purpose, event_id, policy_version, valid_until)
+    VALUES (grant_consent.subject, grant_consent.purpose, event, grant_consent.policy_version, grant_consent.valid_until)
+    ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
+       SET event_id = EXCLUDED.event_id, policy_version = EXCLUDED.policy_version, valid_until = EXCLUDED.valid_until;
+    PERFORM pdp._audit('grant_consent', purpose, subject,
+                       pg_catalog.jsonb_build_object('event_id', event, 'policy_version', policy_version,
+                                                     'time_limited', valid_until IS NOT NULL));
+    RETURN event;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp._import_consents(consents pdp.consent_import[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad record;
+    total bigint;
+BEGIN
+    IF consents IS NULL THEN
+        RAISE EXCEPTION 'consents must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- One form per subject (issue 14, class 7); a row whose subject fits no
+    -- registered subject column is named by its number.
+    SELECT u.n INTO bad FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
+     WHERE u.subject OPERATOR(pg_catalog.<>) '' AND pdp._canonical_subject_or_null(u.subject) IS NULL ORDER BY u.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import has a subject that fits no registered subject column', bad.n
+            USING ERRCODE = 'invalid_text_representation', DETAIL = 'Nothing was imported.';
+    END IF;
+    consents := ARRAY(SELECT ROW(pdp._canonical_subject_or_null(u.subject), u.purpose, u.given_at, u.policy_version, u.evidence, u.valid_until)::pdp.consent_import
+                        FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
+                       ORDER BY u.n);
+    -- The first row that breaks a rule, and which rule.
+    SELECT i.n, CASE
+             WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN 'has no subject'
+             WHEN i.purpose IS NULL THEN 'has no purpose'
+             WHEN NOT EXISTS (SELECT 1 FROM pdp.purpose p WHERE p.purpose OPERATOR(pg_catalog.=) i.purpose)
+                  THEN 'names an unknown purpose'
+             WHEN i.given_at IS NULL THEN 'has no time of consent'
+             WHEN i.given_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'gives a time of consent in the future'
+             WHEN i.policy_version IS NOT NULL AND NOT EXISTS
+                  (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) i.policy_version)
+                  THEN 'names an unknown policy version'
+             WHEN pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object' THEN 'has evidence that is not a JSON object'
+             WHEN pdp._credential_evidence(i.evidence) THEN 'has evidence holding a credential'
+             WHEN i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now()
+                  THEN 'has a validity that has already ended'
+             WHEN EXISTS (SELECT 1 FROM pdp.consent_event e
+                           WHERE e.subject OPERATOR(pg_catalog.=) i.subject AND e.purpose OPERATOR(pg_catalog.=) i.purpose
+                             AND e.at OPERATOR(pg_catalog.>=) i.given_at)
+                  THEN 'is not newer than the subject''s recorded consent history for the purpose'
+           END AS rule,
+           CASE WHEN i.purpose IS NOT NULL AND NOT EXISTS
+                         (SELECT 1 FROM pdp.purpose p WHERE p.purpose OPERATOR(pg_catalog.=) i.purpose)
+                     OR (i.policy_version IS NOT NULL AND NOT EXISTS
+                         (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) i.policy_version))
+                THEN '42704' WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN '22P02'
+                ELSE '22023' END AS state
+      INTO bad
+      FROM (SELECT u.n, u.subject, u.purpose, u.given_at, u.policy_version, coalesce(u.evidence, '{}') AS evidence, u.valid_until FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)) i
+     WHERE i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' OR i.purpose IS NULL OR i.given_at IS NULL
+        OR i.given_at OPERATOR(pg_catalog.>) pg_catalog.now()
+        OR pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object'
+        OR pdp._credential_evidence(i.evidence)
+        OR (i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now())
+        OR NOT EXISTS (SELECT 1 FROM pdp.purpose p WHERE p.purpose OPERATOR(pg_catalog.=) i.purpose)
+        OR (i.policy_version IS NOT NULL AND NOT EXISTS
+            (SELECT 1 FROM pdp.policy_version v WHERE v.version OPERATOR(pg_catalog.=) i.policy_version))
+        OR EXISTS (SELECT 1 FROM pdp.consent_event e
+                    WHERE e.subject OPERATOR(pg_catalog.=) i.subject AND e.purpose OPERATOR(pg_catalog.=) i.purpose
+                      AND e.at OPERATOR(pg_catalog.>=) i.given_at)
+     ORDER BY i.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import %', bad.n, bad.rule
+            USING ERRCODE = bad.state, DETAIL = 'Nothing was imported.';
+    END IF;
+    SELECT d.n INTO bad FROM (
+        SELECT i.n, pg_catalog.row_number() OVER (PARTITION BY i.subject, i.purpose ORDER BY i.n) AS k
+          FROM (SELECT u.n, u.subject, u.purpose, u.given_at, u.policy_version, coalesce(u.evidence, '{}') AS evidence, u.valid_until FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)) i) d
+     WHERE d.k > 1 ORDER BY d.n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row % of the import repeats the subject and purpose of an earlier row', bad.n
+            USING ERRCODE = 'unique_violation', DETAIL = 'Nothing was imported.';
+    END IF;
+
+    WITH ev AS (
+        INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until, at)
+        SELECT i.subject, i.purpose, 'grant', i.policy_version, i.evidence, i.valid_until, i.given_at
+          FROM (SELECT u.n, u.subject, u.purpose, u.given_at, u.policy_version, coalesce(u.evidence, '{}') AS evidence, u.valid_until FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)) i ORDER BY i.n
+        RETURNING id, subject, purpose, policy_version, valid_until)
+    INSERT INTO pdp.consent_state AS s (subject, purpose, event_id, policy_version, valid_until)
+    SELECT ev.subject, ev.purpose, ev.id, ev.policy_version, ev.valid_until FROM ev
+    ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
+       SET event_id = EXCLUDED.event_id, policy_version = EXCLUDED.policy_version, valid_until = EXCLUDED.valid_until;
+    GET DIAGNOSTICS total = ROW_COUNT;
+    PERFORM pdp._audit('import_consents', NULL, NULL, pg_catalog.jsonb_build_object('consents', total));
+    RETURN total;
+END
+$$;
 
 -- Catalog sync follows credential and EAV columns; export withholds credentials --
 CREATE OR REPLACE FUNCTION pdp._on_sql_drop() RETURNS event_trigger
@@ -1426,7 +1593,7 @@ REVOKE ALL ON FUNCTION
     pdp.pseudo_ip_text(text), pdp._rule_sql(text, name, oid), pdp._rule_accepts(text, text),
     pdp._rule_failed(oid, smallint, text), pdp._rule_failures(), pdp._masked_column_sql(regclass, smallint),
     pdp._guarded_rule_sql(regclass, smallint, text, name, oid, text),
-    pdp._credential_column_check(), pdp._refresh_masked_views(regclass),
+    pdp._credential_column_check(), pdp._refresh_masked_views(regclass), pdp._credential_evidence(jsonb),
     pdp.declare_credential(regclass, name), pdp._api_declare_credential(regclass, name),
     pdp.drop_credential(regclass, name), pdp._api_drop_credential(regclass, name), pdp._withhold_credentials(regclass, jsonb),
     pdp._is_placeholder(text), pdp._scan_text(text), pdp._eav_attribute_check(),
