@@ -126,6 +126,39 @@ SELECT bool_and(a >= b) AS sorted FROM (SELECT (x->>'confidence')::numeric AS a,
 SELECT (pdp.report('json')::jsonb) ? 'columns_without_rule' AS unruled_counted,
        pdp.report('markdown') LIKE '%Columns of registered tables without a rule%' AS md_unruled;
 
+-- The leftover search (issue 17, point 4): a learner's identifiers from their
+-- classified columns, looked for in every text, varchar and json(b) column,
+-- registered or not, in normalised forms; counts only.
+CREATE SCHEMA traces;
+CREATE TABLE traces.learner (id bigint PRIMARY KEY, email text, phone text, full_name text, username text);
+INSERT INTO traces.learner VALUES (7, 'Aigerim.S@Mail.kz', '+7 701 234 56 78', 'Aigerim Sarsenova', 'aigerim7'),
+                                  (8, 'other@mail.kz', '+7 702 000 00 00', 'Dana Omarova', 'dana8');
+CREATE TABLE traces.profile (id bigint PRIMARY KEY, userid bigint, fieldid int, data text);
+INSERT INTO traces.profile VALUES (1, 7, 1, '900101300017'), (2, 8, 1, '850315400608');
+SELECT pdp.register_table('traces.learner', 'id');
+SELECT pdp.register_table('traces.profile', 'userid');
+SELECT pdp.set_column_rule('traces.learner', 'email', 'mask_email', 'email');
+SELECT pdp.set_column_rule('traces.learner', 'phone', 'mask_phone', 'phone');
+SELECT pdp.set_column_rule('traces.learner', 'full_name', 'mask', 'name');
+SELECT pdp.set_column_rule('traces.learner', 'username', 'mask', 'username');
+SELECT pdp.register_eav('traces.profile', 'data', 'fieldid', '1', 'iin');
+-- Unregistered places, with the values in other forms.
+CREATE TABLE traces.forum (id int PRIMARY KEY, message text, meta jsonb, code varchar(40));
+INSERT INTO traces.forum VALUES
+    (1, 'write to AIGERIM.S@MAIL.KZ', '{}', NULL),
+    (2, 'call 8 (701) 234-56-78', '{"tel": "87012345678"}', NULL),
+    (3, 'my IIN is 900101 300017', '{"iin": "900101300017"}', '9001 0130 0017'),
+    (4, 'nothing here', '{"user": "dana8"}', NULL),
+    (5, 'signed, aigerim sarsenova', NULL, 'x');
+SELECT table_name, column_name, rows, registered FROM pdp.find_subject_traces(7) ORDER BY table_name::text, column_name;
+SELECT count(*) AS values_in_output FROM pdp.find_subject_traces(7) t WHERE t::text ~* '(aigerim|701|900101)';
+-- Another learner's search does not find the first one's traces.
+SELECT table_name, column_name, rows FROM pdp.find_subject_traces(8) WHERE table_name = 'traces.forum'::regclass ORDER BY 2;
+-- With no classified identifiers there is nothing to look for, and it says so.
+SELECT count(*) AS found_for_unknown FROM pdp.find_subject_traces(100000);
+SELECT pdp.find_subject_traces(NULL::text);
+DROP SCHEMA traces CASCADE;
+
 SELECT pdp.unprotect_table('disc.people');
 DROP SCHEMA disc CASCADE;
 DROP ROLE regress_notsuper, regress_support;

@@ -170,6 +170,8 @@ GRANT EXECUTE ON FUNCTION pdp.discover(name, integer), pdp.report(text), pdp._re
                           pdp._profile_column(regclass, name, float8, integer, boolean, name) TO pdp_admin, pdp_auditor;
 GRANT SELECT ON pdp.eav_attribute, pdp.eav_attributes, pdp.unclassified_columns TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp.register_eav(regclass, name, name, text, text, text), pdp.drop_eav(regclass, name, text) TO pdp_admin;
+-- The trace search (SECURITY DEFINER; it reads every table as its owner) is the DPO's.
+GRANT EXECUTE ON FUNCTION pdp.find_subject_traces(text), pdp.find_subject_traces(bigint), pdp.find_subject_traces(uuid) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb), pdp._on_write_enabled(regclass) TO pdp_auditor;
 
 -- Escalation (issue 14, classes 1 and 2).  Statements on user tables run as

@@ -117,6 +117,8 @@ my @templates = (
 	[q{SELECT pdp._profile_column('t1', %s, 100, 10, true, NULL)}, 'n'], [q{SELECT pdp._profile_column(%s, 'email', 100, 10, true, NULL)}, 'n'],
 	[q{SELECT pdp._profile_column('t1', 'email', %s, 10, true, NULL)}, 'n'], [q{SELECT pdp._profile_column('t1', 'email', 100, 10, true, %s)}, 'n'],
 	[q{SELECT count(*) FROM pdp.discover('public', %s)}, 'n'],
+	['SELECT count(*) FROM pdp.find_subject_traces(%s::text)', 'v'],
+	['SELECT count(*) FROM pdp._find_traces(ARRAY[%s]::text[], NULL, NULL, NULL)', 'v'],
 );
 
 my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";
