@@ -180,7 +180,7 @@ SELECT key AS "export part", CASE jsonb_typeof(value) WHEN 'array' THEN jsonb_ar
                                                      ELSE value #>> '{}' END AS "size or value"
   FROM jsonb_each(pdp.export_subject(6)) ORDER BY 1;
 SELECT pdp.export_subject(6)->'data'->'lms.users'->0->'password_hash' AS "exported password_hash";
-\echo 'Before erasing: where do learner 6''s e-mail, phone, IIN and name appear, registered or not? (counts, never values; a name may also be another learner'"'"'s)'
+\echo 'Before erasing: where do learner 6''s e-mail, phone, IIN and name appear, registered or not? (counts, never values; a name may also be another learner''s)'
 SELECT table_name, column_name, rows, registered FROM pdp.find_subject_traces(6) ORDER BY table_name::text, column_name;
 \echo 'A held learner cannot be erased; learner 6 can, and leaves only a receipt:'
 SELECT tour.try(format('SELECT pdp.erase_subject(%s, %L)', :held, 'asked')) AS "erase the held learner";
