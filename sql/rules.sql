@@ -242,6 +242,12 @@ SELECT data = 'ул. Абая 1' AS shown_after_drop FROM "LMS".info_data_masked
 
 DROP SCHEMA "LMS" CASCADE;
 DROP TABLE raw_copy, no_pk;
+-- The counters are bounded: 512 (table, column, rule) entries for the server,
+-- then one overflow row without a table.
+SELECT count(pdp._rule_failed((4000000000::bigint + g)::oid, 1::smallint, 'mask')) AS failures_counted FROM generate_series(1, 600) g;
+SELECT count(*) FILTER (WHERE table_name IS NOT NULL) <= 512 AS bounded,
+       sum(failures) FILTER (WHERE table_name IS NULL) >= 600 - 512 AS overflow_counted
+  FROM pdp.rule_failures;
 SELECT count(*) AS rules_left FROM pdp.column_rule;
 SELECT count(*) AS credentials_left FROM pdp.credential_column;
 SELECT count(*) AS eav_left FROM pdp.eav_attribute;
