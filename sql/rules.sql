@@ -174,7 +174,8 @@ SELECT id, email = '' AS email_empty_kept, email = '****' AS email_failed, email
   FROM "LMS".mdl_user_masked ORDER BY id;
 SELECT l.lastip = pdp.pseudo_ip_text(r.lastip) AS ip_pseudonymised FROM "LMS".mdl_user_masked l JOIN "LMS".mdl_user r USING (id) WHERE id = 2;
 SELECT table_name, column_name, rule, failures FROM pdp.rule_failures WHERE table_name = '"LMS".mdl_user'::regclass ORDER BY 2;
-SELECT count(*) AS readable_again FROM "LMS".mdl_user_masked;
+SELECT count(email) AS readable_again FROM "LMS".mdl_user_masked;
+SELECT count(*) AS not_read_not_counted FROM "LMS".mdl_user_masked;
 SELECT table_name, column_name, rule, failures FROM pdp.rule_failures WHERE table_name = '"LMS".mdl_user'::regclass AND column_name = 'email';
 -- No value in the counters' view, nor in the view's definition.
 SELECT count(*) AS leaks FROM pdp.rule_failures f WHERE f::text ~ '(broken|call me|R2D2|not an ip)';

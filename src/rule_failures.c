@@ -182,7 +182,8 @@ pdp_rule_accepts(PG_FUNCTION_ARGS)
 /*
  * pdp._rule_failed(tbl oid, attnum smallint, rule text) RETURNS text
  * Counts one value the rule could not handle in (tbl, attnum) and returns
- * the constant a masked view shows instead.  Volatile: it counts.
+ * the constant a masked view shows instead.  Declared STABLE (see
+ * src/sql/32_rules.sql): a query that does not read the column does not count.
  */
 Datum
 pdp_rule_failed(PG_FUNCTION_ARGS)

@@ -111,8 +111,13 @@ CREATE FUNCTION pdp._rule_accepts(rule text, value text) RETURNS boolean
 LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_rule_accepts';
 COMMENT ON FUNCTION pdp._rule_accepts(text, text) IS
     'whether the rule''s function returns a value for this input instead of raising (the same parsers); blanks are accepted';
+-- STABLE and PARALLEL SAFE, though it counts: a counter in shared memory is
+-- no database write (a parallel worker counts into the same array), and a
+-- volatile function would keep every ruled column of a masked view in the
+-- plan (and its keyed functions' privilege checks) even where a query does
+-- not read it.  A value is counted when a query shows it.
 CREATE FUNCTION pdp._rule_failed(tbl oid, attnum smallint, rule text) RETURNS text
-LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pdp_rule_failed';
+LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_rule_failed';
 COMMENT ON FUNCTION pdp._rule_failed(oid, smallint, text) IS
     'counts a value a rule could not handle in a masked view (table, column, rule; never the value) and returns the constant shown instead';
 CREATE FUNCTION pdp._rule_failures(OUT tbl oid, OUT attnum smallint, OUT rule text, OUT failures bigint)

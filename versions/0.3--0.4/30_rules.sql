@@ -58,7 +58,7 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_rule_accept
 COMMENT ON FUNCTION pdp._rule_accepts(text, text) IS
     'whether the rule''s function returns a value for this input instead of raising (the same parsers); blanks are accepted';
 CREATE OR REPLACE FUNCTION pdp._rule_failed(tbl oid, attnum smallint, rule text) RETURNS text
-LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pdp_rule_failed';
+LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_rule_failed';
 COMMENT ON FUNCTION pdp._rule_failed(oid, smallint, text) IS
     'counts a value a rule could not handle in a masked view (table, column, rule; never the value) and returns the constant shown instead';
 CREATE OR REPLACE FUNCTION pdp._rule_failures(OUT tbl oid, OUT attnum smallint, OUT rule text, OUT failures bigint)
