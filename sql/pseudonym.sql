@@ -120,6 +120,11 @@ SELECT pdp.pseudo_ip_text('10.1.2.0/24') = text(pdp.pseudo_ip('10.1.2.0/24')) AS
        pdp.pseudo_ip_text(NULL) IS NULL AS null_kept;
 SELECT v AS input, pg_temp.fails(format('SELECT pdp.pseudo_ip_text(%L)', v), v) AS result
   FROM (VALUES ('localhost'), ('10.1.2'), ('10.1.2.3/33'), ('999.1.1.1')) t(v);
+-- The rule's expression takes either type and gives the same pseudonym.
+SELECT pdp._pseudo_ip_any('10.1.2.3'::varchar(45)) = pdp.pseudo_ip_text('10.1.2.3') AS varchar_ok,
+       pdp._pseudo_ip_any('10.1.2.3'::inet) = pdp.pseudo_ip('10.1.2.3'::inet) AS inet_ok,
+       pg_typeof(pdp._pseudo_ip_any('10.1.2.3'::varchar(45)))::text AS keeps_type;
+SELECT pg_temp.fails($$SELECT pdp._pseudo_ip_any(42)$$) AS other_type;
 SELECT max(length(pdp.pseudo_ip_text(('2001:db8::'::inet + g)::text))) <= 43 AS longest_fits_45
   FROM generate_series(1, 20000) g;
 

@@ -220,6 +220,14 @@ SELECT u.id, u.lastip IS NOT DISTINCT FROM pdp.pseudo_ip_text(r.lastip) AS ip, u
   FROM "LMS".mdl_user u JOIN raw_users r USING (id) ORDER BY 1;
 DROP TABLE raw_users;
 
+-- Erasure applies rules by their expression: pseudo_ip works on a varchar(45) column there too.
+CREATE TABLE "LMS".sessions (id int PRIMARY KEY, learner bigint, lastip varchar(45));
+INSERT INTO "LMS".sessions VALUES (1, 42, '10.1.2.3'), (2, 43, '10.1.2.4');
+SELECT pdp.register_table('"LMS".sessions', 'learner', 'anonymise');
+SELECT pdp.set_column_rule('"LMS".sessions', 'lastip', 'pseudo_ip', 'ip');
+SELECT pdp.erase_subject(42, 'asked')->'tables' AS erased;
+SELECT id, learner, lastip = pdp.pseudo_ip_text('10.1.2.3') AS ip_pseudonymised FROM "LMS".sessions ORDER BY id;
+
 -- EAV: one value column, told apart by fieldid; each attribute its own rule in masked views.
 CREATE TABLE "LMS".info_data (id bigint PRIMARY KEY, userid bigint NOT NULL, fieldid bigint NOT NULL, data text NOT NULL DEFAULT '');
 INSERT INTO "LMS".info_data VALUES (1, 2, 1, '900101300017'), (2, 2, 2, '+7 701 234 56 78'), (3, 2, 4, 'ул. Абая 1'),

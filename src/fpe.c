@@ -15,6 +15,7 @@
 
 #include <sys/socket.h>
 
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
 
@@ -29,6 +30,7 @@ PG_FUNCTION_INFO_V1(pdp_fpe_iin);
 PG_FUNCTION_INFO_V1(pdp_fpe_iin_decrypt);
 PG_FUNCTION_INFO_V1(pdp_pseudo_ip);
 PG_FUNCTION_INFO_V1(pdp_pseudo_ip_text);
+PG_FUNCTION_INFO_V1(pdp_pseudo_ip_any);
 PG_FUNCTION_INFO_V1(pdp_fpe_encrypt);
 PG_FUNCTION_INFO_V1(pdp_fpe_decrypt);
 
@@ -243,6 +245,28 @@ pdp_pseudo_ip_text(PG_FUNCTION_ARGS)
 	permute_ip(fcinfo, ip.family == 4, ip.addr);
 	n = pdp_ip_format(&ip, out);
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(out, n));
+}
+
+/*
+ * pdp._pseudo_ip_any(addr anyelement) RETURNS anyelement
+ * The rule pseudo_ip's expression (pdp.rule_kind.expr): pdp.pseudo_ip for
+ * an inet column, pdp.pseudo_ip_text for a text or varchar one, so that
+ * whatever applies a rule by its expression (apply_rules, erasure, purge)
+ * works on both.
+ */
+Datum
+pdp_pseudo_ip_any(PG_FUNCTION_ARGS)
+{
+	Oid			typ = get_fn_expr_argtype(fcinfo->flinfo, 0);
+
+	if (typ == INETOID)
+		return pdp_pseudo_ip(fcinfo);
+	if (typ == TEXTOID || typ == VARCHAROID)
+		return pdp_pseudo_ip_text(fcinfo);
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("the rule pseudo_ip takes an inet, text or varchar value")));
+	PG_RETURN_NULL();			/* keep compiler quiet */
 }
 
 /* Shared body of fpe_encrypt / fpe_decrypt. */

@@ -24,7 +24,7 @@ INSERT INTO pdp.rule_kind VALUES
     ('pseudo_phone',      'text', true,  NULL, 'pdp.pseudo_phone(%1$I)',                 'collision-free phone pseudonym, layout kept'),
     ('pseudo_iin',        'text', true,  NULL, 'pdp.pseudo_iin(%1$I)',                   'collision-free valid IIN, birth year kept'),
     ('pseudo_name',       'text', false, 48,   'pdp.pseudo_name(%1$I)',                  'realistic replacement name'),
-    ('pseudo_ip',         'inet', true,  NULL, 'pdp.pseudo_ip(%1$I)',                    'collision-free IP address pseudonym'),
+    ('pseudo_ip',         'inet', true,  NULL, 'pdp._pseudo_ip_any(%1$I)',               'collision-free IP address pseudonym (inet, text or varchar)'),
     ('encrypt',           'text', false, NULL, 'pdp.encrypt(%1$I)',                      'reversible AES-SIV token (pdp_reidentifier decrypts)'),
     ('fpe_iin',           'text', true,  NULL, 'pdp.fpe_iin(%1$I)',                      'reversible IIN token that is a valid IIN'),
     ('mask',              'text', true,  NULL, 'pdp.mask(%1$I)',                         'every character masked'),
@@ -91,14 +91,16 @@ COMMENT ON FUNCTION pdp._rule_misfit(text, oid, integer, boolean) IS
     'why a rule cannot be declared on a column of this type, or NULL';
 
 -- The SQL expression applying a rule to a column of type typ: the rule's
--- template, except pseudo_ip on a text or varchar column, which reads the
--- address's text form (pdp.pseudo_ip_text).
+-- template, except pseudo_ip, named by the column's type: pdp.pseudo_ip on
+-- inet, pdp.pseudo_ip_text on text and varchar (the template's
+-- pdp._pseudo_ip_any picks at run time, for erasure and purge).
 CREATE FUNCTION pdp._rule_sql(rule text, col name, typ oid) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ OPERATOR(pg_catalog.<>) 'inet'::regtype
                 THEN pg_catalog.format('pdp.pseudo_ip_text(%I)', col)
+                WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' THEN pg_catalog.format('pdp.pseudo_ip(%I)', col)
                 ELSE pg_catalog.format(k.expr, col) END
       FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _rule_sql.rule
 $$;

@@ -28,7 +28,7 @@ GRANT EXECUTE ON FUNCTION pdp.key_status() TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION
     pdp.pseudonym(text, text), pdp.pseudonym(bigint, text), pdp.pseudonym(uuid, text),
     pdp.pseudo_email(text, boolean), pdp.pseudo_phone(text), pdp.pseudo_iin(text, boolean),
-    pdp.pseudo_name(text), pdp.pseudo_ip(inet), pdp.pseudo_ip_text(text),
+    pdp.pseudo_name(text), pdp.pseudo_ip(inet), pdp.pseudo_ip_text(text), pdp._pseudo_ip_any(anyelement),
     pdp.encrypt(text, text), pdp.fpe_encrypt(text, text, integer, integer), pdp.fpe_iin(text, integer)
 TO pdp_pseudonymiser;
 GRANT EXECUTE ON FUNCTION

@@ -9,6 +9,14 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_pseudo_ip_text
 COMMENT ON FUNCTION pdp.pseudo_ip_text(text) IS
     'pseudo_ip for an address stored as text or varchar: the same pseudonym as text (at most 43 characters); blanks pass through';
 
+CREATE OR REPLACE FUNCTION pdp._pseudo_ip_any(addr anyelement) RETURNS anyelement
+LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_pseudo_ip_any';
+COMMENT ON FUNCTION pdp._pseudo_ip_any(anyelement) IS
+    'the rule pseudo_ip''s expression: pdp.pseudo_ip for inet, pdp.pseudo_ip_text for text and varchar';
+-- pseudo_ip's expression works on text and varchar columns too (erasure and purge apply rules by it).
+UPDATE pdp.rule_kind SET expr = 'pdp._pseudo_ip_any(%1$I)', description = 'collision-free IP address pseudonym (inet, text or varchar)'
+ WHERE rule = 'pseudo_ip';
+
 CREATE OR REPLACE FUNCTION pdp._rule_misfit(rule text, typ oid, typmod integer, not_null boolean) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -45,6 +53,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ OPERATOR(pg_catalog.<>) 'inet'::regtype
                 THEN pg_catalog.format('pdp.pseudo_ip_text(%I)', col)
+                WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' THEN pg_catalog.format('pdp.pseudo_ip(%I)', col)
                 ELSE pg_catalog.format(k.expr, col) END
       FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _rule_sql.rule
 $$;
@@ -1772,7 +1781,7 @@ COMMENT ON FUNCTION pdp.find_subject_traces(uuid) IS 'find_subject_traces for a 
 
 -- Privileges (src/sql/99_privileges.sql): new routines are PUBLIC's by default.
 REVOKE ALL ON FUNCTION
-    pdp.pseudo_ip_text(text), pdp._rule_sql(text, name, oid), pdp._rule_accepts(text, text),
+    pdp.pseudo_ip_text(text), pdp._pseudo_ip_any(anyelement), pdp._rule_sql(text, name, oid), pdp._rule_accepts(text, text),
     pdp._rule_failed(oid, smallint, text), pdp._rule_failures(), pdp._masked_column_sql(regclass, smallint),
     pdp._guarded_rule_sql(regclass, smallint, text, name, oid, text),
     pdp._credential_column_check(), pdp._refresh_masked_views(regclass), pdp._credential_evidence(jsonb),
@@ -1786,7 +1795,7 @@ REVOKE ALL ON FUNCTION
     pdp.discover(name, integer), pdp._subject_identifiers(text), pdp._find_traces(text[], text[], text[], text[]),
     pdp.find_subject_traces(text), pdp.find_subject_traces(bigint), pdp.find_subject_traces(uuid)
 FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pdp.pseudo_ip_text(text) TO pdp_pseudonymiser;
+GRANT EXECUTE ON FUNCTION pdp.pseudo_ip_text(text), pdp._pseudo_ip_any(anyelement) TO pdp_pseudonymiser;
 GRANT EXECUTE ON FUNCTION pdp._rule_sql(text, name, oid), pdp._masked_column_sql(regclass, smallint),
                           pdp._guarded_rule_sql(regclass, smallint, text, name, oid, text) TO pdp_admin;
 -- A masked view's readers run its guard and its failure counter (which
