@@ -65,6 +65,14 @@ INSERT INTO disc.log SELECT g, g % 50, jsonb_build_object('n', g, 'ts', 17000000
                             1700000000 + g FROM generate_series(1, 500) g;
 SELECT table_name::text, column_name, attribute, category, confidence, evidence FROM pdp.discover('disc', 100)
  WHERE table_name::text <> 'disc.people' ORDER BY 1, 2, 3;
+-- A text attribute column is never split on: its values (here people's names) would be printed.
+CREATE TABLE disc.contacts (id int PRIMARY KEY, userid bigint, name text, value text);
+INSERT INTO disc.contacts SELECT g, g, CASE WHEN g % 2 = 0 THEN 'Aigerim' ELSE 'Dana' END,
+                                 CASE WHEN g % 2 = 0 THEN '+7 701 234 56 ' || lpad(g::text, 2, '0') ELSE 'd' || g || '@mail.kz' END
+  FROM generate_series(1, 12) g;
+SELECT column_name, attribute, category FROM pdp.discover('disc', 100) WHERE table_name = 'disc.contacts'::regclass ORDER BY 1;
+SELECT count(*) AS names_printed FROM pdp.discover('disc', 100) d WHERE d::text ~ '(Aigerim|Dana)';
+DROP TABLE disc.contacts;
 -- Registered EAV attributes are classified; the others are still sampled, one by one.
 SELECT pdp.register_eav('disc.mdl_user_info_data', 'data', 'fieldid', '1', 'iin');
 SELECT pdp.register_eav('disc.mdl_user_info_data', 'data', 'fieldid', '3', 'birth_date');

@@ -430,10 +430,13 @@ BEGIN
         pct := CASE WHEN est <= sample_rows * 3 THEN 100 ELSE LEAST(100, GREATEST(0.01, sample_rows * 300.0 / est)) END;
         pct_text := CASE WHEN est <= sample_rows * 30 THEN 100 ELSE LEAST(100, GREATEST(0.01, sample_rows * 3000.0 / est)) END;
         relates := pdp._relates_to_subject(t.rel);
-        -- An attribute-like column makes the table a candidate EAV table.
+        -- An attribute-like integer column makes the table a candidate EAV
+        -- table.  Integer only: discovery prints the attribute's value
+        -- (fieldid = 3), which in a text column could be a person's name.
         SELECT att.attname INTO attr_name FROM pg_attribute att
          WHERE att.attrelid OPERATOR(pg_catalog.=) t.rel::oid AND att.attnum > 0 AND NOT att.attisdropped
-           AND att.attname OPERATOR(pg_catalog.~*) '^(field_?id|attribute(_?id)?|attr(_?id)?|property(_?id)?|key|name|param(eter)?|type_?id)$'
+           AND att.atttypid IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
+           AND att.attname OPERATOR(pg_catalog.~*) '^(field_?id|attribute_?id|attr_?id|property_?id|param(eter)?_?id|type_?id|key_?id)$'
          ORDER BY att.attnum LIMIT 1;
         FOR a IN SELECT att.attname, att.attnum, att.atttypid::regtype AS typ FROM pg_attribute att
                   WHERE att.attrelid OPERATOR(pg_catalog.=) t.rel::oid AND att.attnum > 0 AND NOT att.attisdropped
