@@ -74,6 +74,17 @@ INSERT INTO lms.payments (user_id, card_number, amount_kzt, paid_at) VALUES (1, 
 RETURNING id, card_number AS "stored card_number";
 SELECT pdp.create_masked_view('lms.users') AS "masked view";
 SELECT id, full_name, email, phone, iin FROM lms.users_masked ORDER BY id LIMIT 3;
+\echo 'Real values: blanks pass through, any script gets a name, root@localhost is an address, IPs in varchar work:'
+SELECT pdp.pseudo_email('') = '' AS "'' kept", pdp.pseudo_email('root@localhost') AS "root@localhost",
+       pdp.pseudo_name('王小明') AS "王小明", pdp.pseudo_ip_text('10.1.2.3') AS "varchar IP";
+\echo 'Credentials: a password hash is never exported, never in a masked view; a value a rule cannot take is masked and counted:'
+\o /dev/null
+ALTER TABLE lms.users ADD COLUMN password_hash text;
+UPDATE lms.users SET password_hash = md5(id::text), email = CASE WHEN id = 3 THEN 'typo-at-mail.kz' ELSE email END;
+SELECT pdp.declare_credential('lms.users', 'password_hash');
+\o
+SELECT id, email, password_hash FROM lms.users_masked WHERE id IN (2, 3) ORDER BY id;
+SELECT table_name, column_name, rule, failures FROM pdp.rule_failures;
 SELECT table_name, column_name, rule, category, on_write FROM pdp.column_rules ORDER BY 1::text, 2;
 
 \echo '=== 5. Purposes, consent and row visibility ==================================='
@@ -208,6 +219,9 @@ SELECT key AS "export part", CASE jsonb_typeof(value) WHEN 'array' THEN jsonb_ar
                                                      WHEN 'object' THEN (SELECT count(*) FROM jsonb_object_keys(value))::text
                                                      ELSE value #>> '{}' END AS "size or value"
   FROM jsonb_each(pdp.export_subject(6)) ORDER BY 1;
+SELECT pdp.export_subject(6)->'data'->'lms.users'->0->'password_hash' AS "exported password_hash";
+\echo 'Before erasing: where do learner 6''s e-mail, phone, IIN and name appear, registered or not? (counts, never values; a name may also be another learner''s)'
+SELECT table_name, column_name, rows, registered FROM pdp.find_subject_traces(6) ORDER BY table_name::text, column_name;
 \echo 'A held learner cannot be erased; learner 6 can, and leaves only a receipt:'
 SELECT tour.try(format('SELECT pdp.erase_subject(%s, %L)', :held, 'asked')) AS "erase the held learner";
 SELECT jsonb_pretty(pdp.erase_subject(6, 'learner asked for erasure') - 'erased_at') AS "erasure receipt";
@@ -226,8 +240,10 @@ SELECT tour.try($$DELETE FROM pdp.audit_log$$) AS "the owner deletes the audit l
 \echo '=== 9. Register, discovery and the report ====================================='
 SELECT table_name, column_name, category, rule, retention, protection FROM pdp.processing_register ORDER BY 1::text, 2;
 \echo 'Discovery: the payments table''s card numbers are classified; what else holds personal data?'
-SELECT table_name, column_name, category, confidence, evidence FROM pdp.discover('lms', 200)
- WHERE category <> 'unclassified' ORDER BY 1::text, 2;
+SELECT table_name, column_name, attribute, category, confidence, evidence FROM pdp.discover('lms', 200)
+ ORDER BY confidence DESC, 1::text, 2;
+\echo 'Columns of registered tables nobody classified are a list to review, not findings:'
+SELECT table_name, count(*) AS columns_without_rule FROM pdp.unclassified_columns GROUP BY 1 ORDER BY 1::text;
 \pset format unaligned
 \pset tuples_only on
 \o :report_file

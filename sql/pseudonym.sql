@@ -48,8 +48,13 @@ SELECT pdp.pseudo_email('Aigerim.S@Mail.KZ') ~ '^[a-z2-7]{26}@mail\.kz$' AS well
        split_part(pdp.pseudo_email('a@b.kz'), '@', 1) <> split_part(pdp.pseudo_email('a@c.kz'), '@', 1) AS domain_in_hash
   ;
 SELECT v AS input, pg_temp.fails(format('SELECT pdp.pseudo_email(%L)', v), v) AS result
-  FROM (VALUES ('no-at-sign.kz'), ('two@@mail.kz'), ('@mail.kz'), ('user@localhost'), ('us er@mail.kz'),
-               ('user@-bad.kz'), (''), (repeat('x', 65) || '@mail.kz')) t(v);
+  FROM (VALUES ('no-at-sign.kz'), ('two@@mail.kz'), ('@mail.kz'), ('us er@mail.kz'),
+               ('user@-bad.kz'), (repeat('x', 65) || '@mail.kz')) t(v);
+-- Real values: a host without a dot is an address; '' and blanks pass through unchanged.
+SELECT pdp.pseudo_email('root@localhost') ~ '^[a-z2-7]{26}@localhost$' AS host_address,
+       pdp.pseudo_email('') = '' AS empty_kept, pdp.pseudo_email(' ') = ' ' AS blank_kept,
+       pdp.pseudo_email(E'\t\n') = E'\t\n' AS whitespace_kept,
+       pdp.mask_email('') = '' AND pdp.mask_email('root@localhost') = 'r***@localhost' AS masks_too;
 
 -- pdp.pseudo_phone: country code, first national digit, length and layout kept.
 SELECT p AS input,
@@ -59,7 +64,9 @@ SELECT p AS input,
   FROM (VALUES ('+7 701 234 56 78', 2), ('8 (701) 234-56-78', 2), ('87012345678', 2), ('+77012345678', 2),
                ('701.234.56.78', 1), ('+44 20 7946 0958', 3)) t(p, k);
 SELECT v AS input, pg_temp.fails(format('SELECT pdp.pseudo_phone(%L)', v), v) AS result
-  FROM (VALUES ('call me maybe'), ('+7 701 234 56'), ('12345'), ('5012345678'), ('+7 701 234 56 78 99'), ('')) t(v);
+  FROM (VALUES ('call me maybe'), ('+7 701 234 56'), ('12345'), ('5012345678'), ('+7 701 234 56 78 99')) t(v);
+SELECT pdp.pseudo_phone('') = '' AS empty_kept, pdp.pseudo_phone('   ') = '   ' AS blank_kept,
+       pdp.mask_phone('') = '' AND pdp.mask_card(' ') = ' ' AS masks_too;
 
 -- pdp.pseudo_iin: a valid IIN, birth year kept by default.
 SELECT pdp.iin_is_valid(pdp.pseudo_iin('900101300017')) AS valid,
@@ -83,6 +90,8 @@ SELECT count(*) AS iins, count(DISTINCT pdp.pseudo_iin(iin)) AS distinct_pseudon
          WHERE lms_check IS NOT NULL) iins;
 SELECT v AS input, pg_temp.fails(format('SELECT pdp.pseudo_iin(%L)', v), v) AS result
   FROM (VALUES ('9001013000171'), ('900101300018'), ('900101700017'), ('900230300017'), ('90010130001x'), ('850315400610')) t(v);
+SELECT pdp.pseudo_iin('') = '' AS empty_kept, pdp.pseudo_iin(' ') = ' ' AS blank_kept,
+       pdp.fpe_iin('') = '' AS fpe_empty_kept;
 
 -- pdp.pseudo_name: realistic, same script and word count.
 SELECT n AS input,
@@ -90,13 +99,34 @@ SELECT n AS input,
        array_length(regexp_split_to_array(pdp.pseudo_name(n), ' '), 1) = array_length(regexp_split_to_array(n, ' '), 1) AS words_kept,
        pdp.pseudo_name(n) = pdp.pseudo_name(n) AS deterministic
   FROM (VALUES ('Айгерім Сәрсенова'), ('Nurlan Akhmetov'), ('Иванов Иван Петрович'), ('Дана')) t(n);
+-- Names in other scripts (and mixed ones) get a Latin pseudonym with their word count.
+SELECT n AS input, pdp.pseudo_name(n) ~ '^[A-Za-z]+( [A-Za-z]+)*$' AS latin_pseudonym,
+       array_length(regexp_split_to_array(pdp.pseudo_name(n), ' '), 1) = array_length(regexp_split_to_array(n, ' '), 1) AS words_kept,
+       strpos(pdp.pseudo_name(n), left(n, 1)) = 0 AS not_copied
+  FROM (VALUES ('王小明'), ('鈴木 大翔'), ('محمد علي'), ('Γιώργος Παπαδόπουλος'), ('Айгерім Sarsenova')) t(n);
+SELECT pdp.pseudo_name('') = '' AS empty_kept, pdp.pseudo_name('  ') = '  ' AS blank_kept;
 SELECT v AS input, pg_temp.fails(format('SELECT pdp.pseudo_name(%L)', v), v) AS result
-  FROM (VALUES ('Айгерім Sarsenova'), ('R2D2'), ('   '), ('a b c d e')) t(v);
+  FROM (VALUES ('R2D2'), ('-'), ('a b c d e')) t(v);
 
 -- pdp.pseudo_ip: family and netmask kept, a permutation.
 SELECT family(pdp.pseudo_ip('10.1.2.3')) = 4 AS v4, masklen(pdp.pseudo_ip('10.1.2.0/24')) = 24 AS mask_kept,
        family(pdp.pseudo_ip('2001:db8::1')) = 6 AS v6, pdp.pseudo_ip('10.1.2.3') <> '10.1.2.3'::inet AS changed;
 SELECT count(DISTINCT pdp.pseudo_ip(('10.0.0.0'::inet + g))) AS distinct_of_100000 FROM generate_series(1, 100000) g;
+-- pdp.pseudo_ip_text: the same pseudonym for an address stored as text (Moodle's varchar(45)).
+SELECT pdp.pseudo_ip_text(a) = host(pdp.pseudo_ip(a::inet)) AS same_as_inet, length(pdp.pseudo_ip_text(a)) <= 43 AS fits
+  FROM (VALUES ('10.1.2.3'), ('2001:db8::1'), ('0:0:0:0:0:0:0:1'), ('::ffff:10.0.0.1')) t(a);
+SELECT pdp.pseudo_ip_text('10.1.2.0/24') = text(pdp.pseudo_ip('10.1.2.0/24')) AS mask_kept,
+       pdp.pseudo_ip_text('') = '' AS empty_kept, pdp.pseudo_ip_text(' ') = ' ' AS blank_kept,
+       pdp.pseudo_ip_text(NULL) IS NULL AS null_kept;
+SELECT v AS input, pg_temp.fails(format('SELECT pdp.pseudo_ip_text(%L)', v), v) AS result
+  FROM (VALUES ('localhost'), ('10.1.2'), ('10.1.2.3/33'), ('999.1.1.1')) t(v);
+-- The rule's expression takes either type and gives the same pseudonym.
+SELECT pdp._pseudo_ip_any('10.1.2.3'::varchar(45)) = pdp.pseudo_ip_text('10.1.2.3') AS varchar_ok,
+       pdp._pseudo_ip_any('10.1.2.3'::inet) = pdp.pseudo_ip('10.1.2.3'::inet) AS inet_ok,
+       pg_typeof(pdp._pseudo_ip_any('10.1.2.3'::varchar(45)))::text AS keeps_type;
+SELECT pg_temp.fails($$SELECT pdp._pseudo_ip_any(42)$$) AS other_type;
+SELECT max(length(pdp.pseudo_ip_text(('2001:db8::'::inet + g)::text))) <= 43 AS longest_fits_45
+  FROM generate_series(1, 20000) g;
 
 -- pdp.encrypt / pdp.decrypt.
 SELECT pdp.encrypt('secret') ~ '^pdp1\.[A-Za-z0-9_-]+$' AS token_form,

@@ -139,7 +139,125 @@ SELECT pdp.pseudonymise_on_write('"LMS"."Learners"');
 CALL pdp.apply_rules('"LMS"."Learners"', restart => true);
 RESET ROLE;
 
+-- Real values (issue 16): Moodle-like columns, '' for "not given", names in
+-- any script, root@localhost, IPs in varchar(45).
+CREATE TABLE "LMS".mdl_user (
+    id bigint PRIMARY KEY, email varchar(100) NOT NULL DEFAULT '', phone1 varchar(20) NOT NULL DEFAULT '',
+    firstname varchar(100) NOT NULL DEFAULT '', lastip varchar(45) NOT NULL DEFAULT '', shortip varchar(15),
+    password varchar(255) NOT NULL DEFAULT '', secret varchar(15) NOT NULL DEFAULT '');
+INSERT INTO "LMS".mdl_user VALUES
+    (1, 'root@localhost', '', 'Guest', '', NULL, 'not cached', ''),
+    (2, 'admin@mail.kz', '+7 701 234 56 78', '大翔', '10.1.2.3', NULL, '$2y$10$hashhashhash', 's3cr3t'),
+    (3, '', ' ', 'محمد', '2001:db8::1', NULL, '$2y$10$hashhash2', ''),
+    (4, 'broken address', 'call me', 'R2D2', 'not an ip', NULL, '$2y$10$hashhash3', ''),
+    (5, 'dana@mail.kz', '87011112233', 'Дана', '0.0.0.0', NULL, '$2y$10$hashhash4', '');
+SELECT pdp.set_column_rule('"LMS".mdl_user', 'email', 'pseudo_email', 'email');
+SELECT pdp.set_column_rule('"LMS".mdl_user', 'phone1', 'pseudo_phone', 'phone');
+SELECT pdp.set_column_rule('"LMS".mdl_user', 'firstname', 'pseudo_name', 'name');
+SELECT pdp.set_column_rule('"LMS".mdl_user', 'lastip', 'pseudo_ip', 'ip');      -- varchar(45): fits (at most 43 out)
+SELECT pdp.set_column_rule('"LMS".mdl_user', 'shortip', 'pseudo_ip', 'ip');     -- varchar(15): an IPv6 pseudonym would not fit
+SELECT pdp.set_column_rule('"LMS".mdl_user', 'id', 'pseudo_ip');                -- bigint
+-- Credentials: never in a masked view, never exported (named, value withheld).
+SELECT pdp.declare_credential('"LMS".mdl_user', 'password'), pdp.declare_credential('"LMS".mdl_user', 'secret');
+SELECT pdp.declare_credential('"LMS".mdl_user', 'password');                   -- idempotent
+SELECT pdp.declare_credential('"LMS".mdl_user', 'nope');
+SELECT pdp.declare_credential('"LMS".mdl_user', NULL);
+SELECT pdp.declare_credential('pdp.rule_kind', 'rule');
+SELECT pdp.declare_credential('"LMS".posts', 'author');                         -- a subject column
+SELECT table_name, column_name, column_type FROM pdp.credential_columns ORDER BY 2;
+-- The masked view never fails on a stored value: what a rule cannot take shows as ****, counted.
+SELECT pdp.create_masked_view('"LMS".mdl_user');
+SELECT id, email = '' AS email_empty_kept, email = '****' AS email_failed, email ~ '@localhost$' AS host_address,
+       phone1 IN ('', ' ') AS phone_blank_kept, phone1 = '****' AS phone_failed,
+       firstname ~ '^[A-Za-z]+$' AS name_latin, firstname = '****' AS name_failed,
+       lastip = '' AS ip_empty_kept, lastip = '****' AS ip_failed, password IS NULL AND secret IS NULL AS credentials_hidden
+  FROM "LMS".mdl_user_masked ORDER BY id;
+SELECT l.lastip = pdp.pseudo_ip_text(r.lastip) AS ip_pseudonymised FROM "LMS".mdl_user_masked l JOIN "LMS".mdl_user r USING (id) WHERE id = 2;
+SELECT table_name, column_name, rule, failures FROM pdp.rule_failures WHERE table_name = '"LMS".mdl_user'::regclass ORDER BY 2;
+SELECT count(email) AS readable_again FROM "LMS".mdl_user_masked;
+SELECT count(*) AS not_read_not_counted FROM "LMS".mdl_user_masked;
+SELECT table_name, column_name, rule, failures FROM pdp.rule_failures WHERE table_name = '"LMS".mdl_user'::regclass AND column_name = 'email';
+-- No value in the counters' view, nor in the view's definition.
+SELECT count(*) AS leaks FROM pdp.rule_failures f WHERE f::text ~ '(broken|call me|R2D2|not an ip)';
+-- A dropped credential shows again once the view is re-created (drop_credential does it).
+SELECT pdp.drop_credential('"LMS".mdl_user', 'secret'), pdp.drop_credential('"LMS".mdl_user', 'secret') AS again;
+SELECT secret IS NOT NULL AS secret_shown, password IS NULL AS password_hidden FROM "LMS".mdl_user_masked WHERE id = 2;
+SELECT pdp.register_table('"LMS".mdl_user', 'id');
+SELECT pdp.export_subject(2)->'data'->'"LMS".mdl_user'->0->'password' AS exported_password,
+       pdp.export_subject(2)->'data'->'"LMS".mdl_user'->0 ? 'password' AS column_named,
+       pdp.export_subject(2)::text !~ 'hashhash' AS no_hash_anywhere;
+-- A credential is never consent evidence (a row copied into it would carry the hash).
+BEGIN;
+SELECT pdp.define_purpose('rules_news', 'consent');
+SELECT pdp.grant_consent(2, 'rules_news', evidence => '{"form": "signup", "user": {"id": 2, "password": "x"}}');
+ROLLBACK;
+BEGIN;
+SELECT pdp.define_purpose('rules_news', 'consent');
+SELECT pdp.import_consents(ARRAY[ROW('2', 'rules_news', now() - interval '1 day', NULL, '{"secret": "x"}', NULL)::pdp.consent_import]);
+ROLLBACK;
+CREATE TABLE "LMS".accounts (id int PRIMARY KEY, pw text);
+SELECT pdp.declare_credential('"LMS".accounts', 'pw');
+SELECT e AS evidence, pdp._credential_evidence(e::jsonb) AS refused
+  FROM (VALUES ('{"form": "signup", "api_key": "x"}'), ('{"row": [{"pw": "x"}]}'), ('{"Token": 1}'),
+               ('{"form": "signup", "ip": "10.0.0.1", "text_sha256": "ab12"}'), ('{}')) t(e);
+-- A masked view that cannot be re-created (a column renamed since) makes the declaration fail, clearly.
+ALTER TABLE "LMS".mdl_user RENAME COLUMN secret TO pw;
+SELECT pdp.declare_credential('"LMS".mdl_user', 'pw');
+SELECT count(*) AS not_declared FROM pdp.credential_columns WHERE column_name = 'pw' AND table_name = '"LMS".mdl_user'::regclass;
+ALTER TABLE "LMS".mdl_user RENAME COLUMN pw TO secret;
+-- On write, '' passes, a varchar(45) IP is pseudonymised as text.
+SELECT pdp.pseudonymise_on_write('"LMS".mdl_user');
+INSERT INTO "LMS".mdl_user (id, email, phone1, firstname, lastip) VALUES (6, '', '', '', '10.9.8.7')
+RETURNING email = '' AS email_kept, phone1 = '' AS phone_kept, firstname = '' AS name_kept,
+          lastip = pdp.pseudo_ip_text('10.9.8.7') AS ip_pseudonymised;
+INSERT INTO "LMS".mdl_user (id, lastip) VALUES (7, 'not an ip');
+-- apply_rules uses pseudo_ip_text on the varchar column too.
+DELETE FROM "LMS".mdl_user WHERE id IN (4, 6);
+SELECT pdp.pseudonymise_on_write('"LMS".mdl_user', false);
+CREATE TABLE raw_users AS SELECT * FROM "LMS".mdl_user;
+CALL pdp.apply_rules('"LMS".mdl_user');
+SELECT u.id, u.lastip IS NOT DISTINCT FROM pdp.pseudo_ip_text(r.lastip) AS ip, u.email IS NOT DISTINCT FROM pdp.pseudo_email(r.email) AS email
+  FROM "LMS".mdl_user u JOIN raw_users r USING (id) ORDER BY 1;
+DROP TABLE raw_users;
+
+-- Erasure applies rules by their expression: pseudo_ip works on a varchar(45) column there too.
+CREATE TABLE "LMS".sessions (id int PRIMARY KEY, learner bigint, lastip varchar(45));
+INSERT INTO "LMS".sessions VALUES (1, 42, '10.1.2.3'), (2, 43, '10.1.2.4');
+SELECT pdp.register_table('"LMS".sessions', 'learner', 'anonymise');
+SELECT pdp.set_column_rule('"LMS".sessions', 'lastip', 'pseudo_ip', 'ip');
+SELECT pdp.erase_subject(42, 'asked')->'tables' AS erased;
+SELECT id, learner, lastip = pdp.pseudo_ip_text('10.1.2.3') AS ip_pseudonymised FROM "LMS".sessions ORDER BY id;
+
+-- EAV: one value column, told apart by fieldid; each attribute its own rule in masked views.
+CREATE TABLE "LMS".info_data (id bigint PRIMARY KEY, userid bigint NOT NULL, fieldid bigint NOT NULL, data text NOT NULL DEFAULT '');
+INSERT INTO "LMS".info_data VALUES (1, 2, 1, '900101300017'), (2, 2, 2, '+7 701 234 56 78'), (3, 2, 4, 'ул. Абая 1'),
+                                   (4, 3, 1, ''), (5, 3, 2, 'not a phone'), (6, 3, 9, 'free');
+SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '1', 'iin', 'pseudo_iin');
+SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '2', 'phone', 'pseudo_phone');
+SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '4', 'address', 'mask');
+SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '4', 'address', 'mask');  -- again: replaces
+SELECT pdp.register_eav('"LMS".info_data', 'data', 'userid', '5', 'phone');              -- another attribute column
+SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '5', 'health');            -- special category
+SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '6', 'iin', 'shred');
+SELECT pdp.register_eav('"LMS".info_data', 'data', 'data', '6', 'iin');
+SELECT pdp.register_eav('"LMS".info_data', 'id', 'fieldid', '6', 'iin', 'pseudo_iin');   -- bigint value column
+SELECT table_name, value_column, attribute_column, attribute_value, category, rule FROM pdp.eav_attributes ORDER BY attribute_value;
+SELECT pdp.create_masked_view('"LMS".info_data');
+SELECT m.id, m.fieldid, CASE WHEN m.data = d.data THEN 'unchanged' WHEN m.data = '****' THEN 'failed, masked' ELSE 'ruled' END AS shown,
+       CASE m.fieldid WHEN 1 THEN pdp.iin_is_valid(m.data) OR m.data = '' END AS iin_ok
+  FROM "LMS".info_data_masked m JOIN "LMS".info_data d USING (id) ORDER BY m.id;
+SELECT pdp.drop_eav('"LMS".info_data', 'data', '4'), pdp.drop_eav('"LMS".info_data', 'data', '4') AS again;
+SELECT data = 'ул. Абая 1' AS shown_after_drop FROM "LMS".info_data_masked WHERE id = 3;
+
 DROP SCHEMA "LMS" CASCADE;
 DROP TABLE raw_copy, no_pk;
+-- The counters are bounded: 512 (table, column, rule) entries for the server,
+-- then one overflow row without a table.
+SELECT count(pdp._rule_failed((4000000000::bigint + g)::oid, 1::smallint, 'mask')) AS failures_counted FROM generate_series(1, 600) g;
+SELECT count(*) FILTER (WHERE table_name IS NOT NULL) <= 512 AS bounded,
+       sum(failures) FILTER (WHERE table_name IS NULL) >= 600 - 512 AS overflow_counted
+  FROM pdp.rule_failures;
 SELECT count(*) AS rules_left FROM pdp.column_rule;
+SELECT count(*) AS credentials_left FROM pdp.credential_column;
+SELECT count(*) AS eav_left FROM pdp.eav_attribute;
 DROP ROLE regress_staff, regress_other;

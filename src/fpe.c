@@ -15,18 +15,22 @@
 
 #include <sys/socket.h>
 
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
 
 #include "checkdigit.h"
 #include "contact.h"
 #include "iin_fpe.h"
+#include "ipaddr.h"
 
 PG_FUNCTION_INFO_V1(pdp_pseudo_phone);
 PG_FUNCTION_INFO_V1(pdp_pseudo_iin);
 PG_FUNCTION_INFO_V1(pdp_fpe_iin);
 PG_FUNCTION_INFO_V1(pdp_fpe_iin_decrypt);
 PG_FUNCTION_INFO_V1(pdp_pseudo_ip);
+PG_FUNCTION_INFO_V1(pdp_pseudo_ip_text);
+PG_FUNCTION_INFO_V1(pdp_pseudo_ip_any);
 PG_FUNCTION_INFO_V1(pdp_fpe_encrypt);
 PG_FUNCTION_INFO_V1(pdp_fpe_decrypt);
 
@@ -82,6 +86,8 @@ pdp_pseudo_phone(PG_FUNCTION_ARGS)
 	text	   *result;
 	char	   *out;
 
+	if (pdp_is_blank(s, len))
+		PG_RETURN_TEXT_P(phone);	/* '' and blanks hold no number */
 	st = pdp_phone_parse(s, len, &p);
 	if (st != PDP_PHONE_OK)
 		ereport(ERROR,
@@ -129,6 +135,8 @@ iin_permute(FunctionCallInfo fcinfo, const char *label, bool keep_year,
 	iin = PG_GETARG_TEXT_PP(0);
 	s = VARDATA_ANY(iin);
 	len = VARSIZE_ANY_EXHDR(iin);
+	if (pdp_is_blank(s, len))
+		PG_RETURN_TEXT_P(iin);	/* '' and blanks hold no IIN, both ways */
 	st = pdp_iin_validate(s, len);
 	if (st != PDP_ID_OK)
 		report_invalid_iin(st);
@@ -164,6 +172,33 @@ pdp_fpe_iin_decrypt(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Permute an address's 32 (IPv4) or 128 (IPv6) bits in place with FF1:
+ * IPv4 as 32 binary digits, IPv6 as 32 hexadecimal digits.
+ */
+static void
+permute_ip(FunctionCallInfo fcinfo, bool v4, unsigned char *addr)
+{
+	uint8_t		digits[32];
+	unsigned	radix = v4 ? 2 : 16;
+	PdpKeyed   *k;
+	pdp_ff1_status fst;
+
+	for (int i = 0; i < 32; i++)
+		digits[i] = v4 ? (addr[i / 8] >> (7 - i % 8)) & 1
+			: ((i % 2 == 0) ? addr[i / 2] >> 4 : addr[i / 2] & 0x0F);
+	k = pdp_keyed_get(fcinfo, PDP_KEYED_FF1, v4 ? "pseudo_ip4" : "pseudo_ip6", "", 0, 0);
+	fst = pdp_ff1_encrypt(pdp_keyed_ff1(k), radix, NULL, 0, digits, digits, 32);
+	if (fst != PDP_FF1_OK)
+		pdp_report_ff1(fst);
+	memset(addr, 0, v4 ? 4 : 16);
+	for (int i = 0; i < 32; i++)
+		if (v4)
+			addr[i / 8] |= (unsigned char) (digits[i] << (7 - i % 8));
+		else
+			addr[i / 2] |= (unsigned char) ((i % 2 == 0) ? digits[i] << 4 : digits[i]);
+}
+
+/*
  * pdp.pseudo_ip(addr inet) RETURNS inet
  * Permutes all 32 (IPv4) or 128 (IPv6) address bits; keeps the family and
  * the netmask length.
@@ -174,47 +209,64 @@ pdp_pseudo_ip(PG_FUNCTION_ARGS)
 	inet	   *ip = PG_GETARG_INET_PP(0);
 	inet	   *dst;
 	bool		v4 = ip_family(ip) == PGSQL_AF_INET;
-	int			nbytes = v4 ? 4 : 16;
-	uint8_t		digits[32];
-	size_t		n;
-	unsigned	radix;
-	PdpKeyed   *k;
-	pdp_ff1_status fst;
-	unsigned char *addr;
-
-	/* IPv4 as 32 binary digits; IPv6 as 32 hexadecimal digits. */
-	if (v4)
-	{
-		radix = 2;
-		n = 32;
-		for (int i = 0; i < 32; i++)
-			digits[i] = (ip_addr(ip)[i / 8] >> (7 - i % 8)) & 1;
-	}
-	else
-	{
-		radix = 16;
-		n = 32;
-		for (int i = 0; i < 32; i++)
-			digits[i] = (i % 2 == 0) ? ip_addr(ip)[i / 2] >> 4 : ip_addr(ip)[i / 2] & 0x0F;
-	}
-	k = pdp_keyed_get(fcinfo, PDP_KEYED_FF1, v4 ? "pseudo_ip4" : "pseudo_ip6", "", 0, 0);
-	fst = pdp_ff1_encrypt(pdp_keyed_ff1(k), radix, NULL, 0, digits, digits, n);
-	if (fst != PDP_FF1_OK)
-		pdp_report_ff1(fst);
 
 	dst = (inet *) palloc0(sizeof(inet));
 	ip_family(dst) = ip_family(ip);
 	ip_bits(dst) = ip_bits(ip);
-	addr = ip_addr(dst);
-	memset(addr, 0, nbytes);
-	if (v4)
-		for (int i = 0; i < 32; i++)
-			addr[i / 8] |= (unsigned char) (digits[i] << (7 - i % 8));
-	else
-		for (int i = 0; i < 32; i++)
-			addr[i / 2] |= (unsigned char) ((i % 2 == 0) ? digits[i] << 4 : digits[i]);
+	memcpy(ip_addr(dst), ip_addr(ip), v4 ? 4 : 16);
+	permute_ip(fcinfo, v4, ip_addr(dst));
 	SET_INET_VARSIZE(dst);
 	PG_RETURN_INET_P(dst);
+}
+
+/*
+ * pdp.pseudo_ip_text(addr text) RETURNS text
+ * The same pseudonym for an address stored as text or varchar (Moodle's
+ * varchar(45)): '' and blanks pass through; the result is the address's
+ * usual text form (inet_ntop), "/n" kept when written, at most 43
+ * characters, so it fits varchar(43) and wider.
+ */
+Datum
+pdp_pseudo_ip_text(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	pdp_ip		ip;
+	char		out[PDP_IP_MAX_TEXT + 1];
+	size_t		n;
+
+	if (pdp_is_blank(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
+		PG_RETURN_TEXT_P(t);
+	if (!pdp_ip_parse(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &ip))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid IP address"),
+				 errdetail("An IP address is an IPv4 dotted quad or an IPv6 address, optionally with \"/\" and a netmask length."),
+				 errhidestmt(true)));
+	permute_ip(fcinfo, ip.family == 4, ip.addr);
+	n = pdp_ip_format(&ip, out);
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out, n));
+}
+
+/*
+ * pdp._pseudo_ip_any(addr anyelement) RETURNS anyelement
+ * The rule pseudo_ip's expression (pdp.rule_kind.expr): pdp.pseudo_ip for
+ * an inet column, pdp.pseudo_ip_text for a text or varchar one, so that
+ * whatever applies a rule by its expression (apply_rules, erasure, purge)
+ * works on both.
+ */
+Datum
+pdp_pseudo_ip_any(PG_FUNCTION_ARGS)
+{
+	Oid			typ = get_fn_expr_argtype(fcinfo->flinfo, 0);
+
+	if (typ == INETOID)
+		return pdp_pseudo_ip(fcinfo);
+	if (typ == TEXTOID || typ == VARCHAROID)
+		return pdp_pseudo_ip_text(fcinfo);
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("the rule pseudo_ip takes an inet, text or varchar value")));
+	PG_RETURN_NULL();			/* keep compiler quiet */
 }
 
 /* Shared body of fpe_encrypt / fpe_decrypt. */

@@ -107,6 +107,8 @@ pdp_mask_email(PG_FUNCTION_ARGS)
 	pdp_email_status st = pdp_email_parse(s, len, &at);
 	StringInfoData buf;
 
+	if (pdp_is_blank(s, len))
+		PG_RETURN_TEXT_P(email);	/* '' and blanks pass through */
 	if (st != PDP_EMAIL_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -130,6 +132,8 @@ pdp_mask_phone(PG_FUNCTION_ARGS)
 	pdp_phone_status st = pdp_phone_parse(s, len, &p);
 	text	   *result;
 
+	if (pdp_is_blank(s, len))
+		PG_RETURN_TEXT_P(phone);	/* '' and blanks pass through */
 	if (st != PDP_PHONE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -159,6 +163,8 @@ pdp_mask_card(PG_FUNCTION_ARGS)
 	text	   *result;
 	int			seen = 0;
 
+	if (pdp_is_blank(s, len))
+		PG_RETURN_TEXT_P(card);	/* '' and blanks pass through */
 	for (Size i = 0; i < len; i++)
 	{
 		if (s[i] >= '0' && s[i] <= '9')

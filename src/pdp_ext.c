@@ -390,4 +390,5 @@ _PG_init(void)
 
 	pdp_audit_durable_init();	/* audit worker, its shared memory and settings */
 	pdp_target_init();			/* the running query, for the row test (target.c) */
+	pdp_rule_failures_init();	/* masked views' failure counters */
 }

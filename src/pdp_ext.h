@@ -53,6 +53,9 @@ extern void pdp_audit_request_seal(void);
 extern int64 pdp_audit_durable(const char *action, const char *object,
 							   const char *subject_pseudonym, const char *details);
 
+/* Masked views' rule failure counters (rule_failures.c) */
+extern void pdp_rule_failures_init(void);
+
 /* Declared purpose (consent.c) */
 #define PURPOSE_VISIBLE		1	/* a purpose the role may declare is declared */
 #define PURPOSE_NEEDS_CONSENT 2

@@ -137,6 +137,8 @@ pdp_pseudo_email(PG_FUNCTION_ARGS)
 	PdpKeyed   *k;
 	size_t		n;
 
+	if (pdp_is_blank(s, len))
+		PG_RETURN_TEXT_P(email);	/* '' and blanks hold no address */
 	st = pdp_email_parse(s, len, &at);
 	if (st != PDP_EMAIL_OK)
 		ereport(ERROR,
@@ -183,6 +185,8 @@ pdp_pseudo_name(PG_FUNCTION_ARGS)
 	char		out[PDP_NAME_MAX_OUT];
 	pdp_name_status st;
 
+	if (pdp_is_blank(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name)))
+		PG_RETURN_TEXT_P(name);	/* '' and blanks hold no name */
 	k = pdp_keyed_get(fcinfo, PDP_KEYED_HMAC, "pseudo_name", "", 0, 0);
 	pdp_keyed_hmac(k, VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name), mac);
 	st = pdp_name_replace(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name), mac, out);

@@ -269,8 +269,11 @@ build_cache(FunctionCallInfo fcinfo, TriggerData *td)
 			c->set_null = true;
 			continue;
 		}
+		/* pseudo_ip reads inet columns, and the text form of text and varchar ones. */
 		fmgr_info_cxt(DatumGetObjectId(DirectFunctionCall1(regprocedurein,
-														   CStringGetDatum(call->function))),
+														   CStringGetDatum(strcmp(call->rule, "pseudo_ip") == 0 &&
+																		   att->atttypid != INETOID
+																		   ? "pdp.pseudo_ip_text(text)" : call->function))),
 					  &c->fn, fcinfo->flinfo->fn_mcxt);
 		c->nargs = 1;
 		for (int j = 0; j < MAX_EXTRA_ARGS && call->extra[j] != X_NONE; j++)

@@ -130,7 +130,11 @@ pdp_email_parse(const char *s, size_t len, size_t *at)
 			return PDP_EMAIL_LOCAL;
 	}
 
-	/* Domain: at least two labels of 1..63 bytes, 253 bytes in all. */
+	/*
+	 * Domain: one or more labels of 1..63 bytes, 253 bytes in all.  A host
+	 * name without a dot (root@localhost, user@intranet) is an address
+	 * that mail systems deliver, and LMSs store it.
+	 */
 	if (len - *at - 1 == 0 || len - *at - 1 > 253)
 		return PDP_EMAIL_DOMAIN;
 	for (size_t i = *at + 1; i <= len; i++)
@@ -151,7 +155,7 @@ pdp_email_parse(const char *s, size_t len, size_t *at)
 			label_len++;
 		}
 	}
-	return labels >= 2 ? PDP_EMAIL_OK : PDP_EMAIL_DOMAIN;
+	return labels >= 1 ? PDP_EMAIL_OK : PDP_EMAIL_DOMAIN;
 }
 
 const char *
@@ -166,7 +170,16 @@ pdp_email_status_message(pdp_email_status status)
 		case PDP_EMAIL_LOCAL:
 			return "The part before \"@\" must be 1 to 64 characters without spaces, brackets or doubled, leading or trailing dots.";
 		case PDP_EMAIL_DOMAIN:
-			return "The part after \"@\" must be a domain name with at least one dot.";
+			return "The part after \"@\" must be a host or domain name.";
 	}
 	return "The e-mail address is malformed.";
+}
+
+bool
+pdp_is_blank(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r' && s[i] != '\v' && s[i] != '\f')
+			return false;
+	return true;
 }

@@ -59,4 +59,11 @@ typedef enum pdp_email_status
 extern pdp_email_status pdp_email_parse(const char *s, size_t len, size_t *at);
 extern const char *pdp_email_status_message(pdp_email_status status);
 
+/*
+ * Is s[0..len) empty or only ASCII whitespace?  Such values hold no
+ * personal data: the value rules return them unchanged (LMSs store ''
+ * for "not given"), and discovery does not count them against a validator.
+ */
+extern bool pdp_is_blank(const char *s, size_t len);
+
 #endif							/* PDP_CONTACT_H */

@@ -73,6 +73,7 @@ pdp_name_replace(const char *s, size_t len, const unsigned char seed[8], char *o
 {
 	bool		cyrillic = false,
 				latin = false,
+				other = false,
 				female = false;
 	size_t		words = 0,
 				first_word_len = 0;
@@ -109,15 +110,22 @@ pdp_name_replace(const char *s, size_t len, const unsigned char seed[8], char *o
 			latin = true;
 		else if (c >= 0xD0 && c <= 0xD4)	/* lead bytes of U+0400..U+052F */
 			cyrillic = true;
+		else if (c >= 0xC0)
+			other = true;		/* lead byte of a letter in another script */
 		else if (c >= 0x80)
-			;					/* continuation bytes and other letters */
+			;					/* continuation bytes */
 		else if (c != '-' && c != '\'' && c != '.')
 			return PDP_NAME_BAD_CHAR;
 	}
-	if (!cyrillic && !latin)
+	if (!cyrillic && !latin && !other)
 		return PDP_NAME_NO_LETTERS;
-	if (cyrillic && latin)
-		return PDP_NAME_MIXED_SCRIPTS;
+	/*
+	 * The replacement is Cyrillic for a name written in Cyrillic only, and
+	 * Latin for everything else: Latin, other scripts (Chinese, Arabic,
+	 * Greek, ...), and names mixing scripts.
+	 */
+	if (latin || other)
+		cyrillic = false;
 	if (words > 4)
 		return PDP_NAME_TOO_MANY_WORDS;
 	/* A lone or leading given name ending in -а / -a / -я reads as female. */
@@ -156,9 +164,7 @@ pdp_name_status_message(pdp_name_status status)
 		case PDP_NAME_OK:
 			return "The name is usable.";
 		case PDP_NAME_NO_LETTERS:
-			return "A name needs at least one Cyrillic or Latin letter.";
-		case PDP_NAME_MIXED_SCRIPTS:
-			return "A name must be written in one script, Cyrillic or Latin.";
+			return "A name needs at least one letter.";
 		case PDP_NAME_TOO_MANY_WORDS:
 			return "A name may have at most four words.";
 		case PDP_NAME_BAD_CHAR:

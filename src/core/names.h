@@ -13,8 +13,7 @@
 typedef enum pdp_name_status
 {
 	PDP_NAME_OK = 0,
-	PDP_NAME_NO_LETTERS,		/* no Cyrillic or Latin letter at all */
-	PDP_NAME_MIXED_SCRIPTS,		/* both Cyrillic and Latin letters */
+	PDP_NAME_NO_LETTERS,		/* no letter at all (blank, or only - ' .) */
 	PDP_NAME_TOO_MANY_WORDS,	/* more than 4 words */
 	PDP_NAME_BAD_CHAR			/* digits, punctuation other than - ' . */
 } pdp_name_status;
@@ -24,7 +23,9 @@ typedef enum pdp_name_status
 /*
  * Build a replacement for the name s[0..len) into out (NUL-terminated,
  * PDP_NAME_MAX_OUT bytes), choosing each word with 16 bits of seed[].
- * The output keeps the input's script, its number of words (1: given
+ * The output keeps the input's script (Cyrillic for a Cyrillic-only name,
+ * Latin for Latin, other scripts such as Chinese or Arabic, and mixed
+ * names), its number of words (1: given
  * name; 2: given name and surname; 3 or 4: surname, given name,
  * patronymic) and, by a suffix heuristic, its gender.
  */

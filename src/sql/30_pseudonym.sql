@@ -50,6 +50,14 @@ CREATE FUNCTION pdp.pseudo_ip(addr inet) RETURNS inet
 LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_pseudo_ip';
 COMMENT ON FUNCTION pdp.pseudo_ip(inet) IS
     'collision-free IP address pseudonym (FF1) of the same family and netmask length';
+CREATE FUNCTION pdp.pseudo_ip_text(addr text) RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_pseudo_ip_text';
+COMMENT ON FUNCTION pdp.pseudo_ip_text(text) IS
+    'pseudo_ip for an address stored as text or varchar: the same pseudonym as text (at most 43 characters); blanks pass through';
+CREATE FUNCTION pdp._pseudo_ip_any(addr anyelement) RETURNS anyelement
+LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_pseudo_ip_any';
+COMMENT ON FUNCTION pdp._pseudo_ip_any(anyelement) IS
+    'the rule pseudo_ip''s expression: pdp.pseudo_ip for inet, pdp.pseudo_ip_text for text and varchar';
 
 -- Keyed, reversible by pdp_reidentifier ----------------------------------
 

@@ -24,7 +24,7 @@ INSERT INTO pdp.rule_kind VALUES
     ('pseudo_phone',      'text', true,  NULL, 'pdp.pseudo_phone(%1$I)',                 'collision-free phone pseudonym, layout kept'),
     ('pseudo_iin',        'text', true,  NULL, 'pdp.pseudo_iin(%1$I)',                   'collision-free valid IIN, birth year kept'),
     ('pseudo_name',       'text', false, 48,   'pdp.pseudo_name(%1$I)',                  'realistic replacement name'),
-    ('pseudo_ip',         'inet', true,  NULL, 'pdp.pseudo_ip(%1$I)',                    'collision-free IP address pseudonym'),
+    ('pseudo_ip',         'inet', true,  NULL, 'pdp._pseudo_ip_any(%1$I)',               'collision-free IP address pseudonym (inet, text or varchar)'),
     ('encrypt',           'text', false, NULL, 'pdp.encrypt(%1$I)',                      'reversible AES-SIV token (pdp_reidentifier decrypts)'),
     ('fpe_iin',           'text', true,  NULL, 'pdp.fpe_iin(%1$I)',                      'reversible IIN token that is a valid IIN'),
     ('mask',              'text', true,  NULL, 'pdp.mask(%1$I)',                         'every character masked'),
@@ -65,6 +65,14 @@ AS $$
         WHEN k.rule IS NULL THEN 'unknown rule'
         WHEN k.rule OPERATOR(pg_catalog.=) 'null' AND not_null THEN 'the column is NOT NULL'
         WHEN k.input_type IS NULL THEN NULL
+        -- pseudo_ip reads inet, and text or varchar (pdp.pseudo_ip_text, up to 43 characters out).
+        WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ OPERATOR(pg_catalog.=) 'character varying'::regtype
+             AND typmod >= 0 AND typmod OPERATOR(pg_catalog.-) 4 OPERATOR(pg_catalog.<) 43
+            THEN 'the rule''s output may be longer than the column allows (an address in text is up to 43 characters)'
+        WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ IN ('text'::regtype, 'character varying'::regtype)
+            THEN NULL
+        WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ OPERATOR(pg_catalog.<>) 'inet'::regtype
+            THEN 'the rule needs an inet, text or varchar column'
         WHEN k.input_type OPERATOR(pg_catalog.=) 'text'::regtype
              AND typ NOT IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype)
             THEN 'the rule needs a text, varchar or char column'
@@ -81,6 +89,50 @@ AS $$
 $$;
 COMMENT ON FUNCTION pdp._rule_misfit(text, oid, integer, boolean) IS
     'why a rule cannot be declared on a column of this type, or NULL';
+
+-- The SQL expression applying a rule to a column of type typ: the rule's
+-- template, except pseudo_ip, named by the column's type: pdp.pseudo_ip on
+-- inet, pdp.pseudo_ip_text on text and varchar (the template's
+-- pdp._pseudo_ip_any picks at run time, for erasure and purge).
+CREATE FUNCTION pdp._rule_sql(rule text, col name, typ oid) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ OPERATOR(pg_catalog.<>) 'inet'::regtype
+                THEN pg_catalog.format('pdp.pseudo_ip_text(%I)', col)
+                WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' THEN pg_catalog.format('pdp.pseudo_ip(%I)', col)
+                ELSE pg_catalog.format(k.expr, col) END
+      FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _rule_sql.rule
+$$;
+COMMENT ON FUNCTION pdp._rule_sql(text, name, oid) IS
+    'the SQL expression applying a rule to a column of the given type';
+
+-- Masked views never fail on a stored value (src/rule_failures.c): a value
+-- a rule cannot handle is shown as a constant and counted, never shown.
+CREATE FUNCTION pdp._rule_accepts(rule text, value text) RETURNS boolean
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_rule_accepts';
+COMMENT ON FUNCTION pdp._rule_accepts(text, text) IS
+    'whether the rule''s function returns a value for this input instead of raising (the same parsers); blanks are accepted';
+-- STABLE and PARALLEL SAFE, though it counts: a counter in shared memory is
+-- no database write (a parallel worker counts into the same array), and a
+-- volatile function would keep every ruled column of a masked view in the
+-- plan (and its keyed functions' privilege checks) even where a query does
+-- not read it.  A value is counted when a query shows it.
+CREATE FUNCTION pdp._rule_failed(tbl oid, attnum smallint, rule text) RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_rule_failed';
+COMMENT ON FUNCTION pdp._rule_failed(oid, smallint, text) IS
+    'counts a value a rule could not handle in a masked view (table, column, rule; never the value) and returns the constant shown instead';
+CREATE FUNCTION pdp._rule_failures(OUT tbl oid, OUT attnum smallint, OUT rule text, OUT failures bigint)
+RETURNS SETOF record
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pdp_rule_failures';
+COMMENT ON FUNCTION pdp._rule_failures() IS
+    'this database''s masked-view rule failure counters, and the server''s overflow counter (tbl NULL)';
+CREATE VIEW pdp.rule_failures AS
+SELECT f.tbl::regclass AS table_name, a.attname AS column_name, f.rule, f.failures
+  FROM pdp._rule_failures() f
+  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) f.tbl AND a.attnum OPERATOR(pg_catalog.=) f.attnum;
+COMMENT ON VIEW pdp.rule_failures IS
+    'values masked views could not apply their rule to (shown as ****), per table, column and rule, since the server started; never a value; a row without a table counts failures beyond the 512 tracked (table, column, rule) entries';
 
 -- Validates every write to pdp.column_rule (like the registry's trigger).
 CREATE FUNCTION pdp._column_rule_check() RETURNS trigger
@@ -413,10 +465,9 @@ BEGIN
     END IF;
     -- No cast to the column's type: assignment checks varchar lengths where a
     -- cast would silently truncate.
-    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(k.expr, r.col)), ', ')
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pdp._rule_sql(r.rule, r.col, a.atttypid)), ', ')
       INTO set_list
       FROM pdp.column_rule r
-      JOIN pdp.rule_kind k ON k.rule OPERATOR(pg_catalog.=) r.rule
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum
      WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
     IF set_list IS NULL THEN
@@ -518,6 +569,72 @@ AS $$ SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
 COMMENT ON FUNCTION pdp._unprotected(regclass) IS
     'true unless protect_table protects the table (masked views filter rows only then)';
 
+-- A masked view's select-list entry for one column.  A credential column
+-- shows NULL.  A rule that can refuse a value (a malformed address, phone,
+-- IIN, name, card or IP) is guarded: such a value shows as a constant and
+-- is counted in pdp.rule_failures, so the view never fails on what the
+-- table holds.  An EAV value column applies each classified attribute's
+-- rule to the values of that attribute (pdp.register_eav).
+CREATE FUNCTION pdp._masked_column_sql(tbl regclass, attnum smallint) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    att record;
+    rule_ text;
+    typ text;
+    base text;
+    e record;
+    arms text := '';
+    attr name;
+BEGIN
+    SELECT a.attname, a.atttypid, a.atttypmod INTO att FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attnum OPERATOR(pg_catalog.=) _masked_column_sql.attnum;
+    typ := pg_catalog.format_type(att.atttypid, att.atttypmod);
+    IF EXISTS (SELECT 1 FROM pdp.credential_column cc WHERE cc.tbl OPERATOR(pg_catalog.=) _masked_column_sql.tbl
+                 AND cc.attnum OPERATOR(pg_catalog.=) _masked_column_sql.attnum) THEN
+        RETURN pg_catalog.format('NULL::%s AS %I', typ, att.attname);
+    END IF;
+    SELECT r.rule INTO rule_ FROM pdp.column_rule r
+     WHERE r.tbl OPERATOR(pg_catalog.=) _masked_column_sql.tbl AND r.attnum OPERATOR(pg_catalog.=) _masked_column_sql.attnum;
+    base := CASE WHEN rule_ IS NULL THEN pg_catalog.format('%I', att.attname)
+                 ELSE pdp._guarded_rule_sql(tbl, _masked_column_sql.attnum, rule_, att.attname, att.atttypid, typ) END;
+    FOR e IN SELECT x.attribute_value, x.rule, a.attname AS attr FROM pdp.eav_attribute x
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.tbl::oid
+                                             AND a.attnum OPERATOR(pg_catalog.=) x.attribute_attnum
+              WHERE x.tbl OPERATOR(pg_catalog.=) _masked_column_sql.tbl
+                AND x.value_attnum OPERATOR(pg_catalog.=) _masked_column_sql.attnum AND x.rule IS NOT NULL
+              ORDER BY x.attribute_value LOOP
+        arms := arms || pg_catalog.format(' WHEN %L THEN %s', e.attribute_value,
+                                          pdp._guarded_rule_sql(tbl, _masked_column_sql.attnum, e.rule, att.attname, att.atttypid, typ));
+        attr := e.attr;
+    END LOOP;
+    IF arms OPERATOR(pg_catalog.<>) '' THEN
+        base := pg_catalog.format('CASE %I::text%s ELSE %s END', attr, arms, base);
+    END IF;
+    RETURN pg_catalog.format('%s AS %I', base, att.attname);
+END
+$$;
+COMMENT ON FUNCTION pdp._masked_column_sql(regclass, smallint) IS
+    'a masked view''s select-list entry for one column: NULL for a credential, the guarded rule (per EAV attribute too), or the column';
+
+-- One rule applied to a column for a masked view, cast to the column's
+-- type; a rule that can refuse a value is guarded (pdp._rule_accepts) and
+-- a refused value counted (pdp._rule_failed) and shown as a constant.
+CREATE FUNCTION pdp._guarded_rule_sql(tbl regclass, attnum smallint, rule text, col name, typ oid, typ_text text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN rule IN ('pseudo_email', 'mask_email', 'pseudo_phone', 'mask_phone', 'pseudo_iin', 'fpe_iin', 'pseudo_name', 'mask_card')
+                     OR (rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ OPERATOR(pg_catalog.<>) 'inet'::regtype)
+                THEN pg_catalog.format('CASE WHEN %1$I IS NULL OR pdp._rule_accepts(%2$L, %1$I::text) THEN (%3$s)::%4$s '
+                                       'ELSE pdp._rule_failed(%5$s, %6$s::smallint, %2$L)::%4$s END',
+                                       col, rule, pdp._rule_sql(rule, col, typ), typ_text, tbl::oid, attnum)
+                ELSE pg_catalog.format('(%s)::%s', pdp._rule_sql(rule, col, typ), typ_text) END
+$$;
+COMMENT ON FUNCTION pdp._guarded_rule_sql(regclass, smallint, text, name, oid, text) IS
+    'a rule''s SQL for a masked view column: guarded when the rule can refuse a value, cast to the column''s type';
+
 CREATE FUNCTION pdp.create_masked_view(tbl regclass, view_name text DEFAULT NULL) RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -529,7 +646,10 @@ DECLARE
     target text;
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    IF NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl) THEN
+    IF NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl)
+       AND NOT EXISTS (SELECT 1 FROM pdp.credential_column c WHERE c.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl)
+       AND NOT EXISTS (SELECT 1 FROM pdp.eav_attribute e WHERE e.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl
+                         AND e.rule IS NOT NULL) THEN
         RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
     END IF;
@@ -540,15 +660,9 @@ BEGIN
       FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
      WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
     target := pg_catalog.format('%I.%I', rel.nspname, coalesce(view_name, left(rel.relname, 56) || '_masked'));
-    SELECT pg_catalog.string_agg(
-               CASE WHEN k.expr IS NULL THEN pg_catalog.format('%I', a.attname)
-                    ELSE pg_catalog.format('(%s)::%s AS %I', pg_catalog.format(k.expr, a.attname),
-                                           pg_catalog.format_type(a.atttypid, a.atttypmod), a.attname)
-               END, ', ' ORDER BY a.attnum)
+    SELECT pg_catalog.string_agg(pdp._masked_column_sql(create_masked_view.tbl, a.attnum), ', ' ORDER BY a.attnum)
       INTO cols
       FROM pg_attribute a
-      LEFT JOIN pdp.column_rule r ON r.tbl OPERATOR(pg_catalog.=) create_masked_view.tbl AND r.attnum OPERATOR(pg_catalog.=) a.attnum
-      LEFT JOIN pdp.rule_kind k ON k.rule OPERATOR(pg_catalog.=) r.rule
      WHERE a.attrelid OPERATOR(pg_catalog.=) create_masked_view.tbl::oid AND a.attnum > 0 AND NOT a.attisdropped;
     -- The table's consent-aware visibility, applied by the view itself (see
     -- pdp._unprotected); a column registered later is not in it: fail closed

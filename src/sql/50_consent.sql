@@ -366,6 +366,11 @@ BEGIN
         RAISE EXCEPTION 'evidence must be a JSON object' USING ERRCODE = 'invalid_parameter_value',
               HINT = 'For example {"form": "signup-v3", "ip": "…", "text_sha256": "…"}.';
     END IF;
+    IF pdp._credential_evidence(evidence) THEN   -- credentials are never evidence (34_credentials.sql)
+        RAISE EXCEPTION 'evidence must not hold a credential' USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = 'A key of the evidence names a password, secret, token or a declared credential column.',
+              HINT = 'Record how consent was given (form, IP, hash of the text shown), never what authenticates the learner.';
+    END IF;
     IF valid_until IS NOT NULL AND valid_until <= pg_catalog.now() THEN
         RAISE EXCEPTION 'valid_until must be in the future' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -479,6 +484,7 @@ BEGIN
              WHEN i.given_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'gives a time of consent in the future'
              WHEN i.policy_version IS NOT NULL AND v.version IS NULL THEN 'names an unknown policy version'
              WHEN pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object' THEN 'has evidence that is not a JSON object'
+             WHEN pdp._credential_evidence(i.evidence) THEN 'has evidence holding a credential'
              WHEN i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now()
                   THEN 'has a validity that has already ended'
              ELSE 'is not newer than the subject''s recorded consent history for the purpose'
@@ -495,6 +501,7 @@ BEGIN
      WHERE i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' OR i.purpose IS NULL OR i.given_at IS NULL
         OR i.given_at OPERATOR(pg_catalog.>) pg_catalog.now()
         OR pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object'
+        OR pdp._credential_evidence(i.evidence)
         OR (i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now())
         OR p.purpose IS NULL
         OR (i.policy_version IS NOT NULL AND v.version IS NULL)

@@ -670,6 +670,7 @@ BEGIN
         SELECT x.r INTO rows_
           FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM %s t WHERE %s', t, cond),
                                   subject) AS x(r jsonb);
+        rows_ := pdp._withhold_credentials(t, rows_);   -- credentials: named, value withheld (34_credentials.sql)
         IF rows_ IS NOT NULL THEN
             data := data || pg_catalog.jsonb_build_object(t::text, rows_);
         END IF;

@@ -5,6 +5,14 @@ CREATE FUNCTION pdp._classify_value(value text) RETURNS text
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_classify_value_sql';
 COMMENT ON FUNCTION pdp._classify_value(text) IS
     'iin, bin, card, email, phone or ip when a value passes that validator (check digits, Luhn, syntax); else NULL';
+CREATE FUNCTION pdp._is_placeholder(value text) RETURNS boolean
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_is_placeholder_sql';
+COMMENT ON FUNCTION pdp._is_placeholder(text) IS
+    'true for empty, blank and placeholder values (-, n/a, none, null, 0, ...), which discovery does not count against a validator';
+CREATE FUNCTION pdp._scan_text(value text) RETURNS integer[]
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_scan_text_sql';
+COMMENT ON FUNCTION pdp._scan_text(text) IS
+    'how many e-mail addresses, phone numbers and IINs a free text or JSON value holds, as {emails, phones, iins}; never the values';
 
 -- Special categories (GDPR Art. 9): refused as a category unless
 -- pdp.allow_special_categories is on (cap.kz's policy says it collects none).
@@ -21,35 +29,6 @@ INSERT INTO pdp.special_category VALUES
     ('trade_union', 'trade union membership'), ('sex_life', 'sex life or sexual orientation'),
     ('sexual_orientation', 'sex life or sexual orientation');
 
-CREATE VIEW pdp.processing_register AS
-SELECT s.tbl AS table_name,
-       r.col AS column_name,
-       r.category,
-       r.rule,
-       (SELECT pg_catalog.array_agg(x.col ORDER BY x.attnum) FROM pdp.subject_column x
-         WHERE x.tbl OPERATOR(pg_catalog.=) s.tbl) AS subject_columns,
-       -- Purposes some role may declare and that role may read the table.
-       (SELECT pg_catalog.array_agg(DISTINCT p.purpose || ' (' || p.legal_basis || ')')
-          FROM pdp.purpose p JOIN pdp.purpose_grant g ON g.purpose OPERATOR(pg_catalog.=) p.purpose
-         WHERE pg_catalog.has_table_privilege(g.role, s.tbl, 'SELECT')) AS purposes,
-       (SELECT p.period::text || ' from ' || coalesce(p.anchor_column::text, 'insertion') || ', then ' || p.action
-          FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) s.tbl) AS retention,
-       (SELECT pg_catalog.array_agg(DISTINCT rc.name || ' (' || rc.country ||
-                                    CASE WHEN rc.country <> 'KZ' THEN ', cross-border under ' || rc.safeguards ELSE '' END || ')')
-          FROM pdp.disclosure d JOIN pdp.recipient rc ON rc.name OPERATOR(pg_catalog.=) d.recipient
-         WHERE r.category OPERATOR(pg_catalog.=) ANY (d.categories)) AS recipients,
-       CASE WHEN c.relforcerowsecurity AND EXISTS (SELECT 1 FROM pg_policy pp WHERE pp.polrelid OPERATOR(pg_catalog.=) c.oid
-                                                     AND pp.polname = 'pdp_select') THEN 'protected, forced'
-            WHEN EXISTS (SELECT 1 FROM pg_policy pp WHERE pp.polrelid OPERATOR(pg_catalog.=) c.oid AND pp.polname = 'pdp_select')
-                 THEN 'protected'
-            ELSE 'not protected' END
-       || CASE WHEN r.col IS NOT NULL AND pdp._on_write_enabled(s.tbl) THEN ', pseudonymised on write' ELSE '' END AS protection
-  FROM (SELECT DISTINCT sc.tbl FROM pdp.subject_column sc) s
-  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
-  LEFT JOIN pdp.column_rule r ON r.tbl OPERATOR(pg_catalog.=) s.tbl;
-COMMENT ON VIEW pdp.processing_register IS
-    'record of processing: per registered table and classified column, category, rule, subjects, purposes, retention, recipients, protection';
-
 -- Column-name evidence, in Kazakh, Russian and English.
 CREATE TABLE pdp.name_hint (category text NOT NULL, pattern text NOT NULL, PRIMARY KEY (category, pattern));
 COMMENT ON TABLE pdp.name_hint IS 'column-name patterns (case-insensitive regular expressions) suggesting a category';
@@ -59,12 +38,15 @@ INSERT INTO pdp.name_hint VALUES
     ('email', '(^|_)(e_?mail|email_?address|mail|почта|пошта|электрон)'),
     ('phone', '(phone|^tel|_tel|mobile|msisdn|телефон|ұялы)'),
     ('iin', '(^|_)(iin|иин|жсн|ssn|national_id)($|_)'),
-    ('name', '(^fio$|фио|full_?name|first_?name|last_?name|surname|^name$|имя|фамилия|отчество|^аты|тегі)'),
+    ('name', '(^fio$|фио|full_?name|first_?name|last_?name|surname|^name$|имя|фамилия|отчество|^аты|тегі)'),   -- ^name$ only in tables of people (pdp.discover)
     ('address', '(address|^addr|адрес|мекенжай)'),
     ('ip', '(^|_)(ip|ip_?addr)($|_)'),
     ('card', '(card_?(no|num)|^pan$|карт)'),
     ('birth_date', '(birth|^dob$|рожден|туған)'),
-    ('passport', '(passport|паспорт|удостоверен|куәлік)');
+    ('passport', '(passport|паспорт|удостоверен|куәлік)'),
+    ('credential', '(passw|secret|token|hash|salt|api_?key|private_?key|пароль|құпия)'),
+    ('identifier', '(^|_)(id_?number|student_?(no|num|number|id)|matric(ulation)?_?(no|number)?|employee_?(no|number)|табельн)($|_)'),
+    ('free_text', '(^|_)(description|bio|about|message|fullmessage|comment|remarks?|feedback|signature|описание|пікір)($|_)');
 
 -- A sample of a column's values, classified: how many were sampled, the
 -- commonest category and how many had it.  The sample is read as the
@@ -101,19 +83,332 @@ $$;
 COMMENT ON FUNCTION pdp._api__sample_column(regclass, name, float8, integer) IS
     'pdp._sample_column''s implementation, run as pdp_ext''s owner (callable by no role)';
 
+-- EAV (entity-attribute-value) columns: one value column told apart by an
+-- attribute column (Moodle's mdl_user_info_data.data by fieldid).  Each
+-- attribute value is classified on its own; discovery samples the value
+-- column per attribute, and masked views apply each attribute's rule.
+CREATE TABLE pdp.eav_attribute (
+    tbl              regclass    NOT NULL,
+    value_col        name        NOT NULL,
+    value_attnum     smallint    NOT NULL,
+    attribute_col    name        NOT NULL,
+    attribute_attnum smallint    NOT NULL,
+    attribute_value  text        NOT NULL,
+    category         text        NOT NULL,
+    rule             text        REFERENCES pdp.rule_kind(rule),
+    declared_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    declared_by      name        NOT NULL DEFAULT CURRENT_USER,
+    PRIMARY KEY (tbl, value_attnum, attribute_value)
+);
+COMMENT ON TABLE pdp.eav_attribute IS 'classified attributes of EAV value columns; read pdp.eav_attributes instead';
+COMMENT ON COLUMN pdp.eav_attribute.tbl IS 'the table';
+COMMENT ON COLUMN pdp.eav_attribute.value_col IS 'the column holding the values';
+COMMENT ON COLUMN pdp.eav_attribute.value_attnum IS 'its attribute number, resolved from value_col on every write';
+COMMENT ON COLUMN pdp.eav_attribute.attribute_col IS 'the column telling the values apart (e.g. fieldid)';
+COMMENT ON COLUMN pdp.eav_attribute.attribute_attnum IS 'its attribute number, resolved from attribute_col on every write';
+COMMENT ON COLUMN pdp.eav_attribute.attribute_value IS 'the attribute column''s value (its text form) whose values this row classifies';
+COMMENT ON COLUMN pdp.eav_attribute.category IS 'personal-data category of those values (iin, phone, birth_date, address, ...)';
+COMMENT ON COLUMN pdp.eav_attribute.rule IS 'the rule masked views apply to those values, or NULL';
+COMMENT ON COLUMN pdp.eav_attribute.declared_at IS 'when it was declared';
+COMMENT ON COLUMN pdp.eav_attribute.declared_by IS 'who declared it';
+SELECT pg_catalog.pg_extension_config_dump('pdp.eav_attribute', '');
+
+-- Validates every write to pdp.eav_attribute and resolves both attnums.
+CREATE FUNCTION pdp._eav_attribute_check() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    val record;
+    att smallint;
+    misfit text;
+BEGIN
+    SELECT c.relkind, c.relowner, c.relnamespace, c.relname INTO rel
+      FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) NEW.tbl::oid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', NEW.tbl::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', rel.relname USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF rel.relnamespace IN ('pdp'::regnamespace, 'pg_catalog'::regnamespace, 'information_schema'::regnamespace) THEN
+        RAISE EXCEPTION 'cannot register an EAV column of table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT pg_has_role(pdp._caller(), rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table "%"', rel.relname USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT a.attnum, a.atttypid, a.atttypmod, a.attnotnull INTO val FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) NEW.tbl::oid AND a.attname OPERATOR(pg_catalog.=) NEW.value_col
+       AND NOT a.attisdropped AND a.attnum > 0;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', NEW.value_col, rel.relname USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT a.attnum INTO att FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) NEW.tbl::oid AND a.attname OPERATOR(pg_catalog.=) NEW.attribute_col
+       AND NOT a.attisdropped AND a.attnum > 0;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', NEW.attribute_col, rel.relname USING ERRCODE = 'undefined_column';
+    END IF;
+    IF att OPERATOR(pg_catalog.=) val.attnum THEN
+        RAISE EXCEPTION 'the attribute column must differ from the value column' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pdp.eav_attribute e WHERE e.tbl OPERATOR(pg_catalog.=) NEW.tbl
+                 AND e.value_attnum OPERATOR(pg_catalog.=) val.attnum AND e.attribute_attnum OPERATOR(pg_catalog.<>) att) THEN
+        RAISE EXCEPTION 'column "%" of table "%" is told apart by another attribute column', NEW.value_col, rel.relname
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'One value column has one attribute column; drop its attributes first.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) NEW.tbl
+                 AND s.attnum OPERATOR(pg_catalog.=) val.attnum) THEN
+        RAISE EXCEPTION 'column "%" of table "%" is a registered subject column', NEW.value_col, rel.relname
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.category OPERATOR(pg_catalog.=) '' OR pg_catalog.length(NEW.category) > 63 THEN
+        RAISE EXCEPTION 'category must be 1 to 63 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.attribute_value OPERATOR(pg_catalog.=) '' OR pg_catalog.length(NEW.attribute_value) > 200 THEN
+        RAISE EXCEPTION 'attribute value must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pdp.special_category sc WHERE sc.name OPERATOR(pg_catalog.=) pg_catalog.lower(NEW.category))
+       AND NOT coalesce(pg_catalog.current_setting('pdp.allow_special_categories', true)::boolean, false) THEN
+        RAISE EXCEPTION 'category "%" is a special category of personal data', NEW.category
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A superuser may set pdp.allow_special_categories = on if the operator processes them lawfully.';
+    END IF;
+    IF NEW.rule IS NOT NULL THEN
+        misfit := pdp._rule_misfit(NEW.rule, val.atttypid, val.atttypmod, val.attnotnull);
+        IF misfit IS NOT NULL THEN
+            RAISE EXCEPTION 'rule "%" does not fit column "%" of table "%"', NEW.rule, NEW.value_col, rel.relname
+                USING ERRCODE = 'datatype_mismatch',
+                      DETAIL = pg_catalog.format('The column is %s: %s.', pg_catalog.format_type(val.atttypid, val.atttypmod), misfit);
+        END IF;
+    END IF;
+    NEW.value_attnum := val.attnum;
+    NEW.attribute_attnum := att;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION pdp._eav_attribute_check() IS 'trigger: validates and resolves every write to pdp.eav_attribute';
+CREATE TRIGGER eav_attribute_check BEFORE INSERT OR UPDATE ON pdp.eav_attribute
+    FOR EACH ROW EXECUTE FUNCTION pdp._eav_attribute_check();
+
+CREATE FUNCTION pdp.register_eav(tbl regclass, value_column name, attribute_column name, attribute_value text,
+                                 category text, rule text DEFAULT NULL) RETURNS void
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.register_eav(regclass, name, name, text, text, text) IS
+    'classifies the values of an EAV column that have one attribute value (e.g. fieldid = ''1'' holds IINs), with an optional rule for masked views; one call per attribute, a repeated call replaces';
+
+CREATE FUNCTION pdp._api_register_eav(tbl regclass, value_column name, attribute_column name, attribute_value text,
+                                      category text, rule text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF value_column IS NULL OR attribute_column IS NULL OR attribute_value IS NULL OR category IS NULL THEN
+        RAISE EXCEPTION 'value column, attribute column, attribute value and category must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF rule IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _api_register_eav.rule) THEN
+        RAISE EXCEPTION 'unknown column rule' USING ERRCODE = 'invalid_parameter_value', HINT = 'pdp.rule_kind lists the rules.';
+    END IF;
+    IF rule IN ('pseudonym', 'pseudo_email', 'pseudo_phone', 'pseudo_iin', 'pseudo_name', 'pseudo_ip', 'encrypt', 'fpe_iin')
+       AND NOT pg_catalog.pg_has_role(pdp._caller(), 'pdp_pseudonymiser', 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to declare keyed column rule "%"', rule
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Declare it as a member of pdp_pseudonymiser, or choose a mask.';
+    END IF;
+    INSERT INTO pdp.eav_attribute AS e (tbl, value_col, value_attnum, attribute_col, attribute_attnum, attribute_value,
+                                        category, rule, declared_by)
+    VALUES (tbl, value_column, 0, attribute_column, 0, attribute_value, category, rule, pg_catalog.pg_get_userbyid(pdp._caller()))
+    ON CONFLICT ON CONSTRAINT eav_attribute_pkey DO UPDATE
+       SET category = EXCLUDED.category, rule = EXCLUDED.rule, attribute_col = EXCLUDED.attribute_col,
+           declared_at = pg_catalog.now(), declared_by = EXCLUDED.declared_by;
+    PERFORM pdp._refresh_masked_views(tbl);
+    PERFORM pdp._audit('register_eav', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('column', value_column, 'attribute_column', attribute_column,
+                                                     'attribute_value', attribute_value, 'category', category, 'rule', rule));
+END
+$$;
+COMMENT ON FUNCTION pdp._api_register_eav(regclass, name, name, text, text, text) IS
+    'pdp.register_eav''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+CREATE FUNCTION pdp.drop_eav(tbl regclass, value_column name, attribute_value text) RETURNS boolean
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.drop_eav(regclass, name, text) IS
+    'removes one attribute''s classification of an EAV column; false if there was none';
+
+CREATE FUNCTION pdp._api_drop_eav(tbl regclass, value_column name, attribute_value text) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    DELETE FROM pdp.eav_attribute e
+     WHERE e.tbl OPERATOR(pg_catalog.=) _api_drop_eav.tbl AND e.value_col OPERATOR(pg_catalog.=) _api_drop_eav.value_column
+       AND e.attribute_value OPERATOR(pg_catalog.=) _api_drop_eav.attribute_value;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM pdp._refresh_masked_views(tbl);
+    PERFORM pdp._audit('drop_eav', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('column', value_column, 'attribute_value', attribute_value));
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION pdp._api_drop_eav(regclass, name, text) IS
+    'pdp.drop_eav''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+CREATE VIEW pdp.eav_attributes AS
+SELECT e.tbl AS table_name, v.attname AS value_column, a.attname AS attribute_column, e.attribute_value,
+       e.category, e.rule, e.declared_at, e.declared_by
+  FROM pdp.eav_attribute e
+  JOIN pg_catalog.pg_attribute v ON v.attrelid OPERATOR(pg_catalog.=) e.tbl::oid AND v.attnum OPERATOR(pg_catalog.=) e.value_attnum
+                                AND NOT v.attisdropped
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) e.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) e.attribute_attnum
+                                AND NOT a.attisdropped;
+COMMENT ON VIEW pdp.eav_attributes IS 'classified attributes of EAV columns, with current column names';
+
+-- Does the table hold data about a person?  It has a registered subject
+-- column, a column naming a user, or a name like a table of people.
+-- Discovery trusts column names (name hints) only in such tables.
+CREATE FUNCTION pdp._relates_to_subject(tbl regclass, people_only boolean DEFAULT false) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (NOT people_only AND EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _relates_to_subject.tbl))
+        OR (NOT people_only AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attnum > 0 AND NOT a.attisdropped
+                      AND a.attname OPERATOR(pg_catalog.~*) '^(user_?id|user|username|user_?id_?(from|to)|related_?user_?id|learner_?id|student_?id|person_?id|member_?id|author_?id|subject_?id|account_?id)$'))
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid
+                      AND c.relname OPERATOR(pg_catalog.~*) '(^|_)(users?|persons?|people|learners?|students?|members?|accounts?|profiles?|employees?|staff|customers?|clients?)$')
+$$;
+COMMENT ON FUNCTION pdp._relates_to_subject(regclass, boolean) IS
+    'whether a table holds data about a person (a registered subject column, a user-like column, or a people-like name; with people_only, the name only): discovery trusts column names only there';
+
+-- A sample of a column's values, profiled: per attribute value (or one
+-- group when attr_col is NULL) how many were sampled, how many were blank
+-- or placeholders, the commonest category of the others and how many had
+-- it, and, when scan is on, how many values hold e-mails, phones or IINs
+-- inside their text.  Read as the table's owner; never a value.
+CREATE FUNCTION pdp._profile_column(tbl regclass, col name, pct float8, sample_rows integer, scan boolean, attr_col name)
+RETURNS jsonb
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp._profile_column(regclass, name, float8, integer, boolean, name) IS
+    'samples and profiles a column''s values (per attribute value of attr_col) as the table''s owner, for a caller who may read the table; counts only';
+
+CREATE FUNCTION pdp._api__profile_column(tbl regclass, col name, pct float8, sample_rows integer, scan boolean, attr_col name)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+BEGIN
+    IF tbl IS NULL OR col IS NULL OR pct IS NULL OR sample_rows IS NULL OR scan IS NULL
+       OR pct <= 0 OR pct > 100 OR sample_rows < 1 OR sample_rows > 1000000 THEN
+        RAISE EXCEPTION 'table, column, a percentage in (0, 100], a sample size from 1 to 1000000 and scan must be given'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT pg_catalog.has_table_privilege(pdp._caller(), tbl, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', pdp._relname(tbl) USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    WITH s AS (SELECT x.a, x.v, pdp._is_placeholder(x.v) AS ph
+                 FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+                          'SELECT %5$s, x.%1$I::text FROM %2$s x TABLESAMPLE SYSTEM (%3$s) WHERE x.%1$I IS NOT NULL '
+                          'ORDER BY pg_catalog.random() LIMIT %4$s',
+                          col, tbl, pct, sample_rows,
+                          CASE WHEN attr_col IS NULL THEN 'NULL::text' ELSE pg_catalog.format('x.%I::text', attr_col) END))
+                      AS x(a text, v text)),
+         c AS (SELECT s.a, s.ph, CASE WHEN NOT s.ph THEN pdp._classify_value(s.v) END AS k,
+                      CASE WHEN scan AND NOT s.ph THEN pdp._scan_text(s.v) END AS h FROM s),
+         g AS (SELECT c.a, pg_catalog.count(*) AS n, pg_catalog.count(*) FILTER (WHERE c.ph) AS blank,
+                      pg_catalog.count(*) FILTER (WHERE c.h[1] > 0 OR c.h[2] > 0 OR c.h[3] > 0) AS text_values,
+                      pg_catalog.count(*) FILTER (WHERE c.h[1] > 0) AS email_values,
+                      pg_catalog.count(*) FILTER (WHERE c.h[2] > 0) AS phone_values,
+                      pg_catalog.count(*) FILTER (WHERE c.h[3] > 0) AS iin_values,
+                      coalesce(pg_catalog.sum(c.h[1]), 0) AS emails, coalesce(pg_catalog.sum(c.h[2]), 0) AS phones,
+                      coalesce(pg_catalog.sum(c.h[3]), 0) AS iins
+                 FROM c GROUP BY c.a),
+         t AS (SELECT DISTINCT ON (c.a) c.a, c.k, pg_catalog.count(*) AS n FROM c WHERE c.k IS NOT NULL
+                GROUP BY c.a, c.k ORDER BY c.a, pg_catalog.count(*) DESC, c.k)
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'attribute', g.a, 'sampled', g.n, 'blank', g.blank, 'top', t.k, 'top_n', coalesce(t.n, 0),
+               'text_values', g.text_values, 'email_values', g.email_values, 'phone_values', g.phone_values,
+               'iin_values', g.iin_values, 'emails', g.emails, 'phones', g.phones, 'iins', g.iins) ORDER BY g.a)
+      INTO r
+      FROM g LEFT JOIN t ON t.a IS NOT DISTINCT FROM g.a;
+    RETURN coalesce(r, '[]');
+END
+$$;
+COMMENT ON FUNCTION pdp._api__profile_column(regclass, name, float8, integer, boolean, name) IS
+    'pdp._profile_column''s implementation, run as pdp_ext''s owner (callable by no role)';
+
+-- One finding from a profile group (see pdp._profile_column), or NULL:
+-- values that pass a validator (80% of the non-blank ones), else
+-- personal data inside free text.  Integer columns are only ever IINs,
+-- BINs or cards.
+CREATE FUNCTION pdp._finding(g jsonb, numeric_column boolean, by_name text,
+                             OUT category text, OUT confidence real, OUT evidence text)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint := (g->>'sampled')::bigint;
+    blank bigint := (g->>'blank')::bigint;
+    nonblank bigint := n - blank;
+    top text := g->>'top';
+    top_n bigint := (g->>'top_n')::bigint;
+    tv bigint := coalesce((g->>'text_values')::bigint, 0);
+    skipped text := CASE WHEN blank > 0 THEN pg_catalog.format('; %s empty or placeholder values not counted', blank) ELSE '' END;
+BEGIN
+    IF top IS NOT NULL AND nonblank > 0 AND top_n::float8 / nonblank >= 0.8
+       AND (NOT numeric_column OR top IN ('iin', 'bin', 'card')) THEN
+        category := top;
+        confidence := LEAST(1.0, top_n::float8 / nonblank + CASE WHEN by_name = top THEN 0.1 ELSE 0 END);
+        evidence := pg_catalog.format('%s of %s non-empty sampled values pass the %s check%s%s', top_n, nonblank,
+                                      CASE top WHEN 'iin' THEN 'IIN check-digit' WHEN 'bin' THEN 'BIN check-digit'
+                                               WHEN 'card' THEN 'Luhn card-number' WHEN 'email' THEN 'e-mail syntax'
+                                               WHEN 'phone' THEN 'Kazakh phone-number' ELSE 'IP address' END,
+                                      skipped,
+                                      CASE WHEN by_name IS NOT NULL THEN '; the column''s name suggests ' || by_name ELSE '' END);
+    ELSIF tv > 0 AND NOT numeric_column THEN
+        category := 'free_text';
+        confidence := LEAST(1.0, 0.6 + 0.4 * tv::float8 / GREATEST(nonblank, 1));
+        evidence := pg_catalog.format('personal data inside the text of %s of %s non-empty sampled values: '
+                                      '%s e-mail addresses (in %s values), %s phone numbers (in %s), %s IINs (in %s)',
+                                      tv, nonblank, g->>'emails', g->>'email_values', g->>'phones', g->>'phone_values',
+                                      g->>'iins', g->>'iin_values');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp._finding(jsonb, boolean, text) IS
+    'a discovery finding from one profile group: validated values, or personal data inside free text; NULL when neither';
+
 CREATE FUNCTION pdp.discover(schema_name name DEFAULT 'public', sample_rows integer DEFAULT 1000)
-RETURNS TABLE (table_name regclass, column_name name, category text, confidence real, evidence text)
+RETURNS TABLE (table_name regclass, column_name name, category text, confidence real, evidence text, attribute text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t record;
     a record;
+    g jsonb;
+    prof jsonb;
+    f record;
+    fc text;
+    fconf real;
+    fev text;
+    est float8;
     pct float8;
-    n_sampled bigint;
-    top_k text;
-    top_n bigint;
+    pct_text float8;
+    relates boolean;
     by_name text;
+    numeric_column boolean;
+    textual boolean;
+    found_any boolean;
+    attr_col name;
+    attr_name name;
 BEGIN
     IF schema_name IS NULL OR sample_rows IS NULL OR sample_rows < 1 OR sample_rows > 1000000 THEN
         RAISE EXCEPTION 'schema_name must be given and sample_rows between 1 and 1000000'
@@ -122,57 +417,204 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) schema_name) THEN
         RAISE EXCEPTION 'schema "%" does not exist', schema_name USING ERRCODE = 'invalid_schema_name';
     END IF;
-    FOR t IN SELECT c.oid::regclass AS rel, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    FOR t IN SELECT c.oid::regclass AS rel, c.reltuples, c.relpages FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
               WHERE n.nspname OPERATOR(pg_catalog.=) schema_name AND c.relkind IN ('r', 'p')
                 AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')
                 AND pg_catalog.has_table_privilege(c.oid, 'SELECT') ORDER BY c.relname LOOP
-        -- A sample, never the whole table: a share of its pages, at most sample_rows rows.
-        pct := CASE WHEN t.reltuples <= 0 OR t.reltuples < sample_rows * 10 THEN 100
-                    ELSE LEAST(100, GREATEST(0.01, sample_rows * 300.0 / t.reltuples)) END;
+        -- A sample, never the whole table: a share of its pages, then at most
+        -- sample_rows rows in random order (ten times as many for free text,
+        -- where personal data is sparse).  A table never analysed is sized
+        -- from its pages.
+        est := CASE WHEN t.reltuples > 0 THEN t.reltuples
+                    ELSE pg_catalog.pg_relation_size(t.rel)::float8 / 8192 * 50 END;
+        pct := CASE WHEN est <= sample_rows * 3 THEN 100 ELSE LEAST(100, GREATEST(0.01, sample_rows * 300.0 / est)) END;
+        pct_text := CASE WHEN est <= sample_rows * 30 THEN 100 ELSE LEAST(100, GREATEST(0.01, sample_rows * 3000.0 / est)) END;
+        relates := pdp._relates_to_subject(t.rel);
+        -- An attribute-like integer column makes the table a candidate EAV
+        -- table.  Integer only: discovery prints the attribute's value
+        -- (fieldid = 3), which in a text column could be a person's name.
+        SELECT att.attname INTO attr_name FROM pg_attribute att
+         WHERE att.attrelid OPERATOR(pg_catalog.=) t.rel::oid AND att.attnum > 0 AND NOT att.attisdropped
+           AND att.atttypid IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
+           AND att.attname OPERATOR(pg_catalog.~*) '^(field_?id|attribute_?id|attr_?id|property_?id|param(eter)?_?id|type_?id|key_?id)$'
+         ORDER BY att.attnum LIMIT 1;
         FOR a IN SELECT att.attname, att.attnum, att.atttypid::regtype AS typ FROM pg_attribute att
                   WHERE att.attrelid OPERATOR(pg_catalog.=) t.rel::oid AND att.attnum > 0 AND NOT att.attisdropped
                     AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) t.rel
                                       AND r.attnum OPERATOR(pg_catalog.=) att.attnum)
                     AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t.rel
                                       AND s.attnum OPERATOR(pg_catalog.=) att.attnum)
+                    AND NOT EXISTS (SELECT 1 FROM pdp.credential_column cc WHERE cc.tbl OPERATOR(pg_catalog.=) t.rel
+                                      AND cc.attnum OPERATOR(pg_catalog.=) att.attnum)
                   ORDER BY att.attnum LOOP
             table_name := t.rel;
             column_name := a.attname;
-            SELECT h.category INTO by_name FROM pdp.name_hint h WHERE a.attname ~* h.pattern ORDER BY h.category LIMIT 1;
-            top_k := NULL;
-            top_n := 0;
-            n_sampled := 0;
-            IF a.typ IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype, 'bigint'::regtype,
-                         'numeric'::regtype, 'inet'::regtype) THEN
-                SELECT x.n_sampled, x.top_k, x.top_n INTO n_sampled, top_k, top_n
-                  FROM pdp._sample_column(t.rel, a.attname, pct, sample_rows) x;
+            attribute := NULL;
+            numeric_column := a.typ IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'numeric'::regtype,
+                                        'real'::regtype, 'double precision'::regtype, 'oid'::regtype, 'boolean'::regtype);
+            textual := a.typ IN ('text'::regtype, 'character varying'::regtype, 'json'::regtype, 'jsonb'::regtype);
+            -- Column names count only in tables about people; integer and
+            -- boolean columns are never e-mail, address, phone or name.
+            by_name := NULL;
+            IF relates THEN
+                SELECT h.category INTO by_name FROM pdp.name_hint h WHERE a.attname ~* h.pattern
+                 ORDER BY h.category OPERATOR(pg_catalog.=) 'credential' DESC, h.category OPERATOR(pg_catalog.=) 'email' DESC, h.category
+                 LIMIT 1;
+                -- A bare "name" names a person only in a table of people (mdl_event.name names an event).
+                IF by_name OPERATOR(pg_catalog.=) 'name' AND a.attname OPERATOR(pg_catalog.~*) '^name$'
+                   AND NOT pdp._relates_to_subject(t.rel, true) THEN
+                    by_name := NULL;
+                END IF;
+                IF numeric_column AND by_name NOT IN ('iin', 'birth_date', 'identifier') THEN
+                    by_name := NULL;
+                END IF;
+                IF by_name OPERATOR(pg_catalog.=) 'credential' AND a.typ NOT IN ('text'::regtype, 'character varying'::regtype,
+                                                                               'character'::regtype, 'bytea'::regtype) THEN
+                    by_name := NULL;
+                END IF;
             END IF;
-            IF top_k IS NOT NULL AND top_n::float8 / GREATEST(n_sampled, 1) >= 0.8 THEN
-                category := top_k;
-                confidence := LEAST(1.0, top_n::float8 / n_sampled + CASE WHEN by_name = top_k THEN 0.1 ELSE 0 END);
-                evidence := pg_catalog.format('%s of %s sampled values pass the %s check%s', top_n, n_sampled,
-                                              CASE top_k WHEN 'iin' THEN 'IIN check-digit' WHEN 'bin' THEN 'BIN check-digit'
-                                                         WHEN 'card' THEN 'Luhn card-number' WHEN 'email' THEN 'e-mail syntax'
-                                                         WHEN 'phone' THEN 'Kazakh phone-number' ELSE 'IP address' END,
-                                              CASE WHEN by_name IS NOT NULL THEN '; the column''s name suggests ' || by_name ELSE '' END);
-                RETURN NEXT;
-            ELSIF by_name IS NOT NULL THEN
-                category := by_name;
+            -- Credentials are never sampled.
+            IF by_name OPERATOR(pg_catalog.=) 'credential' THEN
+                category := 'credential';
                 confidence := 0.5;
-                evidence := pg_catalog.format('the column''s name suggests %s (%s sampled values did not confirm it)', by_name, n_sampled);
+                evidence := 'the column''s name suggests a credential (password, secret, token or hash); pdp.declare_credential keeps it out of exports and masked views';
                 RETURN NEXT;
-            ELSIF EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) t.rel) THEN
-                category := 'unclassified';
-                confidence := 0;
-                evidence := 'a column of a registered table with no rule or category';
+                CONTINUE;
+            END IF;
+            -- A registered EAV column: the attributes nobody classified, one by one.
+            SELECT e.attribute_col INTO attr_col FROM pdp.eav_attribute e
+             WHERE e.tbl OPERATOR(pg_catalog.=) t.rel AND e.value_attnum OPERATOR(pg_catalog.=) a.attnum LIMIT 1;
+            IF FOUND THEN
+                prof := pdp._profile_column(t.rel, a.attname, pct_text, LEAST(sample_rows * 10, 1000000), textual, attr_col);
+                FOR g IN SELECT x FROM pg_catalog.jsonb_array_elements(prof) x
+                          WHERE NOT EXISTS (SELECT 1 FROM pdp.eav_attribute e WHERE e.tbl OPERATOR(pg_catalog.=) t.rel
+                                              AND e.value_attnum OPERATOR(pg_catalog.=) a.attnum
+                                              AND e.attribute_value OPERATOR(pg_catalog.=) (x->>'attribute')) LOOP
+                    SELECT x.category, x.confidence, x.evidence INTO fc, fconf, fev FROM pdp._finding(g, numeric_column, NULL) x;
+                    IF fc IS NOT NULL THEN
+                        category := fc;
+                        confidence := fconf;
+                        evidence := fev || '; an EAV attribute not yet classified (pdp.register_eav)';
+                        attribute := pg_catalog.format('%s = %s', attr_col, g->>'attribute');
+                        RETURN NEXT;
+                    END IF;
+                END LOOP;
+                CONTINUE;
+            END IF;
+            found_any := false;
+            IF textual OR numeric_column OR a.typ IN ('character'::regtype, 'inet'::regtype) THEN
+                prof := pdp._profile_column(t.rel, a.attname, CASE WHEN textual THEN pct_text ELSE pct END,
+                                            CASE WHEN textual THEN LEAST(sample_rows * 10, 1000000) ELSE sample_rows END, textual, NULL);
+                g := prof->0;
+                IF g IS NOT NULL THEN
+                    -- As a whole column, values first; an EAV-shaped table's
+                    -- mixed value column is then tried attribute by attribute,
+                    -- and last the whole column's free text.
+                    SELECT x.category, x.confidence, x.evidence INTO fc, fconf, fev
+                      FROM pdp._finding(g - 'text_values', numeric_column, by_name) x;
+                    IF fc IS NULL AND attr_name IS NOT NULL AND attr_name OPERATOR(pg_catalog.<>) a.attname
+                       AND a.attname OPERATOR(pg_catalog.~*) '^(data|value|val|content)$' THEN
+                        FOR f IN SELECT x AS g, y.category, y.confidence, y.evidence
+                                   FROM pg_catalog.jsonb_array_elements(
+                                            pdp._profile_column(t.rel, a.attname, pct_text, LEAST(sample_rows * 10, 1000000), textual, attr_name)) x,
+                                        LATERAL pdp._finding(x, numeric_column, NULL) y
+                                  -- At least three non-empty values per attribute: one-off settings are no pattern.
+                                  WHERE y.category IS NOT NULL
+                                    AND (x->>'sampled')::bigint - (x->>'blank')::bigint >= 3 LOOP
+                            category := f.category;
+                            confidence := f.confidence;
+                            evidence := f.evidence || '; the column looks like an EAV value column (pdp.register_eav classifies it per attribute)';
+                            attribute := pg_catalog.format('%s = %s', attr_name, f.g->>'attribute');
+                            found_any := true;
+                            RETURN NEXT;
+                        END LOOP;
+                        attribute := NULL;
+                    END IF;
+                    IF fc IS NULL AND NOT found_any THEN
+                        SELECT x.category, x.confidence, x.evidence INTO fc, fconf, fev
+                          FROM pdp._finding(g, numeric_column, by_name) x;
+                    END IF;
+                    IF fc IS NOT NULL THEN
+                        category := fc;
+                        confidence := fconf;
+                        evidence := fev;
+                        found_any := true;
+                        RETURN NEXT;
+                    END IF;
+                END IF;
+            END IF;
+            IF NOT found_any AND by_name IS NOT NULL THEN
+                category := by_name;
+                confidence := CASE WHEN g IS NULL OR (g->>'sampled')::bigint OPERATOR(pg_catalog.=) (g->>'blank')::bigint
+                                        OR by_name NOT IN ('email', 'phone', 'iin', 'ip', 'card') THEN 0.5 ELSE 0.3 END;
+                evidence := CASE WHEN g IS NULL OR (g->>'sampled')::bigint = 0
+                                 THEN 'the column''s name suggests ' || by_name || ' (no values sampled)'
+                                 WHEN (g->>'sampled')::bigint OPERATOR(pg_catalog.=) (g->>'blank')::bigint
+                                 THEN pg_catalog.format('the column''s name suggests %s (all %s sampled values are empty or placeholders)', by_name, g->>'sampled')
+                                 WHEN by_name NOT IN ('email', 'phone', 'iin', 'ip', 'card')
+                                 THEN pg_catalog.format('the column''s name suggests %s (%s non-empty sampled values; no validator checks %s)', by_name,
+                                                        (g->>'sampled')::bigint - (g->>'blank')::bigint, by_name)
+                                 ELSE pg_catalog.format('the column''s name suggests %s (%s of %s non-empty sampled values passed a check)', by_name,
+                                                        coalesce(g->>'top_n', '0'), (g->>'sampled')::bigint - (g->>'blank')::bigint) END;
                 RETURN NEXT;
             END IF;
+            g := NULL;
         END LOOP;
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION pdp.discover(name, integer) IS
-    'finds personal data nobody classified yet, from column names and sampled values checked by validators; never prints a value';
+    'finds personal data nobody classified yet: validated values (blanks and placeholders not counted), personal data inside free text and JSON, EAV attributes one by one, column names in tables about people, credential candidates; never prints a value';
+
+-- Columns of registered tables that nobody classified: not findings (no
+-- evidence of personal data), but a list to review.
+CREATE VIEW pdp.unclassified_columns AS
+SELECT s.tbl AS table_name, a.attname AS column_name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS column_type
+  FROM (SELECT DISTINCT sc.tbl FROM pdp.subject_column sc) s
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum > 0 AND NOT a.attisdropped
+ WHERE NOT EXISTS (SELECT 1 FROM pdp.subject_column x WHERE x.tbl OPERATOR(pg_catalog.=) s.tbl AND x.attnum OPERATOR(pg_catalog.=) a.attnum)
+   AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) s.tbl AND r.attnum OPERATOR(pg_catalog.=) a.attnum)
+   AND NOT EXISTS (SELECT 1 FROM pdp.credential_column c WHERE c.tbl OPERATOR(pg_catalog.=) s.tbl AND c.attnum OPERATOR(pg_catalog.=) a.attnum)
+   AND NOT EXISTS (SELECT 1 FROM pdp.eav_attribute e WHERE e.tbl OPERATOR(pg_catalog.=) s.tbl AND e.value_attnum OPERATOR(pg_catalog.=) a.attnum);
+COMMENT ON VIEW pdp.unclassified_columns IS
+    'columns of registered tables with no rule, category, credential or EAV declaration and not a subject column: to review, not findings';
+
+-- The record of processing.
+CREATE VIEW pdp.processing_register AS
+SELECT s.tbl AS table_name,
+       r.col AS column_name,
+       r.category,
+       r.rule,
+       (SELECT pg_catalog.array_agg(x.col ORDER BY x.attnum) FROM pdp.subject_column x
+         WHERE x.tbl OPERATOR(pg_catalog.=) s.tbl) AS subject_columns,
+       -- Purposes some role may declare and that role may read the table.
+       (SELECT pg_catalog.array_agg(DISTINCT p.purpose || ' (' || p.legal_basis || ')')
+          FROM pdp.purpose p JOIN pdp.purpose_grant g ON g.purpose OPERATOR(pg_catalog.=) p.purpose
+         WHERE pg_catalog.has_table_privilege(g.role, s.tbl, 'SELECT')) AS purposes,
+       (SELECT p.period::text || ' from ' || coalesce(p.anchor_column::text, 'insertion') || ', then ' || p.action
+          FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) s.tbl) AS retention,
+       (SELECT pg_catalog.array_agg(DISTINCT rc.name || ' (' || rc.country ||
+                                    CASE WHEN rc.country <> 'KZ' THEN ', cross-border under ' || rc.safeguards ELSE '' END || ')')
+          FROM pdp.disclosure d JOIN pdp.recipient rc ON rc.name OPERATOR(pg_catalog.=) d.recipient
+         WHERE r.category OPERATOR(pg_catalog.=) ANY (d.categories)) AS recipients,
+       CASE WHEN c.relforcerowsecurity AND EXISTS (SELECT 1 FROM pg_policy pp WHERE pp.polrelid OPERATOR(pg_catalog.=) c.oid
+                                                     AND pp.polname = 'pdp_select') THEN 'protected, forced'
+            WHEN EXISTS (SELECT 1 FROM pg_policy pp WHERE pp.polrelid OPERATOR(pg_catalog.=) c.oid AND pp.polname = 'pdp_select')
+                 THEN 'protected'
+            ELSE 'not protected' END
+       || CASE WHEN r.col IS NOT NULL AND pdp._on_write_enabled(s.tbl) THEN ', pseudonymised on write' ELSE '' END AS protection
+  FROM (SELECT DISTINCT sc.tbl FROM pdp.subject_column sc) s
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) s.tbl::oid
+  -- Ruled columns (never credentials, which the register does not show),
+  -- and each classified attribute of an EAV column as "column [attribute = value]".
+  LEFT JOIN (SELECT x.tbl, x.col, x.category, x.rule FROM pdp.column_rule x
+              WHERE NOT EXISTS (SELECT 1 FROM pdp.credential_column cc WHERE cc.tbl OPERATOR(pg_catalog.=) x.tbl
+                                  AND cc.attnum OPERATOR(pg_catalog.=) x.attnum)
+             UNION ALL
+             SELECT e.tbl, pg_catalog.format('%s [%s = %s]', e.value_col, e.attribute_col, e.attribute_value)::name,
+                    e.category, e.rule FROM pdp.eav_attribute e) r ON r.tbl OPERATOR(pg_catalog.=) s.tbl;
+COMMENT ON VIEW pdp.processing_register IS
+    'record of processing: per registered table and classified column, category, rule, subjects, purposes, retention, recipients, protection';
 
 -- Report ---------------------------------------------------------------------
 
@@ -260,10 +702,15 @@ DECLARE
 BEGIN
     FOR sch IN SELECT x FROM pg_catalog.jsonb_array_elements_text(counts->'schemas') x LOOP
         findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                        'table', d.table_name::text, 'column', d.column_name, 'category', d.category,
+                        'table', d.table_name::text, 'column', d.column_name, 'attribute', d.attribute, 'category', d.category,
                         'confidence', pg_catalog.round(d.confidence::numeric, 2), 'evidence', d.evidence))
-                      FROM pdp.discover(sch, 200) d WHERE d.category <> 'unclassified'), '[]');
+                      FROM pdp.discover(sch, 200) d), '[]');
     END LOOP;
+    -- Real misses first: the most confident findings (values checked), then
+    -- what only a column's name suggests, credential candidates last.
+    findings := coalesce((SELECT pg_catalog.jsonb_agg(x ORDER BY (x->>'category') OPERATOR(pg_catalog.=) 'credential',
+                                                      (x->>'confidence')::numeric DESC, x->>'table', x->>'column', x->>'attribute')
+                            FROM pg_catalog.jsonb_array_elements(findings) x), '[]');
     FOR p IN SELECT * FROM pdp.retention_policy ORDER BY tbl::text LOOP
         soon := NULL;
         overdue := NULL;
@@ -284,6 +731,7 @@ BEGIN
         'register', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.table_name::text, x.column_name)
                                 FROM pdp.processing_register x), '[]'),
         'unclassified_findings', findings,
+        'columns_without_rule', (SELECT pg_catalog.count(*) FROM pdp.unclassified_columns),
         'consents', counts->'consents',
         'retention', retention,
         'last_purge', (SELECT pg_catalog.jsonb_build_object('started_at', l.started_at, 'status', l.status, 'rows', l.total_rows,
@@ -346,10 +794,13 @@ BEGIN
         ELSE
             out := out || E'| table | column | category | confidence | evidence |\n|---|---|---|---|---|\n';
             FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'unclassified_findings') LOOP
-                out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'), pdp._md(x->>'column'), pdp._md(x->>'category'),
+                out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'),
+                                                pdp._md((x->>'column') || coalesce(' [' || (x->>'attribute') || ']', '')), pdp._md(x->>'category'),
                                                 pdp._md(x->>'confidence'), pdp._md(x->>'evidence'));
             END LOOP;
         END IF;
+        out := out || E'\nColumns of registered tables without a rule (not findings; `pdp.unclassified_columns` lists them): '
+                   || pdp._md(j->>'columns_without_rule') || E'.\n';
         out := out || E'\n## Consents\n\n| purpose | legal basis | active consents | withdrawn in the last 30 days |\n|---|---|---:|---:|\n';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'consents') LOOP
             out := out || pg_catalog.format(E'| %s | %s | %s | %s |\n', pdp._md(x->>'purpose'), pdp._md(x->>'legal_basis'), pdp._md(x->>'active'), pdp._md(x->>'withdrawn_last_30_days'));
@@ -423,12 +874,15 @@ BEGIN
     ELSE
         out := out || '<table><tr><th>Table</th><th>Column</th><th>Category</th><th>Confidence</th><th>Evidence</th></tr>';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'unclassified_findings') LOOP
-            out := out || '<tr><td>' || pdp._html(x->>'table') || '</td><td>' || pdp._html(x->>'column') || '</td><td>'
+            out := out || '<tr><td>' || pdp._html(x->>'table') || '</td><td>'
+                       || pdp._html((x->>'column') || coalesce(' [' || (x->>'attribute') || ']', '')) || '</td><td>'
                        || pdp._html(x->>'category') || '</td><td class="num">' || pdp._html(x->>'confidence') || '</td><td>'
                        || pdp._html(x->>'evidence') || '</td></tr>';
         END LOOP;
         out := out || '</table>';
     END IF;
+    out := out || '<p>Columns of registered tables without a rule (not findings; <code>pdp.unclassified_columns</code> lists them): '
+               || pdp._html(j->>'columns_without_rule') || '.</p>';
     -- Consents as horizontal bars (active, and withdrawn in the last 30 days).
     SELECT GREATEST(1, pg_catalog.max((e->>'active')::numeric)) INTO maxv FROM pg_catalog.jsonb_array_elements(j->'consents') e;
     bars := '';

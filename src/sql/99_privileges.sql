@@ -28,7 +28,7 @@ GRANT EXECUTE ON FUNCTION pdp.key_status() TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION
     pdp.pseudonym(text, text), pdp.pseudonym(bigint, text), pdp.pseudonym(uuid, text),
     pdp.pseudo_email(text, boolean), pdp.pseudo_phone(text), pdp.pseudo_iin(text, boolean),
-    pdp.pseudo_name(text), pdp.pseudo_ip(inet),
+    pdp.pseudo_name(text), pdp.pseudo_ip(inet), pdp.pseudo_ip_text(text), pdp._pseudo_ip_any(anyelement),
     pdp.encrypt(text, text), pdp.fpe_encrypt(text, text, integer, integer), pdp.fpe_iin(text, integer)
 TO pdp_pseudonymiser;
 GRANT EXECUTE ON FUNCTION
@@ -59,6 +59,16 @@ GRANT EXECUTE ON FUNCTION
     pdp._pseudonymise_on_write()
 TO pdp_admin;
 GRANT EXECUTE ON PROCEDURE pdp.apply_rules(regclass, integer, boolean) TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp._rule_sql(text, name, oid), pdp._masked_column_sql(regclass, smallint),
+                          pdp._guarded_rule_sql(regclass, smallint, text, name, oid, text) TO pdp_admin;
+-- A masked view's readers run its guard and its failure counter (which
+-- hold no key and never see a value); the counters are read through
+-- pdp.rule_failures.
+GRANT EXECUTE ON FUNCTION pdp._rule_accepts(text, text), pdp._rule_failed(oid, smallint, text) TO PUBLIC;
+GRANT SELECT ON pdp.rule_failures TO pdp_admin, pdp_auditor;
+-- Credentials: declared by their table's owner (a pdp_admin member).
+GRANT SELECT ON pdp.credential_column, pdp.credential_columns TO pdp_admin, pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp.declare_credential(regclass, name), pdp.drop_credential(regclass, name) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._on_write_enabled(regclass) TO pdp_auditor;
 
 -- Purposes and consent.  Recording consent and restrictions is pdp_admin's
@@ -166,7 +176,13 @@ TO pdp_admin;
 -- Register, discovery, report: for the DPO (pdp_auditor) and pdp_admin.
 GRANT SELECT ON pdp.processing_register, pdp.special_category, pdp.name_hint, pdp.retention_tag TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp.discover(name, integer), pdp.report(text), pdp._report_json(), pdp._html(text), pdp._md(text),
-                          pdp._classify_value(text) TO pdp_admin, pdp_auditor;
+                          pdp._classify_value(text), pdp._is_placeholder(text), pdp._scan_text(text),
+                          pdp._relates_to_subject(regclass, boolean), pdp._finding(jsonb, boolean, text),
+                          pdp._profile_column(regclass, name, float8, integer, boolean, name) TO pdp_admin, pdp_auditor;
+GRANT SELECT ON pdp.eav_attribute, pdp.eav_attributes, pdp.unclassified_columns TO pdp_admin, pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp.register_eav(regclass, name, name, text, text, text), pdp.drop_eav(regclass, name, text) TO pdp_admin;
+-- The trace search (SECURITY DEFINER; it reads every table as its owner) is the DPO's.
+GRANT EXECUTE ON FUNCTION pdp.find_subject_traces(text), pdp.find_subject_traces(bigint), pdp.find_subject_traces(uuid) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb), pdp._on_write_enabled(regclass) TO pdp_auditor;
 
 -- Escalation (issue 14, classes 1 and 2).  Statements on user tables run as

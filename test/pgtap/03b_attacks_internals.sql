@@ -104,7 +104,7 @@ RESET ROLE;
 SELECT is(array_agg(f ORDER BY f), NULL, 'attack: a keyed function is executable by PUBLIC, pdp_admin or pdp_auditor')
   FROM unnest(ARRAY['pdp.pseudonym(text,text)', 'pdp.pseudonym(bigint,text)', 'pdp.pseudonym(uuid,text)',
                     'pdp.pseudo_email(text,boolean)', 'pdp.pseudo_phone(text)', 'pdp.pseudo_iin(text,boolean)',
-                    'pdp.pseudo_name(text)', 'pdp.pseudo_ip(inet)', 'pdp.encrypt(text,text)',
+                    'pdp.pseudo_name(text)', 'pdp.pseudo_ip(inet)', 'pdp.pseudo_ip_text(text)', 'pdp._pseudo_ip_any(anyelement)', 'pdp.encrypt(text,text)',
                     'pdp.fpe_encrypt(text,text,integer,integer)', 'pdp.fpe_iin(text,integer)']) f,
        unnest(ARRAY['tap_app', 'pdp_admin', 'pdp_auditor']) r
  WHERE has_function_privilege(r, f, 'EXECUTE');

@@ -31,7 +31,24 @@ $node->safe_psql('src', q{
 	CALL pdp.apply_rules('"LMS"."Learners"');
 	SELECT pdp.pseudonymise_on_write('"LMS"."Learners"');
 	INSERT INTO "LMS"."Learners" VALUES (3, 'raw3@mail.kz');
+	-- Credentials and EAV classifications, on columns whose attnums change in
+	-- the restored table (a dropped column before them), one renamed.
+	CREATE TABLE "LMS".zinfo (gone int, id bigint PRIMARY KEY, userid bigint, fieldid bigint, data text, pw text);
+	ALTER TABLE "LMS".zinfo DROP COLUMN gone;
+	SELECT pdp.register_table('"LMS".zinfo', 'userid');
+	SELECT pdp.declare_credential('"LMS".zinfo', 'pw');
+	ALTER TABLE "LMS".zinfo RENAME COLUMN pw TO "Pass Word";
+	SELECT pdp.register_eav('"LMS".zinfo', 'data', 'fieldid', '1', 'iin', 'mask');
+	INSERT INTO "LMS".zinfo VALUES (1, 1, 1, '900101300017', 'hash1');
 });
+my $cred = q{SELECT string_agg(c.col || '@' || c.attnum || '=' || a.attname, ',') FROM pdp.credential_column c
+                    JOIN pg_attribute a ON a.attrelid = c.tbl AND a.attnum = c.attnum};
+my $eav = q{SELECT string_agg(e.value_col || '@' || e.value_attnum || '=' || v.attname || '/' || e.attribute_col || '@' || e.attribute_attnum
+                              || '=' || a.attname || '/' || e.attribute_value || '/' || e.category || '/' || e.rule, ',')
+              FROM pdp.eav_attribute e JOIN pg_attribute v ON v.attrelid = e.tbl AND v.attnum = e.value_attnum
+              JOIN pg_attribute a ON a.attrelid = e.tbl AND a.attnum = e.attribute_attnum};
+is($node->safe_psql('src', $cred), 'Pass Word@6=Pass Word', 'the credential follows its rename (attnum 6 after a dropped column)');
+my $eav_before = $node->safe_psql('src', $eav);
 my $values = 'SELECT "Learner Id", email FROM "LMS"."Learners" ORDER BY 1';
 my $values_before = $node->safe_psql('src', $values);
 is($node->safe_psql('src', q{SELECT count(*) FROM "LMS"."Learners" WHERE email LIKE 'raw%'}), '0',
@@ -94,6 +111,12 @@ is($node->safe_psql('dst', $values), $values_before,
 	'restored values are not pseudonymised a second time (the trigger is restored after the data)');
 is($node->safe_psql('dst', q{SELECT column_name || ':' || rule || ':' || on_write FROM pdp.column_rules}),
 	'email:pseudo_email:true', 'rules and the on-write trigger are restored');
+is($node->safe_psql('dst', $cred), 'Pass Word@5=Pass Word', 'the credential is restored on its column (attnum resolved again)');
+my $eav_after = $node->safe_psql('dst', $eav);
+is($eav_after =~ s/@\d+=/@=/gr, $eav_before =~ s/@\d+=/@=/gr, 'the EAV classification is restored');
+like($eav_after, qr/^data\@4=data\/fieldid\@3=fieldid\/1\/iin\/mask$/, 'with its attnums resolved again');
+is($node->safe_psql('dst', q{SELECT pdp.export_subject(1)->'data'->'"LMS".zinfo'->0->'Pass Word'}), '{"withheld": "credential"}',
+	'the restored credential is withheld from exports');
 is($node->safe_psql('dst', q{SELECT finished_at IS NOT NULL FROM pdp.apply_run}), 't',
 	'the finished apply_rules run is restored, so it is not run twice');
 is($node->safe_psql('dst', q{INSERT INTO "LMS"."Learners" VALUES (4, 'raw4@mail.kz') RETURNING email = pdp.pseudo_email('raw4@mail.kz')}),

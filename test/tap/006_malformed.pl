@@ -130,6 +130,21 @@ my @templates = (
 	['SELECT count(*) FROM pdp.apply_profile(%s, true)', 'n'], [q{SELECT count(*) FROM pdp.apply_profile('moodle', %s)}, 'n'],
 	['SELECT pdp._profile_source(%s) IS NULL', 'n'], ['SELECT count(*) FROM pdp._profile_steps(%s)', 'n'],
 	[q{SELECT pdp._profile_check(%s, '{}')}, 'n'], [q{SELECT pdp._profile_catalog_has(%s, '{}')}, 'n'],
+	# Issue 16, points 5, 6 and 8: rules on real values, credentials, EAV, discovery.
+	['SELECT pdp.pseudo_ip_text(%s) IS NULL', 'v'], [q{SELECT pdp._rule_accepts('pseudo_email', %s)}, 'v'],
+	[q{SELECT pdp._rule_accepts(%s, 'x')}, 'n'], [q{SELECT pdp._rule_failed('t1'::regclass::oid, 2::smallint, %s) IS NULL}, 'n'],
+	['SELECT pdp._scan_text(%s) IS NULL', 'v'], ['SELECT pdp._is_placeholder(%s)', 'v'],
+	[q{SELECT pdp.declare_credential(%s, 'email')}, 'n'], [q{SELECT pdp.declare_credential('t1', %s)}, 'n'],
+	[q{SELECT pdp.drop_credential(%s, 'email')}, 'n'], [q{SELECT pdp.drop_credential('t1', %s)}, 'n'],
+	[q{SELECT pdp.register_eav(%s, 'email', 'at', '1', 'iin')}, 'n'], [q{SELECT pdp.register_eav('t1', %s, 'at', '1', 'iin')}, 'n'],
+	[q{SELECT pdp.register_eav('t1', 'email', %s, '1', 'iin')}, 'n'], [q{SELECT pdp.register_eav('t1', 'email', 'id', %s, 'iin')}, 'n'],
+	[q{SELECT pdp.register_eav('t1', 'email', 'id', '1', %s)}, 'n'], [q{SELECT pdp.register_eav('t1', 'email', 'id', '2', 'iin', %s)}, 'n'],
+	[q{SELECT pdp.drop_eav(%s, 'email', '1')}, 'n'], [q{SELECT pdp.drop_eav('t1', %s, '1')}, 'n'], [q{SELECT pdp.drop_eav('t1', 'email', %s)}, 'n'],
+	[q{SELECT pdp._profile_column('t1', %s, 100, 10, true, NULL)}, 'n'], [q{SELECT pdp._profile_column(%s, 'email', 100, 10, true, NULL)}, 'n'],
+	[q{SELECT pdp._profile_column('t1', 'email', %s, 10, true, NULL)}, 'n'], [q{SELECT pdp._profile_column('t1', 'email', 100, 10, true, %s)}, 'n'],
+	[q{SELECT count(*) FROM pdp.discover('public', %s)}, 'n'],
+	['SELECT count(*) FROM pdp.find_subject_traces(%s::text)', 'v'],
+	['SELECT count(*) FROM pdp._find_traces(ARRAY[%s]::text[], NULL, NULL, NULL)', 'v'],
 );
 
 my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";

@@ -58,7 +58,9 @@ main(void)
 	is_int(email(".a@example.com"), PDP_EMAIL_LOCAL, "leading dot");
 	is_int(email("a..b@example.com"), PDP_EMAIL_LOCAL, "double dot");
 	is_int(email("a b@example.com"), PDP_EMAIL_LOCAL, "space");
-	is_int(email("a@localhost"), PDP_EMAIL_DOMAIN, "domain without a dot");
+	is_int(email("a@localhost"), PDP_EMAIL_OK, "host name without a dot (root@localhost)");
+	is_int(email("root@localhost"), PDP_EMAIL_OK, "root@localhost");
+	is_int(email("a@-localhost"), PDP_EMAIL_DOMAIN, "single label starting with -");
 	is_int(email("a@-x.kz"), PDP_EMAIL_DOMAIN, "label starting with -");
 	is_int(email("a@x-.kz"), PDP_EMAIL_DOMAIN, "label ending with -");
 	is_int(email("a@x..kz"), PDP_EMAIL_DOMAIN, "empty label");
@@ -147,5 +149,10 @@ main(void)
 		is_int(pdp_iin_fpe_encrypt(ff1, true, "900101300018", out), PDP_IIN_FPE_INVALID, "an invalid IIN is refused");
 		pdp_ff1_free(ff1);
 	}
+	/* Blanks: what the value rules pass through unchanged. */
+	ok(pdp_is_blank("", 0), "'' is blank");
+	ok(pdp_is_blank(" \t\r\n", 4), "whitespace is blank");
+	ok(!pdp_is_blank(" a ", 3), "a letter is not blank");
+	ok(!pdp_is_blank("\0", 1), "a NUL byte is not blank");
 	return done_testing();
 }

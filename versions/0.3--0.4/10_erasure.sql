@@ -666,6 +666,7 @@ BEGIN
         SELECT x.r INTO rows_
           FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t.*)) FROM %s t WHERE %s', t, cond),
                                   subject) AS x(r jsonb);
+        rows_ := pdp._withhold_credentials(t, rows_);   -- credentials: named, value withheld (34_credentials.sql)
         IF rows_ IS NOT NULL THEN
             data := data || pg_catalog.jsonb_build_object(t::text, rows_);
         END IF;
@@ -974,6 +975,19 @@ BEGIN
              AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) l.child_attnum))
             OR (d.objid OPERATOR(pg_catalog.=) l.parent::oid
                 AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) l.parent_attnum)));
+    DELETE FROM pdp.credential_column cc
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+       AND d.objid OPERATOR(pg_catalog.=) cc.tbl::oid
+       AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) cc.attnum);
+    IF pg_catalog.to_regclass('pdp.eav_attribute') IS NOT NULL THEN   -- created later in the install script
+        DELETE FROM pdp.eav_attribute e
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+           AND d.objid OPERATOR(pg_catalog.=) e.tbl::oid
+           AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) e.value_attnum
+                OR d.objsubid OPERATOR(pg_catalog.=) e.attribute_attnum);
+    END IF;
     DELETE FROM pdp.apply_run r
      USING pg_event_trigger_dropped_objects() d
      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
@@ -1094,6 +1108,21 @@ BEGIN
         RAISE EXCEPTION 'cannot change linked column "%" of table "%" to type % alone', bad.col, bad.relname, bad.typ
             USING ERRCODE = 'datatype_mismatch',
                   HINT = 'A link compares its child and parent columns: drop the link (pdp.drop_link) first, or change both.';
+    END IF;
+    UPDATE pdp.credential_column cc SET col = a.attname
+      FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) cc.tbl::oid
+       AND a.attnum OPERATOR(pg_catalog.=) cc.attnum
+       AND a.attname OPERATOR(pg_catalog.<>) cc.col;
+    IF pg_catalog.to_regclass('pdp.eav_attribute') IS NOT NULL THEN   -- created later in the install script
+        UPDATE pdp.eav_attribute e SET value_col = a.attname
+          FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) e.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) e.value_attnum
+           AND a.attname OPERATOR(pg_catalog.<>) e.value_col;
+        UPDATE pdp.eav_attribute e SET attribute_col = a.attname
+          FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) e.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) e.attribute_attnum
+           AND a.attname OPERATOR(pg_catalog.<>) e.attribute_col;
     END IF;
     FOR t IN
         UPDATE pdp.column_rule r SET col = a.attname

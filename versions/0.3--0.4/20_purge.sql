@@ -958,10 +958,15 @@ DECLARE
 BEGIN
     FOR sch IN SELECT x FROM pg_catalog.jsonb_array_elements_text(counts->'schemas') x LOOP
         findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                        'table', d.table_name::text, 'column', d.column_name, 'category', d.category,
+                        'table', d.table_name::text, 'column', d.column_name, 'attribute', d.attribute, 'category', d.category,
                         'confidence', pg_catalog.round(d.confidence::numeric, 2), 'evidence', d.evidence))
-                      FROM pdp.discover(sch, 200) d WHERE d.category <> 'unclassified'), '[]');
+                      FROM pdp.discover(sch, 200) d), '[]');
     END LOOP;
+    -- Real misses first: the most confident findings (values checked), then
+    -- what only a column's name suggests, credential candidates last.
+    findings := coalesce((SELECT pg_catalog.jsonb_agg(x ORDER BY (x->>'category') OPERATOR(pg_catalog.=) 'credential',
+                                                      (x->>'confidence')::numeric DESC, x->>'table', x->>'column', x->>'attribute')
+                            FROM pg_catalog.jsonb_array_elements(findings) x), '[]');
     FOR p IN SELECT * FROM pdp.retention_policy ORDER BY tbl::text LOOP
         soon := NULL;
         overdue := NULL;
@@ -982,6 +987,7 @@ BEGIN
         'register', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.table_name::text, x.column_name)
                                 FROM pdp.processing_register x), '[]'),
         'unclassified_findings', findings,
+        'columns_without_rule', (SELECT pg_catalog.count(*) FROM pdp.unclassified_columns),
         'consents', counts->'consents',
         'retention', retention,
         'last_purge', (SELECT pg_catalog.jsonb_build_object('started_at', l.started_at, 'status', l.status, 'rows', l.total_rows,
@@ -1042,10 +1048,13 @@ BEGIN
         ELSE
             out := out || E'| table | column | category | confidence | evidence |\n|---|---|---|---|---|\n';
             FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'unclassified_findings') LOOP
-                out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'), pdp._md(x->>'column'), pdp._md(x->>'category'),
+                out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'table'),
+                                                pdp._md((x->>'column') || coalesce(' [' || (x->>'attribute') || ']', '')), pdp._md(x->>'category'),
                                                 pdp._md(x->>'confidence'), pdp._md(x->>'evidence'));
             END LOOP;
         END IF;
+        out := out || E'\nColumns of registered tables without a rule (not findings; `pdp.unclassified_columns` lists them): '
+                   || pdp._md(j->>'columns_without_rule') || E'.\n';
         out := out || E'\n## Consents\n\n| purpose | legal basis | active consents | withdrawn in the last 30 days |\n|---|---|---:|---:|\n';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'consents') LOOP
             out := out || pg_catalog.format(E'| %s | %s | %s | %s |\n', pdp._md(x->>'purpose'), pdp._md(x->>'legal_basis'), pdp._md(x->>'active'), pdp._md(x->>'withdrawn_last_30_days'));
@@ -1119,12 +1128,15 @@ BEGIN
     ELSE
         out := out || '<table><tr><th>Table</th><th>Column</th><th>Category</th><th>Confidence</th><th>Evidence</th></tr>';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'unclassified_findings') LOOP
-            out := out || '<tr><td>' || pdp._html(x->>'table') || '</td><td>' || pdp._html(x->>'column') || '</td><td>'
+            out := out || '<tr><td>' || pdp._html(x->>'table') || '</td><td>'
+                       || pdp._html((x->>'column') || coalesce(' [' || (x->>'attribute') || ']', '')) || '</td><td>'
                        || pdp._html(x->>'category') || '</td><td class="num">' || pdp._html(x->>'confidence') || '</td><td>'
                        || pdp._html(x->>'evidence') || '</td></tr>';
         END LOOP;
         out := out || '</table>';
     END IF;
+    out := out || '<p>Columns of registered tables without a rule (not findings; <code>pdp.unclassified_columns</code> lists them): '
+               || pdp._html(j->>'columns_without_rule') || '.</p>';
     -- Consents as horizontal bars (active, and withdrawn in the last 30 days).
     SELECT GREATEST(1, pg_catalog.max((e->>'active')::numeric)) INTO maxv FROM pg_catalog.jsonb_array_elements(j->'consents') e;
     bars := '';

@@ -345,15 +345,15 @@ BEGIN
         END IF;
         RETURN NULL;
     WHEN 'declare_credential' THEN
-        IF pdp._profile_catalog_has('pdp.credential', pg_catalog.jsonb_build_object(
+        IF pdp._profile_catalog_has('pdp.credential_column', pg_catalog.jsonb_build_object(
                'tbl', (args ->> 'tbl')::regclass::text, 'col', args ->> 'col')) THEN
             RETURN 'already';
         END IF;
         RETURN NULL;
     WHEN 'register_eav' THEN
-        IF pdp._profile_catalog_has('pdp.eav', pg_catalog.jsonb_build_object(
-               'tbl', (args ->> 'tbl')::regclass::text, 'value_column', args ->> 'value_column',
-               'attribute_column', args ->> 'attribute_column', 'attribute_value', args ->> 'attribute_value',
+        IF pdp._profile_catalog_has('pdp.eav_attribute', pg_catalog.jsonb_build_object(
+               'tbl', (args ->> 'tbl')::regclass::text, 'value_col', args ->> 'value_column',
+               'attribute_col', args ->> 'attribute_column', 'attribute_value', args ->> 'attribute_value',
                'category', args ->> 'category', 'rule', args -> 'rule')) THEN
             RETURN 'already';
         END IF;

@@ -69,6 +69,21 @@ BEGIN
             USING ERRCODE = 'datatype_mismatch',
                   HINT = 'A link compares its child and parent columns: drop the link (pdp.drop_link) first, or change both.';
     END IF;
+    UPDATE pdp.credential_column cc SET col = a.attname
+      FROM pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) cc.tbl::oid
+       AND a.attnum OPERATOR(pg_catalog.=) cc.attnum
+       AND a.attname OPERATOR(pg_catalog.<>) cc.col;
+    IF pg_catalog.to_regclass('pdp.eav_attribute') IS NOT NULL THEN   -- created later in the install script
+        UPDATE pdp.eav_attribute e SET value_col = a.attname
+          FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) e.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) e.value_attnum
+           AND a.attname OPERATOR(pg_catalog.<>) e.value_col;
+        UPDATE pdp.eav_attribute e SET attribute_col = a.attname
+          FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) e.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) e.attribute_attnum
+           AND a.attname OPERATOR(pg_catalog.<>) e.attribute_col;
+    END IF;
     FOR t IN
         UPDATE pdp.column_rule r SET col = a.attname
           FROM pg_attribute a

@@ -33,6 +33,7 @@ BEGIN
              WHEN i.given_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'gives a time of consent in the future'
              WHEN i.policy_version IS NOT NULL AND v.version IS NULL THEN 'names an unknown policy version'
              WHEN pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object' THEN 'has evidence that is not a JSON object'
+             WHEN pdp._credential_evidence(i.evidence) THEN 'has evidence holding a credential'
              WHEN i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now()
                   THEN 'has a validity that has already ended'
              ELSE 'is not newer than the subject''s recorded consent history for the purpose'
@@ -49,6 +50,7 @@ BEGIN
      WHERE i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' OR i.purpose IS NULL OR i.given_at IS NULL
         OR i.given_at OPERATOR(pg_catalog.>) pg_catalog.now()
         OR pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object'
+        OR pdp._credential_evidence(i.evidence)
         OR (i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now())
         OR p.purpose IS NULL
         OR (i.policy_version IS NOT NULL AND v.version IS NULL)
