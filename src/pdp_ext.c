@@ -359,6 +359,16 @@ _PG_init(void)
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("pdp.audit_log_json",
+							 "Whether every audit entry also goes to the server log as one JSON line.",
+							 "Each sealed entry is written as a LOG line \"pdp_audit {...}\" (pseudonyms only, "
+							 "no personal values), for syslog or journald shippers to forward to a SIEM.",
+							 &pdp_audit_log_json,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("pdp");
 
 	prev_emit_log_hook = emit_log_hook;

@@ -47,6 +47,9 @@ extern void pdp_audit_reversal(const char *function);
 extern Oid	pdp_function_owner(Oid fnoid);
 extern int64 pdp_audit_seal_pending(int64 max_entries);
 
+/* The keyed chain, anchors and the JSON log line (audit_chain.c) */
+extern bool pdp_audit_log_json;
+
 /* Durable audit entries and the audit worker (audit_durable.c) */
 extern void pdp_audit_durable_init(void);
 extern void pdp_audit_request_seal(void);
