@@ -88,6 +88,7 @@ typedef struct AuditSlot
 	TimestampTz at;
 	int			sqlerrcode;		/* when FAILED */
 	int64		entry_id;		/* when DONE */
+	bool		async;			/* nobody waits: freed once committed */
 	bool		has_object;
 	bool		has_subject;
 	NameData	role;
@@ -433,6 +434,100 @@ pdp_audit_durable(const char *action, const char *object, const char *subject_ps
 }
 
 /*
+ * Hand one entry to the audit worker without waiting for its commit (read-
+ * access entries, written after the statement's rows were produced: waiting
+ * would protect nothing and cost a commit per statement).  The worker
+ * commits it, with others, in a transaction of its own, so no rollback of
+ * the caller's removes it.  Waits only while every slot is taken (up to
+ * pdp.audit_timeout).  The names are given, not looked up, so this also
+ * works while the caller's transaction aborts.  Returns false when the
+ * entry could not be handed over (no shared memory, recovery, timeout).
+ */
+bool
+pdp_audit_unavailable(void)
+{
+	return pdp_audit == NULL || RecoveryInProgress();
+}
+
+bool
+pdp_audit_durable_async(const char *role, const char *session_role, const char *action,
+						const char *object, const char *details, bool wait)
+{
+	AuditSlot  *slot = NULL;
+	TimestampTz deadline;
+	bool		start = false;
+	int			windex = -1;
+	Latch	   *latch = NULL;
+
+	if (pdp_audit == NULL || RecoveryInProgress())
+		return false;
+	if (strlen(action) >= AUDIT_ACTION_LEN || (object && strlen(object) >= AUDIT_OBJECT_LEN) ||
+		strlen(details) >= AUDIT_DETAILS_LEN)
+		return false;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait ? pdp_audit_timeout_ms : 0);
+	for (;;)
+	{
+		LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < AUDIT_RING_SLOTS; i++)
+		{
+			int			n = (pdp_audit->next_slot + i) % AUDIT_RING_SLOTS;
+
+			if (pdp_audit->slots[n].state == SLOT_FREE)
+			{
+				slot = &pdp_audit->slots[n];
+				pdp_audit->next_slot = (n + 1) % AUDIT_RING_SLOTS;
+				break;
+			}
+		}
+		if (slot != NULL)
+		{
+			memset(slot, 0, offsetof(AuditSlot, action));
+			slot->ticket = pdp_audit->next_ticket++;
+			slot->dbid = MyDatabaseId;
+			slot->at = GetCurrentTimestamp();
+			slot->async = true;
+			namestrcpy(&slot->role, role);
+			namestrcpy(&slot->session_role, session_role);
+			strlcpy(slot->action, action, AUDIT_ACTION_LEN);
+			slot->has_object = object != NULL;
+			strlcpy(slot->object, object ? object : "", AUDIT_OBJECT_LEN);
+			slot->has_subject = false;
+			slot->subject[0] = '\0';
+			strlcpy(slot->details, details, AUDIT_DETAILS_LEN);
+			slot->state = SLOT_PENDING;
+			latch = audit_worker_for_db(&start, &windex);
+			LWLockRelease(pdp_audit->lock);
+			break;
+		}
+		/* Every slot is busy: make sure the worker runs, then wait a little. */
+		latch = audit_worker_for_db(&start, &windex);
+		LWLockRelease(pdp_audit->lock);
+		if (latch != NULL)
+			SetLatch(latch);
+		if (start && !audit_start_worker(windex))
+		{
+			LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+			pdp_audit->workers[windex].starting = false;
+			LWLockRelease(pdp_audit->lock);
+		}
+		start = false;
+		if (!wait || GetCurrentTimestamp() >= deadline)
+			return false;
+		ConditionVariableTimedSleep(&pdp_audit->done, 10, PG_WAIT_EXTENSION);
+		ConditionVariableCancelSleep();
+	}
+	if (latch != NULL)
+		SetLatch(latch);
+	if (start && !audit_start_worker(windex))
+	{
+		LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+		pdp_audit->workers[windex].starting = false;
+		LWLockRelease(pdp_audit->lock);
+	}
+	return true;
+}
+
+/*
  * Ask the audit worker of this database to seal soon: an ordinary entry was
  * appended (pdp._audit), and its transaction will commit shortly.  The worker
  * seals every quarter second for a second after the last request, so the
@@ -510,7 +605,9 @@ audit_worker_exit(int code, Datum arg)
 
 		if (s->dbid != MyDatabaseId)
 			continue;
-		if (s->state == SLOT_TAKEN)
+		if (s->state == SLOT_TAKEN && s->async)
+			s->state = SLOT_FREE;
+		else if (s->state == SLOT_TAKEN)
 		{
 			s->state = SLOT_FAILED;
 			s->sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
@@ -678,6 +775,7 @@ pdp_audit_worker_main(Datum main_arg)
 		if (n > 0)
 		{
 			int			sqlerrcode = 0;
+			volatile int async_lost = 0;
 
 			PG_TRY();
 			{
@@ -704,8 +802,12 @@ pdp_audit_worker_main(Datum main_arg)
 
 				if (s->ticket != batch[i].ticket)
 					continue;
-				if (s->state == SLOT_ABANDONED)
+				if (s->state == SLOT_ABANDONED || s->async)
+				{
+					if (s->async && sqlerrcode != 0)
+						async_lost++;
 					s->state = SLOT_FREE;
+				}
 				else if (sqlerrcode == 0)
 				{
 					s->entry_id = ids[i];
@@ -719,6 +821,10 @@ pdp_audit_worker_main(Datum main_arg)
 			}
 			LWLockRelease(pdp_audit->lock);
 			ConditionVariableBroadcast(&pdp_audit->done);
+			if (async_lost > 0)
+				ereport(WARNING,
+						(errcode(sqlerrcode),
+						 errmsg("pdp_ext's audit worker could not record %d read-access entries", async_lost)));
 			last_work = GetCurrentTimestamp();
 			seal_due = true;
 			continue;			/* more may have come meanwhile */

@@ -381,4 +381,5 @@ _PG_init(void)
 	CacheRegisterSyscacheCallback(NAMESPACEOID, pdp_fn_cache_invalidate, (Datum) 0);
 
 	pdp_audit_durable_init();	/* audit worker, its shared memory and settings */
+	pdp_audit_reads_init();		/* read-access logging (executor hooks) */
 }

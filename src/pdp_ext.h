@@ -55,6 +55,12 @@ extern void pdp_audit_durable_init(void);
 extern void pdp_audit_request_seal(void);
 extern int64 pdp_audit_durable(const char *action, const char *object,
 							   const char *subject_pseudonym, const char *details);
+extern bool pdp_audit_durable_async(const char *role, const char *session_role, const char *action,
+									const char *object, const char *details, bool wait);
+extern bool pdp_audit_unavailable(void);
+
+/* Read-access logging (audit_reads.c) */
+extern void pdp_audit_reads_init(void);
 
 /* Declared purpose (consent.c) */
 #define PURPOSE_VISIBLE		1	/* a purpose the role may declare is declared */

@@ -122,14 +122,14 @@ LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_log_line';
 COMMENT ON FUNCTION pdp._audit_log_line(text, boolean) IS
     'writes one LOG line: an entry as JSON (only with pdp.audit_log_json on) or an anchor';
 CREATE FUNCTION pdp._audit_anchor_file_check(path text) RETURNS text
-LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_check';
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_check';
 COMMENT ON FUNCTION pdp._audit_anchor_file_check(text) IS
     'the resolved path of an anchor file; refuses one inside the data directory, the key file, or a file pdp_ext did not create';
 CREATE FUNCTION pdp._audit_anchor_file_append(path text, line text) RETURNS void
 LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_append';
 COMMENT ON FUNCTION pdp._audit_anchor_file_append(text, text) IS 'appends an anchor line to the anchor file and flushes it';
 CREATE FUNCTION pdp._audit_anchor_file_read(path text) RETURNS text
-LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_read';
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_read';
 COMMENT ON FUNCTION pdp._audit_anchor_file_read(text) IS 'the anchor file''s content (NULL when it does not exist)';
 
 -- Published heads.  Each is also written to the server log and, if one is
@@ -501,7 +501,7 @@ REVOKE ALL ON FUNCTION pdp._audit_durable(text, text, text, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION pdp.audit_head(OUT entry_id bigint, OUT seq bigint, OUT hash bytea, OUT mac bytea,
                                OUT key_version integer, OUT at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -592,3 +592,64 @@ END
 $$;
 COMMENT ON FUNCTION pdp.schedule_audit_anchor(text, text) IS
     'schedules pdp.publish_audit_anchor(file) with pg_cron (job "pdp_ext audit anchor"); returns the job id';
+
+-- Read-access logging, opt-in per table (C, see src/audit_reads.c) ----------
+
+CREATE TABLE pdp.audit_read_table (
+    tbl        regclass    PRIMARY KEY,
+    enabled_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    enabled_by name        NOT NULL
+);
+COMMENT ON TABLE pdp.audit_read_table IS 'tables whose every read is recorded in the audit trail (pdp.audit_reads)';
+COMMENT ON COLUMN pdp.audit_read_table.tbl IS 'the table';
+COMMENT ON COLUMN pdp.audit_read_table.enabled_at IS 'since when';
+COMMENT ON COLUMN pdp.audit_read_table.enabled_by IS 'who switched it on';
+SELECT pg_catalog.pg_extension_config_dump('pdp.audit_read_table', '');
+
+CREATE FUNCTION pdp._audit_reads_changed() RETURNS void
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_reads_changed';
+COMMENT ON FUNCTION pdp._audit_reads_changed() IS
+    'tells every backend, at commit, that pdp.audit_read_table changed';
+
+CREATE FUNCTION pdp.audit_reads(tbl regclass, enabled boolean DEFAULT true) RETURNS boolean
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
+COMMENT ON FUNCTION pdp.audit_reads(regclass, boolean) IS
+    'records every statement that reads the table (time, role, purpose, rows returned; never a value) in the audit trail, or stops (enabled false); returns whether it changed anything';
+
+CREATE FUNCTION pdp._api_audit_reads(tbl regclass, enabled boolean) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    changed boolean;
+BEGIN
+    IF tbl IS NULL OR enabled IS NULL THEN
+        RAISE EXCEPTION 'table and enabled must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relowner INTO rel FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
+    IF NOT pg_catalog.pg_has_role(pdp._caller(), rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', pdp._relname(tbl) USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF enabled AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _api_audit_reads.tbl)
+               AND NOT EXISTS (SELECT 1 FROM pdp.protection p WHERE p.tbl OPERATOR(pg_catalog.=) _api_audit_reads.tbl) THEN
+        RAISE EXCEPTION 'table % is neither registered nor protected', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Register it with pdp.register_table (or protect it with pdp.protect_table) first.';
+    END IF;
+    IF enabled THEN
+        INSERT INTO pdp.audit_read_table (tbl, enabled_by) VALUES (tbl, pg_catalog.pg_get_userbyid(pdp._caller()))
+        ON CONFLICT DO NOTHING;
+    ELSE
+        DELETE FROM pdp.audit_read_table r WHERE r.tbl OPERATOR(pg_catalog.=) _api_audit_reads.tbl;
+    END IF;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    IF changed THEN
+        PERFORM pdp._audit_reads_changed();
+        PERFORM pdp._audit('audit_reads', tbl::text, NULL, pg_catalog.jsonb_build_object('enabled', enabled));
+    END IF;
+    RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION pdp._api_audit_reads(regclass, boolean) IS
+    'pdp.audit_reads''s implementation, run as pdp_ext''s owner (callable by no role)';

@@ -105,6 +105,8 @@ GRANT SELECT ON pdp.audit_anchor TO pdp_auditor, pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.audit_head() TO pdp_auditor, pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.publish_audit_anchor(text), pdp.schedule_audit_anchor(text, text),
                           pdp._audit_anchor_file_check(text) TO pdp_admin;
+GRANT SELECT ON pdp.audit_read_table TO pdp_auditor, pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp.audit_reads(regclass, boolean) TO pdp_admin;
 
 -- Retention: configured and run by pdp_admin members (purges run as their
 -- caller, who must be allowed to delete from the tables: the owner, or the

@@ -26,14 +26,14 @@ LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_log_line';
 COMMENT ON FUNCTION pdp._audit_log_line(text, boolean) IS
     'writes one LOG line: an entry as JSON (only with pdp.audit_log_json on) or an anchor';
 CREATE OR REPLACE FUNCTION pdp._audit_anchor_file_check(path text) RETURNS text
-LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_check';
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_check';
 COMMENT ON FUNCTION pdp._audit_anchor_file_check(text) IS
     'the resolved path of an anchor file;
 CREATE OR REPLACE FUNCTION pdp._audit_anchor_file_append(path text, line text) RETURNS void
 LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_append';
 COMMENT ON FUNCTION pdp._audit_anchor_file_append(text, text) IS 'appends an anchor line to the anchor file and flushes it';
 CREATE OR REPLACE FUNCTION pdp._audit_anchor_file_read(path text) RETURNS text
-LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_read';
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_read';
 COMMENT ON FUNCTION pdp._audit_anchor_file_read(text) IS 'the anchor file''s content (NULL when it does not exist)';
 
 CREATE TABLE pdp.audit_anchor (
@@ -354,7 +354,7 @@ COMMENT ON FUNCTION pdp.trim_audit_log(interval) IS
 
 CREATE OR REPLACE FUNCTION pdp.audit_head(OUT entry_id bigint, OUT seq bigint, OUT hash bytea, OUT mac bytea,
                                OUT key_version integer, OUT at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -458,3 +458,163 @@ GRANT SELECT ON pdp.audit_anchor TO pdp_auditor, pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.audit_head() TO pdp_auditor, pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.publish_audit_anchor(text), pdp.schedule_audit_anchor(text, text),
                           pdp._audit_anchor_file_check(text) TO pdp_admin;
+
+-- DDL on registered or protected tables is recorded (55_protection_guard.sql).
+CREATE OR REPLACE FUNCTION pdp._guard_refused(tbl regclass, what text, command text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._audit_durable('ddl_refused', tbl::text, NULL,
+                               pg_catalog.jsonb_build_object('command', command,
+                                                             'refused', what));
+EXCEPTION WHEN OTHERS THEN
+    NULL;
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp._guard_protection() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    child regclass;
+    names text;
+    nodes text;
+    cmd record;
+BEGIN
+    IF pdp._protection_ddl(NULL) THEN
+        RETURN;     -- pdp's own protection functions at work
+    END IF;
+    FOR r IN SELECT p.tbl, p.forced, p.policies, p.policy_nodes FROM pdp.protection p LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) r.tbl::oid);
+        IF NOT (SELECT c.relrowsecurity AND (c.relforcerowsecurity OR NOT r.forced)
+                  FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) r.tbl::oid) THEN
+            PERFORM pdp._guard_refused(r.tbl, 'row_security_off', tg_tag);
+            RAISE EXCEPTION 'cannot switch off row-level security of protected table "%"', pdp._relname(r.tbl)
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'pdp.unprotect_table removes pdp_ext''s protection, with an audit entry.';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                        WHERE t.tgrelid OPERATOR(pg_catalog.=) r.tbl::oid
+                          AND t.tgname OPERATOR(pg_catalog.=) 'pdp_refuse_restricted'
+                          AND t.tgenabled IN ('O', 'A')) THEN
+            PERFORM pdp._guard_refused(r.tbl, 'pdp_trigger_dropped_or_disabled', tg_tag);
+            RAISE EXCEPTION 'cannot drop or disable pdp_ext''s trigger on protected table "%"', pdp._relname(r.tbl)
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'pdp.unprotect_table removes pdp_ext''s protection, with an audit entry.';
+        END IF;
+        names := pdp._protection_state(r.tbl);
+        nodes := pdp._protection_nodes(r.tbl);
+        IF names OPERATOR(pg_catalog.<>) r.policies AND nodes OPERATOR(pg_catalog.<>) r.policy_nodes THEN
+            PERFORM pdp._guard_refused(r.tbl, 'pdp_policies_changed', tg_tag);
+            RAISE EXCEPTION 'cannot drop or change pdp_ext''s policies on protected table "%"', pdp._relname(r.tbl)
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'pdp.unprotect_table removes pdp_ext''s protection, with an audit entry; pdp.protect_table re-creates it.';
+        END IF;
+        IF names OPERATOR(pg_catalog.<>) r.policies OR nodes OPERATOR(pg_catalog.<>) r.policy_nodes THEN
+            -- A rename, or a restore: the same policies under other names or OIDs.
+            UPDATE pdp.protection p SET policies = names, policy_nodes = nodes WHERE p.tbl OPERATOR(pg_catalog.=) r.tbl;
+        END IF;
+        -- Partitions and inheritance children that appeared: protect them too.
+        FOR child IN SELECT i.inhrelid::regclass FROM pg_catalog.pg_inherits i
+                      WHERE i.inhparent OPERATOR(pg_catalog.=) r.tbl::oid
+                        AND NOT EXISTS (SELECT 1 FROM pdp.protection q WHERE q.tbl::oid OPERATOR(pg_catalog.=) i.inhrelid) LOOP
+            PERFORM pdp._install_protection(child, r.forced);
+            PERFORM pdp._audit('protect_table', child::text, NULL,
+                               pg_catalog.jsonb_build_object('force', r.forced, 'inherited_from', r.tbl::text));
+        END LOOP;
+    END LOOP;
+    -- The DDL is allowed: record it when it touched a registered or protected
+    -- table, or a policy, trigger or rule of one, with who ran it.
+    FOR cmd IN
+        SELECT DISTINCT ON (t.rel) t.rel, d.command_tag, d.object_identity
+          FROM pg_catalog.pg_event_trigger_ddl_commands() d,
+               LATERAL (SELECT CASE d.classid
+                                 WHEN 'pg_catalog.pg_class'::regclass THEN d.objid
+                                 WHEN 'pg_catalog.pg_policy'::regclass THEN (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid OPERATOR(pg_catalog.=) d.objid)
+                                 WHEN 'pg_catalog.pg_trigger'::regclass THEN (SELECT g.tgrelid FROM pg_catalog.pg_trigger g WHERE g.oid OPERATOR(pg_catalog.=) d.objid)
+                                 WHEN 'pg_catalog.pg_rewrite'::regclass THEN (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid OPERATOR(pg_catalog.=) d.objid)
+                               END AS rel) t
+         WHERE t.rel IS NOT NULL
+           AND (EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl::oid OPERATOR(pg_catalog.=) t.rel)
+                OR EXISTS (SELECT 1 FROM pdp.protection p WHERE p.tbl::oid OPERATOR(pg_catalog.=) t.rel))
+    LOOP
+        PERFORM pdp._audit('ddl', cmd.rel::regclass::text, NULL,
+                           pdp._protection_facts(cmd.rel::regclass)
+                           OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('command', cmd.command_tag, 'object', cmd.object_identity));
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pdp._guard_refused(regclass, text, text) IS
+    'records a refused DDL on a protected table in the audit chain, durably (the refusal rolls the DDL back)';
+COMMENT ON FUNCTION pdp._protection_facts(regclass) IS
+    'a table''s protection state (registered, protected, row-level security, pdp triggers disabled, owner) for the audit trail';
+COMMENT ON FUNCTION pdp._audit_protection_drop() IS
+    'event trigger: records drops of registered or protected tables, and of their policies, triggers and rules, in the audit trail';
+CREATE EVENT TRIGGER pdp_audit_drop ON sql_drop EXECUTE FUNCTION pdp._audit_protection_drop();
+COMMENT ON EVENT TRIGGER pdp_audit_drop IS 'records drops that touch a registered or protected table in the audit trail';
+REVOKE ALL ON FUNCTION pdp._guard_refused(regclass, text, text), pdp._protection_facts(regclass),
+    pdp._audit_protection_drop() FROM PUBLIC;
+
+-- Read-access logging (src/audit_reads.c).
+CREATE TABLE pdp.audit_read_table (
+    tbl        regclass    PRIMARY KEY,
+    enabled_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    enabled_by name        NOT NULL
+);
+COMMENT ON TABLE pdp.audit_read_table IS 'tables whose every read is recorded in the audit trail (pdp.audit_reads)';
+COMMENT ON COLUMN pdp.audit_read_table.tbl IS 'the table';
+COMMENT ON COLUMN pdp.audit_read_table.enabled_at IS 'since when';
+COMMENT ON COLUMN pdp.audit_read_table.enabled_by IS 'who switched it on';
+SELECT pg_catalog.pg_extension_config_dump('pdp.audit_read_table', '');
+CREATE OR REPLACE FUNCTION pdp._audit_reads_changed() RETURNS void
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_reads_changed';
+COMMENT ON FUNCTION pdp._audit_reads_changed() IS
+    'tells every backend, at commit, that pdp.audit_read_table changed';
+CREATE OR REPLACE FUNCTION pdp.audit_reads(tbl regclass, enabled boolean DEFAULT true) RETURNS boolean
+LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;
+COMMENT ON FUNCTION pdp.audit_reads(regclass, boolean) IS
+    'records every statement that reads the table (time, role, purpose, rows returned; never a value) in the audit trail, or stops (enabled false); returns whether it changed anything';
+CREATE OR REPLACE FUNCTION pdp._api_audit_reads(tbl regclass, enabled boolean) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    changed boolean;
+BEGIN
+    IF tbl IS NULL OR enabled IS NULL THEN
+        RAISE EXCEPTION 'table and enabled must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relowner INTO rel FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid;
+    IF NOT pg_catalog.pg_has_role(pdp._caller(), rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', pdp._relname(tbl) USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF enabled AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _api_audit_reads.tbl)
+               AND NOT EXISTS (SELECT 1 FROM pdp.protection p WHERE p.tbl OPERATOR(pg_catalog.=) _api_audit_reads.tbl) THEN
+        RAISE EXCEPTION 'table % is neither registered nor protected', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Register it with pdp.register_table (or protect it with pdp.protect_table) first.';
+    END IF;
+    IF enabled THEN
+        INSERT INTO pdp.audit_read_table (tbl, enabled_by) VALUES (tbl, pg_catalog.pg_get_userbyid(pdp._caller()))
+        ON CONFLICT DO NOTHING;
+    ELSE
+        DELETE FROM pdp.audit_read_table r WHERE r.tbl OPERATOR(pg_catalog.=) _api_audit_reads.tbl;
+    END IF;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    IF changed THEN
+        PERFORM pdp._audit_reads_changed();
+        PERFORM pdp._audit('audit_reads', tbl::text, NULL, pg_catalog.jsonb_build_object('enabled', enabled));
+    END IF;
+    RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION pdp._api_audit_reads(regclass, boolean) IS
+    'pdp.audit_reads''s implementation, run as pdp_ext''s owner (callable by no role)';
+REVOKE ALL ON pdp.audit_read_table FROM PUBLIC;
+REVOKE ALL ON FUNCTION pdp._audit_reads_changed(), pdp.audit_reads(regclass, boolean),
+    pdp._api_audit_reads(regclass, boolean) FROM PUBLIC;
+GRANT SELECT ON pdp.audit_read_table TO pdp_auditor, pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp.audit_reads(regclass, boolean) TO pdp_admin;
