@@ -260,6 +260,19 @@ pdp_require_pdp_caller(const char *function)
 				 errdetail("%s is internal to pdp_ext: only pdp_ext's own functions call it.", function)));
 }
 
+/*
+ * pdp._ddl_by_pdp() RETURNS boolean, for pdp's event triggers: is the DDL
+ * being run by one of pdp's own functions (which record their own actions)
+ * rather than by a user?  Counted levels: the pdp function that ran the DDL,
+ * the event trigger, and this function.
+ */
+PG_FUNCTION_INFO_V1(pdp_ddl_by_pdp);
+Datum
+pdp_ddl_by_pdp(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(pdp_call_depth > 2);
+}
+
 /* For hot functions left out of the hook: note that pdp code ran in this statement. */
 void
 pdp_note_pdp_ran(void)

@@ -14,6 +14,11 @@
 -- protection after it (row-level security, forced, pdp's triggers enabled).
 -- Drops are recorded by pdp._audit_protection_drop (sql_drop).
 
+CREATE FUNCTION pdp._ddl_by_pdp() RETURNS boolean
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_ddl_by_pdp';
+COMMENT ON FUNCTION pdp._ddl_by_pdp() IS
+    'for pdp''s event triggers: whether the DDL runs inside one of pdp''s own functions (which record their own actions)';
+
 -- Record a refused weakening durably; if it cannot be (no audit worker), the
 -- refusal still stands.
 CREATE FUNCTION pdp._guard_refused(tbl regclass, what text, command text) RETURNS void
@@ -33,7 +38,7 @@ COMMENT ON FUNCTION pdp._guard_refused(regclass, text, text) IS
 
 -- The facts recorded about a table's protection after a DDL.
 CREATE FUNCTION pdp._protection_facts(tbl regclass) RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT pg_catalog.jsonb_build_object(
@@ -103,7 +108,11 @@ BEGIN
         END LOOP;
     END LOOP;
     -- The DDL is allowed: record it when it touched a registered or protected
-    -- table, or a policy, trigger or rule of one, with who ran it.
+    -- table, or a policy, trigger or rule of one, with who ran it (unless
+    -- pdp's own functions ran it: they record their own actions).
+    IF pdp._ddl_by_pdp() THEN
+        RETURN;
+    END IF;
     FOR cmd IN
         SELECT DISTINCT ON (t.rel) t.rel, d.command_tag, d.object_identity
           FROM pg_catalog.pg_event_trigger_ddl_commands() d,
@@ -142,8 +151,8 @@ AS $$
 DECLARE
     d record;
 BEGIN
-    IF pdp._protection_ddl(NULL) THEN
-        RETURN;     -- pdp's own protection functions at work
+    IF pdp._protection_ddl(NULL) OR pdp._ddl_by_pdp() THEN
+        RETURN;     -- pdp's own functions at work: they record their own actions
     END IF;
     FOR d IN
         SELECT o.object_type, o.object_identity, t.rel

@@ -460,6 +460,10 @@ GRANT EXECUTE ON FUNCTION pdp.publish_audit_anchor(text), pdp.schedule_audit_anc
                           pdp._audit_anchor_file_check(text) TO pdp_admin;
 
 -- DDL on registered or protected tables is recorded (55_protection_guard.sql).
+CREATE OR REPLACE FUNCTION pdp._ddl_by_pdp() RETURNS boolean
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_ddl_by_pdp';
+COMMENT ON FUNCTION pdp._ddl_by_pdp() IS
+    'for pdp''s event triggers: whether the DDL runs inside one of pdp''s own functions (which record their own actions)';
 CREATE OR REPLACE FUNCTION pdp._guard_refused(tbl regclass, what text, command text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -526,7 +530,11 @@ BEGIN
         END LOOP;
     END LOOP;
     -- The DDL is allowed: record it when it touched a registered or protected
-    -- table, or a policy, trigger or rule of one, with who ran it.
+    -- table, or a policy, trigger or rule of one, with who ran it (unless
+    -- pdp's own functions ran it: they record their own actions).
+    IF pdp._ddl_by_pdp() THEN
+        RETURN;
+    END IF;
     FOR cmd IN
         SELECT DISTINCT ON (t.rel) t.rel, d.command_tag, d.object_identity
           FROM pg_catalog.pg_event_trigger_ddl_commands() d,
@@ -554,7 +562,7 @@ COMMENT ON FUNCTION pdp._audit_protection_drop() IS
     'event trigger: records drops of registered or protected tables, and of their policies, triggers and rules, in the audit trail';
 CREATE EVENT TRIGGER pdp_audit_drop ON sql_drop EXECUTE FUNCTION pdp._audit_protection_drop();
 COMMENT ON EVENT TRIGGER pdp_audit_drop IS 'records drops that touch a registered or protected table in the audit trail';
-REVOKE ALL ON FUNCTION pdp._guard_refused(regclass, text, text), pdp._protection_facts(regclass),
+REVOKE ALL ON FUNCTION pdp._ddl_by_pdp(), pdp._guard_refused(regclass, text, text), pdp._protection_facts(regclass),
     pdp._audit_protection_drop() FROM PUBLIC;
 
 -- Read-access logging (src/audit_reads.c).
