@@ -161,7 +161,7 @@ my $node3 = pdp_node('keyed3', key_file => $key_file, conf => "pdp.audit_log_jso
 $node3->safe_psql('postgres', q{
 	CREATE EXTENSION pdp_ext;
 	CREATE TABLE learners (id bigint PRIMARY KEY, email text);
-	INSERT INTO learners VALUES (7, 'aigerim@mail.kz');
+	INSERT INTO learners VALUES (7, 'aigerim' || chr(64) || 'mail.kz');
 	SELECT pdp.register_table('learners', 'id');
 	SELECT pdp.define_purpose('news', 'consent');
 	SELECT pdp.grant_consent(7, 'news');

@@ -1,7 +1,8 @@
 -- The keyed audit chain (issue 15, points 2, 4, 5, 6): a MAC per seal under
--- the key file's audit subkey, published anchors, the JSON log line, and
--- read-access logging.  Seals made by 0.1-0.3 have no MAC: they stay
--- verifiable, by their hashes, as the legacy segment (up to legacy_seq).
+-- the key file's audit subkey, published anchors, the JSON log line, DDL on
+-- registered or protected tables recorded, and read-access logging.  Seals
+-- made by 0.1-0.3 have no MAC: they stay verifiable, by their hashes, as the
+-- legacy segment (up to audit_chain.legacy_seq).
 
 ALTER TABLE pdp.audit_seal ADD COLUMN key_version integer, ADD COLUMN mac bytea;
 COMMENT ON COLUMN pdp.audit_seal.key_version IS 'the key version the MAC was made with (NULL: a legacy seal, made before 0.4)';
@@ -20,7 +21,7 @@ COMMENT ON FUNCTION pdp._audit_mac(bytea, bigint, bytea, integer) IS
     'HMAC-SHA-256 of a seal under the key file''s audit subkey (pdp_ext''s own functions only)';
 CREATE OR REPLACE FUNCTION pdp._audit_key_version() RETURNS integer
 LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_audit_key_version';
-COMMENT ON FUNCTION pdp._audit_key_version() IS 'the version of the key new seals are made with;
+COMMENT ON FUNCTION pdp._audit_key_version() IS 'the version of the key new seals are made with; raises without a key file';
 CREATE OR REPLACE FUNCTION pdp._audit_log_line(line text, json boolean) RETURNS boolean
 LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_log_line';
 COMMENT ON FUNCTION pdp._audit_log_line(text, boolean) IS
@@ -28,7 +29,7 @@ COMMENT ON FUNCTION pdp._audit_log_line(text, boolean) IS
 CREATE OR REPLACE FUNCTION pdp._audit_anchor_file_check(path text) RETURNS text
 LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_check';
 COMMENT ON FUNCTION pdp._audit_anchor_file_check(text) IS
-    'the resolved path of an anchor file;
+    'the resolved path of an anchor file; refuses one inside the data directory, the key file, or a file pdp_ext did not create';
 CREATE OR REPLACE FUNCTION pdp._audit_anchor_file_append(path text, line text) RETURNS void
 LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pdp_audit_anchor_file_append';
 COMMENT ON FUNCTION pdp._audit_anchor_file_append(text, text) IS 'appends an anchor line to the anchor file and flushes it';
@@ -126,7 +127,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp.seal_audit_log(boolean, integer) IS
-    'chains committed audit entries that are not sealed yet;
+    'chains committed audit entries that are not sealed yet; returns how many it sealed';
 
 -- verify_audit_log returns more columns now.
 DROP FUNCTION pdp.verify_audit_log();
@@ -320,7 +321,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp.verify_audit_log() IS
-    'seals what is pending, then checks the whole chain (hashes, MACs under the key file, the published anchors): ok (NULL when the MACs could not be checked), entries, the first bad entry, and the first entry after the last good anchor;
+    'seals what is pending, then checks the whole chain (hashes, MACs under the key file, the published anchors): ok (NULL when the MACs could not be checked), entries, the first bad entry, and the first entry after the last good anchor; read-only (a standby), checks the sealed chain only';
 
 CREATE OR REPLACE FUNCTION pdp.trim_audit_log(keep interval DEFAULT '5 years') RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
@@ -350,7 +351,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp.trim_audit_log(interval) IS
-    'removes audit entries older than keep;
+    'removes audit entries older than keep; the rest stays verifiable from the recorded anchor hash';
 
 CREATE OR REPLACE FUNCTION pdp.audit_head(OUT entry_id bigint, OUT seq bigint, OUT hash bytea, OUT mac bytea,
                                OUT key_version integer, OUT at timestamptz)
@@ -418,7 +419,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp.publish_audit_anchor(text) IS
-    'seals, verifies, then publishes the audit head to the server log, pdp.audit_anchor and the anchor file if named (outside the data directory);
+    'seals, verifies, then publishes the audit head to the server log, pdp.audit_anchor and the anchor file if named (outside the data directory); returns the anchor id';
 
 CREATE OR REPLACE FUNCTION pdp.schedule_audit_anchor(schedule text DEFAULT '*/10 * * * *', file text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql
@@ -444,20 +445,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp.schedule_audit_anchor(text, text) IS
-    'schedules pdp.publish_audit_anchor(file) with pg_cron (job "pdp_ext audit anchor");
-
-REVOKE ALL ON pdp.audit_anchor FROM PUBLIC;
-REVOKE ALL ON SEQUENCE pdp.audit_anchor_id_seq FROM PUBLIC;
-REVOKE ALL ON FUNCTION pdp._audit_mac(bytea, bigint, bytea, integer), pdp._audit_key_version(),
-    pdp._audit_log_line(text, boolean), pdp._audit_anchor_file_check(text),
-    pdp._audit_anchor_file_append(text, text), pdp._audit_anchor_file_read(text),
-    pdp.verify_audit_log(), pdp.audit_head(), pdp.publish_audit_anchor(text), pdp.schedule_audit_anchor(text, text)
-    FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pdp.verify_audit_log() TO pdp_auditor, pdp_admin;
-GRANT SELECT ON pdp.audit_anchor TO pdp_auditor, pdp_admin;
-GRANT EXECUTE ON FUNCTION pdp.audit_head() TO pdp_auditor, pdp_admin;
-GRANT EXECUTE ON FUNCTION pdp.publish_audit_anchor(text), pdp.schedule_audit_anchor(text, text),
-                          pdp._audit_anchor_file_check(text) TO pdp_admin;
+    'schedules pdp.publish_audit_anchor(file) with pg_cron (job "pdp_ext audit anchor"); returns the job id';
 
 -- DDL on registered or protected tables is recorded (55_protection_guard.sql).
 CREATE OR REPLACE FUNCTION pdp._ddl_by_pdp() RETURNS boolean
@@ -476,6 +464,24 @@ EXCEPTION WHEN OTHERS THEN
     NULL;
 END
 $$;
+COMMENT ON FUNCTION pdp._guard_refused(regclass, text, text) IS
+    'records a refused DDL on a protected table in the audit chain, durably (the refusal rolls the DDL back)';
+CREATE OR REPLACE FUNCTION pdp._protection_facts(tbl regclass) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT pg_catalog.jsonb_build_object(
+    'registered', EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) $1),
+    'protected', EXISTS (SELECT 1 FROM pdp.protection p WHERE p.tbl OPERATOR(pg_catalog.=) $1),
+    'row_security', c.relrowsecurity, 'force_row_security', c.relforcerowsecurity,
+    'pdp_triggers_disabled', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t
+                               WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid AND t.tgname LIKE 'pdp%'
+                                 AND t.tgenabled OPERATOR(pg_catalog.=) 'D'),
+    'owner', pg_catalog.pg_get_userbyid(c.relowner))
+  FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1
+$$;
+COMMENT ON FUNCTION pdp._protection_facts(regclass) IS
+    'a table''s protection state (registered, protected, row-level security, pdp triggers disabled, owner) for the audit trail';
 CREATE OR REPLACE FUNCTION pdp._guard_protection() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -554,16 +560,42 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION pdp._guard_refused(regclass, text, text) IS
-    'records a refused DDL on a protected table in the audit chain, durably (the refusal rolls the DDL back)';
-COMMENT ON FUNCTION pdp._protection_facts(regclass) IS
-    'a table''s protection state (registered, protected, row-level security, pdp triggers disabled, owner) for the audit trail';
+COMMENT ON FUNCTION pdp._guard_protection() IS
+    'event trigger: refuses DDL that weakens a protected table''s protection; protects new partitions and children';
+CREATE OR REPLACE FUNCTION pdp._audit_protection_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d record;
+BEGIN
+    IF pdp._protection_ddl(NULL) OR pdp._ddl_by_pdp() THEN
+        RETURN;     -- pdp's own functions at work: they record their own actions
+    END IF;
+    FOR d IN
+        SELECT o.object_type, o.object_identity, t.rel
+          FROM pg_catalog.pg_event_trigger_dropped_objects() o,
+               LATERAL (SELECT CASE WHEN o.object_type IN ('table', 'partitioned table') THEN o.objid
+                                    WHEN o.object_type IN ('policy', 'trigger', 'rule') AND pg_catalog.array_length(o.address_names, 1) OPERATOR(pg_catalog.=) 3
+                                    THEN pg_catalog.to_regclass(pg_catalog.quote_ident(o.address_names[1]) OPERATOR(pg_catalog.||) '.'
+                                                                OPERATOR(pg_catalog.||) pg_catalog.quote_ident(o.address_names[2]))::oid
+                               END AS rel) t
+         WHERE o.original AND t.rel IS NOT NULL
+           AND (EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl::oid OPERATOR(pg_catalog.=) t.rel)
+                OR EXISTS (SELECT 1 FROM pdp.protection p WHERE p.tbl::oid OPERATOR(pg_catalog.=) t.rel))
+    LOOP
+        PERFORM pdp._audit('ddl', CASE WHEN d.object_type LIKE '%table' THEN d.object_identity ELSE d.rel::regclass::text END, NULL,
+                           pg_catalog.jsonb_build_object('command', tg_tag, 'object', d.object_identity, 'dropped', d.object_type));
+    END LOOP;
+    -- A dropped table's reads are no longer audited.
+    DELETE FROM pdp.audit_read_table r USING pg_catalog.pg_event_trigger_dropped_objects() o
+     WHERE o.object_type IN ('table', 'partitioned table') AND r.tbl::oid OPERATOR(pg_catalog.=) o.objid;
+END
+$$;
 COMMENT ON FUNCTION pdp._audit_protection_drop() IS
     'event trigger: records drops of registered or protected tables, and of their policies, triggers and rules, in the audit trail';
 CREATE EVENT TRIGGER pdp_audit_drop ON sql_drop EXECUTE FUNCTION pdp._audit_protection_drop();
 COMMENT ON EVENT TRIGGER pdp_audit_drop IS 'records drops that touch a registered or protected table in the audit trail';
-REVOKE ALL ON FUNCTION pdp._ddl_by_pdp(), pdp._guard_refused(regclass, text, text), pdp._protection_facts(regclass),
-    pdp._audit_protection_drop() FROM PUBLIC;
 
 -- Read-access logging (src/audit_reads.c).
 CREATE TABLE pdp.audit_read_table (
@@ -621,8 +653,22 @@ END
 $$;
 COMMENT ON FUNCTION pdp._api_audit_reads(regclass, boolean) IS
     'pdp.audit_reads''s implementation, run as pdp_ext''s owner (callable by no role)';
-REVOKE ALL ON pdp.audit_read_table FROM PUBLIC;
-REVOKE ALL ON FUNCTION pdp._audit_reads_changed(), pdp.audit_reads(regclass, boolean),
-    pdp._api_audit_reads(regclass, boolean) FROM PUBLIC;
+
+-- Privileges (as 99_privileges.sql).
+REVOKE ALL ON pdp.audit_anchor, pdp.audit_read_table FROM PUBLIC;
+REVOKE ALL ON SEQUENCE pdp.audit_anchor_id_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION pdp._audit_mac(bytea, bigint, bytea, integer), pdp._audit_key_version(),
+    pdp._audit_log_line(text, boolean), pdp._audit_anchor_file_check(text),
+    pdp._audit_anchor_file_append(text, text), pdp._audit_anchor_file_read(text),
+    pdp.verify_audit_log(), pdp.audit_head(), pdp.publish_audit_anchor(text), pdp.schedule_audit_anchor(text, text),
+    pdp._ddl_by_pdp(), pdp._guard_refused(regclass, text, text), pdp._protection_facts(regclass),
+    pdp._audit_protection_drop(), pdp._audit_reads_changed(), pdp.audit_reads(regclass, boolean),
+    pdp._api_audit_reads(regclass, boolean)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp.verify_audit_log() TO pdp_auditor, pdp_admin;
+GRANT SELECT ON pdp.audit_anchor TO pdp_auditor, pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp.audit_head() TO pdp_auditor, pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp.publish_audit_anchor(text), pdp.schedule_audit_anchor(text, text),
+                          pdp._audit_anchor_file_check(text) TO pdp_admin;
 GRANT SELECT ON pdp.audit_read_table TO pdp_auditor, pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.audit_reads(regclass, boolean) TO pdp_admin;
