@@ -61,7 +61,7 @@
 
 PGDLLEXPORT void pdp_audit_worker_main(Datum main_arg);
 
-#define AUDIT_RING_SLOTS	64
+#define AUDIT_RING_SLOTS	256
 #define AUDIT_MAX_DATABASES	16
 #define AUDIT_ACTION_LEN	64
 #define AUDIT_OBJECT_LEN	256
@@ -626,10 +626,15 @@ audit_worker_exit(int code, Datum arg)
 	ConditionVariableBroadcast(&pdp_audit->done);
 }
 
-/* Insert the taken entries in one transaction and commit it. */
+/*
+ * Insert the taken entries in one transaction and commit it.  One prepared
+ * plan, kept for the worker's life (read-access entries can come by the
+ * thousand per second).
+ */
 static void
 audit_worker_write(AuditSlot *batch, int n, int64 *ids)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[7] = {TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
 
 	SetCurrentStatementStartTimestamp();
@@ -638,6 +643,16 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "pdp_ext: writing audit entries");
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("INSERT INTO pdp.audit_log (at, role, session_role, action, object, "
+									"subject_pseudonym, details) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+									7, argtypes);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the audit worker's insert");
+		plan = p;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		Datum		values[7];
@@ -653,9 +668,7 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids)
 		values[5] = batch[i].has_subject ? CStringGetTextDatum(batch[i].subject) : (Datum) 0;
 		nulls[5] = batch[i].has_subject ? ' ' : 'n';
 		values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(batch[i].details));
-		if (SPI_execute_with_args("INSERT INTO pdp.audit_log (at, role, session_role, action, object, "
-								  "subject_pseudonym, details) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-								  7, argtypes, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
+		if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
 			SPI_processed != 1)
 			elog(ERROR, "could not write an audit entry");
 		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -166,6 +166,53 @@ reads_actor(char *role, char *session_role)
 	strlcpy(session_role, GetUserNameFromId(GetSessionUserId(), false), NAMEDATALEN);
 }
 
+static bool
+reads_is_scan(PlanState *ps)
+{
+	switch (nodeTag(ps->plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_IndexScan:
+		case T_IndexOnlyScan:
+		case T_BitmapHeapScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+		case T_ForeignScan:
+		case T_CustomScan:
+			return ((Scan *) ps->plan)->scanrelid > 0;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Give the scan nodes of listed tables a row counter.  Done before the plan
+ * first runs: ExecProcNodeFirst then puts the counting wrapper on exactly
+ * these nodes, and every other node runs as without logging.
+ */
+static bool
+reads_instrument_walker(PlanState *ps, void *context)
+{
+	QueryDesc  *qd = (QueryDesc *) context;
+
+	if (ps == NULL)
+		return false;
+	if (ps->instrument == NULL && reads_is_scan(ps) &&
+		reads_listed(rt_fetch(((Scan *) ps->plan)->scanrelid, qd->plannedstmt->rtable)->relid))
+		ps->instrument = InstrAlloc(1, INSTRUMENT_ROWS, false);
+	return planstate_tree_walker(ps, reads_instrument_walker, context);
+}
+
+static void
+reads_instrument_scans(PlanState *ps, QueryDesc *qd)
+{
+	MemoryContext old = MemoryContextSwitchTo(qd->estate->es_query_cxt);
+
+	reads_instrument_walker(ps, qd);
+	MemoryContextSwitchTo(old);
+}
+
 static void
 reads_executor_start(QueryDesc *queryDesc, int eflags)
 {
@@ -227,7 +274,12 @@ reads_executor_start(QueryDesc *queryDesc, int eflags)
 				}
 			}
 		}
-		if (t != NULL)
+		/*
+		 * A parallel plan needs row counts for every node, so that the
+		 * workers' counts come back to the leader; otherwise only the scans
+		 * of listed tables count (below), at a fraction of the cost.
+		 */
+		if (t != NULL && queryDesc->plannedstmt->parallelModeNeeded)
 			queryDesc->instrument_options |= INSTRUMENT_ROWS;
 	}
 	if (prev_executor_start)
@@ -236,6 +288,8 @@ reads_executor_start(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 	if (t != NULL)
 	{
+		if (queryDesc->planstate != NULL && (queryDesc->instrument_options & INSTRUMENT_ROWS) == 0)
+			reads_instrument_scans(queryDesc->planstate, queryDesc);
 		t->qd = queryDesc;
 		ntracked++;
 	}
@@ -255,33 +309,14 @@ reads_count_walker(PlanState *ps, void *context)
 
 	if (ps == NULL)
 		return false;
-	switch (nodeTag(ps->plan))
+	if (reads_is_scan(ps) && ps->instrument != NULL)
 	{
-		case T_SeqScan:
-		case T_SampleScan:
-		case T_IndexScan:
-		case T_IndexOnlyScan:
-		case T_BitmapHeapScan:
-		case T_TidScan:
-		case T_TidRangeScan:
-		case T_ForeignScan:
-		case T_CustomScan:
-			{
-				Index		scanrelid = ((Scan *) ps->plan)->scanrelid;
+		Oid			relid = rt_fetch(((Scan *) ps->plan)->scanrelid, rc->rtable)->relid;
 
-				if (scanrelid > 0 && ps->instrument != NULL)
-				{
-					Oid			relid = rt_fetch(scanrelid, rc->rtable)->relid;
-
-					InstrEndLoop(ps->instrument);
-					for (int i = 0; i < rc->t->ntables; i++)
-						if (rc->t->relids[i] == relid)
-							rc->rows[i] += ps->instrument->ntuples;
-				}
-				break;
-			}
-		default:
-			break;
+		InstrEndLoop(ps->instrument);
+		for (int i = 0; i < rc->t->ntables; i++)
+			if (rc->t->relids[i] == relid)
+				rc->rows[i] += ps->instrument->ntuples;
 	}
 	return planstate_tree_walker(ps, reads_count_walker, context);
 }

@@ -110,7 +110,6 @@ BEGIN
         prev := pdp._audit_hash(prev, seq, e.id, e.at, pdp._audit_fields(e));
         prev_mac := pdp._audit_mac(prev_mac, seq, prev, ver);
         INSERT INTO pdp.audit_seal VALUES (seq, e.id, prev, ver, prev_mac);
-        DELETE FROM pdp.audit_unsealed u WHERE u.entry_id OPERATOR(pg_catalog.=) e.id;
         IF json THEN
             -- One line per entry for a SIEM (doc/audit.md shows the format).
             PERFORM pdp._audit_log_line(pg_catalog.json_build_object(
@@ -121,6 +120,9 @@ BEGIN
         n := n + 1;
     END LOOP;
     IF n > 0 THEN
+        -- The queue loses what was sealed, in one statement.
+        DELETE FROM pdp.audit_unsealed u USING pdp.audit_seal a
+         WHERE a.entry_id OPERATOR(pg_catalog.=) u.entry_id AND a.seq OPERATOR(pg_catalog.>) chain.head_seq;
         UPDATE pdp.audit_chain SET head_seq = seq, head_hash = prev, head_mac = prev_mac;
     END IF;
     RETURN n;
