@@ -538,6 +538,13 @@ BEGIN
                   HINT = 'Publish anchors on the primary.';
     END IF;
     IF file IS NOT NULL THEN
+        -- The server writes the file as its operating-system user: only a
+        -- superuser may choose where.
+        IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) pdp._outer_user()::oid) THEN
+            RAISE EXCEPTION 'only a superuser may name an audit anchor file'
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Publish without a file (the server log and pdp.audit_anchor), or have a superuser schedule the job with one.';
+        END IF;
         path := pdp._audit_anchor_file_check(file);
     END IF;
     -- Seal everything (this needs the key), then check the chain against the
@@ -582,6 +589,11 @@ BEGIN
         RAISE EXCEPTION 'schedule must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF file IS NOT NULL THEN
+        IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+            RAISE EXCEPTION 'only a superuser may name an audit anchor file'
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Schedule without a file (the server log and pdp.audit_anchor), or have a superuser schedule the job with one.';
+        END IF;
         path := pdp._audit_anchor_file_check(file);
     END IF;
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job

@@ -103,8 +103,7 @@ GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb) TO pdp_admin, pdp_
 -- published (and scheduled, to a file outside the data directory) by pdp_admin.
 GRANT SELECT ON pdp.audit_anchor TO pdp_auditor, pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.audit_head() TO pdp_auditor, pdp_admin;
-GRANT EXECUTE ON FUNCTION pdp.publish_audit_anchor(text), pdp.schedule_audit_anchor(text, text),
-                          pdp._audit_anchor_file_check(text) TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp.publish_audit_anchor(text), pdp.schedule_audit_anchor(text, text) TO pdp_admin;
 GRANT SELECT ON pdp.audit_read_table TO pdp_auditor, pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.audit_reads(regclass, boolean) TO pdp_admin;
 

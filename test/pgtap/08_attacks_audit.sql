@@ -7,7 +7,7 @@
 -- them): each is detected by pdp.verify_audit_log.  "attack:" tests fail
 -- without their defence.  All of it is rolled back.
 BEGIN;
-SELECT plan(85);
+SELECT plan(86);
 
 CREATE ROLE tap_aud_admin IN ROLE pdp_admin;
 CREATE ROLE tap_aud_dpo IN ROLE pdp_auditor;
@@ -58,6 +58,8 @@ SELECT throws_ok($$SELECT pdp.trim_audit_log('1 hour')$$, '22023', NULL,
                  'attack: tap_aud_admin trims younger than a day');
 SELECT throws_ok($$SELECT pdp._audit('erase_subject', 'tap_aud.learners', '1')$$, '42501', NULL,
                  'attack: tap_aud_admin writes an entry directly through pdp._audit');
+SELECT throws_ok($$SELECT pdp.publish_audit_anchor('/tmp/tap_aud_anchors')$$, '42501', NULL,
+                 'attack: tap_aud_admin makes the server write a file of its choosing (an anchor file)');
 SELECT pdp.define_purpose('tap_aud_admin_purpose', 'consent');
 RESET ROLE;
 SELECT is((SELECT role::text FROM pdp.audit_log ORDER BY id DESC LIMIT 1), 'tap_aud_admin',
