@@ -42,6 +42,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -89,6 +90,7 @@ typedef struct AuditSlot
 	int			sqlerrcode;		/* when FAILED */
 	int64		entry_id;		/* when DONE */
 	bool		async;			/* nobody waits: freed once committed */
+	int64		rows;			/* async reads: rows returned, -1 unknown (failed) */
 	bool		has_object;
 	bool		has_subject;
 	NameData	role;
@@ -451,7 +453,7 @@ pdp_audit_unavailable(void)
 
 bool
 pdp_audit_durable_async(const char *role, const char *session_role, const char *action,
-						const char *object, const char *details, bool wait)
+						const char *object, const char *details, int64 rows, bool wait)
 {
 	AuditSlot  *slot = NULL;
 	TimestampTz deadline;
@@ -486,6 +488,7 @@ pdp_audit_durable_async(const char *role, const char *session_role, const char *
 			slot->dbid = MyDatabaseId;
 			slot->at = GetCurrentTimestamp();
 			slot->async = true;
+			slot->rows = rows;
 			namestrcpy(&slot->role, role);
 			namestrcpy(&slot->session_role, session_role);
 			strlcpy(slot->action, action, AUDIT_ACTION_LEN);
@@ -628,14 +631,44 @@ audit_worker_exit(int code, Datum arg)
 
 /*
  * Insert the taken entries in one transaction and commit it.  One prepared
- * plan, kept for the worker's life (read-access entries can come by the
- * thousand per second).
+ * plan, kept for the worker's life.  Read-access entries (async, action
+ * "read") of the same role, session role, table, command and purpose that
+ * arrive in one batch become one row whose details list every statement
+ * with its time and rows ({"statements": [{"at": ..., "rows": ...}, ...]}):
+ * a client reading by primary key thousands of times a second then costs
+ * the worker one row per batch, not one per statement.
  */
+#define AUDIT_MAX_MERGE 64
+
 static void
 audit_worker_write(AuditSlot *batch, int n, int64 *ids)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[7] = {TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+	int		   *group_of = palloc(sizeof(int) * n);	/* index of the group's first member */
+	int		   *group_size = palloc0(sizeof(int) * n);
+
+	for (int i = 0; i < n; i++)
+	{
+		group_of[i] = i;
+		if (!batch[i].async || strcmp(batch[i].action, "read") != 0)
+			continue;
+		for (int j = 0; j < i; j++)
+		{
+			if (group_of[j] == j && batch[j].async && group_size[j] < AUDIT_MAX_MERGE &&
+				strcmp(batch[j].action, "read") == 0 &&
+				strcmp(NameStr(batch[j].role), NameStr(batch[i].role)) == 0 &&
+				strcmp(NameStr(batch[j].session_role), NameStr(batch[i].session_role)) == 0 &&
+				batch[j].has_object == batch[i].has_object &&
+				strcmp(batch[j].object, batch[i].object) == 0 &&
+				strcmp(batch[j].details, batch[i].details) == 0)
+			{
+				group_of[i] = j;
+				break;
+			}
+		}
+		group_size[group_of[i]]++;
+	}
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -658,7 +691,42 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids)
 		Datum		values[7];
 		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 		bool		isnull;
+		const char *details = batch[i].details;
 
+		if (group_of[i] != i)
+		{
+			ids[i] = ids[group_of[i]];
+			continue;
+		}
+		if (group_size[i] > 0)
+		{
+			/* A read entry: its details, less the closing brace, and the statements. */
+			StringInfoData buf;
+			size_t		len = strlen(batch[i].details);
+			bool		first = true;
+
+			initStringInfo(&buf);
+			while (len > 0 && batch[i].details[len - 1] != '}')
+				len--;
+			if (len > 1)
+				appendBinaryStringInfo(&buf, batch[i].details, len - 1);
+			else
+				appendStringInfoChar(&buf, '{');
+			appendStringInfoString(&buf, len > 2 ? ", \"statements\": [" : "\"statements\": [");
+			for (int j = i; j < n; j++)
+			{
+				if (group_of[j] != i)
+					continue;
+				appendStringInfo(&buf, "%s{\"at\": \"%s\", ", first ? "" : ", ", timestamptz_to_str(batch[j].at));
+				if (batch[j].rows >= 0)
+					appendStringInfo(&buf, "\"rows\": " INT64_FORMAT "}", batch[j].rows);
+				else
+					appendStringInfoString(&buf, "\"rows\": null, \"failed\": true}");
+				first = false;
+			}
+			appendStringInfoString(&buf, "]}");
+			details = buf.data;
+		}
 		values[0] = TimestampTzGetDatum(batch[i].at);
 		values[1] = NameGetDatum(&batch[i].role);
 		values[2] = NameGetDatum(&batch[i].session_role);
@@ -667,7 +735,7 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids)
 		nulls[4] = batch[i].has_object ? ' ' : 'n';
 		values[5] = batch[i].has_subject ? CStringGetTextDatum(batch[i].subject) : (Datum) 0;
 		nulls[5] = batch[i].has_subject ? ' ' : 'n';
-		values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(batch[i].details));
+		values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(details));
 		if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
 			SPI_processed != 1)
 			elog(ERROR, "could not write an audit entry");
@@ -787,7 +855,7 @@ pdp_audit_worker_main(Datum main_arg)
 
 		if (n > 0)
 		{
-			int			sqlerrcode = 0;
+			volatile int sqlerrcode = 0;
 			volatile int async_lost = 0;
 
 			PG_TRY();

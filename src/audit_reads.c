@@ -341,13 +341,10 @@ reads_record(TrackedRead *t, const double *rows)
 			*p++ = *c;
 		}
 		*p = '\0';
-		if (rows != NULL)
-			snprintf(details, sizeof(details), "{\"rows\": %.0f, \"command\": \"%s\", \"purpose\": %s%s%s}",
-					 rows[i], t->command, purpose[0] ? "\"" : "", purpose[0] ? purpose : "null", purpose[0] ? "\"" : "");
-		else
-			snprintf(details, sizeof(details), "{\"rows\": null, \"failed\": true, \"command\": \"%s\", \"purpose\": %s%s%s}",
-					 t->command, purpose[0] ? "\"" : "", purpose[0] ? purpose : "null", purpose[0] ? "\"" : "");
-		if (!pdp_audit_durable_async(t->role, t->session_role, "read", t->names[i], details, rows != NULL) &&
+		snprintf(details, sizeof(details), "{\"command\": \"%s\", \"purpose\": %s%s%s}",
+				 t->command, purpose[0] ? "\"" : "", purpose[0] ? purpose : "null", purpose[0] ? "\"" : "");
+		if (!pdp_audit_durable_async(t->role, t->session_role, "read", t->names[i], details,
+									 rows != NULL ? (int64) rows[i] : -1, rows != NULL) &&
 			rows != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -2,7 +2,10 @@
 # pdp.audit_reads('learners') every statement that reads the table leaves an
 # entry with the role, the declared purpose, the table and the rows it
 # returned, never a value, committed by the audit worker whatever the
-# reader's transaction does; a statement that fails is recorded too; where
+# reader's transaction does (statements that reach the worker together, by
+# the same role, on the same table, for the same purpose, share one entry
+# listing each statement's time and rows); a statement that fails is
+# recorded too; where
 # reads cannot be recorded (pdp_ext not preloaded) they are refused.
 use strict;
 use warnings;
@@ -37,12 +40,20 @@ is($node->safe_psql('postgres', q{SELECT pdp.audit_reads('learners')}), 't', 'th
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pdp.audit_log WHERE action = 'audit_reads' AND details = '{"enabled": true}'}),
 	'1', 'switching it on is recorded');
 
-sub reads { $node->safe_psql('postgres', q{SELECT count(*) FROM pdp.audit_log WHERE action = 'read'}) }
+# Every statement recorded, one row per statement: the entries' lists unnested.
+my $statements = q{(SELECT l.id, l.role, l.object, l.details, x.s, x.o FROM pdp.audit_log l,
+                     jsonb_array_elements(l.details->'statements') WITH ORDINALITY x(s, o) WHERE l.action = 'read') r};
+sub reads { $node->safe_psql('postgres', "SELECT count(*) FROM $statements") }
 sub wait_reads
 {
 	my $n = shift;
-	$node->poll_query_until('postgres', "SELECT count(*) >= $n FROM pdp.audit_log WHERE action = 'read'")
+	$node->poll_query_until('postgres', "SELECT count(*) >= $n FROM $statements")
 	  or die "read entries did not arrive";
+}
+sub last_read
+{
+	my $expr = shift;
+	return $node->safe_psql('postgres', "SELECT $expr FROM $statements ORDER BY r.id DESC, r.o DESC LIMIT 1");
 }
 
 # A primary-key lookup, a scan, inside a transaction that rolls back.
@@ -56,9 +67,9 @@ $node->safe_psql('postgres', q{
 	SELECT count(*) FROM other;
 });
 wait_reads(2);
-is($node->safe_psql('postgres', q{
-	SELECT string_agg(role || ':' || object || ':' || (details->>'rows') || ':' || (details->>'purpose') || ':' || (details->>'command'), ',' ORDER BY id)
-	  FROM pdp.audit_log WHERE action = 'read'}),
+is($node->safe_psql('postgres', qq{
+	SELECT string_agg(r.role || ':' || r.object || ':' || (r.s->>'rows') || ':' || (r.details->>'purpose') || ':' || (r.details->>'command'), ',' ORDER BY r.id, r.o)
+	  FROM $statements}),
 	'app:public.learners:1:teaching:SELECT,app:public.learners:10000:teaching:SELECT',
 	'each read is recorded with role, table, rows returned and purpose; the rolled-back one too; the unaudited table not');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pdp.audit_log WHERE action = 'read' AND (details::text LIKE '%mail.kz%' OR object LIKE '%mail.kz%' OR subject_pseudonym IS NOT NULL)}),
@@ -71,23 +82,27 @@ $node->safe_psql('postgres', q{
 	SELECT count(*) FROM learners WHERE email LIKE 'learner%';
 });
 wait_reads(3);
-is($node->safe_psql('postgres', q{SELECT details->>'rows' FROM pdp.audit_log WHERE action = 'read' ORDER BY id DESC LIMIT 1}),
-	'10000', 'a parallel scan counts every worker\'s rows');
+is(last_read(q{r.s->>'rows'}), '10000', 'a parallel scan counts every worker\'s rows');
 
 # A statement that fails after it started is recorded with unknown rows.
 ($rc, $out, $err) = $node->psql('postgres', q{SELECT 1 / (id - 5000) FROM learners ORDER BY id});
 like($err, qr/division by zero/, 'a failing read');
 wait_reads(4);
-is($node->safe_psql('postgres', q{SELECT details->>'failed', details->>'rows' IS NULL FROM pdp.audit_log WHERE action = 'read' ORDER BY id DESC LIMIT 1}),
-	'true|t', 'is recorded as failed, rows unknown');
+is(last_read(q{r.s->>'failed', r.s->>'rows' IS NULL}), 'true|t', 'is recorded as failed, rows unknown');
 
 # A read inside a function and a join: one entry per statement and table.
 $node->safe_psql('postgres', q{SELECT count(*) FROM learners a JOIN learners b USING (id) WHERE a.id < 11 AND b.id < 11});
 wait_reads(5);
-is($node->safe_psql('postgres', q{SELECT details->>'rows' FROM pdp.audit_log WHERE action = 'read' ORDER BY id DESC LIMIT 1}),
-	'20', 'a self-join is one entry, with the rows of both scans');
+is(last_read(q{r.s->>'rows'}), '20', 'a self-join is one statement, with the rows of both scans');
 
 is($node->safe_psql('postgres', 'SELECT ok FROM pdp.verify_audit_log()'), 't', 'the chain verifies with the read entries');
+
+# Many statements in a burst: every one is listed, each with its time.
+my $before_burst = $node->safe_psql('postgres', 'SELECT max(id) FROM pdp.audit_log');
+$node->safe_psql('postgres', q{SET ROLE app; SET pdp.purpose = 'teaching';} . join('', map { "SELECT email FROM learners WHERE id = $_;\n" } 1 .. 200));
+wait_reads(205);
+is($node->safe_psql('postgres', "SELECT count(*), count(DISTINCT r.s->>'at'), min((r.s->>'rows')::int), max((r.s->>'rows')::int) FROM $statements WHERE r.id > $before_burst"),
+	'200|200|1|1', 'a burst of 200 lookups: 200 statements listed, each with its own time and one row');
 
 # Switched off: no more entries; the switch is recorded.
 $node->safe_psql('postgres', q{SELECT pdp.audit_reads('learners', false)});
