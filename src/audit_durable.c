@@ -499,6 +499,21 @@ pdp_audit_durable_async(const char *role, const char *session_role, const char *
 			strlcpy(slot->details, details, AUDIT_DETAILS_LEN);
 			slot->state = SLOT_PENDING;
 			latch = audit_worker_for_db(&start, &windex);
+			/*
+			 * The worker takes pending entries at least every quarter second;
+			 * wake it early only when a quarter of the ring is waiting, so
+			 * that a busy reader's entries are committed many at a time.
+			 */
+			if (latch != NULL)
+			{
+				int			pending = 0;
+
+				for (int i = 0; i < AUDIT_RING_SLOTS; i++)
+					pending += pdp_audit->slots[i].state == SLOT_PENDING &&
+						pdp_audit->slots[i].dbid == MyDatabaseId;
+				if (pending < AUDIT_RING_SLOTS / 4)
+					latch = NULL;
+			}
 			LWLockRelease(pdp_audit->lock);
 			break;
 		}
