@@ -46,6 +46,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -804,6 +805,7 @@ pdp_audit_worker_main(Datum main_arg)
 
 	memcpy(&worker_index, MyBgworkerEntry->bgw_extra, sizeof(int));
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);	/* a new key file, pdp.audit_log_json */
 	BackgroundWorkerUnblockSignals();
 	if (pdp_audit == NULL)
 		proc_exit(1);
@@ -838,6 +840,11 @@ pdp_audit_worker_main(Datum main_arg)
 		int			n = 0;
 
 		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
 		MemoryContextSwitchTo(workctx);
 		MemoryContextReset(workctx);
 

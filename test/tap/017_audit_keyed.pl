@@ -189,4 +189,30 @@ $node3->append_conf('postgresql.conf', "pdp.key_file = '$key_file'\n");
 $node3->reload;
 is($node3->safe_psql('postgres', 'SELECT ok FROM pdp.verify_audit_log()'), 't', 'with the right key file back, it verifies again');
 
+# A key rotation: new seals are made with the new version, old ones keep
+# verifying with theirs; a key file without the old version cannot check them.
+my $rotated = PostgreSQL::Test::Utils::tempdir() . '/rotated.keys';
+my $new_key = `openssl rand -hex 32`;
+chomp $new_key;
+open my $fh, '>', $rotated or die $!;
+print $fh slurp_file($key_file), "2 $new_key\n";
+close $fh;
+chmod 0600, $rotated;
+$node3->append_conf('postgresql.conf', "pdp.key_file = '$rotated'\n");
+$node3->reload;
+$node3->safe_psql('postgres', q{SELECT pdp.grant_consent(8, 'news')});
+is($node3->safe_psql('postgres', q{SELECT ok FROM pdp.verify_audit_log()}), 't', 'after a key rotation the chain verifies');
+is($node3->safe_psql('postgres', q{SELECT string_agg(DISTINCT key_version::text, ',') FROM pdp.audit_seal}), '1,2',
+	'with seals under both versions (the audit worker follows the reload)');
+my $only_new = PostgreSQL::Test::Utils::tempdir() . '/only-new.keys';
+open $fh, '>', $only_new or die $!;
+print $fh "2 $new_key\n";
+close $fh;
+chmod 0600, $only_new;
+$node3->append_conf('postgresql.conf', "pdp.key_file = '$only_new'\n");
+$node3->reload;
+($r3, $o3, $e3) = $node3->psql('postgres', 'SELECT ok IS NULL, keyed, message FROM pdp.verify_audit_log()');
+like($o3, qr/^t\|f\|keyed verification was not possible: key version\(s\) 1 are not in the key file/,
+	'with the old version gone from the key file, verification says which seals it could not check');
+
 done_testing();
