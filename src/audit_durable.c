@@ -91,7 +91,8 @@ typedef struct AuditSlot
 	int			sqlerrcode;		/* when FAILED */
 	int64		entry_id;		/* when DONE */
 	bool		async;			/* nobody waits: freed once committed */
-	int64		rows;			/* async reads: rows returned, -1 unknown (failed) */
+	int64		rows;			/* async reads: rows its scans of the table returned, -1 unknown (failed) */
+	int64		returned;		/* async reads: rows the statement returned */
 	bool		has_object;
 	bool		has_subject;
 	NameData	role;
@@ -454,7 +455,7 @@ pdp_audit_unavailable(void)
 
 bool
 pdp_audit_durable_async(const char *role, const char *session_role, const char *action,
-						const char *object, const char *details, int64 rows, bool wait)
+						const char *object, const char *details, int64 rows, int64 returned, bool wait)
 {
 	AuditSlot  *slot = NULL;
 	TimestampTz deadline;
@@ -490,6 +491,7 @@ pdp_audit_durable_async(const char *role, const char *session_role, const char *
 			slot->at = GetCurrentTimestamp();
 			slot->async = true;
 			slot->rows = rows;
+			slot->returned = returned;
 			namestrcpy(&slot->role, role);
 			namestrcpy(&slot->session_role, session_role);
 			strlcpy(slot->action, action, AUDIT_ACTION_LEN);
@@ -735,7 +737,8 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids)
 					continue;
 				appendStringInfo(&buf, "%s{\"at\": \"%s\", ", first ? "" : ", ", timestamptz_to_str(batch[j].at));
 				if (batch[j].rows >= 0)
-					appendStringInfo(&buf, "\"rows\": " INT64_FORMAT "}", batch[j].rows);
+					appendStringInfo(&buf, "\"rows\": " INT64_FORMAT ", \"returned\": " INT64_FORMAT "}",
+									 batch[j].rows, batch[j].returned);
 				else
 					appendStringInfoString(&buf, "\"rows\": null, \"failed\": true}");
 				first = false;

@@ -2,8 +2,9 @@
  * audit_reads.c
  *	  Read-access logging, opt-in per table (pdp.audit_reads): every
  *	  statement that reads a table listed in pdp.audit_read_table leaves an
- *	  audit entry with its time, role, declared purpose, the table and the
- *	  number of rows its scans of that table returned, never a value.
+ *	  audit record with its time, role, declared purpose, the table, the
+ *	  number of rows its scans of that table returned and the number of rows
+ *	  the statement returned, never a value.
  *
  * Where it hooks: ExecutorStart looks for listed tables in the statement's
  * range table (a few comparisons per table; nothing at all while no table
@@ -321,9 +322,13 @@ reads_count_walker(PlanState *ps, void *context)
 	return planstate_tree_walker(ps, reads_count_walker, context);
 }
 
-/* Hand the entries of t to the audit worker; rows NULL: unknown (the statement failed). */
+/*
+ * Hand the entries of t to the audit worker: per table the rows its scans
+ * returned, and the rows the statement returned; rows NULL: unknown (the
+ * statement failed).
+ */
 static void
-reads_record(TrackedRead *t, const double *rows)
+reads_record(TrackedRead *t, const double *rows, uint64 returned)
 {
 	for (int i = 0; i < t->ntables; i++)
 	{
@@ -344,7 +349,7 @@ reads_record(TrackedRead *t, const double *rows)
 		snprintf(details, sizeof(details), "{\"command\": \"%s\", \"purpose\": %s%s%s}",
 				 t->command, purpose[0] ? "\"" : "", purpose[0] ? purpose : "null", purpose[0] ? "\"" : "");
 		if (!pdp_audit_durable_async(t->role, t->session_role, "read", t->names[i], details,
-									 rows != NULL ? (int64) rows[i] : -1, rows != NULL) &&
+									 rows != NULL ? (int64) rows[i] : -1, (int64) returned, rows != NULL) &&
 			rows != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -377,7 +382,7 @@ reads_executor_end(QueryDesc *queryDesc)
 		rc.rtable = queryDesc->plannedstmt->rtable;
 		if (queryDesc->planstate != NULL)
 			reads_count_walker(queryDesc->planstate, &rc);
-		reads_record(&t, rc.rows);
+		reads_record(&t, rc.rows, queryDesc->estate ? queryDesc->estate->es_processed : 0);
 	}
 	if (prev_executor_end)
 		prev_executor_end(queryDesc);
@@ -394,7 +399,7 @@ reads_abort(SubTransactionId subid)
 	for (int i = 0; i < ntracked; i++)
 	{
 		if (tracked[i].subid >= subid)
-			reads_record(&tracked[i], NULL);
+			reads_record(&tracked[i], NULL, 0);
 		else
 			tracked[keep++] = tracked[i];
 	}

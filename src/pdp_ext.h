@@ -56,7 +56,7 @@ extern void pdp_audit_request_seal(void);
 extern int64 pdp_audit_durable(const char *action, const char *object,
 							   const char *subject_pseudonym, const char *details);
 extern bool pdp_audit_durable_async(const char *role, const char *session_role, const char *action,
-									const char *object, const char *details, int64 rows, bool wait);
+									const char *object, const char *details, int64 rows, int64 returned, bool wait);
 extern bool pdp_audit_unavailable(void);
 
 /* Read-access logging (audit_reads.c) */

@@ -72,6 +72,8 @@ is($node->safe_psql('postgres', qq{
 	  FROM $statements}),
 	'app:public.learners:1:teaching:SELECT,app:public.learners:10000:teaching:SELECT',
 	'each read is recorded with role, table, rows returned and purpose; the rolled-back one too; the unaudited table not');
+is($node->safe_psql('postgres', "SELECT string_agg(r.s->>'returned', ',' ORDER BY r.id, r.o) FROM $statements"), '1,1',
+	'and the rows each statement returned (one e-mail; one count)');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pdp.audit_log WHERE action = 'read' AND (details::text LIKE '%mail.kz%' OR object LIKE '%mail.kz%' OR subject_pseudonym IS NOT NULL)}),
 	'0', 'no value in the entries');
 
