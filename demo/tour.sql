@@ -236,6 +236,15 @@ SELECT action, count(*) FROM pdp.audit_log GROUP BY action ORDER BY count(*) DES
 SELECT id, role, action, object, subject_pseudonym FROM pdp.audit_log WHERE action = 'withdraw_consent';
 SELECT * FROM pdp.verify_audit_log();
 SELECT tour.try($$DELETE FROM pdp.audit_log$$) AS "the owner deletes the audit log";
+\echo 'The chain is keyed (a MAC per seal under the key file); its head is published as an anchor:'
+SELECT entry_id, seq, left(encode(hash, 'hex'), 16) AS hash, left(encode(mac, 'hex'), 16) AS mac FROM pdp.audit_head();
+SELECT pdp.publish_audit_anchor() AS anchor;
+\echo 'Reads of lms.payments are logged from now on (time, role, purpose, rows; never a value):'
+SELECT pdp.audit_reads('lms.payments');
+SELECT count(*) FROM lms.payments;
+SELECT pg_sleep(0.6);
+SELECT role, object, details->>'purpose' AS purpose, details->'statements' AS statements FROM pdp.audit_log WHERE action = 'read' ORDER BY id DESC LIMIT 1;
+SELECT pdp.audit_reads('lms.payments', false);
 
 \echo '=== 9. Register, discovery and the report ====================================='
 SELECT table_name, column_name, category, rule, retention, protection FROM pdp.processing_register ORDER BY 1::text, 2;

@@ -42,9 +42,11 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -61,7 +63,7 @@
 
 PGDLLEXPORT void pdp_audit_worker_main(Datum main_arg);
 
-#define AUDIT_RING_SLOTS	64
+#define AUDIT_RING_SLOTS	256
 #define AUDIT_MAX_DATABASES	16
 #define AUDIT_ACTION_LEN	64
 #define AUDIT_OBJECT_LEN	256
@@ -88,6 +90,9 @@ typedef struct AuditSlot
 	TimestampTz at;
 	int			sqlerrcode;		/* when FAILED */
 	int64		entry_id;		/* when DONE */
+	bool		async;			/* nobody waits: freed once committed */
+	int64		rows;			/* async reads: rows its scans of the table returned, -1 unknown (failed) */
+	int64		returned;		/* async reads: rows the statement returned */
 	bool		has_object;
 	bool		has_subject;
 	NameData	role;
@@ -433,6 +438,117 @@ pdp_audit_durable(const char *action, const char *object, const char *subject_ps
 }
 
 /*
+ * Hand one entry to the audit worker without waiting for its commit (read-
+ * access entries, written after the statement's rows were produced: waiting
+ * would protect nothing and cost a commit per statement).  The worker
+ * commits it, with others, in a transaction of its own, so no rollback of
+ * the caller's removes it.  Waits only while every slot is taken (up to
+ * pdp.audit_timeout).  The names are given, not looked up, so this also
+ * works while the caller's transaction aborts.  Returns false when the
+ * entry could not be handed over (no shared memory, recovery, timeout).
+ */
+bool
+pdp_audit_unavailable(void)
+{
+	return pdp_audit == NULL || RecoveryInProgress();
+}
+
+bool
+pdp_audit_durable_async(const char *role, const char *session_role, const char *action,
+						const char *object, const char *details, int64 rows, int64 returned, bool wait)
+{
+	AuditSlot  *slot = NULL;
+	TimestampTz deadline;
+	bool		start = false;
+	int			windex = -1;
+	Latch	   *latch = NULL;
+
+	if (pdp_audit == NULL || RecoveryInProgress())
+		return false;
+	if (strlen(action) >= AUDIT_ACTION_LEN || (object && strlen(object) >= AUDIT_OBJECT_LEN) ||
+		strlen(details) >= AUDIT_DETAILS_LEN)
+		return false;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait ? pdp_audit_timeout_ms : 0);
+	for (;;)
+	{
+		LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < AUDIT_RING_SLOTS; i++)
+		{
+			int			n = (pdp_audit->next_slot + i) % AUDIT_RING_SLOTS;
+
+			if (pdp_audit->slots[n].state == SLOT_FREE)
+			{
+				slot = &pdp_audit->slots[n];
+				pdp_audit->next_slot = (n + 1) % AUDIT_RING_SLOTS;
+				break;
+			}
+		}
+		if (slot != NULL)
+		{
+			memset(slot, 0, offsetof(AuditSlot, action));
+			slot->ticket = pdp_audit->next_ticket++;
+			slot->dbid = MyDatabaseId;
+			slot->at = GetCurrentTimestamp();
+			slot->async = true;
+			slot->rows = rows;
+			slot->returned = returned;
+			namestrcpy(&slot->role, role);
+			namestrcpy(&slot->session_role, session_role);
+			strlcpy(slot->action, action, AUDIT_ACTION_LEN);
+			slot->has_object = object != NULL;
+			strlcpy(slot->object, object ? object : "", AUDIT_OBJECT_LEN);
+			slot->has_subject = false;
+			slot->subject[0] = '\0';
+			strlcpy(slot->details, details, AUDIT_DETAILS_LEN);
+			slot->state = SLOT_PENDING;
+			latch = audit_worker_for_db(&start, &windex);
+			/*
+			 * The worker takes pending entries at least every quarter second;
+			 * wake it early only when a quarter of the ring is waiting, so
+			 * that a busy reader's entries are committed many at a time.
+			 */
+			if (latch != NULL)
+			{
+				int			pending = 0;
+
+				for (int i = 0; i < AUDIT_RING_SLOTS; i++)
+					pending += pdp_audit->slots[i].state == SLOT_PENDING &&
+						pdp_audit->slots[i].dbid == MyDatabaseId;
+				if (pending < AUDIT_RING_SLOTS / 4)
+					latch = NULL;
+			}
+			LWLockRelease(pdp_audit->lock);
+			break;
+		}
+		/* Every slot is busy: make sure the worker runs, then wait a little. */
+		latch = audit_worker_for_db(&start, &windex);
+		LWLockRelease(pdp_audit->lock);
+		if (latch != NULL)
+			SetLatch(latch);
+		if (start && !audit_start_worker(windex))
+		{
+			LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+			pdp_audit->workers[windex].starting = false;
+			LWLockRelease(pdp_audit->lock);
+		}
+		start = false;
+		if (!wait || GetCurrentTimestamp() >= deadline)
+			return false;
+		ConditionVariableTimedSleep(&pdp_audit->done, 10, PG_WAIT_EXTENSION);
+		ConditionVariableCancelSleep();
+	}
+	if (latch != NULL)
+		SetLatch(latch);
+	if (start && !audit_start_worker(windex))
+	{
+		LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+		pdp_audit->workers[windex].starting = false;
+		LWLockRelease(pdp_audit->lock);
+	}
+	return true;
+}
+
+/*
  * Ask the audit worker of this database to seal soon: an ordinary entry was
  * appended (pdp._audit), and its transaction will commit shortly.  The worker
  * seals every quarter second for a second after the last request, so the
@@ -510,7 +626,9 @@ audit_worker_exit(int code, Datum arg)
 
 		if (s->dbid != MyDatabaseId)
 			continue;
-		if (s->state == SLOT_TAKEN)
+		if (s->state == SLOT_TAKEN && s->async)
+			s->state = SLOT_FREE;
+		else if (s->state == SLOT_TAKEN)
 		{
 			s->state = SLOT_FAILED;
 			s->sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
@@ -529,11 +647,46 @@ audit_worker_exit(int code, Datum arg)
 	ConditionVariableBroadcast(&pdp_audit->done);
 }
 
-/* Insert the taken entries in one transaction and commit it. */
+/*
+ * Insert the taken entries in one transaction and commit it.  One prepared
+ * plan, kept for the worker's life.  Read-access entries (async, action
+ * "read") of the same role, session role, table, command and purpose that
+ * arrive in one batch become one row whose details list every statement
+ * with its time and rows ({"statements": [{"at": ..., "rows": ...}, ...]}):
+ * a client reading by primary key thousands of times a second then costs
+ * the worker one row per batch, not one per statement.
+ */
+#define AUDIT_MAX_MERGE 64
+
 static void
 audit_worker_write(AuditSlot *batch, int n, int64 *ids)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[7] = {TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+	int		   *group_of = palloc(sizeof(int) * n);	/* index of the group's first member */
+	int		   *group_size = palloc0(sizeof(int) * n);
+
+	for (int i = 0; i < n; i++)
+	{
+		group_of[i] = i;
+		if (!batch[i].async || strcmp(batch[i].action, "read") != 0)
+			continue;
+		for (int j = 0; j < i; j++)
+		{
+			if (group_of[j] == j && batch[j].async && group_size[j] < AUDIT_MAX_MERGE &&
+				strcmp(batch[j].action, "read") == 0 &&
+				strcmp(NameStr(batch[j].role), NameStr(batch[i].role)) == 0 &&
+				strcmp(NameStr(batch[j].session_role), NameStr(batch[i].session_role)) == 0 &&
+				batch[j].has_object == batch[i].has_object &&
+				strcmp(batch[j].object, batch[i].object) == 0 &&
+				strcmp(batch[j].details, batch[i].details) == 0)
+			{
+				group_of[i] = j;
+				break;
+			}
+		}
+		group_size[group_of[i]]++;
+	}
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -541,12 +694,58 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "pdp_ext: writing audit entries");
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("INSERT INTO pdp.audit_log (at, role, session_role, action, object, "
+									"subject_pseudonym, details) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+									7, argtypes);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the audit worker's insert");
+		plan = p;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		Datum		values[7];
 		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 		bool		isnull;
+		const char *details = batch[i].details;
 
+		if (group_of[i] != i)
+		{
+			ids[i] = ids[group_of[i]];
+			continue;
+		}
+		if (group_size[i] > 0)
+		{
+			/* A read entry: its details, less the closing brace, and the statements. */
+			StringInfoData buf;
+			size_t		len = strlen(batch[i].details);
+			bool		first = true;
+
+			initStringInfo(&buf);
+			while (len > 0 && batch[i].details[len - 1] != '}')
+				len--;
+			if (len > 1)
+				appendBinaryStringInfo(&buf, batch[i].details, len - 1);
+			else
+				appendStringInfoChar(&buf, '{');
+			appendStringInfoString(&buf, len > 2 ? ", \"statements\": [" : "\"statements\": [");
+			for (int j = i; j < n; j++)
+			{
+				if (group_of[j] != i)
+					continue;
+				appendStringInfo(&buf, "%s{\"at\": \"%s\", ", first ? "" : ", ", timestamptz_to_str(batch[j].at));
+				if (batch[j].rows >= 0)
+					appendStringInfo(&buf, "\"rows\": " INT64_FORMAT ", \"returned\": " INT64_FORMAT "}",
+									 batch[j].rows, batch[j].returned);
+				else
+					appendStringInfoString(&buf, "\"rows\": null, \"failed\": true}");
+				first = false;
+			}
+			appendStringInfoString(&buf, "]}");
+			details = buf.data;
+		}
 		values[0] = TimestampTzGetDatum(batch[i].at);
 		values[1] = NameGetDatum(&batch[i].role);
 		values[2] = NameGetDatum(&batch[i].session_role);
@@ -555,10 +754,8 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids)
 		nulls[4] = batch[i].has_object ? ' ' : 'n';
 		values[5] = batch[i].has_subject ? CStringGetTextDatum(batch[i].subject) : (Datum) 0;
 		nulls[5] = batch[i].has_subject ? ' ' : 'n';
-		values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(batch[i].details));
-		if (SPI_execute_with_args("INSERT INTO pdp.audit_log (at, role, session_role, action, object, "
-								  "subject_pseudonym, details) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-								  7, argtypes, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
+		values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(details));
+		if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
 			SPI_processed != 1)
 			elog(ERROR, "could not write an audit entry");
 		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -611,6 +808,7 @@ pdp_audit_worker_main(Datum main_arg)
 
 	memcpy(&worker_index, MyBgworkerEntry->bgw_extra, sizeof(int));
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);	/* a new key file, pdp.audit_log_json */
 	BackgroundWorkerUnblockSignals();
 	if (pdp_audit == NULL)
 		proc_exit(1);
@@ -645,6 +843,11 @@ pdp_audit_worker_main(Datum main_arg)
 		int			n = 0;
 
 		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
 		MemoryContextSwitchTo(workctx);
 		MemoryContextReset(workctx);
 
@@ -677,7 +880,8 @@ pdp_audit_worker_main(Datum main_arg)
 
 		if (n > 0)
 		{
-			int			sqlerrcode = 0;
+			volatile int sqlerrcode = 0;
+			volatile int async_lost = 0;
 
 			PG_TRY();
 			{
@@ -704,8 +908,12 @@ pdp_audit_worker_main(Datum main_arg)
 
 				if (s->ticket != batch[i].ticket)
 					continue;
-				if (s->state == SLOT_ABANDONED)
+				if (s->state == SLOT_ABANDONED || s->async)
+				{
+					if (s->async && sqlerrcode != 0)
+						async_lost++;
 					s->state = SLOT_FREE;
+				}
 				else if (sqlerrcode == 0)
 				{
 					s->entry_id = ids[i];
@@ -719,6 +927,10 @@ pdp_audit_worker_main(Datum main_arg)
 			}
 			LWLockRelease(pdp_audit->lock);
 			ConditionVariableBroadcast(&pdp_audit->done);
+			if (async_lost > 0)
+				ereport(WARNING,
+						(errcode(sqlerrcode),
+						 errmsg("pdp_ext's audit worker could not record %d read-access entries", async_lost)));
 			last_work = GetCurrentTimestamp();
 			seal_due = true;
 			continue;			/* more may have come meanwhile */

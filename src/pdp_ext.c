@@ -264,6 +264,19 @@ pdp_require_pdp_caller(const char *function)
 				 errdetail("%s is internal to pdp_ext: only pdp_ext's own functions call it.", function)));
 }
 
+/*
+ * pdp._ddl_by_pdp() RETURNS boolean, for pdp's event triggers: is the DDL
+ * being run by one of pdp's own functions (which record their own actions)
+ * rather than by a user?  Counted levels: the pdp function that ran the DDL,
+ * the event trigger, and this function.
+ */
+PG_FUNCTION_INFO_V1(pdp_ddl_by_pdp);
+Datum
+pdp_ddl_by_pdp(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(pdp_call_depth > 2);
+}
+
 /* For hot functions left out of the hook: note that pdp code ran in this statement. */
 void
 pdp_note_pdp_ran(void)
@@ -377,6 +390,16 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("pdp.audit_log_json",
+							 "Whether every audit entry also goes to the server log as one JSON line.",
+							 "Each sealed entry is written as a LOG line \"pdp_audit {...}\" (pseudonyms only, "
+							 "no personal values), for syslog or journald shippers to forward to a SIEM.",
+							 &pdp_audit_log_json,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("pdp");
 
 	prev_emit_log_hook = emit_log_hook;
@@ -391,4 +414,5 @@ _PG_init(void)
 	pdp_audit_durable_init();	/* audit worker, its shared memory and settings */
 	pdp_target_init();			/* the running query, for the row test (target.c) */
 	pdp_rule_failures_init();	/* masked views' failure counters */
+	pdp_audit_reads_init();		/* read-access logging (executor hooks) */
 }

@@ -47,11 +47,20 @@ extern void pdp_audit_reversal(const char *function);
 extern Oid	pdp_function_owner(Oid fnoid);
 extern int64 pdp_audit_seal_pending(int64 max_entries);
 
+/* The keyed chain, anchors and the JSON log line (audit_chain.c) */
+extern bool pdp_audit_log_json;
+
 /* Durable audit entries and the audit worker (audit_durable.c) */
 extern void pdp_audit_durable_init(void);
 extern void pdp_audit_request_seal(void);
 extern int64 pdp_audit_durable(const char *action, const char *object,
 							   const char *subject_pseudonym, const char *details);
+extern bool pdp_audit_durable_async(const char *role, const char *session_role, const char *action,
+									const char *object, const char *details, int64 rows, int64 returned, bool wait);
+extern bool pdp_audit_unavailable(void);
+
+/* Read-access logging (audit_reads.c) */
+extern void pdp_audit_reads_init(void);
 
 /* Masked views' rule failure counters (rule_failures.c) */
 extern void pdp_rule_failures_init(void);

@@ -109,6 +109,13 @@ GRANT SELECT ON pdp.audit_log, pdp.audit_seal, pdp.audit_chain TO pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp.verify_audit_log(), pdp.seal_audit_log(boolean, integer) TO pdp_auditor, pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp.trim_audit_log(interval) TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._audit(text, text, text, jsonb) TO pdp_admin, pdp_reidentifier;
+-- The keyed chain's head and anchors: read by pdp_auditor; anchors are
+-- published (and scheduled, to a file outside the data directory) by pdp_admin.
+GRANT SELECT ON pdp.audit_anchor TO pdp_auditor, pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp.audit_head() TO pdp_auditor, pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp.publish_audit_anchor(text), pdp.schedule_audit_anchor(text, text) TO pdp_admin;
+GRANT SELECT ON pdp.audit_read_table TO pdp_auditor, pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp.audit_reads(regclass, boolean) TO pdp_admin;
 
 -- Retention: configured and run by pdp_admin members (purges run as their
 -- caller, who must be allowed to delete from the tables: the owner, or the

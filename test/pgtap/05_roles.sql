@@ -7,7 +7,7 @@
 -- may not read one schema (tap_dba).  "job:" tests show the job works;
 -- "no more:" tests show the next step beyond it is refused.  Rolled back.
 BEGIN;
-SELECT plan(50);
+SELECT plan(57);
 
 CREATE ROLE tap_admin IN ROLE pdp_admin;
 CREATE ROLE tap_dpo IN ROLE pdp_auditor;
@@ -48,6 +48,11 @@ SELECT lives_ok($$SELECT pdp.grant_consent(1, 'tap_teaching')$$, 'job: pdp_admin
 SELECT lives_ok($$SELECT pdp.restrict_subject(3, 'objection')$$, 'job: pdp_admin restricts a learner');
 SELECT lives_ok($$SELECT pdp.place_hold(2, 'claim')$$, 'job: pdp_admin places a hold');
 SELECT lives_ok($$SELECT pdp.export_subject(1)$$, 'job: pdp_admin exports a learner');
+SELECT lives_ok($$SELECT pdp.audit_reads('tap.learners')$$, 'job: pdp_admin logs the reads of its table');
+SELECT lives_ok($$SELECT pdp.audit_reads('tap.learners', false)$$, 'job: pdp_admin stops logging them');
+SELECT lives_ok($$SELECT pdp.publish_audit_anchor()$$, 'job: pdp_admin publishes an audit anchor');
+SELECT throws_ok($$SELECT pdp.audit_reads('tap_own.events')$$, '42501', NULL,
+                 'no more: pdp_admin switches read logging of a table it does not own');
 SELECT lives_ok($$SELECT pdp.open_request(1, 'access')$$, 'job: pdp_admin opens a request');
 SELECT lives_ok($$SELECT pdp.create_masked_view('tap.learners')$$, 'job: pdp_admin creates a masked view (unkeyed rule)');
 SELECT lives_ok($$SELECT pdp.report('json')$$, 'job: pdp_admin reads the compliance report');
@@ -68,6 +73,9 @@ SELECT ok((SELECT count(*) FROM pdp.processing_register) > 0, 'job: the DPO read
 SELECT is(pdp.has_consent(1, 'tap_teaching'), true, 'job: the DPO checks a consent');
 SELECT ok((SELECT count(*) FROM pdp.consent_history(1)) > 0, 'job: the DPO reads a consent history');
 SELECT lives_ok($$SELECT * FROM pdp.key_status()$$, 'job: the DPO reads key fingerprints');
+SELECT ok((SELECT seq FROM pdp.audit_head()) > 0, 'job: the DPO reads the audit chain''s head');
+SELECT ok((SELECT count(*) FROM pdp.audit_anchor) > 0, 'job: the DPO reads the published anchors');
+SELECT throws_ok($$SELECT pdp.publish_audit_anchor()$$, '42501', NULL, 'no more: the DPO publishes an anchor');
 SELECT throws_ok($$SELECT pdp.grant_consent(2, 'tap_teaching')$$, '42501', NULL, 'no more: the DPO records a consent');
 SELECT throws_ok($$SELECT pdp.erase_subject(1, 'r')$$, '42501', NULL, 'no more: the DPO erases a learner');
 SELECT throws_ok($$SELECT count(*) FROM tap.learners$$, '42501', NULL, 'no more: the DPO reads the learners'' rows');

@@ -69,7 +69,10 @@ my @templates = (
 	[q{SELECT pdp.allow_purpose(%s, 'p1')}, 'n'], [q{SELECT pdp.allow_purpose('app', %s)}, 'n'],
 	['SELECT pdp.protect_table(%s)', 'n'], ['SELECT pdp.unregister_table(%s)', 'n'],
 	# Every function that takes an interval (judged by pdp._check_interval).
-	['SELECT pdp.trim_audit_log(%s) >= 0', 'n'], [q{SELECT pdp.set_retention('t1', %s)}, 'n'],
+	['SELECT pdp.trim_audit_log(%s) >= 0', 'n'],
+	['SELECT pdp.publish_audit_anchor(%s) > 0', 'n'], [q{SELECT pdp.schedule_audit_anchor('* * * * *', %s)}, 'n'],
+	['SELECT pdp.schedule_audit_anchor(%s)', 'n'], ['SELECT pdp.audit_reads(%s)', 'n'],
+	[q{SELECT pdp.audit_reads('t1', %s)}, 'n'], [q{SELECT (pdp.audit_head()).seq >= 0 AND %s IS NULL}, 'n'], [q{SELECT pdp.set_retention('t1', %s)}, 'n'],
 	[q{SELECT pdp.set_subject_retention(%s, 't1', 'at')}, 'n'], ['CALL pdp.purge(1, %s)', 'n'],
 	[q{INSERT INTO pdp.request_deadline VALUES ('ZZ', 'access', %s, NULL, 'matrix')}, 'n'],
 	# Added or changed for issue 14, classes 1 and 2: the owner switch, the API

@@ -149,6 +149,8 @@ foreach my $v (@old)
 	is($node->safe_psql($db, 'SELECT id, email FROM learner ORDER BY id'), $values_before,
 		"$v: no value is pseudonymised again by the update");
 	is($node->safe_psql($db, q{SELECT ok FROM pdp.verify_audit_log()}), 't', "$v: the audit chain still verifies");
+	is($node->safe_psql($db, q{SELECT legacy_entries = entries AND legacy_entries > 0 FROM pdp.verify_audit_log()}), 't',
+		"$v: the entries sealed before the update verify as the unkeyed legacy segment");
 	$node->safe_psql($db, q{SELECT pdp.create_masked_view('public.activity', 'activity_masked')});
 	is($node->safe_psql($db, qq{
 		SELECT pdp.grant_consent(11, 'news') > 0;
@@ -156,10 +158,10 @@ foreach my $v (@old)
 		SELECT count(*) FROM activity;
 		SELECT count(*) FROM activity_masked;
 		RESET ROLE;
-		SELECT ok FROM pdp.verify_audit_log();
+		SELECT ok AND keyed AND entries > legacy_entries FROM pdp.verify_audit_log();
 		INSERT INTO learner (id, email) VALUES (21, 'new\@mail.kz') RETURNING email = pdp.pseudo_email('new\@mail.kz');}),
 		"t\n45\n45\nt\nt",
-		"$v: consents, protection, the audit chain and the on-write trigger keep working after the update");
+		"$v: consents, protection, the audit chain (keyed after the legacy segment) and the on-write trigger keep working after the update");
 	# 0.3's per-table "anonymise" is 0.4's per-column set_null, and erasure takes it.
 	is($node->safe_psql($db, qq{
 		SELECT on_erase FROM pdp.registered_tables WHERE table_name = 'note'::regclass;

@@ -1,0 +1,453 @@
+/*-------------------------------------------------------------------------
+ * audit_reads.c
+ *	  Read-access logging, opt-in per table (pdp.audit_reads): every
+ *	  statement that reads a table listed in pdp.audit_read_table leaves an
+ *	  audit record with its time, role, declared purpose, the table, the
+ *	  number of rows its scans of that table returned and the number of rows
+ *	  the statement returned, never a value.
+ *
+ * Where it hooks: ExecutorStart looks for listed tables in the statement's
+ * range table (a few comparisons per table; nothing at all while no table
+ * is listed).  For a statement that reads one it asks for row counts
+ * (INSTRUMENT_ROWS: counting only, no timing, no buffer statistics) and
+ * remembers the statement.  ExecutorEnd adds up the rows returned by the
+ * scan nodes of each listed table (parallel workers' counts are already
+ * folded into the leader's) and hands one entry per table to the audit
+ * worker, which commits it in a transaction of its own, batched with
+ * others (audit_durable.c): a rollback of the reader's transaction does not
+ * remove it.  A statement that fails or is cancelled after it started is
+ * recorded too, from the abort callback, with "rows": null.
+ *
+ * It fails closed: a statement that reads a listed table on a server that
+ * cannot record (pdp_ext not preloaded, a hot standby) is refused before it
+ * returns a row.
+ *
+ * The list is cached per backend, read with a catalog scan (no SPI), and
+ * dropped on an invalidation of pdp.audit_read_table (pdp.audit_reads
+ * sends one), of schema pdp, or of everything.
+ *-------------------------------------------------------------------------
+ */
+#include "pdp_ext.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/parallel.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "executor/executor.h"
+#include "executor/instrument.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parsetree.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(pdp_audit_reads_changed);
+
+#define READS_MAX_TABLES 8		/* listed tables per statement recorded */
+#define READS_MAX_TRACKED 64	/* nested statements tracked at once */
+
+typedef struct TrackedRead
+{
+	QueryDesc  *qd;
+	SubTransactionId subid;
+	int			ntables;
+	Oid			relids[READS_MAX_TABLES];
+	char		names[READS_MAX_TABLES][NAMEDATALEN * 2 + 8];
+	char		role[NAMEDATALEN];
+	char		session_role[NAMEDATALEN];
+	char		purpose[NAMEDATALEN * 2];
+	char		command[16];
+} TrackedRead;
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorEnd_hook_type prev_executor_end = NULL;
+
+static bool list_valid = false;
+static Oid	list_table = InvalidOid;	/* pdp.audit_read_table, when it exists */
+static int	list_n = 0;
+static Oid *list_oids = NULL;
+
+static TrackedRead *tracked = NULL;
+static int	ntracked = 0;
+
+static void
+reads_invalidate(void)
+{
+	list_valid = false;
+}
+
+static void
+reads_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == list_table)
+		reads_invalidate();
+	else
+		for (int i = 0; i < list_n; i++)
+			if (list_oids[i] == relid)
+				reads_invalidate();
+}
+
+static void
+reads_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	reads_invalidate();
+}
+
+/* Read pdp.audit_read_table into the cache (a catalog-style scan, no SPI). */
+static void
+reads_load(void)
+{
+	Oid			nsp;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int			cap = 8;
+	int			n = 0;
+	Oid		   *oids;
+
+	list_table = InvalidOid;
+	list_n = 0;
+	list_valid = true;			/* set first: a failure below leaves an empty list, reloaded on next inval */
+	nsp = get_namespace_oid("pdp", true);
+	if (!OidIsValid(nsp))
+		return;
+	list_table = get_relname_relid("audit_read_table", nsp);
+	if (!OidIsValid(list_table))
+		return;
+	oids = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * cap);
+	rel = table_open(list_table, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, 1, RelationGetDescr(rel), &isnull);
+
+		if (isnull)
+			continue;
+		if (n == cap)
+		{
+			cap *= 2;
+			oids = repalloc(oids, sizeof(Oid) * cap);
+		}
+		oids[n++] = DatumGetObjectId(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (list_oids)
+		pfree(list_oids);
+	list_oids = oids;
+	list_n = n;
+}
+
+static inline bool
+reads_listed(Oid relid)
+{
+	for (int i = 0; i < list_n; i++)
+		if (list_oids[i] == relid)
+			return true;
+	return false;
+}
+
+static void
+reads_actor(char *role, char *session_role)
+{
+	const char *actor = GetConfigOption("role", false, false);
+
+	if (actor == NULL || strcmp(actor, "none") == 0 || actor[0] == '\0')
+		actor = GetUserNameFromId(GetSessionUserId(), false);
+	strlcpy(role, actor, NAMEDATALEN);
+	strlcpy(session_role, GetUserNameFromId(GetSessionUserId(), false), NAMEDATALEN);
+}
+
+static bool
+reads_is_scan(PlanState *ps)
+{
+	switch (nodeTag(ps->plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_IndexScan:
+		case T_IndexOnlyScan:
+		case T_BitmapHeapScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+		case T_ForeignScan:
+		case T_CustomScan:
+			return ((Scan *) ps->plan)->scanrelid > 0;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Give the scan nodes of listed tables a row counter.  Done before the plan
+ * first runs: ExecProcNodeFirst then puts the counting wrapper on exactly
+ * these nodes, and every other node runs as without logging.
+ */
+static bool
+reads_instrument_walker(PlanState *ps, void *context)
+{
+	QueryDesc  *qd = (QueryDesc *) context;
+
+	if (ps == NULL)
+		return false;
+	if (ps->instrument == NULL && reads_is_scan(ps) &&
+		reads_listed(rt_fetch(((Scan *) ps->plan)->scanrelid, qd->plannedstmt->rtable)->relid))
+		ps->instrument = InstrAlloc(1, INSTRUMENT_ROWS, false);
+	return planstate_tree_walker(ps, reads_instrument_walker, context);
+}
+
+static void
+reads_instrument_scans(PlanState *ps, QueryDesc *qd)
+{
+	MemoryContext old = MemoryContextSwitchTo(qd->estate->es_query_cxt);
+
+	reads_instrument_walker(ps, qd);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+reads_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	TrackedRead *t = NULL;
+
+	if (!list_valid && IsTransactionState())
+		reads_load();
+	if (list_n > 0 && !IsParallelWorker() && (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+	{
+		ListCell   *lc;
+
+		foreach(lc, queryDesc->plannedstmt->rtable)
+		{
+			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+			if (rte->rtekind != RTE_RELATION || (rte->requiredPerms & ACL_SELECT) == 0 ||
+				!reads_listed(rte->relid))
+				continue;
+			if (t == NULL)
+			{
+				if (pdp_audit_unavailable())
+					ereport(ERROR,
+							(errcode(RecoveryInProgress() ? ERRCODE_READ_ONLY_SQL_TRANSACTION
+									 : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("cannot read a table whose reads are audited: the read could not be recorded"),
+							 errdetail("Reads of this table are recorded by pdp_ext's audit worker, which needs pdp_ext in "
+									   "shared_preload_libraries and a writable server (not a standby)."),
+							 errhint("Read it on the primary, or stop auditing its reads with pdp.audit_reads(table, false).")));
+				if (ntracked >= READS_MAX_TRACKED)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("too many nested statements read tables whose reads are audited")));
+				if (tracked == NULL)
+					tracked = MemoryContextAllocZero(TopMemoryContext, sizeof(TrackedRead) * READS_MAX_TRACKED);
+				t = &tracked[ntracked];
+				memset(t, 0, sizeof(*t));
+				t->subid = GetCurrentSubTransactionId();
+				reads_actor(t->role, t->session_role);
+				strlcpy(t->purpose, pdp_purpose ? pdp_purpose : "", sizeof(t->purpose));
+				strlcpy(t->command, queryDesc->operation == CMD_SELECT ? "SELECT" :
+						queryDesc->operation == CMD_UPDATE ? "UPDATE" :
+						queryDesc->operation == CMD_DELETE ? "DELETE" :
+						queryDesc->operation == CMD_INSERT ? "INSERT" : "OTHER", sizeof(t->command));
+			}
+			{
+				bool		seen = false;
+
+				for (int i = 0; i < t->ntables; i++)
+					seen |= t->relids[i] == rte->relid;
+				if (!seen && t->ntables < READS_MAX_TABLES)
+				{
+					char	   *nspname = get_namespace_name(get_rel_namespace(rte->relid));
+					char	   *relname = get_rel_name(rte->relid);
+
+					t->relids[t->ntables] = rte->relid;
+					snprintf(t->names[t->ntables], sizeof(t->names[0]), "%s",
+							 quote_qualified_identifier(nspname, relname));
+					t->ntables++;
+				}
+			}
+		}
+		/*
+		 * A parallel plan needs row counts for every node, so that the
+		 * workers' counts come back to the leader; otherwise only the scans
+		 * of listed tables count (below), at a fraction of the cost.
+		 */
+		if (t != NULL && queryDesc->plannedstmt->parallelModeNeeded)
+			queryDesc->instrument_options |= INSTRUMENT_ROWS;
+	}
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+	if (t != NULL)
+	{
+		if (queryDesc->planstate != NULL && (queryDesc->instrument_options & INSTRUMENT_ROWS) == 0)
+			reads_instrument_scans(queryDesc->planstate, queryDesc);
+		t->qd = queryDesc;
+		ntracked++;
+	}
+}
+
+typedef struct RowCount
+{
+	TrackedRead *t;
+	List	   *rtable;
+	double		rows[READS_MAX_TABLES];
+} RowCount;
+
+static bool
+reads_count_walker(PlanState *ps, void *context)
+{
+	RowCount   *rc = (RowCount *) context;
+
+	if (ps == NULL)
+		return false;
+	if (reads_is_scan(ps) && ps->instrument != NULL)
+	{
+		Oid			relid = rt_fetch(((Scan *) ps->plan)->scanrelid, rc->rtable)->relid;
+
+		InstrEndLoop(ps->instrument);
+		for (int i = 0; i < rc->t->ntables; i++)
+			if (rc->t->relids[i] == relid)
+				rc->rows[i] += ps->instrument->ntuples;
+	}
+	return planstate_tree_walker(ps, reads_count_walker, context);
+}
+
+/*
+ * Hand the entries of t to the audit worker: per table the rows its scans
+ * returned, and the rows the statement returned; rows NULL: unknown (the
+ * statement failed).
+ */
+static void
+reads_record(TrackedRead *t, const double *rows, uint64 returned)
+{
+	for (int i = 0; i < t->ntables; i++)
+	{
+		char		details[NAMEDATALEN * 4 + 128];
+		char		purpose[NAMEDATALEN * 4 + 2];
+		char	   *p = purpose;
+
+		/* A JSON string of the purpose (a declared name; escape what JSON needs). */
+		for (const char *c = t->purpose; *c && p < purpose + sizeof(purpose) - 3; c++)
+		{
+			if (*c == '"' || *c == '\\')
+				*p++ = '\\';
+			if ((unsigned char) *c < 0x20)
+				continue;
+			*p++ = *c;
+		}
+		*p = '\0';
+		snprintf(details, sizeof(details), "{\"command\": \"%s\", \"purpose\": %s%s%s}",
+				 t->command, purpose[0] ? "\"" : "", purpose[0] ? purpose : "null", purpose[0] ? "\"" : "");
+		if (!pdp_audit_durable_async(t->role, t->session_role, "read", t->names[i], details,
+									 rows != NULL ? (int64) rows[i] : -1, (int64) returned, rows != NULL) &&
+			rows != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("could not record a read of a table whose reads are audited"),
+					 errhint("Check that pdp_ext's audit worker can run (max_worker_processes) and pdp.audit_timeout.")));
+	}
+}
+
+static void
+reads_executor_end(QueryDesc *queryDesc)
+{
+	int			found = -1;
+
+	for (int i = ntracked - 1; i >= 0; i--)
+		if (tracked[i].qd == queryDesc)
+		{
+			found = i;
+			break;
+		}
+	if (found >= 0)
+	{
+		RowCount	rc;
+		TrackedRead t = tracked[found];
+
+		/* Forget it first: whatever happens below, it is not recorded twice. */
+		memmove(&tracked[found], &tracked[found + 1], sizeof(TrackedRead) * (ntracked - found - 1));
+		ntracked--;
+		memset(&rc, 0, sizeof(rc));
+		rc.t = &t;
+		rc.rtable = queryDesc->plannedstmt->rtable;
+		if (queryDesc->planstate != NULL)
+			reads_count_walker(queryDesc->planstate, &rc);
+		reads_record(&t, rc.rows, queryDesc->estate ? queryDesc->estate->es_processed : 0);
+	}
+	if (prev_executor_end)
+		prev_executor_end(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+}
+
+/* Statements that never reached ExecutorEnd (an error, a cancel): recorded with unknown rows. */
+static void
+reads_abort(SubTransactionId subid)
+{
+	int			keep = 0;
+
+	for (int i = 0; i < ntracked; i++)
+	{
+		if (tracked[i].subid >= subid)
+			reads_record(&tracked[i], NULL, 0);
+		else
+			tracked[keep++] = tracked[i];
+	}
+	ntracked = keep;
+}
+
+static void
+reads_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		reads_abort(InvalidSubTransactionId);
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT)
+		ntracked = 0;			/* a portal kept to the end (a cursor closed at commit) was recorded by ExecutorEnd */
+}
+
+static void
+reads_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		reads_abort(mySubid);
+}
+
+/*
+ * pdp._audit_reads_changed() RETURNS void: tells every backend that the
+ * list of tables whose reads are audited changed (at commit).
+ */
+Datum
+pdp_audit_reads_changed(PG_FUNCTION_ARGS)
+{
+	Oid			nsp = get_namespace_oid("pdp", false);
+	Oid			relid = get_relname_relid("audit_read_table", nsp);
+
+	if (OidIsValid(relid))
+		CacheInvalidateRelcacheByRelid(relid);
+	reads_invalidate();
+	PG_RETURN_VOID();
+}
+
+void
+pdp_audit_reads_init(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = reads_executor_start;
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = reads_executor_end;
+	CacheRegisterRelcacheCallback(reads_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, reads_syscache_callback, (Datum) 0);
+	RegisterXactCallback(reads_xact_callback, NULL);
+	RegisterSubXactCallback(reads_subxact_callback, NULL);
+}
