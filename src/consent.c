@@ -400,7 +400,8 @@ declared_purpose_flags(bool notice)
  * maintenance purpose, before the first query that runs under it; if the
  * entry cannot be recorded, the query fails.  Called before each query is
  * run (target.c); a superuser, whom row-level security does not restrict,
- * and pdp's own statements are not recorded.
+ * and pdp's own statements (security-restricted operations) are not
+ * recorded.
  */
 static Oid	maintenance_recorded_user = InvalidOid;
 static char maintenance_recorded_purpose[NAMEDATALEN];
@@ -419,8 +420,16 @@ pdp_audit_maintenance_use(void)
 	userid = GetUserId();
 	if (userid == maintenance_recorded_user && strcmp(maintenance_recorded_purpose, pdp_purpose) == 0)
 		return;
+	/*
+	 * Decided before the purpose lookup: pdp's own queries run as the
+	 * extension's owner (a superuser) or, on user tables, as a restricted
+	 * operation, and looking the purpose up for them would evict the one
+	 * cached entry of the session's own role before each of their queries.
+	 */
+	if (superuser_arg(userid) || InSecurityRestrictedOperation())
+		return;
 	ps = lookup_purpose(pdp_purpose, userid);
-	if (ps == NULL || !ps->defined || !ps->allowed || !ps->maintenance || superuser_arg(userid))
+	if (ps == NULL || !ps->defined || !ps->allowed || !ps->maintenance)
 		return;
 	initStringInfo(&details);
 	appendStringInfoString(&details, "{\"role\": ");
