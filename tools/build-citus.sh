@@ -33,7 +33,7 @@ deps=(libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev
       autoconf flex bison make gcc postgresql-server-dev-15)
 missing=()
 for p in "${deps[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  grep -q 'install ok installed' <<<"$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "build-citus: installing missing packages: ${missing[*]}"

@@ -59,7 +59,7 @@ if [ "$mode" = sanitize ]; then
   flags="-fsanitize=address,undefined --param asan-stack=0 -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 -g"
   make -s -C "$work/build" PG_CFLAGS="$flags" PG_LDFLAGS="-fsanitize=address,undefined" >/dev/null
   make -s -C "$work/build" PG_CFLAGS="$flags" PG_LDFLAGS="-fsanitize=address,undefined" install >/dev/null
-  ldd "$libdir/pdp_ext.so" | grep -q libasan || { echo "sanitize-server: the installed library is not sanitized" >&2; exit 1; }
+  grep -q libasan <<<"$(ldd "$libdir/pdp_ext.so")" || { echo "sanitize-server: the installed library is not sanitized" >&2; exit 1; }
 else
   command -v valgrind >/dev/null || { echo "valgrind-server: valgrind is missing (tools/ensure-deps.sh installs it)" >&2; exit 1; }
 fi

@@ -78,7 +78,7 @@ ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 t0=$(date +%s)
 echo "# building Moodle 4.3 with $BIN on port $PORT in $W (about 2 minutes)"
 skip_apt=
-command -v php >/dev/null && php -m 2>/dev/null | grep -qi '^pgsql$' && skip_apt=1
+command -v php >/dev/null && grep -qi '^pgsql$' <<<"$(php -m 2>/dev/null)" && skip_apt=1
 if (cd "$FIX" && PATH="$REPO/test/moodle/shims:$BIN:$PATH" MOODLE_PGDATA="$W/pgdata" MOODLE_PGSOCK="$SOCK" \
       PGHOST="$SOCK" PGPORT="$PORT" PDP_KEYGEN="$REPO/tools/pdp-keygen" SKIP_APT=$skip_apt \
       ./build-moodle-db.sh moodle-4.3.tar.gz "$M" "$PORT") >"$W/build.log" 2>&1; then
