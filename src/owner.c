@@ -44,6 +44,7 @@
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(pdp_exec_as_owner);
+PG_FUNCTION_INFO_V1(pdp_exec_as_owner_count);
 PG_FUNCTION_INFO_V1(pdp_api_call);
 PG_FUNCTION_INFO_V1(pdp_caller);
 
@@ -54,13 +55,15 @@ static Oid	api_caller = InvalidOid;
 Oid			pdp_owner_statement_relid = InvalidOid;
 
 /*
- * pdp._exec_as_owner(tbl regclass, sql text [, VARIADIC args "any"])
- *		RETURNS SETOF record
+ * Runs the statement of a pdp._exec_as_owner call as the table's owner.
+ * With rsinfo, its result rows go to the caller's result set; without, only
+ * how many rows it processed is returned (a DELETE needs no RETURNING,
+ * which would fetch every deleted row again).
  */
-Datum
-pdp_exec_as_owner(PG_FUNCTION_ARGS)
+static uint64
+exec_as_owner(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	volatile uint64 processed = 0;
 	Oid			relid;
 	char	   *sql;
 	HeapTuple	classtup;
@@ -164,7 +167,8 @@ pdp_exec_as_owner(PG_FUNCTION_ARGS)
 		}
 	}
 
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (rsinfo != NULL)
+		InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
@@ -184,7 +188,8 @@ pdp_exec_as_owner(PG_FUNCTION_ARGS)
 		rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
 		if (rc < 0)
 			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-		if (SPI_tuptable != NULL && SPI_processed > 0)
+		processed = SPI_processed;
+		if (rsinfo != NULL && SPI_tuptable != NULL && SPI_processed > 0)
 		{
 			TupleDesc	got = SPI_tuptable->tupdesc;
 			TupleDesc	want = rsinfo->setDesc;
@@ -213,7 +218,28 @@ pdp_exec_as_owner(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	AtEOXact_GUC(false, save_nestlevel);
+	return processed;
+}
+
+/*
+ * pdp._exec_as_owner(tbl regclass, sql text [, VARIADIC args "any"])
+ *		RETURNS SETOF record
+ */
+Datum
+pdp_exec_as_owner(PG_FUNCTION_ARGS)
+{
+	(void) exec_as_owner(fcinfo, (ReturnSetInfo *) fcinfo->resultinfo);
 	return (Datum) 0;
+}
+
+/*
+ * pdp._exec_as_owner_count(tbl regclass, sql text, VARIADIC args "any")
+ *		RETURNS bigint: the number of rows the statement processed
+ */
+Datum
+pdp_exec_as_owner_count(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64((int64) exec_as_owner(fcinfo, NULL));
 }
 
 /* What pdp_api_call keeps per call site. */

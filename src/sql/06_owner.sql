@@ -12,6 +12,11 @@ LANGUAGE C VOLATILE AS $$MODULE_PATHNAME$$, $$pdp_exec_as_owner$$;
 COMMENT ON FUNCTION pdp._exec_as_owner(regclass, text, "any") IS
     'runs one statement on a table as its owner (security-restricted), with the arguments as its parameters $1, $2, ...';
 
+CREATE FUNCTION pdp._exec_as_owner_count(tbl regclass, sql text, VARIADIC args "any") RETURNS bigint
+LANGUAGE C VOLATILE AS $$MODULE_PATHNAME$$, $$pdp_exec_as_owner_count$$;
+COMMENT ON FUNCTION pdp._exec_as_owner_count(regclass, text, "any") IS
+    'runs one statement on a table as its owner (security-restricted), as pdp._exec_as_owner does, and returns how many rows it processed';
+
 CREATE FUNCTION pdp._caller() RETURNS regrole
 LANGUAGE C VOLATILE AS $$MODULE_PATHNAME$$, $$pdp_caller$$;
 COMMENT ON FUNCTION pdp._caller() IS

@@ -719,7 +719,10 @@ BEGIN
             order_by := pg_catalog.format('pdp._expiry(t.%I, %L::interval)', p.anchor_column, p.period::text);
             cond := order_by || ' OPERATOR(pg_catalog.<) pg_catalog.now() AND '
                     || order_by || ' OPERATOR(pg_catalog.>=) $2';
-            pos := order_by;
+            -- The position is the anchor; the caller takes the expiry of
+            -- the batch's greatest one (the expiry grows with the anchor), so
+            -- the expiry is not computed again for every row.
+            pos := pg_catalog.format('t.%I', p.anchor_column);
         ELSE
             k := pdp._single_key(tbl);   -- tagged rows: set_retention required one
             cond := pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', k);
@@ -810,8 +813,15 @@ BEGIN
         RETURN;
     END IF;
     SELECT x.c, x.p, x.o INTO ctids, pos, tableoids
-      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid ORDER BY x.ctid, x.tableoid), pg_catalog.max(x.pos), '
-                                                     'pg_catalog.array_agg(x.tableoid ORDER BY x.ctid, x.tableoid) FROM (%s) x', q),
+      -- Both arrays are built from the same rows in the same order (one
+      -- aggregation node feeds each row to both): no sort is needed, the
+      -- TID scan of the delete sorts the ctids itself.
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), %s, '
+                                                     'pg_catalog.array_agg(x.tableoid) FROM (%s) x',
+                                                     coalesce((SELECT pg_catalog.format('pdp._expiry(pg_catalog.max(x.pos), %L::interval)', p.period::text)
+                                                                 FROM pdp.retention_policy p
+                                                                WHERE reason = 'retention' AND p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl
+                                                                  AND p.anchor_column IS NOT NULL), 'NULL::timestamptz'), q),
                               batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
            AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);
@@ -857,7 +867,10 @@ DECLARE
     owners text[];
     keep text[];
     f record;
-    loc text := 't.ctid OPERATOR(pg_catalog.=) ANY ($1)';
+    -- The ctids as an InitPlan, not a constant: the planner estimates a
+    -- constant array of many thousand TIDs as costlier than a sequential
+    -- scan, and then tests every row of the table against the array.
+    loc text := 't.ctid OPERATOR(pg_catalog.=) ANY ((SELECT $1)::pg_catalog.tid[])';
 BEGIN
     -- A ctid is unique only within one shard: never delete by it on Citus.
     PERFORM pdp._refuse_on_citus(tbl, 'purge');
@@ -875,10 +888,8 @@ BEGIN
                            WHERE p.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl AND p.anchor_column IS NULL);
         linked := EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _purge_rows.tbl);
         IF NOT tagged AND NOT linked THEN
-            SELECT pg_catalog.count(*) INTO n
-              FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                       'DELETE FROM %s t WHERE %s RETURNING 1', tbl, loc), ctids, tableoids) AS x(one integer);
-            RETURN n;
+            -- No RETURNING: it would fetch every deleted row again.
+            RETURN pdp._exec_as_owner_count(tbl, pg_catalog.format('DELETE FROM %s t WHERE %s', tbl, loc), ctids, tableoids);
         END IF;
         -- Tagged rows: their tags go with them.  Linked rows: their dependants follow.
         SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets

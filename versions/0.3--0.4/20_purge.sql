@@ -333,8 +333,15 @@ BEGIN
         RETURN;
     END IF;
     SELECT x.c, x.p, x.o INTO ctids, pos, tableoids
-      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid ORDER BY x.ctid, x.tableoid), pg_catalog.max(x.pos), '
-                                                     'pg_catalog.array_agg(x.tableoid ORDER BY x.ctid, x.tableoid) FROM (%s) x', q),
+      -- Both arrays are built from the same rows in the same order (one
+      -- aggregation node feeds each row to both): no sort is needed, the
+      -- TID scan of the delete sorts the ctids itself.
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), %s, '
+                                                     'pg_catalog.array_agg(x.tableoid) FROM (%s) x',
+                                                     coalesce((SELECT pg_catalog.format('pdp._expiry(pg_catalog.max(x.pos), %L::interval)', p.period::text)
+                                                                 FROM pdp.retention_policy p
+                                                                WHERE reason = 'retention' AND p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl
+                                                                  AND p.anchor_column IS NOT NULL), 'NULL::timestamptz'), q),
                               batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
            AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);
