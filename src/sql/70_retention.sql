@@ -697,22 +697,20 @@ COMMENT ON FUNCTION pdp._deletion_order() IS 'registered tables, children before
 -- subjects, $4 the restricted subjects, $5 the keys of expired tagged rows
 -- (retention without an anchor) or the inactive subjects (inactivity), $6
 -- the keys of rows already anonymised.  pdp._find_expired fills them in.
-CREATE FUNCTION pdp._expired_rows_sql(tbl regclass, reason text, lock boolean) RETURNS text
+CREATE FUNCTION pdp._expired_where_sql(tbl regclass, reason text, OUT cond text, OUT order_by text, OUT pos text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p record;
     k name;
-    cond text;
-    order_by text;
-    pos text := 'NULL::timestamptz';
     guard text;
 BEGIN
+    pos := 'NULL::timestamptz';
     IF reason = 'retention' THEN
-        SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
+        SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _expired_where_sql.tbl;
         IF NOT FOUND THEN
-            RETURN NULL;
+            RETURN;
         END IF;
         IF p.anchor_column IS NOT NULL THEN
             -- The same expression as the expiry index, so the scan is a range scan of it.
@@ -732,7 +730,7 @@ BEGIN
         IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects'
                          AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
                          AND pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER) THEN
-            RETURN NULL;
+            RETURN;
         END IF;
         -- An inactive subject's rows are those they own (pdp._own_columns):
         -- a learner's grade is not expired because its grader is inactive.
@@ -747,18 +745,82 @@ BEGIN
     -- probing per row.
     SELECT pg_catalog.string_agg(pg_catalog.format(
                ' AND (t.%1$I IS NULL OR (%2$st.%1$I::text OPERATOR(pg_catalog.<>) ALL ($4)))', s.col,
-               CASE WHEN s.col IN (SELECT o.col FROM pdp._own_columns(_expired_rows_sql.tbl) o)
+               CASE WHEN s.col IN (SELECT o.col FROM pdp._own_columns(_expired_where_sql.tbl) o)
                     THEN pg_catalog.format('t.%I::text OPERATOR(pg_catalog.<>) ALL ($3) AND ', s.col) ELSE '' END), '')
       INTO guard
-      FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
+      FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_where_sql.tbl;
     IF pdp._purge_action(tbl) = 'anonymise' THEN
         guard := guard || pg_catalog.format(' AND %s OPERATOR(pg_catalog.<>) ALL ($6)', pdp._require_row_key_sql(tbl));
     END IF;
-    RETURN pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
-                             pos, tbl, cond, guard, order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
+    cond := cond || guard;
+END
+$$;
+COMMENT ON FUNCTION pdp._expired_where_sql(regclass, text) IS
+    'the condition (with $2 to $6 as pdp._expired_rows_sql describes them) of a table''s expired, unheld rows, their order and position';
+
+CREATE FUNCTION pdp._expired_rows_sql(tbl regclass, reason text, lock boolean) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record := pdp._expired_where_sql(tbl, reason);
+BEGIN
+    IF w.cond IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s ORDER BY %s LIMIT $1%s',
+                             w.pos, tbl, w.cond, w.order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
 END
 $$;
 COMMENT ON FUNCTION pdp._expired_rows_sql(regclass, text, boolean) IS 'SQL finding a batch of a table''s expired, unheld rows';
+
+-- The values of a purge statement's parameters $3 to $6, read now (see
+-- pdp._expired_rows_sql): held and system subjects, restricted subjects,
+-- the keys of expired tagged rows or the inactive subjects, the rows
+-- already anonymised.  purgeable is false while nothing of the table may
+-- go: no subject column, or a hold on the whole table.
+CREATE FUNCTION pdp._expired_params(tbl regclass, reason text, OUT purgeable boolean, OUT held text[],
+                                    OUT restricted text[], OUT keys text[], OUT anonymised text[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL OR reason IS NULL OR reason NOT IN ('retention', 'inactivity') THEN
+        RAISE EXCEPTION 'table and reason (retention or inactivity) must be given' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    keys := '{}';
+    anonymised := '{}';
+    purgeable := EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_params.tbl)
+                 AND NOT EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) _expired_params.tbl AND h.released_at IS NULL
+                                   AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    IF NOT purgeable THEN
+        RETURN;
+    END IF;
+    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    -- A purge keeps system subjects' rows as it keeps held subjects'.
+    held := held OPERATOR(pg_catalog.||) ARRAY(SELECT y.subject FROM pdp.system_subject y);
+    restricted := ARRAY(SELECT r.subject FROM pdp.restriction r);
+    IF reason = 'inactivity' THEN
+        -- Only pdp's own table (a session's role could have made a temporary
+        -- view of that name, whose code would run here as pdp_ext's owner).
+        IF EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects' AND c.relkind = 'r'
+                     AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
+                     AND pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+            keys := ARRAY(SELECT i.subject FROM pg_temp.pdp_inactive_subjects i);
+        END IF;
+    ELSIF EXISTS (SELECT 1 FROM pdp.retention_policy p
+                   WHERE p.tbl OPERATOR(pg_catalog.=) _expired_params.tbl AND p.anchor_column IS NULL) THEN
+        keys := ARRAY(SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) _expired_params.tbl::oid
+                         AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now());
+    END IF;
+    IF pdp._purge_action(tbl) = 'anonymise' THEN
+        anonymised := ARRAY(SELECT a.row_key FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) _expired_params.tbl::oid);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp._expired_params(regclass, text) IS
+    'whether a table may be purged now, and the held, restricted, expired or inactive and anonymised keys its purge statements take';
 
 -- A batch of a table's expired rows for one reason, found as the table's
 -- owner: up to batch_size ctids after position "after" (or, with a NULL
@@ -770,46 +832,24 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q text;
-    held text[];
-    restricted text[];
-    keys text[] := '{}';
-    anonymised text[] := '{}';
+    v record;
 BEGIN
     n := 0;
-    IF tbl IS NULL OR reason IS NULL OR reason NOT IN ('retention', 'inactivity') THEN
-        RAISE EXCEPTION 'table and reason (retention or inactivity) must be given' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     IF batch_size IS NOT NULL AND batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _find_expired.tbl)
-       OR EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND h.released_at IS NULL
-                    AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())) THEN
+    v := pdp._expired_params(tbl, reason);
+    IF NOT v.purgeable THEN
         RETURN;
     END IF;
     q := pdp._expired_rows_sql(tbl, reason, coalesce(lock, false));
     IF q IS NULL THEN
         RETURN;
     END IF;
-    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
-                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
-    -- A purge keeps system subjects' rows as it keeps held subjects'.
-    held := held OPERATOR(pg_catalog.||) ARRAY(SELECT y.subject FROM pdp.system_subject y);
-    restricted := ARRAY(SELECT r.subject FROM pdp.restriction r);
-    IF reason = 'inactivity' THEN
-        keys := ARRAY(SELECT i.subject FROM pg_temp.pdp_inactive_subjects i);
-    ELSIF EXISTS (SELECT 1 FROM pdp.retention_policy p
-                   WHERE p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND p.anchor_column IS NULL) THEN
-        keys := ARRAY(SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid
-                         AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now());
-    END IF;
-    IF pdp._purge_action(tbl) = 'anonymise' THEN
-        anonymised := ARRAY(SELECT a.row_key FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid);
-    END IF;
     IF batch_size IS NULL THEN
         SELECT x.n INTO n
           FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q),
-                                  2147483647, '-infinity'::timestamptz, held, restricted, keys, anonymised) AS x(n bigint);
+                                  2147483647, '-infinity'::timestamptz, v.held, v.restricted, v.keys, v.anonymised) AS x(n bigint);
         RETURN;
     END IF;
     SELECT x.c, x.p, x.o INTO ctids, pos, tableoids
@@ -822,7 +862,7 @@ BEGIN
                                                                  FROM pdp.retention_policy p
                                                                 WHERE reason = 'retention' AND p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl
                                                                   AND p.anchor_column IS NOT NULL), 'NULL::timestamptz'), q),
-                              batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
+                              batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);
 END
@@ -957,6 +997,121 @@ END
 $$;
 COMMENT ON FUNCTION pdp._purge_batch(regclass, text, integer, timestamptz, boolean) IS
     'finds and purges one batch of a table''s expired, unheld rows; statements on the table run as its owner';
+
+-- Purging by block ranges.  Where much of a large table has expired (a
+-- first purge, a long-unpurged table), finding each batch through the
+-- expiry index and deleting it by ctid reads every expired row twice, and
+-- the index walk itself costs as much as the delete.  Such a table is
+-- purged instead in consecutive ranges of blocks, one DELETE per range with
+-- the same condition as the index path (pdp._expired_where_sql), which
+-- reads the table once, in order, as a plain DELETE does, and resumes at
+-- the next block whatever a concurrent snapshot keeps alive.  A range is
+-- sized to hold about batch_size expired rows, and re-sized after each
+-- batch from what it held, so each batch's locks stay bounded as on the
+-- index path.  Only for plain tables whose expired rows are deleted with
+-- nothing to follow: no partitions, no tagged rows, no declared links,
+-- not anonymised, not on Citus.
+
+-- The blocks the first range of a table should span, or 0 where the index
+-- path is better: a small table (fewer than 1024 blocks), or one where a
+-- sample of its blocks finds less than a fifth of its rows expired.
+CREATE FUNCTION pdp._purge_by_range(tbl regclass, reason text, batch_size integer) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    blocks bigint;
+    w record;
+    v record;
+    expired bigint;
+    sampled bigint;
+    pct real;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v := pdp._expired_params(tbl, reason);
+    IF NOT v.purgeable OR pdp._purge_action(tbl) IS DISTINCT FROM 'delete' OR pdp._citus_table_kind(tbl) IS NOT NULL
+       OR pdp._has_children(tbl)
+       OR EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_by_range.tbl AND p.anchor_column IS NULL)
+       OR EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _purge_by_range.tbl) THEN
+        RETURN 0;
+    END IF;
+    blocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
+    IF blocks OPERATOR(pg_catalog.<) 1024 THEN
+        RETURN 0;
+    END IF;
+    w := pdp._expired_where_sql(tbl, reason);
+    IF w.cond IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- About 256 blocks, at random.
+    pct := LEAST(100, 25600.0 / blocks);
+    SELECT x.e, x.n INTO expired, sampled
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+               'SELECT pg_catalog.count(*) FILTER (WHERE %s), pg_catalog.count(*) FROM %s t TABLESAMPLE SYSTEM ($7)', w.cond, tbl),
+               batch_size, '-infinity'::timestamptz, v.held, v.restricted, v.keys, v.anonymised, pct) AS x(e bigint, n bigint);
+    IF sampled OPERATOR(pg_catalog.=) 0 OR expired OPERATOR(pg_catalog.*) 5 OPERATOR(pg_catalog.<) sampled THEN
+        RETURN 0;
+    END IF;
+    -- Blocks holding about batch_size expired rows, at the sample's density.
+    RETURN GREATEST(1, pg_catalog.ceil(batch_size::numeric OPERATOR(pg_catalog./) (expired::numeric OPERATOR(pg_catalog./) (blocks * pct / 100.0)))::bigint);
+END
+$$;
+COMMENT ON FUNCTION pdp._purge_by_range(regclass, text, integer) IS
+    'how many blocks a purge''s first block range of the table should span (0: purge it through the expiry index instead)';
+
+-- One block-range batch: deletes the table's expired, unheld rows in blocks
+-- first_block to first_block + span - 1, as the table's owner.  Returns how
+-- many went, where the next range starts, how many blocks it should span
+-- (re-sized towards batch_size rows, at most four times larger or smaller),
+-- and whether the table's end was reached.
+CREATE FUNCTION pdp._purge_range(tbl regclass, reason text, batch_size integer, first_block bigint, span bigint,
+                                 OUT n bigint, OUT next_block bigint, OUT next_span bigint, OUT done boolean)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record;
+    v record;
+    blocks bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 OR first_block IS NULL OR first_block < 0 OR span IS NULL OR span < 1
+       OR span > 4294967295 THEN
+        RAISE EXCEPTION 'batch_size and span must be at least 1, first_block at least 0' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    n := 0;
+    next_block := first_block;
+    next_span := span;
+    done := true;
+    v := pdp._expired_params(tbl, reason);
+    w := pdp._expired_where_sql(tbl, reason);
+    -- The same tables as pdp._purge_by_range, checked again at each batch
+    -- (a link, a partition or a tagged retention may have come meanwhile).
+    IF NOT v.purgeable OR w.cond IS NULL OR pdp._purge_action(tbl) IS DISTINCT FROM 'delete' OR pdp._citus_table_kind(tbl) IS NOT NULL
+       OR pdp._has_children(tbl)
+       OR EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_range.tbl AND p.anchor_column IS NULL)
+       OR EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _purge_range.tbl) THEN
+        RETURN;
+    END IF;
+    blocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
+    IF first_block OPERATOR(pg_catalog.>=) blocks THEN
+        RETURN;
+    END IF;
+    span := LEAST(span, blocks OPERATOR(pg_catalog.-) first_block);
+    n := pdp._exec_as_owner_count(tbl, pg_catalog.format(
+             'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.>=) $7 AND t.ctid OPERATOR(pg_catalog.<) $8 AND %s', tbl, w.cond),
+             batch_size, '-infinity'::timestamptz, v.held, v.restricted, v.keys, v.anonymised,
+             pg_catalog.format('(%s,0)', first_block)::tid, pg_catalog.format('(%s,0)', first_block OPERATOR(pg_catalog.+) span)::tid);
+    next_block := first_block OPERATOR(pg_catalog.+) span;
+    next_span := LEAST(4294967295 OPERATOR(pg_catalog.-) next_block, span * 4,
+                       GREATEST(1, span / 4, CASE WHEN n OPERATOR(pg_catalog.=) 0 THEN span * 4
+                                                  ELSE pg_catalog.ceil(span::numeric * batch_size / n)::bigint END));
+    done := next_block OPERATOR(pg_catalog.>=) blocks OR next_span OPERATOR(pg_catalog.<) 1;
+END
+$$;
+COMMENT ON FUNCTION pdp._purge_range(regclass, text, integer, bigint, bigint) IS
+    'deletes a table''s expired, unheld rows in one range of blocks, as its owner; says where the next range starts and how long it should be';
 
 -- Work out the subjects whose last activity is older than the inactivity
 -- period, into a temporary table for this session's purge.
@@ -1299,6 +1454,8 @@ DECLARE
     failed integer := 0;
     failed_states text[] := '{}';
     held boolean;
+    blk bigint;
+    span bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -1334,6 +1491,10 @@ BEGIN
         CONTINUE WHEN held;
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
             pos := '-infinity';
+            -- By block ranges (pdp._purge_by_range), or through the expiry
+            -- index (span 0): decided at the first batch.
+            blk := 0;
+            span := NULL;
             LOOP
                 IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
                     stopped := true;
@@ -1351,9 +1512,18 @@ BEGIN
                     IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pdp_ext purge'), t::oid::integer) THEN
                         EXIT;
                     END IF;
-                    -- Found and purged as the table's owner (pdp._purge_batch).
-                    SELECT b.n, b.pos, b.got INTO n, pos, got
-                      FROM pdp._purge_batch(t, why, batch_size, coalesce(pos, '-infinity'), false) b;
+                    IF span IS NULL THEN
+                        span := pdp._purge_by_range(t, why, batch_size);
+                    END IF;
+                    -- Found and purged as the table's owner (pdp._purge_range, pdp._purge_batch).
+                    IF span OPERATOR(pg_catalog.>) 0 THEN
+                        SELECT r.n, r.next_block, r.next_span, NOT r.done INTO n, blk, span, got
+                          FROM pdp._purge_range(t, why, batch_size, blk, span) r;
+                    ELSE
+                        SELECT b.n, b.pos, b.got INTO n, pos, got
+                          FROM pdp._purge_batch(t, why, batch_size, coalesce(pos, '-infinity'), false) b;
+                        got := got AND n OPERATOR(pg_catalog.>) 0;
+                    END IF;
                 EXCEPTION WHEN OTHERS THEN
                     -- SQLSTATE and message only: a detail could hold a key value.
                     err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
@@ -1370,7 +1540,7 @@ BEGIN
                     RAISE NOTICE 'purge: % rows of table "%" (%)', n, pdp._relname(t), act;
                 END IF;
                 COMMIT;
-                EXIT WHEN NOT got OR n = 0;
+                EXIT WHEN NOT got;
             END LOOP;
         END LOOP;
     END LOOP;

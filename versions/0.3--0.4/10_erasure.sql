@@ -1108,62 +1108,13 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p record;
-    k name;
-    cond text;
-    order_by text;
-    pos text := 'NULL::timestamptz';
-    guard text;
+    w record := pdp._expired_where_sql(tbl, reason);
 BEGIN
-    IF reason = 'retention' THEN
-        SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
-        IF NOT FOUND THEN
-            RETURN NULL;
-        END IF;
-        IF p.anchor_column IS NOT NULL THEN
-            -- The same expression as the expiry index, so the scan is a range scan of it.
-            order_by := pg_catalog.format('pdp._expiry(t.%I, %L::interval)', p.anchor_column, p.period::text);
-            cond := order_by || ' OPERATOR(pg_catalog.<) pg_catalog.now() AND '
-                    || order_by || ' OPERATOR(pg_catalog.>=) $2';
-            -- The position is the anchor; the caller takes the expiry of
-            -- the batch's greatest one (the expiry grows with the anchor), so
-            -- the expiry is not computed again for every row.
-            pos := pg_catalog.format('t.%I', p.anchor_column);
-        ELSE
-            k := pdp._single_key(tbl);   -- tagged rows: set_retention required one
-            cond := pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', k);
-            order_by := pg_catalog.format('t.%I', k);
-        END IF;
-    ELSE
-        IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects'
-                         AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
-                         AND pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER) THEN
-            RETURN NULL;
-        END IF;
-        -- An inactive subject's rows are those they own (pdp._own_columns):
-        -- a learner's grade is not expired because its grader is inactive.
-        cond := pdp._owned_by_sql(tbl, '$5');
-        order_by := coalesce(pdp._row_key_sql(tbl), 't.ctid');
+    IF w.cond IS NULL THEN
+        RETURN NULL;
     END IF;
-    -- Held subjects' rows stay: those where a held subject is in an own
-    -- column (a hold keeps the subject's data, not every row naming them).
-    -- Restricted subjects' rows stay wherever they are named (restriction
-    -- bars erasure too, GDPR Art. 18(1)(b)).  The sets are constants of the
-    -- statement, so the planner hashes them once per batch instead of
-    -- probing per row.
-    -- (An empty set folds away when the statement is planned with its
-    -- values, so no row pays for a guard that cannot match.)
-    SELECT pg_catalog.string_agg(pg_catalog.format(
-               ' AND (t.%1$I IS NULL OR ((%2$spg_catalog.cardinality($4) OPERATOR(pg_catalog.=) 0 OR t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($4))))', s.col,
-               CASE WHEN s.col IN (SELECT o.col FROM pdp._own_columns(_expired_rows_sql.tbl) o)
-                    THEN pg_catalog.format('(pg_catalog.cardinality($3) OPERATOR(pg_catalog.=) 0 OR t.%I::text OPERATOR(pg_catalog.<>) ALL ($3)) AND ', s.col) ELSE '' END), '')
-      INTO guard
-      FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_rows_sql.tbl;
-    IF pdp._purge_action(tbl) = 'anonymise' THEN
-        guard := guard || pg_catalog.format(' AND %s OPERATOR(pg_catalog.<>) ALL ($6)', pdp._require_row_key_sql(tbl));
-    END IF;
-    RETURN pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s%s ORDER BY %s LIMIT $1%s',
-                             pos, tbl, cond, guard, order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
+    RETURN pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s ORDER BY %s LIMIT $1%s',
+                             w.pos, tbl, w.cond, w.order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
 END
 $$;
 CREATE OR REPLACE FUNCTION pdp._purge_action(tbl regclass) RETURNS text
@@ -1185,46 +1136,24 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q text;
-    held text[];
-    restricted text[];
-    keys text[] := '{}';
-    anonymised text[] := '{}';
+    v record;
 BEGIN
     n := 0;
-    IF tbl IS NULL OR reason IS NULL OR reason NOT IN ('retention', 'inactivity') THEN
-        RAISE EXCEPTION 'table and reason (retention or inactivity) must be given' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     IF batch_size IS NOT NULL AND batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _find_expired.tbl)
-       OR EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND h.released_at IS NULL
-                    AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())) THEN
+    v := pdp._expired_params(tbl, reason);
+    IF NOT v.purgeable THEN
         RETURN;
     END IF;
     q := pdp._expired_rows_sql(tbl, reason, coalesce(lock, false));
     IF q IS NULL THEN
         RETURN;
     END IF;
-    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
-                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
-    -- A purge keeps system subjects' rows as it keeps held subjects'.
-    held := held OPERATOR(pg_catalog.||) ARRAY(SELECT y.subject FROM pdp.system_subject y);
-    restricted := ARRAY(SELECT r.subject FROM pdp.restriction r);
-    IF reason = 'inactivity' THEN
-        keys := ARRAY(SELECT i.subject FROM pg_temp.pdp_inactive_subjects i);
-    ELSIF EXISTS (SELECT 1 FROM pdp.retention_policy p
-                   WHERE p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND p.anchor_column IS NULL) THEN
-        keys := ARRAY(SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid
-                         AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now());
-    END IF;
-    IF pdp._purge_action(tbl) = 'anonymise' THEN
-        anonymised := ARRAY(SELECT a.row_key FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid);
-    END IF;
     IF batch_size IS NULL THEN
         SELECT x.n INTO n
           FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q),
-                                  2147483647, '-infinity'::timestamptz, held, restricted, keys, anonymised) AS x(n bigint);
+                                  2147483647, '-infinity'::timestamptz, v.held, v.restricted, v.keys, v.anonymised) AS x(n bigint);
         RETURN;
     END IF;
     SELECT x.c, x.p, x.o INTO ctids, pos, tableoids
@@ -1237,7 +1166,7 @@ BEGIN
                                                                  FROM pdp.retention_policy p
                                                                 WHERE reason = 'retention' AND p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl
                                                                   AND p.anchor_column IS NOT NULL), 'NULL::timestamptz'), q),
-                              batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
+                              batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);
 END

@@ -290,46 +290,24 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q text;
-    held text[];
-    restricted text[];
-    keys text[] := '{}';
-    anonymised text[] := '{}';
+    v record;
 BEGIN
     n := 0;
-    IF tbl IS NULL OR reason IS NULL OR reason NOT IN ('retention', 'inactivity') THEN
-        RAISE EXCEPTION 'table and reason (retention or inactivity) must be given' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     IF batch_size IS NOT NULL AND batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _find_expired.tbl)
-       OR EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND h.released_at IS NULL
-                    AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())) THEN
+    v := pdp._expired_params(tbl, reason);
+    IF NOT v.purgeable THEN
         RETURN;
     END IF;
     q := pdp._expired_rows_sql(tbl, reason, coalesce(lock, false));
     IF q IS NULL THEN
         RETURN;
     END IF;
-    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
-                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
-    -- A purge keeps system subjects' rows as it keeps held subjects'.
-    held := held OPERATOR(pg_catalog.||) ARRAY(SELECT y.subject FROM pdp.system_subject y);
-    restricted := ARRAY(SELECT r.subject FROM pdp.restriction r);
-    IF reason = 'inactivity' THEN
-        keys := ARRAY(SELECT i.subject FROM pg_temp.pdp_inactive_subjects i);
-    ELSIF EXISTS (SELECT 1 FROM pdp.retention_policy p
-                   WHERE p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND p.anchor_column IS NULL) THEN
-        keys := ARRAY(SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid
-                         AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now());
-    END IF;
-    IF pdp._purge_action(tbl) = 'anonymise' THEN
-        anonymised := ARRAY(SELECT a.row_key FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid);
-    END IF;
     IF batch_size IS NULL THEN
         SELECT x.n INTO n
           FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q),
-                                  2147483647, '-infinity'::timestamptz, held, restricted, keys, anonymised) AS x(n bigint);
+                                  2147483647, '-infinity'::timestamptz, v.held, v.restricted, v.keys, v.anonymised) AS x(n bigint);
         RETURN;
     END IF;
     SELECT x.c, x.p, x.o INTO ctids, pos, tableoids
@@ -342,7 +320,7 @@ BEGIN
                                                                  FROM pdp.retention_policy p
                                                                 WHERE reason = 'retention' AND p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl
                                                                   AND p.anchor_column IS NOT NULL), 'NULL::timestamptz'), q),
-                              batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
+                              batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);
 END
@@ -628,6 +606,8 @@ DECLARE
     failed integer := 0;
     failed_states text[] := '{}';
     held boolean;
+    blk bigint;
+    span bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -663,6 +643,10 @@ BEGIN
         CONTINUE WHEN held;
         FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
             pos := '-infinity';
+            -- By block ranges (pdp._purge_by_range), or through the expiry
+            -- index (span 0): decided at the first batch.
+            blk := 0;
+            span := NULL;
             LOOP
                 IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
                     stopped := true;
@@ -680,9 +664,18 @@ BEGIN
                     IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pdp_ext purge'), t::oid::integer) THEN
                         EXIT;
                     END IF;
-                    -- Found and purged as the table's owner (pdp._purge_batch).
-                    SELECT b.n, b.pos, b.got INTO n, pos, got
-                      FROM pdp._purge_batch(t, why, batch_size, coalesce(pos, '-infinity'), false) b;
+                    IF span IS NULL THEN
+                        span := pdp._purge_by_range(t, why, batch_size);
+                    END IF;
+                    -- Found and purged as the table's owner (pdp._purge_range, pdp._purge_batch).
+                    IF span OPERATOR(pg_catalog.>) 0 THEN
+                        SELECT r.n, r.next_block, r.next_span, NOT r.done INTO n, blk, span, got
+                          FROM pdp._purge_range(t, why, batch_size, blk, span) r;
+                    ELSE
+                        SELECT b.n, b.pos, b.got INTO n, pos, got
+                          FROM pdp._purge_batch(t, why, batch_size, coalesce(pos, '-infinity'), false) b;
+                        got := got AND n OPERATOR(pg_catalog.>) 0;
+                    END IF;
                 EXCEPTION WHEN OTHERS THEN
                     -- SQLSTATE and message only: a detail could hold a key value.
                     err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
@@ -699,7 +692,7 @@ BEGIN
                     RAISE NOTICE 'purge: % rows of table "%" (%)', n, pdp._relname(t), act;
                 END IF;
                 COMMIT;
-                EXIT WHEN NOT got OR n = 0;
+                EXIT WHEN NOT got;
             END LOOP;
         END LOOP;
     END LOOP;

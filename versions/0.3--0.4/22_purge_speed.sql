@@ -12,46 +12,24 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q text;
-    held text[];
-    restricted text[];
-    keys text[] := '{}';
-    anonymised text[] := '{}';
+    v record;
 BEGIN
     n := 0;
-    IF tbl IS NULL OR reason IS NULL OR reason NOT IN ('retention', 'inactivity') THEN
-        RAISE EXCEPTION 'table and reason (retention or inactivity) must be given' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
     IF batch_size IS NOT NULL AND batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _find_expired.tbl)
-       OR EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND h.released_at IS NULL
-                    AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())) THEN
+    v := pdp._expired_params(tbl, reason);
+    IF NOT v.purgeable THEN
         RETURN;
     END IF;
     q := pdp._expired_rows_sql(tbl, reason, coalesce(lock, false));
     IF q IS NULL THEN
         RETURN;
     END IF;
-    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
-                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
-    -- A purge keeps system subjects' rows as it keeps held subjects'.
-    held := held OPERATOR(pg_catalog.||) ARRAY(SELECT y.subject FROM pdp.system_subject y);
-    restricted := ARRAY(SELECT r.subject FROM pdp.restriction r);
-    IF reason = 'inactivity' THEN
-        keys := ARRAY(SELECT i.subject FROM pg_temp.pdp_inactive_subjects i);
-    ELSIF EXISTS (SELECT 1 FROM pdp.retention_policy p
-                   WHERE p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl AND p.anchor_column IS NULL) THEN
-        keys := ARRAY(SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid
-                         AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now());
-    END IF;
-    IF pdp._purge_action(tbl) = 'anonymise' THEN
-        anonymised := ARRAY(SELECT a.row_key FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) _find_expired.tbl::oid);
-    END IF;
     IF batch_size IS NULL THEN
         SELECT x.n INTO n
           FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q),
-                                  2147483647, '-infinity'::timestamptz, held, restricted, keys, anonymised) AS x(n bigint);
+                                  2147483647, '-infinity'::timestamptz, v.held, v.restricted, v.keys, v.anonymised) AS x(n bigint);
         RETURN;
     END IF;
     SELECT x.c, x.p, x.o INTO ctids, pos, tableoids
@@ -64,7 +42,7 @@ BEGIN
                                                                  FROM pdp.retention_policy p
                                                                 WHERE reason = 'retention' AND p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl
                                                                   AND p.anchor_column IS NOT NULL), 'NULL::timestamptz'), q),
-                              batch_size, coalesce(after, '-infinity'::timestamptz), held, restricted, keys, anonymised)
+                              batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);
 END
@@ -144,5 +122,337 @@ BEGIN
         SELECT pg_catalog.count(*) INTO n FROM u;
     END IF;
     RETURN n;
+END
+$$;
+-- Tables much of which has expired are purged by block ranges.
+CREATE OR REPLACE FUNCTION pdp._expired_where_sql(tbl regclass, reason text, OUT cond text, OUT order_by text, OUT pos text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+    k name;
+    guard text;
+BEGIN
+    pos := 'NULL::timestamptz';
+    IF reason = 'retention' THEN
+        SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _expired_where_sql.tbl;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+        IF p.anchor_column IS NOT NULL THEN
+            -- The same expression as the expiry index, so the scan is a range scan of it.
+            order_by := pg_catalog.format('pdp._expiry(t.%I, %L::interval)', p.anchor_column, p.period::text);
+            cond := order_by || ' OPERATOR(pg_catalog.<) pg_catalog.now() AND '
+                    || order_by || ' OPERATOR(pg_catalog.>=) $2';
+            -- The position is the anchor; the caller takes the expiry of
+            -- the batch's greatest one (the expiry grows with the anchor), so
+            -- the expiry is not computed again for every row.
+            pos := pg_catalog.format('t.%I', p.anchor_column);
+        ELSE
+            k := pdp._single_key(tbl);   -- tagged rows: set_retention required one
+            cond := pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', k);
+            order_by := pg_catalog.format('t.%I', k);
+        END IF;
+    ELSE
+        IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects'
+                         AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
+                         AND pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+            RETURN;
+        END IF;
+        -- An inactive subject's rows are those they own (pdp._own_columns):
+        -- a learner's grade is not expired because its grader is inactive.
+        cond := pdp._owned_by_sql(tbl, '$5');
+        order_by := coalesce(pdp._row_key_sql(tbl), 't.ctid');
+    END IF;
+    -- Held subjects' rows stay: those where a held subject is in an own
+    -- column (a hold keeps the subject's data, not every row naming them).
+    -- Restricted subjects' rows stay wherever they are named (restriction
+    -- bars erasure too, GDPR Art. 18(1)(b)).  The sets are constants of the
+    -- statement, so the planner hashes them once per batch instead of
+    -- probing per row.
+    SELECT pg_catalog.string_agg(pg_catalog.format(
+               ' AND (t.%1$I IS NULL OR (%2$st.%1$I::text OPERATOR(pg_catalog.<>) ALL ($4)))', s.col,
+               CASE WHEN s.col IN (SELECT o.col FROM pdp._own_columns(_expired_where_sql.tbl) o)
+                    THEN pg_catalog.format('t.%I::text OPERATOR(pg_catalog.<>) ALL ($3) AND ', s.col) ELSE '' END), '')
+      INTO guard
+      FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_where_sql.tbl;
+    IF pdp._purge_action(tbl) = 'anonymise' THEN
+        guard := guard || pg_catalog.format(' AND %s OPERATOR(pg_catalog.<>) ALL ($6)', pdp._require_row_key_sql(tbl));
+    END IF;
+    cond := cond || guard;
+END
+$$;
+COMMENT ON FUNCTION pdp._expired_where_sql(regclass, text) IS
+    'the condition (with $2 to $6 as pdp._expired_rows_sql describes them) of a table''s expired, unheld rows, their order and position';
+REVOKE ALL ON FUNCTION pdp._expired_where_sql(regclass, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION pdp._expired_rows_sql(tbl regclass, reason text, lock boolean) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record := pdp._expired_where_sql(tbl, reason);
+BEGIN
+    IF w.cond IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s ORDER BY %s LIMIT $1%s',
+                             w.pos, tbl, w.cond, w.order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
+END
+$$;
+CREATE OR REPLACE FUNCTION pdp._expired_params(tbl regclass, reason text, OUT purgeable boolean, OUT held text[],
+                                    OUT restricted text[], OUT keys text[], OUT anonymised text[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL OR reason IS NULL OR reason NOT IN ('retention', 'inactivity') THEN
+        RAISE EXCEPTION 'table and reason (retention or inactivity) must be given' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    keys := '{}';
+    anonymised := '{}';
+    purgeable := EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_params.tbl)
+                 AND NOT EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) _expired_params.tbl AND h.released_at IS NULL
+                                   AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    IF NOT purgeable THEN
+        RETURN;
+    END IF;
+    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    -- A purge keeps system subjects' rows as it keeps held subjects'.
+    held := held OPERATOR(pg_catalog.||) ARRAY(SELECT y.subject FROM pdp.system_subject y);
+    restricted := ARRAY(SELECT r.subject FROM pdp.restriction r);
+    IF reason = 'inactivity' THEN
+        -- Only pdp's own table (a session's role could have made a temporary
+        -- view of that name, whose code would run here as pdp_ext's owner).
+        IF EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects' AND c.relkind = 'r'
+                     AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
+                     AND pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+            keys := ARRAY(SELECT i.subject FROM pg_temp.pdp_inactive_subjects i);
+        END IF;
+    ELSIF EXISTS (SELECT 1 FROM pdp.retention_policy p
+                   WHERE p.tbl OPERATOR(pg_catalog.=) _expired_params.tbl AND p.anchor_column IS NULL) THEN
+        keys := ARRAY(SELECT g.row_key FROM pdp.retention_tag g WHERE g.tbl OPERATOR(pg_catalog.=) _expired_params.tbl::oid
+                         AND g.expires_at OPERATOR(pg_catalog.<) pg_catalog.now());
+    END IF;
+    IF pdp._purge_action(tbl) = 'anonymise' THEN
+        anonymised := ARRAY(SELECT a.row_key FROM pdp.anonymised_row a WHERE a.tbl OPERATOR(pg_catalog.=) _expired_params.tbl::oid);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp._expired_params(regclass, text) IS
+    'whether a table may be purged now, and the held, restricted, expired or inactive and anonymised keys its purge statements take';
+REVOKE ALL ON FUNCTION pdp._expired_params(regclass, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION pdp._purge_by_range(tbl regclass, reason text, batch_size integer) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    blocks bigint;
+    w record;
+    v record;
+    expired bigint;
+    sampled bigint;
+    pct real;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v := pdp._expired_params(tbl, reason);
+    IF NOT v.purgeable OR pdp._purge_action(tbl) IS DISTINCT FROM 'delete' OR pdp._citus_table_kind(tbl) IS NOT NULL
+       OR pdp._has_children(tbl)
+       OR EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_by_range.tbl AND p.anchor_column IS NULL)
+       OR EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _purge_by_range.tbl) THEN
+        RETURN 0;
+    END IF;
+    blocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
+    IF blocks OPERATOR(pg_catalog.<) 1024 THEN
+        RETURN 0;
+    END IF;
+    w := pdp._expired_where_sql(tbl, reason);
+    IF w.cond IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- About 256 blocks, at random.
+    pct := LEAST(100, 25600.0 / blocks);
+    SELECT x.e, x.n INTO expired, sampled
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+               'SELECT pg_catalog.count(*) FILTER (WHERE %s), pg_catalog.count(*) FROM %s t TABLESAMPLE SYSTEM ($7)', w.cond, tbl),
+               batch_size, '-infinity'::timestamptz, v.held, v.restricted, v.keys, v.anonymised, pct) AS x(e bigint, n bigint);
+    IF sampled OPERATOR(pg_catalog.=) 0 OR expired OPERATOR(pg_catalog.*) 5 OPERATOR(pg_catalog.<) sampled THEN
+        RETURN 0;
+    END IF;
+    -- Blocks holding about batch_size expired rows, at the sample's density.
+    RETURN GREATEST(1, pg_catalog.ceil(batch_size::numeric OPERATOR(pg_catalog./) (expired::numeric OPERATOR(pg_catalog./) (blocks * pct / 100.0)))::bigint);
+END
+$$;
+COMMENT ON FUNCTION pdp._purge_by_range(regclass, text, integer) IS
+    'how many blocks a purge''s first block range of the table should span (0: purge it through the expiry index instead)';
+CREATE OR REPLACE FUNCTION pdp._purge_range(tbl regclass, reason text, batch_size integer, first_block bigint, span bigint,
+                                 OUT n bigint, OUT next_block bigint, OUT next_span bigint, OUT done boolean)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record;
+    v record;
+    blocks bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 OR first_block IS NULL OR first_block < 0 OR span IS NULL OR span < 1
+       OR span > 4294967295 THEN
+        RAISE EXCEPTION 'batch_size and span must be at least 1, first_block at least 0' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    n := 0;
+    next_block := first_block;
+    next_span := span;
+    done := true;
+    v := pdp._expired_params(tbl, reason);
+    w := pdp._expired_where_sql(tbl, reason);
+    -- The same tables as pdp._purge_by_range, checked again at each batch
+    -- (a link, a partition or a tagged retention may have come meanwhile).
+    IF NOT v.purgeable OR w.cond IS NULL OR pdp._purge_action(tbl) IS DISTINCT FROM 'delete' OR pdp._citus_table_kind(tbl) IS NOT NULL
+       OR pdp._has_children(tbl)
+       OR EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_range.tbl AND p.anchor_column IS NULL)
+       OR EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _purge_range.tbl) THEN
+        RETURN;
+    END IF;
+    blocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
+    IF first_block OPERATOR(pg_catalog.>=) blocks THEN
+        RETURN;
+    END IF;
+    span := LEAST(span, blocks OPERATOR(pg_catalog.-) first_block);
+    n := pdp._exec_as_owner_count(tbl, pg_catalog.format(
+             'DELETE FROM %s t WHERE t.ctid OPERATOR(pg_catalog.>=) $7 AND t.ctid OPERATOR(pg_catalog.<) $8 AND %s', tbl, w.cond),
+             batch_size, '-infinity'::timestamptz, v.held, v.restricted, v.keys, v.anonymised,
+             pg_catalog.format('(%s,0)', first_block)::tid, pg_catalog.format('(%s,0)', first_block OPERATOR(pg_catalog.+) span)::tid);
+    next_block := first_block OPERATOR(pg_catalog.+) span;
+    next_span := LEAST(4294967295 OPERATOR(pg_catalog.-) next_block, span * 4,
+                       GREATEST(1, span / 4, CASE WHEN n OPERATOR(pg_catalog.=) 0 THEN span * 4
+                                                  ELSE pg_catalog.ceil(span::numeric * batch_size / n)::bigint END));
+    done := next_block OPERATOR(pg_catalog.>=) blocks OR next_span OPERATOR(pg_catalog.<) 1;
+END
+$$;
+COMMENT ON FUNCTION pdp._purge_range(regclass, text, integer, bigint, bigint) IS
+    'deletes a table''s expired, unheld rows in one range of blocks, as its owner; says where the next range starts and how long it should be';
+REVOKE ALL ON FUNCTION pdp._purge_by_range(regclass, text, integer), pdp._purge_range(regclass, text, integer, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._purge_by_range(regclass, text, integer), pdp._purge_range(regclass, text, integer, bigint, bigint) TO pdp_admin;
+CREATE OR REPLACE PROCEDURE pdp.purge(batch_size integer DEFAULT 5000, max_duration interval DEFAULT '1 hour')
+LANGUAGE plpgsql
+-- No SET clause (a procedure with one cannot COMMIT): every name is qualified.
+AS $$
+DECLARE
+    run_id bigint;
+    t regclass;
+    why text;
+    act text;
+    got boolean;
+    pos timestamptz;
+    n bigint;
+    deadline timestamptz;
+    stopped boolean := false;
+    err jsonb;
+    failed integer := 0;
+    failed_states text[] := '{}';
+    held boolean;
+    blk bigint;
+    span bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pdp._check_interval(max_duration, 'max_duration must be positive');
+    deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) max_duration;
+    IF pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION 'cannot purge in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction', DETAIL = 'Nothing was purged.',
+                  HINT = 'Purge on the primary; on a primary, check default_transaction_read_only.';
+    END IF;
+    run_id := pdp._begin_purge_run(false);
+    PERFORM pdp._collect_inactive_subjects();
+    PERFORM pdp._subject_valve(run_id);
+    COMMIT;
+    <<tables>>
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                                AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+        CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
+        act := pdp._purge_action(t);
+        -- The safety valve.  A table it cannot count is left for the next
+        -- run and recorded, as a failed batch is.
+        BEGIN
+            held := pdp._purge_valve(run_id, t);
+        EXCEPTION WHEN OTHERS THEN
+            held := true;
+            PERFORM pdp._record_purge_batch(run_id, t, act, 0, pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                        'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM)));
+            failed := failed OPERATOR(pg_catalog.+) 1;
+            failed_states := pg_catalog.array_append(failed_states, SQLSTATE::text);
+        END;
+        CONTINUE WHEN held;
+        FOREACH why IN ARRAY ARRAY['retention', 'inactivity'] LOOP
+            pos := '-infinity';
+            -- By block ranges (pdp._purge_by_range), or through the expiry
+            -- index (span 0): decided at the first batch.
+            blk := 0;
+            span := NULL;
+            LOOP
+                IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
+                    stopped := true;
+                    EXIT tables;
+                END IF;
+                err := NULL;
+                n := 0;
+                -- A batch need not wait for its commit to reach disk: if a crash
+                -- loses it, it is lost whole (rows and count together), and the
+                -- next run purges those rows again.
+                PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+                -- One batch: found, deleted or anonymised, and counted in one transaction.
+                BEGIN
+                    -- One purger per table at a time: a second one skips the table.
+                    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pdp_ext purge'), t::oid::integer) THEN
+                        EXIT;
+                    END IF;
+                    IF span IS NULL THEN
+                        span := pdp._purge_by_range(t, why, batch_size);
+                    END IF;
+                    -- Found and purged as the table's owner (pdp._purge_range, pdp._purge_batch).
+                    IF span OPERATOR(pg_catalog.>) 0 THEN
+                        SELECT r.n, r.next_block, r.next_span, NOT r.done INTO n, blk, span, got
+                          FROM pdp._purge_range(t, why, batch_size, blk, span) r;
+                    ELSE
+                        SELECT b.n, b.pos, b.got INTO n, pos, got
+                          FROM pdp._purge_batch(t, why, batch_size, coalesce(pos, '-infinity'), false) b;
+                        got := got AND n OPERATOR(pg_catalog.>) 0;
+                    END IF;
+                EXCEPTION WHEN OTHERS THEN
+                    -- SQLSTATE and message only: a detail could hold a key value.
+                    err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                               'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM));
+                    got := false;
+                END;
+                PERFORM pdp._record_purge_batch(run_id, t, act, n, err);
+                IF err IS NOT NULL THEN
+                    failed := failed OPERATOR(pg_catalog.+) 1;
+                    failed_states := pg_catalog.array_append(failed_states,
+                                         pg_catalog.jsonb_extract_path_text(err, '0', 'sqlstate'));
+                END IF;
+                IF n > 0 THEN
+                    RAISE NOTICE 'purge: % rows of table "%" (%)', n, pdp._relname(t), act;
+                END IF;
+                COMMIT;
+                EXIT WHEN NOT got;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    PERFORM pdp._end_purge_run(run_id, CASE WHEN stopped THEN 'stopped at max_duration' ELSE 'finished' END);
+    COMMIT;
+    -- A failed batch (a full disk, a lock timeout) is left for the next run;
+    -- say so, not only in the run's record.
+    IF failed OPERATOR(pg_catalog.>) 0 THEN
+        RAISE WARNING 'purge: % batch(es) failed and were left for the next run', failed
+            USING DETAIL = pg_catalog.concat('SQLSTATE ', pg_catalog.array_to_string(
+                               ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(failed_states) x ORDER BY 1), ', ')),
+                  HINT = pg_catalog.format('See the errors of run %s in pdp.purge_log.', run_id);
+    END IF;
 END
 $$;
