@@ -94,7 +94,7 @@ COMMENT ON TRIGGER quasi_identifier_attnum ON pdp.quasi_identifier IS 'resolves 
 -- is an ordinary column and is no subject column (those have on_erase).
 CREATE OR REPLACE FUNCTION pdp._anonymisable_column(tbl regclass, col name,
                                          OUT attnum smallint, OUT typ oid, OUT typmod integer, OUT not_null boolean)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -277,7 +277,7 @@ COMMENT ON FUNCTION pdp._api_drop_anonymisation(regclass, name) IS
 -- val is the constant to put there (NULL k and val when there is none).
 CREATE OR REPLACE FUNCTION pdp._anonymisers(tbl regclass, param text, offset_ integer DEFAULT 0)
 RETURNS TABLE (col name, action text, expr text, k integer, val text)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -417,7 +417,7 @@ BEGIN
     IF pg_catalog.cardinality(quasi_identifiers) <> (SELECT pg_catalog.count(DISTINCT x) FROM pg_catalog.unnest(quasi_identifiers) x) THEN
         RAISE EXCEPTION 'a column is named twice' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY u.o),
+    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY u.o) FILTER (WHERE a.attname IS NOT NULL),
            pg_catalog.count(a.attname)
       INTO cols, k
       FROM pg_catalog.unnest(quasi_identifiers) WITH ORDINALITY AS u(c, o)
@@ -670,10 +670,10 @@ BEGIN
     forgotten := pdp._forget_subject(subject);
     PERFORM pdp._set_erasing(false);
     IF sweep THEN
-        traces := coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', f.table_name::text, 'column', f.column_name,
-                                                                                     'rows', f.rows, 'registered', f.registered)
-                                                        ORDER BY f.table_name::text, f.column_name)
-                              FROM pdp._find_traces(ids.emails, ids.phones, ids.iins, ids.names) f), '[]');
+        traces := coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', tr.table_name::text, 'column', tr.column_name,
+                                                                                     'rows', tr.rows, 'registered', tr.registered)
+                                                        ORDER BY tr.table_name::text, tr.column_name)
+                              FROM pdp._find_traces(ids.emails, ids.phones, ids.iins, ids.names) tr), '[]');
     END IF;
     -- Followed rows, summed per table, action and link column.
     followed := coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', g.t, 'action', g.a, 'via', g.v, 'rows', g.n)
