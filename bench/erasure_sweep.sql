@@ -11,7 +11,7 @@ INSERT INTO bench.s_learner SELECT g, 'learner' || g || '@example.kz', '+7 701 '
   FROM generate_series(1, 20000) g;
 INSERT INTO bench.s_post (author, body)
 SELECT 1 + g % 20000,
-       CASE WHEN g % 1000 = 0 THEN 'please write to learner' || (1 + g % 20) || '@example.kz or call 8 (701) ' || lpad((1 + g % 20)::text, 7, '0')
+       CASE WHEN g % 1000 = 0 THEN 'please write to learner' || (1 + (g / 1000) % 20) || '@example.kz or call 8 (701) ' || lpad((1 + (g / 1000) % 20)::text, 7, '0')
             ELSE 'Lesson ' || g % 40 || ': I think the answer to question ' || g % 17 || ' is that the function grows faster than expected, see page ' || g % 300 END
   FROM generate_series(1, 1000000) g;
 INSERT INTO bench.s_log (other)
