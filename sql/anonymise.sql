@@ -135,6 +135,11 @@ SELECT r->'sweep' AS sweep, r::text LIKE '%bolat@%' AS value_in_receipt
   FROM pdp.erase_subject('bolat-k2m', 'his request', sweep => true) r;
 SELECT e.receipt ? 'sweep' AS stored FROM pdp.erasure e ORDER BY erased_at DESC LIMIT 1;
 SELECT pdp.erase_subject('nobody', 'r', sweep => NULL);
+-- The search's LIKE wildcards in an identifier are literal: a_b@x.kz does not find axb@x.kz.
+CREATE TABLE an.wild (body text);
+INSERT INTO an.wild VALUES ('write to axb@x.kz'), ('write to A_B@x.kz'), ('100% sure');
+SELECT table_name, column_name, rows FROM pdp._find_traces(ARRAY['a_b@x.kz'], '{}', '{}', '{}') WHERE table_name = 'an.wild'::regclass;
+SELECT count(*) AS found FROM pdp._find_traces(ARRAY['%'], '{}', '{}', '{}') WHERE table_name = 'an.wild'::regclass;
 -- Without sweep the receipt has none (existing calls unchanged).
 SELECT pdp.erase_subject('nobody', 'r') ? 'sweep' AS swept;
 

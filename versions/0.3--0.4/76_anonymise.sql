@@ -893,6 +893,19 @@ END
 $$;
 COMMENT ON COLUMN pdp.retention_policy.action IS 'delete, or anonymise (keep the row, its ruled and declared columns made unlinkable: pdp.set_anonymisation)';
 
+-- The trace search (erasure's sweep): one LIKE ANY per kind of identifier.
+CREATE OR REPLACE FUNCTION pdp._like_patterns(vals text[]) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT coalesce(pg_catalog.array_agg('%' OPERATOR(pg_catalog.||)
+                    pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(v, E'\\', E'\\\\'), '%', E'\\%'), '_', E'\\_')
+                    OPERATOR(pg_catalog.||) '%'), '{}')
+  FROM pg_catalog.unnest(vals) v WHERE v IS NOT NULL AND v OPERATOR(pg_catalog.<>) ''
+$$;
+COMMENT ON FUNCTION pdp._like_patterns(text[]) IS 'internal: LIKE patterns that find each value anywhere in a text (wildcards escaped)';
+REVOKE ALL ON FUNCTION pdp._like_patterns(text[]) FROM PUBLIC;
+
 -- The report flags tables below pdp.min_k.
 CREATE OR REPLACE FUNCTION pdp._report_json() RETURNS jsonb
 LANGUAGE plpgsql
