@@ -4,7 +4,7 @@
 -- value and re-link the row).  Two pdp_admin members own a table each
 -- (ano_a, ano_b).  All of it is rolled back.
 BEGIN;
-SELECT plan(24);
+SELECT plan(26);
 
 CREATE ROLE ano_a IN ROLE pdp_admin, pdp_pseudonymiser;
 CREATE ROLE ano_b IN ROLE pdp_admin;
@@ -119,7 +119,22 @@ SELECT throws_ok($$SELECT pdp.set_anonymisation('ano.msg', 'author', 'randomise'
                  'a subject column''s erasure is its on_erase, not an anonymisation');
 RESET ROLE;
 SELECT is(pdp.k_anonymity('ano.msg', '{author}'), 1::bigint, 'k-anonymity: the one message left of u2 is a group of one');
--- The table is read as its owner, never as pdp_ext's owner.
+-- The table is read as its owner, never as pdp_ext's owner: a forced
+-- row-level security policy of the owner's records who evaluates it (a
+-- superuser would bypass it and record nothing).
+SET ROLE ano_a;
+CREATE TABLE ano.trap (id int, city text);
+INSERT INTO ano.trap VALUES (1, 'Almaty'), (2, 'Almaty'), (3, 'Astana');
+CREATE TABLE ano.seen (who name);
+CREATE FUNCTION ano.seen_by() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN INSERT INTO ano.seen VALUES (current_user); RETURN true; END $$;
+ALTER TABLE ano.trap ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ano.trap FORCE ROW LEVEL SECURITY;
+CREATE POLICY trap ON ano.trap USING (ano.seen_by());
+RESET ROLE;
+SELECT is(pdp.k_anonymity('ano.trap', '{city}'), 1::bigint, 'k-anonymity of a table with a trap policy');
+SELECT is((SELECT array_agg(DISTINCT who) FROM ano.seen), ARRAY['ano_a']::name[],
+          'attack: k-anonymity reads the table as its owner (the owner''s policy ran, as the owner)');
+
 SELECT is((SELECT count(*)::int FROM pdp.audit_log WHERE details::text LIKE '%old@example.kz%' OR details::text LIKE '%900101300017%'), 0,
           'no value reached the audit trail');
 
