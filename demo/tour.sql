@@ -222,9 +222,11 @@ SELECT key AS "export part", CASE jsonb_typeof(value) WHEN 'array' THEN jsonb_ar
 SELECT pdp.export_subject(6)->'data'->'lms.users'->0->'password_hash' AS "exported password_hash";
 \echo 'Before erasing: where do learner 6''s e-mail, phone, IIN and name appear, registered or not? (counts, never values; a name may also be another learner''s)'
 SELECT table_name, column_name, rows, registered FROM pdp.find_subject_traces(6) ORDER BY table_name::text, column_name;
-\echo 'A held learner cannot be erased; learner 6 can, and leaves only a receipt:'
+\echo 'Grades are kept when their learner is erased, cut from them; what stays must not be linkable back (never a keyed pseudonym):'
+SELECT pdp.set_anonymisation('lms.grades', 'graded_at', 'generalise', granularity => 'month');
+\echo 'A held learner cannot be erased; learner 6 can, and leaves only a receipt (with sweep: where their identifiers still are):'
 SELECT tour.try(format('SELECT pdp.erase_subject(%s, %L)', :held, 'asked')) AS "erase the held learner";
-SELECT jsonb_pretty(pdp.erase_subject(6, 'learner asked for erasure') - 'erased_at') AS "erasure receipt";
+SELECT jsonb_pretty(pdp.erase_subject(6, 'learner asked for erasure', sweep => true) - 'erased_at') AS "erasure receipt";
 SELECT jsonb_pretty(pdp.export_subject(6) - 'generated_at' - 'erasure_receipt') AS "export after erasure (less the receipt)";
 \echo 'Each recipient of learner 6''s data is to be told of the erasure; pdp''s own tables keep only a pseudonym:'
 SELECT kind, recipient, subject FROM pdp.pending_notices WHERE kind = 'erasure' ORDER BY recipient;
@@ -251,6 +253,10 @@ SELECT table_name, column_name, category, rule, retention, protection FROM pdp.p
 \echo 'Discovery: the payments table''s card numbers are classified; what else holds personal data?'
 SELECT table_name, column_name, attribute, category, confidence, evidence FROM pdp.discover('lms', 200)
  ORDER BY confidence DESC, 1::text, 2;
+\echo 'k-anonymity: the smallest group of grades sharing their quasi-identifiers; the report flags tables below pdp.min_k:'
+SELECT pdp.declare_quasi_identifiers('lms.grades', '{grade,graded_at}') AS "quasi-identifiers declared";
+SELECT pdp.k_anonymity('lms.grades', '{grade}') AS "k (grade)", pdp.k_anonymity('lms.grades', '{grade,graded_at}') AS "k (grade, graded_at)",
+       current_setting('pdp.min_k') AS "pdp.min_k";
 \echo 'Columns of registered tables nobody classified are a list to review, not findings:'
 SELECT table_name, count(*) AS columns_without_rule FROM pdp.unclassified_columns GROUP BY 1 ORDER BY 1::text;
 \pset format unaligned

@@ -220,13 +220,15 @@ SELECT u.id, u.lastip IS NOT DISTINCT FROM pdp.pseudo_ip_text(r.lastip) AS ip, u
   FROM "LMS".mdl_user u JOIN raw_users r USING (id) ORDER BY 1;
 DROP TABLE raw_users;
 
--- Erasure applies rules by their expression: pseudo_ip works on a varchar(45) column there too.
+-- Erasure never writes a keyed rule's pseudonym into a row it keeps (issue 17,
+-- point 2): the cut row's pseudo_ip column, nullable, is emptied.
 CREATE TABLE "LMS".sessions (id int PRIMARY KEY, learner bigint, lastip varchar(45));
 INSERT INTO "LMS".sessions VALUES (1, 42, '10.1.2.3'), (2, 43, '10.1.2.4');
 SELECT pdp.register_table('"LMS".sessions', 'learner', 'anonymise');
 SELECT pdp.set_column_rule('"LMS".sessions', 'lastip', 'pseudo_ip', 'ip');
 SELECT pdp.erase_subject(42, 'asked')->'tables' AS erased;
-SELECT id, learner, lastip = pdp.pseudo_ip_text('10.1.2.3') AS ip_pseudonymised FROM "LMS".sessions ORDER BY id;
+SELECT id, learner, lastip IS NULL AS ip_emptied, lastip IS NOT DISTINCT FROM pdp.pseudo_ip_text('10.1.2.3') AS ip_pseudonymised
+  FROM "LMS".sessions ORDER BY id;
 
 -- EAV: one value column, told apart by fieldid; each attribute its own rule in masked views.
 CREATE TABLE "LMS".info_data (id bigint PRIMARY KEY, userid bigint NOT NULL, fieldid bigint NOT NULL, data text NOT NULL DEFAULT '');

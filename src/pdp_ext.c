@@ -40,6 +40,8 @@ char	   *pdp_purpose = NULL;
 bool		pdp_allow_special_categories = false;
 bool		pdp_require_transaction_purpose = false;
 bool		pdp_erasure_in_progress = false;
+/* pdp.min_k: the smallest k-anonymity the report accepts (76_anonymise.sql reads it). */
+static int	pdp_min_k = 5;
 
 /*
  * The key file path must be absolute: a relative path would be resolved
@@ -389,6 +391,19 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pdp.min_k",
+							"The smallest k-anonymity the compliance report accepts.",
+							"The report flags every table whose declared quasi-identifiers "
+							"(pdp.declare_quasi_identifiers) leave a group of fewer rows than this "
+							"(pdp.k_anonymity).",
+							&pdp_min_k,
+							5,
+							1,
+							1000000,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("pdp.audit_log_json",
 							 "Whether every audit entry also goes to the server log as one JSON line.",

@@ -30,7 +30,7 @@ COMMENT ON TABLE pdp.retention_policy IS 'retention per table; read pdp.retentio
 COMMENT ON COLUMN pdp.retention_policy.tbl IS 'the table';
 COMMENT ON COLUMN pdp.retention_policy.period IS 'how long a row is kept after its anchor';
 COMMENT ON COLUMN pdp.retention_policy.anchor_column IS 'the column the period runs from; NULL: the insertion time';
-COMMENT ON COLUMN pdp.retention_policy.action IS 'delete, or anonymise (apply the column rules and keep the row)';
+COMMENT ON COLUMN pdp.retention_policy.action IS 'delete, or anonymise (keep the row, its ruled and declared columns made unlinkable: pdp.set_anonymisation)';
 COMMENT ON COLUMN pdp.retention_policy.set_at IS 'when retention was set';
 COMMENT ON COLUMN pdp.retention_policy.set_by IS 'who set it';
 SELECT pg_catalog.pg_extension_config_dump('pdp.retention_policy', '');
@@ -258,9 +258,11 @@ BEGIN
         RAISE EXCEPTION 'unknown retention action' USING ERRCODE = 'invalid_parameter_value',
               HINT = 'The action is "delete" or "anonymise".';
     END IF;
-    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl) THEN
+    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl)
+       AND NOT EXISTS (SELECT 1 FROM pdp.anonymise_column x WHERE x.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl) THEN
         RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
-            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Declare rules with pdp.set_column_rule, or anonymisations with pdp.set_anonymisation, first.';
     END IF;
     IF anchor_column IS NULL THEN
         k := pdp._single_key(tbl);   -- the tagging trigger records rows by it
@@ -911,6 +913,7 @@ DECLARE
     -- constant array of many thousand TIDs as costlier than a sequential
     -- scan, and then tests every row of the table against the array.
     loc text := 't.ctid OPERATOR(pg_catalog.=) ANY ((SELECT $1)::pg_catalog.tid[])';
+    vals text[];
 BEGIN
     -- A ctid is unique only within one shard: never delete by it on Citus.
     PERFORM pdp._refuse_on_citus(tbl, 'purge');
@@ -954,17 +957,20 @@ BEGIN
             END LOOP;
         END IF;
     ELSE
-        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)), ', ')
-          INTO set_list
-          FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
-         WHERE r.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl;
+        -- Unlinkable transforms, never the keyed column rules (76_anonymise.sql);
+        -- their constants in $3.
+        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', z.col, z.expr), ', '),
+               coalesce(pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL), '{}')
+          INTO set_list, vals
+          FROM pdp._anonymisers(tbl, '$3') z;
         IF set_list IS NULL THEN
-            RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
-                USING ERRCODE = 'object_not_in_prerequisite_state';
+            RAISE EXCEPTION 'table "%" has no column rules or anonymisations to anonymise with', pdp._relname(tbl)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'pdp.set_column_rule or pdp.set_anonymisation declares what its personal columns become.';
         END IF;
         WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                        'UPDATE %s t SET %s WHERE %s RETURNING %s',
-                       tbl, set_list, loc, pdp._require_row_key_sql(tbl)), ctids, tableoids) AS x(k text)),
+                       tbl, set_list, loc, pdp._require_row_key_sql(tbl)), ctids, tableoids, vals) AS x(k text)),
              a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT _purge_rows.tbl::oid, u.k FROM u ON CONFLICT DO NOTHING)
         SELECT pg_catalog.count(*) INTO n FROM u;
     END IF;

@@ -776,18 +776,24 @@ COMMENT ON FUNCTION pdp.export_subject(uuid) IS 'export_subject for a uuid subje
 --   in every row left, each 'set_null' or 'set_value' column naming the
 --     subject is set to NULL or to its erase_value; 'keep' columns stay;
 --   a row so cut that names no subject any more (every subject column NULL
---     or at its erase_value) is anonymised as 0.3's "anonymise" did: the
---     table's column rules are applied and its nullable foreign keys into
---     tables erasure deletes from are emptied.  A row still naming another
---     subject (a learner's grade cut from its grader) keeps its values;
+--     or at its erase_value) is anonymised: its ruled and declared columns
+--     get unlinkable transforms (pdp._anonymisers: NULL, a constant, a
+--     random value, a generalisation; never a keyed rule) and its nullable
+--     foreign keys into tables erasure deletes from are emptied.  A row
+--     still naming another subject (a learner's grade cut from its grader)
+--     keeps its values;
 --   rows that follow deleted rows through declared links are deleted too,
 --     transitively (pdp._follow_links), except a held subject's and those
 --     naming another restricted subject, and dependants written by other
 --     subjects get their link's on_other.
 -- The subject's own hold refuses the whole erasure; a table-wide hold
 -- refuses it when the table holds the subject's rows.  Every statement on
--- a table runs as its owner (pdp._exec_as_owner).
-CREATE FUNCTION pdp.erase_subject(subject text, reason text) RETURNS jsonb
+-- a table runs as its owner (pdp._exec_as_owner).  With sweep, the
+-- subject's identifiers are gathered before anything is erased and
+-- searched for in every text, varchar and json(b) column afterwards
+-- (92_traces.sql); the receipt lists where they still are (table, column,
+-- row count, never a value).
+CREATE FUNCTION pdp.erase_subject(subject text, reason text, sweep boolean DEFAULT false) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -816,6 +822,8 @@ DECLARE
     receipt jsonb;
     notices integer;
     forgotten jsonb;
+    ids record;
+    traces jsonb;
 BEGIN
     subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR reason IS NULL OR reason = '' THEN
@@ -837,6 +845,13 @@ BEGIN
     END IF;
     held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
                      AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    IF sweep IS NULL THEN
+        RAISE EXCEPTION 'sweep must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- Before anything is erased: afterwards the classified values are gone.
+    IF sweep THEN
+        SELECT * INTO ids FROM pdp._subject_identifiers(subject);
+    END IF;
     fit := pdp._subject_types(subject);
     PERFORM pdp._set_erasing(true);
     FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
@@ -929,12 +944,14 @@ BEGIN
         -- A row left naming nobody is anonymised: the table's rules, and its
         -- nullable foreign keys into tables with delete columns emptied (an
         -- anonymised grade keeps no link to the deleted enrolment).
+        -- Never a column rule: its keyed pseudonym would let the key's holder
+        -- re-link the row (76_anonymise.sql); the constants follow the
+        -- subject columns' erase values in $3.
+        erase_values := erase_values || ARRAY(SELECT z.val FROM pdp._anonymisers(t, '$3', i) z
+                                               WHERE z.k IS NOT NULL ORDER BY z.k);
         SELECT concat_ws(', ', set_list, pg_catalog.string_agg(y.x, ', ')) INTO set_list FROM (
-            SELECT pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', r.col, anon, pg_catalog.format(rk.expr, r.col), r.col) AS x
-              FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
-             WHERE r.tbl OPERATOR(pg_catalog.=) t
-               AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
-                                 AND s2.attnum OPERATOR(pg_catalog.=) r.attnum)
+            SELECT pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', z.col, anon, z.expr, z.col) AS x
+              FROM pdp._anonymisers(t, '$3', i) z
             UNION
             SELECT pg_catalog.format('%1$I = CASE WHEN %2$s THEN NULL ELSE t.%1$I END', a.attname, anon)
               FROM pg_constraint k
@@ -945,8 +962,7 @@ BEGIN
                              AND p.on_erase = 'delete')
                AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
                                  AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)
-               AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r2 WHERE r2.tbl OPERATOR(pg_catalog.=) t
-                                 AND r2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
+               AND NOT EXISTS (SELECT 1 FROM pdp._anonymisers(t, '$3', i) z WHERE z.col OPERATOR(pg_catalog.=) a.attname)) y;
         SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE x.anonymised) INTO n, m
           FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING %s', t, set_list, cut_cond, anon),
                                   subject, held, erase_values) AS x(anonymised boolean);
@@ -963,6 +979,12 @@ BEGIN
     notices := pdp._raise_notices(subject, 'erasure');
     forgotten := pdp._forget_subject(subject);
     PERFORM pdp._set_erasing(false);
+    IF sweep THEN
+        traces := coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', tr.table_name::text, 'column', tr.column_name,
+                                                                                     'rows', tr.rows, 'registered', tr.registered)
+                                                        ORDER BY tr.table_name::text, tr.column_name)
+                              FROM pdp._find_traces(ids.emails, ids.phones, ids.iins, ids.names) tr), '[]');
+    END IF;
     -- Followed rows, summed per table, action and link column.
     followed := coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', g.t, 'action', g.a, 'via', g.v, 'rows', g.n)
                                                       ORDER BY g.t, g.v, g.a)
@@ -974,18 +996,26 @@ BEGIN
                                              'erased_at', pg_catalog.now(),
                                              'tables', tables, 'followed', followed, 'consents_withdrawn', withdrawn,
                                              'pdp_tables', forgotten, 'notices_raised', notices);
+    IF sweep THEN
+        receipt := receipt || pg_catalog.jsonb_build_object('sweep', pg_catalog.jsonb_build_object(
+                       'identifiers', pg_catalog.cardinality(ids.emails) + pg_catalog.cardinality(ids.phones)
+                                      + pg_catalog.cardinality(ids.iins) + pg_catalog.cardinality(ids.names),
+                       'traces', traces));
+    END IF;
     INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp._subject_pseudonym(subject), receipt)
     ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
     PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'followed', followed,
-                                                                                     'consents_withdrawn', withdrawn));
+                                                                                     'consents_withdrawn', withdrawn)
+                                                        || CASE WHEN sweep THEN pg_catalog.jsonb_build_object(
+                                                               'sweep_traces', pg_catalog.jsonb_array_length(traces)) ELSE '{}' END);
     RETURN receipt;
 END
 $$;
-COMMENT ON FUNCTION pdp.erase_subject(text, text) IS
-    'erases the subject per column (delete the rows they own, set_null/set_value their links, keep), following declared links; refused under their hold; returns and stores a receipt';
-CREATE FUNCTION pdp.erase_subject(subject bigint, reason text) RETURNS jsonb
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.erase_subject(subject::text, reason) $$;
-COMMENT ON FUNCTION pdp.erase_subject(bigint, text) IS 'erase_subject for a bigint or integer subject';
-CREATE FUNCTION pdp.erase_subject(subject uuid, reason text) RETURNS jsonb
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.erase_subject(subject::text, reason) $$;
-COMMENT ON FUNCTION pdp.erase_subject(uuid, text) IS 'erase_subject for a uuid subject';
+COMMENT ON FUNCTION pdp.erase_subject(text, text, boolean) IS
+    'erases the subject per column (delete the rows they own, set_null/set_value their links, keep, anonymise kept rows without keyed rules), following declared links; refused under their hold; with sweep, lists where their identifiers remain; returns and stores a receipt';
+CREATE FUNCTION pdp.erase_subject(subject bigint, reason text, sweep boolean DEFAULT false) RETURNS jsonb
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.erase_subject(subject::text, reason, sweep) $$;
+COMMENT ON FUNCTION pdp.erase_subject(bigint, text, boolean) IS 'erase_subject for a bigint or integer subject';
+CREATE FUNCTION pdp.erase_subject(subject uuid, reason text, sweep boolean DEFAULT false) RETURNS jsonb
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT pdp.erase_subject(subject::text, reason, sweep) $$;
+COMMENT ON FUNCTION pdp.erase_subject(uuid, text, boolean) IS 'erase_subject for a uuid subject';

@@ -750,7 +750,8 @@ BEGIN
         'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)
                                        FROM (SELECT n.recipient, pg_catalog.count(*) AS n FROM pdp.pending_notices n GROUP BY 1) x), '[]'),
         'recipients', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(rc) - 'defined_by' ORDER BY rc.name) FROM pdp.recipients rc), '[]'),
-        'audit', (SELECT pg_catalog.to_jsonb(v) FROM pdp.verify_audit_log() v));
+        'audit', (SELECT pg_catalog.to_jsonb(v) FROM pdp.verify_audit_log() v),
+        'k_anonymity', pdp._k_anonymity_findings());
     RETURN r;
 END
 $$;
@@ -846,6 +847,10 @@ BEGIN
                    || '- Overdue requests: ' || pg_catalog.jsonb_array_length(j->'overdue_requests') || E'\n'
                    || '- Pending rectification notices: ' || coalesce((SELECT pg_catalog.sum((e->>'count')::int)
                           FROM pg_catalog.jsonb_array_elements(j->'pending_notices') e), 0) || E'\n';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'k_anonymity') e WHERE (e->>'below_min_k')::boolean LOOP
+            out := out || '- **Below k-anonymity ' || pdp._md(x->>'min_k') || '**: ' || pdp._md(x->>'table') || ' (k = '
+                       || pdp._md(x->>'k') || E' over its quasi-identifiers)\n';
+        END LOOP;
         RETURN out;
     END IF;
 
@@ -940,9 +945,14 @@ BEGIN
                || '<li>Restricted subjects: ' || (j->>'restricted_subjects') || '</li>'
                || '<li>Overdue requests: ' || pg_catalog.jsonb_array_length(j->'overdue_requests') || '</li>'
                || '<li>Pending rectification notices: ' || coalesce((SELECT pg_catalog.sum((e->>'count')::int)
-                      FROM pg_catalog.jsonb_array_elements(j->'pending_notices') e), 0) || '</li></ul></section></body></html>';
+                      FROM pg_catalog.jsonb_array_elements(j->'pending_notices') e), 0) || '</li>'
+               || coalesce((SELECT pg_catalog.string_agg('<li class="bad">Below k-anonymity ' || pdp._html(e->>'min_k') || ': '
+                                                          || pdp._html(e->>'table') || ' (k = ' || pdp._html(e->>'k')
+                                                          || ' over its quasi-identifiers)</li>', '' ORDER BY e->>'table')
+                              FROM pg_catalog.jsonb_array_elements(j->'k_anonymity') e WHERE (e->>'below_min_k')::boolean), '')
+               || '</ul></section></body></html>';
     RETURN out;
 END
 $$;
 COMMENT ON FUNCTION pdp.report(text) IS
-    'the compliance report: register, unclassified findings, consents, retention, holds, requests, notices, audit chain (html, markdown or json)';
+    'the compliance report: register, unclassified findings, consents, retention, holds, requests, notices, tables below pdp.min_k, audit chain (html, markdown or json)';

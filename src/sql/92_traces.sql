@@ -81,6 +81,19 @@ $$;
 COMMENT ON FUNCTION pdp._subject_identifiers(text) IS
     'internal: a subject''s e-mails, phones (national digits), IINs and names (lower case) from their classified columns, normalised for the trace search';
 
+-- LIKE patterns finding each value anywhere in a text: the value, its
+-- wildcards and escape character escaped, between %.
+CREATE FUNCTION pdp._like_patterns(vals text[]) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT coalesce(pg_catalog.array_agg('%' OPERATOR(pg_catalog.||)
+                    pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(v, E'\\', E'\\\\'), '%', E'\\%'), '_', E'\\_')
+                    OPERATOR(pg_catalog.||) '%'), '{}')
+  FROM pg_catalog.unnest(vals) v WHERE v IS NOT NULL AND v OPERATOR(pg_catalog.<>) ''
+$$;
+COMMENT ON FUNCTION pdp._like_patterns(text[]) IS 'internal: LIKE patterns that find each value anywhere in a text (wildcards escaped)';
+
 -- Where the given normalised identifiers (see pdp._subject_identifiers)
 -- appear: every ordinary table outside pdp's and the system's schemas, one
 -- scan per table and one count per text, varchar and json(b) column, read
@@ -111,18 +124,25 @@ BEGIN
                 AND a.atttypid IN ('text'::regtype, 'character varying'::regtype, 'json'::regtype, 'jsonb'::regtype)
               GROUP BY c.oid ORDER BY c.oid::regclass::text LOOP
         -- Normalised matching: e-mails and names in any case, phones with
-        -- their separators removed, IINs with their spaces removed.
+        -- their separators removed, IINs with their spaces removed.  Each
+        -- kind is one LIKE ANY over its patterns (the values, their LIKE
+        -- wildcards escaped, between %), and a kind with no identifier is
+        -- left out, so a row costs a few string operations, not a subquery
+        -- per identifier.
         SELECT pg_catalog.string_agg(pg_catalog.format(
-                   'pg_catalog.count(*) FILTER (WHERE t.%1$I IS NOT NULL AND ('
-                   'EXISTS (SELECT 1 FROM pg_catalog.unnest($1::text[]) e WHERE pg_catalog.strpos(pg_catalog.lower(t.%1$I::text), e) > 0) '
-                   'OR EXISTS (SELECT 1 FROM pg_catalog.unnest($2::text[]) p WHERE pg_catalog.strpos(pg_catalog.regexp_replace(t.%1$I::text, ''[- ().]'', '''', ''g''), p) > 0) '
-                   'OR EXISTS (SELECT 1 FROM pg_catalog.unnest($3::text[]) i WHERE pg_catalog.strpos(pg_catalog.replace(t.%1$I::text, '' '', ''''), i) > 0) '
-                   'OR EXISTS (SELECT 1 FROM pg_catalog.unnest($4::text[]) m WHERE pg_catalog.strpos(pg_catalog.lower(t.%1$I::text), m) > 0)))',
-                   u.c), ', ' ORDER BY u.o)
+                   'pg_catalog.count(*) FILTER (WHERE t.%1$I IS NOT NULL AND (false%2$s%3$s%4$s))', u.c,
+                   CASE WHEN pg_catalog.cardinality(emails) > 0 OR pg_catalog.cardinality(names) > 0
+                        THEN pg_catalog.format(' OR pg_catalog.lower(t.%I::text) OPERATOR(pg_catalog.~~) ANY ($1)', u.c) ELSE '' END,
+                   CASE WHEN pg_catalog.cardinality(phones) > 0
+                        THEN pg_catalog.format(' OR pg_catalog.translate(t.%I::text, ''- ().'', '''') OPERATOR(pg_catalog.~~) ANY ($2)', u.c) ELSE '' END,
+                   CASE WHEN pg_catalog.cardinality(iins) > 0
+                        THEN pg_catalog.format(' OR pg_catalog.replace(t.%I::text, '' '', '''') OPERATOR(pg_catalog.~~) ANY ($3)', u.c) ELSE '' END),
+                   ', ' ORDER BY u.o)
           INTO exprs FROM pg_catalog.unnest(t.cols) WITH ORDINALITY AS u(c, o);
         SELECT x.n INTO counts
           FROM pdp._exec_as_owner(t.rel, pg_catalog.format('SELECT ARRAY[%s]::bigint[] FROM %s t', exprs, t.rel),
-                                  coalesce(emails, '{}'), coalesce(phones, '{}'), coalesce(iins, '{}'), coalesce(names, '{}'))
+                                  pdp._like_patterns(coalesce(emails, '{}') || coalesce(names, '{}')),
+                                  pdp._like_patterns(coalesce(phones, '{}')), pdp._like_patterns(coalesce(iins, '{}')))
                AS x(n bigint[]);
         FOR i IN 1 .. pg_catalog.cardinality(t.cols) LOOP
             CONTINUE WHEN counts[i] = 0;

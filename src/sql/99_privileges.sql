@@ -175,7 +175,7 @@ GRANT EXECUTE ON FUNCTION
     pdp.open_request(text, text, text, timestamptz), pdp.open_request(bigint, text, text, timestamptz),
     pdp.open_request(uuid, text, text, timestamptz), pdp.complete_request(bigint, text),
     pdp.export_subject(text), pdp.export_subject(bigint), pdp.export_subject(uuid),
-    pdp.erase_subject(text, text), pdp.erase_subject(bigint, text), pdp.erase_subject(uuid, text),
+    pdp.erase_subject(text, text, boolean), pdp.erase_subject(bigint, text, boolean), pdp.erase_subject(uuid, text, boolean),
     pdp._add_working_days(timestamptz, integer), pdp._subject_match(regclass, text, text[]),
     pdp._sync_rectification_trigger(regclass), pdp._rectification()
 TO pdp_admin;
@@ -242,4 +242,15 @@ GRANT EXECUTE ON FUNCTION pdp._subject_types(text), pdp._subject_columns(regclas
                           pdp._owned_by_sql(regclass, text), pdp._owned_by_other_sql(regclass, text),
                           pdp._link_returning(regclass), pdp._row_key_sql(regclass), pdp._require_row_key_sql(regclass)
 TO pdp_admin;
+-- ---------------------------------------------------------------------------
+
+-- Issue 17, point 2 (anonymisation, k-anonymity) ------------------------------
+-- Declared by the table's owner through the API functions (run as pdp_ext's
+-- owner, which check the caller); read by pdp_admin and pdp_auditor, who
+-- also measure registered tables (the report does, as its reader).
+GRANT SELECT ON pdp.anonymise_column, pdp.quasi_identifier, pdp.quasi_identifiers TO pdp_admin, pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp.set_anonymisation(regclass, name, text, text, text), pdp.drop_anonymisation(regclass, name),
+                          pdp.declare_quasi_identifiers(regclass, name[])
+TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp.k_anonymity(regclass, text[]), pdp._k_anonymity_findings() TO pdp_admin, pdp_auditor;
 -- ---------------------------------------------------------------------------

@@ -151,6 +151,18 @@ my @templates = (
 	[q{SELECT count(*) FROM pdp.discover('public', %s)}, 'n'],
 	['SELECT count(*) FROM pdp.find_subject_traces(%s::text)', 'v'],
 	['SELECT count(*) FROM pdp._find_traces(ARRAY[%s]::text[], NULL, NULL, NULL)', 'v'],
+	# Issue 17, points 2 and 4: anonymisation, k-anonymity, erasure's sweep.
+	[q{SELECT pdp.set_anonymisation(%s, 'email', 'set_null')}, 'n'], [q{SELECT pdp.set_anonymisation('t1', %s, 'set_null')}, 'n'],
+	[q{SELECT pdp.set_anonymisation('t1', 'email', %s)}, 'n'], [q{SELECT pdp.set_anonymisation('t1', 'email', 'set_value', %s)}, 'v'],
+	[q{SELECT pdp.set_anonymisation('t1', 'at', 'generalise', NULL, %s)}, 'n'],
+	[q{SELECT pdp.set_anonymisation('t1', 'email', 'generalise', NULL, %s)}, 'n'],
+	[q{SELECT pdp.drop_anonymisation(%s, 'email')}, 'n'], [q{SELECT pdp.drop_anonymisation('t1', %s)}, 'n'],
+	[q{SELECT pdp.declare_quasi_identifiers(%s, '{email}')}, 'n'], [q{SELECT pdp.declare_quasi_identifiers('t1', ARRAY[%s]::name[])}, 'n'],
+	[q{SELECT pdp.k_anonymity(%s, '{email}')}, 'n'], [q{SELECT pdp.k_anonymity('t1', ARRAY[%s])}, 'n'],
+	[q{SELECT pdp.k_anonymity('t1', ARRAY['email', %s])}, 'n'],
+	['SET pdp.min_k = %s', 'n'], [q{SELECT set_config('pdp.min_k', %s, false)}, 'n'],
+	[q{SELECT pdp.erase_subject(%s::text, 'r', true) IS NULL}, 'v'], [q{SELECT pdp.erase_subject('2', %s, true) IS NULL}, 'v'],
+	[q{SELECT pdp.erase_subject('2', 'r', %s) IS NULL}, 'n'], [q{SELECT pdp.erase_subject(%s::bigint, 'r', sweep => true) IS NULL}, 'n'],
 );
 
 my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";

@@ -757,200 +757,7 @@ END
 $$;
 COMMENT ON FUNCTION pdp.export_subject(text) IS
     'every row of the subject in every registered table, the rows that follow theirs through declared links, with consents, restrictions, holds, disclosures, purposes and retention (GDPR Art. 15, 20)';
-CREATE OR REPLACE FUNCTION pdp.erase_subject(subject text, reason text) RETURNS jsonb
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    t regclass;
-    cond text;
-    own_cond text;
-    cut_cond text;
-    co_held text;
-    n bigint;
-    m bigint;
-    rets jsonb;
-    tables jsonb := '[]';
-    followed jsonb := '[]';
-    held text[];
-    set_list text;
-    anon text;
-    cut_actions text;
-    erase_values text[];
-    f record;
-    fit regtype[];
-    c record;
-    i integer;
-    p text;
-    withdrawn integer := 0;
-    receipt jsonb;
-    notices integer;
-    forgotten jsonb;
-BEGIN
-    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
-    IF subject IS NULL OR reason IS NULL OR reason = '' THEN
-        RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF pdp._subject_held(subject) THEN
-        RAISE EXCEPTION 'subject is under a legal hold'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = 'Nothing was erased.',
-                  HINT = 'pdp.holds lists the hold; pdp.release_hold releases it once its legal ground has ended.';
-    END IF;
-    -- A system subject (the guest, an administrator, a service account) is
-    -- part of the application, not a learner: erasing it would break it.
-    IF EXISTS (SELECT 1 FROM pdp.system_subject y WHERE y.subject OPERATOR(pg_catalog.=) erase_subject.subject) THEN
-        RAISE EXCEPTION 'subject is a system subject'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = 'Nothing was erased.',
-                  HINT = 'If the account really belongs to a person who asked for erasure, pdp.drop_system_subject first.';
-    END IF;
-    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
-                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
-    fit := pdp._subject_types(subject);
-    PERFORM pdp._set_erasing(true);
-    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
-        -- One pass over the table's subject columns builds every condition:
-        -- the subject in any column (cond), in an own column (own_cond), in
-        -- a link column (cut_cond); a held subject in an own column
-        -- (co_held); the cuts (set_list); and "names nobody once cut"
-        -- (anon: every subject column NULL, at its erase value, or a cut
-        -- column naming the subject).  $3 holds the erase values.
-        cond := NULL; own_cond := NULL; cut_cond := NULL; co_held := NULL; set_list := NULL; anon := NULL;
-        cut_actions := NULL; erase_values := '{}'; i := 0;
-        FOR c IN SELECT * FROM pdp._subject_columns(t, fit) LOOP
-            i := i + 1;
-            erase_values := erase_values || c.erase_value;
-            IF c.fits THEN
-                cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
-            END IF;
-            IF c.on_erase = 'delete' THEN
-                -- (coalesce: a NULL column names nobody, so it must not make the test NULL)
-                co_held := concat_ws(' OR ', co_held, pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY ($2), false)', c.col));
-                IF c.fits THEN
-                    own_cond := concat_ws(' OR ', own_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
-                END IF;
-            END IF;
-            IF c.on_erase IN ('set_null', 'set_value') THEN
-                anon := concat_ws(' AND ', anon, pg_catalog.format(
-                            '(t.%1$I IS NULL OR t.%1$I OPERATOR(pg_catalog.=) ($3)[%2$s]::%3$s%4$s)', c.col, i, c.typ,
-                            CASE WHEN c.fits THEN pg_catalog.format(' OR t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ) ELSE '' END));
-                IF c.fits THEN
-                    cut_cond := concat_ws(' OR ', cut_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
-                    set_list := concat_ws(', ', set_list, pg_catalog.format(
-                                    '%1$I = CASE WHEN t.%1$I OPERATOR(pg_catalog.=) $1::%2$s THEN %3$s ELSE t.%1$I END', c.col, c.typ,
-                                    CASE WHEN c.on_erase = 'set_null' THEN 'NULL' ELSE pg_catalog.format('($3)[%s]::%s', i, c.typ) END));
-                    cut_actions := CASE WHEN cut_actions IS NULL OR cut_actions = c.on_erase THEN c.on_erase
-                                        ELSE 'set_null+set_value' END;
-                END IF;
-            ELSE
-                anon := concat_ws(' AND ', anon, pg_catalog.format('t.%I IS NULL', c.col));
-            END IF;
-        END LOOP;
-        CONTINUE WHEN cond IS NULL;
-        co_held := '(' || coalesce(co_held, 'false') || ')';
-        anon := '(' || anon || ')';
-        IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
-                     AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
-            SELECT x.n INTO n
-              FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', t, cond), subject) AS x(n bigint);
-            IF n > 0 THEN
-                RAISE EXCEPTION 'table "%" is under a legal hold', pdp._relname(t)
-                    USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'Nothing was erased.';
-            END IF;
-            CONTINUE;
-        END IF;
-
-        -- 1. Rows the subject owns are deleted (delete wins), and what follows them.
-        IF own_cond IS NOT NULL THEN
-            SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets
-              FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE (%s) AND NOT %s RETURNING %s',
-                                                           t, own_cond, co_held,
-                                                           -- (only what links need: Citus refuses a STABLE RETURNING)
-                                                           CASE WHEN EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t)
-                                                                THEN pdp._link_returning(t) ELSE 'NULL::jsonb' END),
-                                      subject, held) AS x(r jsonb);
-            IF n > 0 THEN
-                tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', 'delete', 'rows', n);
-            END IF;
-            IF pg_catalog.cardinality(held) > 0 THEN
-                SELECT x.n INTO m
-                  FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (%s) AND %s',
-                                                               t, own_cond, co_held), subject, held) AS x(n bigint);
-                IF m > 0 THEN
-                    tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', 'held', 'rows', m);
-                END IF;
-            END IF;
-            IF n > 0 AND EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t) THEN
-                -- Another restricted subject's dependants are kept too: restriction bars processing them.
-                FOR f IN SELECT * FROM pdp._follow_links(t, rets, ARRAY[subject], held,
-                                                         ARRAY(SELECT r.subject FROM pdp.restriction r
-                                                                WHERE r.subject OPERATOR(pg_catalog.<>) erase_subject.subject)) LOOP
-                    followed := followed || pg_catalog.jsonb_build_object('table', f.tbl::text, 'action', f.action,
-                                                                          'via', f.via, 'rows', f.rows);
-                END LOOP;
-            END IF;
-        END IF;
-
-        -- 2. In the rows left, links to the subject are cut, column by column.
-        CONTINUE WHEN cut_cond IS NULL;
-        -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
-        PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
-        -- A row left naming nobody is anonymised: the table's rules, and its
-        -- nullable foreign keys into tables with delete columns emptied (an
-        -- anonymised grade keeps no link to the deleted enrolment).
-        SELECT concat_ws(', ', set_list, pg_catalog.string_agg(y.x, ', ')) INTO set_list FROM (
-            SELECT pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', r.col, anon, pg_catalog.format(rk.expr, r.col), r.col) AS x
-              FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
-             WHERE r.tbl OPERATOR(pg_catalog.=) t
-               AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
-                                 AND s2.attnum OPERATOR(pg_catalog.=) r.attnum)
-            UNION
-            SELECT pg_catalog.format('%1$I = CASE WHEN %2$s THEN NULL ELSE t.%1$I END', a.attname, anon)
-              FROM pg_constraint k
-              CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) ka(attnum)
-              JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) ka.attnum
-             WHERE k.contype = 'f' AND k.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
-               AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) k.confrelid
-                             AND p.on_erase = 'delete')
-               AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
-                                 AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)
-               AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r2 WHERE r2.tbl OPERATOR(pg_catalog.=) t
-                                 AND r2.attnum OPERATOR(pg_catalog.=) a.attnum)) y;
-        SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE x.anonymised) INTO n, m
-          FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING %s', t, set_list, cut_cond, anon),
-                                  subject, held, erase_values) AS x(anonymised boolean);
-        IF n > 0 THEN
-            tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', cut_actions, 'rows', n, 'anonymised', m);
-        END IF;
-    END LOOP;
-    FOR p IN SELECT s.purpose FROM pdp.consent_state s WHERE s.subject OPERATOR(pg_catalog.=) erase_subject.subject LOOP
-        PERFORM pdp.withdraw_consent(subject, p);
-        withdrawn := withdrawn + 1;
-    END LOOP;
-    -- Recipients of the learner's data are to be told (GDPR Art. 19); then
-    -- pdp's own tables forget the learner (issue 17).
-    notices := pdp._raise_notices(subject, 'erasure');
-    forgotten := pdp._forget_subject(subject);
-    PERFORM pdp._set_erasing(false);
-    -- Followed rows, summed per table, action and link column.
-    followed := coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', g.t, 'action', g.a, 'via', g.v, 'rows', g.n)
-                                                      ORDER BY g.t, g.v, g.a)
-                            FROM (SELECT e->>'table' AS t, e->>'action' AS a, e->>'via' AS v, pg_catalog.sum((e->>'rows')::bigint) AS n
-                                    FROM pg_catalog.jsonb_array_elements(followed) e GROUP BY 1, 2, 3) g), '[]');
-    -- Tables, counts and time: the free-text reason stays out of the receipt,
-    -- which must hold no personal value.
-    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp._subject_pseudonym(subject),
-                                             'erased_at', pg_catalog.now(),
-                                             'tables', tables, 'followed', followed, 'consents_withdrawn', withdrawn,
-                                             'pdp_tables', forgotten, 'notices_raised', notices);
-    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp._subject_pseudonym(subject), receipt)
-    ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
-    PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'followed', followed,
-                                                                                     'consents_withdrawn', withdrawn));
-    RETURN receipt;
-END
-$$;
+-- pdp.erase_subject: re-created with its sweep argument by 76_anonymise.sql.
 COMMENT ON FUNCTION pdp.erase_subject(text, text) IS
     'erases the subject per column (delete the rows they own, set_null/set_value their links, keep), following declared links; refused under their hold; returns and stores a receipt';
 
@@ -1036,9 +843,11 @@ BEGIN
         RAISE EXCEPTION 'unknown retention action' USING ERRCODE = 'invalid_parameter_value',
               HINT = 'The action is "delete" or "anonymise".';
     END IF;
-    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl) THEN
+    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl)
+       AND NOT EXISTS (SELECT 1 FROM pdp.anonymise_column x WHERE x.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl) THEN
         RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
-            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Declare rules with pdp.set_column_rule, or anonymisations with pdp.set_anonymisation, first.';
     END IF;
     IF anchor_column IS NULL THEN
         k := pdp._single_key(tbl);   -- the tagging trigger records rows by it
@@ -1191,6 +1000,7 @@ DECLARE
     -- constant array of many thousand TIDs as costlier than a sequential
     -- scan, and then tests every row of the table against the array.
     loc text := 't.ctid OPERATOR(pg_catalog.=) ANY ((SELECT $1)::pg_catalog.tid[])';
+    vals text[];
 BEGIN
     -- A ctid is unique only within one shard: never delete by it on Citus.
     PERFORM pdp._refuse_on_citus(tbl, 'purge');
@@ -1234,17 +1044,20 @@ BEGIN
             END LOOP;
         END IF;
     ELSE
-        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pg_catalog.format(rk.expr, r.col)), ', ')
-          INTO set_list
-          FROM pdp.column_rule r JOIN pdp.rule_kind rk ON rk.rule OPERATOR(pg_catalog.=) r.rule
-         WHERE r.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl;
+        -- Unlinkable transforms, never the keyed column rules (76_anonymise.sql);
+        -- their constants in $3.
+        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', z.col, z.expr), ', '),
+               coalesce(pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL), '{}')
+          INTO set_list, vals
+          FROM pdp._anonymisers(tbl, '$3') z;
         IF set_list IS NULL THEN
-            RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
-                USING ERRCODE = 'object_not_in_prerequisite_state';
+            RAISE EXCEPTION 'table "%" has no column rules or anonymisations to anonymise with', pdp._relname(tbl)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'pdp.set_column_rule or pdp.set_anonymisation declares what its personal columns become.';
         END IF;
         WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                        'UPDATE %s t SET %s WHERE %s RETURNING %s',
-                       tbl, set_list, loc, pdp._require_row_key_sql(tbl)), ctids, tableoids) AS x(k text)),
+                       tbl, set_list, loc, pdp._require_row_key_sql(tbl)), ctids, tableoids, vals) AS x(k text)),
              a AS (INSERT INTO pdp.anonymised_row (tbl, row_key) SELECT _purge_rows.tbl::oid, u.k FROM u ON CONFLICT DO NOTHING)
         SELECT pg_catalog.count(*) INTO n FROM u;
     END IF;

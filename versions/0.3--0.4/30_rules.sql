@@ -1393,7 +1393,8 @@ BEGIN
         'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)
                                        FROM (SELECT n.recipient, pg_catalog.count(*) AS n FROM pdp.pending_notices n GROUP BY 1) x), '[]'),
         'recipients', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(rc) - 'defined_by' ORDER BY rc.name) FROM pdp.recipients rc), '[]'),
-        'audit', (SELECT pg_catalog.to_jsonb(v) FROM pdp.verify_audit_log() v));
+        'audit', (SELECT pg_catalog.to_jsonb(v) FROM pdp.verify_audit_log() v),
+        'k_anonymity', pdp._k_anonymity_findings());
     RETURN r;
 END
 $$;
@@ -1487,6 +1488,10 @@ BEGIN
                    || '- Overdue requests: ' || pg_catalog.jsonb_array_length(j->'overdue_requests') || E'\n'
                    || '- Pending rectification notices: ' || coalesce((SELECT pg_catalog.sum((e->>'count')::int)
                           FROM pg_catalog.jsonb_array_elements(j->'pending_notices') e), 0) || E'\n';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'k_anonymity') e WHERE (e->>'below_min_k')::boolean LOOP
+            out := out || '- **Below k-anonymity ' || pdp._md(x->>'min_k') || '**: ' || pdp._md(x->>'table') || ' (k = '
+                       || pdp._md(x->>'k') || E' over its quasi-identifiers)\n';
+        END LOOP;
         RETURN out;
     END IF;
 
@@ -1581,7 +1586,12 @@ BEGIN
                || '<li>Restricted subjects: ' || (j->>'restricted_subjects') || '</li>'
                || '<li>Overdue requests: ' || pg_catalog.jsonb_array_length(j->'overdue_requests') || '</li>'
                || '<li>Pending rectification notices: ' || coalesce((SELECT pg_catalog.sum((e->>'count')::int)
-                      FROM pg_catalog.jsonb_array_elements(j->'pending_notices') e), 0) || '</li></ul></section></body></html>';
+                      FROM pg_catalog.jsonb_array_elements(j->'pending_notices') e), 0) || '</li>'
+               || coalesce((SELECT pg_catalog.string_agg('<li class="bad">Below k-anonymity ' || pdp._html(e->>'min_k') || ': '
+                                                          || pdp._html(e->>'table') || ' (k = ' || pdp._html(e->>'k')
+                                                          || ' over its quasi-identifiers)</li>', '' ORDER BY e->>'table')
+                              FROM pg_catalog.jsonb_array_elements(j->'k_anonymity') e WHERE (e->>'below_min_k')::boolean), '')
+               || '</ul></section></body></html>';
     RETURN out;
 END
 $$;
@@ -1700,18 +1710,25 @@ BEGIN
                 AND a.atttypid IN ('text'::regtype, 'character varying'::regtype, 'json'::regtype, 'jsonb'::regtype)
               GROUP BY c.oid ORDER BY c.oid::regclass::text LOOP
         -- Normalised matching: e-mails and names in any case, phones with
-        -- their separators removed, IINs with their spaces removed.
+        -- their separators removed, IINs with their spaces removed.  Each
+        -- kind is one LIKE ANY over its patterns (the values, their LIKE
+        -- wildcards escaped, between %), and a kind with no identifier is
+        -- left out, so a row costs a few string operations, not a subquery
+        -- per identifier.
         SELECT pg_catalog.string_agg(pg_catalog.format(
-                   'pg_catalog.count(*) FILTER (WHERE t.%1$I IS NOT NULL AND ('
-                   'EXISTS (SELECT 1 FROM pg_catalog.unnest($1::text[]) e WHERE pg_catalog.strpos(pg_catalog.lower(t.%1$I::text), e) > 0) '
-                   'OR EXISTS (SELECT 1 FROM pg_catalog.unnest($2::text[]) p WHERE pg_catalog.strpos(pg_catalog.regexp_replace(t.%1$I::text, ''[- ().]'', '''', ''g''), p) > 0) '
-                   'OR EXISTS (SELECT 1 FROM pg_catalog.unnest($3::text[]) i WHERE pg_catalog.strpos(pg_catalog.replace(t.%1$I::text, '' '', ''''), i) > 0) '
-                   'OR EXISTS (SELECT 1 FROM pg_catalog.unnest($4::text[]) m WHERE pg_catalog.strpos(pg_catalog.lower(t.%1$I::text), m) > 0)))',
-                   u.c), ', ' ORDER BY u.o)
+                   'pg_catalog.count(*) FILTER (WHERE t.%1$I IS NOT NULL AND (false%2$s%3$s%4$s))', u.c,
+                   CASE WHEN pg_catalog.cardinality(emails) > 0 OR pg_catalog.cardinality(names) > 0
+                        THEN pg_catalog.format(' OR pg_catalog.lower(t.%I::text) OPERATOR(pg_catalog.~~) ANY ($1)', u.c) ELSE '' END,
+                   CASE WHEN pg_catalog.cardinality(phones) > 0
+                        THEN pg_catalog.format(' OR pg_catalog.translate(t.%I::text, ''- ().'', '''') OPERATOR(pg_catalog.~~) ANY ($2)', u.c) ELSE '' END,
+                   CASE WHEN pg_catalog.cardinality(iins) > 0
+                        THEN pg_catalog.format(' OR pg_catalog.replace(t.%I::text, '' '', '''') OPERATOR(pg_catalog.~~) ANY ($3)', u.c) ELSE '' END),
+                   ', ' ORDER BY u.o)
           INTO exprs FROM pg_catalog.unnest(t.cols) WITH ORDINALITY AS u(c, o);
         SELECT x.n INTO counts
           FROM pdp._exec_as_owner(t.rel, pg_catalog.format('SELECT ARRAY[%s]::bigint[] FROM %s t', exprs, t.rel),
-                                  coalesce(emails, '{}'), coalesce(phones, '{}'), coalesce(iins, '{}'), coalesce(names, '{}'))
+                                  pdp._like_patterns(coalesce(emails, '{}') || coalesce(names, '{}')),
+                                  pdp._like_patterns(coalesce(phones, '{}')), pdp._like_patterns(coalesce(iins, '{}')))
                AS x(n bigint[]);
         FOR i IN 1 .. pg_catalog.cardinality(t.cols) LOOP
             CONTINUE WHEN counts[i] = 0;

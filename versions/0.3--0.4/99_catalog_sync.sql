@@ -37,6 +37,18 @@ BEGIN
            AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) e.value_attnum
                 OR d.objsubid OPERATOR(pg_catalog.=) e.attribute_attnum);
     END IF;
+    IF pg_catalog.to_regclass('pdp.anonymise_column') IS NOT NULL THEN   -- created later in the install script
+        DELETE FROM pdp.anonymise_column x
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+           AND d.objid OPERATOR(pg_catalog.=) x.tbl::oid
+           AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) x.attnum);
+        DELETE FROM pdp.quasi_identifier x
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
+           AND d.objid OPERATOR(pg_catalog.=) x.tbl::oid
+           AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.objsubid OPERATOR(pg_catalog.=) x.attnum);
+    END IF;
     DELETE FROM pdp.apply_run r
      USING pg_event_trigger_dropped_objects() d
      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
@@ -173,6 +185,16 @@ BEGIN
           FROM pg_attribute a
          WHERE a.attrelid OPERATOR(pg_catalog.=) e.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) e.attribute_attnum
            AND a.attname OPERATOR(pg_catalog.<>) e.attribute_col;
+    END IF;
+    IF pg_catalog.to_regclass('pdp.anonymise_column') IS NOT NULL THEN   -- created later in the install script
+        UPDATE pdp.anonymise_column x SET col = a.attname
+          FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) x.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) x.attnum
+           AND a.attname OPERATOR(pg_catalog.<>) x.col;
+        UPDATE pdp.quasi_identifier x SET col = a.attname
+          FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) x.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) x.attnum
+           AND a.attname OPERATOR(pg_catalog.<>) x.col;
     END IF;
     FOR t IN
         UPDATE pdp.column_rule r SET col = a.attname
