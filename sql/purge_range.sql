@@ -16,7 +16,7 @@ INSERT INTO pr.events SELECT g, g % 500, CASE WHEN g <= 15000 THEN now() - inter
   FROM generate_series(1, 20000) g;
 VACUUM ANALYZE pr.events;
 SELECT pg_relation_size('pr.events') / current_setting('block_size')::int >= 1024 AS large_enough;
-SELECT pdp.place_hold(7, 'litigation');
+SELECT pdp.place_hold(7, 'pr litigation') AS hold_id \gset
 SELECT pdp.declare_system_subject('8', 'service account');
 SELECT pdp.restrict_subject(9, 'restriction asked');
 SELECT count(*) FILTER (WHERE learner IN (7, 8, 9) AND at < now() - interval '1 year') AS kept_expected,
@@ -80,7 +80,54 @@ UPDATE pr.events SET at = now() WHERE id % 2 = 0;
 SELECT n FROM pdp._purge_range('pr.events', 'retention', 100000, 0, 4294967295);
 SELECT count(*) AS current_kept FROM pr.events;
 
-SELECT pdp.release_hold(h.id) FROM pdp.hold h WHERE h.reason = 'litigation';
+SELECT pdp.release_hold(:hold_id);
 SELECT pdp.drop_system_subject('8');
 SELECT pdp.lift_restriction(9);
+
+-- Table retention with "never" values and a fallback (issue 16, point 3):
+-- Moodle-style epoch seconds, where 0 means never; a row whose anchor is
+-- never runs from its fallback column instead, and one never there either
+-- never expires.
+CREATE TABLE pr.users (id bigint PRIMARY KEY, learner bigint, lastaccess bigint NOT NULL DEFAULT 0,
+                       timecreated bigint NOT NULL DEFAULT 0, note text);
+SELECT pdp.register_table('pr.users', 'learner');
+INSERT INTO pr.users VALUES
+  (1, 101, extract(epoch FROM now() - interval '5 years')::bigint, 1000, 'old access'),
+  (2, 102, extract(epoch FROM now() - interval '1 day')::bigint, 1000, 'recent access'),
+  (3, 103, 0, extract(epoch FROM now() - interval '5 years')::bigint, 'never logged in, created long ago'),
+  (4, 104, 0, extract(epoch FROM now() - interval '1 day')::bigint, 'never logged in, created yesterday'),
+  (5, 105, 0, 0, 'never anything');
+-- Bad inputs, each refused with nothing changed.
+SELECT pdp.set_retention('pr.users', '3 years', NULL, 'delete', '{0}');                      -- never values need an anchor
+SELECT pdp.set_retention('pr.users', '3 years', NULL, 'delete', NULL, 'timecreated');        -- so does a fallback
+SELECT pdp.set_retention('pr.users', '3 years', 'lastaccess', 'delete', NULL, 'lastaccess'); -- the anchor itself
+SELECT pdp.set_retention('pr.users', '3 years', 'lastaccess', 'delete', NULL, 'nosuch');
+SELECT pdp.set_retention('pr.users', '3 years', 'lastaccess', 'delete', NULL, 'note');       -- not a time
+SELECT pdp.set_retention('pr.users', '3 years', 'lastaccess', 'delete', ARRAY['0', NULL]);
+SELECT pdp.set_retention('pr.users', '3 years', 'lastaccess', 'delete', ARRAY['soon']);
+SELECT count(*) AS no_policy FROM pdp.retention_policies WHERE table_name = 'pr.users'::regclass;
+-- An epoch-seconds anchor: 0 means never by default, and no warning.
+SELECT pdp.set_retention('pr.users', '3 years', 'lastaccess', 'delete', NULL, 'timecreated');
+SELECT anchor_column, never_values, fallback_column FROM pdp.retention_policies WHERE table_name = 'pr.users'::regclass;
+SELECT (pdp._find_expired('pr.users', 'retention', false, 100, NULL)).n AS would_go;
+-- The purge's find uses the expiry index made for this expression.
+SET enable_seqscan = off;
+SELECT pdp._retention_expiry_sql('pr.users') AS expiry \gset
+\echo :expiry
+EXPLAIN (COSTS OFF) SELECT 1 FROM pr.users t WHERE :expiry < now();
+RESET enable_seqscan;
+CALL pdp.purge();
+SELECT id, note FROM pr.users ORDER BY id;
+-- Renaming the fallback column keeps the policy working; dropping it ends it.
+ALTER TABLE pr.users RENAME COLUMN timecreated TO created_at;
+SELECT fallback_column FROM pdp.retention_policies WHERE table_name = 'pr.users'::regclass;
+UPDATE pr.users SET created_at = extract(epoch FROM now() - interval '5 years')::bigint WHERE id = 4;
+CALL pdp.purge();
+SELECT id, note FROM pr.users ORDER BY id;
+ALTER TABLE pr.users DROP COLUMN created_at;
+SELECT count(*) AS policy_after_drop FROM pdp.retention_policies WHERE table_name = 'pr.users'::regclass;
+CALL pdp.purge();
+-- Said explicitly that 0 is a real time: warned, as before.
+SELECT pdp.set_retention('pr.users', '3 years', 'lastaccess', 'delete', '{}');
+SELECT never_values FROM pdp.retention_policies WHERE table_name = 'pr.users'::regclass;
 DROP SCHEMA pr CASCADE;

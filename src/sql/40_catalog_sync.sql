@@ -51,7 +51,7 @@ BEGIN
      USING pg_event_trigger_dropped_objects() d
      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
        AND d.objid OPERATOR(pg_catalog.=) r.tbl::oid AND d.objsubid OPERATOR(pg_catalog.=) 0;
-    -- Retention of a dropped table, or whose anchor column was dropped, goes;
+    -- Retention of a dropped table, or whose anchor or fallback column was dropped, goes;
     -- so do the table's tags, anonymisation marks and table-wide holds.
     IF pg_catalog.to_regclass('pdp.retention_policy') IS NOT NULL THEN
         DELETE FROM pdp.retention_policy p
@@ -59,7 +59,8 @@ BEGIN
          WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid
            AND d.objid OPERATOR(pg_catalog.=) p.tbl::oid
            AND (d.objsubid OPERATOR(pg_catalog.=) 0 OR d.address_names[pg_catalog.array_length(d.address_names, 1)]
-                                                       OPERATOR(pg_catalog.=) p.anchor_column);
+                                                       OPERATOR(pg_catalog.=) p.anchor_column
+                OR d.address_names[pg_catalog.array_length(d.address_names, 1)] OPERATOR(pg_catalog.=) p.fallback_column);
         -- So does inactivity retention whose activity table, activity column
         -- or fallback column was dropped (it would make every purge fail).
         DELETE FROM pdp.subject_retention r
@@ -227,6 +228,11 @@ BEGIN
                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
                                 WHERE x.attrelid OPERATOR(pg_catalog.=) ren.objid
                                   AND x.attname OPERATOR(pg_catalog.=) p.anchor_column AND NOT x.attisdropped);
+            UPDATE pdp.retention_policy p SET fallback_column = ren.attname
+             WHERE p.tbl::oid OPERATOR(pg_catalog.=) ren.objid AND p.fallback_column IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x
+                                WHERE x.attrelid OPERATOR(pg_catalog.=) ren.objid
+                                  AND x.attname OPERATOR(pg_catalog.=) p.fallback_column AND NOT x.attisdropped);
             UPDATE pdp.subject_retention r SET activity_column = ren.attname
              WHERE r.activity_table::oid OPERATOR(pg_catalog.=) ren.objid
                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute x

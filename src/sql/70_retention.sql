@@ -24,9 +24,13 @@ CREATE TABLE pdp.retention_policy (
     anchor_column name,
     action        text        NOT NULL CHECK (action IN ('delete', 'anonymise')),
     set_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    set_by        name        NOT NULL DEFAULT CURRENT_USER
+    set_by        name        NOT NULL DEFAULT CURRENT_USER,
+    never_values  text[]      NOT NULL DEFAULT '{}',
+    fallback_column name
 );
 COMMENT ON TABLE pdp.retention_policy IS 'retention per table; read pdp.retention_policies';
+COMMENT ON COLUMN pdp.retention_policy.never_values IS 'anchor (and fallback) values that mean "never", like 0 in an epoch-seconds column; NULL always does';
+COMMENT ON COLUMN pdp.retention_policy.fallback_column IS 'the column the period runs from where the anchor is never (e.g. timecreated); NULL: none';
 COMMENT ON COLUMN pdp.retention_policy.tbl IS 'the table';
 COMMENT ON COLUMN pdp.retention_policy.period IS 'how long a row is kept after its anchor';
 COMMENT ON COLUMN pdp.retention_policy.anchor_column IS 'the column the period runs from; NULL: the insertion time';
@@ -167,6 +171,49 @@ AS $$ SELECT CASE WHEN anchor IS NOT NULL
                   THEN pg_catalog.format('pdp._expiry(%I, %L::interval)', anchor, period::text) END $$;
 COMMENT ON FUNCTION pdp._expiry_expr(name, interval) IS 'the expiry expression an anchored table''s index and purge share';
 
+-- The expiry expression of an anchored table's retention, which its expiry
+-- index and its purges share (the planner matches them): the anchor plus
+-- the period, where an anchor value in never_values counts as NULL (never),
+-- and where the anchor is never, the fallback column plus the period.  Only
+-- columns and literals of the policy: an IMMUTABLE expression.  NULL when
+-- the table has no anchored retention.
+CREATE FUNCTION pdp._retention_expiry_sql(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+    c name;
+    typ regtype;
+    nv text[];
+    part text;
+    parts text[] := '{}';
+BEGIN
+    SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _retention_expiry_sql.tbl;
+    IF NOT FOUND OR p.anchor_column IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF pg_catalog.cardinality(p.never_values) = 0 AND p.fallback_column IS NULL THEN
+        RETURN pdp._expiry_expr(p.anchor_column, p.period);   -- as 0.3 wrote it: existing indexes still match
+    END IF;
+    FOREACH c IN ARRAY ARRAY[p.anchor_column, p.fallback_column] LOOP
+        CONTINUE WHEN c IS NULL;
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) c AND NOT a.attisdropped;
+        nv := pdp._never_values_for(p.never_values, typ);
+        part := CASE WHEN pg_catalog.cardinality(nv) = 0 THEN pg_catalog.format('%I', c)
+                     ELSE pg_catalog.format('CASE WHEN %1$I IN (%2$s) THEN NULL ELSE %1$I END', c,
+                                            (SELECT pg_catalog.string_agg(pg_catalog.format('%L::%s', v, typ), ', ') FROM pg_catalog.unnest(nv) v))
+                END;
+        parts := parts || pg_catalog.format('pdp._expiry(%s, %L::interval)', part, p.period::text);
+    END LOOP;
+    RETURN CASE WHEN pg_catalog.cardinality(parts) = 1 THEN parts[1]
+                ELSE pg_catalog.format('COALESCE(%s)', pg_catalog.array_to_string(parts, ', ')) END;
+END
+$$;
+COMMENT ON FUNCTION pdp._retention_expiry_sql(regclass) IS
+    'the expiry expression of a table''s anchored retention (never values and fallback included), which its index and purges share';
+
 -- The table's single-column primary key, or an error.
 CREATE FUNCTION pdp._single_key(tbl regclass) RETURNS name
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -226,12 +273,15 @@ $$;
 COMMENT ON FUNCTION pdp._require_row_key_sql(regclass) IS 'pdp._row_key_sql, or an error when the table has no primary key';
 
 CREATE FUNCTION pdp.set_retention(tbl regclass, period interval, anchor_column name DEFAULT NULL,
-                                  action text DEFAULT 'delete') RETURNS void
+                                  action text DEFAULT 'delete', never_values text[] DEFAULT NULL,
+                                  fallback_column name DEFAULT NULL) RETURNS void
 LANGUAGE C AS $$MODULE_PATHNAME$$, $$pdp_api_call$$;   -- dollar-quoted like SQL bodies, for the update-script tooling
-COMMENT ON FUNCTION pdp.set_retention(regclass, interval, name, text) IS
-    'tags every row with its expiry (anchor plus period, or insertion time plus period) and sets the purge action';
+COMMENT ON FUNCTION pdp.set_retention(regclass, interval, name, text, text[], name) IS
+    'tags every row with its expiry (anchor plus period, or insertion time plus period) and sets the purge action; '
+    'anchor values in never_values (and NULL) mean never and fall back to fallback_column';
 
-CREATE FUNCTION pdp._api_set_retention(tbl regclass, period interval, anchor_column name, action text)
+CREATE FUNCTION pdp._api_set_retention(tbl regclass, period interval, anchor_column name, action text,
+                                       never_values text[], fallback_column name)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -242,6 +292,8 @@ DECLARE
     idx name;
     k name;
     zeros bigint;
+    ftyp regtype;
+    v text;
 BEGIN
     PERFORM pdp._require_owner(tbl);
     IF anchor_column IS NULL THEN
@@ -281,31 +333,62 @@ BEGIN
                 USING ERRCODE = 'datatype_mismatch',
                       HINT = 'An anchor is timestamptz, timestamp, date, or integer/bigint Unix epoch seconds.';
         END IF;
+        IF fallback_column IS NOT NULL THEN
+            IF fallback_column OPERATOR(pg_catalog.=) anchor_column THEN
+                RAISE EXCEPTION 'the fallback column must differ from the anchor column' USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            ftyp := pdp._anchor_type(tbl, fallback_column, 'fallback');
+        END IF;
+        IF never_values IS NULL THEN
+            -- The default: 0 means never in an epoch-seconds column (nobody's
+            -- data dates from 1 January 1970; applications write 0 for "not yet").
+            never_values := CASE WHEN typ IN ('integer'::regtype, 'bigint'::regtype)
+                                   OR ftyp IN ('integer'::regtype, 'bigint'::regtype) THEN '{0}'::text[] ELSE '{}'::text[] END;
+        END IF;
+        IF pg_catalog.array_position(never_values, NULL) IS NOT NULL THEN
+            RAISE EXCEPTION 'never_values must not contain NULL' USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'NULL always means never; list only the other values that do, e.g. ''{0}''.';
+        END IF;
+        FOREACH v IN ARRAY never_values LOOP
+            -- The value is not named: the message says which rule it failed.
+            IF pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], typ)) = 0
+               AND (ftyp IS NULL OR pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], ftyp)) = 0) THEN
+                RAISE EXCEPTION 'a value in never_values is not a value of the anchor or fallback column''s type'
+                    USING ERRCODE = 'invalid_text_representation',
+                          HINT = pg_catalog.format('The anchor column is %s%s.', typ,
+                                                   CASE WHEN ftyp IS NOT NULL THEN ', the fallback column ' || ftyp ELSE '' END);
+            END IF;
+        END LOOP;
         -- Epoch seconds: 0 is 1 January 1970, which applications often write
-        -- for "not yet".  Say so rather than purge those rows silently.
-        IF typ IN ('integer'::regtype, 'bigint'::regtype) THEN
+        -- for "not yet".  Unless 0 means never, say so rather than purge
+        -- those rows silently.
+        IF typ IN ('integer'::regtype, 'bigint'::regtype) AND NOT '0' OPERATOR(pg_catalog.=) ANY (never_values) THEN
             SELECT x.n INTO zeros FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                 'SELECT pg_catalog.count(*) FROM %s t WHERE t.%I OPERATOR(pg_catalog.=) 0', tbl, anchor_column)) AS x(n bigint);
             IF zeros > 0 THEN
                 RAISE WARNING 'anchor column "%" of table "%" holds 0 in % rows, read as 1 January 1970: they expire at once',
                               anchor_column, pdp._relname(tbl), zeros
-                    USING HINT = 'If 0 means "never" there, write NULL instead (a row with a NULL anchor never expires). '
+                    USING HINT = 'If 0 means "never" there, say so: never_values => ''{0}'' (a NULL anchor never expires either). '
                                  'A purge that would remove more than pdp.purge_max_share of the table is held back.';
             END IF;
         END IF;
+    ELSIF never_values IS NOT NULL OR fallback_column IS NOT NULL THEN
+        RAISE EXCEPTION 'never_values and fallback_column need an anchor column' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Without an anchor a row expires from when it was written, which is never "never".';
     END IF;
 
     PERFORM pdp._drop_retention_objects(tbl);
-    INSERT INTO pdp.retention_policy (tbl, period, anchor_column, action, set_by)
-    VALUES (tbl, period, anchor_column, action, pg_catalog.pg_get_userbyid(pdp._caller()))
+    INSERT INTO pdp.retention_policy (tbl, period, anchor_column, action, set_by, never_values, fallback_column)
+    VALUES (tbl, period, anchor_column, action, pg_catalog.pg_get_userbyid(pdp._caller()), coalesce(never_values, '{}'), fallback_column)
     ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
        SET period = EXCLUDED.period, anchor_column = EXCLUDED.anchor_column, action = EXCLUDED.action,
-           set_at = pg_catalog.now(), set_by = EXCLUDED.set_by;
+           set_at = pg_catalog.now(), set_by = EXCLUDED.set_by,
+           never_values = EXCLUDED.never_values, fallback_column = EXCLUDED.fallback_column;
 
     IF anchor_column IS NOT NULL THEN
         -- The expiry index is the tag.  An index with the same expression made
         -- beforehand (CREATE INDEX CONCURRENTLY on a large table) is reused.
-        expr := pdp._expiry_expr(anchor_column, period);
+        expr := pdp._retention_expiry_sql(tbl);
         idx := pg_catalog.left('pdp_expiry_' || (SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid), 63);
         IF NOT EXISTS (SELECT 1 FROM pg_index i
                         WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid
@@ -324,10 +407,11 @@ BEGIN
         ON CONFLICT DO NOTHING;
     END IF;
     PERFORM pdp._audit('set_retention', tbl::text, NULL,
-                       pg_catalog.jsonb_build_object('period', period::text, 'anchor', anchor_column, 'action', action));
+                       pg_catalog.jsonb_build_object('period', period::text, 'anchor', anchor_column, 'action', action,
+                                                     'never_values', never_values, 'fallback', fallback_column));
 END
 $$;
-COMMENT ON FUNCTION pdp._api_set_retention(regclass, interval, name, text) IS
+COMMENT ON FUNCTION pdp._api_set_retention(regclass, interval, name, text, text[], name) IS
     'pdp.set_retention''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 CREATE FUNCTION pdp._drop_retention_objects(tbl regclass) RETURNS void
@@ -377,7 +461,7 @@ COMMENT ON FUNCTION pdp._api_drop_retention(regclass) IS
 CREATE VIEW pdp.retention_policies AS
 SELECT p.tbl AS table_name, p.period, p.anchor_column,
        CASE WHEN p.anchor_column IS NULL THEN 'insertion time' ELSE 'anchor column' END AS tagged_by,
-       p.action, p.set_at, p.set_by
+       p.action, p.set_at, p.set_by, p.never_values, p.fallback_column
   FROM pdp.retention_policy p;
 COMMENT ON VIEW pdp.retention_policies IS 'retention per table';
 
@@ -699,7 +783,8 @@ COMMENT ON FUNCTION pdp._deletion_order() IS 'registered tables, children before
 -- subjects, $4 the restricted subjects, $5 the keys of expired tagged rows
 -- (retention without an anchor) or the inactive subjects (inactivity), $6
 -- the keys of rows already anonymised.  pdp._find_expired fills them in.
-CREATE FUNCTION pdp._expired_where_sql(tbl regclass, reason text, OUT cond text, OUT order_by text, OUT pos text)
+CREATE FUNCTION pdp._expired_where_sql(tbl regclass, reason text, OUT cond text, OUT order_by text, OUT pos text,
+                                       OUT pos_max text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -709,6 +794,7 @@ DECLARE
     guard text;
 BEGIN
     pos := 'NULL::timestamptz';
+    pos_max := 'NULL::timestamptz';
     IF reason = 'retention' THEN
         SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _expired_where_sql.tbl;
         IF NOT FOUND THEN
@@ -716,13 +802,19 @@ BEGIN
         END IF;
         IF p.anchor_column IS NOT NULL THEN
             -- The same expression as the expiry index, so the scan is a range scan of it.
-            order_by := pg_catalog.format('pdp._expiry(t.%I, %L::interval)', p.anchor_column, p.period::text);
+            order_by := pdp._retention_expiry_sql(tbl);
             cond := order_by || ' OPERATOR(pg_catalog.<) pg_catalog.now() AND '
                     || order_by || ' OPERATOR(pg_catalog.>=) $2';
-            -- The position is the anchor; the caller takes the expiry of
-            -- the batch's greatest one (the expiry grows with the anchor), so
-            -- the expiry is not computed again for every row.
-            pos := pg_catalog.format('t.%I', p.anchor_column);
+            IF pg_catalog.cardinality(p.never_values) = 0 AND p.fallback_column IS NULL THEN
+                -- The position is the anchor; the batch's is the expiry of
+                -- its greatest one (the expiry grows with the anchor), so the
+                -- expiry is not computed again for every row.
+                pos := pg_catalog.format('t.%I', p.anchor_column);
+                pos_max := pg_catalog.format('pdp._expiry(pg_catalog.max(x.pos), %L::interval)', p.period::text);
+            ELSE
+                pos := order_by;
+                pos_max := 'pg_catalog.max(x.pos)';
+            END IF;
         ELSE
             k := pdp._single_key(tbl);   -- tagged rows: set_retention required one
             cond := pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', k);
@@ -758,7 +850,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp._expired_where_sql(regclass, text) IS
-    'the condition (with $2 to $6 as pdp._expired_rows_sql describes them) of a table''s expired, unheld rows, their order and position';
+    'the condition (with $2 to $6 as pdp._expired_rows_sql describes them) of a table''s expired, unheld rows, their order, position and a batch''s position';
 
 CREATE FUNCTION pdp._expired_rows_sql(tbl regclass, reason text, lock boolean) RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -783,7 +875,7 @@ COMMENT ON FUNCTION pdp._expired_rows_sql(regclass, text, boolean) IS 'SQL findi
 -- go: no subject column, or a hold on the whole table.
 CREATE FUNCTION pdp._expired_params(tbl regclass, reason text, OUT purgeable boolean, OUT held text[],
                                     OUT restricted text[], OUT keys text[], OUT anonymised text[])
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql   -- (reads the session's temporary table: not for parallel workers)
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -860,10 +952,7 @@ BEGIN
       -- TID scan of the delete sorts the ctids itself.
       FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), %s, '
                                                      'pg_catalog.array_agg(x.tableoid) FROM (%s) x',
-                                                     coalesce((SELECT pg_catalog.format('pdp._expiry(pg_catalog.max(x.pos), %L::interval)', p.period::text)
-                                                                 FROM pdp.retention_policy p
-                                                                WHERE reason = 'retention' AND p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl
-                                                                  AND p.anchor_column IS NOT NULL), 'NULL::timestamptz'), q),
+                                                     (pdp._expired_where_sql(tbl, reason)).pos_max, q),
                               batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);

@@ -125,7 +125,7 @@ GRANT SELECT ON pdp.retention_policies, pdp.retention_policy, pdp.subject_retent
 GRANT SELECT, INSERT, UPDATE, DELETE ON pdp.retention_policy, pdp.subject_retention, pdp.retention_tag,
                 pdp.anonymised_row TO pdp_admin;
 GRANT EXECUTE ON FUNCTION
-    pdp.set_retention(regclass, interval, name, text), pdp.drop_retention(regclass),
+    pdp.set_retention(regclass, interval, name, text, text[], name), pdp.drop_retention(regclass),
     pdp.set_subject_retention(interval, regclass, name, text[], name), pdp.drop_subject_retention(),
     pdp.place_hold(text, text, timestamptz), pdp.place_hold(bigint, text, timestamptz), pdp.place_hold(uuid, text, timestamptz),
     pdp.place_table_hold(regclass, text, timestamptz), pdp.release_hold(bigint),

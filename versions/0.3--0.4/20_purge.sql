@@ -127,102 +127,6 @@ COMMENT ON FUNCTION pdp._api_set_subject_retention(interval, regclass, name, tex
     'pdp.set_subject_retention''s implementation, run as pdp_ext''s owner (callable by no role)';
 
 -- Table retention: an epoch-seconds anchor holding 0 is named when it is set.
-CREATE OR REPLACE FUNCTION pdp._api_set_retention(tbl regclass, period interval, anchor_column name, action text)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    typ regtype;
-    expr text;
-    idx name;
-    k name;
-    zeros bigint;
-BEGIN
-    PERFORM pdp._require_owner(tbl);
-    IF anchor_column IS NULL THEN
-        -- Without an anchor, a trigger tags new rows: it would run on the workers.
-        PERFORM pdp._refuse_on_citus(tbl, 'set retention without an anchor column on');
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl) THEN
-        RAISE EXCEPTION 'table "%" is not registered', pdp._relname(tbl)
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Register its subject columns first: holds and restrictions apply per subject.';
-    END IF;
-    PERFORM pdp._check_interval(period, 'retention period must be positive');
-    IF action IS NULL OR action NOT IN ('delete', 'anonymise') THEN
-        RAISE EXCEPTION 'unknown retention action' USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'The action is "delete" or "anonymise".';
-    END IF;
-    IF action = 'anonymise' AND NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl)
-       AND NOT EXISTS (SELECT 1 FROM pdp.anonymise_column x WHERE x.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl) THEN
-        RAISE EXCEPTION 'table "%" has no column rules to anonymise with', pdp._relname(tbl)
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Declare rules with pdp.set_column_rule, or anonymisations with pdp.set_anonymisation, first.';
-    END IF;
-    IF anchor_column IS NULL THEN
-        k := pdp._single_key(tbl);   -- the tagging trigger records rows by it
-    END IF;
-    IF anchor_column IS NOT NULL THEN
-        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
-         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) anchor_column
-           AND a.attnum > 0 AND NOT a.attisdropped;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'column "%" of table "%" does not exist', anchor_column, pdp._relname(tbl)
-                USING ERRCODE = 'undefined_column';
-        END IF;
-        IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype,
-                       'integer'::regtype, 'bigint'::regtype) THEN
-            RAISE EXCEPTION 'anchor column "%" has unsupported type %', anchor_column, typ
-                USING ERRCODE = 'datatype_mismatch',
-                      HINT = 'An anchor is timestamptz, timestamp, date, or integer/bigint Unix epoch seconds.';
-        END IF;
-        -- Epoch seconds: 0 is 1 January 1970, which applications often write
-        -- for "not yet".  Say so rather than purge those rows silently.
-        IF typ IN ('integer'::regtype, 'bigint'::regtype) THEN
-            SELECT x.n INTO zeros FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-                'SELECT pg_catalog.count(*) FROM %s t WHERE t.%I OPERATOR(pg_catalog.=) 0', tbl, anchor_column)) AS x(n bigint);
-            IF zeros > 0 THEN
-                RAISE WARNING 'anchor column "%" of table "%" holds 0 in % rows, read as 1 January 1970: they expire at once',
-                              anchor_column, pdp._relname(tbl), zeros
-                    USING HINT = 'If 0 means "never" there, write NULL instead (a row with a NULL anchor never expires). '
-                                 'A purge that would remove more than pdp.purge_max_share of the table is held back.';
-            END IF;
-        END IF;
-    END IF;
-
-    PERFORM pdp._drop_retention_objects(tbl);
-    INSERT INTO pdp.retention_policy (tbl, period, anchor_column, action, set_by)
-    VALUES (tbl, period, anchor_column, action, pg_catalog.pg_get_userbyid(pdp._caller()))
-    ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
-       SET period = EXCLUDED.period, anchor_column = EXCLUDED.anchor_column, action = EXCLUDED.action,
-           set_at = pg_catalog.now(), set_by = EXCLUDED.set_by;
-
-    IF anchor_column IS NOT NULL THEN
-        -- The expiry index is the tag.  An index with the same expression made
-        -- beforehand (CREATE INDEX CONCURRENTLY on a large table) is reused.
-        expr := pdp._expiry_expr(anchor_column, period);
-        idx := pg_catalog.left('pdp_expiry_' || (SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid), 63);
-        IF NOT EXISTS (SELECT 1 FROM pg_index i
-                        WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid
-                          AND pg_catalog.pg_get_indexdef(i.indexrelid) LIKE '%' || pg_catalog.replace(expr, 'pdp._expiry', '_expiry') || '%') THEN
-            EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (%s)', idx, tbl, expr);
-        END IF;
-    ELSE
-        -- No anchor: a trigger records each new row's expiry; existing rows
-        -- are tagged now, from today.
-        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_retention_tag AFTER INSERT ON %s '
-                                  'REFERENCING NEW TABLE AS pdp_new_rows FOR EACH STATEMENT '
-                                  'EXECUTE FUNCTION pdp._retention_tag(%L, %L)', tbl, k, period::text);
-        INSERT INTO pdp.retention_tag (tbl, row_key, expires_at)
-        SELECT tbl::oid, x.k, pdp._expiry(pg_catalog.now(), period)
-          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT t.%I::text FROM %s t', k, tbl)) AS x(k text)
-        ON CONFLICT DO NOTHING;
-    END IF;
-    PERFORM pdp._audit('set_retention', tbl::text, NULL,
-                       pg_catalog.jsonb_build_object('period', period::text, 'anchor', anchor_column, 'action', action));
-END
-$$;
 
 -- System subjects.
 CREATE TABLE pdp.system_subject (
@@ -318,10 +222,7 @@ BEGIN
       -- TID scan of the delete sorts the ctids itself.
       FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), %s, '
                                                      'pg_catalog.array_agg(x.tableoid) FROM (%s) x',
-                                                     coalesce((SELECT pg_catalog.format('pdp._expiry(pg_catalog.max(x.pos), %L::interval)', p.period::text)
-                                                                 FROM pdp.retention_policy p
-                                                                WHERE reason = 'retention' AND p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl
-                                                                  AND p.anchor_column IS NOT NULL), 'NULL::timestamptz'), q),
+                                                     (pdp._expired_where_sql(tbl, reason)).pos_max, q),
                               batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);

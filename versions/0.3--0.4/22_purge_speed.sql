@@ -38,10 +38,7 @@ BEGIN
       -- TID scan of the delete sorts the ctids itself.
       FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), %s, '
                                                      'pg_catalog.array_agg(x.tableoid) FROM (%s) x',
-                                                     coalesce((SELECT pg_catalog.format('pdp._expiry(pg_catalog.max(x.pos), %L::interval)', p.period::text)
-                                                                 FROM pdp.retention_policy p
-                                                                WHERE reason = 'retention' AND p.tbl OPERATOR(pg_catalog.=) _find_expired.tbl
-                                                                  AND p.anchor_column IS NOT NULL), 'NULL::timestamptz'), q),
+                                                     (pdp._expired_where_sql(tbl, reason)).pos_max, q),
                               batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);
@@ -129,7 +126,8 @@ BEGIN
 END
 $$;
 -- Tables much of which has expired are purged by block ranges.
-CREATE OR REPLACE FUNCTION pdp._expired_where_sql(tbl regclass, reason text, OUT cond text, OUT order_by text, OUT pos text)
+CREATE OR REPLACE FUNCTION pdp._expired_where_sql(tbl regclass, reason text, OUT cond text, OUT order_by text, OUT pos text,
+                                       OUT pos_max text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -139,6 +137,7 @@ DECLARE
     guard text;
 BEGIN
     pos := 'NULL::timestamptz';
+    pos_max := 'NULL::timestamptz';
     IF reason = 'retention' THEN
         SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _expired_where_sql.tbl;
         IF NOT FOUND THEN
@@ -146,13 +145,19 @@ BEGIN
         END IF;
         IF p.anchor_column IS NOT NULL THEN
             -- The same expression as the expiry index, so the scan is a range scan of it.
-            order_by := pg_catalog.format('pdp._expiry(t.%I, %L::interval)', p.anchor_column, p.period::text);
+            order_by := pdp._retention_expiry_sql(tbl);
             cond := order_by || ' OPERATOR(pg_catalog.<) pg_catalog.now() AND '
                     || order_by || ' OPERATOR(pg_catalog.>=) $2';
-            -- The position is the anchor; the caller takes the expiry of
-            -- the batch's greatest one (the expiry grows with the anchor), so
-            -- the expiry is not computed again for every row.
-            pos := pg_catalog.format('t.%I', p.anchor_column);
+            IF pg_catalog.cardinality(p.never_values) = 0 AND p.fallback_column IS NULL THEN
+                -- The position is the anchor; the batch's is the expiry of
+                -- its greatest one (the expiry grows with the anchor), so the
+                -- expiry is not computed again for every row.
+                pos := pg_catalog.format('t.%I', p.anchor_column);
+                pos_max := pg_catalog.format('pdp._expiry(pg_catalog.max(x.pos), %L::interval)', p.period::text);
+            ELSE
+                pos := order_by;
+                pos_max := 'pg_catalog.max(x.pos)';
+            END IF;
         ELSE
             k := pdp._single_key(tbl);   -- tagged rows: set_retention required one
             cond := pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($5)', k);
@@ -206,7 +211,7 @@ END
 $$;
 CREATE OR REPLACE FUNCTION pdp._expired_params(tbl regclass, reason text, OUT purgeable boolean, OUT held text[],
                                     OUT restricted text[], OUT keys text[], OUT anonymised text[])
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql   -- (reads the session's temporary table: not for parallel workers)
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
