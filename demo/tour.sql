@@ -181,6 +181,20 @@ RESET pdp.purge_max_share;
 SELECT count(*) FILTER (WHERE pdp._expiry(at, '3 years') < now()) AS "expired left (held)",
        count(*) AS "log entries now" FROM lms.activity_log;
 SELECT status, rows, total_rows FROM pdp.purge_log ORDER BY id DESC LIMIT 1;
+\echo 'Anchors in epoch seconds, as Moodle writes them: 0 means never by default, and a fallback column takes over'
+\echo '(a certificate kept 3 years after completion; never completed: 3 years after enrolment):'
+\o /dev/null
+CREATE TABLE lms.certificates (id bigint PRIMARY KEY, learner bigint NOT NULL, completed bigint NOT NULL DEFAULT 0,
+                               enrolled bigint NOT NULL);
+INSERT INTO lms.certificates VALUES
+  (1, 2, extract(epoch FROM now() - interval '4 years')::bigint, extract(epoch FROM now() - interval '5 years')::bigint),
+  (2, 3, 0, extract(epoch FROM now() - interval '4 years')::bigint),
+  (3, 4, 0, extract(epoch FROM now() - interval '1 month')::bigint);
+SELECT pdp.register_table('lms.certificates', 'learner');
+SELECT pdp.set_retention('lms.certificates', '3 years', 'completed', fallback_column => 'enrolled');
+\o
+SELECT table_name, anchor_column, never_values, fallback_column FROM pdp.retention_policies WHERE table_name = 'lms.certificates'::regclass;
+SELECT * FROM pdp.purge_expired(dry_run => true) WHERE table_name = 'lms.certificates'::regclass;
 \echo 'Inactivity: a learner not seen for 3 years expires everywhere; one never seen (NULL) counts from when the'
 \echo 'account was made.  System subjects (here account 1, an administrator) are never purged:'
 \o /dev/null
