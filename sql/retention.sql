@@ -58,7 +58,9 @@ INSERT INTO ret.sessions (learner, token) SELECT g, 'new' FROM generate_series(4
 -- Tags: the expiry index for anchors (range scans), the tag table otherwise.
 SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM ret.logins WHERE pdp._expiry(at, '1 year'::interval) < now();
-EXPLAIN (COSTS OFF) SELECT id FROM ret.clicks WHERE pdp._expiry(at_epoch, '1 year'::interval) < now();
+-- (An epoch-seconds anchor: 0 means never, part of the indexed expression.)
+SELECT pdp._retention_expiry_sql('ret.clicks') AS clicks_expiry \gset
+EXPLAIN (COSTS OFF) SELECT id FROM ret.clicks WHERE :clicks_expiry < now();
 RESET enable_seqscan;
 SELECT count(*) AS session_tags, count(*) FILTER (WHERE expires_at > now() + interval '29 days') AS due_in_30_days
   FROM pdp.retention_tag WHERE tbl = 'ret.sessions'::regclass;
