@@ -407,7 +407,7 @@ reads_record(TrackedRead *t, const double *rows, uint64 returned)
 		*p = '\0';
 		snprintf(details, sizeof(details), "{\"command\": \"%s\", \"purpose\": %s%s%s}",
 				 t->command, purpose[0] ? "\"" : "", purpose[0] ? purpose : "null", purpose[0] ? "\"" : "");
-		if (!pdp_audit_durable_async(t->role, t->session_role, "read", t->names[i], details,
+		if (!pdp_audit_read_buffered(t->role, t->session_role, t->names[i], details,
 									 rows != NULL ? (int64) rows[i] : -1, (int64) returned, rows != NULL) &&
 			rows != NULL)
 			ereport(ERROR,

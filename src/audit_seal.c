@@ -80,7 +80,8 @@ seal_prepare_plans(void)
 		seal_insert_plan = seal_prepare(
 			"INSERT INTO pdp.audit_seal (seq, entry_id, hash, key_version, mac) "
 			"SELECT s.seq, s.entry_id, s.hash, $4, s.mac "
-			"  FROM pg_catalog.unnest($1, $2, $3, $5) AS s(seq, entry_id, hash, mac)", 5, insert_args);
+			"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+			"                 pg_catalog.unnest($5)) AS s(seq, entry_id, hash, mac)", 5, insert_args);
 	if (seal_delete_plan == NULL)
 		seal_delete_plan = seal_prepare(
 			"DELETE FROM pdp.audit_unsealed u USING pdp.audit_seal a "

@@ -64,6 +64,8 @@ extern int64 pdp_audit_durable(const char *action, const char *object,
 							   const char *subject_pseudonym, const char *details);
 extern bool pdp_audit_durable_async(const char *role, const char *session_role, const char *action,
 									const char *object, const char *details, int64 rows, int64 returned, bool wait);
+extern bool pdp_audit_read_buffered(const char *role, const char *session_role, const char *object,
+									const char *details, int64 rows, int64 returned, bool wait);
 extern bool pdp_audit_unavailable(void);
 
 /* Read-access logging (audit_reads.c) */
