@@ -133,11 +133,13 @@ typedef struct AuditShared
  * statements of up to READBUF_KEYS distinct (role, session role, table,
  * command, purpose) keys; the worker writes one row per key and buffer,
  * listing each statement.  Only when a buffer is full does its backend wait
- * (for the worker to empty it).
+ * (for the worker to empty it).  1024 statements a backend (24 kB): at a few
+ * thousand lookups a second a backend wakes the worker about every quarter
+ * second, so the worker commits a few times a second, not per statement.
  */
-#define READBUF_STMTS 256
+#define READBUF_STMTS 1024
 #define READBUF_KEYS 4
-#define READBUF_WAKE (READBUF_STMTS / 2)
+#define READBUF_WAKE (READBUF_STMTS * 3 / 4)
 #define READBUF_DETAILS_LEN 320
 
 typedef struct ReadKey
@@ -1060,7 +1062,7 @@ pdp_audit_worker_main(Datum main_arg)
 	Oid			dbid = DatumGetObjectId(main_arg);
 	MemoryContext workctx;
 	AuditSlot  *batch;
-	AuditReadBuf *reads = NULL;
+	AuditReadBuf *volatile reads = NULL;
 	int			*index_of = NULL;
 	int64	   *ids;
 	TimestampTz last_work;
@@ -1203,7 +1205,13 @@ pdp_audit_worker_main(Datum main_arg)
 						 errmsg("pdp_ext's audit worker could not record %d read-access entries", async_lost)));
 			last_work = GetCurrentTimestamp();
 			seal_due = true;
-			continue;			/* more may have come meanwhile */
+			/*
+			 * Durable entries: more may have come meanwhile, and their
+			 * writers wait.  Read records only: wait for the next turn (or a
+			 * wake-up), so that they are committed many at a time.
+			 */
+			if (n > 0)
+				continue;
 		}
 
 		if (seal_due)
