@@ -18,7 +18,7 @@ SELECT 'tap_seal', 'pgtap', jsonb_build_object('n', g) FROM generate_series(1, 2
 SELECT is((SELECT count(*) FROM pdp.audit_unsealed), 25001::bigint, 'the 25,001 entries are queued');
 
 SELECT is(pdp.seal_audit_log(true, 12345), 12345::bigint, 'max_entries cuts the batch: 12,345 sealed');
-SELECT is((SELECT head_seq - b.head_seq FROM pdp.audit_chain, before b), 12345::bigint, 'the head moved by as many');
+SELECT is((SELECT c.head_seq - b.head_seq FROM pdp.audit_chain c, before b), 12345::bigint, 'the head moved by as many');
 SELECT is((SELECT count(*) FROM pdp.audit_unsealed), 12656::bigint, 'and only they left the queue');
 SELECT is((SELECT min(l.id) FROM pdp.audit_log l JOIN pdp.audit_unsealed u ON u.entry_id = l.id),
           (SELECT max(a.entry_id) + 1 FROM pdp.audit_seal a), 'the batch took the lowest entry ids first');
@@ -29,13 +29,13 @@ SELECT is((SELECT count(*) FROM (SELECT a.entry_id < lag(a.entry_id) OVER (ORDER
                                    FROM pdp.audit_seal a, before b WHERE a.seq > b.head_seq) s WHERE back),
           0::bigint, 'seals follow entry id order');
 
--- The chunk boundaries (10,000 and 20,000 entries into the second call, and
--- the cut between the calls) chain like any other link.
+-- The cut between the calls, the chunk boundary 10,000 entries into the
+-- second call, and the last link chain like any other link.
 SELECT is((SELECT count(*) FROM pdp.audit_seal a
              JOIN pdp.audit_seal p ON p.seq = a.seq - 1
              JOIN pdp.audit_log l ON l.id = a.entry_id, before b
             WHERE a.seq IN (b.head_seq + 12345, b.head_seq + 12346, b.head_seq + 12345 + 10000,
-                            b.head_seq + 12345 + 10001, b.head_seq + 12345 + 20001)
+                            b.head_seq + 12345 + 10001, b.head_seq + 25001)
               AND a.hash = pdp._audit_hash(p.hash, a.seq, l.id, l.at, pdp._audit_fields(l))
               AND a.mac IS NOT NULL AND a.key_version = pdp._audit_key_version()),
           5::bigint, 'links across the cut and the chunk boundaries recompute to their hashes, each with a MAC');
