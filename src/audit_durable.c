@@ -133,7 +133,7 @@ typedef struct AuditShared
  * statements of up to READBUF_KEYS distinct (role, session role, table,
  * command, purpose) keys; the worker writes one row per key and buffer,
  * listing each statement.  Only when a buffer is full does its backend wait
- * (for the worker to empty it).  1024 statements a backend (24 kB): at a few
+ * (for the worker to empty it).  1024 statements a backend (about 35 kB): at a few
  * thousand lookups a second a backend wakes the worker about every quarter
  * second, so the worker commits a few times a second, not per statement.
  */

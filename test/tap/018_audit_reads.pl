@@ -126,6 +126,18 @@ like($err, qr/permission denied|must be superuser|pg_write_server_files/, 'a COP
 wait_reads($before_copy + 2);
 is(last_read(q{r.details->>'command', r.s->>'failed'}), 'COPY|true', 'and is recorded as a failed COPY');
 
+# COPY table TO of a table under row-level security: PostgreSQL runs it as a
+# query, so the executor records it; the utility hook must not add a second.
+$node->safe_psql('postgres', q{ALTER TABLE learners ENABLE ROW LEVEL SECURITY;
+	CREATE POLICY app_reads ON learners FOR SELECT TO app USING (id <= 100)});
+my $before_rls = reads();
+$node->safe_psql('postgres', q{SET ROLE app; COPY learners TO STDOUT});
+wait_reads($before_rls + 1);
+$node->safe_psql('postgres', q{SELECT pg_sleep(1)});
+is(reads(), $before_rls + 1, 'COPY TO of a table under row-level security is recorded once');
+is(last_read(q{r.s->>'rows'}), '100', 'with the rows the policy let through');
+$node->safe_psql('postgres', q{DROP POLICY app_reads ON learners; ALTER TABLE learners DISABLE ROW LEVEL SECURITY});
+
 # A session that stays idle after its read: the worker collects the record
 # from the session's buffer without any further statement of the session.
 {
