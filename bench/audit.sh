@@ -40,3 +40,36 @@ latency() {   # name, script
 }
 latency 'pdp._audit' "$work/chained.sql"
 latency 'pdp.decrypt' "$work/reversal.sql"
+
+# Sealing before and after issue 15 point 3, in the same run: the row-wise
+# sealer of before (one INSERT per entry in a PL/pgSQL loop,
+# bench/audit_seal_rowwise.psql) is installed in place of the set-based one
+# (pdp._audit_seal_chain, src/audit_seal.c), then the latter is restored.
+# For each: sealing throughput (50,000 queued entries sealed by one call:
+# entries appended directly, so that the audit worker is not asked to seal
+# them meanwhile), and the latency of pdp._audit under 8 clients while the
+# audit worker seals in the background with that sealer.
+"${db[@]}" -A -t -c "SELECT pg_catalog.pg_get_functiondef('pdp.seal_audit_log(boolean, integer)'::regprocedure)" > "$work/setbased.sql"
+echo ";" >> "$work/setbased.sql"
+sealer() {   # rowwise | setbased
+  if [ "$1" = rowwise ]; then "${db[@]}" -f bench/audit_seal_rowwise.psql; else "${db[@]}" -f "$work/setbased.sql"; fi
+}
+seal_rate() {   # name, is_baseline, run
+  sleep 1.5   # the worker's sealing window after the last append closes
+  "${db[@]}" -c "SELECT pdp.seal_audit_log(true, 2147483647)" >/dev/null
+  "${db[@]}" -c "INSERT INTO pdp.audit_log (action, object, details) SELECT 'bench', 'seal throughput', jsonb_build_object('n', g) FROM generate_series(1, 50000) g"
+  ms=$("${db[@]}" -A -t -c "SELECT extract(epoch FROM clock_timestamp() - t) * 1000 FROM (SELECT clock_timestamp() AS t, pdp.seal_audit_log(true, 2147483647) AS n) s WHERE n = 50000")
+  [ -n "$ms" ] || { echo "bench: sealing did not seal the 50,000 entries" >&2; exit 1; }
+  "${db[@]}" -c "INSERT INTO bench.timing VALUES ('audit: sealing 50,000 queued entries', '$1', $2, $3, $ms, 50000)"
+  echo "bench: sealing, $1, run $3: $(awk -v ms="$ms" 'BEGIN { printf "%.0f entries/s", 50000 / (ms / 1000) }')"
+}
+for i in 1 2 3; do
+  sealer rowwise;  seal_rate 'row-wise sealer (before: PL/pgSQL loop)' true $i
+  sealer setbased; seal_rate 'set-based sealer (after: C chain, one INSERT ... unnest)' false $i
+done
+for s in rowwise setbased; do
+  sealer $s
+  latency "pdp._audit, worker sealing $s" "$work/chained.sql"
+done
+sealer setbased
+"${db[@]}" -c "SELECT ok, entries FROM pdp.verify_audit_log()" -A -t | sed 's/^/bench: audit chain after the sealing runs (ok|entries): /'

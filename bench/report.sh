@@ -56,6 +56,8 @@ for g, rs in groups.items():
             t = group_targets.get(g)
         if r['name'].startswith('INSERT, anchored retention'):
             t = 1.15
+        if r['name'] == 'read logging on':   # issue 15, point 4: PK lookup and 1M-row scan
+            t = 1.2
         if r['name'].startswith('CALL pdp.purge: longest batch'):
             verdict = ('≤ 1 s: met' if float(r['max_ms']) <= 1000 else '**missed** (> 1 s)')
             print(f"| {r['name']} | {r['rows']} | {r['median_ms']} | {r['min_ms']} | {r['max_ms']} | {r['ratio']}× | {verdict} |")

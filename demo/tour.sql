@@ -258,8 +258,13 @@ SELECT pdp.publish_audit_anchor() AS anchor;
 \echo 'Reads of lms.payments are logged from now on (time, role, purpose, rows; never a value):'
 SELECT pdp.audit_reads('lms.payments');
 SELECT count(*) FROM lms.payments;
+\echo 'COPY ... TO (here to STDOUT, discarded) is recorded too, as command COPY:'
+\o /dev/null
+COPY lms.payments TO STDOUT;
+\o
 SELECT pg_sleep(0.6);
-SELECT role, object, details->>'purpose' AS purpose, details->'statements' AS statements FROM pdp.audit_log WHERE action = 'read' ORDER BY id DESC LIMIT 1;
+SELECT role, object, details->>'command' AS command, details->>'purpose' AS purpose, details->'statements' AS statements
+  FROM pdp.audit_log WHERE action = 'read' ORDER BY id DESC LIMIT 2;
 SELECT pdp.audit_reads('lms.payments', false);
 
 \echo '=== 9. Register, discovery and the report ====================================='

@@ -49,56 +49,41 @@ digest_update_u64(EVP_MD_CTX *ctx, uint64 v)
 }
 
 /*
- * pdp._audit_hash(prev bytea, seq bigint, entry_id bigint, at timestamptz,
- *                 fields text[]) RETURNS bytea
- * SHA-256 of: prev || seq || entry_id || at (microseconds) || for each field
- * a presence byte, a 4-byte length and its bytes.  The encoding is
- * unambiguous, so no two different entries hash the same input.
+ * The chain hash of one entry into out[32]: SHA-256 of prev || seq ||
+ * entry_id || at (microseconds) || for each field a presence byte, a 4-byte
+ * length and its bytes (fields[i] NULL: absent).  The encoding is
+ * unambiguous, so no two different entries hash the same input.  Shared by
+ * pdp._audit_hash (verification) and the sealer (audit_seal.c).
  */
-Datum
-pdp_audit_hash(PG_FUNCTION_ARGS)
+void
+pdp_audit_hash_entry(const unsigned char *prev, Size prevlen, int64 seq, int64 entry_id,
+					 TimestampTz at, int nfields, const char *const *fields,
+					 const uint32 *lens, unsigned char out[32])
 {
-	bytea	   *prev;
-	ArrayType  *fields;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			nelems;
 	EVP_MD_CTX *ctx;
-	unsigned char out[32];
 	unsigned int outlen = 0;
-	bytea	   *result;
 	bool		ok;
-
-	for (int i = 0; i < 5; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("audit hash arguments must not be null")));
-	prev = PG_GETARG_BYTEA_PP(0);
-	fields = PG_GETARG_ARRAYTYPE_P(4);
-	deconstruct_array(fields, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
 
 	ctx = EVP_MD_CTX_new();
 	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
 	if (ok)
 	{
-		EVP_DigestUpdate(ctx, VARDATA_ANY(prev), VARSIZE_ANY_EXHDR(prev));
-		digest_update_u64(ctx, (uint64) PG_GETARG_INT64(1));
-		digest_update_u64(ctx, (uint64) PG_GETARG_INT64(2));
-		digest_update_u64(ctx, (uint64) PG_GETARG_TIMESTAMPTZ(3));
-		for (int i = 0; i < nelems; i++)
+		EVP_DigestUpdate(ctx, prev, prevlen);
+		digest_update_u64(ctx, (uint64) seq);
+		digest_update_u64(ctx, (uint64) entry_id);
+		digest_update_u64(ctx, (uint64) at);
+		for (int i = 0; i < nfields; i++)
 		{
-			unsigned char present = nulls[i] ? 0 : 1;
+			unsigned char present = fields[i] == NULL ? 0 : 1;
 
 			EVP_DigestUpdate(ctx, &present, 1);
-			if (!nulls[i])
+			if (fields[i] != NULL)
 			{
-				text	   *t = DatumGetTextPP(elems[i]);
-				uint32		len = VARSIZE_ANY_EXHDR(t);
+				uint32		len = lens[i];
 				unsigned char lb[4] = {len >> 24, len >> 16, len >> 8, len};
 
 				EVP_DigestUpdate(ctx, lb, 4);
-				EVP_DigestUpdate(ctx, VARDATA_ANY(t), len);
+				EVP_DigestUpdate(ctx, fields[i], len);
 			}
 		}
 		ok = EVP_DigestFinal_ex(ctx, out, &outlen) == 1 && outlen == 32;
@@ -108,6 +93,45 @@ pdp_audit_hash(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("could not compute SHA-256")));
+}
+
+/*
+ * pdp._audit_hash(prev bytea, seq bigint, entry_id bigint, at timestamptz,
+ *                 fields text[]) RETURNS bytea: pdp_audit_hash_entry.
+ */
+Datum
+pdp_audit_hash(PG_FUNCTION_ARGS)
+{
+	bytea	   *prev;
+	ArrayType  *fields;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	const char **ptrs;
+	uint32	   *lens;
+	unsigned char out[32];
+	bytea	   *result;
+
+	for (int i = 0; i < 5; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("audit hash arguments must not be null")));
+	prev = PG_GETARG_BYTEA_PP(0);
+	fields = PG_GETARG_ARRAYTYPE_P(4);
+	deconstruct_array(fields, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+	ptrs = palloc(sizeof(char *) * Max(nelems, 1));
+	lens = palloc(sizeof(uint32) * Max(nelems, 1));
+	for (int i = 0; i < nelems; i++)
+	{
+		text	   *t = nulls[i] ? NULL : DatumGetTextPP(elems[i]);
+
+		ptrs[i] = t ? VARDATA_ANY(t) : NULL;
+		lens[i] = t ? VARSIZE_ANY_EXHDR(t) : 0;
+	}
+	pdp_audit_hash_entry((unsigned char *) VARDATA_ANY(prev), VARSIZE_ANY_EXHDR(prev),
+						 PG_GETARG_INT64(1), PG_GETARG_INT64(2), PG_GETARG_TIMESTAMPTZ(3),
+						 nelems, ptrs, lens, out);
 	result = (bytea *) palloc(VARHDRSZ + 32);
 	SET_VARSIZE(result, VARHDRSZ + 32);
 	memcpy(VARDATA(result), out, 32);

@@ -46,6 +46,37 @@ bool		pdp_audit_log_json = false;
 #define ANCHOR_FILE_HEADER "# pdp_ext audit anchors: seq entry_id at hash mac key_version\n"
 
 /*
+ * The MAC of one seal into out[32]: HMAC-SHA-256 under k (the audit subkey
+ * of a key version) of seq || hash || a presence byte || prev_mac (prev_mac
+ * NULL: the first keyed seal).  Shared by pdp._audit_mac (verification) and
+ * the sealer (audit_seal.c).
+ */
+void
+pdp_audit_mac_compute(PdpKeyed *k, const unsigned char *prev_mac, uint64 seq,
+					  const unsigned char *hash, unsigned char out[32])
+{
+	unsigned char msg[8 + 32 + 1 + 32];
+	Size		len;
+
+	for (int i = 7; i >= 0; i--)
+	{
+		msg[i] = (unsigned char) seq;
+		seq >>= 8;
+	}
+	len = 8;
+	memcpy(msg + len, hash, 32);
+	len += 32;
+	msg[len++] = prev_mac == NULL ? 0 : 1;
+	if (prev_mac != NULL)
+	{
+		memcpy(msg + len, prev_mac, 32);
+		len += 32;
+	}
+	pdp_keyed_hmac(k, msg, len, out);
+	pdp_cleanse(msg, sizeof(msg));
+}
+
+/*
  * pdp._audit_mac(prev_mac bytea, seq bigint, hash bytea, key_version integer)
  * RETURNS bytea: the seal's MAC under the audit subkey of that key version.
  * prev_mac NULL: the first keyed seal (after the legacy segment or none).
@@ -53,8 +84,6 @@ bool		pdp_audit_log_json = false;
 Datum
 pdp_audit_mac(PG_FUNCTION_ARGS)
 {
-	unsigned char msg[8 + 32 + 1 + 32];
-	Size		len = 0;
 	uint64		seq;
 	bytea	   *hash;
 	int32		version;
@@ -80,22 +109,9 @@ pdp_audit_mac(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("key version %d is out of range", version)));
 
-	for (int i = 7; i >= 0; i--)
-	{
-		msg[i] = (unsigned char) seq;
-		seq >>= 8;
-	}
-	len = 8;
-	memcpy(msg + len, VARDATA_ANY(hash), 32);
-	len += 32;
-	msg[len++] = PG_ARGISNULL(0) ? 0 : 1;
-	if (!PG_ARGISNULL(0))
-	{
-		memcpy(msg + len, VARDATA_ANY(PG_GETARG_BYTEA_PP(0)), 32);
-		len += 32;
-	}
 	k = pdp_keyed_get(fcinfo, PDP_KEYED_HMAC, "audit_chain", "", 0, (uint16) version);
-	pdp_keyed_hmac(k, msg, len, out);
+	pdp_audit_mac_compute(k, PG_ARGISNULL(0) ? NULL : (unsigned char *) VARDATA_ANY(PG_GETARG_BYTEA_PP(0)),
+						  seq, (unsigned char *) VARDATA_ANY(hash), out);
 	result = (bytea *) palloc(VARHDRSZ + 32);
 	SET_VARSIZE(result, VARHDRSZ + 32);
 	memcpy(VARDATA(result), out, 32);

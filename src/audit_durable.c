@@ -53,6 +53,7 @@
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -123,7 +124,53 @@ typedef struct AuditShared
 	AuditSlot	slots[AUDIT_RING_SLOTS];
 } AuditShared;
 
+/*
+ * Read-access records are batched per backend (issue 15, point 4): each
+ * backend appends its statements to its own buffer in shared memory, under
+ * the buffer's spinlock and without the shared lock, and the audit worker
+ * empties every buffer of its database on each turn (at least every quarter
+ * second, sooner when a buffer is half full).  A buffer holds the
+ * statements of up to READBUF_KEYS distinct (role, session role, table,
+ * command, purpose) keys; the worker writes one row per key and buffer,
+ * listing each statement.  Only when a buffer is full does its backend wait
+ * (for the worker to empty it).  1024 statements a backend (about 35 kB): at a few
+ * thousand lookups a second a backend wakes the worker about every quarter
+ * second, so the worker commits a few times a second, not per statement.
+ */
+#define READBUF_STMTS 1024
+#define READBUF_KEYS 4
+#define READBUF_WAKE (READBUF_STMTS * 3 / 4)
+#define READBUF_DETAILS_LEN 320
+
+typedef struct ReadKey
+{
+	NameData	role;
+	NameData	session_role;
+	char		object[AUDIT_OBJECT_LEN];
+	char		details[READBUF_DETAILS_LEN];
+} ReadKey;
+
+typedef struct ReadStmt
+{
+	TimestampTz at;
+	int64		rows;			/* -1: unknown (the statement failed) */
+	int64		returned;
+	int			key;
+} ReadStmt;
+
+typedef struct AuditReadBuf
+{
+	slock_t		mutex;			/* guards every other field */
+	Oid			dbid;			/* of the statements in it */
+	int			n;				/* statements buffered */
+	int			nkeys;
+	ReadKey		keys[READBUF_KEYS];
+	ReadStmt	stmts[READBUF_STMTS];
+} AuditReadBuf;
+
 static AuditShared *pdp_audit = NULL;
+static AuditReadBuf *pdp_readbufs = NULL;	/* MaxBackends of them, by BackendId - 1 */
+static int	pdp_nreadbufs = 0;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static int	pdp_audit_timeout_ms = 10000;
@@ -135,6 +182,7 @@ audit_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(AuditShared)));
+	RequestAddinShmemSpace(MAXALIGN(mul_size(sizeof(AuditReadBuf), MaxBackends)));
 	RequestNamedLWLockTranche("pdp_ext audit", 1);
 }
 
@@ -153,6 +201,14 @@ audit_shmem_startup(void)
 		pdp_audit->lock = &(GetNamedLWLockTranche("pdp_ext audit"))->lock;
 		ConditionVariableInit(&pdp_audit->done);
 		pdp_audit->next_ticket = 1;
+	}
+	pdp_nreadbufs = MaxBackends;
+	pdp_readbufs = ShmemInitStruct("pdp_ext audit reads", mul_size(sizeof(AuditReadBuf), MaxBackends), &found);
+	if (!found)
+	{
+		memset(pdp_readbufs, 0, mul_size(sizeof(AuditReadBuf), MaxBackends));
+		for (int i = 0; i < MaxBackends; i++)
+			SpinLockInit(&pdp_readbufs[i].mutex);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -549,6 +605,150 @@ pdp_audit_durable_async(const char *role, const char *session_role, const char *
 }
 
 /*
+ * Make sure a worker serves this database, and wake it when asked to.
+ * Takes pdp_audit->lock.
+ */
+static void
+audit_ensure_worker(bool wake)
+{
+	bool		start = false;
+	int			windex = -1;
+	Latch	   *latch;
+
+	LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+	latch = audit_worker_for_db(&start, &windex);
+	LWLockRelease(pdp_audit->lock);
+	if (wake && latch != NULL)
+		SetLatch(latch);
+	if (start && !audit_start_worker(windex))
+	{
+		LWLockAcquire(pdp_audit->lock, LW_EXCLUSIVE);
+		pdp_audit->workers[windex].starting = false;
+		LWLockRelease(pdp_audit->lock);
+	}
+}
+
+/*
+ * Record one statement's read of a listed table (audit_reads.c) in this
+ * backend's read buffer, without waiting for the worker: see AuditReadBuf.
+ * The shared lock is taken only when the buffer was empty (to make sure a
+ * worker runs) or is half full (to wake it).  Waits, up to pdp.audit_timeout,
+ * only while the buffer is full (wait false: does not wait).  Returns false
+ * when the statement could not be recorded.  The names are given, not
+ * looked up, so this also works while the caller's transaction aborts.
+ */
+bool
+pdp_audit_read_buffered(const char *role, const char *session_role, const char *object,
+						const char *details, int64 rows, int64 returned, bool wait)
+{
+	AuditReadBuf *b;
+	TimestampTz deadline = 0;
+
+	if (pdp_audit == NULL || pdp_readbufs == NULL || RecoveryInProgress())
+		return false;
+	if (MyBackendId < 1 || MyBackendId > pdp_nreadbufs ||
+		strlen(object) >= AUDIT_OBJECT_LEN || strlen(details) >= READBUF_DETAILS_LEN)
+		return pdp_audit_durable_async(role, session_role, "read", object, details, rows, returned, wait);
+	b = &pdp_readbufs[MyBackendId - 1];
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		bool		added = false;
+		bool		first = false;
+		bool		wake = false;
+
+		SpinLockAcquire(&b->mutex);
+		if (b->n == 0)
+		{
+			b->nkeys = 0;
+			b->dbid = MyDatabaseId;
+		}
+		if (b->dbid == MyDatabaseId && b->n < READBUF_STMTS)
+		{
+			int			key = -1;
+
+			for (int k = 0; k < b->nkeys && key < 0; k++)
+				if (strcmp(b->keys[k].object, object) == 0 &&
+					strcmp(b->keys[k].details, details) == 0 &&
+					strcmp(NameStr(b->keys[k].role), role) == 0 &&
+					strcmp(NameStr(b->keys[k].session_role), session_role) == 0)
+					key = k;
+			if (key < 0 && b->nkeys < READBUF_KEYS)
+			{
+				key = b->nkeys++;
+				namestrcpy(&b->keys[key].role, role);
+				namestrcpy(&b->keys[key].session_role, session_role);
+				strlcpy(b->keys[key].object, object, AUDIT_OBJECT_LEN);
+				strlcpy(b->keys[key].details, details, READBUF_DETAILS_LEN);
+			}
+			if (key >= 0)
+			{
+				ReadStmt   *st = &b->stmts[b->n++];
+
+				st->at = now;
+				st->rows = rows;
+				st->returned = returned;
+				st->key = key;
+				added = true;
+				first = b->n == 1;
+				wake = b->n == READBUF_WAKE;
+			}
+		}
+		SpinLockRelease(&b->mutex);
+		if (added)
+		{
+			if (first || wake)
+				audit_ensure_worker(wake);
+			return true;
+		}
+		/* Full (or another key, or an earlier session's database): have it emptied. */
+		audit_ensure_worker(true);
+		if (!wait)
+			return false;
+		if (deadline == 0)
+			deadline = TimestampTzPlusMilliseconds(now, pdp_audit_timeout_ms);
+		else if (now >= deadline)
+			return false;
+		ConditionVariableTimedSleep(&pdp_audit->done, 10, PG_WAIT_EXTENSION);
+		ConditionVariableCancelSleep();
+	}
+}
+
+/*
+ * In the worker: move every non-empty read buffer of database dbid into
+ * out[] (emptying it), returning how many.  Spinlocks only.
+ */
+static int
+audit_collect_reads(Oid dbid, AuditReadBuf *out)
+{
+	int			n = 0;
+
+	if (pdp_readbufs == NULL)
+		return 0;
+	for (int i = 0; i < pdp_nreadbufs; i++)
+	{
+		AuditReadBuf *b = &pdp_readbufs[i];
+
+		if (b->n == 0)			/* unlocked peek; a statement added meanwhile waits for the next turn */
+			continue;
+		SpinLockAcquire(&b->mutex);
+		if (b->n > 0 && b->dbid == dbid)
+		{
+			out[n].dbid = dbid;
+			out[n].n = b->n;
+			out[n].nkeys = b->nkeys;
+			memcpy(out[n].keys, b->keys, sizeof(ReadKey) * b->nkeys);
+			memcpy(out[n].stmts, b->stmts, sizeof(ReadStmt) * b->n);
+			b->n = 0;
+			b->nkeys = 0;
+			n++;
+		}
+		SpinLockRelease(&b->mutex);
+	}
+	return n;
+}
+
+/*
  * Ask the audit worker of this database to seal soon: an ordinary entry was
  * appended (pdp._audit), and its transaction will commit shortly.  The worker
  * seals every quarter second for a second after the last request, so the
@@ -658,8 +858,40 @@ audit_worker_exit(int code, Datum arg)
  */
 #define AUDIT_MAX_MERGE 64
 
+/* A read record's details: the key's details, less the closing brace, and the statements. */
+static char *
+audit_read_details(const char *keydetails, const ReadStmt *stmts, int n, int key, int from, int upto)
+{
+	StringInfoData buf;
+	size_t		len = strlen(keydetails);
+	bool		first = true;
+
+	initStringInfo(&buf);
+	while (len > 0 && keydetails[len - 1] != '}')
+		len--;
+	if (len > 1)
+		appendBinaryStringInfo(&buf, keydetails, len - 1);
+	else
+		appendStringInfoChar(&buf, '{');
+	appendStringInfoString(&buf, len > 2 ? ", \"statements\": [" : "\"statements\": [");
+	for (int j = from; j < upto && j < n; j++)
+	{
+		if (stmts[j].key != key)
+			continue;
+		appendStringInfo(&buf, "%s{\"at\": \"%s\", ", first ? "" : ", ", timestamptz_to_str(stmts[j].at));
+		if (stmts[j].rows >= 0)
+			appendStringInfo(&buf, "\"rows\": " INT64_FORMAT ", \"returned\": " INT64_FORMAT "}",
+							 stmts[j].rows, stmts[j].returned);
+		else
+			appendStringInfoString(&buf, "\"rows\": null, \"failed\": true}");
+		first = false;
+	}
+	appendStringInfoString(&buf, "]}");
+	return buf.data;
+}
+
 static void
-audit_worker_write(AuditSlot *batch, int n, int64 *ids)
+audit_worker_write(AuditSlot *batch, int n, int64 *ids, AuditReadBuf *reads, int nreads)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[7] = {TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
@@ -760,6 +992,35 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids)
 			elog(ERROR, "could not write an audit entry");
 		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
+	/* The backends' read buffers: one row per buffer and key. */
+	for (int r = 0; r < nreads; r++)
+	{
+		for (int k = 0; k < reads[r].nkeys; k++)
+		{
+			Datum		values[7];
+			char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', 'n'};
+			int			firststmt = -1;
+
+			for (int j = 0; j < reads[r].n && firststmt < 0; j++)
+				if (reads[r].stmts[j].key == k)
+					firststmt = j;
+			if (firststmt < 0)
+				continue;
+			values[0] = TimestampTzGetDatum(reads[r].stmts[firststmt].at);
+			values[1] = NameGetDatum(&reads[r].keys[k].role);
+			values[2] = NameGetDatum(&reads[r].keys[k].session_role);
+			values[3] = CStringGetTextDatum("read");
+			values[4] = CStringGetTextDatum(reads[r].keys[k].object);
+			nulls[5] = 'n';
+			values[5] = (Datum) 0;
+			values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(
+				audit_read_details(reads[r].keys[k].details, reads[r].stmts, reads[r].n, k, 0, reads[r].n)));
+			nulls[6] = ' ';
+			if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
+				SPI_processed != 1)
+				elog(ERROR, "could not write an audit entry");
+		}
+	}
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -801,6 +1062,7 @@ pdp_audit_worker_main(Datum main_arg)
 	Oid			dbid = DatumGetObjectId(main_arg);
 	MemoryContext workctx;
 	AuditSlot  *batch;
+	AuditReadBuf *volatile reads = NULL;
 	int			*index_of = NULL;
 	int64	   *ids;
 	TimestampTz last_work;
@@ -836,11 +1098,14 @@ pdp_audit_worker_main(Datum main_arg)
 	batch = MemoryContextAlloc(TopMemoryContext, sizeof(AuditSlot) * AUDIT_RING_SLOTS);
 	index_of = MemoryContextAlloc(TopMemoryContext, sizeof(int) * AUDIT_RING_SLOTS);
 	ids = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * AUDIT_RING_SLOTS);
+	if (pdp_nreadbufs > 0)
+		reads = MemoryContextAllocHuge(TopMemoryContext, sizeof(AuditReadBuf) * (Size) pdp_nreadbufs);
 	last_work = GetCurrentTimestamp();
 
 	for (;;)
 	{
 		int			n = 0;
+		int			nreads = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -863,9 +1128,11 @@ pdp_audit_worker_main(Datum main_arg)
 				index_of[n++] = i;
 			}
 		}
+		if (reads != NULL)
+			nreads = audit_collect_reads(dbid, reads);
 		if (GetCurrentTimestamp() < pdp_audit->workers[worker_index].seal_until)
 			seal_due = true;
-		if (n == 0 && !seal_due &&
+		if (n == 0 && nreads == 0 && !seal_due &&
 			TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(), AUDIT_WORKER_IDLE_MS))
 		{
 			/* Idle: leave, under the lock, so no writer counts on us. */
@@ -877,15 +1144,17 @@ pdp_audit_worker_main(Datum main_arg)
 			proc_exit(0);
 		}
 		LWLockRelease(pdp_audit->lock);
+		if (nreads > 0)
+			ConditionVariableBroadcast(&pdp_audit->done);	/* their buffers have room again */
 
-		if (n > 0)
+		if (n > 0 || nreads > 0)
 		{
 			volatile int sqlerrcode = 0;
 			volatile int async_lost = 0;
 
 			PG_TRY();
 			{
-				audit_worker_write(batch, n, ids);
+				audit_worker_write(batch, n, ids, reads, nreads);
 			}
 			PG_CATCH();
 			{
@@ -927,13 +1196,22 @@ pdp_audit_worker_main(Datum main_arg)
 			}
 			LWLockRelease(pdp_audit->lock);
 			ConditionVariableBroadcast(&pdp_audit->done);
+			if (sqlerrcode != 0)
+				for (int r = 0; r < nreads; r++)
+					async_lost += reads[r].n;
 			if (async_lost > 0)
 				ereport(WARNING,
 						(errcode(sqlerrcode),
 						 errmsg("pdp_ext's audit worker could not record %d read-access entries", async_lost)));
 			last_work = GetCurrentTimestamp();
 			seal_due = true;
-			continue;			/* more may have come meanwhile */
+			/*
+			 * Durable entries: more may have come meanwhile, and their
+			 * writers wait.  Read records only: wait for the next turn (or a
+			 * wake-up), so that they are committed many at a time.
+			 */
+			if (n > 0)
+				continue;
 		}
 
 		if (seal_due)

@@ -41,6 +41,7 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parsetree.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -69,11 +70,21 @@ typedef struct TrackedRead
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+/* The listed table a running COPY ... TO reads, and whether the executor recorded it. */
+static Oid	copy_relid = InvalidOid;
+static bool copy_recorded = false;
 
 static bool list_valid = false;
 static Oid	list_table = InvalidOid;	/* pdp.audit_read_table, when it exists */
 static int	list_n = 0;
 static Oid *list_oids = NULL;
+static char (*list_names)[NAMEDATALEN * 2 + 8] = NULL;	/* quoted names, filled on first use ("" until then) */
+
+/* The session user's name, looked up once (dropped on any pg_authid change). */
+static Oid	session_uid = InvalidOid;
+static char session_name[NAMEDATALEN];
 
 static TrackedRead *tracked = NULL;
 static int	ntracked = 0;
@@ -99,6 +110,12 @@ static void
 reads_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	reads_invalidate();
+}
+
+static void
+reads_authid_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	session_uid = InvalidOid;
 }
 
 /* Read pdp.audit_read_table into the cache (a catalog-style scan, no SPI). */
@@ -143,8 +160,35 @@ reads_load(void)
 	table_close(rel, AccessShareLock);
 	if (list_oids)
 		pfree(list_oids);
+	if (list_names)
+		pfree(list_names);
+	list_names = MemoryContextAllocZero(TopMemoryContext, sizeof(*list_names) * Max(n, 1));
 	list_oids = oids;
 	list_n = n;
+}
+
+/*
+ * The quoted, qualified name of a table, from the cache of the list (looked
+ * up once per listed table; a rename invalidates the list, see the
+ * callbacks).  The result lives until the next invalidation.
+ */
+static const char *
+reads_name(Oid relid)
+{
+	for (int i = 0; i < list_n; i++)
+		if (list_oids[i] == relid)
+		{
+			if (list_names[i][0] == '\0')
+			{
+				char	   *nspname = get_namespace_name(get_rel_namespace(relid));
+				char	   *relname = get_rel_name(relid);
+
+				snprintf(list_names[i], sizeof(list_names[i]), "%s",
+						 nspname && relname ? quote_qualified_identifier(nspname, relname) : "?");
+			}
+			return list_names[i];
+		}
+	return "?";
 }
 
 static inline bool
@@ -160,11 +204,45 @@ static void
 reads_actor(char *role, char *session_role)
 {
 	const char *actor = GetConfigOption("role", false, false);
+	Oid			uid = GetSessionUserId();
 
+	if (session_uid != uid)
+	{
+		strlcpy(session_name, GetUserNameFromId(uid, false), NAMEDATALEN);
+		session_uid = uid;
+	}
 	if (actor == NULL || strcmp(actor, "none") == 0 || actor[0] == '\0')
-		actor = GetUserNameFromId(GetSessionUserId(), false);
+		actor = session_name;
 	strlcpy(role, actor, NAMEDATALEN);
-	strlcpy(session_role, GetUserNameFromId(GetSessionUserId(), false), NAMEDATALEN);
+	strlcpy(session_role, session_name, NAMEDATALEN);
+}
+
+/* Fail closed: refuse a read of a listed table that could not be recorded. */
+static void
+reads_check_available(void)
+{
+	if (pdp_audit_unavailable())
+		ereport(ERROR,
+				(errcode(RecoveryInProgress() ? ERRCODE_READ_ONLY_SQL_TRANSACTION
+						 : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot read a table whose reads are audited: the read could not be recorded"),
+				 errdetail("Reads of this table are recorded by pdp_ext's audit worker, which needs pdp_ext in "
+						   "shared_preload_libraries and a writable server (not a standby)."),
+				 errhint("Read it on the primary, or stop auditing its reads with pdp.audit_reads(table, false).")));
+}
+
+/* Add a listed table to a tracked statement (once; at most READS_MAX_TABLES). */
+static void
+reads_add_table(TrackedRead *t, Oid relid)
+{
+	for (int i = 0; i < t->ntables; i++)
+		if (t->relids[i] == relid)
+			return;
+	if (t->ntables >= READS_MAX_TABLES)
+		return;
+	t->relids[t->ntables] = relid;
+	strlcpy(t->names[t->ntables], reads_name(relid), sizeof(t->names[0]));
+	t->ntables++;
 }
 
 static bool
@@ -234,14 +312,7 @@ reads_executor_start(QueryDesc *queryDesc, int eflags)
 				continue;
 			if (t == NULL)
 			{
-				if (pdp_audit_unavailable())
-					ereport(ERROR,
-							(errcode(RecoveryInProgress() ? ERRCODE_READ_ONLY_SQL_TRANSACTION
-									 : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-							 errmsg("cannot read a table whose reads are audited: the read could not be recorded"),
-							 errdetail("Reads of this table are recorded by pdp_ext's audit worker, which needs pdp_ext in "
-									   "shared_preload_libraries and a writable server (not a standby)."),
-							 errhint("Read it on the primary, or stop auditing its reads with pdp.audit_reads(table, false).")));
+				reads_check_available();
 				if (ntracked >= READS_MAX_TRACKED)
 					ereport(ERROR,
 							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -258,22 +329,7 @@ reads_executor_start(QueryDesc *queryDesc, int eflags)
 						queryDesc->operation == CMD_DELETE ? "DELETE" :
 						queryDesc->operation == CMD_INSERT ? "INSERT" : "OTHER", sizeof(t->command));
 			}
-			{
-				bool		seen = false;
-
-				for (int i = 0; i < t->ntables; i++)
-					seen |= t->relids[i] == rte->relid;
-				if (!seen && t->ntables < READS_MAX_TABLES)
-				{
-					char	   *nspname = get_namespace_name(get_rel_namespace(rte->relid));
-					char	   *relname = get_rel_name(rte->relid);
-
-					t->relids[t->ntables] = rte->relid;
-					snprintf(t->names[t->ntables], sizeof(t->names[0]), "%s",
-							 quote_qualified_identifier(nspname, relname));
-					t->ntables++;
-				}
-			}
+			reads_add_table(t, rte->relid);
 		}
 		/*
 		 * A parallel plan needs row counts for every node, so that the
@@ -336,6 +392,9 @@ reads_record(TrackedRead *t, const double *rows, uint64 returned)
 		char		purpose[NAMEDATALEN * 4 + 2];
 		char	   *p = purpose;
 
+		if (t->relids[i] == copy_relid)
+			copy_recorded = true;
+
 		/* A JSON string of the purpose (a declared name; escape what JSON needs). */
 		for (const char *c = t->purpose; *c && p < purpose + sizeof(purpose) - 3; c++)
 		{
@@ -348,7 +407,7 @@ reads_record(TrackedRead *t, const double *rows, uint64 returned)
 		*p = '\0';
 		snprintf(details, sizeof(details), "{\"command\": \"%s\", \"purpose\": %s%s%s}",
 				 t->command, purpose[0] ? "\"" : "", purpose[0] ? purpose : "null", purpose[0] ? "\"" : "");
-		if (!pdp_audit_durable_async(t->role, t->session_role, "read", t->names[i], details,
+		if (!pdp_audit_read_buffered(t->role, t->session_role, t->names[i], details,
 									 rows != NULL ? (int64) rows[i] : -1, (int64) returned, rows != NULL) &&
 			rows != NULL)
 			ereport(ERROR,
@@ -424,6 +483,90 @@ reads_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /*
+ * COPY table TO (a file, a program or the client) reads the table without
+ * the executor, so the executor hooks never see it: record it here, with
+ * the rows COPY wrote, command "COPY".  COPY (query) TO, and COPY table TO
+ * of a table under row-level security (which PostgreSQL turns into a
+ * query), run the executor and are recorded by it instead, once.  A COPY
+ * that fails after it started is recorded with "rows": null.
+ */
+static void
+reads_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					  ProcessUtilityContext context, ParamListInfo params,
+					  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	TrackedRead t;
+	Oid			relid = InvalidOid;
+	Oid			save_relid = copy_relid;
+	bool		save_recorded = copy_recorded;
+
+	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->relation != NULL &&
+		!((CopyStmt *) parsetree)->is_from && IsTransactionState())
+	{
+		if (!list_valid)
+			reads_load();
+		if (list_n > 0)
+		{
+			relid = RangeVarGetRelid(((CopyStmt *) parsetree)->relation, NoLock, true);
+			if (!OidIsValid(relid) || !reads_listed(relid))
+				relid = InvalidOid;
+		}
+	}
+	if (!OidIsValid(relid))
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		return;
+	}
+
+	reads_check_available();
+	memset(&t, 0, sizeof(t));
+	t.subid = GetCurrentSubTransactionId();
+	reads_actor(t.role, t.session_role);
+	strlcpy(t.purpose, pdp_purpose ? pdp_purpose : "", sizeof(t.purpose));
+	strlcpy(t.command, "COPY", sizeof(t.command));
+	reads_add_table(&t, relid);
+
+	copy_relid = relid;
+	copy_recorded = false;
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		bool		recorded = copy_recorded;
+
+		copy_relid = save_relid;
+		copy_recorded = save_recorded;
+		if (!recorded)
+			reads_record(&t, NULL, 0);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	{
+		bool		recorded = copy_recorded;
+
+		copy_relid = save_relid;
+		copy_recorded = save_recorded;
+		if (!recorded)
+		{
+			double		rows[READS_MAX_TABLES] = {0};
+			uint64		n = qc != NULL ? qc->nprocessed : 0;
+
+			rows[0] = (double) n;
+			reads_record(&t, rows, n);
+		}
+	}
+}
+
+/*
  * pdp._audit_reads_changed() RETURNS void: tells every backend that the
  * list of tables whose reads are audited changed (at commit).
  */
@@ -448,6 +591,9 @@ pdp_audit_reads_init(void)
 	ExecutorEnd_hook = reads_executor_end;
 	CacheRegisterRelcacheCallback(reads_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(NAMESPACEOID, reads_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, reads_authid_callback, (Datum) 0);
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = reads_process_utility;
 	RegisterXactCallback(reads_xact_callback, NULL);
 	RegisterSubXactCallback(reads_subxact_callback, NULL);
 }

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "datatype/timestamp.h"
 #include "utils/guc.h"
 
 #include "keyfile.h"
@@ -46,9 +47,15 @@ extern Datum pdp_pseudonym_for_audit(FunctionCallInfo fcinfo, text *subject);
 extern void pdp_audit_reversal(const char *function);
 extern Oid	pdp_function_owner(Oid fnoid);
 extern int64 pdp_audit_seal_pending(int64 max_entries);
+extern void pdp_audit_hash_entry(const unsigned char *prev, Size prevlen, int64 seq, int64 entry_id,
+								 TimestampTz at, int nfields, const char *const *fields,
+								 const uint32 *lens, unsigned char out[32]);
 
 /* The keyed chain, anchors and the JSON log line (audit_chain.c) */
 extern bool pdp_audit_log_json;
+struct PdpKeyed;
+extern void pdp_audit_mac_compute(struct PdpKeyed *k, const unsigned char *prev_mac, uint64 seq,
+								  const unsigned char *hash, unsigned char out[32]);
 
 /* Durable audit entries and the audit worker (audit_durable.c) */
 extern void pdp_audit_durable_init(void);
@@ -57,6 +64,8 @@ extern int64 pdp_audit_durable(const char *action, const char *object,
 							   const char *subject_pseudonym, const char *details);
 extern bool pdp_audit_durable_async(const char *role, const char *session_role, const char *action,
 									const char *object, const char *details, int64 rows, int64 returned, bool wait);
+extern bool pdp_audit_read_buffered(const char *role, const char *session_role, const char *object,
+									const char *details, int64 rows, int64 returned, bool wait);
 extern bool pdp_audit_unavailable(void);
 
 /* Read-access logging (audit_reads.c) */

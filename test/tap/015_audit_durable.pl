@@ -84,6 +84,45 @@ like(slurp_file($node->logfile), qr/pdp_ext audit worker.*terminated by signal 9
 is($node->safe_psql('postgres', 'SELECT ok FROM pdp.verify_audit_log()'), 't', 'the chain verifies after the crash');
 is($node->safe_psql('postgres', 'SELECT pdp.decrypt(tok) FROM tokens'), 'the secret value', 'a new worker serves the next reversal');
 
+# 2b. A crash in the middle of a seal (issue 15, point 3): the set-based
+# sealer writes a whole batch in the sealing transaction; killed before its
+# commit, the batch leaves no seal and no head move, and after the restart
+# every entry is sealed exactly once.
+# (The audit worker seals for a second after its last batch: let that pass,
+# so that the entries below wait for this test's sealer.)
+$node->safe_psql('postgres', q{SELECT pdp.seal_audit_log(true, 2147483647); SELECT pg_sleep(2)});
+$node->safe_psql('postgres', q{INSERT INTO pdp.audit_log (action, object, details)
+	SELECT 'tap_crash_seal', 'tap', jsonb_build_object('n', g) FROM generate_series(1, 11000) g});
+my $seal_before = $node->safe_psql('postgres', 'SELECT head_seq || \'|\' || (SELECT count(*) FROM pdp.audit_seal) FROM pdp.audit_chain');
+my $sealer_pid;
+{
+	my ($in, $o, $e) = ('', '', '');
+	my $h = IPC::Run::start([ 'psql', '-X', '-qAt', '-d', $node->connstr('postgres') ],
+		'<', \$in, '>', \$o, '2>', \$e, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	$in .= "BEGIN; SELECT 'sealed:' || pdp.seal_audit_log(true, 2147483647); SELECT pg_backend_pid(); SELECT pg_sleep(600);\n";
+	$h->pump until $o =~ /^sealed:(\d+)\n(\d+)$/m;
+	my ($sealed, $pid) = ($1, $2);
+	$sealer_pid = $pid;
+	ok($sealed >= 11000, "the sealer chained the batch in its open transaction ($sealed entries)");
+	$node->poll_query_until('postgres', "SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = $pid")
+	  or die 'the sealing session did not reach its sleep';
+	my $offset = -s $node->logfile;
+	kill 'KILL', $pid;
+	eval { $h->finish; };
+	$node->wait_for_log(qr/database system is ready to accept connections/, $offset);
+}
+like(slurp_file($node->logfile), qr/\(PID $sealer_pid\) was terminated by signal 9/, 'the sealing backend was killed (crash recovery)');
+is($node->safe_psql('postgres', 'SELECT head_seq || \'|\' || (SELECT count(*) FROM pdp.audit_seal) FROM pdp.audit_chain'),
+	$seal_before, 'the killed seal left no seal and did not move the head');
+$node->safe_psql('postgres', q{SELECT pdp.seal_audit_log(true, 2147483647)});
+is($node->safe_psql('postgres', q{SELECT count(*) || '|' || count(DISTINCT a.entry_id) || '|' || (SELECT count(*) FROM pdp.audit_log)
+	FROM pdp.audit_seal a}),
+	join('|', ($node->safe_psql('postgres', 'SELECT count(*) FROM pdp.audit_log')) x 3),
+	'after the restart every entry is sealed, each once');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pdp.audit_seal a JOIN pdp.audit_log l ON l.id = a.entry_id WHERE l.action = 'tap_crash_seal'}),
+	'11000', 'the 11,000 entries (more than a chunk) of the killed seal included');
+is($node->safe_psql('postgres', 'SELECT ok FROM pdp.verify_audit_log()'), 't', 'and the chain verifies');
+
 # 3. Without pdp_ext preloaded there is no worker: reversals and exports fail
 # closed, returning nothing.
 my $bare = pdp_node('bare', preload => '');

@@ -5,10 +5,12 @@
 # reader's transaction does (statements that reach the worker together, by
 # the same role, on the same table, for the same purpose, share one entry
 # listing each statement's time and rows); a statement that fails is
-# recorded too; where
+# recorded too; COPY table TO is recorded (the utility hook); an idle
+# session's last read arrives without a further statement; where
 # reads cannot be recorded (pdp_ext not preloaded) they are refused.
 use strict;
 use warnings;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -105,6 +107,63 @@ $node->safe_psql('postgres', q{SET ROLE app; SET pdp.purpose = 'teaching';} . jo
 wait_reads(205);
 is($node->safe_psql('postgres', "SELECT count(*), count(DISTINCT r.s->>'at'), min((r.s->>'rows')::int), max((r.s->>'rows')::int) FROM $statements WHERE r.id > $before_burst"),
 	'200|200|1|1', 'a burst of 200 lookups: 200 statements listed, each with its own time and one row');
+
+# COPY table TO reads without the executor: recorded by the utility hook,
+# command COPY, with the rows it wrote; COPY (query) TO through the executor,
+# once; COPY of an unaudited table not at all.
+$node->safe_psql('postgres', q{SET ROLE app; SET pdp.purpose = 'teaching'; COPY learners TO STDOUT});
+wait_reads(206);
+is(last_read(q{r.details->>'command', r.s->>'rows', r.s->>'returned', r.object}), 'COPY|10000|10000|public.learners',
+	'COPY learners TO is recorded with command COPY and the 10,000 rows it wrote');
+my $before_copy = reads();
+$node->safe_psql('postgres', q{SET ROLE app; COPY (SELECT id FROM learners WHERE id <= 3) TO STDOUT; COPY other TO STDOUT});
+wait_reads($before_copy + 1);
+$node->safe_psql('postgres', q{SELECT pg_sleep(1)});   # the worker's next turns: nothing more may come
+is(reads(), $before_copy + 1, 'COPY (query) TO is recorded once, COPY of an unaudited table not at all');
+is(last_read(q{r.details->>'command', r.s->>'rows'}), 'SELECT|3', 'the COPY (query) through the executor, with its rows');
+($rc, $out, $err) = $node->psql('postgres', q{SET ROLE app; COPY learners TO '/tmp/pdp_018_refused.csv'});
+like($err, qr/permission denied|must be superuser|pg_write_server_files/, 'a COPY TO a file the role may not write fails');
+wait_reads($before_copy + 2);
+is(last_read(q{r.details->>'command', r.s->>'failed'}), 'COPY|true', 'and is recorded as a failed COPY');
+
+# COPY table TO of a table under row-level security: PostgreSQL runs it as a
+# query, so the executor records it; the utility hook must not add a second.
+$node->safe_psql('postgres', q{ALTER TABLE learners ENABLE ROW LEVEL SECURITY;
+	CREATE POLICY app_reads ON learners FOR SELECT TO app USING (id <= 100)});
+my $before_rls = reads();
+$node->safe_psql('postgres', q{SET ROLE app; COPY learners TO STDOUT});
+wait_reads($before_rls + 1);
+$node->safe_psql('postgres', q{SELECT pg_sleep(1)});
+is(reads(), $before_rls + 1, 'COPY TO of a table under row-level security is recorded once');
+is(last_read(q{r.s->>'rows'}), '100', 'with the rows the policy let through');
+$node->safe_psql('postgres', q{DROP POLICY app_reads ON learners; ALTER TABLE learners DISABLE ROW LEVEL SECURITY});
+
+# A session that stays idle after its read: the worker collects the record
+# from the session's buffer without any further statement of the session.
+{
+	my ($in, $o, $e) = ('', '', '');
+	my $h = IPC::Run::start([ 'psql', '-X', '-qAt', '-d', $node->connstr('postgres') ],
+		'<', \$in, '>', \$o, '2>', \$e, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	my $n = reads();
+	$in .= "SET ROLE app; SELECT count(*) FROM learners WHERE id <= 7;\n";
+	$h->pump until $o =~ /^7$/m;
+	ok($node->poll_query_until('postgres', "SELECT count(*) > $n FROM $statements"),
+		'an idle session\'s last read reaches the trail while the session stays open');
+	is(last_read(q{r.s->>'rows'}), '7', 'with its rows');
+	$in .= "\\q\n";
+	$h->finish;
+}
+
+# One session alternating between more purposes than its buffer has keys
+# (four): the buffer is emptied when a fifth is needed; every statement is
+# recorded under its own purpose.
+$node->safe_psql('postgres', join('', map { "SELECT pdp.define_purpose('p$_', 'contract'); SELECT pdp.allow_purpose('app', 'p$_');\n" } 1 .. 6));
+my $before_keys = reads();
+$node->safe_psql('postgres', q{SET ROLE app;} . join('', map { my $p = $_ % 6 + 1; "SET pdp.purpose = 'p$p'; SELECT email FROM learners WHERE id = $_;\n" } 1 .. 60));
+wait_reads($before_keys + 60);
+is($node->safe_psql('postgres', qq{SELECT string_agg(p || ':' || n, ',' ORDER BY p) FROM
+	(SELECT r.details->>'purpose' AS p, count(*) AS n FROM $statements WHERE r.id > (SELECT max(id) FROM pdp.audit_log WHERE action = 'allow_purpose') GROUP BY 1) x}),
+	'p1:10,p2:10,p3:10,p4:10,p5:10,p6:10', 'six purposes alternating: each of the 60 statements under its purpose');
 
 # Switched off: no more entries; the switch is recorded.
 $node->safe_psql('postgres', q{SELECT pdp.audit_reads('learners', false)});
