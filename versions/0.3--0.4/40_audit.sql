@@ -72,17 +72,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     chain record;
-    e pdp.audit_log;
-    seq bigint;
-    prev bytea;
-    prev_mac bytea;
-    ver integer;
     json boolean;
-    n bigint := 0;
+    n bigint;
 BEGIN
     -- Sealing needs the key: without it nothing is sealed (the entries wait),
     -- and the error says why.
-    ver := pdp._audit_key_version();
+    PERFORM pdp._audit_key_version();
     json := coalesce(pg_catalog.current_setting('pdp.audit_log_json', true), 'off') OPERATOR(pg_catalog.=) 'on';
     -- One sealer at a time; writers pass by rather than wait.
     IF wait THEN
@@ -101,29 +96,17 @@ BEGIN
         INSERT INTO pdp.audit_queue_marker VALUES (true) ON CONFLICT DO NOTHING;
     END IF;
     DELETE FROM pdp.audit_unsealed u USING pdp.audit_seal a WHERE a.entry_id OPERATOR(pg_catalog.=) u.entry_id;
-    seq := chain.head_seq;
-    prev := chain.head_hash;
-    prev_mac := chain.head_mac;
-    FOR e IN SELECT l.* FROM pdp.audit_unsealed u JOIN pdp.audit_log l ON l.id OPERATOR(pg_catalog.=) u.entry_id
-              ORDER BY u.entry_id LIMIT max_entries LOOP
-        seq := seq + 1;
-        prev := pdp._audit_hash(prev, seq, e.id, e.at, pdp._audit_fields(e));
-        prev_mac := pdp._audit_mac(prev_mac, seq, prev, ver);
-        INSERT INTO pdp.audit_seal VALUES (seq, e.id, prev, ver, prev_mac);
-        IF json THEN
-            -- One line per entry for a SIEM (doc/audit.md shows the format).
-            PERFORM pdp._audit_log_line(pg_catalog.json_build_object(
-                'id', e.id, 'seq', seq, 'at', e.at, 'role', e.role, 'session_role', e.session_role,
-                'action', e.action, 'object', e.object, 'subject', e.subject_pseudonym, 'details', e.details,
-                'hash', pg_catalog.encode(prev, 'hex'), 'mac', pg_catalog.encode(prev_mac, 'hex'))::text, true);
-        END IF;
-        n := n + 1;
-    END LOOP;
-    IF n > 0 THEN
-        -- The queue loses what was sealed, in one statement.
-        DELETE FROM pdp.audit_unsealed u USING pdp.audit_seal a
-         WHERE a.entry_id OPERATOR(pg_catalog.=) u.entry_id AND a.seq OPERATOR(pg_catalog.>) chain.head_seq;
-        UPDATE pdp.audit_chain SET head_seq = seq, head_hash = prev, head_mac = prev_mac;
+    n := pdp._audit_seal_chain(max_entries);
+    IF json AND n OPERATOR(pg_catalog.>) 0 THEN
+        -- One line per entry for a SIEM (doc/audit.md shows the format), in
+        -- chain order: the function runs after the sort.
+        PERFORM pdp._audit_log_line(pg_catalog.json_build_object(
+                    'id', l.id, 'seq', a.seq, 'at', l.at, 'role', l.role, 'session_role', l.session_role,
+                    'action', l.action, 'object', l.object, 'subject', l.subject_pseudonym, 'details', l.details,
+                    'hash', pg_catalog.encode(a.hash, 'hex'), 'mac', pg_catalog.encode(a.mac, 'hex'))::text, true)
+           FROM pdp.audit_seal a JOIN pdp.audit_log l ON l.id OPERATOR(pg_catalog.=) a.entry_id
+          WHERE a.seq OPERATOR(pg_catalog.>) chain.head_seq
+          ORDER BY a.seq;
     END IF;
     RETURN n;
 END
