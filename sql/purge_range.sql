@@ -130,4 +130,31 @@ CALL pdp.purge();
 -- Said explicitly that 0 is a real time: warned, as before.
 SELECT pdp.set_retention('pr.users', '3 years', 'lastaccess', 'delete', '{}');
 SELECT never_values FROM pdp.retention_policies WHERE table_name = 'pr.users'::regclass;
+
+-- A purge for inactivity cuts links to the inactive subjects in the rows it
+-- keeps, as erasure does: an inactive teacher's grades of active learners
+-- stay, their grader set to the declared erase value (0).  A held teacher's
+-- links stay, and so does every row naming a restricted learner.
+CREATE TABLE pr.people (id bigint PRIMARY KEY, last_seen timestamptz);
+CREATE TABLE pr.grades (id bigint PRIMARY KEY, learner bigint NOT NULL, grader bigint NOT NULL DEFAULT 0, reviewer bigint);
+SELECT pdp.register_table('pr.people', 'id');
+SELECT pdp.register_table('pr.grades', 'learner');
+SELECT pdp.register_table('pr.grades', 'grader', 'set_value', '0');
+SELECT pdp.register_table('pr.grades', 'reviewer', 'set_null');
+INSERT INTO pr.people VALUES (900, now() - interval '5 years'), (901, now()), (902, now() - interval '5 years'),
+                             (903, now()), (905, now() - interval '5 years'), (906, now());
+INSERT INTO pr.grades VALUES (1, 901, 900, 900), (2, 902, 903, NULL), (3, 901, 903, 900), (4, 901, 905, NULL), (5, 906, 900, 900);
+SELECT pdp.place_hold(905, 'pr appeal') AS teacher_hold \gset
+SELECT pdp.restrict_subject(906, 'pr restriction');
+SELECT pdp.set_subject_retention('3 years', 'pr.people', 'last_seen');
+SELECT table_name, action, rows FROM pdp.purge_expired(dry_run => true)
+ WHERE table_name IN ('pr.people'::regclass, 'pr.grades'::regclass) ORDER BY 1, 2;
+SELECT * FROM pr.grades ORDER BY id;   -- a dry run changes nothing
+CALL pdp.purge();
+SELECT * FROM pr.grades ORDER BY id;
+SELECT id FROM pr.people ORDER BY id;
+SELECT rows FROM pdp.purge_log ORDER BY id DESC LIMIT 1;
+SELECT pdp.drop_subject_retention();
+SELECT pdp.release_hold(:teacher_hold);
+SELECT pdp.lift_restriction(906);
 DROP SCHEMA pr CASCADE;

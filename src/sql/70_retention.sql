@@ -1208,6 +1208,63 @@ $$;
 COMMENT ON FUNCTION pdp._purge_range(regclass, text, integer, bigint, bigint) IS
     'deletes a table''s expired, unheld rows in one range of blocks, as its owner; says where the next range starts and how long it should be';
 
+-- An inactive subject's links are cut as erasure cuts them: in the rows a
+-- purge for inactivity keeps (a learner's grade whose grader is an inactive
+-- teacher), each set_null or set_value column naming an inactive subject is
+-- set to NULL or to its erase_value; keep columns stay.  Held subjects'
+-- links are not cut (a hold keeps the subject's data), nor anything in a row
+-- naming a restricted subject.  One statement per table, as its owner;
+-- with dry_run, only counts.  Returns the rows changed (or that would be).
+CREATE FUNCTION pdp._cut_inactive_links(tbl regclass, dry_run boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v record;
+    c record;
+    i integer := 0;
+    vals text[] := '{}';
+    cond text;
+    set_list text;
+    guard text;
+    subjects text[];
+BEGIN
+    v := pdp._expired_params(tbl, 'inactivity');
+    IF NOT v.purgeable OR pdp._citus_table_kind(tbl) IS NOT NULL THEN
+        RETURN 0;
+    END IF;
+    subjects := ARRAY(SELECT k FROM pg_catalog.unnest(v.keys) k WHERE k OPERATOR(pg_catalog.<>) ALL (v.held));
+    IF pg_catalog.cardinality(subjects) = 0 THEN
+        RETURN 0;
+    END IF;
+    FOR c IN SELECT s.col, s.on_erase, s.erase_value, a.atttypid::regtype AS typ
+               FROM pdp.subject_column s
+               JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+              WHERE s.tbl OPERATOR(pg_catalog.=) _cut_inactive_links.tbl
+              ORDER BY s.attnum LOOP
+        guard := concat_ws(' AND ', guard, pg_catalog.format('(t.%1$I IS NULL OR t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($3))', c.col));
+        CONTINUE WHEN c.on_erase NOT IN ('set_null', 'set_value');
+        i := i + 1;
+        vals := vals || c.erase_value;
+        cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($1)', c.col));
+        set_list := concat_ws(', ', set_list, pg_catalog.format(
+                        '%1$I = CASE WHEN t.%1$I::text OPERATOR(pg_catalog.=) ANY ($1) THEN %2$s ELSE t.%1$I END', c.col,
+                        CASE WHEN c.on_erase = 'set_null' THEN 'NULL' ELSE pg_catalog.format('($2)[%s]::%s', i, c.typ) END));
+    END LOOP;
+    IF cond IS NULL THEN
+        RETURN 0;
+    END IF;
+    IF coalesce(dry_run, false) THEN
+        RETURN (SELECT x.n FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (%s) AND %s',
+                                                                         tbl, cond, guard), subjects, vals, v.restricted) AS x(n bigint));
+    END IF;
+    RETURN pdp._exec_as_owner_count(tbl, pg_catalog.format('UPDATE %s t SET %s WHERE (%s) AND %s', tbl, set_list, cond, guard),
+                                    subjects, vals, v.restricted);
+END
+$$;
+COMMENT ON FUNCTION pdp._cut_inactive_links(regclass, boolean) IS
+    'sets the set_null/set_value columns naming inactive (unheld) subjects to NULL or their erase value, as erasure does; with dry_run counts';
+
 -- Work out the subjects whose last activity is older than the inactivity
 -- period, into a temporary table for this session's purge.
 CREATE FUNCTION pdp._collect_inactive_subjects() RETURNS bigint
@@ -1524,12 +1581,22 @@ BEGIN
             rows := total;
             RETURN NEXT;
         END IF;
+        -- Links to inactive subjects in the rows kept are cut (a row of its own).
+        n := pdp._cut_inactive_links(t, coalesce(dry_run, false));
+        IF n > 0 THEN
+            IF NOT coalesce(dry_run, false) THEN
+                PERFORM pdp._record_purge_batch(run_id, t, 'cut links', n);
+            END IF;
+            action := 'cut links';
+            rows := n;
+            RETURN NEXT;
+        END IF;
     END LOOP;
     PERFORM pdp._end_purge_run(run_id, 'finished');
 END
 $$;
 COMMENT ON FUNCTION pdp.purge_expired(integer, boolean) IS
-    'deletes or anonymises expired rows of every retained table, children first, skipping held and restricted subjects; dry_run only counts';
+    'deletes or anonymises expired rows of every retained table, children first, skipping held and restricted subjects, and cuts links to inactive subjects; dry_run only counts';
 
 CREATE PROCEDURE pdp.purge(batch_size integer DEFAULT 5000, max_duration interval DEFAULT '1 hour')
 LANGUAGE plpgsql
@@ -1638,6 +1705,23 @@ BEGIN
                 EXIT WHEN NOT got;
             END LOOP;
         END LOOP;
+        -- Links to inactive subjects in the rows kept are cut, in one
+        -- transaction per table, recorded like a batch.
+        err := NULL;
+        n := 0;
+        BEGIN
+            n := pdp._cut_inactive_links(t);
+        EXCEPTION WHEN OTHERS THEN
+            err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                       'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM));
+            failed := failed OPERATOR(pg_catalog.+) 1;
+            failed_states := pg_catalog.array_append(failed_states, SQLSTATE::text);
+        END;
+        PERFORM pdp._record_purge_batch(run_id, t, 'cut links', n, err);
+        IF n > 0 THEN
+            RAISE NOTICE 'purge: % rows of table "%" (links to inactive subjects cut)', n, pdp._relname(t);
+        END IF;
+        COMMIT;
     END LOOP;
     PERFORM pdp._end_purge_run(run_id, CASE WHEN stopped THEN 'stopped at max_duration' ELSE 'finished' END);
     COMMIT;

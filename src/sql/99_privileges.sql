@@ -206,7 +206,8 @@ GRANT EXECUTE ON FUNCTION pdp._apply_progress(regclass, text, name[], text[], bi
                           pdp._find_expired(regclass, text, boolean, integer, timestamptz),
                           pdp._purge_batch(regclass, text, integer, timestamptz, boolean),
                           pdp._purge_by_range(regclass, text, integer),
-                          pdp._purge_range(regclass, text, integer, bigint, bigint)
+                          pdp._purge_range(regclass, text, integer, bigint, bigint),
+                          pdp._cut_inactive_links(regclass, boolean)
 TO pdp_admin;
 GRANT EXECUTE ON FUNCTION pdp._expiry_counts(regclass), pdp._sample_column(regclass, name, float8, integer) TO pdp_admin, pdp_auditor;
 

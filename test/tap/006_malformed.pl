@@ -93,6 +93,7 @@ my @templates = (
 	[q{SELECT pdp._exec_as_owner_count(%s, 'SELECT 1', 1)}, 'n'], [q{SELECT pdp._exec_as_owner_count('t1', %s, 1)}, 'n'],
 	[q{SELECT pdp.set_retention('t1', '1 year', 'at', 'delete', ARRAY[%s])}, 'n'],
 	[q{SELECT pdp.set_retention('t1', '1 year', 'at', 'delete', NULL, %s)}, 'n'],
+	[q{SELECT pdp._cut_inactive_links(%s)}, 'n'],
 	['SELECT count(*) FROM pdp.purge_expired(%s)', 'n'], ['SELECT pdp._expiry_counts(%s)', 'n'],
 	[q{SELECT pdp._sample_column('t1', %s, 100, 10)}, 'n'], [q{SELECT pdp._sample_column(%s, 'email', 100, 10)}, 'n'],
 	[q{SELECT pdp._sample_column('t1', 'email', %s, 10)}, 'n'],

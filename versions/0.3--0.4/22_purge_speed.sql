@@ -452,6 +452,23 @@ BEGIN
                 EXIT WHEN NOT got;
             END LOOP;
         END LOOP;
+        -- Links to inactive subjects in the rows kept are cut, in one
+        -- transaction per table, recorded like a batch.
+        err := NULL;
+        n := 0;
+        BEGIN
+            n := pdp._cut_inactive_links(t);
+        EXCEPTION WHEN OTHERS THEN
+            err := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                       'table', t::text, 'sqlstate', SQLSTATE, 'message', SQLERRM));
+            failed := failed OPERATOR(pg_catalog.+) 1;
+            failed_states := pg_catalog.array_append(failed_states, SQLSTATE::text);
+        END;
+        PERFORM pdp._record_purge_batch(run_id, t, 'cut links', n, err);
+        IF n > 0 THEN
+            RAISE NOTICE 'purge: % rows of table "%" (links to inactive subjects cut)', n, pdp._relname(t);
+        END IF;
+        COMMIT;
     END LOOP;
     PERFORM pdp._end_purge_run(run_id, CASE WHEN stopped THEN 'stopped at max_duration' ELSE 'finished' END);
     COMMIT;
