@@ -193,7 +193,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp._expired_where_sql(regclass, text) IS
-    'the condition (with $2 to $6 as pdp._expired_rows_sql describes them) of a table''s expired, unheld rows, their order and position';
+    'the condition (with $2 to $6 as pdp._expired_rows_sql describes them) of a table''s expired, unheld rows, their order, position and a batch''s position';
 REVOKE ALL ON FUNCTION pdp._expired_where_sql(regclass, text) FROM PUBLIC;
 CREATE OR REPLACE FUNCTION pdp._expired_rows_sql(tbl regclass, reason text, lock boolean) RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
