@@ -98,6 +98,10 @@ SELECT pdp.k_anonymity('an.cohort', '{nope}');
 SELECT pdp.k_anonymity('an.cohort', '{"city; DROP TABLE an.cohort"}');
 SELECT pdp.k_anonymity('an.cohort', '{}');
 SELECT pdp.k_anonymity('an.cohort', '{city,city}');
+-- A json quasi-identifier is grouped by its text (json has no equality).
+CREATE TABLE an.profile (id int PRIMARY KEY, prefs json);
+INSERT INTO an.profile VALUES (1, '{"lang": "kk"}'), (2, '{"lang": "kk"}'), (3, '{"lang": "ru"}');
+SELECT pdp.k_anonymity('an.profile', '{prefs}') AS k_json;
 SELECT pdp.k_anonymity('an.cohort', NULL);
 SELECT pdp.k_anonymity('pdp.subject_column', '{col}');
 -- The report flags tables whose declared quasi-identifiers give k < pdp.min_k.

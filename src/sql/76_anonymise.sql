@@ -414,7 +414,9 @@ BEGIN
     IF pg_catalog.cardinality(quasi_identifiers) <> (SELECT pg_catalog.count(DISTINCT x) FROM pg_catalog.unnest(quasi_identifiers) x) THEN
         RAISE EXCEPTION 'a column is named twice' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY u.o) FILTER (WHERE a.attname IS NOT NULL),
+    -- (json and xml have no equality: grouped by their text.)
+    SELECT pg_catalog.string_agg(pg_catalog.format(CASE WHEN a.atttypid IN ('json'::regtype, 'xml'::regtype) THEN 't.%I::text' ELSE 't.%I' END,
+                                                   a.attname), ', ' ORDER BY u.o) FILTER (WHERE a.attname IS NOT NULL),
            pg_catalog.count(a.attname)
       INTO cols, k
       FROM pg_catalog.unnest(quasi_identifiers) WITH ORDINALITY AS u(c, o)
