@@ -246,6 +246,7 @@ DECLARE
     set_list text;
     guard text;
     subjects text[];
+    anon text;
 BEGIN
     v := pdp._expired_params(tbl, 'inactivity');
     IF NOT v.purgeable OR pdp._citus_table_kind(tbl) IS NOT NULL THEN
@@ -261,9 +262,15 @@ BEGIN
               WHERE s.tbl OPERATOR(pg_catalog.=) _cut_inactive_links.tbl
               ORDER BY s.attnum LOOP
         guard := concat_ws(' AND ', guard, pg_catalog.format('(t.%1$I IS NULL OR t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($3))', c.col));
-        CONTINUE WHEN c.on_erase NOT IN ('set_null', 'set_value');
+        IF c.on_erase NOT IN ('set_null', 'set_value') THEN
+            anon := concat_ws(' AND ', anon, pg_catalog.format('t.%I IS NULL', c.col));
+            CONTINUE;
+        END IF;
         i := i + 1;
         vals := vals || c.erase_value;
+        anon := concat_ws(' AND ', anon, pg_catalog.format(
+                    '(t.%1$I IS NULL OR t.%1$I OPERATOR(pg_catalog.=) ($2)[%2$s]::%3$s OR t.%1$I::text OPERATOR(pg_catalog.=) ANY ($1))',
+                    c.col, i, c.typ));
         cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($1)', c.col));
         set_list := concat_ws(', ', set_list, pg_catalog.format(
                         '%1$I = CASE WHEN t.%1$I::text OPERATOR(pg_catalog.=) ANY ($1) THEN %2$s ELSE t.%1$I END', c.col,
@@ -272,6 +279,13 @@ BEGIN
     IF cond IS NULL THEN
         RETURN 0;
     END IF;
+    -- A row so cut that names nobody any more is anonymised as erasure
+    -- anonymises it: unlinkable transforms (pdp._anonymisers), never a
+    -- keyed rule; their constants follow the erase values in $2.
+    vals := vals || ARRAY(SELECT z.val FROM pdp._anonymisers(tbl, '$2', i) z WHERE z.k IS NOT NULL ORDER BY z.k);
+    SELECT concat_ws(', ', set_list, pg_catalog.string_agg(pg_catalog.format('%I = CASE WHEN (%s) THEN %s ELSE t.%I END',
+                                                                             z.col, anon, z.expr, z.col), ', '))
+      INTO set_list FROM pdp._anonymisers(tbl, '$2', i) z;
     IF coalesce(dry_run, false) THEN
         RETURN (SELECT x.n FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (%s) AND %s',
                                                                          tbl, cond, guard), subjects, vals, v.restricted) AS x(n bigint));

@@ -1304,7 +1304,9 @@ SELECT s.tbl AS table_name,
        (SELECT pg_catalog.array_agg(DISTINCT p.purpose || ' (' || p.legal_basis || ')')
           FROM pdp.purpose p JOIN pdp.purpose_grant g ON g.purpose OPERATOR(pg_catalog.=) p.purpose
          WHERE pg_catalog.has_table_privilege(g.role, s.tbl, 'SELECT')) AS purposes,
-       (SELECT p.period::text || ' from ' || coalesce(p.anchor_column::text, 'insertion') || ', then ' || p.action
+       (SELECT p.period::text || ' from ' || coalesce(p.anchor_column::text, 'insertion')
+               || CASE WHEN p.fallback_column IS NOT NULL THEN ' (else ' || p.fallback_column::text || ')' ELSE '' END
+               || ', then ' || p.action
           FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) s.tbl) AS retention,
        (SELECT pg_catalog.array_agg(DISTINCT rc.name || ' (' || rc.country ||
                                     CASE WHEN rc.country <> 'KZ' THEN ', cross-border under ' || rc.safeguards ELSE '' END || ')')
