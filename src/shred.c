@@ -1,0 +1,1339 @@
+/*-------------------------------------------------------------------------
+ * shred.c
+ *	  Crypto-shredding: the column rule "shred" encrypts each value under a
+ *	  key of its row's own subject, and erasing the subject destroys that
+ *	  key, so that the subject's values in base backups, WAL archives and
+ *	  dumps taken before the erasure can no longer be decrypted.
+ *
+ * Subject keys.  A subject's key for master key version v is
+ *	  HKDF(master key v, "shred", salt || subject)
+ * where salt is 32 random bytes kept in the subject key store, a file next
+ * to the key file ("<pdp.key_file>.subjects", outside the data directory,
+ * so no base backup, WAL segment or dump ever holds it).  The store maps
+ * tag = HMAC(HKDF(master key v, "shred id"), subject) to the salt: it holds
+ * no subject identifier, and neither it nor the key file alone gives a key.
+ * Erasure removes the subject's entries (every version's tag), and with
+ * them the only copy of the salt: no key material that survives the
+ * erasure derives the subject's key again.
+ *
+ * The store file: a 16-byte header ("PDPSHRD1", then the number of sorted
+ * records, big-endian, then 4 zero bytes), then 64-byte records (tag, salt):
+ * first the sorted ones, then at most SHRED_MAX_TAIL appended ones.  A
+ * lookup binary-searches the sorted part and scans the tail.  A new subject
+ * is appended and fsynced before its first value is encrypted; when the
+ * tail is full, or to remove entries, the whole store is written sorted to
+ * a temporary file, fsynced, renamed over the store and the directory
+ * fsynced, so a crash leaves the old store or the new one, never half of
+ * one.  A torn append (a crash inside it) leaves a partial record at the
+ * end, which readers ignore and the next writer cuts off.
+ *
+ * Locking: every writer of the store (appending, rewriting) holds an
+ * exclusive flock() on "<store>.lock" for the whole read-modify-write;
+ * readers take no lock (they read either the old file or the renamed new
+ * one; appends only add records).
+ *
+ * Per-backend cache: derived subject keys, at most SHRED_CACHE_SLOTS, in
+ * page-aligned memory excluded from core dumps and locked where allowed
+ * (as the master keys, keys.c).  It is wiped when the key file is reloaded
+ * and whenever the store file is replaced (its inode changes: every
+ * removal rewrites it), so a key destroyed by another backend's erasure is
+ * never used again after that erasure commits.
+ *
+ * Destruction is transactional: pdp._shred_erase_keys schedules the
+ * subject, and the entries are removed when the transaction commits
+ * (XACT_EVENT_PRE_COMMIT: a failure then aborts the transaction, so a
+ * committed erasure receipt means the keys are gone).  A subtransaction
+ * that aborts forgets what it scheduled.  PREPARE TRANSACTION is refused.
+ *
+ * Values: "pdps1." then base64url of version (2 bytes, big-endian), a
+ * random 12-byte IV, the AES-256-GCM ciphertext and its 16-byte tag; the
+ * associated data is "pdp_ext shred v1", a zero byte, the version and the
+ * canonical subject, so a value moved to another subject's row does not
+ * decrypt there.
+ *-------------------------------------------------------------------------
+ */
+#include "pdp_ext.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "codec.h"
+#include "pdp_crypto.h"
+
+PG_FUNCTION_INFO_V1(pdp_unshred);
+PG_FUNCTION_INFO_V1(pdp_shred_erase_keys);
+PG_FUNCTION_INFO_V1(pdp_subject_key_store_status);
+
+#define SHRED_MAGIC			"PDPSHRD1"
+#define SHRED_HEADER_BYTES	16
+#define SHRED_RECORD_BYTES	64
+#define SHRED_MAX_TAIL		1024
+#define SHRED_MAX_RECORDS	(4 * 1024 * 1024)	/* 256 MB of store */
+#define SHRED_CACHE_SLOTS	1024
+#define SHRED_CACHE_PROBES	8
+
+#define SHRED_PREFIX		"pdps1."
+#define SHRED_PREFIX_LEN	6
+#define SHRED_OVERHEAD		(2 + PDP_GCM_IV_BYTES + PDP_GCM_TAG_BYTES)
+#define SHRED_MAX_VALUE		(64 * 1024 * 1024)
+
+static const char shred_aad_label[] = "pdp_ext shred v1";	/* with its NUL */
+
+typedef struct ShredRecord
+{
+	unsigned char tag[32];
+	unsigned char salt[32];
+} ShredRecord;
+
+typedef struct ShredStore
+{
+	int			fd;
+	dev_t		dev;
+	ino_t		ino;
+	off_t		size;
+	uint32		nsorted;
+	uint32		nrecords;
+} ShredStore;
+
+typedef struct ShredCacheSlot
+{
+	bool		used;
+	uint16		version;
+	unsigned char tag[32];
+	unsigned char key[32];
+} ShredCacheSlot;
+
+typedef struct ShredCache
+{
+	ShredCacheSlot slots[SHRED_CACHE_SLOTS];
+	/* the "shred id" subkey of the last version used */
+	bool		idkey_valid;
+	uint16		idkey_version;
+	unsigned char idkey[32];
+} ShredCache;
+
+static ShredCache *cache = NULL;
+static uint64 cache_generation = 0;
+static dev_t cache_dev = 0;
+static ino_t cache_ino = 0;
+
+/* Subjects whose keys are destroyed at commit, with the subtransaction that scheduled each. */
+typedef struct ShredPending
+{
+	char	   *subject;
+	size_t		len;
+	SubTransactionId owner;
+} ShredPending;
+
+static List *pending = NIL;		/* in TopTransactionContext */
+static bool callbacks_registered = false;
+
+/* ------------------------------------------------------------------------
+ * The cache
+ * ------------------------------------------------------------------------
+ */
+
+static void
+cache_memory(void)
+{
+	static bool lock_refusal_logged = false;
+	size_t		page = (size_t) sysconf(_SC_PAGESIZE);
+	size_t		size = TYPEALIGN(page, sizeof(ShredCache));
+	void	   *mem;
+
+	if (cache != NULL)
+		return;
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not allocate memory for pdp_ext's subject keys: %m")));
+#ifdef MADV_DONTDUMP
+	if (madvise(mem, size, MADV_DONTDUMP) != 0)
+	{
+		int			save_errno = errno;
+
+		munmap(mem, size);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not exclude pdp_ext's subject keys from core dumps: %m")));
+	}
+#endif
+	if (mlock(mem, size) != 0 && !lock_refusal_logged)
+	{
+		lock_refusal_logged = true;
+		ereport(LOG,
+				(errmsg("could not lock pdp_ext's subject keys in memory: %m"),
+				 errdetail("The keys may be written to swap."),
+				 errhint("Raise the server's RLIMIT_MEMLOCK (LimitMEMLOCK in its systemd unit) to at least %zu bytes more.", size)));
+	}
+	cache = (ShredCache *) mem;
+}
+
+static void
+cache_wipe(void)
+{
+	if (cache != NULL)
+		pdp_cleanse(cache, sizeof(*cache));
+}
+
+static uint32
+cache_home(const unsigned char tag[32])
+{
+	return ((uint32) tag[0] | ((uint32) tag[1] << 8) | ((uint32) tag[2] << 16)) % SHRED_CACHE_SLOTS;
+}
+
+static bool
+cache_get(uint16 version, const unsigned char tag[32], unsigned char key[32])
+{
+	uint32		h = cache_home(tag);
+
+	for (int i = 0; i < SHRED_CACHE_PROBES; i++)
+	{
+		ShredCacheSlot *s = &cache->slots[(h + i) % SHRED_CACHE_SLOTS];
+
+		if (!s->used)
+			return false;
+		if (s->version == version && memcmp(s->tag, tag, 32) == 0)
+		{
+			memcpy(key, s->key, 32);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Bounded: a full probe sequence overwrites (and so forgets) its first slot. */
+static void
+cache_put(uint16 version, const unsigned char tag[32], const unsigned char key[32])
+{
+	uint32		h = cache_home(tag);
+	ShredCacheSlot *s = &cache->slots[h];
+
+	for (int i = 0; i < SHRED_CACHE_PROBES; i++)
+	{
+		ShredCacheSlot *t = &cache->slots[(h + i) % SHRED_CACHE_SLOTS];
+
+		if (!t->used)
+		{
+			s = t;
+			break;
+		}
+	}
+	s->used = true;
+	s->version = version;
+	memcpy(s->tag, tag, 32);
+	memcpy(s->key, key, 32);
+}
+
+/* ------------------------------------------------------------------------
+ * The store file
+ * ------------------------------------------------------------------------
+ */
+
+/* "<pdp.key_file>.subjects"; palloc'd.  Refused without a key file. */
+static char *
+store_path(void)
+{
+	if (pdp_key_file == NULL || pdp_key_file[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("pdp_ext has no key file"),
+				 errdetail("The setting \"pdp.key_file\" is empty; subject keys live next to the key file."),
+				 errhint("Create one with tools/pdp-keygen, set \"pdp.key_file\" in postgresql.conf and reload.")));
+	return psprintf("%s.subjects", pdp_key_file);
+}
+
+static void
+store_malformed(ShredStore *st, const char *path, const char *detail)
+{
+	if (st->fd >= 0)
+		close(st->fd);
+	st->fd = -1;
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIG_FILE_ERROR),
+			 errmsg("subject key store \"%s\" is malformed", path),
+			 errdetail("%s", detail),
+			 errhint("Restore the store from its own backup, or see doc/keys.md.")));
+}
+
+/*
+ * Open the store read-only and check it as keys.c checks the key file:
+ * a regular file of the server's user or root, mode 0600 or 0400, outside
+ * the data directory, with a valid header.  Returns false (st->fd = -1) if
+ * it does not exist and missing_ok.
+ */
+static bool
+store_open(const char *path, ShredStore *st, bool missing_ok)
+{
+	struct stat sb;
+	unsigned char header[SHRED_HEADER_BYTES];
+
+	st->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0);
+	if (st->fd < 0)
+	{
+		if (errno == ENOENT && missing_ok)
+			return false;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open subject key store \"%s\": %m", path)));
+	}
+	if (fstat(st->fd, &sb) != 0)
+	{
+		int			save_errno = errno;
+
+		close(st->fd);
+		st->fd = -1;
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat subject key store \"%s\": %m", path)));
+	}
+	if (!S_ISREG(sb.st_mode))
+		store_malformed(st, path, "It is not a regular file.");
+	if (sb.st_mode & (S_IRWXG | S_IRWXO | S_IXUSR | S_ISUID | S_ISGID | S_ISVTX))
+		store_malformed(st, path, "Its mode must be 0600 or 0400.");
+	if (sb.st_uid != geteuid() && sb.st_uid != 0)
+		store_malformed(st, path, "It must be owned by the database server's user or root.");
+	if (pdp_fd_in_data_directory(st->fd, path))
+		store_malformed(st, path, "It is inside the data directory, so it would travel with every base backup.");
+	if (sb.st_size < SHRED_HEADER_BYTES ||
+		pg_pread(st->fd, header, SHRED_HEADER_BYTES, 0) != SHRED_HEADER_BYTES ||
+		memcmp(header, SHRED_MAGIC, 8) != 0)
+		store_malformed(st, path, "Its header is not that of a subject key store.");
+	st->dev = sb.st_dev;
+	st->ino = sb.st_ino;
+	st->size = sb.st_size;
+	st->nrecords = (uint32) Min((sb.st_size - SHRED_HEADER_BYTES) / SHRED_RECORD_BYTES, (off_t) PG_UINT32_MAX);
+	st->nsorted = ((uint32) header[8] << 24) | ((uint32) header[9] << 16) |
+		((uint32) header[10] << 8) | (uint32) header[11];
+	if (st->nsorted > st->nrecords || st->nrecords > SHRED_MAX_RECORDS)
+		store_malformed(st, path, "Its record count does not match its size.");
+	return true;
+}
+
+static void
+store_read_record(ShredStore *st, const char *path, uint32 i, ShredRecord *rec)
+{
+	if (pg_pread(st->fd, rec, SHRED_RECORD_BYTES,
+				 SHRED_HEADER_BYTES + (off_t) i * SHRED_RECORD_BYTES) != SHRED_RECORD_BYTES)
+	{
+		int			save_errno = errno;
+
+		close(st->fd);
+		st->fd = -1;
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read subject key store \"%s\": %m", path)));
+	}
+}
+
+/* Find tag; its salt into salt.  Binary search of the sorted part, then the tail. */
+static bool
+store_find(ShredStore *st, const char *path, const unsigned char tag[32], unsigned char salt[32])
+{
+	ShredRecord rec;
+	uint32		lo = 0,
+				hi = st->nsorted;
+	bool		found = false;
+
+	while (lo < hi && !found)
+	{
+		uint32		mid = lo + (hi - lo) / 2;
+		int			c;
+
+		store_read_record(st, path, mid, &rec);
+		c = memcmp(rec.tag, tag, 32);
+		if (c == 0)
+			found = true;
+		else if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (uint32 i = st->nsorted; i < st->nrecords && !found; i++)
+	{
+		store_read_record(st, path, i, &rec);
+		found = memcmp(rec.tag, tag, 32) == 0;
+	}
+	if (found)
+		memcpy(salt, rec.salt, 32);
+	pdp_cleanse(&rec, sizeof(rec));
+	return found;
+}
+
+/* Every record of the store, palloc'd (the caller wipes and frees it). */
+static ShredRecord *
+store_read_all(ShredStore *st, const char *path)
+{
+	ShredRecord *recs = palloc_extended(Max(st->nrecords, 1) * sizeof(ShredRecord) + sizeof(ShredRecord), 0);
+	size_t		want = (size_t) st->nrecords * SHRED_RECORD_BYTES;
+	size_t		got = 0;
+
+	while (got < want)
+	{
+		ssize_t		r = pg_pread(st->fd, (char *) recs + got, want - got, SHRED_HEADER_BYTES + got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+		{
+			int			save_errno = errno;
+
+			pdp_cleanse(recs, want);
+			close(st->fd);
+			st->fd = -1;
+			errno = r < 0 ? save_errno : EIO;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read subject key store \"%s\": %m", path)));
+		}
+		got += r;
+	}
+	return recs;
+}
+
+static int
+record_cmp(const void *a, const void *b)
+{
+	return memcmp(((const ShredRecord *) a)->tag, ((const ShredRecord *) b)->tag, 32);
+}
+
+static void
+write_all(int fd, const void *buf, size_t len, off_t off, const char *path)
+{
+	size_t		done = 0;
+
+	while (done < len)
+	{
+		ssize_t		w = pg_pwrite(fd, (const char *) buf + done, len - done, off + done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+		{
+			if (w == 0)
+				errno = ENOSPC;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write subject key store \"%s\": %m", path)));
+		}
+		done += w;
+	}
+}
+
+static void
+fsync_or_error(int fd, const char *path)
+{
+	if (fsync(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync subject key store \"%s\": %m", path)));
+}
+
+/* fsync the directory holding path, so a rename in it is durable. */
+static void
+fsync_parent(const char *path)
+{
+	char	   *dir = pstrdup(path);
+	char	   *slash = strrchr(dir, '/');
+	int			fd;
+
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY, 0);
+	if (fd < 0 || fsync(fd) != 0)
+	{
+		int			save_errno = errno;
+
+		if (fd >= 0)
+			close(fd);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync the directory of subject key store \"%s\": %m", path)));
+	}
+	close(fd);
+	pfree(dir);
+}
+
+/*
+ * Replace the store with recs[0..n) (sorted here): a temporary file,
+ * fsynced, renamed over the store, the directory fsynced.  Caller holds the
+ * store lock.
+ */
+static void
+store_rewrite(const char *path, ShredRecord *recs, uint32 n)
+{
+	char	   *tmp = psprintf("%s.tmp", path);
+	unsigned char header[SHRED_HEADER_BYTES] = {0};
+	int			fd;
+
+	qsort(recs, n, sizeof(ShredRecord), record_cmp);
+	memcpy(header, SHRED_MAGIC, 8);
+	header[8] = (n >> 24) & 0xff;
+	header[9] = (n >> 16) & 0xff;
+	header[10] = (n >> 8) & 0xff;
+	header[11] = n & 0xff;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, S_IRUSR | S_IWUSR);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create subject key store \"%s\": %m", tmp),
+				 errhint("The server's user must be able to write the key file's directory.")));
+	PG_TRY();
+	{
+		if (fchmod(fd, S_IRUSR | S_IWUSR) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not set the mode of subject key store \"%s\": %m", tmp)));
+		write_all(fd, header, SHRED_HEADER_BYTES, 0, tmp);
+		write_all(fd, recs, (size_t) n * SHRED_RECORD_BYTES, SHRED_HEADER_BYTES, tmp);
+		fsync_or_error(fd, tmp);
+	}
+	PG_CATCH();
+	{
+		close(fd);
+		unlink(tmp);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	close(fd);
+	if (rename(tmp, path) != 0)
+	{
+		int			save_errno = errno;
+
+		unlink(tmp);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not rename \"%s\" to \"%s\": %m", tmp, path)));
+	}
+	fsync_parent(path);
+	pfree(tmp);
+}
+
+/* Take the store's writer lock; returns the descriptor to close to release it. */
+static int
+store_lock(const char *path)
+{
+	char	   *lockpath = psprintf("%s.lock", path);
+	int			fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, S_IRUSR | S_IWUSR);
+
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open lock file \"%s\": %m", lockpath),
+				 errhint("The server's user must be able to write the key file's directory.")));
+	while (flock(fd, LOCK_EX) != 0)
+	{
+		if (errno == EINTR)
+		{
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		close(fd);
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not lock \"%s\": %m", lockpath)));
+	}
+	pfree(lockpath);
+	return fd;
+}
+
+/* store_add: the store rewritten sorted, with rec (a new store, or a full tail). */
+static void
+store_add_rewrite(ShredStore *st, bool exists, const char *path, const ShredRecord *rec)
+{
+	ShredRecord *recs = exists ? store_read_all(st, path) : palloc(sizeof(ShredRecord));
+	uint32		n = exists ? st->nrecords : 0;
+
+	recs[n++] = *rec;
+	PG_TRY();
+	{
+		store_rewrite(path, recs, n);
+	}
+	PG_FINALLY();
+	{
+		pdp_cleanse(recs, (size_t) n * sizeof(ShredRecord));
+		pfree(recs);
+	}
+	PG_END_TRY();
+}
+
+/* store_add: rec appended and fsynced, a torn append cut off first. */
+static void
+store_add_append(ShredStore *st, const char *path, const ShredRecord *rec)
+{
+	int			wfd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+	off_t		end = SHRED_HEADER_BYTES + (off_t) st->nrecords * SHRED_RECORD_BYTES;
+
+	if (wfd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open subject key store \"%s\" for writing: %m", path)));
+	PG_TRY();
+	{
+		if (st->size != end && ftruncate(wfd, end) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not truncate subject key store \"%s\": %m", path)));
+		write_all(wfd, rec, SHRED_RECORD_BYTES, end, path);
+		fsync_or_error(wfd, path);
+	}
+	PG_FINALLY();
+	{
+		close(wfd);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Add (tag, a new random salt) unless tag is there; the salt into salt.
+ * Durable before it returns.
+ */
+static void
+store_add(const char *path, const unsigned char tag[32], unsigned char salt[32])
+{
+	int			lockfd;
+	ShredStore	st;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot create a subject key during recovery"),
+				 errhint("Write shredded columns on the primary.")));
+	lockfd = store_lock(path);
+	st.fd = -1;
+	PG_TRY();
+	{
+		bool		exists = store_open(path, &st, true);
+
+		if (!exists || !store_find(&st, path, tag, salt))
+		{
+			ShredRecord rec;
+
+			if (!pdp_random_bytes(salt, 32))
+				ereport(ERROR,
+						(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+						 errmsg("could not generate a subject key"),
+						 errdetail("OpenSSL's random generator failed.")));
+			memcpy(rec.tag, tag, 32);
+			memcpy(rec.salt, salt, 32);
+			if (exists && st.nrecords >= SHRED_MAX_RECORDS)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("subject key store \"%s\" is full", path),
+						 errdetail("It holds at most %d subject keys.", SHRED_MAX_RECORDS)));
+			if (!exists || st.nrecords - st.nsorted >= SHRED_MAX_TAIL)
+				store_add_rewrite(&st, exists, path, &rec);
+			else
+				store_add_append(&st, path, &rec);
+			pdp_cleanse(&rec, sizeof(rec));
+		}
+	}
+	PG_FINALLY();
+	{
+		if (st.fd >= 0)
+			close(st.fd);
+		close(lockfd);
+	}
+	PG_END_TRY();
+}
+
+/* ------------------------------------------------------------------------
+ * Subject keys
+ * ------------------------------------------------------------------------
+ */
+
+static void
+subject_tag(const pdp_key *mk, const char *subject, size_t len, unsigned char tag[32])
+{
+	if (!cache->idkey_valid || cache->idkey_version != mk->version)
+	{
+		pdp_derive_subkey(mk, "shred id", "", 0, cache->idkey);
+		cache->idkey_version = mk->version;
+		cache->idkey_valid = true;
+	}
+	if (!pdp_hmac_sha256(cache->idkey, 32, (const unsigned char *) subject, len, tag))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not compute a subject key tag"),
+				 errdetail("OpenSSL's HMAC failed.")));
+}
+
+static void
+subject_derive(const pdp_key *mk, const unsigned char salt[32],
+			   const char *subject, size_t len, unsigned char key[32])
+{
+	char	   *domain = palloc(32 + len);
+
+	memcpy(domain, salt, 32);
+	memcpy(domain + 32, subject, len);
+	pdp_derive_subkey(mk, "shred", domain, 32 + len, key);
+	pdp_cleanse(domain, 32 + len);
+	pfree(domain);
+}
+
+/* The salt of tag in the store at path, if it is there. */
+static bool
+store_lookup(const char *path, const unsigned char tag[32], unsigned char salt[32])
+{
+	ShredStore	st;
+	bool		found = false;
+
+	st.fd = -1;
+	if (!store_open(path, &st, true))
+		return false;
+	PG_TRY();
+	{
+		found = store_find(&st, path, tag, salt);
+	}
+	PG_FINALLY();
+	{
+		if (st.fd >= 0)
+			close(st.fd);
+	}
+	PG_END_TRY();
+	return found;
+}
+
+/*
+ * The subject's key for master key version into key.  Without a store
+ * entry: false, unless create, which adds one.  False as well when the key
+ * file no longer holds the version.
+ */
+static bool
+subject_key(uint16 version, const char *subject, size_t len, bool create, unsigned char key[32])
+{
+	uint64		gen = pdp_keyring_generation();
+	const pdp_key *mk = pdp_key_by_version(version);
+	char	   *path = store_path();
+	struct stat sb;
+	bool		exists;
+	unsigned char tag[32];
+	unsigned char salt[32];
+	bool		found = false;
+
+	if (mk == NULL)
+		return false;
+	cache_memory();
+	exists = stat(path, &sb) == 0;
+	if (!exists && errno != ENOENT)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat subject key store \"%s\": %m", path)));
+	if (gen != cache_generation || !exists || sb.st_dev != cache_dev || sb.st_ino != cache_ino)
+	{
+		cache_wipe();
+		cache_generation = gen;
+		cache_dev = exists ? sb.st_dev : 0;
+		cache_ino = exists ? sb.st_ino : 0;
+	}
+	subject_tag(mk, subject, len, tag);
+	if (exists && cache_get(version, tag, key))
+		return true;
+
+	if (exists)
+		found = store_lookup(path, tag, salt);
+	if (!found)
+	{
+		if (!create)
+			return false;
+		store_add(path, tag, salt);
+	}
+	subject_derive(mk, salt, subject, len, key);
+	pdp_cleanse(salt, sizeof(salt));
+	/* Cached only under the store file it was read from. */
+	if (stat(path, &sb) == 0 && sb.st_dev == cache_dev && sb.st_ino == cache_ino)
+		cache_put(version, tag, key);
+	else
+	{
+		cache_wipe();
+		cache_dev = 0;
+		cache_ino = 0;
+	}
+	pfree(path);
+	return true;
+}
+
+static size_t
+shred_aad(unsigned char *aad, uint16 version, const char *subject, size_t len)
+{
+	memcpy(aad, shred_aad_label, sizeof(shred_aad_label));
+	aad[sizeof(shred_aad_label)] = version >> 8;
+	aad[sizeof(shred_aad_label) + 1] = version & 0xff;
+	memcpy(aad + sizeof(shred_aad_label) + 2, subject, len);
+	return sizeof(shred_aad_label) + 2 + len;
+}
+
+/* Canonical subject of s[0..len) or an error naming no value. */
+static void
+canonical_or_error(const char *s, size_t len, char **out, size_t *out_len)
+{
+	if (!pdp_subject_canonical_form(s, len, out, out_len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid subject for the registered subject columns"),
+				 errhint("Give the subject as a registered column holds it."),
+				 errhidestmt(true)));
+}
+
+/*
+ * Encrypt value under the subject's key (creating it on first use).
+ * subject must be canonical.  Returns the "pdps1." text.
+ */
+text *
+pdp_shred_seal(const char *subject, size_t subject_len, text *value)
+{
+	size_t		vlen = VARSIZE_ANY_EXHDR(value);
+	const pdp_key *mk = pdp_active_key();
+	uint16		version = mk->version;
+	unsigned char key[32];
+	unsigned char *body;
+	unsigned char *aad;
+	size_t		aad_len;
+	size_t		body_len = SHRED_OVERHEAD + vlen;
+	size_t		text_len;
+	text	   *result;
+
+	if (vlen > SHRED_MAX_VALUE)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("value is too long to shred"),
+				 errdetail("At most 64 MB are accepted."),
+				 errhidestmt(true)));
+	subject_key(version, subject, subject_len, true, key);
+	body = palloc(body_len);
+	body[0] = version >> 8;
+	body[1] = version & 0xff;
+	aad = palloc(sizeof(shred_aad_label) + 2 + subject_len);
+	aad_len = shred_aad(aad, version, subject, subject_len);
+	if (!pdp_random_bytes(body + 2, PDP_GCM_IV_BYTES) ||
+		!pdp_gcm_seal(key, body + 2, aad, aad_len,
+					  (const unsigned char *) VARDATA_ANY(value), vlen,
+					  body + 2 + PDP_GCM_IV_BYTES, body + 2 + PDP_GCM_IV_BYTES + vlen))
+	{
+		pdp_cleanse(key, sizeof(key));
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("could not shred value"),
+				 errdetail("OpenSSL failed.")));
+	}
+	pdp_cleanse(key, sizeof(key));
+	text_len = SHRED_PREFIX_LEN + PDP_BASE64URL_LEN(body_len);
+	result = (text *) palloc(VARHDRSZ + text_len);
+	SET_VARSIZE(result, VARHDRSZ + text_len);
+	memcpy(VARDATA(result), SHRED_PREFIX, SHRED_PREFIX_LEN);
+	pdp_base64url_encode(body, body_len, VARDATA(result) + SHRED_PREFIX_LEN);
+	pfree(body);
+	pfree(aad);
+	return result;
+}
+
+/*
+ * Decrypt a shredded value of the (canonical) subject: the plaintext, or
+ * NULL when it is not a shredded value, its subject's key is gone, or it
+ * does not authenticate (altered, or another subject's).
+ */
+static text *
+shred_open(const char *subject, size_t subject_len, const char *armour, size_t len)
+{
+	unsigned char *body;
+	long		body_len;
+	uint16		version;
+	unsigned char key[32];
+	unsigned char *aad;
+	size_t		aad_len;
+	size_t		plen;
+	text	   *result;
+	bool		ok;
+
+	if (len < SHRED_PREFIX_LEN || memcmp(armour, SHRED_PREFIX, SHRED_PREFIX_LEN) != 0 ||
+		len - SHRED_PREFIX_LEN > PDP_BASE64URL_LEN((size_t) SHRED_MAX_VALUE + SHRED_OVERHEAD))
+		return NULL;
+	body = palloc((len - SHRED_PREFIX_LEN) * 3 / 4 + 1);
+	body_len = pdp_base64url_decode(armour + SHRED_PREFIX_LEN, len - SHRED_PREFIX_LEN, body);
+	if (body_len < SHRED_OVERHEAD)
+	{
+		pfree(body);
+		return NULL;
+	}
+	version = ((uint16) body[0] << 8) | body[1];
+	if (version == 0 || !subject_key(version, subject, subject_len, false, key))
+	{
+		pfree(body);
+		return NULL;
+	}
+	plen = body_len - SHRED_OVERHEAD;
+	aad = palloc(sizeof(shred_aad_label) + 2 + subject_len);
+	aad_len = shred_aad(aad, version, subject, subject_len);
+	result = (text *) palloc(VARHDRSZ + plen);
+	SET_VARSIZE(result, VARHDRSZ + plen);
+	ok = pdp_gcm_open(key, body + 2, aad, aad_len, body + 2 + PDP_GCM_IV_BYTES, plen,
+					  body + 2 + PDP_GCM_IV_BYTES + plen, (unsigned char *) VARDATA(result));
+	pdp_cleanse(key, sizeof(key));
+	pfree(aad);
+	pfree(body);
+	if (!ok)
+	{
+		pdp_cleanse(VARDATA(result), plen);
+		pfree(result);
+		return NULL;
+	}
+	return result;
+}
+
+/* Does value have a shredded value's form (not checked further)? */
+bool
+pdp_shred_looks_sealed(text *value)
+{
+	return VARSIZE_ANY_EXHDR(value) >= SHRED_PREFIX_LEN &&
+		memcmp(VARDATA_ANY(value), SHRED_PREFIX, SHRED_PREFIX_LEN) == 0;
+}
+
+/* Is value already a shredded value of this (canonical) subject? */
+bool
+pdp_shred_is_sealed_for(const char *subject, size_t subject_len, text *value)
+{
+	text	   *plain;
+
+	if (VARSIZE_ANY_EXHDR(value) < SHRED_PREFIX_LEN ||
+		memcmp(VARDATA_ANY(value), SHRED_PREFIX, SHRED_PREFIX_LEN) != 0)
+		return false;
+	plain = shred_open(subject, subject_len, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+	if (plain == NULL)
+		return false;
+	pdp_cleanse(VARDATA(plain), VARSIZE(plain) - VARHDRSZ);
+	pfree(plain);
+	return true;
+}
+
+/*
+ * The name of the one registered subject column that holds the subject of
+ * tbl's rows (pdp._shred_subject_column, which raises otherwise), read as
+ * the extension's owner.  palloc'd in the caller's context.
+ */
+char *
+pdp_shred_subject_column(Oid extowner, Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	Oid			save_userid;
+	int			save_sec_context;
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *volatile col = NULL;
+
+	values[0] = ObjectIdGetDatum(relid);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(extowner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		bool		isnull;
+		Datum		d;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("SELECT pdp._shred_subject_column($1::pg_catalog.regclass)::pg_catalog.text",
+								  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read the subject column");
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			col = MemoryContextStrdup(caller, TextDatumGetCString(d));
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	if (col == NULL)
+		elog(ERROR, "no subject column");
+	return col;
+}
+
+/* ------------------------------------------------------------------------
+ * Reading: pdp.unshred
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct UnshredGate
+{
+	Oid			userid;
+	Oid			relid;
+	AttrNumber	attnum;
+	bool		allowed;
+} UnshredGate;
+
+/*
+ * May the current user read column attnum of relid in clear?  If it may
+ * SELECT the column, or SELECT a view that reads the column and calls this
+ * function (a masked view) and whose owner may SELECT the column.
+ */
+static bool
+unshred_allowed(Oid fnoid, Oid userid, Oid relid, AttrNumber attnum)
+{
+	Oid			argtypes[4] = {OIDOID, OIDOID, INT2OID, OIDOID};
+	Datum		values[4];
+	bool		allowed;
+	bool		isnull;
+
+	values[0] = ObjectIdGetDatum(userid);
+	values[1] = ObjectIdGetDatum(relid);
+	values[2] = Int16GetDatum(attnum);
+	values[3] = ObjectIdGetDatum(fnoid);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(
+							  "SELECT pg_catalog.has_column_privilege($1, $2, $3, 'SELECT') OR EXISTS ("
+							  " SELECT 1 FROM pg_catalog.pg_depend d"
+							  " JOIN pg_catalog.pg_rewrite w ON w.oid OPERATOR(pg_catalog.=) d.objid"
+							  " JOIN pg_catalog.pg_class v ON v.oid OPERATOR(pg_catalog.=) w.ev_class"
+							  " WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+							  " AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+							  " AND d.refobjid OPERATOR(pg_catalog.=) $2 AND d.refobjsubid OPERATOR(pg_catalog.=) $3"
+							  " AND pg_catalog.has_table_privilege($1, v.oid, 'SELECT')"
+							  " AND pg_catalog.has_column_privilege(v.relowner, $2, $3, 'SELECT')"
+							  " AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend f"
+							  "  WHERE f.classid OPERATOR(pg_catalog.=) d.classid AND f.objid OPERATOR(pg_catalog.=) d.objid"
+							  "  AND f.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass"
+							  "  AND f.refobjid OPERATOR(pg_catalog.=) $4))",
+							  4, argtypes, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not check the column privilege");
+	allowed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+	SPI_finish();
+	return allowed;
+}
+
+/*
+ * pdp.unshred(tbl regclass, col name, value text, subject text) RETURNS text
+ *
+ * The clear value of a shredded value of column col of tbl in the row of
+ * subject, for a role that may read the column (directly or through a
+ * masked view).  NULL when the subject's key was destroyed by erasure, or
+ * the value is not one shredded for that subject: a masked view never fails
+ * on what the table holds.
+ */
+Datum
+pdp_unshred(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Name		col = PG_GETARG_NAME(1);
+	text	   *value = PG_GETARG_TEXT_PP(2);
+	text	   *subject = PG_GETARG_TEXT_PP(3);
+	UnshredGate *gate = (UnshredGate *) fcinfo->flinfo->fn_extra;
+	Oid			userid = GetUserId();
+	AttrNumber	attnum;
+	char	   *canon;
+	size_t		canon_len;
+	text	   *result;
+
+	attnum = get_attnum(relid, NameStr(*col));
+	if (attnum == InvalidAttrNumber || attnum < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation with OID %u does not exist", NameStr(*col), relid)));
+	if (gate == NULL || gate->userid != userid || gate->relid != relid || gate->attnum != attnum)
+	{
+		gate = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(UnshredGate));
+		gate->userid = userid;
+		gate->relid = relid;
+		gate->attnum = attnum;
+		gate->allowed = unshred_allowed(fcinfo->flinfo->fn_oid, userid, relid, attnum);
+		fcinfo->flinfo->fn_extra = gate;
+	}
+	if (!gate->allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read shredded column \"%s\"", NameStr(*col)),
+				 errdetail("Only a role that may read the column, or a masked view of it, may read its values in clear."),
+				 errhidestmt(true)));
+	if (!pdp_subject_canonical_form(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), &canon, &canon_len))
+		PG_RETURN_NULL();
+	result = shred_open(canon, canon_len, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+	pfree(canon);
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(result);
+}
+
+/* ------------------------------------------------------------------------
+ * Destruction: pdp._shred_erase_keys and the commit hook
+ * ------------------------------------------------------------------------
+ */
+
+/* Tags of the subject under every key version in the file, palloc'd. */
+static unsigned char *
+all_tags(const char *subject, size_t len, int *ntags)
+{
+	int			n = pdp_key_count();
+	unsigned char *tags = palloc(Max(n, 1) * 32);
+
+	cache_memory();
+	for (int i = 0; i < n; i++)
+		subject_tag(pdp_key_at(i), subject, len, tags + 32 * i);
+	*ntags = n;
+	return tags;
+}
+
+static bool
+tag_in(const unsigned char *tag, const unsigned char *tags, int ntags)
+{
+	for (int i = 0; i < ntags; i++)
+		if (memcmp(tag, tags + 32 * i, 32) == 0)
+			return true;
+	return false;
+}
+
+/* destroy_pending: the store at path (open in st) without the pending subjects' entries. */
+static void
+destroy_in_store(ShredStore *st, const char *path)
+{
+	ShredRecord *recs = store_read_all(st, path);
+	uint32		total = st->nrecords;
+
+	PG_TRY();
+	{
+		uint32		n = total;
+		ListCell   *lc;
+
+		foreach(lc, pending)
+		{
+			ShredPending *p = (ShredPending *) lfirst(lc);
+			int			ntags;
+			unsigned char *tags = all_tags(p->subject, p->len, &ntags);
+			uint32		kept = 0;
+
+			for (uint32 i = 0; i < n; i++)
+			{
+				if (tag_in(recs[i].tag, tags, ntags))
+					pdp_cleanse(&recs[i], sizeof(ShredRecord));
+				else
+					recs[kept++] = recs[i];
+			}
+			if (kept < n)
+				pdp_cleanse(&recs[kept], (size_t) (n - kept) * sizeof(ShredRecord));
+			n = kept;
+			pfree(tags);
+		}
+		if (n < total)
+			store_rewrite(path, recs, n);
+	}
+	PG_FINALLY();
+	{
+		pdp_cleanse(recs, (size_t) total * sizeof(ShredRecord));
+		pfree(recs);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Remove every pending subject's entries from the store, in one rewrite.
+ * Runs at PRE_COMMIT: an error aborts the transaction.
+ */
+static void
+destroy_pending(void)
+{
+	char	   *path = store_path();
+	int			lockfd = store_lock(path);
+	ShredStore	st;
+
+	st.fd = -1;
+	PG_TRY();
+	{
+		if (store_open(path, &st, true))
+			destroy_in_store(&st, path);
+	}
+	PG_FINALLY();
+	{
+		if (st.fd >= 0)
+			close(st.fd);
+		close(lockfd);
+	}
+	PG_END_TRY();
+	/* This backend's cached keys go too (other backends see the new inode). */
+	cache_wipe();
+	cache_dev = 0;
+	cache_ino = 0;
+}
+
+static void
+shred_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (pending != NIL)
+			{
+				destroy_pending();
+				pending = NIL;
+			}
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that destroys subject keys"),
+						 errhint("Erase subjects with shredded values outside two-phase transactions.")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			pending = NIL;		/* freed with TopTransactionContext */
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+shred_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, pending)
+		{
+			ShredPending *p = (ShredPending *) lfirst(lc);
+
+			if (p->owner == mySubid)
+				pending = foreach_delete_current(pending, lc);
+		}
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, pending)
+		{
+			ShredPending *p = (ShredPending *) lfirst(lc);
+
+			if (p->owner == mySubid)
+				p->owner = parentSubid;
+		}
+	}
+}
+
+/*
+ * pdp._shred_erase_keys(subject text) RETURNS jsonb
+ *
+ * Erasure's hook: schedules the destruction of the (canonical) subject's
+ * keys at commit and returns what the receipt records of it,
+ * {"subject_keys": {"destroyed": n, "when": "at commit"}}, n being the
+ * subject's entries in the store now; '{}' when it has none (or there is no
+ * store).  Never a key, salt or tag.
+ */
+Datum
+pdp_shred_erase_keys(PG_FUNCTION_ARGS)
+{
+	text	   *subject = PG_GETARG_TEXT_PP(0);
+	char	   *canon;
+	size_t		len;
+	char	   *path;
+	ShredStore	st;
+	int			count = 0;
+	MemoryContext old;
+	ShredPending *p;
+
+	if (pdp_key_file == NULL || pdp_key_file[0] == '\0')
+		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	canonical_or_error(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), &canon, &len);
+	path = store_path();
+	st.fd = -1;
+	if (!store_open(path, &st, true))
+		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	PG_TRY();
+	{
+		int			ntags;
+		unsigned char *tags = all_tags(canon, len, &ntags);
+		unsigned char salt[32];
+
+		for (int i = 0; i < ntags; i++)
+			if (store_find(&st, path, tags + 32 * i, salt))
+				count++;
+		pdp_cleanse(salt, sizeof(salt));
+		pfree(tags);
+	}
+	PG_FINALLY();
+	{
+		close(st.fd);
+	}
+	PG_END_TRY();
+	if (count == 0)
+		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot destroy subject keys during recovery")));
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(shred_xact_callback, NULL);
+		RegisterSubXactCallback(shred_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	p = palloc(sizeof(ShredPending));
+	p->subject = pnstrdup(canon, len);
+	p->len = len;
+	p->owner = GetCurrentSubTransactionId();
+	pending = lappend(pending, p);
+	MemoryContextSwitchTo(old);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
+										CStringGetDatum(psprintf("{\"subject_keys\": {\"destroyed\": %d, \"when\": \"at commit\"}}", count))));
+}
+
+/*
+ * pdp.subject_key_store_status() RETURNS TABLE(path text, subject_keys bigint, bytes bigint)
+ * Where the store is (superusers only) and how many entries it holds; no
+ * key material.
+ */
+Datum
+pdp_subject_key_store_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *path = store_path();
+	ShredStore	st;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	InitMaterializedSRF(fcinfo, 0);
+	/* The path says where pdp.key_file is, which only superusers may see. */
+	values[0] = CStringGetTextDatum(path);
+	nulls[0] = !superuser();
+	if (store_open(path, &st, true))
+	{
+		close(st.fd);
+		values[1] = Int64GetDatum(st.nrecords);
+		values[2] = Int64GetDatum(st.size);
+	}
+	else
+	{
+		values[1] = Int64GetDatum(0);
+		nulls[2] = true;
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
