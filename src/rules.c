@@ -250,7 +250,7 @@ build_shred_column(FunctionCallInfo fcinfo, TriggerData *td, OnWriteColumn *c)
  * shredded for that subject (a copied row) is kept as it is (*keep).
  */
 static Datum
-apply_shred(OnWriteColumn *c, HeapTuple newtup, TupleDesc tupdesc, Datum value, bool *keep)
+apply_shred(OnWriteColumn *c, Oid extowner, HeapTuple newtup, TupleDesc tupdesc, Datum value, bool *keep)
 {
 	bool		isnull;
 	Datum		subject = heap_getattr(newtup, c->subject_attnum, tupdesc, &isnull);
@@ -266,7 +266,7 @@ apply_shred(OnWriteColumn *c, HeapTuple newtup, TupleDesc tupdesc, Datum value, 
 				 errdetail("The row's subject column is NULL, so there is no key to encrypt the value under."),
 				 errhint("Write the subject column, or leave the shredded column NULL.")));
 	raw = OutputFunctionCall(&c->subject_out, subject);
-	if (!pdp_subject_canonical_form(raw, strlen(raw), &canon, &len))
+	if (!pdp_shred_canonical(extowner, raw, strlen(raw), &canon, &len))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid subject for the registered subject columns"),
@@ -484,7 +484,7 @@ pdp_pseudonymise_on_write(PG_FUNCTION_ARGS)
 			{
 				bool		keep;
 
-				values[c->attnum - 1] = apply_shred(c, newtup, tupdesc, value, &keep);
+				values[c->attnum - 1] = apply_shred(c, pdp_function_owner(fcinfo->flinfo->fn_oid), newtup, tupdesc, value, &keep);
 				nulls[c->attnum - 1] = false;
 				if (keep)
 					continue;

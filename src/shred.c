@@ -787,6 +787,32 @@ shred_aad(unsigned char *aad, uint16 version, const char *subject, size_t len)
 	return sizeof(shred_aad_label) + 2 + len;
 }
 
+/*
+ * pdp_subject_canonical_form as the extension's owner: it reads the
+ * registry (pdp.subject_column), which writers and readers of a shredded
+ * column may not read themselves.
+ */
+bool
+pdp_shred_canonical(Oid extowner, const char *s, size_t len, char **out, size_t *out_len)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	volatile bool ok = false;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(extowner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		ok = pdp_subject_canonical_form(s, len, out, out_len);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 /* Canonical subject of s[0..len) or an error naming no value. */
 static void
 canonical_or_error(const char *s, size_t len, char **out, size_t *out_len)
@@ -1048,11 +1074,15 @@ pdp_unshred(PG_FUNCTION_ARGS)
 	size_t		canon_len;
 	text	   *result;
 
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
 	attnum = get_attnum(relid, NameStr(*col));
 	if (attnum == InvalidAttrNumber || attnum < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation with OID %u does not exist", NameStr(*col), relid)));
+				 errmsg("column \"%s\" of relation \"%s\" does not exist", NameStr(*col), get_rel_name(relid))));
 	if (gate == NULL || gate->userid != userid || gate->relid != relid || gate->attnum != attnum)
 	{
 		gate = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(UnshredGate));
@@ -1068,7 +1098,8 @@ pdp_unshred(PG_FUNCTION_ARGS)
 				 errmsg("permission denied to read shredded column \"%s\"", NameStr(*col)),
 				 errdetail("Only a role that may read the column, or a masked view of it, may read its values in clear."),
 				 errhidestmt(true)));
-	if (!pdp_subject_canonical_form(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), &canon, &canon_len))
+	if (!pdp_shred_canonical(pdp_function_owner(fcinfo->flinfo->fn_oid),
+							 VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), &canon, &canon_len))
 		PG_RETURN_NULL();
 	result = shred_open(canon, canon_len, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
 	pfree(canon);

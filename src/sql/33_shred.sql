@@ -12,7 +12,7 @@ INSERT INTO pdp.rule_kind VALUES
 -- the one subject column registered on the table (or on a partitioned table
 -- it is a partition of).  Raises when there is none or more than one.
 CREATE FUNCTION pdp._shred_subject_column(tbl regclass) RETURNS name
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -35,14 +35,14 @@ COMMENT ON FUNCTION pdp._shred_subject_column(regclass) IS
     'the one registered subject column whose subject''s key shreds the table''s values; raises when there is none or more than one';
 
 CREATE FUNCTION pdp.unshred(tbl regclass, col name, value text, subject text) RETURNS text
-LANGUAGE C STRICT STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pdp_unshred';
+LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_unshred';
 COMMENT ON FUNCTION pdp.unshred(regclass, name, text, text) IS
     'the clear value of a shredded value of the column in the subject''s row, for a role that may read the column or a masked view of it; NULL once the subject''s key was destroyed by erasure, or for a value not shredded for that subject';
 
 -- What a static application of the rule (pdp.apply_rules) would do: shred
 -- needs each row's subject, which only the on-write trigger sees.
 CREATE FUNCTION pdp._shred_static(value text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

@@ -16,7 +16,7 @@ INSERT INTO pdp.rule_kind VALUES
 -- the one subject column registered on the table (or on a partitioned table
 -- it is a partition of).  Raises when there is none or more than one.
 CREATE OR REPLACE FUNCTION pdp._shred_subject_column(tbl regclass) RETURNS name
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -39,14 +39,14 @@ COMMENT ON FUNCTION pdp._shred_subject_column(regclass) IS
     'the one registered subject column whose subject''s key shreds the table''s values; raises when there is none or more than one';
 
 CREATE OR REPLACE FUNCTION pdp.unshred(tbl regclass, col name, value text, subject text) RETURNS text
-LANGUAGE C STRICT STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'pdp_unshred';
+LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_unshred';
 COMMENT ON FUNCTION pdp.unshred(regclass, name, text, text) IS
     'the clear value of a shredded value of the column in the subject''s row, for a role that may read the column or a masked view of it; NULL once the subject''s key was destroyed by erasure, or for a value not shredded for that subject';
 
 -- What a static application of the rule (pdp.apply_rules) would do: shred
 -- needs each row's subject, which only the on-write trigger sees.
 CREATE OR REPLACE FUNCTION pdp._shred_static(value text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -368,6 +368,45 @@ BEGIN
     PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'followed', followed,
                                                                                      'consents_withdrawn', withdrawn));
     RETURN receipt;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._api_register_eav(tbl regclass, value_column name, attribute_column name, attribute_value text,
+                                      category text, rule text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    IF value_column IS NULL OR attribute_column IS NULL OR attribute_value IS NULL OR category IS NULL THEN
+        RAISE EXCEPTION 'value column, attribute column, attribute value and category must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF rule IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _api_register_eav.rule) THEN
+        RAISE EXCEPTION 'unknown column rule' USING ERRCODE = 'invalid_parameter_value', HINT = 'pdp.rule_kind lists the rules.';
+    END IF;
+    IF rule = 'shred' THEN  -- (src/sql/33_shred.sql)
+        RAISE EXCEPTION 'rule "shred" cannot classify an EAV attribute'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Shredding encrypts values on write under their row''s subject''s key; an EAV attribute''s rule applies when the value is read.',
+                  HINT = 'Shred the whole value column with pdp.set_column_rule, or choose another rule.';
+    END IF;
+    IF rule IN ('pseudonym', 'pseudo_email', 'pseudo_phone', 'pseudo_iin', 'pseudo_name', 'pseudo_ip', 'encrypt', 'fpe_iin')
+       AND NOT pg_catalog.pg_has_role(pdp._caller(), 'pdp_pseudonymiser', 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to declare keyed column rule "%"', rule
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Declare it as a member of pdp_pseudonymiser, or choose a mask.';
+    END IF;
+    INSERT INTO pdp.eav_attribute AS e (tbl, value_col, value_attnum, attribute_col, attribute_attnum, attribute_value,
+                                        category, rule, declared_by)
+    VALUES (tbl, value_column, 0, attribute_column, 0, attribute_value, category, rule, pg_catalog.pg_get_userbyid(pdp._caller()))
+    ON CONFLICT ON CONSTRAINT eav_attribute_pkey DO UPDATE
+       SET category = EXCLUDED.category, rule = EXCLUDED.rule, attribute_col = EXCLUDED.attribute_col,
+           declared_at = pg_catalog.now(), declared_by = EXCLUDED.declared_by;
+    PERFORM pdp._refresh_masked_views(tbl);
+    PERFORM pdp._audit('register_eav', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('column', value_column, 'attribute_column', attribute_column,
+                                                     'attribute_value', attribute_value, 'category', category, 'rule', rule));
 END
 $$;
 
