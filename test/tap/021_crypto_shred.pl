@@ -64,7 +64,7 @@ command_ok([ 'pg_dump', '-Fc', '-d', $primary->connstr('postgres'), '-f', $dump 
 my $replica = pdp_node('replica', key_file => $key_file, init => { allows_streaming => 'logical' });
 $replica->safe_psql('postgres', 'CREATE EXTENSION pdp_ext;' . $schema);
 $replica->safe_psql('postgres',
-	"CREATE SUBSCRIPTION lms CONNECTION '" . $primary->connstr('postgres') . "' PUBLICATION lms");
+	"CREATE SUBSCRIPTION lms CONNECTION '" . $primary->connstr . " dbname=postgres' PUBLICATION lms");
 $replica->wait_for_subscription_sync($primary, 'lms');
 
 $primary->safe_psql('postgres', q{
@@ -102,7 +102,7 @@ $primary->poll_query_until('postgres', "SELECT last_archived_wal >= '$segment' F
   or die 'the WAL segment holding the restore point was not archived';
 $primary->safe_psql('postgres', q{SELECT pdp.erase_subject(3, 'again')});    # nothing left to destroy: no error
 is($primary->safe_psql('postgres', q{SELECT pdp.erase_subject(4, 'request') ? 'subject_keys'}), 't',
-	'a second subject''s erasure destroys its key too');
+	"a second subject's erasure destroys its key too");
 is($primary->safe_psql('postgres', 'SELECT subject_keys FROM pdp.subject_key_store_status()'), '19', 'two keys gone');
 
 my $after = '2=note of learner 2,3=NULL,4=NULL,21=note of learner 21';
@@ -114,11 +114,11 @@ $restored->init_from_backup($primary, 'base', has_restoring => 1);
 $restored->append_conf('postgresql.conf', "recovery_target_name = 'before_erasure'\nrecovery_target_action = 'promote'\narchive_mode = off\n");
 $restored->start;
 $restored->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'the restored cluster did not promote';
-is($restored->safe_psql('postgres', $stored3), '1', 'the restored backup holds the erased learner''s shredded row');
+is($restored->safe_psql('postgres', $stored3), '1', "the restored backup holds the erased learner's shredded row");
 is($restored->safe_psql('postgres', q{SELECT email FROM learner WHERE id = 3}), 'new3@mail.kz',
 	'replayed from the WAL archive up to before the erasure');
 is($restored->safe_psql('postgres', $clear), $after,
-	'base backup + WAL archive: the erased learners'' values do not decrypt, everyone else''s do');
+	"base backup + WAL archive: the erased learners' values do not decrypt, everyone else's do");
 is($restored->safe_psql('postgres', q{SET ROLE reader; SELECT count(*) FILTER (WHERE note IS NULL) || '/' || count(*) FROM learner_masked}),
 	'2/21', 'its masked view shows NULL for them and never fails');
 
@@ -133,14 +133,14 @@ $restored->stop;
 # 2. The dump from before the erasure, restored after it.
 $primary->safe_psql('postgres', 'CREATE DATABASE dst');
 command_ok([ 'pg_restore', '--exit-on-error', '-d', $primary->connstr('dst'), $dump ], 'pg_restore after the erasure');
-is($primary->safe_psql('dst', $stored3), '1', 'the dump holds the erased learner''s shredded row');
+is($primary->safe_psql('dst', $stored3), '1', "the dump holds the erased learner's shredded row");
 is($primary->safe_psql('dst', $clear), '2=note of learner 2,3=NULL,4=NULL',
-	'dump: the erased learners'' values do not decrypt, everyone else''s do (21 came after the dump)');
+	"dump: the erased learners' values do not decrypt, everyone else's do (21 came after the dump)");
 
 # 3. The logical replica, which still holds the rows copied before.
-is($replica->safe_psql('postgres', $stored3), '1', 'the replica holds the erased learner''s shredded row');
+is($replica->safe_psql('postgres', $stored3), '1', "the replica holds the erased learner's shredded row");
 is($replica->safe_psql('postgres', $clear), $after,
-	'logical replica: the erased learners'' values do not decrypt, everyone else''s do');
+	"logical replica: the erased learners' values do not decrypt, everyone else's do");
 
 # A new value for a learner after the erasure gets a new key.
 $primary->safe_psql('postgres', q{INSERT INTO learner VALUES (3, 'back@mail.kz', 'a new note')});
