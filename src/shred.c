@@ -16,16 +16,18 @@
  * them the only copy of the salt: no key material that survives the
  * erasure derives the subject's key again.
  *
- * The store file: a 16-byte header ("PDPSHRD1", then the number of sorted
- * records, big-endian, then 4 zero bytes), then 64-byte records (tag, salt):
- * first the sorted ones, then at most SHRED_MAX_TAIL appended ones.  A
- * lookup binary-searches the sorted part and scans the tail.  A new subject
- * is appended and fsynced before its first value is encrypted; when the
- * tail is full, or to remove entries, the whole store is written sorted to
- * a temporary file, fsynced, renamed over the store and the directory
- * fsynced, so a crash leaves the old store or the new one, never half of
- * one.  A torn append (a crash inside it) leaves a partial record at the
- * end, which readers ignore and the next writer cuts off.
+ * The store file: a 16-byte header ("PDPSHRD1", the number of slots, a
+ * power of two, and the number of entries, both big-endian), then the
+ * slots, 64 bytes each (tag, salt; an all-zero tag is an empty slot): an
+ * open-addressing hash table on the tag, at most half full, so a lookup
+ * reads one or two blocks of slots.  A new subject's entry is written into
+ * its slot in place, and the store is fsynced before the transaction that
+ * shredded a value commits (one fsync per transaction, not per subject).
+ * When the table would be more than half full, or to remove entries, the
+ * whole store is written to a temporary file (twice as large when it
+ * grows), fsynced, renamed over the store and the directory fsynced, so a
+ * crash leaves the old store or the new one, never half of one; growing by
+ * doubling keeps the rewrites' cost constant per subject on average.
  *
  * Locking: every writer of the store (appending, rewriting) holds an
  * exclusive flock() on "<store>.lock" for the whole read-modify-write;
@@ -72,6 +74,8 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "common/hashfn.h"
 
 #include "codec.h"
 #include "pdp_crypto.h"
@@ -83,10 +87,12 @@ PG_FUNCTION_INFO_V1(pdp_subject_key_store_status);
 #define SHRED_MAGIC			"PDPSHRD1"
 #define SHRED_HEADER_BYTES	16
 #define SHRED_RECORD_BYTES	64
-#define SHRED_MAX_TAIL		1024
-#define SHRED_MAX_RECORDS	(4 * 1024 * 1024)	/* 256 MB of store */
-#define SHRED_CACHE_SLOTS	1024
+#define SHRED_MIN_SLOTS		1024
+#define SHRED_MAX_SLOTS		(16 * 1024 * 1024)	/* 1 GB of store, 8M subjects */
+#define SHRED_PROBE_BATCH	8
+#define SHRED_CACHE_SLOTS	4096
 #define SHRED_CACHE_PROBES	8
+#define SHRED_CACHE_SUBJECT_MAX 64	/* longer subjects are not cached */
 
 #define SHRED_PREFIX		"pdps1."
 #define SHRED_PREFIX_LEN	6
@@ -107,15 +113,31 @@ typedef struct ShredStore
 	dev_t		dev;
 	ino_t		ino;
 	off_t		size;
-	uint32		nsorted;
-	uint32		nrecords;
+	uint32		capacity;		/* slots, a power of two */
+	uint32		count;			/* entries, as the header says */
 } ShredStore;
+
+static inline uint32
+get_be32(const unsigned char *p)
+{
+	return ((uint32) p[0] << 24) | ((uint32) p[1] << 16) | ((uint32) p[2] << 8) | (uint32) p[3];
+}
+
+static inline void
+put_be32(unsigned char *p, uint32 v)
+{
+	p[0] = (v >> 24) & 0xff;
+	p[1] = (v >> 16) & 0xff;
+	p[2] = (v >> 8) & 0xff;
+	p[3] = v & 0xff;
+}
 
 typedef struct ShredCacheSlot
 {
 	bool		used;
 	uint16		version;
-	unsigned char tag[32];
+	uint8		subject_len;
+	char		subject[SHRED_CACHE_SUBJECT_MAX];
 	unsigned char key[32];
 } ShredCacheSlot;
 
@@ -128,10 +150,18 @@ typedef struct ShredCache
 	unsigned char idkey[32];
 } ShredCache;
 
+/*
+ * The cache is checked against the store (one stat) once per statement:
+ * a statement that started before another backend's erasure committed may
+ * still read what it read so far, as its snapshot still shows the rows.
+ */
 static ShredCache *cache = NULL;
 static uint64 cache_generation = 0;
 static dev_t cache_dev = 0;
 static ino_t cache_ino = 0;
+static LocalTransactionId checked_lxid = InvalidLocalTransactionId;
+static CommandId checked_cid = InvalidCommandId;
+static TimestampTz checked_stmt = 0;
 
 /* Subjects whose keys are destroyed at commit, with the subtransaction that scheduled each. */
 typedef struct ShredPending
@@ -142,7 +172,10 @@ typedef struct ShredPending
 } ShredPending;
 
 static List *pending = NIL;		/* in TopTransactionContext */
+static bool sealed_in_xact = false; /* the store is fsynced before commit */
 static bool callbacks_registered = false;
+
+static void shred_register_callbacks(void);
 
 /* ------------------------------------------------------------------------
  * The cache
@@ -195,23 +228,26 @@ cache_wipe(void)
 }
 
 static uint32
-cache_home(const unsigned char tag[32])
+cache_home(uint16 version, const char *subject, size_t len)
 {
-	return ((uint32) tag[0] | ((uint32) tag[1] << 8) | ((uint32) tag[2] << 16)) % SHRED_CACHE_SLOTS;
+	return (hash_bytes((const unsigned char *) subject, (int) len) ^ version) % SHRED_CACHE_SLOTS;
 }
 
 static bool
-cache_get(uint16 version, const unsigned char tag[32], unsigned char key[32])
+cache_get(uint16 version, const char *subject, size_t len, unsigned char key[32])
 {
-	uint32		h = cache_home(tag);
+	uint32		h;
 
+	if (len > SHRED_CACHE_SUBJECT_MAX)
+		return false;
+	h = cache_home(version, subject, len);
 	for (int i = 0; i < SHRED_CACHE_PROBES; i++)
 	{
 		ShredCacheSlot *s = &cache->slots[(h + i) % SHRED_CACHE_SLOTS];
 
 		if (!s->used)
 			return false;
-		if (s->version == version && memcmp(s->tag, tag, 32) == 0)
+		if (s->version == version && s->subject_len == len && memcmp(s->subject, subject, len) == 0)
 		{
 			memcpy(key, s->key, 32);
 			return true;
@@ -220,13 +256,23 @@ cache_get(uint16 version, const unsigned char tag[32], unsigned char key[32])
 	return false;
 }
 
-/* Bounded: a full probe sequence overwrites (and so forgets) its first slot. */
+/*
+ * Bounded: a subject may sit in any of the SHRED_CACHE_PROBES slots from
+ * its home slot (nothing is ever emptied but by a full wipe, so a lookup
+ * stops at the first empty one); when all are taken, one of them, in turn,
+ * is overwritten and so forgotten.
+ */
 static void
-cache_put(uint16 version, const unsigned char tag[32], const unsigned char key[32])
+cache_put(uint16 version, const char *subject, size_t len, const unsigned char key[32])
 {
-	uint32		h = cache_home(tag);
-	ShredCacheSlot *s = &cache->slots[h];
+	static uint32 victim = 0;
+	uint32		h;
+	ShredCacheSlot *s;
 
+	if (len > SHRED_CACHE_SUBJECT_MAX)
+		return;
+	h = cache_home(version, subject, len);
+	s = &cache->slots[(h + (victim++ % SHRED_CACHE_PROBES)) % SHRED_CACHE_SLOTS];
 	for (int i = 0; i < SHRED_CACHE_PROBES; i++)
 	{
 		ShredCacheSlot *t = &cache->slots[(h + i) % SHRED_CACHE_SLOTS];
@@ -239,7 +285,8 @@ cache_put(uint16 version, const unsigned char tag[32], const unsigned char key[3
 	}
 	s->used = true;
 	s->version = version;
-	memcpy(s->tag, tag, 32);
+	s->subject_len = (uint8) len;
+	memcpy(s->subject, subject, len);
 	memcpy(s->key, key, 32);
 }
 
@@ -277,8 +324,8 @@ store_malformed(ShredStore *st, const char *path, const char *detail)
 /*
  * Open the store read-only and check it as keys.c checks the key file:
  * a regular file of the server's user or root, mode 0600 or 0400, outside
- * the data directory, with a valid header.  Returns false (st->fd = -1) if
- * it does not exist and missing_ok.
+ * the data directory, with a valid header and size.  Returns false
+ * (st->fd = -1) if it does not exist and missing_ok.
  */
 static bool
 store_open(const char *path, ShredStore *st, bool missing_ok)
@@ -321,76 +368,26 @@ store_open(const char *path, ShredStore *st, bool missing_ok)
 	st->dev = sb.st_dev;
 	st->ino = sb.st_ino;
 	st->size = sb.st_size;
-	st->nrecords = (uint32) Min((sb.st_size - SHRED_HEADER_BYTES) / SHRED_RECORD_BYTES, (off_t) PG_UINT32_MAX);
-	st->nsorted = ((uint32) header[8] << 24) | ((uint32) header[9] << 16) |
-		((uint32) header[10] << 8) | (uint32) header[11];
-	if (st->nsorted > st->nrecords || st->nrecords > SHRED_MAX_RECORDS)
-		store_malformed(st, path, "Its record count does not match its size.");
+	st->capacity = get_be32(header + 8);
+	st->count = get_be32(header + 12);
+	if (st->capacity < SHRED_MIN_SLOTS || st->capacity > SHRED_MAX_SLOTS ||
+		(st->capacity & (st->capacity - 1)) != 0 ||
+		sb.st_size != SHRED_HEADER_BYTES + (off_t) st->capacity * SHRED_RECORD_BYTES)
+		store_malformed(st, path, "Its size does not match its header.");
 	return true;
 }
 
+/* Read n slots from slot i on (not wrapping) into recs. */
 static void
-store_read_record(ShredStore *st, const char *path, uint32 i, ShredRecord *rec)
+store_read_slots(ShredStore *st, const char *path, uint32 i, uint32 n, ShredRecord *recs)
 {
-	if (pg_pread(st->fd, rec, SHRED_RECORD_BYTES,
-				 SHRED_HEADER_BYTES + (off_t) i * SHRED_RECORD_BYTES) != SHRED_RECORD_BYTES)
-	{
-		int			save_errno = errno;
-
-		close(st->fd);
-		st->fd = -1;
-		errno = save_errno;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read subject key store \"%s\": %m", path)));
-	}
-}
-
-/* Find tag; its salt into salt.  Binary search of the sorted part, then the tail. */
-static bool
-store_find(ShredStore *st, const char *path, const unsigned char tag[32], unsigned char salt[32])
-{
-	ShredRecord rec;
-	uint32		lo = 0,
-				hi = st->nsorted;
-	bool		found = false;
-
-	while (lo < hi && !found)
-	{
-		uint32		mid = lo + (hi - lo) / 2;
-		int			c;
-
-		store_read_record(st, path, mid, &rec);
-		c = memcmp(rec.tag, tag, 32);
-		if (c == 0)
-			found = true;
-		else if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (uint32 i = st->nsorted; i < st->nrecords && !found; i++)
-	{
-		store_read_record(st, path, i, &rec);
-		found = memcmp(rec.tag, tag, 32) == 0;
-	}
-	if (found)
-		memcpy(salt, rec.salt, 32);
-	pdp_cleanse(&rec, sizeof(rec));
-	return found;
-}
-
-/* Every record of the store, palloc'd (the caller wipes and frees it). */
-static ShredRecord *
-store_read_all(ShredStore *st, const char *path)
-{
-	ShredRecord *recs = palloc_extended(Max(st->nrecords, 1) * sizeof(ShredRecord) + sizeof(ShredRecord), 0);
-	size_t		want = (size_t) st->nrecords * SHRED_RECORD_BYTES;
+	size_t		want = (size_t) n * SHRED_RECORD_BYTES;
 	size_t		got = 0;
 
 	while (got < want)
 	{
-		ssize_t		r = pg_pread(st->fd, (char *) recs + got, want - got, SHRED_HEADER_BYTES + got);
+		ssize_t		r = pg_pread(st->fd, (char *) recs + got, want - got,
+								 SHRED_HEADER_BYTES + (off_t) i * SHRED_RECORD_BYTES + got);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -408,13 +405,93 @@ store_read_all(ShredStore *st, const char *path)
 		}
 		got += r;
 	}
+}
+
+static inline bool
+slot_empty(const ShredRecord *r)
+{
+	static const unsigned char zero[32] = {0};
+
+	return memcmp(r->tag, zero, 32) == 0;
+}
+
+static inline uint32
+slot_home(const unsigned char tag[32], uint32 capacity)
+{
+	return get_be32(tag) & (capacity - 1);
+}
+
+/*
+ * Find tag (linear probing from its home slot, SHRED_PROBE_BATCH slots per
+ * read).  Found: its salt into salt, true.  Not found: false, and *free_slot
+ * (if not NULL) is the empty slot where it would go.
+ */
+static bool
+store_find(ShredStore *st, const char *path, const unsigned char tag[32],
+		   unsigned char salt[32], uint32 *free_slot)
+{
+	ShredRecord batch[SHRED_PROBE_BATCH];
+	uint32		i = slot_home(tag, st->capacity);
+	uint32		seen = 0;
+	bool		found = false;
+	bool		done = false;
+
+	while (!done && seen < st->capacity)
+	{
+		uint32		n = Min(SHRED_PROBE_BATCH, st->capacity - i);
+
+		store_read_slots(st, path, i, n, batch);
+		for (uint32 j = 0; j < n && !done; j++, seen++)
+		{
+			if (slot_empty(&batch[j]))
+			{
+				if (free_slot)
+					*free_slot = i + j;
+				done = true;
+			}
+			else if (memcmp(batch[j].tag, tag, 32) == 0)
+			{
+				memcpy(salt, batch[j].salt, 32);
+				found = done = true;
+			}
+		}
+		i = (i + n) & (st->capacity - 1);
+	}
+	pdp_cleanse(batch, sizeof(batch));
+	if (!done)
+		store_malformed(st, path, "It has no free slot.");
+	return found;
+}
+
+/* Every entry of the store, palloc'd (the caller wipes and frees it); their number in *n. */
+static ShredRecord *
+store_read_all(ShredStore *st, const char *path, uint32 *n)
+{
+	ShredRecord *recs = palloc_extended((size_t) (st->capacity + 1) * sizeof(ShredRecord), MCXT_ALLOC_HUGE);
+	uint32		kept = 0;
+
+	store_read_slots(st, path, 0, st->capacity, recs);
+	for (uint32 i = 0; i < st->capacity; i++)
+	{
+		if (slot_empty(&recs[i]))
+			continue;
+		if (kept != i)
+		{
+			recs[kept] = recs[i];
+			pdp_cleanse(&recs[i], sizeof(ShredRecord));
+		}
+		kept++;
+	}
+	*n = kept;
 	return recs;
 }
 
-static int
-record_cmp(const void *a, const void *b)
+static void
+put_header(unsigned char header[SHRED_HEADER_BYTES], uint32 capacity, uint32 count)
 {
-	return memcmp(((const ShredRecord *) a)->tag, ((const ShredRecord *) b)->tag, 32);
+	memcpy(header, SHRED_MAGIC, 8);
+	put_be32(header + 8, capacity);
+	put_be32(header + 12, count);
 }
 
 static void
@@ -478,29 +555,48 @@ fsync_parent(const char *path)
 }
 
 /*
- * Replace the store with recs[0..n) (sorted here): a temporary file,
- * fsynced, renamed over the store, the directory fsynced.  Caller holds the
+ * Replace the store with a table of recs[0..n): a temporary file, fsynced,
+ * renamed over the store, the directory fsynced.  The table has room for
+ * twice the entries (at least SHRED_MIN_SLOTS slots).  Caller holds the
  * store lock.
  */
 static void
 store_rewrite(const char *path, ShredRecord *recs, uint32 n)
 {
 	char	   *tmp = psprintf("%s.tmp", path);
-	unsigned char header[SHRED_HEADER_BYTES] = {0};
+	unsigned char header[SHRED_HEADER_BYTES];
+	uint32		capacity = SHRED_MIN_SLOTS;
+	ShredRecord *table;
+	size_t		table_bytes;
 	int			fd;
 
-	qsort(recs, n, sizeof(ShredRecord), record_cmp);
-	memcpy(header, SHRED_MAGIC, 8);
-	header[8] = (n >> 24) & 0xff;
-	header[9] = (n >> 16) & 0xff;
-	header[10] = (n >> 8) & 0xff;
-	header[11] = n & 0xff;
+	while (capacity < SHRED_MAX_SLOTS && (uint64) n * 2 > capacity)
+		capacity *= 2;
+	if ((uint64) n * 2 > capacity)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("subject key store \"%s\" is full", path),
+				 errdetail("It holds at most %u subject keys.", SHRED_MAX_SLOTS / 2)));
+	table_bytes = (size_t) capacity * sizeof(ShredRecord);
+	table = palloc_extended(table_bytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (uint32 k = 0; k < n; k++)
+	{
+		uint32		i = slot_home(recs[k].tag, capacity);
+
+		while (!slot_empty(&table[i]))
+			i = (i + 1) & (capacity - 1);
+		table[i] = recs[k];
+	}
+	put_header(header, capacity, n);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, S_IRUSR | S_IWUSR);
 	if (fd < 0)
+	{
+		pdp_cleanse(table, table_bytes);
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create subject key store \"%s\": %m", tmp),
 				 errhint("The server's user must be able to write the key file's directory.")));
+	}
 	PG_TRY();
 	{
 		if (fchmod(fd, S_IRUSR | S_IWUSR) != 0)
@@ -508,16 +604,19 @@ store_rewrite(const char *path, ShredRecord *recs, uint32 n)
 					(errcode_for_file_access(),
 					 errmsg("could not set the mode of subject key store \"%s\": %m", tmp)));
 		write_all(fd, header, SHRED_HEADER_BYTES, 0, tmp);
-		write_all(fd, recs, (size_t) n * SHRED_RECORD_BYTES, SHRED_HEADER_BYTES, tmp);
+		write_all(fd, table, table_bytes, SHRED_HEADER_BYTES, tmp);
 		fsync_or_error(fd, tmp);
 	}
 	PG_CATCH();
 	{
+		pdp_cleanse(table, table_bytes);
 		close(fd);
 		unlink(tmp);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	pdp_cleanse(table, table_bytes);
+	pfree(table);
 	close(fd);
 	if (rename(tmp, path) != 0)
 	{
@@ -561,12 +660,12 @@ store_lock(const char *path)
 	return fd;
 }
 
-/* store_add: the store rewritten sorted, with rec (a new store, or a full tail). */
+/* store_add: the store rewritten into a table twice as large, with rec (or a new store). */
 static void
 store_add_rewrite(ShredStore *st, bool exists, const char *path, const ShredRecord *rec)
 {
-	ShredRecord *recs = exists ? store_read_all(st, path) : palloc(sizeof(ShredRecord));
-	uint32		n = exists ? st->nrecords : 0;
+	uint32		n = 0;
+	ShredRecord *recs = exists ? store_read_all(st, path, &n) : palloc(sizeof(ShredRecord));
 
 	recs[n++] = *rec;
 	PG_TRY();
@@ -581,25 +680,27 @@ store_add_rewrite(ShredStore *st, bool exists, const char *path, const ShredReco
 	PG_END_TRY();
 }
 
-/* store_add: rec appended and fsynced, a torn append cut off first. */
+/*
+ * store_add: rec written into its free slot, and the header's count.  Not
+ * fsynced here: the transaction that shreds a value fsyncs the store before
+ * it commits (shred_xact_callback), so one fsync covers a statement's new
+ * subjects; a crash before that loses only keys no committed value uses.
+ */
 static void
-store_add_append(ShredStore *st, const char *path, const ShredRecord *rec)
+store_add_in_place(ShredStore *st, const char *path, const ShredRecord *rec, uint32 slot)
 {
 	int			wfd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0);
-	off_t		end = SHRED_HEADER_BYTES + (off_t) st->nrecords * SHRED_RECORD_BYTES;
+	unsigned char count[4];
 
 	if (wfd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open subject key store \"%s\" for writing: %m", path)));
+	put_be32(count, st->count + 1);
 	PG_TRY();
 	{
-		if (st->size != end && ftruncate(wfd, end) != 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not truncate subject key store \"%s\": %m", path)));
-		write_all(wfd, rec, SHRED_RECORD_BYTES, end, path);
-		fsync_or_error(wfd, path);
+		write_all(wfd, rec, SHRED_RECORD_BYTES, SHRED_HEADER_BYTES + (off_t) slot * SHRED_RECORD_BYTES, path);
+		write_all(wfd, count, 4, 12, path);
 	}
 	PG_FINALLY();
 	{
@@ -610,7 +711,7 @@ store_add_append(ShredStore *st, const char *path, const ShredRecord *rec)
 
 /*
  * Add (tag, a new random salt) unless tag is there; the salt into salt.
- * Durable before it returns.
+ * Durable before the transaction commits.
  */
 static void
 store_add(const char *path, const unsigned char tag[32], unsigned char salt[32])
@@ -628,8 +729,9 @@ store_add(const char *path, const unsigned char tag[32], unsigned char salt[32])
 	PG_TRY();
 	{
 		bool		exists = store_open(path, &st, true);
+		uint32		slot = 0;
 
-		if (!exists || !store_find(&st, path, tag, salt))
+		if (!exists || !store_find(&st, path, tag, salt, &slot))
 		{
 			ShredRecord rec;
 
@@ -640,15 +742,11 @@ store_add(const char *path, const unsigned char tag[32], unsigned char salt[32])
 						 errdetail("OpenSSL's random generator failed.")));
 			memcpy(rec.tag, tag, 32);
 			memcpy(rec.salt, salt, 32);
-			if (exists && st.nrecords >= SHRED_MAX_RECORDS)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("subject key store \"%s\" is full", path),
-						 errdetail("It holds at most %d subject keys.", SHRED_MAX_RECORDS)));
-			if (!exists || st.nrecords - st.nsorted >= SHRED_MAX_TAIL)
+			/* At most half full: probe sequences stay short. */
+			if (!exists || (uint64) (st.count + 1) * 2 > st.capacity)
 				store_add_rewrite(&st, exists, path, &rec);
 			else
-				store_add_append(&st, path, &rec);
+				store_add_in_place(&st, path, &rec, slot);
 			pdp_cleanse(&rec, sizeof(rec));
 		}
 	}
@@ -707,7 +805,7 @@ store_lookup(const char *path, const unsigned char tag[32], unsigned char salt[3
 		return false;
 	PG_TRY();
 	{
-		found = store_find(&st, path, tag, salt);
+		found = store_find(&st, path, tag, salt, NULL);
 	}
 	PG_FINALLY();
 	{
@@ -728,7 +826,10 @@ subject_key(uint16 version, const char *subject, size_t len, bool create, unsign
 {
 	uint64		gen = pdp_keyring_generation();
 	const pdp_key *mk = pdp_key_by_version(version);
-	char	   *path = store_path();
+	LocalTransactionId lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+	CommandId	cid = GetCurrentCommandId(false);
+	TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	char	   *path;
 	struct stat sb;
 	bool		exists;
 	unsigned char tag[32];
@@ -738,24 +839,34 @@ subject_key(uint16 version, const char *subject, size_t len, bool create, unsign
 	if (mk == NULL)
 		return false;
 	cache_memory();
-	exists = stat(path, &sb) == 0;
-	if (!exists && errno != ENOENT)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat subject key store \"%s\": %m", path)));
-	if (gen != cache_generation || !exists || sb.st_dev != cache_dev || sb.st_ino != cache_ino)
+	if (gen != cache_generation || lxid == InvalidLocalTransactionId ||
+		lxid != checked_lxid || cid != checked_cid || stmt != checked_stmt)
 	{
-		cache_wipe();
-		cache_generation = gen;
-		cache_dev = exists ? sb.st_dev : 0;
-		cache_ino = exists ? sb.st_ino : 0;
+		/* Once per statement: is the store the one the cache was filled from? */
+		path = store_path();
+		exists = stat(path, &sb) == 0;
+		if (!exists && errno != ENOENT)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not stat subject key store \"%s\": %m", path)));
+		if (gen != cache_generation || !exists || sb.st_dev != cache_dev || sb.st_ino != cache_ino)
+		{
+			cache_wipe();
+			cache_generation = gen;
+			cache_dev = exists ? sb.st_dev : 0;
+			cache_ino = exists ? sb.st_ino : 0;
+		}
+		checked_lxid = lxid;
+		checked_cid = cid;
+		checked_stmt = stmt;
+		pfree(path);
 	}
-	subject_tag(mk, subject, len, tag);
-	if (exists && cache_get(version, tag, key))
+	if (cache_get(version, subject, len, key))
 		return true;
 
-	if (exists)
-		found = store_lookup(path, tag, salt);
+	path = store_path();
+	subject_tag(mk, subject, len, tag);
+	found = store_lookup(path, tag, salt);
 	if (!found)
 	{
 		if (!create)
@@ -764,14 +875,23 @@ subject_key(uint16 version, const char *subject, size_t len, bool create, unsign
 	}
 	subject_derive(mk, salt, subject, len, key);
 	pdp_cleanse(salt, sizeof(salt));
-	/* Cached only under the store file it was read from. */
-	if (stat(path, &sb) == 0 && sb.st_dev == cache_dev && sb.st_ino == cache_ino)
-		cache_put(version, tag, key);
+	/* Cached only under the store file it was read from (or, once written, is in). */
+	if (stat(path, &sb) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat subject key store \"%s\": %m", path)));
+	if (cache_ino == 0 || (sb.st_dev == cache_dev && sb.st_ino == cache_ino))
+	{
+		cache_dev = sb.st_dev;
+		cache_ino = sb.st_ino;
+		cache_put(version, subject, len, key);
+	}
 	else
 	{
+		/* Replaced meanwhile (grown, or an erasure): start again from the new file. */
 		cache_wipe();
-		cache_dev = 0;
-		cache_ino = 0;
+		cache_dev = sb.st_dev;
+		cache_ino = sb.st_ino;
 	}
 	pfree(path);
 	return true;
@@ -849,6 +969,8 @@ pdp_shred_seal(const char *subject, size_t subject_len, text *value)
 				 errmsg("value is too long to shred"),
 				 errdetail("At most 64 MB are accepted."),
 				 errhidestmt(true)));
+	shred_register_callbacks();
+	sealed_in_xact = true;
 	subject_key(version, subject, subject_len, true, key);
 	body = palloc(body_len);
 	body[0] = version >> 8;
@@ -1140,8 +1262,8 @@ tag_in(const unsigned char *tag, const unsigned char *tags, int ntags)
 static void
 destroy_in_store(ShredStore *st, const char *path)
 {
-	ShredRecord *recs = store_read_all(st, path);
-	uint32		total = st->nrecords;
+	uint32		total;
+	ShredRecord *recs = store_read_all(st, path, &total);
 
 	PG_TRY();
 	{
@@ -1208,12 +1330,45 @@ destroy_pending(void)
 	cache_ino = 0;
 }
 
+/*
+ * Make the store's in-place additions durable: every key a value of this
+ * transaction was shredded under reaches the disk before the value does.
+ */
+static void
+store_fsync(void)
+{
+	char	   *path = store_path();
+	int			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open subject key store \"%s\": %m", path)));
+	if (fsync(fd) != 0)
+	{
+		int			save_errno = errno;
+
+		close(fd);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync subject key store \"%s\": %m", path)));
+	}
+	close(fd);
+	pfree(path);
+}
+
 static void
 shred_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
+			if (sealed_in_xact)
+			{
+				store_fsync();
+				sealed_in_xact = false;
+			}
 			if (pending != NIL)
 			{
 				destroy_pending();
@@ -1221,6 +1376,11 @@ shred_xact_callback(XactEvent event, void *arg)
 			}
 			break;
 		case XACT_EVENT_PRE_PREPARE:
+			if (sealed_in_xact)
+			{
+				store_fsync();
+				sealed_in_xact = false;
+			}
 			if (pending != NIL)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1233,6 +1393,7 @@ shred_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			pending = NIL;		/* freed with TopTransactionContext */
+			sealed_in_xact = false;
 			break;
 		default:
 			break;
@@ -1264,6 +1425,17 @@ shred_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			if (p->owner == mySubid)
 				p->owner = parentSubid;
 		}
+	}
+}
+
+static void
+shred_register_callbacks(void)
+{
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(shred_xact_callback, NULL);
+		RegisterSubXactCallback(shred_subxact_callback, NULL);
+		callbacks_registered = true;
 	}
 }
 
@@ -1302,7 +1474,7 @@ pdp_shred_erase_keys(PG_FUNCTION_ARGS)
 		unsigned char salt[32];
 
 		for (int i = 0; i < ntags; i++)
-			if (store_find(&st, path, tags + 32 * i, salt))
+			if (store_find(&st, path, tags + 32 * i, salt, NULL))
 				count++;
 		pdp_cleanse(salt, sizeof(salt));
 		pfree(tags);
@@ -1319,12 +1491,7 @@ pdp_shred_erase_keys(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot destroy subject keys during recovery")));
 
-	if (!callbacks_registered)
-	{
-		RegisterXactCallback(shred_xact_callback, NULL);
-		RegisterSubXactCallback(shred_subxact_callback, NULL);
-		callbacks_registered = true;
-	}
+	shred_register_callbacks();
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	p = palloc(sizeof(ShredPending));
 	p->subject = pnstrdup(canon, len);
@@ -1357,7 +1524,7 @@ pdp_subject_key_store_status(PG_FUNCTION_ARGS)
 	if (store_open(path, &st, true))
 	{
 		close(st.fd);
-		values[1] = Int64GetDatum(st.nrecords);
+		values[1] = Int64GetDatum(st.count);
 		values[2] = Int64GetDatum(st.size);
 	}
 	else
