@@ -108,10 +108,10 @@ extern bool pdp_subject_canonical_form(const char *s, size_t len, char **out, si
 extern bool pdp_fd_in_data_directory(int fd, const char *path);
 
 /* Crypto-shredding (shred.c) */
-extern text *pdp_shred_seal(const char *subject, size_t subject_len, text *value);
+extern text *pdp_shred_seal(Oid extowner, const char *subject, size_t subject_len, text *value);
 extern bool pdp_shred_looks_sealed(text *value);
 extern bool pdp_shred_canonical(Oid extowner, const char *s, size_t len, char **out, size_t *out_len);
-extern bool pdp_shred_is_sealed_for(const char *subject, size_t subject_len, text *value);
+extern bool pdp_shred_is_sealed_for(Oid extowner, const char *subject, size_t subject_len, text *value);
 extern char *pdp_shred_subject_column(Oid extowner, Oid relid);
 
 #endif							/* PDP_EXT_H */

@@ -271,10 +271,10 @@ apply_shred(OnWriteColumn *c, Oid extowner, HeapTuple newtup, TupleDesc tupdesc,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid subject for the registered subject columns"),
 				 errhint("Give the subject as a registered column holds it.")));
-	*keep = pdp_shred_is_sealed_for(canon, len, v);
+	*keep = pdp_shred_is_sealed_for(extowner, canon, len, v);
 	if (*keep)
 		return value;
-	return PointerGetDatum(pdp_shred_seal(canon, len, v));
+	return PointerGetDatum(pdp_shred_seal(extowner, canon, len, v));
 }
 
 /* Build the per-statement cache from the trigger's arguments. */

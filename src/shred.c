@@ -166,12 +166,23 @@ static TimestampTz checked_stmt = 0;
 /* Subjects whose keys are destroyed at commit, with the subtransaction that scheduled each. */
 typedef struct ShredPending
 {
-	char	   *subject;
-	size_t		len;
+	unsigned char *tags;		/* the subject's tag under every key version */
+	int			ntags;
 	SubTransactionId owner;
 } ShredPending;
 
 static List *pending = NIL;		/* in TopTransactionContext */
+
+/*
+ * This database's shredding domain (pdp.shred_domain), read once: it is
+ * bound into every subject's tag, so that two databases sharing a key file
+ * and naming different people by the same identifier have different keys.
+ */
+#define SHRED_DOMAIN_LEN 32
+static char shred_domain[SHRED_DOMAIN_LEN + 1];
+static bool shred_domain_known = false;
+/* Made by this backend's transaction: trusted only within it, until committed. */
+static LocalTransactionId shred_domain_lxid = InvalidLocalTransactionId;
 static bool sealed_in_xact = false; /* the store is fsynced before commit */
 static bool callbacks_registered = false;
 
@@ -764,16 +775,77 @@ store_add(const char *path, const unsigned char tag[32], unsigned char salt[32])
  * ------------------------------------------------------------------------
  */
 
+/*
+ * Read (or, with create, first make) this database's shredding domain, as
+ * the extension's owner.  False when there is none and !create: nothing
+ * was ever shredded in this database.
+ */
+static bool
+shred_domain_get(Oid extowner, bool create)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+
+	LocalTransactionId lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+
+	if (shred_domain_known &&
+		(shred_domain_lxid == InvalidLocalTransactionId || shred_domain_lxid == lxid))
+		return true;
+	shred_domain_known = false;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(extowner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (create &&
+			SPI_execute("INSERT INTO pdp.shred_domain (domain) VALUES "
+						"(pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '')) "
+						"ON CONFLICT DO NOTHING", false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not create the shredding domain");
+		shred_domain_lxid = (create && SPI_processed > 0) ? lxid : InvalidLocalTransactionId;
+		/* (not read-only: it must see the row just inserted) */
+		if (SPI_execute("SELECT d.domain FROM pdp.shred_domain d", !create, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the shredding domain");
+		if (SPI_processed == 1)
+		{
+			char	   *d = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+			if (d == NULL || strlen(d) != SHRED_DOMAIN_LEN)
+				elog(ERROR, "malformed shredding domain");
+			memcpy(shred_domain, d, SHRED_DOMAIN_LEN + 1);
+			shred_domain_known = true;
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	return shred_domain_known;
+}
+
+/* tag = HMAC(HKDF(master key, "shred id"), domain || 0x00 || subject); the domain must be known. */
 static void
 subject_tag(const pdp_key *mk, const char *subject, size_t len, unsigned char tag[32])
 {
+	char	   *msg = palloc(SHRED_DOMAIN_LEN + 1 + len);
+	bool		ok;
+
 	if (!cache->idkey_valid || cache->idkey_version != mk->version)
 	{
 		pdp_derive_subkey(mk, "shred id", "", 0, cache->idkey);
 		cache->idkey_version = mk->version;
 		cache->idkey_valid = true;
 	}
-	if (!pdp_hmac_sha256(cache->idkey, 32, (const unsigned char *) subject, len, tag))
+	Assert(shred_domain_known);
+	memcpy(msg, shred_domain, SHRED_DOMAIN_LEN);
+	msg[SHRED_DOMAIN_LEN] = '\0';
+	memcpy(msg + SHRED_DOMAIN_LEN + 1, subject, len);
+	ok = pdp_hmac_sha256(cache->idkey, 32, (const unsigned char *) msg, SHRED_DOMAIN_LEN + 1 + len, tag);
+	pfree(msg);
+	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("could not compute a subject key tag"),
@@ -822,7 +894,7 @@ store_lookup(const char *path, const unsigned char tag[32], unsigned char salt[3
  * file no longer holds the version.
  */
 static bool
-subject_key(uint16 version, const char *subject, size_t len, bool create, unsigned char key[32])
+subject_key(Oid extowner, uint16 version, const char *subject, size_t len, bool create, unsigned char key[32])
 {
 	uint64		gen = pdp_keyring_generation();
 	const pdp_key *mk = pdp_key_by_version(version);
@@ -864,6 +936,8 @@ subject_key(uint16 version, const char *subject, size_t len, bool create, unsign
 	if (cache_get(version, subject, len, key))
 		return true;
 
+	if (!shred_domain_get(extowner, create))
+		return false;
 	path = store_path();
 	subject_tag(mk, subject, len, tag);
 	found = store_lookup(path, tag, salt);
@@ -950,7 +1024,7 @@ canonical_or_error(const char *s, size_t len, char **out, size_t *out_len)
  * subject must be canonical.  Returns the "pdps1." text.
  */
 text *
-pdp_shred_seal(const char *subject, size_t subject_len, text *value)
+pdp_shred_seal(Oid extowner, const char *subject, size_t subject_len, text *value)
 {
 	size_t		vlen = VARSIZE_ANY_EXHDR(value);
 	const pdp_key *mk = pdp_active_key();
@@ -971,7 +1045,8 @@ pdp_shred_seal(const char *subject, size_t subject_len, text *value)
 				 errhidestmt(true)));
 	shred_register_callbacks();
 	sealed_in_xact = true;
-	subject_key(version, subject, subject_len, true, key);
+	if (!subject_key(extowner, version, subject, subject_len, true, key))
+		elog(ERROR, "could not make a subject key");
 	body = palloc(body_len);
 	body[0] = version >> 8;
 	body[1] = version & 0xff;
@@ -1005,7 +1080,7 @@ pdp_shred_seal(const char *subject, size_t subject_len, text *value)
  * does not authenticate (altered, or another subject's).
  */
 static text *
-shred_open(const char *subject, size_t subject_len, const char *armour, size_t len)
+shred_open(Oid extowner, const char *subject, size_t subject_len, const char *armour, size_t len)
 {
 	unsigned char *body;
 	long		body_len;
@@ -1028,7 +1103,7 @@ shred_open(const char *subject, size_t subject_len, const char *armour, size_t l
 		return NULL;
 	}
 	version = ((uint16) body[0] << 8) | body[1];
-	if (version == 0 || !subject_key(version, subject, subject_len, false, key))
+	if (version == 0 || !subject_key(extowner, version, subject, subject_len, false, key))
 	{
 		pfree(body);
 		return NULL;
@@ -1062,14 +1137,14 @@ pdp_shred_looks_sealed(text *value)
 
 /* Is value already a shredded value of this (canonical) subject? */
 bool
-pdp_shred_is_sealed_for(const char *subject, size_t subject_len, text *value)
+pdp_shred_is_sealed_for(Oid extowner, const char *subject, size_t subject_len, text *value)
 {
 	text	   *plain;
 
 	if (VARSIZE_ANY_EXHDR(value) < SHRED_PREFIX_LEN ||
 		memcmp(VARDATA_ANY(value), SHRED_PREFIX, SHRED_PREFIX_LEN) != 0)
 		return false;
-	plain = shred_open(subject, subject_len, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+	plain = shred_open(extowner, subject, subject_len, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
 	if (plain == NULL)
 		return false;
 	pdp_cleanse(VARDATA(plain), VARSIZE(plain) - VARHDRSZ);
@@ -1223,7 +1298,8 @@ pdp_unshred(PG_FUNCTION_ARGS)
 	if (!pdp_shred_canonical(pdp_function_owner(fcinfo->flinfo->fn_oid),
 							 VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), &canon, &canon_len))
 		PG_RETURN_NULL();
-	result = shred_open(canon, canon_len, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+	result = shred_open(pdp_function_owner(fcinfo->flinfo->fn_oid), canon, canon_len,
+						VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
 	pfree(canon);
 	if (result == NULL)
 		PG_RETURN_NULL();
@@ -1273,13 +1349,11 @@ destroy_in_store(ShredStore *st, const char *path)
 		foreach(lc, pending)
 		{
 			ShredPending *p = (ShredPending *) lfirst(lc);
-			int			ntags;
-			unsigned char *tags = all_tags(p->subject, p->len, &ntags);
 			uint32		kept = 0;
 
 			for (uint32 i = 0; i < n; i++)
 			{
-				if (tag_in(recs[i].tag, tags, ntags))
+				if (tag_in(recs[i].tag, p->tags, p->ntags))
 					pdp_cleanse(&recs[i], sizeof(ShredRecord));
 				else
 					recs[kept++] = recs[i];
@@ -1287,7 +1361,6 @@ destroy_in_store(ShredStore *st, const char *path)
 			if (kept < n)
 				pdp_cleanse(&recs[kept], (size_t) (n - kept) * sizeof(ShredRecord));
 			n = kept;
-			pfree(tags);
 		}
 		if (n < total)
 			store_rewrite(path, recs, n);
@@ -1456,32 +1529,35 @@ pdp_shred_erase_keys(PG_FUNCTION_ARGS)
 	size_t		len;
 	char	   *path;
 	ShredStore	st;
-	int			count = 0;
+	volatile int count = 0;
 	MemoryContext old;
 	ShredPending *p;
+	unsigned char *tags;
+	int			ntags;
 
 	if (pdp_key_file == NULL || pdp_key_file[0] == '\0')
 		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	canonical_or_error(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), &canon, &len);
+	if (!shred_domain_get(pdp_function_owner(fcinfo->flinfo->fn_oid), false))
+		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	tags = all_tags(canon, len, &ntags);
 	path = store_path();
 	st.fd = -1;
 	if (!store_open(path, &st, true))
 		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	PG_TRY();
 	{
-		int			ntags;
-		unsigned char *tags = all_tags(canon, len, &ntags);
 		unsigned char salt[32];
 
 		for (int i = 0; i < ntags; i++)
 			if (store_find(&st, path, tags + 32 * i, salt, NULL))
 				count++;
 		pdp_cleanse(salt, sizeof(salt));
-		pfree(tags);
 	}
 	PG_FINALLY();
 	{
-		close(st.fd);
+		if (st.fd >= 0)
+			close(st.fd);
 	}
 	PG_END_TRY();
 	if (count == 0)
@@ -1494,8 +1570,9 @@ pdp_shred_erase_keys(PG_FUNCTION_ARGS)
 	shred_register_callbacks();
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	p = palloc(sizeof(ShredPending));
-	p->subject = pnstrdup(canon, len);
-	p->len = len;
+	p->tags = palloc(Max(ntags, 1) * 32);
+	memcpy(p->tags, tags, (size_t) ntags * 32);
+	p->ntags = ntags;
 	p->owner = GetCurrentSubTransactionId();
 	pending = lappend(pending, p);
 	MemoryContextSwitchTo(old);

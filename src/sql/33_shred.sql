@@ -8,6 +8,24 @@ INSERT INTO pdp.rule_kind VALUES
     ('shred', 'text', false, NULL, 'NULL',
      'AES-256-GCM under the row''s subject''s own key, destroyed by erasure (crypto-shredding); read through pdp.unshred or a masked view');
 
+-- This database's shredding domain, bound into every subject's key tag:
+-- databases that share a key file (and so a subject key store) and name
+-- different people by the same identifier get different keys.  Made on the
+-- first shredded write; base backups, standbys and pg_dump carry it (a
+-- restore into a new database keeps its keys readable); a logical
+-- subscriber gets it by subscribing to the table (doc/keys.md).
+CREATE TABLE pdp.shred_domain (
+    one      boolean     PRIMARY KEY DEFAULT true CHECK (one),
+    domain   text        NOT NULL CHECK (domain ~ '^[0-9a-f]{32}$'),
+    made_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE pdp.shred_domain IS
+    'this database''s crypto-shredding domain (one row, made on the first shredded write; random, not secret); keep it with the data';
+COMMENT ON COLUMN pdp.shred_domain.one IS 'always true: the table has at most one row';
+COMMENT ON COLUMN pdp.shred_domain.domain IS '128 random bits in hex, bound into every subject key''s tag';
+COMMENT ON COLUMN pdp.shred_domain.made_at IS 'when the first value was shredded here';
+SELECT pg_catalog.pg_extension_config_dump('pdp.shred_domain', '');
+
 -- The column naming the subject of a table's rows, whose key shreds them:
 -- the one subject column registered on the table (or on a partitioned table
 -- it is a partition of).  Raises when there is none or more than one.

@@ -36,7 +36,8 @@ $primary->safe_psql('postgres', 'CREATE EXTENSION pdp_ext;' . $schema . q{
 	CREATE ROLE reader LOGIN;
 	GRANT SELECT ON learner_masked TO reader;
 	CREATE ROLE outsider LOGIN;
-	CREATE PUBLICATION lms FOR TABLE learner;
+	-- The subscriber reads with the same key file, store and shredding domain (doc/keys.md).
+	CREATE PUBLICATION lms FOR TABLE learner, pdp.shred_domain;
 });
 
 # What every copy is checked against: learner 3 is erased, the others not.
@@ -54,6 +55,17 @@ like($err, qr/permission denied to read shredded column "note"/, 'a role that ma
 unlike($err, qr/note of/, 'and the message holds no value');
 ok(-f $store && (((stat $store)[2] & 077) == 0), 'the subject key store sits next to the key file, mode 0600');
 unlike($store, qr/^\Q${\ $primary->data_dir}\E/, 'outside the data directory');
+
+# Another database of the same cluster (same key file, same store) names a
+# different person 3: its own shredding domain keeps their keys apart.
+$primary->safe_psql('postgres', 'CREATE DATABASE other');
+$primary->safe_psql('other', 'CREATE EXTENSION pdp_ext;' . $schema . q{
+	SELECT pdp.set_column_rule('learner', 'note', 'shred');
+	SELECT pdp.pseudonymise_on_write('learner');
+	INSERT INTO learner VALUES (3, 'other3@mail.kz', 'another person 3');
+});
+isnt($primary->safe_psql('other', 'SELECT domain FROM pdp.shred_domain'),
+	$primary->safe_psql('postgres', 'SELECT domain FROM pdp.shred_domain'), 'each database has its own shredding domain');
 
 # The copies, all before the erasure: a base backup, a dump, a replica, and
 # rows written after the backup that only the WAL archive holds.
@@ -87,7 +99,7 @@ chmod 0600, "$old_keys/pdp.keys", "$old_keys/pdp.keys.subjects";
 my $bytes = slurp_file($store);
 my @salts = map { substr($bytes, 16 + 64 * $_ + 32, 32) }
   grep { substr($bytes, 16 + 64 * $_, 32) ne "\0" x 32 } 0 .. (length($bytes) - 16) / 64 - 1;
-is(scalar(@salts), 21, 'one subject key per learner');
+is(scalar(@salts), 22, 'one subject key per learner (21 here, 1 in the other database)');
 my $found = 0;
 find(sub { return unless -f $_; my $c = slurp_file($_); for my $s (@salts) { $found++ if index($c, $s) >= 0 } },
 	$primary->backup_dir . '/base');
@@ -96,15 +108,17 @@ is($found, 0, 'the base backup holds none of the subject keys');
 # The erasure.
 my $receipt = $primary->safe_psql('postgres', q{SELECT pdp.erase_subject(3, 'request') -> 'subject_keys'});
 is($receipt, '{"when": "at commit", "destroyed": 1}', 'the receipt records the destruction of the key');
-is($primary->safe_psql('postgres', 'SELECT subject_keys FROM pdp.subject_key_store_status()'), '20',
+is($primary->safe_psql('postgres', 'SELECT subject_keys FROM pdp.subject_key_store_status()'), '21',
 	'the store has one entry fewer');
+is($primary->safe_psql('other', q{SELECT pdp.unshred('learner', 'note', note, id::text) FROM learner WHERE id = 3}),
+	'another person 3', "the other database's learner 3 keeps their key");
 my $segment = $primary->safe_psql('postgres', 'SELECT pg_walfile_name(pg_switch_wal())');
 $primary->poll_query_until('postgres', "SELECT last_archived_wal >= '$segment' FROM pg_stat_archiver")
   or die 'the WAL segment holding the restore point was not archived';
 $primary->safe_psql('postgres', q{SELECT pdp.erase_subject(3, 'again')});    # nothing left to destroy: no error
 is($primary->safe_psql('postgres', q{SELECT pdp.erase_subject(4, 'request') ? 'subject_keys'}), 't',
 	"a second subject's erasure destroys its key too");
-is($primary->safe_psql('postgres', 'SELECT subject_keys FROM pdp.subject_key_store_status()'), '19', 'two keys gone');
+is($primary->safe_psql('postgres', 'SELECT subject_keys FROM pdp.subject_key_store_status()'), '20', 'two keys gone');
 
 my $after = '2=note of learner 2,3=NULL,4=NULL,21=note of learner 21';
 
