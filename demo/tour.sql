@@ -236,11 +236,25 @@ SELECT key AS "export part", CASE jsonb_typeof(value) WHEN 'array' THEN jsonb_ar
 SELECT pdp.export_subject(6)->'data'->'lms.users'->0->'password_hash' AS "exported password_hash";
 \echo 'Before erasing: where do learner 6''s e-mail, phone, IIN and name appear, registered or not? (counts, never values; a name may also be another learner''s)'
 SELECT table_name, column_name, rows, registered FROM pdp.find_subject_traces(6) ORDER BY table_name::text, column_name;
+\echo 'Tutors'' notes are crypto-shredded: each is encrypted under its learner''s own key, which lives outside the database:'
+CREATE TABLE lms.tutor_notes (id serial PRIMARY KEY, learner bigint NOT NULL, note text);
+\o /dev/null
+SELECT pdp.register_table('lms.tutor_notes', 'learner');
+SELECT pdp.set_column_rule('lms.tutor_notes', 'note', 'shred');
+SELECT pdp.pseudonymise_on_write('lms.tutor_notes');
+\o
+INSERT INTO lms.tutor_notes (learner, note) VALUES (6, 'needs extra time in exams'), (7, 'prefers evening sessions');
+CREATE TABLE tour.notes_copy AS SELECT * FROM lms.tutor_notes;   -- as a backup or a dump would hold them
+SELECT learner, left(note, 20) || '...' AS stored, pdp.unshred('lms.tutor_notes', 'note', note, learner::text) AS "read in clear"
+  FROM lms.tutor_notes ORDER BY learner;
 \echo 'Grades are kept when their learner is erased, cut from them; what stays must not be linkable back (never a keyed pseudonym):'
 SELECT pdp.set_anonymisation('lms.grades', 'graded_at', 'generalise', granularity => 'month');
 \echo 'A held learner cannot be erased; learner 6 can, and leaves only a receipt (with sweep: where their identifiers still are):'
 SELECT tour.try(format('SELECT pdp.erase_subject(%s, %L)', :held, 'asked')) AS "erase the held learner";
 SELECT jsonb_pretty(pdp.erase_subject(6, 'learner asked for erasure', sweep => true) - 'erased_at') AS "erasure receipt";
+\echo 'The erasure destroyed learner 6''s key (the receipt''s subject_keys): the copy taken before no longer decrypts their note:'
+SELECT learner, coalesce(pdp.unshred('lms.tutor_notes', 'note', note, learner::text), '(key destroyed)') AS "copy read in clear"
+  FROM tour.notes_copy ORDER BY learner;
 SELECT jsonb_pretty(pdp.export_subject(6) - 'generated_at' - 'erasure_receipt') AS "export after erasure (less the receipt)";
 \echo 'Each recipient of learner 6''s data is to be told of the erasure; pdp''s own tables keep only a pseudonym:'
 SELECT kind, recipient, subject FROM pdp.pending_notices WHERE kind = 'erasure' ORDER BY recipient;

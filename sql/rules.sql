@@ -38,7 +38,8 @@ SELECT pdp.set_column_rule('"LMS"."Learners"', 'short', 'pseudonym');        -- 
 SELECT pdp.set_column_rule('"LMS"."Learners"', 'note', 'null');              -- NOT NULL column
 SELECT pdp.set_column_rule('"LMS"."Learners"', 'id', 'pseudo_iin');          -- bigint
 SELECT pdp.set_column_rule('"LMS"."Learners"', 'nope', 'mask');              -- no such column
-SELECT pdp.set_column_rule('"LMS"."Learners"', 'full_name', 'shred');        -- unknown rule
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'full_name', 'scramble');     -- unknown rule
+SELECT pdp.set_column_rule('"LMS"."Learners"', 'full_name', 'shred');        -- shred: no subject column registered yet
 SELECT pdp.set_column_rule('"LMS"."Learners"', 'full_name', NULL);
 SELECT pdp.set_column_rule('"LMS"."Learners"', 'full_name', 'mask', '');     -- empty category
 SELECT pdp.set_column_rule('pdp.rule_kind', 'rule', 'mask');                 -- pdp's own table
@@ -240,7 +241,8 @@ SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '4', 'address', 'm
 SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '4', 'address', 'mask');  -- again: replaces
 SELECT pdp.register_eav('"LMS".info_data', 'data', 'userid', '5', 'phone');              -- another attribute column
 SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '5', 'health');            -- special category
-SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '6', 'iin', 'shred');
+SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '6', 'iin', 'scramble');
+SELECT pdp.register_eav('"LMS".info_data', 'data', 'fieldid', '6', 'iin', 'shred');   -- shred encrypts on write, EAV rules apply on read
 SELECT pdp.register_eav('"LMS".info_data', 'data', 'data', '6', 'iin');
 SELECT pdp.register_eav('"LMS".info_data', 'id', 'fieldid', '6', 'iin', 'pseudo_iin');   -- bigint value column
 SELECT table_name, value_column, attribute_column, attribute_value, category, rule FROM pdp.eav_attributes ORDER BY attribute_value;

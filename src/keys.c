@@ -117,8 +117,8 @@ keyring_wipe(void)
  * (/proc/self/fd) is resolved, not the configured one, which may since point
  * elsewhere; without /proc, the configured path is resolved.
  */
-static bool
-fd_in_data_directory(int fd, const char *path)
+bool
+pdp_fd_in_data_directory(int fd, const char *path)
 {
 	char		fd_link[64];
 	char		real_path[PATH_MAX];
@@ -214,7 +214,7 @@ keyring_load(void)
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("key file \"%s\" must be owned by the database server's user or root", path)));
 	}
-	if (fd_in_data_directory(fd, path))
+	if (pdp_fd_in_data_directory(fd, path))
 	{
 		close(fd);
 		ereport(ERROR,
@@ -316,6 +316,22 @@ pdp_key_by_version(uint16 version)
 		if (keyring->keys[i].version == version)
 			return &keyring->keys[i];
 	return NULL;
+}
+
+/* The number of keys in the file, and the i-th of them (file order). */
+int
+pdp_key_count(void)
+{
+	keyring_ensure();
+	return keyring->nkeys;
+}
+
+const pdp_key *
+pdp_key_at(int i)
+{
+	keyring_ensure();
+	Assert(i >= 0 && i < keyring->nkeys);
+	return &keyring->keys[i];
 }
 
 /*

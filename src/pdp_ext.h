@@ -104,8 +104,23 @@ extern void pdp_keys_mark_stale(void);
 extern uint64 pdp_keyring_generation(void);
 extern const pdp_key *pdp_active_key(void);
 extern const pdp_key *pdp_key_by_version(uint16 version);
+extern int	pdp_key_count(void);
+extern const pdp_key *pdp_key_at(int i);
 extern void pdp_derive_subkey(const pdp_key *key, const char *label,
 							  const char *domain, size_t domain_len,
 							  unsigned char out[PDP_KEY_BYTES]);
+
+/* Subjects (subject.c) */
+extern bool pdp_subject_canonical_form(const char *s, size_t len, char **out, size_t *out_len);
+
+/* Key file checks shared with the subject key store (keys.c) */
+extern bool pdp_fd_in_data_directory(int fd, const char *path);
+
+/* Crypto-shredding (shred.c) */
+extern text *pdp_shred_seal(Oid extowner, const char *subject, size_t subject_len, text *value);
+extern bool pdp_shred_looks_sealed(text *value);
+extern bool pdp_shred_canonical(Oid extowner, const char *s, size_t len, char **out, size_t *out_len);
+extern bool pdp_shred_is_sealed_for(Oid extowner, const char *subject, size_t subject_len, text *value);
+extern char *pdp_shred_subject_column(Oid extowner, Oid relid);
 
 #endif							/* PDP_EXT_H */

@@ -66,6 +66,7 @@ static const RuleCall rule_calls[] = {
 	{"generalize_year", "pdp.generalize_date(date,text)", {X_YEAR}},
 	{"generalize_decade", "pdp.generalize_date(date,text)", {X_DECADE}},
 	{"null", NULL, {X_NONE}},
+	{"shred", NULL, {X_NONE}},	/* pdp_shred_seal under the row's subject (shred.c) */
 };
 
 typedef struct OnWriteColumn
@@ -74,6 +75,9 @@ typedef struct OnWriteColumn
 	const char *colname;		/* for error context */
 	const char *rule;
 	bool		set_null;
+	bool		shred;			/* encrypt under the row's subject's key */
+	AttrNumber	subject_attnum; /* shred: the row's subject column */
+	FmgrInfo	subject_out;	/* shred: its output function */
 	bool		typbyval;
 	int16		typlen;
 	int32		max_chars;		/* varchar(n)/char(n): n; otherwise -1 */
@@ -153,6 +157,8 @@ extra_datum(ExtraArg x, bool *isnull)
 static bool
 rule_is_keyed(const RuleCall *call)
 {
+	if (strcmp(call->rule, "shred") == 0)
+		return true;
 	return call->function != NULL &&
 		(strncmp(call->function, "pdp.pseudo", 10) == 0 ||
 		 strncmp(call->function, "pdp.encrypt(", 12) == 0 ||
@@ -215,6 +221,62 @@ rule_declared(FunctionCallInfo fcinfo, Oid relid, const char *col, const char *r
 	return found;
 }
 
+/*
+ * A "shred" column: the row's subject column (the table's one registered
+ * subject column) and how to print it.
+ */
+static void
+build_shred_column(FunctionCallInfo fcinfo, TriggerData *td, OnWriteColumn *c)
+{
+	char	   *subject_col = pdp_shred_subject_column(pdp_function_owner(fcinfo->flinfo->fn_oid),
+													   RelationGetRelid(td->tg_relation));
+	int			attnum = SPI_fnumber(RelationGetDescr(td->tg_relation), subject_col);
+	Oid			typoutput;
+	bool		typisvarlena;
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("subject column of table \"%s\" does not exist", RelationGetRelationName(td->tg_relation))));
+	c->shred = true;
+	c->subject_attnum = (AttrNumber) attnum;
+	getTypeOutputInfo(TupleDescAttr(RelationGetDescr(td->tg_relation), attnum - 1)->atttypid,
+					  &typoutput, &typisvarlena);
+	fmgr_info_cxt(typoutput, &c->subject_out, fcinfo->flinfo->fn_mcxt);
+}
+
+/*
+ * Shred a non-null value under the subject of newtup; a value already
+ * shredded for that subject (a copied row) is kept as it is (*keep).
+ */
+static Datum
+apply_shred(OnWriteColumn *c, Oid extowner, HeapTuple newtup, TupleDesc tupdesc, Datum value, bool *keep)
+{
+	bool		isnull;
+	Datum		subject = heap_getattr(newtup, c->subject_attnum, tupdesc, &isnull);
+	char	   *raw;
+	char	   *canon;
+	size_t		len;
+	text	   *v = DatumGetTextPP(value);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("a shredded value needs its row's subject"),
+				 errdetail("The row's subject column is NULL, so there is no key to encrypt the value under."),
+				 errhint("Write the subject column, or leave the shredded column NULL.")));
+	raw = OutputFunctionCall(&c->subject_out, subject);
+	if (!pdp_shred_canonical(extowner, raw, strlen(raw), &canon, &len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid subject for the registered subject columns"),
+				 errhint("Give the subject as a registered column holds it.")));
+	*keep = pdp_shred_is_sealed_for(extowner, canon, len, v);
+	if (*keep)
+		return value;
+	return PointerGetDatum(pdp_shred_seal(extowner, canon, len, v));
+}
+
 /* Build the per-statement cache from the trigger's arguments. */
 static OnWriteCache *
 build_cache(FunctionCallInfo fcinfo, TriggerData *td)
@@ -264,6 +326,11 @@ build_cache(FunctionCallInfo fcinfo, TriggerData *td)
 		c->typlen = att->attlen;
 		c->max_chars = ((att->atttypid == VARCHAROID || att->atttypid == BPCHAROID) &&
 						att->atttypmod >= VARHDRSZ) ? att->atttypmod - VARHDRSZ : -1;
+		if (strcmp(call->rule, "shred") == 0)
+		{
+			build_shred_column(fcinfo, td, c);
+			continue;
+		}
 		if (call->function == NULL)
 		{
 			c->set_null = true;
@@ -391,11 +458,16 @@ pdp_pseudonymise_on_write(PG_FUNCTION_ARGS)
 					bool		rnull;
 					Datum		ruled;
 
-					/* Unchanged, so already pseudonymised. */
-					if (datum_image_eq(value, oldvalue, c->typbyval, c->typlen))
+					/*
+					 * Unchanged, so already pseudonymised; a shredded
+					 * column's value unless it is not shredded yet (written
+					 * before the rule: UPDATE ... SET col = col shreds it).
+					 */
+					if (datum_image_eq(value, oldvalue, c->typbyval, c->typlen) &&
+						(!c->shred || pdp_shred_looks_sealed(DatumGetTextPP(value))))
 						continue;
 					/* The rule's output for the old value: apply_rules is writing. */
-					if (!c->set_null)
+					if (!c->set_null && !c->shred)
 					{
 						ruled = apply_rule(c, oldvalue, &rnull);
 						if (!rnull && datum_image_eq(value, ruled, c->typbyval, c->typlen))
@@ -407,6 +479,15 @@ pdp_pseudonymise_on_write(PG_FUNCTION_ARGS)
 			{
 				values[c->attnum - 1] = (Datum) 0;
 				nulls[c->attnum - 1] = true;
+			}
+			else if (c->shred)
+			{
+				bool		keep;
+
+				values[c->attnum - 1] = apply_shred(c, pdp_function_owner(fcinfo->flinfo->fn_oid), newtup, tupdesc, value, &keep);
+				nulls[c->attnum - 1] = false;
+				if (keep)
+					continue;
 			}
 			else
 			{

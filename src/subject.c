@@ -137,3 +137,29 @@ pdp_canonical_subject_or_null(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_NULL();
 }
+
+/*
+ * The canonical form of s[0..len) as a palloc'd string (*out, *out_len), as
+ * pdp._canonical_subject gives it; false for a subject of none of the
+ * registered kinds.  For C callers (crypto-shredding keys subjects by it).
+ */
+bool
+pdp_subject_canonical_form(const char *s, size_t len, char **out, size_t *out_len)
+{
+	char		canon[PDP_SUBJECT_CANON_MAX];
+
+	switch (pdp_subject_canonical(s, len, subject_kinds(), canon))
+	{
+		case PDP_SUBJECT_CANONICAL:
+			*out_len = strlen(canon);
+			*out = pnstrdup(canon, *out_len);
+			return true;
+		case PDP_SUBJECT_AS_GIVEN:
+			*out = pnstrdup(s, len);
+			*out_len = len;
+			return true;
+		case PDP_SUBJECT_MALFORMED:
+			break;
+	}
+	return false;
+}

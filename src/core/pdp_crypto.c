@@ -103,3 +103,70 @@ pdp_key_fingerprint(const unsigned char key[32], char out[17])
 	pdp_cleanse(mac, sizeof(mac));
 	return true;
 }
+
+/*
+ * One cipher context per process, re-initialised for every value: fetching
+ * the cipher and allocating a context cost more than the encryption of a
+ * short value.  Single-threaded callers only (a PostgreSQL backend).
+ */
+static EVP_CIPHER_CTX *
+gcm_ctx(void)
+{
+	static EVP_CIPHER *cipher = NULL;
+	static EVP_CIPHER_CTX *ctx = NULL;
+
+	if (cipher == NULL)
+		cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	if (cipher == NULL)
+		return NULL;
+	if (ctx == NULL)
+		ctx = EVP_CIPHER_CTX_new();
+	if (ctx == NULL)
+		return NULL;
+	EVP_CIPHER_CTX_reset(ctx);
+	if (EVP_CipherInit_ex2(ctx, cipher, NULL, NULL, -1, NULL) != 1)
+		return NULL;
+	return ctx;
+}
+
+bool
+pdp_gcm_seal(const unsigned char key[32], const unsigned char iv[PDP_GCM_IV_BYTES],
+			 const unsigned char *aad, size_t aad_len,
+			 const unsigned char *pt, size_t pt_len,
+			 unsigned char *ct, unsigned char tag[PDP_GCM_TAG_BYTES])
+{
+	EVP_CIPHER_CTX *ctx = gcm_ctx();
+	int			n;
+	bool		ok;
+
+	if (ctx == NULL || pt_len > INT32_MAX || aad_len > INT32_MAX)
+		return false;
+	ok = EVP_EncryptInit_ex2(ctx, NULL, key, iv, NULL) == 1 &&
+		EVP_EncryptUpdate(ctx, NULL, &n, aad, (int) aad_len) == 1 &&
+		(pt_len == 0 || EVP_EncryptUpdate(ctx, ct, &n, pt, (int) pt_len) == 1) &&
+		EVP_EncryptFinal_ex(ctx, ct + pt_len, &n) == 1 &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, PDP_GCM_TAG_BYTES, tag) == 1;
+	EVP_CIPHER_CTX_reset(ctx);
+	return ok;
+}
+
+bool
+pdp_gcm_open(const unsigned char key[32], const unsigned char iv[PDP_GCM_IV_BYTES],
+			 const unsigned char *aad, size_t aad_len,
+			 const unsigned char *ct, size_t ct_len,
+			 const unsigned char tag[PDP_GCM_TAG_BYTES], unsigned char *pt)
+{
+	EVP_CIPHER_CTX *ctx = gcm_ctx();
+	int			n;
+	bool		ok;
+
+	if (ctx == NULL || ct_len > INT32_MAX || aad_len > INT32_MAX)
+		return false;
+	ok = EVP_DecryptInit_ex2(ctx, NULL, key, iv, NULL) == 1 &&
+		EVP_DecryptUpdate(ctx, NULL, &n, aad, (int) aad_len) == 1 &&
+		(ct_len == 0 || EVP_DecryptUpdate(ctx, pt, &n, ct, (int) ct_len) == 1) &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, PDP_GCM_TAG_BYTES, (void *) tag) == 1 &&
+		EVP_DecryptFinal_ex(ctx, pt + ct_len, &n) == 1;
+	EVP_CIPHER_CTX_reset(ctx);
+	return ok;
+}

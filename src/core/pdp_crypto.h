@@ -43,4 +43,20 @@ extern void pdp_hex_encode(const unsigned char *in, size_t len, char *out);
  */
 extern bool pdp_key_fingerprint(const unsigned char key[32], char out[17]);
 
+/*
+ * AES-256-GCM with a 12-byte IV and a 16-byte tag (crypto-shredding).
+ * seal: ct receives pt_len bytes, tag 16.  open: returns false when the tag
+ * does not authenticate ct and aad under key (pt then holds nothing usable).
+ */
+#define PDP_GCM_IV_BYTES	12
+#define PDP_GCM_TAG_BYTES	16
+extern bool pdp_gcm_seal(const unsigned char key[32], const unsigned char iv[PDP_GCM_IV_BYTES],
+						 const unsigned char *aad, size_t aad_len,
+						 const unsigned char *pt, size_t pt_len,
+						 unsigned char *ct, unsigned char tag[PDP_GCM_TAG_BYTES]);
+extern bool pdp_gcm_open(const unsigned char key[32], const unsigned char iv[PDP_GCM_IV_BYTES],
+						 const unsigned char *aad, size_t aad_len,
+						 const unsigned char *ct, size_t ct_len,
+						 const unsigned char tag[PDP_GCM_TAG_BYTES], unsigned char *pt);
+
 #endif							/* PDP_CRYPTO_H */

@@ -100,6 +100,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ OPERATOR(pg_catalog.<>) 'inet'::regtype
                 THEN pg_catalog.format('pdp.pseudo_ip_text(%I)', col)
+                -- shred needs the row's subject, which only the on-write trigger sees
+                WHEN k.rule OPERATOR(pg_catalog.=) 'shred' THEN pg_catalog.format('pdp._shred_static(%I)', col)
                 WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' THEN pg_catalog.format('pdp.pseudo_ip(%I)', col)
                 ELSE pg_catalog.format(k.expr, col) END
       FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _rule_sql.rule
@@ -299,12 +301,15 @@ BEGIN
     END IF;
     -- A keyed rule makes the table's writers compute tokens: only a role that
     -- may compute them itself declares one (issue 14, class 5).
-    IF rule IN ('pseudonym', 'pseudo_email', 'pseudo_phone', 'pseudo_iin', 'pseudo_name', 'pseudo_ip', 'encrypt', 'fpe_iin')
+    IF rule IN ('pseudonym', 'pseudo_email', 'pseudo_phone', 'pseudo_iin', 'pseudo_name', 'pseudo_ip', 'encrypt', 'fpe_iin', 'shred')
        AND NOT pg_catalog.pg_has_role(pdp._caller(), 'pdp_pseudonymiser', 'USAGE') THEN
         RAISE EXCEPTION 'permission denied to declare keyed column rule "%"', rule
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'Keyed rules compute deterministic tokens, which whoever computes them can reverse by guessing.',
                   HINT = 'Declare it as a member of pdp_pseudonymiser, or choose a mask.';
+    END IF;
+    IF rule = 'shred' THEN
+        PERFORM pdp._shred_subject_column(tbl);  -- the key of each row's subject encrypts it
     END IF;
     INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category, set_by)
     VALUES (tbl, col, 0, rule, category, pg_catalog.pg_get_userbyid(pdp._caller()))
@@ -598,6 +603,10 @@ BEGIN
     SELECT r.rule INTO rule_ FROM pdp.column_rule r
      WHERE r.tbl OPERATOR(pg_catalog.=) _masked_column_sql.tbl AND r.attnum OPERATOR(pg_catalog.=) _masked_column_sql.attnum;
     base := CASE WHEN rule_ IS NULL THEN pg_catalog.format('%I', att.attname)
+                 -- a shredded value in clear for the view's readers, NULL once its subject is erased
+                 WHEN rule_ OPERATOR(pg_catalog.=) 'shred'
+                 THEN pg_catalog.format('pdp.unshred(%L::pg_catalog.regclass, %L, %I, %I::text)::%s', tbl::oid, att.attname,
+                                        att.attname, pdp._shred_subject_column(tbl), typ)
                  ELSE pdp._guarded_rule_sql(tbl, _masked_column_sql.attnum, rule_, att.attname, att.atttypid, typ) END;
     FOR e IN SELECT x.attribute_value, x.rule, a.attname AS attr FROM pdp.eav_attribute x
                JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.tbl::oid

@@ -212,6 +212,12 @@ BEGIN
     IF rule IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _api_register_eav.rule) THEN
         RAISE EXCEPTION 'unknown column rule' USING ERRCODE = 'invalid_parameter_value', HINT = 'pdp.rule_kind lists the rules.';
     END IF;
+    IF rule = 'shred' THEN  -- (src/sql/33_shred.sql)
+        RAISE EXCEPTION 'rule "shred" cannot classify an EAV attribute'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Shredding encrypts values on write under their row''s subject''s key; an EAV attribute''s rule applies when the value is read.',
+                  HINT = 'Shred the whole value column with pdp.set_column_rule, or choose another rule.';
+    END IF;
     IF rule IN ('pseudonym', 'pseudo_email', 'pseudo_phone', 'pseudo_iin', 'pseudo_name', 'pseudo_ip', 'encrypt', 'fpe_iin')
        AND NOT pg_catalog.pg_has_role(pdp._caller(), 'pdp_pseudonymiser', 'USAGE') THEN
         RAISE EXCEPTION 'permission denied to declare keyed column rule "%"', rule

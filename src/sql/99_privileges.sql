@@ -15,6 +15,12 @@ GRANT EXECUTE ON FUNCTION pdp.register_table(regclass, name, text, text) TO pdp_
 GRANT EXECUTE ON FUNCTION pdp.unregister_table(regclass, name) TO pdp_admin;
 GRANT SELECT ON pdp.registered_tables TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp.key_status() TO pdp_admin, pdp_auditor;
+-- Crypto-shredding: pdp.unshred checks itself that its caller may read the
+-- column (or a masked view of it); the store's status holds no key material.
+GRANT EXECUTE ON FUNCTION pdp.unshred(regclass, name, text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp.subject_key_store_status() TO pdp_admin, pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp._shred_subject_column(regclass) TO pdp_admin;
+GRANT SELECT ON pdp.shred_domain TO pdp_admin, pdp_auditor;
 
 -- Issue 14, classes 4 and 5 (internals, keyed functions) ------------------
 -- Keyed functions compute deterministic tokens: whoever may call them can

@@ -22,6 +22,11 @@ $node->safe_psql('postgres', q{
 	SELECT pdp.define_purpose('p1', 'consent');
 	SELECT pdp.define_recipient('rec', 'KZ');
 	CREATE ROLE app;
+	CREATE TABLE t4 (id bigint PRIMARY KEY, note text);
+	SELECT pdp.register_table('t4', 'id');
+	SELECT pdp.set_column_rule('t4', 'note', 'shred');
+	SELECT pdp.pseudonymise_on_write('t4');
+	INSERT INTO t4 VALUES (1, 'first note');
 });
 
 # Malformed values for every position; the marker only where a personal
@@ -166,6 +171,14 @@ my @templates = (
 	['SET pdp.min_k = %s', 'n'], [q{SELECT set_config('pdp.min_k', %s, false)}, 'n'],
 	[q{SELECT pdp.erase_subject(%s::text, 'r', true) IS NULL}, 'v'], [q{SELECT pdp.erase_subject('2', %s, true) IS NULL}, 'v'],
 	[q{SELECT pdp.erase_subject('2', 'r', %s) IS NULL}, 'n'], [q{SELECT pdp.erase_subject(%s::bigint, 'r', sweep => true) IS NULL}, 'n'],
+	# Issue 17, point 5: crypto-shredding (the rule, reading, the erasure hook, the store).
+	[q{SELECT pdp.unshred(%s, 'note', 'pdps1.x', '1') IS NULL}, 'n'], [q{SELECT pdp.unshred('t4', %s, 'pdps1.x', '1') IS NULL}, 'n'],
+	[q{SELECT pdp.unshred('t4', 'note', %s, '1') IS NULL}, 'v'], [q{SELECT pdp.unshred('t4', 'note', note, %s) IS NULL FROM t4}, 'v'],
+	[q{SELECT pdp.unshred('t4', 'note', 'pdps1.' || %s, '1') IS NULL}, 'v'],
+	['SELECT pdp._shred_erase_keys(%s) IS NULL', 'v'], ['SELECT pdp._shred_subject_column(%s) IS NULL', 'n'],
+	['SELECT pdp._shred_static(%s) IS NULL', 'v'], [q{SELECT count(*) FROM pdp.subject_key_store_status() WHERE %s IS NULL}, 'n'],
+	[q{INSERT INTO t4 SELECT max(id) + 1, %s FROM t4}, 'v'], [q{UPDATE t4 SET note = %s WHERE id = 1}, 'v'],
+	[q{INSERT INTO t4 VALUES (NULL, %s)}, 'v'], [q{SELECT pdp.set_column_rule('t4', %s, 'shred')}, 'n'],
 );
 
 my $script = "\\set ON_ERROR_STOP off\n\\set VERBOSITY verbose\n";

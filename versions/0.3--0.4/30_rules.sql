@@ -53,6 +53,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ OPERATOR(pg_catalog.<>) 'inet'::regtype
                 THEN pg_catalog.format('pdp.pseudo_ip_text(%I)', col)
+                -- shred needs the row's subject, which only the on-write trigger sees
+                WHEN k.rule OPERATOR(pg_catalog.=) 'shred' THEN pg_catalog.format('pdp._shred_static(%I)', col)
                 WHEN k.rule OPERATOR(pg_catalog.=) 'pseudo_ip' THEN pg_catalog.format('pdp.pseudo_ip(%I)', col)
                 ELSE pg_catalog.format(k.expr, col) END
       FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _rule_sql.rule
@@ -105,6 +107,10 @@ BEGIN
     SELECT r.rule INTO rule_ FROM pdp.column_rule r
      WHERE r.tbl OPERATOR(pg_catalog.=) _masked_column_sql.tbl AND r.attnum OPERATOR(pg_catalog.=) _masked_column_sql.attnum;
     base := CASE WHEN rule_ IS NULL THEN pg_catalog.format('%I', att.attname)
+                 -- a shredded value in clear for the view's readers, NULL once its subject is erased
+                 WHEN rule_ OPERATOR(pg_catalog.=) 'shred'
+                 THEN pg_catalog.format('pdp.unshred(%L::pg_catalog.regclass, %L, %I, %I::text)::%s', tbl::oid, att.attname,
+                                        att.attname, pdp._shred_subject_column(tbl), typ)
                  ELSE pdp._guarded_rule_sql(tbl, _masked_column_sql.attnum, rule_, att.attname, att.atttypid, typ) END;
     FOR e IN SELECT x.attribute_value, x.rule, a.attname AS attr FROM pdp.eav_attribute x
                JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.tbl::oid
@@ -923,6 +929,12 @@ BEGIN
     END IF;
     IF rule IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _api_register_eav.rule) THEN
         RAISE EXCEPTION 'unknown column rule' USING ERRCODE = 'invalid_parameter_value', HINT = 'pdp.rule_kind lists the rules.';
+    END IF;
+    IF rule = 'shred' THEN  -- (src/sql/33_shred.sql)
+        RAISE EXCEPTION 'rule "shred" cannot classify an EAV attribute'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Shredding encrypts values on write under their row''s subject''s key; an EAV attribute''s rule applies when the value is read.',
+                  HINT = 'Shred the whole value column with pdp.set_column_rule, or choose another rule.';
     END IF;
     IF rule IN ('pseudonym', 'pseudo_email', 'pseudo_phone', 'pseudo_iin', 'pseudo_name', 'pseudo_ip', 'encrypt', 'fpe_iin')
        AND NOT pg_catalog.pg_has_role(pdp._caller(), 'pdp_pseudonymiser', 'USAGE') THEN
