@@ -48,5 +48,42 @@ main(void)
 		pdp_cleanse(a, 32);
 		ok(memcmp(a, (unsigned char[32]) {0}, 32) == 0, "cleanse zeroes memory");
 	}
+	/*
+	 * AES-256-GCM: test case 16 of McGrew and Viega, "The Galois/Counter Mode
+	 * of Operation (GCM)" (256-bit key, 96-bit IV, additional data).
+	 */
+	{
+		unsigned char key[32],
+					iv[12],
+					aad[20],
+					pt[60],
+					ct[60],
+					tag[16],
+					back[60];
+		char		chex[121];
+
+		unhex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", key);
+		unhex("cafebabefacedbaddecaf888", iv);
+		unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2", aad);
+		unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+			  "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39", pt);
+		ok(pdp_gcm_seal(key, iv, aad, sizeof(aad), pt, sizeof(pt), ct, tag), "GCM seal runs");
+		pdp_hex_encode(ct, sizeof(ct), chex);
+		is_str(chex, "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+			   "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+			   "AES-256-GCM ciphertext matches the GCM paper's test case 16");
+		pdp_hex_encode(tag, sizeof(tag), hex);
+		is_str(hex, "76fc6ece0f4e1768cddf8853bb2d551b", "AES-256-GCM tag matches test case 16");
+		ok(pdp_gcm_open(key, iv, aad, sizeof(aad), ct, sizeof(ct), tag, back) && memcmp(back, pt, sizeof(pt)) == 0,
+		   "GCM open gives the plaintext back");
+		ct[7] ^= 1;
+		ok(!pdp_gcm_open(key, iv, aad, sizeof(aad), ct, sizeof(ct), tag, back), "a changed ciphertext does not open");
+		ct[7] ^= 1;
+		aad[0] ^= 1;
+		ok(!pdp_gcm_open(key, iv, aad, sizeof(aad), ct, sizeof(ct), tag, back), "changed additional data does not open");
+		aad[0] ^= 1;
+		tag[15] ^= 1;
+		ok(!pdp_gcm_open(key, iv, aad, sizeof(aad), ct, sizeof(ct), tag, back), "a changed tag does not open");
+	}
 	return done_testing();
 }
