@@ -1107,6 +1107,20 @@ COMMENT ON FUNCTION pdp._purge_batch(regclass, text, integer, timestamptz, boole
 -- nothing to follow: no partitions, no tagged rows, no declared links,
 -- not anonymised, not on Citus.
 
+-- Whether a table may be purged by block ranges at all: a plain table whose
+-- expired rows are deleted with nothing to follow (no partitions, no tagged
+-- rows, no declared links, not anonymised, not on Citus).
+CREATE FUNCTION pdp._range_purgeable(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp._purge_action(tbl) IS NOT DISTINCT FROM 'delete' AND pdp._citus_table_kind(tbl) IS NULL
+         AND NOT pdp._has_children(tbl)
+         AND NOT EXISTS (SELECT 1 FROM pdp.retention_policy p
+                          WHERE p.tbl OPERATOR(pg_catalog.=) _range_purgeable.tbl AND p.anchor_column IS NULL)
+         AND NOT EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _range_purgeable.tbl) $$;
+COMMENT ON FUNCTION pdp._range_purgeable(regclass) IS
+    'whether a table''s purge may go by block ranges (a plain table whose expired rows are deleted with nothing to follow)';
+
 -- The blocks the first range of a table should span, or 0 where the index
 -- path is better: a small table (fewer than 1024 blocks), or one where a
 -- sample of its blocks finds less than a fifth of its rows expired.
@@ -1126,10 +1140,7 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v := pdp._expired_params(tbl, reason);
-    IF NOT v.purgeable OR pdp._purge_action(tbl) IS DISTINCT FROM 'delete' OR pdp._citus_table_kind(tbl) IS NOT NULL
-       OR pdp._has_children(tbl)
-       OR EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_by_range.tbl AND p.anchor_column IS NULL)
-       OR EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _purge_by_range.tbl) THEN
+    IF NOT v.purgeable OR NOT pdp._range_purgeable(tbl) THEN
         RETURN 0;
     END IF;
     blocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
@@ -1183,10 +1194,7 @@ BEGIN
     w := pdp._expired_where_sql(tbl, reason);
     -- The same tables as pdp._purge_by_range, checked again at each batch
     -- (a link, a partition or a tagged retention may have come meanwhile).
-    IF NOT v.purgeable OR w.cond IS NULL OR pdp._purge_action(tbl) IS DISTINCT FROM 'delete' OR pdp._citus_table_kind(tbl) IS NOT NULL
-       OR pdp._has_children(tbl)
-       OR EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_range.tbl AND p.anchor_column IS NULL)
-       OR EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _purge_range.tbl) THEN
+    IF NOT v.purgeable OR w.cond IS NULL OR NOT pdp._range_purgeable(tbl) THEN
         RETURN;
     END IF;
     blocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;

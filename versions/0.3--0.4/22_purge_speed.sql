@@ -252,6 +252,17 @@ $$;
 COMMENT ON FUNCTION pdp._expired_params(regclass, text) IS
     'whether a table may be purged now, and the held, restricted, expired or inactive and anonymised keys its purge statements take';
 REVOKE ALL ON FUNCTION pdp._expired_params(regclass, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION pdp._range_purgeable(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp._purge_action(tbl) IS NOT DISTINCT FROM 'delete' AND pdp._citus_table_kind(tbl) IS NULL
+         AND NOT pdp._has_children(tbl)
+         AND NOT EXISTS (SELECT 1 FROM pdp.retention_policy p
+                          WHERE p.tbl OPERATOR(pg_catalog.=) _range_purgeable.tbl AND p.anchor_column IS NULL)
+         AND NOT EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _range_purgeable.tbl) $$;
+COMMENT ON FUNCTION pdp._range_purgeable(regclass) IS
+    'whether a table''s purge may go by block ranges (a plain table whose expired rows are deleted with nothing to follow)';
+REVOKE ALL ON FUNCTION pdp._range_purgeable(regclass) FROM PUBLIC;
 CREATE OR REPLACE FUNCTION pdp._purge_by_range(tbl regclass, reason text, batch_size integer) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -268,10 +279,7 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v := pdp._expired_params(tbl, reason);
-    IF NOT v.purgeable OR pdp._purge_action(tbl) IS DISTINCT FROM 'delete' OR pdp._citus_table_kind(tbl) IS NOT NULL
-       OR pdp._has_children(tbl)
-       OR EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_by_range.tbl AND p.anchor_column IS NULL)
-       OR EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _purge_by_range.tbl) THEN
+    IF NOT v.purgeable OR NOT pdp._range_purgeable(tbl) THEN
         RETURN 0;
     END IF;
     blocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
@@ -319,10 +327,7 @@ BEGIN
     w := pdp._expired_where_sql(tbl, reason);
     -- The same tables as pdp._purge_by_range, checked again at each batch
     -- (a link, a partition or a tagged retention may have come meanwhile).
-    IF NOT v.purgeable OR w.cond IS NULL OR pdp._purge_action(tbl) IS DISTINCT FROM 'delete' OR pdp._citus_table_kind(tbl) IS NOT NULL
-       OR pdp._has_children(tbl)
-       OR EXISTS (SELECT 1 FROM pdp.retention_policy p WHERE p.tbl OPERATOR(pg_catalog.=) _purge_range.tbl AND p.anchor_column IS NULL)
-       OR EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _purge_range.tbl) THEN
+    IF NOT v.purgeable OR w.cond IS NULL OR NOT pdp._range_purgeable(tbl) THEN
         RETURN;
     END IF;
     blocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
