@@ -1273,10 +1273,10 @@ BEGIN
     -- A row so cut that names nobody any more is anonymised as erasure
     -- anonymises it: unlinkable transforms (pdp._anonymisers), never a
     -- keyed rule; their constants follow the erase values in $2.
-    vals := vals || ARRAY(SELECT z.val FROM pdp._anonymisers(tbl, '$2', i) z WHERE z.k IS NOT NULL ORDER BY z.k);
-    SELECT concat_ws(', ', set_list, pg_catalog.string_agg(pg_catalog.format('%I = CASE WHEN (%s) THEN %s ELSE t.%I END',
+    SELECT vals || coalesce(pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL), '{}'),
+           concat_ws(', ', set_list, pg_catalog.string_agg(pg_catalog.format('%I = CASE WHEN (%s) THEN %s ELSE t.%I END',
                                                                              z.col, anon, z.expr, z.col), ', '))
-      INTO set_list FROM pdp._anonymisers(tbl, '$2', i) z;
+      INTO vals, set_list FROM pdp._anonymisers(tbl, '$2', i) z;
     IF coalesce(dry_run, false) THEN
         RETURN (SELECT x.n FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (%s) AND %s',
                                                                          tbl, cond, guard), subjects, vals, v.restricted) AS x(n bigint));

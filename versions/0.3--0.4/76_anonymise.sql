@@ -516,6 +516,9 @@ DECLARE
     forgotten jsonb;
     ids record;
     traces jsonb;
+    z_vals text[];
+    z_set text;
+    z_cols name[];
 BEGIN
     subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR reason IS NULL OR reason = '' THEN
@@ -639,13 +642,15 @@ BEGIN
         -- Never a column rule: its keyed pseudonym would let the key's holder
         -- re-link the row (76_anonymise.sql); the constants follow the
         -- subject columns' erase values in $3.
-        erase_values := erase_values || ARRAY(SELECT z.val FROM pdp._anonymisers(t, '$3', i) z
-                                               WHERE z.k IS NOT NULL ORDER BY z.k);
-        SELECT concat_ws(', ', set_list, pg_catalog.string_agg(y.x, ', ')) INTO set_list FROM (
-            SELECT pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', z.col, anon, z.expr, z.col) AS x
-              FROM pdp._anonymisers(t, '$3', i) z
-            UNION
-            SELECT pg_catalog.format('%1$I = CASE WHEN %2$s THEN NULL ELSE t.%1$I END', a.attname, anon)
+        -- (The table's anonymisers, read once.)
+        SELECT pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL),
+               pg_catalog.string_agg(pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', z.col, anon, z.expr, z.col), ', '),
+               pg_catalog.array_agg(z.col)
+          INTO z_vals, z_set, z_cols
+          FROM pdp._anonymisers(t, '$3', i) z;
+        erase_values := erase_values || coalesce(z_vals, '{}');
+        SELECT concat_ws(', ', set_list, z_set, pg_catalog.string_agg(DISTINCT y.x, ', ')) INTO set_list FROM (
+            SELECT pg_catalog.format('%1$I = CASE WHEN %2$s THEN NULL ELSE t.%1$I END', a.attname, anon) AS x
               FROM pg_constraint k
               CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) ka(attnum)
               JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) ka.attnum
@@ -654,7 +659,7 @@ BEGIN
                              AND p.on_erase = 'delete')
                AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
                                  AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)
-               AND NOT EXISTS (SELECT 1 FROM pdp._anonymisers(t, '$3', i) z WHERE z.col OPERATOR(pg_catalog.=) a.attname)) y;
+               AND a.attname OPERATOR(pg_catalog.<>) ALL (coalesce(z_cols, '{}'))) y;
         SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE x.anonymised) INTO n, m
           FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING %s', t, set_list, cut_cond, anon),
                                   subject, held, erase_values) AS x(anonymised boolean);
