@@ -850,26 +850,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pdp._expired_where_sql(regclass, text) IS
-    'the condition (with $2 to $6 as pdp._expired_rows_sql describes them) of a table''s expired, unheld rows, their order, position and a batch''s position';
-
-CREATE FUNCTION pdp._expired_rows_sql(tbl regclass, reason text, lock boolean) RETURNS text
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    w record := pdp._expired_where_sql(tbl, reason);
-BEGIN
-    IF w.cond IS NULL THEN
-        RETURN NULL;
-    END IF;
-    RETURN pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s ORDER BY %s LIMIT $1%s',
-                             w.pos, tbl, w.cond, w.order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
-END
-$$;
-COMMENT ON FUNCTION pdp._expired_rows_sql(regclass, text, boolean) IS 'SQL finding a batch of a table''s expired, unheld rows';
+    'the condition (parameters: $2 the last position, $3 held, $4 restricted, $5 expired or inactive keys, $6 anonymised keys) of a table''s expired, unheld rows, their order, position and a batch''s position';
 
 -- The values of a purge statement's parameters $3 to $6, read now (see
--- pdp._expired_rows_sql): held and system subjects, restricted subjects,
+-- pdp._expired_where_sql): held and system subjects, restricted subjects,
 -- the keys of expired tagged rows or the inactive subjects, the rows
 -- already anonymised.  purgeable is false while nothing of the table may
 -- go: no subject column, or a hold on the whole table.
@@ -927,6 +911,7 @@ AS $$
 DECLARE
     q text;
     v record;
+    w record;
 BEGIN
     n := 0;
     IF batch_size IS NOT NULL AND batch_size < 1 THEN
@@ -936,10 +921,14 @@ BEGIN
     IF NOT v.purgeable THEN
         RETURN;
     END IF;
-    q := pdp._expired_rows_sql(tbl, reason, coalesce(lock, false));
-    IF q IS NULL THEN
+    -- One statement finds the batch: the expired rows after $2 in position
+    -- order, at most $1, locked when asked.
+    w := pdp._expired_where_sql(tbl, reason);
+    IF w.cond IS NULL THEN
         RETURN;
     END IF;
+    q := pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s ORDER BY %s LIMIT $1%s',
+                           w.pos, tbl, w.cond, w.order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
     IF batch_size IS NULL THEN
         SELECT x.n INTO n
           FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q),
@@ -952,7 +941,7 @@ BEGIN
       -- TID scan of the delete sorts the ctids itself.
       FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), %s, '
                                                      'pg_catalog.array_agg(x.tableoid) FROM (%s) x',
-                                                     (pdp._expired_where_sql(tbl, reason)).pos_max, q),
+                                                     w.pos_max, q),
                               batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);

@@ -137,7 +137,7 @@ GRANT EXECUTE ON FUNCTION
     pdp.place_table_hold(regclass, text, timestamptz), pdp.release_hold(bigint),
     pdp.purge_expired(integer, boolean), pdp.schedule_purge(text), pdp.unschedule_purge(),
     pdp._expiry_expr(name, interval), pdp._single_key(regclass), pdp._drop_retention_objects(regclass),
-    pdp._subject_held(text), pdp._deletion_order(), pdp._expired_rows_sql(regclass, text, boolean),
+    pdp._subject_held(text), pdp._deletion_order(),
     pdp._purge_action(regclass), pdp._purge_rows(regclass, text, tid[], oid[]), pdp._collect_inactive_subjects(),
     pdp._begin_purge_run(boolean), pdp._record_purge_batch(bigint, regclass, text, bigint, jsonb),
     pdp._end_purge_run(bigint, text), pdp._require_pg_cron(), pdp._retention_tag()
@@ -242,7 +242,7 @@ GRANT SELECT ON pdp.link, pdp.links TO pdp_admin, pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp.declare_link(regclass, name, regclass, name, text, text), pdp.drop_link(regclass, name)
 TO pdp_admin;
 -- Read-only SQL builders that functions granted to pdp_admin above call
--- (pdp._subject_match, pdp._expired_rows_sql).  pdp._follow_links deletes
+-- (pdp._subject_match, pdp._expired_where_sql).  pdp._follow_links deletes
 -- rows and is granted to no role: erasure and pdp._purge_rows call it.
 GRANT EXECUTE ON FUNCTION pdp._subject_types(text), pdp._subject_columns(regclass, regtype[]), pdp._match_sql(regclass, regtype[], text[]),
                           pdp._own_columns(regclass),

@@ -201,6 +201,7 @@ AS $$
 DECLARE
     q text;
     v record;
+    w record;
 BEGIN
     n := 0;
     IF batch_size IS NOT NULL AND batch_size < 1 THEN
@@ -210,10 +211,14 @@ BEGIN
     IF NOT v.purgeable THEN
         RETURN;
     END IF;
-    q := pdp._expired_rows_sql(tbl, reason, coalesce(lock, false));
-    IF q IS NULL THEN
+    -- One statement finds the batch: the expired rows after $2 in position
+    -- order, at most $1, locked when asked.
+    w := pdp._expired_where_sql(tbl, reason);
+    IF w.cond IS NULL THEN
         RETURN;
     END IF;
+    q := pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s ORDER BY %s LIMIT $1%s',
+                           w.pos, tbl, w.cond, w.order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
     IF batch_size IS NULL THEN
         SELECT x.n INTO n
           FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q),
@@ -226,7 +231,7 @@ BEGIN
       -- TID scan of the delete sorts the ctids itself.
       FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.array_agg(x.ctid), %s, '
                                                      'pg_catalog.array_agg(x.tableoid) FROM (%s) x',
-                                                     (pdp._expired_where_sql(tbl, reason)).pos_max, q),
+                                                     w.pos_max, q),
                               batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(c tid[], p timestamptz, o oid[]);
     n := coalesce(pg_catalog.cardinality(ctids), 0);
