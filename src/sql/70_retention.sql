@@ -293,7 +293,6 @@ DECLARE
     k name;
     zeros bigint;
     ftyp regtype;
-    v text;
 BEGIN
     PERFORM pdp._require_owner(tbl);
     IF anchor_column IS NULL THEN
@@ -339,26 +338,7 @@ BEGIN
             END IF;
             ftyp := pdp._anchor_type(tbl, fallback_column, 'fallback');
         END IF;
-        IF never_values IS NULL THEN
-            -- The default: 0 means never in an epoch-seconds column (nobody's
-            -- data dates from 1 January 1970; applications write 0 for "not yet").
-            never_values := CASE WHEN typ IN ('integer'::regtype, 'bigint'::regtype)
-                                   OR ftyp IN ('integer'::regtype, 'bigint'::regtype) THEN '{0}'::text[] ELSE '{}'::text[] END;
-        END IF;
-        IF pg_catalog.array_position(never_values, NULL) IS NOT NULL THEN
-            RAISE EXCEPTION 'never_values must not contain NULL' USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'NULL always means never; list only the other values that do, e.g. ''{0}''.';
-        END IF;
-        FOREACH v IN ARRAY never_values LOOP
-            -- The value is not named: the message says which rule it failed.
-            IF pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], typ)) = 0
-               AND (ftyp IS NULL OR pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], ftyp)) = 0) THEN
-                RAISE EXCEPTION 'a value in never_values is not a value of the anchor or fallback column''s type'
-                    USING ERRCODE = 'invalid_text_representation',
-                          HINT = pg_catalog.format('The anchor column is %s%s.', typ,
-                                                   CASE WHEN ftyp IS NOT NULL THEN ', the fallback column ' || ftyp ELSE '' END);
-            END IF;
-        END LOOP;
+        never_values := pdp._checked_never_values(never_values, typ, ftyp, 'anchor');
         -- Epoch seconds: 0 is 1 January 1970, which applications often write
         -- for "not yet".  Unless 0 means never, say so rather than purge
         -- those rows silently.
@@ -519,6 +499,41 @@ END
 $$;
 COMMENT ON FUNCTION pdp._never_values_for(text[], regtype) IS 'the "never" values that are values of the given type';
 
+-- A table's or the subjects' list of "never" values, checked against the
+-- anchor (or activity) column's type and the fallback column's: the list
+-- given, or by default '{0}' where either is an epoch-seconds integer
+-- (nobody's data dates from 1 January 1970; applications write 0 for "not
+-- yet").  An error names the rule a value failed, never the value.
+CREATE FUNCTION pdp._checked_never_values(never_values text[], typ regtype, ftyp regtype, what text) RETURNS text[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v text;
+BEGIN
+    IF never_values IS NULL THEN
+        RETURN CASE WHEN typ IN ('integer'::regtype, 'bigint'::regtype)
+                      OR ftyp IN ('integer'::regtype, 'bigint'::regtype) THEN '{0}'::text[] ELSE '{}'::text[] END;
+    END IF;
+    IF pg_catalog.array_position(never_values, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'never_values must not contain NULL' USING ERRCODE = 'null_value_not_allowed',
+              HINT = 'NULL always means never; list only the other values that do, e.g. ''{0}''.';
+    END IF;
+    FOREACH v IN ARRAY never_values LOOP
+        IF pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], typ)) = 0
+           AND (ftyp IS NULL OR pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], ftyp)) = 0) THEN
+            RAISE EXCEPTION 'a value in never_values is not a value of the % or fallback column''s type', what
+                USING ERRCODE = 'invalid_text_representation',
+                      HINT = pg_catalog.format('The %s column is %s%s.', what, typ,
+                                               CASE WHEN ftyp IS NOT NULL THEN ', the fallback column ' || ftyp ELSE '' END);
+        END IF;
+    END LOOP;
+    RETURN never_values;
+END
+$$;
+COMMENT ON FUNCTION pdp._checked_never_values(text[], regtype, regtype, text) IS
+    'a list of "never" values checked against the anchor and fallback columns'' types, or the default (''{0}'' for epoch seconds)';
+
 CREATE FUNCTION pdp._api_set_subject_retention(period interval, activity_table regclass, activity_column name,
                                                never_values text[], fallback_column name)
 RETURNS void
@@ -528,7 +543,6 @@ AS $$
 DECLARE
     typ regtype;
     ftyp regtype;
-    v text;
 BEGIN
     PERFORM pdp._require_owner(activity_table);
     PERFORM pdp._check_interval(period, 'retention period must be positive');
@@ -546,26 +560,7 @@ BEGIN
         END IF;
         ftyp := pdp._anchor_type(activity_table, fallback_column, 'fallback');
     END IF;
-    IF never_values IS NULL THEN
-        -- The default: 0 means never in an epoch-seconds column (nobody's
-        -- activity is 1 January 1970; applications write 0 for "not yet").
-        never_values := CASE WHEN typ IN ('integer'::regtype, 'bigint'::regtype)
-                                  OR ftyp IN ('integer'::regtype, 'bigint'::regtype) THEN '{0}' ELSE '{}' END;
-    END IF;
-    IF pg_catalog.array_position(never_values, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'never_values must not contain NULL' USING ERRCODE = 'null_value_not_allowed',
-              HINT = 'NULL always means never; list only the other values that do, e.g. ''{0}''.';
-    END IF;
-    FOREACH v IN ARRAY never_values LOOP
-        -- The value is not named: the message says which rule it failed.
-        IF pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], typ)) = 0
-           AND (ftyp IS NULL OR pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], ftyp)) = 0) THEN
-            RAISE EXCEPTION 'a value in never_values is not a value of the activity or fallback column''s type'
-                USING ERRCODE = 'invalid_text_representation',
-                      HINT = pg_catalog.format('The activity column is %s%s.', typ,
-                                               CASE WHEN ftyp IS NOT NULL THEN ', the fallback column ' || ftyp ELSE '' END);
-        END IF;
-    END LOOP;
+    never_values := pdp._checked_never_values(never_values, typ, ftyp, 'activity');
     INSERT INTO pdp.subject_retention (period, activity_table, activity_column, set_by, never_values, fallback_column)
     VALUES (period, activity_table, activity_column, pg_catalog.pg_get_userbyid(pdp._caller()), never_values, fallback_column)
     ON CONFLICT ON CONSTRAINT subject_retention_pkey DO UPDATE

@@ -73,7 +73,6 @@ AS $$
 DECLARE
     typ regtype;
     ftyp regtype;
-    v text;
 BEGIN
     PERFORM pdp._require_owner(activity_table);
     PERFORM pdp._check_interval(period, 'retention period must be positive');
@@ -91,26 +90,7 @@ BEGIN
         END IF;
         ftyp := pdp._anchor_type(activity_table, fallback_column, 'fallback');
     END IF;
-    IF never_values IS NULL THEN
-        -- The default: 0 means never in an epoch-seconds column (nobody's
-        -- activity is 1 January 1970; applications write 0 for "not yet").
-        never_values := CASE WHEN typ IN ('integer'::regtype, 'bigint'::regtype)
-                                  OR ftyp IN ('integer'::regtype, 'bigint'::regtype) THEN '{0}' ELSE '{}' END;
-    END IF;
-    IF pg_catalog.array_position(never_values, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'never_values must not contain NULL' USING ERRCODE = 'null_value_not_allowed',
-              HINT = 'NULL always means never; list only the other values that do, e.g. ''{0}''.';
-    END IF;
-    FOREACH v IN ARRAY never_values LOOP
-        -- The value is not named: the message says which rule it failed.
-        IF pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], typ)) = 0
-           AND (ftyp IS NULL OR pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], ftyp)) = 0) THEN
-            RAISE EXCEPTION 'a value in never_values is not a value of the activity or fallback column''s type'
-                USING ERRCODE = 'invalid_text_representation',
-                      HINT = pg_catalog.format('The activity column is %s%s.', typ,
-                                               CASE WHEN ftyp IS NOT NULL THEN ', the fallback column ' || ftyp ELSE '' END);
-        END IF;
-    END LOOP;
+    never_values := pdp._checked_never_values(never_values, typ, ftyp, 'activity');
     INSERT INTO pdp.subject_retention (period, activity_table, activity_column, set_by, never_values, fallback_column)
     VALUES (period, activity_table, activity_column, pg_catalog.pg_get_userbyid(pdp._caller()), never_values, fallback_column)
     ON CONFLICT ON CONSTRAINT subject_retention_pkey DO UPDATE

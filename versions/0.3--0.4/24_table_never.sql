@@ -6,6 +6,36 @@ ALTER TABLE pdp.retention_policy ADD COLUMN never_values text[] NOT NULL DEFAULT
                                  ADD COLUMN fallback_column name;
 COMMENT ON COLUMN pdp.retention_policy.never_values IS 'anchor (and fallback) values that mean "never", like 0 in an epoch-seconds column; NULL always does';
 COMMENT ON COLUMN pdp.retention_policy.fallback_column IS 'the column the period runs from where the anchor is never (e.g. timecreated); NULL: none';
+CREATE OR REPLACE FUNCTION pdp._checked_never_values(never_values text[], typ regtype, ftyp regtype, what text) RETURNS text[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v text;
+BEGIN
+    IF never_values IS NULL THEN
+        RETURN CASE WHEN typ IN ('integer'::regtype, 'bigint'::regtype)
+                      OR ftyp IN ('integer'::regtype, 'bigint'::regtype) THEN '{0}'::text[] ELSE '{}'::text[] END;
+    END IF;
+    IF pg_catalog.array_position(never_values, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'never_values must not contain NULL' USING ERRCODE = 'null_value_not_allowed',
+              HINT = 'NULL always means never; list only the other values that do, e.g. ''{0}''.';
+    END IF;
+    FOREACH v IN ARRAY never_values LOOP
+        IF pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], typ)) = 0
+           AND (ftyp IS NULL OR pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], ftyp)) = 0) THEN
+            RAISE EXCEPTION 'a value in never_values is not a value of the % or fallback column''s type', what
+                USING ERRCODE = 'invalid_text_representation',
+                      HINT = pg_catalog.format('The %s column is %s%s.', what, typ,
+                                               CASE WHEN ftyp IS NOT NULL THEN ', the fallback column ' || ftyp ELSE '' END);
+        END IF;
+    END LOOP;
+    RETURN never_values;
+END
+$$;
+COMMENT ON FUNCTION pdp._checked_never_values(text[], regtype, regtype, text) IS
+    'a list of "never" values checked against the anchor and fallback columns'' types, or the default (''{0}'' for epoch seconds)';
+REVOKE ALL ON FUNCTION pdp._checked_never_values(text[], regtype, regtype, text) FROM PUBLIC;
 DROP FUNCTION pdp.set_retention(regclass, interval, name, text);
 DROP FUNCTION IF EXISTS pdp._api_set_retention(regclass, interval, name, text);
 CREATE OR REPLACE FUNCTION pdp.set_retention(tbl regclass, period interval, anchor_column name DEFAULT NULL,
@@ -28,7 +58,6 @@ DECLARE
     k name;
     zeros bigint;
     ftyp regtype;
-    v text;
 BEGIN
     PERFORM pdp._require_owner(tbl);
     IF anchor_column IS NULL THEN
@@ -74,26 +103,7 @@ BEGIN
             END IF;
             ftyp := pdp._anchor_type(tbl, fallback_column, 'fallback');
         END IF;
-        IF never_values IS NULL THEN
-            -- The default: 0 means never in an epoch-seconds column (nobody's
-            -- data dates from 1 January 1970; applications write 0 for "not yet").
-            never_values := CASE WHEN typ IN ('integer'::regtype, 'bigint'::regtype)
-                                   OR ftyp IN ('integer'::regtype, 'bigint'::regtype) THEN '{0}'::text[] ELSE '{}'::text[] END;
-        END IF;
-        IF pg_catalog.array_position(never_values, NULL) IS NOT NULL THEN
-            RAISE EXCEPTION 'never_values must not contain NULL' USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'NULL always means never; list only the other values that do, e.g. ''{0}''.';
-        END IF;
-        FOREACH v IN ARRAY never_values LOOP
-            -- The value is not named: the message says which rule it failed.
-            IF pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], typ)) = 0
-               AND (ftyp IS NULL OR pg_catalog.cardinality(pdp._never_values_for(ARRAY[v], ftyp)) = 0) THEN
-                RAISE EXCEPTION 'a value in never_values is not a value of the anchor or fallback column''s type'
-                    USING ERRCODE = 'invalid_text_representation',
-                          HINT = pg_catalog.format('The anchor column is %s%s.', typ,
-                                                   CASE WHEN ftyp IS NOT NULL THEN ', the fallback column ' || ftyp ELSE '' END);
-            END IF;
-        END LOOP;
+        never_values := pdp._checked_never_values(never_values, typ, ftyp, 'anchor');
         -- Epoch seconds: 0 is 1 January 1970, which applications often write
         -- for "not yet".  Unless 0 means never, say so rather than purge
         -- those rows silently.
