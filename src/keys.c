@@ -61,25 +61,22 @@ pdp_keys_mark_stale(void)
 }
 
 /*
- * Map the key memory on first use: page-aligned, never in a core dump,
- * locked in RAM where RLIMIT_MEMLOCK allows.  Lives as long as the backend.
+ * Memory for secrets (what names them in messages, e.g. "keys"): page-aligned,
+ * never in a core dump, locked in RAM where RLIMIT_MEMLOCK allows (a refusal
+ * is logged once per *logged flag).  Lives as long as the backend.
  */
-static void
-keyring_memory(void)
+void *
+pdp_secret_memory(size_t size, const char *what, bool *logged)
 {
-	static bool lock_refusal_logged = false;
 	size_t		page = (size_t) sysconf(_SC_PAGESIZE);
-	size_t		size;
 	void	   *mem;
 
-	if (keyring != NULL)
-		return;
-	size = TYPEALIGN(page, MAXALIGN(sizeof(PdpKeyring)) + KEYFILE_BUF_SIZE);
+	size = TYPEALIGN(page, size);
 	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not allocate memory for pdp_ext's keys: %m")));
+				 errmsg("could not allocate memory for pdp_ext's %s: %m", what)));
 #ifdef MADV_DONTDUMP
 	if (madvise(mem, size, MADV_DONTDUMP) != 0)
 	{
@@ -89,17 +86,30 @@ keyring_memory(void)
 		errno = save_errno;
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
-				 errmsg("could not exclude pdp_ext's keys from core dumps: %m")));
+				 errmsg("could not exclude pdp_ext's %s from core dumps: %m", what)));
 	}
 #endif
-	if (mlock(mem, size) != 0 && !lock_refusal_logged)
+	if (mlock(mem, size) != 0 && !*logged)
 	{
-		lock_refusal_logged = true;
+		*logged = true;
 		ereport(LOG,
-				(errmsg("could not lock pdp_ext's keys in memory: %m"),
+				(errmsg("could not lock pdp_ext's %s in memory: %m", what),
 				 errdetail("The keys may be written to swap."),
-				 errhint("Raise the server's RLIMIT_MEMLOCK (LimitMEMLOCK in its systemd unit) to at least %zu bytes.", size)));
+				 errhint("Raise the server's RLIMIT_MEMLOCK (LimitMEMLOCK in its systemd unit) by at least %zu bytes.", size)));
 	}
+	return mem;
+}
+
+/* Map the key memory on first use. */
+static void
+keyring_memory(void)
+{
+	static bool lock_refusal_logged = false;
+	void	   *mem;
+
+	if (keyring != NULL)
+		return;
+	mem = pdp_secret_memory(MAXALIGN(sizeof(PdpKeyring)) + KEYFILE_BUF_SIZE, "keys", &lock_refusal_logged);
 	keyring = (PdpKeyring *) mem;
 	keyfile_buf = (char *) mem + MAXALIGN(sizeof(PdpKeyring));
 }

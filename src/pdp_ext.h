@@ -101,6 +101,7 @@ extern double pdp_purge_max_share;
 
 /* Keyring (keys.c) */
 extern void pdp_keys_mark_stale(void);
+extern void *pdp_secret_memory(size_t size, const char *what, bool *logged);
 extern uint64 pdp_keyring_generation(void);
 extern const pdp_key *pdp_active_key(void);
 extern const pdp_key *pdp_key_by_version(uint16 version);

@@ -59,7 +59,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -197,38 +196,10 @@ static void
 cache_memory(void)
 {
 	static bool lock_refusal_logged = false;
-	size_t		page = (size_t) sysconf(_SC_PAGESIZE);
-	size_t		size = TYPEALIGN(page, sizeof(ShredCache));
-	void	   *mem;
 
 	if (cache != NULL)
 		return;
-	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not allocate memory for pdp_ext's subject keys: %m")));
-#ifdef MADV_DONTDUMP
-	if (madvise(mem, size, MADV_DONTDUMP) != 0)
-	{
-		int			save_errno = errno;
-
-		munmap(mem, size);
-		errno = save_errno;
-		ereport(ERROR,
-				(errcode(ERRCODE_SYSTEM_ERROR),
-				 errmsg("could not exclude pdp_ext's subject keys from core dumps: %m")));
-	}
-#endif
-	if (mlock(mem, size) != 0 && !lock_refusal_logged)
-	{
-		lock_refusal_logged = true;
-		ereport(LOG,
-				(errmsg("could not lock pdp_ext's subject keys in memory: %m"),
-				 errdetail("The keys may be written to swap."),
-				 errhint("Raise the server's RLIMIT_MEMLOCK (LimitMEMLOCK in its systemd unit) to at least %zu bytes more.", size)));
-	}
-	cache = (ShredCache *) mem;
+	cache = (ShredCache *) pdp_secret_memory(sizeof(ShredCache), "subject keys", &lock_refusal_logged);
 }
 
 static void
