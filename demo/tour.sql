@@ -207,6 +207,10 @@ SELECT rows AS "learners inactive for 3 years" FROM pdp.purge_expired(dry_run =>
 BEGIN;
 SELECT * FROM pdp.purge_expired();
 SELECT held_back FROM pdp.purge_log WHERE id IS NOT NULL ORDER BY id DESC LIMIT 1;
+\echo 'Let through, the purge deletes what the inactive learners own and, in the rows it keeps (log entries about'
+\echo 'them written by others, their grades and forum posts), cuts their links as erasure would ("cut links"):'
+SET LOCAL pdp.purge_max_share = 1;
+SELECT table_name, action, rows FROM pdp.purge_expired() ORDER BY 1, 2;
 ROLLBACK;
 \o /dev/null
 SELECT pdp.drop_subject_retention();

@@ -146,15 +146,40 @@ INSERT INTO pr.people VALUES (900, now() - interval '5 years'), (901, now()), (9
 INSERT INTO pr.grades VALUES (1, 901, 900, 900), (2, 902, 903, NULL), (3, 901, 903, 900), (4, 901, 905, NULL), (5, 906, 900, 900);
 SELECT pdp.place_hold(905, 'pr appeal') AS teacher_hold \gset
 SELECT pdp.restrict_subject(906, 'pr restriction');
+-- A table with no delete column and nothing declared to anonymise it with
+-- (a post whose only personal column is its author): the inactive author's
+-- link is cut, the post stays (no "has no column rules" failure).
+CREATE TABLE pr.posts (id bigint PRIMARY KEY, author bigint, body text);
+SELECT pdp.register_table('pr.posts', 'author', 'set_null');
+INSERT INTO pr.posts VALUES (1, 900, 'old post'), (2, 901, 'new post'), (3, 905, 'held author''s post');
+-- A kept row's foreign key into a row the purge deletes is emptied once the
+-- row names nobody (as erasure does), so the delete does not fail: marks
+-- are kept, cut from the inactive learner and from their enrolment.
+CREATE TABLE pr.enrolments (id bigint PRIMARY KEY, learner bigint NOT NULL);
+CREATE TABLE pr.marks (id bigint PRIMARY KEY, learner bigint, enrolment bigint REFERENCES pr.enrolments, mark int);
+SELECT pdp.register_table('pr.enrolments', 'learner');
+SELECT pdp.register_table('pr.marks', 'learner', 'set_null');
+INSERT INTO pr.enrolments VALUES (10, 900), (11, 901);
+INSERT INTO pr.marks VALUES (1, 900, 10, 5), (2, 901, 11, 4);
 SELECT pdp.set_subject_retention('3 years', 'pr.people', 'last_seen');
 SELECT table_name, action, rows FROM pdp.purge_expired(dry_run => true)
- WHERE table_name IN ('pr.people'::regclass, 'pr.grades'::regclass) ORDER BY 1, 2;
+ WHERE table_name IN ('pr.people'::regclass, 'pr.grades'::regclass, 'pr.posts'::regclass,
+                      'pr.enrolments'::regclass, 'pr.marks'::regclass) ORDER BY 1, 2;
 SELECT * FROM pr.grades ORDER BY id;   -- a dry run changes nothing
 CALL pdp.purge();
 SELECT * FROM pr.grades ORDER BY id;
+SELECT * FROM pr.posts ORDER BY id;
+SELECT * FROM pr.marks ORDER BY id;
+SELECT * FROM pr.enrolments ORDER BY id;
+SELECT status, jsonb_array_length(errors) AS errors FROM pdp.purge_log ORDER BY id DESC NULLS LAST LIMIT 1;
 SELECT id FROM pr.people ORDER BY id;
 SELECT rows FROM pdp.purge_log ORDER BY id DESC LIMIT 1;
 SELECT pdp.drop_subject_retention();
+-- An anonymising purge leaves rows naming nobody: a NOT NULL column that
+-- owns its rows has no value that does, so such a table is refused.
+ALTER TABLE pr.enrolments ADD COLUMN at timestamptz, ADD COLUMN note text;
+SELECT pdp.set_column_rule('pr.enrolments', 'note', 'mask');
+SELECT pdp.set_retention('pr.enrolments', '1 year', 'at', 'anonymise');
 SELECT pdp.release_hold(:teacher_hold);
 SELECT pdp.lift_restriction(906);
 DROP SCHEMA pr CASCADE;

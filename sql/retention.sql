@@ -101,7 +101,8 @@ UNION ALL SELECT 'visits', array_agg(learner ORDER BY learner) FROM ret.visits
 UNION ALL SELECT 'clicks', array_agg(learner ORDER BY learner) FROM ret.clicks
 UNION ALL SELECT 'events', array_agg(learner ORDER BY learner) FROM ret.events
 UNION ALL SELECT 'sessions', array_agg(learner ORDER BY learner) FROM ret.sessions;
--- Anonymise keeps the rows and applies the rules, once.
+-- Anonymise keeps the rows, cuts their learner (the row names nobody) and
+-- applies the rules, once.
 SELECT learner, note FROM ret.grades ORDER BY learner;
 SELECT count(*) AS anonymised_rows FROM pdp.anonymised_row WHERE tbl = 'ret.grades'::regclass;
 

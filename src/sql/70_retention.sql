@@ -315,6 +315,17 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Declare rules with pdp.set_column_rule, or anonymisations with pdp.set_anonymisation, first.';
     END IF;
+    -- An anonymised row names nobody: a NOT NULL column that owns its rows
+    -- (on_erase delete) has no value that does.
+    IF action = 'anonymise' AND EXISTS (SELECT 1 FROM pdp.subject_column s
+                                          JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid
+                                                             AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+                                         WHERE s.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl
+                                           AND s.on_erase = 'delete' AND a.attnotnull) THEN
+        RAISE EXCEPTION 'table "%" cannot be anonymised: a subject column is NOT NULL and owns its rows', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Purge the table with action delete, or register the column with on_erase set_value and an erase value.';
+    END IF;
     IF anchor_column IS NULL THEN
         k := pdp._single_key(tbl);   -- the tagging trigger records rows by it
     END IF;
@@ -821,6 +832,18 @@ BEGIN
                          AND pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER) THEN
             RETURN;
         END IF;
+        -- An anonymised table with no delete column: its inactive subjects'
+        -- rows are theirs through set_null or set_value columns, and cutting
+        -- those links (pdp._cut_inactive_links) is what anonymises them, as
+        -- erasure does it: a row then naming nobody gets the anonymisers, a
+        -- row still naming an active subject stays theirs (a grade keeps its
+        -- active grader), and a table with nothing declared to anonymise
+        -- with (a post whose only personal column is its author) is cut.
+        IF pdp._purge_action(tbl) = 'anonymise'
+           AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_where_sql.tbl
+                             AND s.on_erase = 'delete') THEN
+            RETURN;
+        END IF;
         -- An inactive subject's rows are those they own (pdp._own_columns):
         -- a learner's grade is not expired because its grader is inactive.
         cond := pdp._owned_by_sql(tbl, '$5');
@@ -1030,17 +1053,38 @@ BEGIN
             END LOOP;
         END IF;
     ELSE
-        -- Unlinkable transforms, never the keyed column rules (76_anonymise.sql);
-        -- their constants in $3.
-        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', z.col, z.expr), ', '),
-               coalesce(pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL), '{}')
-          INTO set_list, vals
-          FROM pdp._anonymisers(tbl, '$3') z;
-        IF set_list IS NULL THEN
+        -- An anonymised row names nobody: its subject columns are cut as
+        -- erasure cuts them (set_null and nullable delete columns to NULL,
+        -- set_value columns to their erase value; keep columns stay), its
+        -- anonymisers applied (unlinkable transforms, never the keyed column
+        -- rules: 76_anonymise.sql) and its foreign keys into deleted rows
+        -- emptied (pdp._anonymise_set).  Constants in $3, erase values first.
+        vals := '{}';
+        FOR f IN SELECT s.col, s.on_erase, s.erase_value, a.atttypid::regtype AS typ, a.attnotnull
+                   FROM pdp.subject_column s
+                   JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+                  WHERE s.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl
+                  ORDER BY s.attnum LOOP
+            IF f.on_erase = 'set_value' THEN
+                vals := vals || f.erase_value;
+                set_list := concat_ws(', ', set_list, pg_catalog.format('%I = ($3)[%s]::%s', f.col,
+                                                                        pg_catalog.cardinality(vals), f.typ));
+            ELSIF f.on_erase = 'set_null' OR (f.on_erase = 'delete' AND NOT f.attnotnull) THEN
+                set_list := concat_ws(', ', set_list, pg_catalog.format('%I = NULL', f.col));
+            ELSIF f.on_erase = 'delete' THEN
+                RAISE EXCEPTION 'table "%" cannot be anonymised: a subject column is NOT NULL and owns its rows', pdp._relname(tbl)
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          HINT = 'Purge the table with action delete, or register the column with on_erase set_value and an erase value.';
+            END IF;
+        END LOOP;
+        SELECT * INTO f FROM pdp._anonymise_set(tbl, '$3', pg_catalog.cardinality(vals), NULL);
+        IF f.anonymisers = 0 THEN
             RAISE EXCEPTION 'table "%" has no column rules or anonymisations to anonymise with', pdp._relname(tbl)
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'pdp.set_column_rule or pdp.set_anonymisation declares what its personal columns become.';
         END IF;
+        vals := vals || f.vals;
+        set_list := concat_ws(', ', set_list, f.set_list);
         WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                        'UPDATE %s t SET %s WHERE %s RETURNING %s',
                        tbl, set_list, loc, pdp._require_row_key_sql(tbl)), ctids, tableoids, vals) AS x(k text)),
@@ -1222,6 +1266,7 @@ DECLARE
     guard text;
     subjects text[];
     anon text;
+    z record;
 BEGIN
     v := pdp._expired_params(tbl, 'inactivity');
     IF NOT v.purgeable OR pdp._citus_table_kind(tbl) IS NOT NULL THEN
@@ -1255,12 +1300,12 @@ BEGIN
         RETURN 0;
     END IF;
     -- A row so cut that names nobody any more is anonymised as erasure
-    -- anonymises it: unlinkable transforms (pdp._anonymisers), never a
-    -- keyed rule; their constants follow the erase values in $2.
-    SELECT vals || coalesce(pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL), '{}'),
-           concat_ws(', ', set_list, pg_catalog.string_agg(pg_catalog.format('%I = CASE WHEN (%s) THEN %s ELSE t.%I END',
-                                                                             z.col, anon, z.expr, z.col), ', '))
-      INTO vals, set_list FROM pdp._anonymisers(tbl, '$2', i) z;
+    -- anonymises it (pdp._anonymise_set): unlinkable transforms, never a
+    -- keyed rule, and no foreign key into a deleted row; their constants
+    -- follow the erase values in $2.
+    SELECT * INTO z FROM pdp._anonymise_set(tbl, '$2', i, '(' || anon || ')');
+    vals := vals || z.vals;
+    set_list := concat_ws(', ', set_list, z.set_list);
     IF coalesce(dry_run, false) THEN
         RETURN (SELECT x.n FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (%s) AND %s',
                                                                          tbl, cond, guard), subjects, vals, v.restricted) AS x(n bigint));

@@ -326,6 +326,48 @@ $$;
 COMMENT ON FUNCTION pdp._anonymisers(regclass, text, integer) IS
     'the unlinkable transform erasure and purge write into each anonymised column of a kept row (never a keyed rule), with the constants they need';
 
+-- What anonymises a kept row beyond its subject columns, for erasure, the
+-- inactivity cut and an anonymising purge alike: the table's anonymisers
+-- (read once), and its nullable foreign keys into tables with delete
+-- columns emptied (an anonymised grade keeps no link to the deleted
+-- enrolment, whose row named the learner).  Each is applied where cond
+-- holds ("t" is the row), or in every row when cond is NULL; constants are
+-- read from parameter param after element offset_ (vals, in order).
+-- set_list is NULL when there is nothing to apply; anonymisers counts the
+-- table's anonymised columns (the foreign keys not included).
+CREATE FUNCTION pdp._anonymise_set(tbl regclass, param text, offset_ integer, cond text,
+                                   OUT set_list text, OUT vals text[], OUT anonymisers integer)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cols name[];
+BEGIN
+    SELECT coalesce(pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL), '{}'),
+           pg_catalog.string_agg(CASE WHEN cond IS NULL THEN pg_catalog.format('%I = %s', z.col, z.expr)
+                                      ELSE pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', z.col, cond, z.expr, z.col) END,
+                                 ', '),
+           coalesce(pg_catalog.array_agg(z.col), '{}'), pg_catalog.count(*)
+      INTO vals, set_list, cols, anonymisers
+      FROM pdp._anonymisers(tbl, param, offset_) z;
+    SELECT concat_ws(', ', set_list, pg_catalog.string_agg(DISTINCT y.x, ', ')) INTO set_list FROM (
+        SELECT CASE WHEN cond IS NULL THEN pg_catalog.format('%I = NULL', a.attname)
+                    ELSE pg_catalog.format('%1$I = CASE WHEN %2$s THEN NULL ELSE t.%1$I END', a.attname, cond) END AS x
+          FROM pg_constraint k
+          CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) ka(attnum)
+          JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) ka.attnum
+         WHERE k.contype = 'f' AND k.conrelid OPERATOR(pg_catalog.=) tbl::oid AND NOT a.attnotnull
+           AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) k.confrelid
+                         AND p.on_erase = 'delete')
+           AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) _anonymise_set.tbl
+                             AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)
+           AND a.attname OPERATOR(pg_catalog.<>) ALL (cols)) y;
+    set_list := nullif(set_list, '');
+END
+$$;
+COMMENT ON FUNCTION pdp._anonymise_set(regclass, text, integer, text) IS
+    'the SET list that anonymises a kept row beyond its subject columns (anonymisers, nullable foreign keys into deleted rows emptied), where a condition holds, with its constants';
+
 -- Quasi-identifiers and k-anonymity ----------------------------------------------
 
 CREATE FUNCTION pdp.declare_quasi_identifiers(tbl regclass, cols name[]) RETURNS integer

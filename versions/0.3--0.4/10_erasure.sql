@@ -936,17 +936,38 @@ BEGIN
             END LOOP;
         END IF;
     ELSE
-        -- Unlinkable transforms, never the keyed column rules (76_anonymise.sql);
-        -- their constants in $3.
-        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', z.col, z.expr), ', '),
-               coalesce(pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL), '{}')
-          INTO set_list, vals
-          FROM pdp._anonymisers(tbl, '$3') z;
-        IF set_list IS NULL THEN
+        -- An anonymised row names nobody: its subject columns are cut as
+        -- erasure cuts them (set_null and nullable delete columns to NULL,
+        -- set_value columns to their erase value; keep columns stay), its
+        -- anonymisers applied (unlinkable transforms, never the keyed column
+        -- rules: 76_anonymise.sql) and its foreign keys into deleted rows
+        -- emptied (pdp._anonymise_set).  Constants in $3, erase values first.
+        vals := '{}';
+        FOR f IN SELECT s.col, s.on_erase, s.erase_value, a.atttypid::regtype AS typ, a.attnotnull
+                   FROM pdp.subject_column s
+                   JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+                  WHERE s.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl
+                  ORDER BY s.attnum LOOP
+            IF f.on_erase = 'set_value' THEN
+                vals := vals || f.erase_value;
+                set_list := concat_ws(', ', set_list, pg_catalog.format('%I = ($3)[%s]::%s', f.col,
+                                                                        pg_catalog.cardinality(vals), f.typ));
+            ELSIF f.on_erase = 'set_null' OR (f.on_erase = 'delete' AND NOT f.attnotnull) THEN
+                set_list := concat_ws(', ', set_list, pg_catalog.format('%I = NULL', f.col));
+            ELSIF f.on_erase = 'delete' THEN
+                RAISE EXCEPTION 'table "%" cannot be anonymised: a subject column is NOT NULL and owns its rows', pdp._relname(tbl)
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          HINT = 'Purge the table with action delete, or register the column with on_erase set_value and an erase value.';
+            END IF;
+        END LOOP;
+        SELECT * INTO f FROM pdp._anonymise_set(tbl, '$3', pg_catalog.cardinality(vals), NULL);
+        IF f.anonymisers = 0 THEN
             RAISE EXCEPTION 'table "%" has no column rules or anonymisations to anonymise with', pdp._relname(tbl)
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'pdp.set_column_rule or pdp.set_anonymisation declares what its personal columns become.';
         END IF;
+        vals := vals || f.vals;
+        set_list := concat_ws(', ', set_list, f.set_list);
         WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                        'UPDATE %s t SET %s WHERE %s RETURNING %s',
                        tbl, set_list, loc, pdp._require_row_key_sql(tbl)), ctids, tableoids, vals) AS x(k text)),

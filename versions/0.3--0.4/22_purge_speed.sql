@@ -110,17 +110,38 @@ BEGIN
             END LOOP;
         END IF;
     ELSE
-        -- Unlinkable transforms, never the keyed column rules (76_anonymise.sql);
-        -- their constants in $3.
-        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', z.col, z.expr), ', '),
-               coalesce(pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL), '{}')
-          INTO set_list, vals
-          FROM pdp._anonymisers(tbl, '$3') z;
-        IF set_list IS NULL THEN
+        -- An anonymised row names nobody: its subject columns are cut as
+        -- erasure cuts them (set_null and nullable delete columns to NULL,
+        -- set_value columns to their erase value; keep columns stay), its
+        -- anonymisers applied (unlinkable transforms, never the keyed column
+        -- rules: 76_anonymise.sql) and its foreign keys into deleted rows
+        -- emptied (pdp._anonymise_set).  Constants in $3, erase values first.
+        vals := '{}';
+        FOR f IN SELECT s.col, s.on_erase, s.erase_value, a.atttypid::regtype AS typ, a.attnotnull
+                   FROM pdp.subject_column s
+                   JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+                  WHERE s.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl
+                  ORDER BY s.attnum LOOP
+            IF f.on_erase = 'set_value' THEN
+                vals := vals || f.erase_value;
+                set_list := concat_ws(', ', set_list, pg_catalog.format('%I = ($3)[%s]::%s', f.col,
+                                                                        pg_catalog.cardinality(vals), f.typ));
+            ELSIF f.on_erase = 'set_null' OR (f.on_erase = 'delete' AND NOT f.attnotnull) THEN
+                set_list := concat_ws(', ', set_list, pg_catalog.format('%I = NULL', f.col));
+            ELSIF f.on_erase = 'delete' THEN
+                RAISE EXCEPTION 'table "%" cannot be anonymised: a subject column is NOT NULL and owns its rows', pdp._relname(tbl)
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          HINT = 'Purge the table with action delete, or register the column with on_erase set_value and an erase value.';
+            END IF;
+        END LOOP;
+        SELECT * INTO f FROM pdp._anonymise_set(tbl, '$3', pg_catalog.cardinality(vals), NULL);
+        IF f.anonymisers = 0 THEN
             RAISE EXCEPTION 'table "%" has no column rules or anonymisations to anonymise with', pdp._relname(tbl)
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'pdp.set_column_rule or pdp.set_anonymisation declares what its personal columns become.';
         END IF;
+        vals := vals || f.vals;
+        set_list := concat_ws(', ', set_list, f.set_list);
         WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                        'UPDATE %s t SET %s WHERE %s RETURNING %s',
                        tbl, set_list, loc, pdp._require_row_key_sql(tbl)), ctids, tableoids, vals) AS x(k text)),
@@ -172,6 +193,18 @@ BEGIN
         IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'pdp_inactive_subjects'
                          AND c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
                          AND pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+            RETURN;
+        END IF;
+        -- An anonymised table with no delete column: its inactive subjects'
+        -- rows are theirs through set_null or set_value columns, and cutting
+        -- those links (pdp._cut_inactive_links) is what anonymises them, as
+        -- erasure does it: a row then naming nobody gets the anonymisers, a
+        -- row still naming an active subject stays theirs (a grade keeps its
+        -- active grader), and a table with nothing declared to anonymise
+        -- with (a post whose only personal column is its author) is cut.
+        IF pdp._purge_action(tbl) = 'anonymise'
+           AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_where_sql.tbl
+                             AND s.on_erase = 'delete') THEN
             RETURN;
         END IF;
         -- An inactive subject's rows are those they own (pdp._own_columns):

@@ -80,6 +80,17 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Declare rules with pdp.set_column_rule, or anonymisations with pdp.set_anonymisation, first.';
     END IF;
+    -- An anonymised row names nobody: a NOT NULL column that owns its rows
+    -- (on_erase delete) has no value that does.
+    IF action = 'anonymise' AND EXISTS (SELECT 1 FROM pdp.subject_column s
+                                          JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid
+                                                             AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+                                         WHERE s.tbl OPERATOR(pg_catalog.=) _api_set_retention.tbl
+                                           AND s.on_erase = 'delete' AND a.attnotnull) THEN
+        RAISE EXCEPTION 'table "%" cannot be anonymised: a subject column is NOT NULL and owns its rows', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Purge the table with action delete, or register the column with on_erase set_value and an erase value.';
+    END IF;
     IF anchor_column IS NULL THEN
         k := pdp._single_key(tbl);   -- the tagging trigger records rows by it
     END IF;
@@ -262,6 +273,7 @@ DECLARE
     guard text;
     subjects text[];
     anon text;
+    z record;
 BEGIN
     v := pdp._expired_params(tbl, 'inactivity');
     IF NOT v.purgeable OR pdp._citus_table_kind(tbl) IS NOT NULL THEN
@@ -295,12 +307,12 @@ BEGIN
         RETURN 0;
     END IF;
     -- A row so cut that names nobody any more is anonymised as erasure
-    -- anonymises it: unlinkable transforms (pdp._anonymisers), never a
-    -- keyed rule; their constants follow the erase values in $2.
-    SELECT vals || coalesce(pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL), '{}'),
-           concat_ws(', ', set_list, pg_catalog.string_agg(pg_catalog.format('%I = CASE WHEN (%s) THEN %s ELSE t.%I END',
-                                                                             z.col, anon, z.expr, z.col), ', '))
-      INTO vals, set_list FROM pdp._anonymisers(tbl, '$2', i) z;
+    -- anonymises it (pdp._anonymise_set): unlinkable transforms, never a
+    -- keyed rule, and no foreign key into a deleted row; their constants
+    -- follow the erase values in $2.
+    SELECT * INTO z FROM pdp._anonymise_set(tbl, '$2', i, '(' || anon || ')');
+    vals := vals || z.vals;
+    set_list := concat_ws(', ', set_list, z.set_list);
     IF coalesce(dry_run, false) THEN
         RETURN (SELECT x.n FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (%s) AND %s',
                                                                          tbl, cond, guard), subjects, vals, v.restricted) AS x(n bigint));

@@ -328,6 +328,38 @@ END
 $$;
 COMMENT ON FUNCTION pdp._anonymisers(regclass, text, integer) IS
     'the unlinkable transform erasure and purge write into each anonymised column of a kept row (never a keyed rule), with the constants they need';
+CREATE OR REPLACE FUNCTION pdp._anonymise_set(tbl regclass, param text, offset_ integer, cond text,
+                                   OUT set_list text, OUT vals text[], OUT anonymisers integer)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cols name[];
+BEGIN
+    SELECT coalesce(pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL), '{}'),
+           pg_catalog.string_agg(CASE WHEN cond IS NULL THEN pg_catalog.format('%I = %s', z.col, z.expr)
+                                      ELSE pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', z.col, cond, z.expr, z.col) END,
+                                 ', '),
+           coalesce(pg_catalog.array_agg(z.col), '{}'), pg_catalog.count(*)
+      INTO vals, set_list, cols, anonymisers
+      FROM pdp._anonymisers(tbl, param, offset_) z;
+    SELECT concat_ws(', ', set_list, pg_catalog.string_agg(DISTINCT y.x, ', ')) INTO set_list FROM (
+        SELECT CASE WHEN cond IS NULL THEN pg_catalog.format('%I = NULL', a.attname)
+                    ELSE pg_catalog.format('%1$I = CASE WHEN %2$s THEN NULL ELSE t.%1$I END', a.attname, cond) END AS x
+          FROM pg_constraint k
+          CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) ka(attnum)
+          JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) ka.attnum
+         WHERE k.contype = 'f' AND k.conrelid OPERATOR(pg_catalog.=) tbl::oid AND NOT a.attnotnull
+           AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) k.confrelid
+                         AND p.on_erase = 'delete')
+           AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) _anonymise_set.tbl
+                             AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)
+           AND a.attname OPERATOR(pg_catalog.<>) ALL (cols)) y;
+    set_list := nullif(set_list, '');
+END
+$$;
+COMMENT ON FUNCTION pdp._anonymise_set(regclass, text, integer, text) IS
+    'the SET list that anonymises a kept row beyond its subject columns (anonymisers, nullable foreign keys into deleted rows emptied), where a condition holds, with its constants';
 
 -- Quasi-identifiers and k-anonymity ----------------------------------------------
 
@@ -470,6 +502,7 @@ REVOKE ALL ON FUNCTION pdp._resolve_attnum(), pdp._anonymisable_column(regclass,
                        pdp._randomisable(oid), pdp.set_anonymisation(regclass, name, text, text, text),
                        pdp._api_set_anonymisation(regclass, name, text, text, text), pdp.drop_anonymisation(regclass, name),
                        pdp._api_drop_anonymisation(regclass, name), pdp._anonymisers(regclass, text, integer),
+                       pdp._anonymise_set(regclass, text, integer, text),
                        pdp.declare_quasi_identifiers(regclass, name[]), pdp._api_declare_quasi_identifiers(regclass, name[]),
                        pdp.k_anonymity(regclass, text[]), pdp._api_k_anonymity(regclass, text[]), pdp._k_anonymity_findings()
 FROM PUBLIC;
@@ -516,9 +549,7 @@ DECLARE
     forgotten jsonb;
     ids record;
     traces jsonb;
-    z_vals text[];
-    z_set text;
-    z_cols name[];
+    z record;
 BEGIN
     subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR reason IS NULL OR reason = '' THEN
@@ -642,24 +673,9 @@ BEGIN
         -- Never a column rule: its keyed pseudonym would let the key's holder
         -- re-link the row (76_anonymise.sql); the constants follow the
         -- subject columns' erase values in $3.
-        -- (The table's anonymisers, read once.)
-        SELECT pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL),
-               pg_catalog.string_agg(pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', z.col, anon, z.expr, z.col), ', '),
-               pg_catalog.array_agg(z.col)
-          INTO z_vals, z_set, z_cols
-          FROM pdp._anonymisers(t, '$3', i) z;
-        erase_values := erase_values || coalesce(z_vals, '{}');
-        SELECT concat_ws(', ', set_list, z_set, pg_catalog.string_agg(DISTINCT y.x, ', ')) INTO set_list FROM (
-            SELECT pg_catalog.format('%1$I = CASE WHEN %2$s THEN NULL ELSE t.%1$I END', a.attname, anon) AS x
-              FROM pg_constraint k
-              CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) ka(attnum)
-              JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) ka.attnum
-             WHERE k.contype = 'f' AND k.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
-               AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) k.confrelid
-                             AND p.on_erase = 'delete')
-               AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
-                                 AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)
-               AND a.attname OPERATOR(pg_catalog.<>) ALL (coalesce(z_cols, '{}'))) y;
+        SELECT * INTO z FROM pdp._anonymise_set(t, '$3', i, anon);
+        erase_values := erase_values || z.vals;
+        set_list := concat_ws(', ', set_list, z.set_list);
         SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE x.anonymised) INTO n, m
           FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING %s', t, set_list, cut_cond, anon),
                                   subject, held, erase_values) AS x(anonymised boolean);
@@ -784,17 +800,38 @@ BEGIN
             END LOOP;
         END IF;
     ELSE
-        -- Unlinkable transforms, never the keyed column rules (76_anonymise.sql);
-        -- their constants in $3.
-        SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', z.col, z.expr), ', '),
-               coalesce(pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL), '{}')
-          INTO set_list, vals
-          FROM pdp._anonymisers(tbl, '$3') z;
-        IF set_list IS NULL THEN
+        -- An anonymised row names nobody: its subject columns are cut as
+        -- erasure cuts them (set_null and nullable delete columns to NULL,
+        -- set_value columns to their erase value; keep columns stay), its
+        -- anonymisers applied (unlinkable transforms, never the keyed column
+        -- rules: 76_anonymise.sql) and its foreign keys into deleted rows
+        -- emptied (pdp._anonymise_set).  Constants in $3, erase values first.
+        vals := '{}';
+        FOR f IN SELECT s.col, s.on_erase, s.erase_value, a.atttypid::regtype AS typ, a.attnotnull
+                   FROM pdp.subject_column s
+                   JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+                  WHERE s.tbl OPERATOR(pg_catalog.=) _purge_rows.tbl
+                  ORDER BY s.attnum LOOP
+            IF f.on_erase = 'set_value' THEN
+                vals := vals || f.erase_value;
+                set_list := concat_ws(', ', set_list, pg_catalog.format('%I = ($3)[%s]::%s', f.col,
+                                                                        pg_catalog.cardinality(vals), f.typ));
+            ELSIF f.on_erase = 'set_null' OR (f.on_erase = 'delete' AND NOT f.attnotnull) THEN
+                set_list := concat_ws(', ', set_list, pg_catalog.format('%I = NULL', f.col));
+            ELSIF f.on_erase = 'delete' THEN
+                RAISE EXCEPTION 'table "%" cannot be anonymised: a subject column is NOT NULL and owns its rows', pdp._relname(tbl)
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          HINT = 'Purge the table with action delete, or register the column with on_erase set_value and an erase value.';
+            END IF;
+        END LOOP;
+        SELECT * INTO f FROM pdp._anonymise_set(tbl, '$3', pg_catalog.cardinality(vals), NULL);
+        IF f.anonymisers = 0 THEN
             RAISE EXCEPTION 'table "%" has no column rules or anonymisations to anonymise with', pdp._relname(tbl)
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'pdp.set_column_rule or pdp.set_anonymisation declares what its personal columns become.';
         END IF;
+        vals := vals || f.vals;
+        set_list := concat_ws(', ', set_list, f.set_list);
         WITH u AS (SELECT x.k FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                        'UPDATE %s t SET %s WHERE %s RETURNING %s',
                        tbl, set_list, loc, pdp._require_row_key_sql(tbl)), ctids, tableoids, vals) AS x(k text)),

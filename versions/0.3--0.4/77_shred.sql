@@ -224,9 +224,7 @@ DECLARE
     forgotten jsonb;
     ids record;
     traces jsonb;
-    z_vals text[];
-    z_set text;
-    z_cols name[];
+    z record;
 BEGIN
     subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
     IF subject IS NULL OR reason IS NULL OR reason = '' THEN
@@ -350,24 +348,9 @@ BEGIN
         -- Never a column rule: its keyed pseudonym would let the key's holder
         -- re-link the row (76_anonymise.sql); the constants follow the
         -- subject columns' erase values in $3.
-        -- (The table's anonymisers, read once.)
-        SELECT pg_catalog.array_agg(z.val ORDER BY z.k) FILTER (WHERE z.k IS NOT NULL),
-               pg_catalog.string_agg(pg_catalog.format('%I = CASE WHEN %s THEN %s ELSE t.%I END', z.col, anon, z.expr, z.col), ', '),
-               pg_catalog.array_agg(z.col)
-          INTO z_vals, z_set, z_cols
-          FROM pdp._anonymisers(t, '$3', i) z;
-        erase_values := erase_values || coalesce(z_vals, '{}');
-        SELECT concat_ws(', ', set_list, z_set, pg_catalog.string_agg(DISTINCT y.x, ', ')) INTO set_list FROM (
-            SELECT pg_catalog.format('%1$I = CASE WHEN %2$s THEN NULL ELSE t.%1$I END', a.attname, anon) AS x
-              FROM pg_constraint k
-              CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) ka(attnum)
-              JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) ka.attnum
-             WHERE k.contype = 'f' AND k.conrelid OPERATOR(pg_catalog.=) t::oid AND NOT a.attnotnull
-               AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) k.confrelid
-                             AND p.on_erase = 'delete')
-               AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) t
-                                 AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)
-               AND a.attname OPERATOR(pg_catalog.<>) ALL (coalesce(z_cols, '{}'))) y;
+        SELECT * INTO z FROM pdp._anonymise_set(t, '$3', i, anon);
+        erase_values := erase_values || z.vals;
+        set_list := concat_ws(', ', set_list, z.set_list);
         SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE x.anonymised) INTO n, m
           FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING %s', t, set_list, cut_cond, anon),
                                   subject, held, erase_values) AS x(anonymised boolean);
