@@ -214,7 +214,7 @@ my $nodes_in_order = join(' ', 'coordinator', sort { $a cmp $b } values %addr);
 sub local_keys
 {
 	my ($n) = @_;
-	return $node{$n}->safe_psql('postgres', q{SELECT string_agg(version || '=' || fingerprint || '/' || active, ' ' ORDER BY version) FROM pdp.key_status()});
+	return $node{$n}->safe_psql('postgres', q{SELECT string_agg(version || '=' || fingerprint || '/' || active, ' ' ORDER BY version) FROM pdp._key_status_local()});
 }
 # Each worker answers for itself (no node column filled, nothing compared).
 for my $w (qw(worker1 worker2))
@@ -227,7 +227,7 @@ for my $w (qw(worker1 worker2))
 	q{SELECT node || ' ' || version || '=' || fingerprint || '/' || active || ' ' || mismatch FROM pdp.key_status()});
 is($ret, 0, 'key_status on the coordinator succeeds');
 my $fp = local_keys('coordinator');
-is($out, join("\n", map { "$_ $fp f" } split / /, $nodes_in_order),
+is($out, join("\n", map { "$_ $fp false" } split / /, $nodes_in_order),
 	'key_status shows every node\'s fingerprints, the same as each node\'s own, none flagged');
 is(local_keys($_), $fp, "$_ has the coordinator's key") for qw(worker1 worker2);
 unlike($err, qr/WARNING/, 'no warning while the keys agree');
@@ -255,7 +255,7 @@ my $verify_nodes = q{
 	SELECT v.ok || ' ' || string_agg((x->>'node') || ':' || coalesce(x->>'ok', 'null') || ':' || (x->>'reversals'), ' ' ORDER BY i)
 	  FROM pdp.verify_audit_log() v, jsonb_array_elements(v.nodes) WITH ORDINALITY AS e(x, i) GROUP BY v.ok};
 is($c->safe_psql('postgres', $verify_nodes),
-	"t coordinator:true:$rev_after{coordinator} $addr{worker1}:true:$rev_after{worker1} $addr{worker2}:true:$rev_after{worker2}",
+	"true coordinator:true:$rev_after{coordinator} $addr{worker1}:true:$rev_after{worker1} $addr{worker2}:true:$rev_after{worker2}",
 	'verify_audit_log on the coordinator verifies every worker\'s chain and counts its reversals');
 like($c->safe_psql('postgres', q{SELECT message FROM pdp.verify_audit_log()}), qr/^ok: \d+ entries on the coordinator, \d+ on 2 worker\(s\)$/,
 	'the message speaks for the cluster');
@@ -277,7 +277,7 @@ $w1->safe_psql('postgres', qq{CREATE TABLE saved_entry AS SELECT * FROM pdp.audi
 	SET session_replication_role = replica; UPDATE pdp.audit_log SET details = '{"edited": true}' WHERE id = $edited});
 is($c->safe_psql('postgres', q{SELECT ok || ' ' || (first_bad_id IS NULL) || ' ' || (message LIKE '%worker(s) } . $addr{worker1} . q{ failed verification%')
                                  FROM pdp.verify_audit_log()}),
-	'f t t', 'an edit on worker1 fails the coordinator\'s verification, naming worker1');
+	'false true true', 'an edit on worker1 fails the coordinator\'s verification, naming worker1');
 is($c->safe_psql('postgres', qq{SELECT (x->>'ok') || ' ' || (x->>'first_bad_id') FROM pdp.verify_audit_log() v, jsonb_array_elements(v.nodes) x
                                  WHERE x->>'node' = '$addr{worker1}'}),
 	"false $edited", 'worker1\'s entry in nodes gives the edited entry');
@@ -296,7 +296,7 @@ isnt(local_keys('worker2'), $fp, 'worker2 now has another key');
 ($ret, $out, $err) = $c->psql('postgres',
 	q{SELECT node || ' ' || mismatch FROM pdp.key_status()});
 is($ret, 0, 'key_status succeeds with the mismatch');
-is($out, "coordinator t\n$addr{worker1} f\n$addr{worker2} t", 'the mismatch is flagged on worker2 (and the coordinator), not on worker1');
+is($out, "coordinator true\n$addr{worker1} false\n$addr{worker2} true", 'the mismatch is flagged on worker2 (and the coordinator), not on worker1');
 like($err, qr/WARNING:  the key file differs between the nodes of the Citus cluster/, 'with a warning');
 like($err, qr/DETAIL:  Workers whose key fingerprints differ from the coordinator's: \Q$addr{worker2}\E\./, 'naming worker2 only');
 my $json = $c->safe_psql('postgres', q{SELECT pdp.report('json')});
@@ -311,16 +311,16 @@ for my $k ($key, $other_key)
 # worker2's own chain was sealed under the old key: its verification fails there, and so here.
 is($c->safe_psql('postgres', qq{SELECT (v.ok IS NOT TRUE) || ' ' || (v.message LIKE '%$addr{worker2}%') || ' ' || (x->>'ok' IS DISTINCT FROM 'true')
                                  FROM pdp.verify_audit_log() v, jsonb_array_elements(v.nodes) x WHERE x->>'node' = '$addr{worker2}'}),
-	't t t', 'worker2\'s chain no longer verifies under its new key, and the coordinator says so');
+	'true true true', 'worker2\'s chain no longer verifies under its new key, and the coordinator says so');
 
 # A worker that cannot be reached is reported, not skipped.
 $w2->stop;
 ($ret, $out, $err) = $c->psql('postgres', q{SELECT node || ' ' || coalesce(version::text, 'none') || ' ' || coalesce(mismatch::text, 'unknown') FROM pdp.key_status()});
-is($out, "coordinator 1 f\n$addr{worker1} 1 f\n$addr{worker2} none unknown", 'key_status shows the unreachable worker unread');
+is($out, "coordinator 1 false\n$addr{worker1} 1 false\n$addr{worker2} none unknown", 'key_status shows the unreachable worker unread');
 like($err, qr/WARNING:  could not read the key fingerprints of every Citus worker/, 'with a warning');
 is($c->safe_psql('postgres', qq{SELECT coalesce(v.ok::text, 'null') || ' ' || (x->>'message' LIKE 'could not verify: %')
                                  FROM pdp.verify_audit_log() v, jsonb_array_elements(v.nodes) x WHERE x->>'node' = '$addr{worker2}'}),
-	'null t', 'verify_audit_log cannot vouch for the cluster while a worker is unreachable');
+	'null true', 'verify_audit_log cannot vouch for the cluster while a worker is unreachable');
 $w2->start;
 
 done_testing();
