@@ -208,6 +208,39 @@ for my $w (qw(worker1 worker2))
 	is($node{$w}->safe_psql('postgres', 'SELECT count(*) FROM ref'), $total{ref} - $n12{ref}, "${w}'s copy of ref agrees");
 }
 
+# --- Step 3: purposes that reach the shards -------------------------------
+# The purpose's definition must be on every node until pdp ships its state
+# (step 2): defined here on each.  pdp._visible is what a protected table's
+# policy asks for each row; called in a distributed query, it runs in the
+# shards, on the workers.
+$node{$_}->safe_psql('postgres', q{SELECT pdp.define_purpose('courses', 'contract', 'providing courses'); SELECT pdp.allow_purpose('postgres', 'courses')})
+  for qw(coordinator worker1 worker2);
+my $all_activity = $c->safe_psql('postgres', 'SELECT count(*) FROM activity');
+my $visible_count = q{SELECT count(*) FROM activity WHERE pdp._visible(learner)};
+for my $case (["SET pdp.purpose = 'courses';", 'a session-level purpose (it stays on the coordinator)'],
+	['', 'no purpose at all'])
+{
+	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\n$case->[0] $visible_count");
+	isnt($ret, 0, "$case->[1]: the distributed query fails rather than count nothing");
+	like($err, qr/ERROR:  55000: no purpose reached this Citus worker/, "$case->[1]: SQLSTATE 55000, the reason");
+	like($err, qr/HINT:  On the coordinator, declare the purpose in the transaction with SET LOCAL citus\.propagate_set_commands = 'local'/,
+		"$case->[1]: the hint says how to declare it");
+}
+is( $c->safe_psql('postgres', qq{
+		BEGIN;
+		SET LOCAL citus.propagate_set_commands = 'local';
+		SET LOCAL pdp.purpose = 'courses';
+		SELECT string_agg(DISTINCT current_setting('pdp.purpose'), ',') FROM activity;
+		$visible_count;
+		COMMIT;}),
+	"courses\n$all_activity", 'with SET LOCAL and citus.propagate_set_commands = local the purpose reaches every shard, which sees the rows');
+like($c->safe_psql('postgres', q{SELECT string_agg(DISTINCT current_setting('application_name'), ',') FROM activity}),
+	qr/^citus_internal gpid=\d+$/, 'the shards run in connections named as the check expects');
+# Outside a shard query, a worker behaves as any server: no purpose, no row, a notice.
+($ret, $out, $err) = $node{worker1}->psql('postgres', q{SELECT pdp._visible(1::bigint)});
+is($ret . ' ' . $out, '0 f', 'a worker\'s own session without a purpose sees nothing, without an error');
+like($err, qr/NOTICE:  no purpose declared: rows of tables protected by pdp_ext are hidden/, 'with the usual notice');
+
 # --- Step 6: one audit trail and one key, collected on read --------------
 my %addr = map { $_ => '127.0.0.1:' . $node{$_}->port } qw(worker1 worker2);
 my $nodes_in_order = join(' ', 'coordinator', sort { $a cmp $b } values %addr);
