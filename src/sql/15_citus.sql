@@ -136,7 +136,7 @@ COMMENT ON FUNCTION pdp._citus_skip_purge(regclass, bigint) IS
 -- active primary worker.  False without Citus in this database and on a
 -- worker, so that a worker answering the coordinator never asks further.
 CREATE FUNCTION pdp._citus_has_workers() RETURNS boolean
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

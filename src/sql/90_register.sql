@@ -785,7 +785,7 @@ DECLARE
 BEGIN
     SELECT * INTO v FROM pdp.verify_audit_log();
     SELECT coalesce(pg_catalog.jsonb_object_agg(k.node, k.differs), '{}') INTO keys
-      FROM (SELECT s.node, coalesce(pg_catalog.bool_or(s.mismatch), true) AS differs FROM pdp.key_status() s GROUP BY s.node) k;
+      FROM (SELECT s.node, pg_catalog.bool_or(s.mismatch) AS differs FROM pdp.key_status() s GROUP BY s.node) k;
     RETURN pg_catalog.jsonb_build_object(
         'nodes', (SELECT pg_catalog.jsonb_agg(x OPERATOR(pg_catalog.||)
                                               pg_catalog.jsonb_build_object('key_mismatch', keys->(x->>'node')) ORDER BY i)
@@ -794,7 +794,10 @@ BEGIN
             'total', (SELECT pg_catalog.sum((x->>'reversals')::bigint) FROM pg_catalog.jsonb_array_elements(v.nodes) x),
             'on_workers', (SELECT coalesce(pg_catalog.sum((x->>'reversals')::bigint), 0) FROM pg_catalog.jsonb_array_elements(v.nodes) x
                             WHERE x->>'node' OPERATOR(pg_catalog.<>) 'coordinator')),
-        'key_mismatch', (SELECT pg_catalog.bool_or(d::boolean) FROM pg_catalog.jsonb_each_text(keys) AS j(n, d)),
+        -- true: some node's fingerprints differ; NULL: none differ, but some could not be read.
+        'key_mismatch', (SELECT CASE WHEN pg_catalog.bool_or(d::boolean) THEN true
+                                     WHEN pg_catalog.bool_or(d IS NULL) THEN NULL ELSE false END
+                           FROM pg_catalog.jsonb_each_text(keys) AS j(n, d)),
         'cluster_audit_ok', v.ok);
 END
 $$;
@@ -832,6 +835,8 @@ BEGIN
         IF j ? 'nodes' THEN
             out := out || CASE WHEN (j->>'key_mismatch')::boolean
                                 THEN E'**The key file differs between nodes**: pseudonyms computed on the flagged workers differ.\n\n'
+                                WHEN (j->>'key_mismatch')::boolean IS NULL
+                                THEN E'**The key fingerprints of some nodes could not be read.**\n\n'
                                 ELSE E'Every node has the same key fingerprints.\n\n' END
                        || 'Reversals recorded: ' || pdp._md(j->'reversals'->>'total') || ', ' || pdp._md(j->'reversals'->>'on_workers')
                        || E' of them on workers.\n\n| node | audit chain | entries | reversals | key |\n|---|---|---:|---:|---|\n';
@@ -932,6 +937,8 @@ BEGIN
     IF j ? 'nodes' THEN
         out := out || CASE WHEN (j->>'key_mismatch')::boolean
                             THEN '<p class="bad">The key file differs between nodes: pseudonyms computed on the flagged workers differ.</p>'
+                            WHEN (j->>'key_mismatch')::boolean IS NULL
+                            THEN '<p class="bad">The key fingerprints of some nodes could not be read.</p>'
                             ELSE '<p class="ok">Every node has the same key fingerprints.</p>' END
                    || '<p>Reversals recorded: ' || pdp._html(j->'reversals'->>'total') || ', ' || pdp._html(j->'reversals'->>'on_workers')
                    || ' of them on workers.</p><table><tr><th>Node</th><th>Audit chain</th><th>Entries</th><th>Reversals</th><th>Key</th></tr>';

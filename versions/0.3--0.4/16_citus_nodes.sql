@@ -7,7 +7,7 @@
 -- the two new columns, NULL.
 
 CREATE OR REPLACE FUNCTION pdp._citus_has_workers() RETURNS boolean
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -334,7 +334,7 @@ DECLARE
 BEGIN
     SELECT * INTO v FROM pdp.verify_audit_log();
     SELECT coalesce(pg_catalog.jsonb_object_agg(k.node, k.differs), '{}') INTO keys
-      FROM (SELECT s.node, coalesce(pg_catalog.bool_or(s.mismatch), true) AS differs FROM pdp.key_status() s GROUP BY s.node) k;
+      FROM (SELECT s.node, pg_catalog.bool_or(s.mismatch) AS differs FROM pdp.key_status() s GROUP BY s.node) k;
     RETURN pg_catalog.jsonb_build_object(
         'nodes', (SELECT pg_catalog.jsonb_agg(x OPERATOR(pg_catalog.||)
                                               pg_catalog.jsonb_build_object('key_mismatch', keys->(x->>'node')) ORDER BY i)
@@ -343,7 +343,10 @@ BEGIN
             'total', (SELECT pg_catalog.sum((x->>'reversals')::bigint) FROM pg_catalog.jsonb_array_elements(v.nodes) x),
             'on_workers', (SELECT coalesce(pg_catalog.sum((x->>'reversals')::bigint), 0) FROM pg_catalog.jsonb_array_elements(v.nodes) x
                             WHERE x->>'node' OPERATOR(pg_catalog.<>) 'coordinator')),
-        'key_mismatch', (SELECT pg_catalog.bool_or(d::boolean) FROM pg_catalog.jsonb_each_text(keys) AS j(n, d)),
+        -- true: some node's fingerprints differ; NULL: none differ, but some could not be read.
+        'key_mismatch', (SELECT CASE WHEN pg_catalog.bool_or(d::boolean) THEN true
+                                     WHEN pg_catalog.bool_or(d IS NULL) THEN NULL ELSE false END
+                           FROM pg_catalog.jsonb_each_text(keys) AS j(n, d)),
         'cluster_audit_ok', v.ok);
 END
 $$;

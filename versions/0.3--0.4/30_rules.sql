@@ -1448,6 +1448,8 @@ BEGIN
         IF j ? 'nodes' THEN
             out := out || CASE WHEN (j->>'key_mismatch')::boolean
                                 THEN E'**The key file differs between nodes**: pseudonyms computed on the flagged workers differ.\n\n'
+                                WHEN (j->>'key_mismatch')::boolean IS NULL
+                                THEN E'**The key fingerprints of some nodes could not be read.**\n\n'
                                 ELSE E'Every node has the same key fingerprints.\n\n' END
                        || 'Reversals recorded: ' || pdp._md(j->'reversals'->>'total') || ', ' || pdp._md(j->'reversals'->>'on_workers')
                        || E' of them on workers.\n\n| node | audit chain | entries | reversals | key |\n|---|---|---:|---:|---|\n';
@@ -1548,6 +1550,8 @@ BEGIN
     IF j ? 'nodes' THEN
         out := out || CASE WHEN (j->>'key_mismatch')::boolean
                             THEN '<p class="bad">The key file differs between nodes: pseudonyms computed on the flagged workers differ.</p>'
+                            WHEN (j->>'key_mismatch')::boolean IS NULL
+                            THEN '<p class="bad">The key fingerprints of some nodes could not be read.</p>'
                             ELSE '<p class="ok">Every node has the same key fingerprints.</p>' END
                    || '<p>Reversals recorded: ' || pdp._html(j->'reversals'->>'total') || ', ' || pdp._html(j->'reversals'->>'on_workers')
                    || ' of them on workers.</p><table><tr><th>Node</th><th>Audit chain</th><th>Entries</th><th>Reversals</th><th>Key</th></tr>';
