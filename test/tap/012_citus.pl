@@ -14,6 +14,18 @@
 # - export and delete-erasure on the distributed and the reference table
 #   return and remove exactly the subject's rows.
 #
+# Step 3 (purposes that reach the shards): a query over the distributed
+# table whose shards call pdp._visible fails with 55000 when no purpose
+# reaches the workers (session-level SET, or none), and sees every row with
+# SET LOCAL citus.propagate_set_commands = 'local' + SET LOCAL pdp.purpose.
+#
+# Step 6 (one key, one audit trail, collected on read): key_status on the
+# coordinator shows every node's fingerprints and flags a worker restarted
+# with another key file; decrypts pushed down to the shards are audited on
+# the workers and counted and verified by the coordinator's
+# verify_audit_log and report; an edited worker chain and an unreachable
+# worker are reported.
+#
 # Citus is built from ../shared/fixtures/citus/ by tools/build-citus.sh
 # (run by make test); without it the suite is skipped.
 use strict;
@@ -240,6 +252,9 @@ like($c->safe_psql('postgres', q{SELECT string_agg(DISTINCT current_setting('app
 ($ret, $out, $err) = $node{worker1}->psql('postgres', q{SELECT pdp._visible(1::bigint)});
 is($ret . ' ' . $out, '0 f', 'a worker\'s own session without a purpose sees nothing, without an error');
 like($err, qr/NOTICE:  no purpose declared: rows of tables protected by pdp_ext are hidden/, 'with the usual notice');
+# A client naming itself as Citus does only gets the stricter behaviour.
+($ret, $out, $err) = $node{worker1}->psql('postgres', q{SET application_name = 'citus_internal gpid=1'; SELECT pdp._visible(1::bigint)});
+like($err, qr/ERROR:  no purpose reached this Citus worker/, 'attack: posing as a Citus connection gives an error, never rows');
 
 # --- Step 6: one audit trail and one key, collected on read --------------
 my %addr = map { $_ => '127.0.0.1:' . $node{$_}->port } qw(worker1 worker2);
@@ -296,6 +311,15 @@ my $on_workers = $rev_after{worker1} + $rev_after{worker2};
 is($c->safe_psql('postgres', q{SELECT (r->'reversals'->>'total') || ' ' || (r->'reversals'->>'on_workers') || ' ' || (r->>'key_mismatch')
                                  FROM (SELECT pdp.report('json')::jsonb r) x}),
 	($on_workers + $rev_after{coordinator}) . " $on_workers false", 'the report counts the workers\' reversals');
+$c->safe_psql('postgres', q{CREATE ROLE tap_dpo LOGIN; GRANT pdp_auditor TO tap_dpo});
+is($c->safe_psql('postgres', q{SET ROLE tap_dpo; SELECT (pdp.report('json')::jsonb -> 'reversals' ->> 'on_workers') || ' '
+                                 || (SELECT count(*) FILTER (WHERE NOT mismatch) FROM pdp.key_status())}),
+	"$on_workers 3", 'the DPO (pdp_auditor, no superuser) reads the workers\' facts in the report and key_status');
+for my $f (q{pdp._citus_on_workers('SELECT 1')}, q{pdp._key_status_local()}, q{pdp._verify_audit_log_local()})
+{
+	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_dpo; SELECT * FROM $f");
+	like($err, qr/ERROR:  42501: permission denied for function/, "attack: the DPO cannot call $f (a command on every worker as pdp's owner)");
+}
 my $md = $c->safe_psql('postgres', q{SELECT pdp.report('markdown')});
 like($md, qr/Reversals recorded: \d+, \Q$on_workers\E of them on workers\./, 'the markdown report says so');
 like($md, qr/\| \Q$addr{worker1}\E \| verifies \| \d+ \| \Q$rev_after{worker1}\E \| same \|/, 'the markdown report has a row per worker');
