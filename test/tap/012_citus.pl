@@ -318,7 +318,7 @@ is($c->safe_psql('postgres', q{SET ROLE tap_dpo; SELECT (pdp.report('json')::jso
 for my $f (q{pdp._citus_on_workers('SELECT 1')}, q{pdp._key_status_local()}, q{pdp._verify_audit_log_local()})
 {
 	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_dpo; SELECT * FROM $f");
-	like($err, qr/ERROR:  42501: permission denied for function/, "attack: the DPO cannot call $f (a command on every worker as pdp's owner)");
+	like($err, qr/ERROR:  42501: permission denied for function/, "attack: the DPO cannot call $f (internal to pdp's SECURITY DEFINER collectors)");
 }
 my $md = $c->safe_psql('postgres', q{SELECT pdp.report('markdown')});
 like($md, qr/Reversals recorded: \d+, \Q$on_workers\E of them on workers\./, 'the markdown report says so');
