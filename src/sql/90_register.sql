@@ -707,7 +707,9 @@ DECLARE
     soon bigint;
     overdue bigint;
     counts jsonb := pdp._report_counts();
+    audit record;
 BEGIN
+    SELECT * INTO audit FROM pdp.verify_audit_log();
     FOR sch IN SELECT x FROM pg_catalog.jsonb_array_elements_text(counts->'schemas') x LOOP
         findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                         'table', d.table_name::text, 'column', d.column_name, 'attribute', d.attribute, 'category', d.category,
@@ -758,12 +760,13 @@ BEGIN
         'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)
                                        FROM (SELECT n.recipient, pg_catalog.count(*) AS n FROM pdp.pending_notices n GROUP BY 1) x), '[]'),
         'recipients', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(rc) - 'defined_by' ORDER BY rc.name) FROM pdp.recipients rc), '[]'),
-        'audit', (SELECT pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.-) 'nodes' FROM pdp.verify_audit_log() v),
+        'audit', pg_catalog.to_jsonb(audit) OPERATOR(pg_catalog.-) 'nodes',
         'k_anonymity', pdp._k_anonymity_findings());
-    -- On a Citus coordinator with workers (else nothing changes): every
-    -- node's audit chain and reversals, and the key fingerprints compared.
-    IF pdp._citus_has_workers() THEN
-        r := r OPERATOR(pg_catalog.||) pdp._report_nodes();
+    -- On a Citus coordinator with workers (verify_audit_log gave nodes; else
+    -- nothing changes): every node's audit chain and reversals, and the key
+    -- fingerprints compared.
+    IF audit.nodes IS NOT NULL THEN
+        r := r OPERATOR(pg_catalog.||) pdp._report_nodes(audit.nodes, audit.ok);
     END IF;
     RETURN r;
 END
@@ -771,37 +774,35 @@ $$;
 COMMENT ON FUNCTION pdp._report_json() IS 'the compliance report''s facts as JSON';
 
 -- The report's facts about the nodes of a Citus cluster, collected on read
--- (see pdp.verify_audit_log and pdp.key_status): nodes, one object per node
--- with its audit chain's verification, its reversals and whether its key
--- fingerprints match the coordinator's; reversals, in all and on workers;
--- key_mismatch.
-CREATE FUNCTION pdp._report_nodes() RETURNS jsonb
+-- (nodes and ok as pdp.verify_audit_log gave them, and pdp.key_status): nodes,
+-- one object per node with its audit chain's verification, its reversals
+-- and whether its key fingerprints match the coordinator's; reversals, in
+-- all and on workers; key_mismatch.
+CREATE FUNCTION pdp._report_nodes(nodes jsonb, cluster_ok boolean) RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v record;
     keys jsonb;
 BEGIN
-    SELECT * INTO v FROM pdp.verify_audit_log();
     SELECT coalesce(pg_catalog.jsonb_object_agg(k.node, k.differs), '{}') INTO keys
       FROM (SELECT s.node, pg_catalog.bool_or(s.mismatch) AS differs FROM pdp.key_status() s GROUP BY s.node) k;
     RETURN pg_catalog.jsonb_build_object(
         'nodes', (SELECT pg_catalog.jsonb_agg(x OPERATOR(pg_catalog.||)
                                               pg_catalog.jsonb_build_object('key_mismatch', keys->(x->>'node')) ORDER BY i)
-                    FROM pg_catalog.jsonb_array_elements(v.nodes) WITH ORDINALITY AS e(x, i)),
+                    FROM pg_catalog.jsonb_array_elements(nodes) WITH ORDINALITY AS e(x, i)),
         'reversals', pg_catalog.jsonb_build_object(
-            'total', (SELECT pg_catalog.sum((x->>'reversals')::bigint) FROM pg_catalog.jsonb_array_elements(v.nodes) x),
-            'on_workers', (SELECT coalesce(pg_catalog.sum((x->>'reversals')::bigint), 0) FROM pg_catalog.jsonb_array_elements(v.nodes) x
+            'total', (SELECT pg_catalog.sum((x->>'reversals')::bigint) FROM pg_catalog.jsonb_array_elements(nodes) x),
+            'on_workers', (SELECT coalesce(pg_catalog.sum((x->>'reversals')::bigint), 0) FROM pg_catalog.jsonb_array_elements(nodes) x
                             WHERE x->>'node' OPERATOR(pg_catalog.<>) 'coordinator')),
         -- true: some node's fingerprints differ; NULL: none differ, but some could not be read.
         'key_mismatch', (SELECT CASE WHEN pg_catalog.bool_or(d::boolean) THEN true
                                      WHEN pg_catalog.bool_or(d IS NULL) THEN NULL ELSE false END
                            FROM pg_catalog.jsonb_each_text(keys) AS j(n, d)),
-        'cluster_audit_ok', v.ok);
+        'cluster_audit_ok', cluster_ok);
 END
 $$;
-COMMENT ON FUNCTION pdp._report_nodes() IS
+COMMENT ON FUNCTION pdp._report_nodes(jsonb, boolean) IS
     'the compliance report''s facts about a Citus cluster''s nodes: each node''s audit chain, reversals and key fingerprints (collected on read)';
 
 CREATE FUNCTION pdp.report(format text DEFAULT 'html') RETURNS text

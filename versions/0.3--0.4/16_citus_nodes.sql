@@ -324,37 +324,35 @@ $$;
 COMMENT ON FUNCTION pdp._verify_audit_log_local() IS
     'seals what is pending, then checks this server''s whole chain (hashes, MACs under the key file, the published anchors): ok (NULL when the MACs could not be checked), entries, the first bad entry, and the first entry after the last good anchor; read-only (a standby), checks the sealed chain only';
 
-CREATE OR REPLACE FUNCTION pdp._report_nodes() RETURNS jsonb
+CREATE OR REPLACE FUNCTION pdp._report_nodes(nodes jsonb, cluster_ok boolean) RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v record;
     keys jsonb;
 BEGIN
-    SELECT * INTO v FROM pdp.verify_audit_log();
     SELECT coalesce(pg_catalog.jsonb_object_agg(k.node, k.differs), '{}') INTO keys
       FROM (SELECT s.node, pg_catalog.bool_or(s.mismatch) AS differs FROM pdp.key_status() s GROUP BY s.node) k;
     RETURN pg_catalog.jsonb_build_object(
         'nodes', (SELECT pg_catalog.jsonb_agg(x OPERATOR(pg_catalog.||)
                                               pg_catalog.jsonb_build_object('key_mismatch', keys->(x->>'node')) ORDER BY i)
-                    FROM pg_catalog.jsonb_array_elements(v.nodes) WITH ORDINALITY AS e(x, i)),
+                    FROM pg_catalog.jsonb_array_elements(nodes) WITH ORDINALITY AS e(x, i)),
         'reversals', pg_catalog.jsonb_build_object(
-            'total', (SELECT pg_catalog.sum((x->>'reversals')::bigint) FROM pg_catalog.jsonb_array_elements(v.nodes) x),
-            'on_workers', (SELECT coalesce(pg_catalog.sum((x->>'reversals')::bigint), 0) FROM pg_catalog.jsonb_array_elements(v.nodes) x
+            'total', (SELECT pg_catalog.sum((x->>'reversals')::bigint) FROM pg_catalog.jsonb_array_elements(nodes) x),
+            'on_workers', (SELECT coalesce(pg_catalog.sum((x->>'reversals')::bigint), 0) FROM pg_catalog.jsonb_array_elements(nodes) x
                             WHERE x->>'node' OPERATOR(pg_catalog.<>) 'coordinator')),
         -- true: some node's fingerprints differ; NULL: none differ, but some could not be read.
         'key_mismatch', (SELECT CASE WHEN pg_catalog.bool_or(d::boolean) THEN true
                                      WHEN pg_catalog.bool_or(d IS NULL) THEN NULL ELSE false END
                            FROM pg_catalog.jsonb_each_text(keys) AS j(n, d)),
-        'cluster_audit_ok', v.ok);
+        'cluster_audit_ok', cluster_ok);
 END
 $$;
-COMMENT ON FUNCTION pdp._report_nodes() IS
+COMMENT ON FUNCTION pdp._report_nodes(jsonb, boolean) IS
     'the compliance report''s facts about a Citus cluster''s nodes: each node''s audit chain, reversals and key fingerprints (collected on read)';
 
 -- Privileges (as 99_privileges.sql).
 REVOKE ALL ON FUNCTION pdp._citus_has_workers(), pdp._citus_on_workers(text), pdp._key_status_local(),
-    pdp.key_status(), pdp._verify_audit_log_local(), pdp._report_nodes() FROM PUBLIC;
+    pdp.key_status(), pdp._verify_audit_log_local(), pdp._report_nodes(jsonb, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pdp.key_status() TO pdp_admin, pdp_auditor;
-GRANT EXECUTE ON FUNCTION pdp._citus_has_workers(), pdp._report_nodes() TO pdp_admin, pdp_auditor;
+GRANT EXECUTE ON FUNCTION pdp._citus_has_workers(), pdp._report_nodes(jsonb, boolean) TO pdp_admin, pdp_auditor;

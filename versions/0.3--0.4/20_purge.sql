@@ -885,7 +885,9 @@ DECLARE
     soon bigint;
     overdue bigint;
     counts jsonb := pdp._report_counts();
+    audit record;
 BEGIN
+    SELECT * INTO audit FROM pdp.verify_audit_log();
     FOR sch IN SELECT x FROM pg_catalog.jsonb_array_elements_text(counts->'schemas') x LOOP
         findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                         'table', d.table_name::text, 'column', d.column_name, 'attribute', d.attribute, 'category', d.category,
@@ -936,12 +938,13 @@ BEGIN
         'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)
                                        FROM (SELECT n.recipient, pg_catalog.count(*) AS n FROM pdp.pending_notices n GROUP BY 1) x), '[]'),
         'recipients', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(rc) - 'defined_by' ORDER BY rc.name) FROM pdp.recipients rc), '[]'),
-        'audit', (SELECT pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.-) 'nodes' FROM pdp.verify_audit_log() v),
+        'audit', pg_catalog.to_jsonb(audit) OPERATOR(pg_catalog.-) 'nodes',
         'k_anonymity', pdp._k_anonymity_findings());
-    -- On a Citus coordinator with workers (else nothing changes): every
-    -- node's audit chain and reversals, and the key fingerprints compared.
-    IF pdp._citus_has_workers() THEN
-        r := r OPERATOR(pg_catalog.||) pdp._report_nodes();
+    -- On a Citus coordinator with workers (verify_audit_log gave nodes; else
+    -- nothing changes): every node's audit chain and reversals, and the key
+    -- fingerprints compared.
+    IF audit.nodes IS NOT NULL THEN
+        r := r OPERATOR(pg_catalog.||) pdp._report_nodes(audit.nodes, audit.ok);
     END IF;
     RETURN r;
 END
