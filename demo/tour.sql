@@ -22,6 +22,7 @@ SELECT extname, extversion, n.nspname AS schema FROM pg_extension e JOIN pg_name
 \echo 'The server reads versioned 256-bit keys from pdp.key_file (outside the data directory, mode 0600).'
 \echo 'SQL only ever sees public fingerprints; subkeys are derived per purpose with HKDF.'
 SELECT * FROM pdp.key_status();
+\echo 'On a Citus coordinator it also shows every worker''s fingerprints (node) and flags a worker with another key (mismatch).'
 
 \echo '=== 3. Subject registry ======================================================='
 \echo 'Tell pdp_ext where each learner''s rows are.  The activity log names a learner twice.'
@@ -269,6 +270,7 @@ SELECT action, evidence, left(subject, 12) || '...' AS subject FROM pdp.consent_
 SELECT action, count(*) FROM pdp.audit_log GROUP BY action ORDER BY count(*) DESC, action LIMIT 8;
 SELECT id, role, action, object, subject_pseudonym FROM pdp.audit_log WHERE action = 'withdraw_consent';
 SELECT * FROM pdp.verify_audit_log();
+\echo 'On a Citus coordinator, nodes holds each worker''s own verification and reversals (collected on read; doc/scaling.md).'
 SELECT tour.try($$DELETE FROM pdp.audit_log$$) AS "the owner deletes the audit log";
 \echo 'The chain is keyed (a MAC per seal under the key file); its head is published as an anchor:'
 SELECT entry_id, seq, left(encode(hash, 'hex'), 16) AS hash, left(encode(mac, 'hex'), 16) AS mac FROM pdp.audit_head();

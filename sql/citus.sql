@@ -92,6 +92,67 @@ SELECT (SELECT pg_catalog.count(*) FROM cz.dist) AS dist_rows,
 SET allow_system_table_mods = on;
 DROP TABLE pg_catalog.pg_dist_partition;
 RESET allow_system_table_mods;
+
+-- Step 6 (one key, one audit trail): without Citus, key_status and
+-- verify_audit_log answer for this server only, node, mismatch and nodes
+-- NULL, and the report has no nodes.
+SELECT pdp._citus_has_workers() AS has_workers;
+SELECT count(*) AS versions, count(node) AS with_node, count(mismatch) AS with_mismatch FROM pdp.key_status();
+SELECT ok, nodes IS NULL AS no_nodes FROM pdp.verify_audit_log();
+SELECT pdp.report('json')::jsonb ?| ARRAY['nodes', 'reversals', 'key_mismatch'] AS report_has_nodes,
+       pdp.report('json')::jsonb -> 'audit' ? 'nodes' AS audit_has_nodes;
+-- With a stand-in for Citus's node catalog and run_command_on_workers, whose
+-- answers the test sets: first a worker (group 1), which never asks further.
+SET allow_system_table_mods = on;
+CREATE TABLE pg_catalog.pg_dist_local_group (groupid integer);
+CREATE TABLE pg_catalog.pg_dist_node (nodename text, nodeport integer, groupid integer, isactive boolean, noderole text);
+CREATE TABLE cz.answer (nodename text, nodeport integer, asked text, success boolean, result text);
+CREATE FUNCTION pg_catalog.run_command_on_workers(command text, parallel boolean DEFAULT true,
+                                                  OUT nodename text, OUT nodeport integer, OUT success boolean, OUT result text)
+RETURNS SETOF record LANGUAGE sql AS $$
+    SELECT a.nodename, a.nodeport, a.success, a.result FROM cz.answer a
+     WHERE command LIKE '%' || a.asked || '%' ORDER BY 1, 2 $$;
+RESET allow_system_table_mods;
+INSERT INTO pg_catalog.pg_dist_local_group VALUES (1);
+INSERT INTO pg_catalog.pg_dist_node VALUES ('w1', 5432, 1, true, 'primary'), ('w2', 5432, 2, true, 'primary');
+SELECT pdp._citus_has_workers() AS on_a_worker;
+SELECT count(node) AS with_node FROM pdp.key_status();
+UPDATE pg_catalog.pg_dist_local_group SET groupid = 0;
+SELECT pdp._citus_has_workers() AS on_the_coordinator;
+-- w1 has the same key, w2 another; then w2 cannot be reached.
+INSERT INTO cz.answer SELECT 'w1', 5432, 'pdp.key_status()', true,
+    (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(k))::text FROM pdp._key_status_local() k);
+INSERT INTO cz.answer VALUES ('w2', 5432, 'pdp.key_status()', true, '[{"version": 1, "fingerprint": "0123456789abcdef", "active": true}]');
+SELECT version, fingerprint = (SELECT fingerprint FROM pdp._key_status_local()) AS coordinators, active, node, mismatch FROM pdp.key_status();
+UPDATE cz.answer SET success = false, result = 'connection to the remote node w2:5432 failed' WHERE nodename = 'w2';
+SELECT version, active, node, mismatch FROM pdp.key_status();
+UPDATE cz.answer SET success = true, result = '[{"version": 1, "fingerprint": "0123456789abcdef", "active": true}]' WHERE nodename = 'w2';
+-- Each worker's verification and reversals: both fine, then w2's chain broken.
+INSERT INTO cz.answer VALUES
+    ('w1', 5432, 'pdp.verify_audit_log()', true, '{"ok": true, "entries": 7, "first_bad_id": null, "keyed": true, "message": "ok: 7 entries", "reversals": 2}'),
+    ('w2', 5432, 'pdp.verify_audit_log()', true, '{"ok": true, "entries": 5, "first_bad_id": null, "keyed": true, "message": "ok: 5 entries", "reversals": 3}');
+SELECT ok, pg_catalog.regexp_replace(message, '\d+ entries on the coordinator', 'N entries on the coordinator') AS message,
+       pg_catalog.jsonb_path_query_array(nodes, '$[*].node') AS nodes, pg_catalog.jsonb_path_query_array(nodes, '$[1 to last].reversals') AS reversals
+  FROM pdp.verify_audit_log();
+SELECT r -> 'reversals' -> 'on_workers' AS on_workers, (r -> 'reversals' ->> 'total')::bigint - 5 = (SELECT count(*) FROM pdp.audit_log WHERE action = 'reverse') AS total_adds_up,
+       r -> 'key_mismatch' AS key_mismatch, r -> 'cluster_audit_ok' AS cluster_ok
+  FROM (SELECT pdp.report('json')::jsonb r) x;
+UPDATE cz.answer SET result = '{"ok": false, "entries": 5, "first_bad_id": 4, "keyed": true, "message": "an entry does not match its seal''s hash", "reversals": 3}'
+ WHERE nodename = 'w2' AND asked = 'pdp.verify_audit_log()';
+SELECT ok, first_bad_id, pg_catalog.regexp_replace(message, 'ok: \d+ entries', 'ok: N entries') AS message,
+       nodes -> 2 ->> 'first_bad_id' AS w2_first_bad FROM pdp.verify_audit_log();
+SELECT pg_catalog.strpos(pdp.report('markdown'), '**The audit trail does not verify on every node**') > 0 AS md_says_so,
+       pg_catalog.strpos(pdp.report('markdown'), '| w2:5432 | **broken**: an entry does not match its seal''s hash | 5 | 3 | **differs** |') > 0 AS md_row,
+       pg_catalog.strpos(pdp.report('html'), '<td>w2:5432</td><td class="bad">broken: an entry does not match its seal''s hash</td>') > 0 AS html_row;
+UPDATE cz.answer SET success = false, result = 'connection to the remote node w2:5432 failed' WHERE nodename = 'w2';
+SELECT pg_catalog.strpos(pdp.report('markdown'), 'The key fingerprints of some nodes could not be read') > 0 AS md_unread;
+SELECT ok, pg_catalog.regexp_replace(message, 'ok: \d+ entries', 'ok: N entries') AS message, nodes -> 2 ->> 'message' AS w2 FROM pdp.verify_audit_log();
+SET allow_system_table_mods = on;
+DROP FUNCTION pg_catalog.run_command_on_workers(text, boolean);
+DROP TABLE pg_catalog.pg_dist_local_group, pg_catalog.pg_dist_node;
+RESET allow_system_table_mods;
+SELECT pdp._citus_has_workers() AS has_workers_again;
+
 SELECT pdp.drop_retention('cz.dist');
 SELECT pdp.drop_retention('cz.learners');
 SELECT pdp.release_hold(id) FROM pdp.hold WHERE subject = '9004' AND released_at IS NULL;

@@ -332,6 +332,19 @@ purpose_from_earlier_transaction(void)
 }
 
 /*
+ * Whether this backend is a connection Citus opened from another node to
+ * run shards of a distributed query (application_name "citus_internal
+ * gpid=...", CITUS_APPLICATION_NAME_PREFIX in Citus's connection_management.h).
+ * A client that names itself so only gets the stricter behaviour.
+ */
+static bool
+citus_shard_session(void)
+{
+	return application_name != NULL &&
+		strncmp(application_name, "citus_internal gpid=", strlen("citus_internal gpid=")) == 0;
+}
+
+/*
  * The declared purpose as flags, for the current role: 0 (nothing is
  * visible, with a NOTICE once per statement when `notice`) when no purpose
  * is declared; an error when it is unknown or the role may not declare it.
@@ -346,6 +359,22 @@ declared_purpose_flags(bool notice)
 	{
 		TimestampTz stmt = GetCurrentStatementStartTimestamp();
 		bool		stale = pdp_purpose != NULL && pdp_purpose[0] != '\0';
+
+		/*
+		 * A shard of a distributed query, run on a Citus worker for the
+		 * coordinator: hiding every row here would make the coordinator's
+		 * result silently incomplete (an empty count, a partial list), and
+		 * the NOTICE would not say why.  A purpose declared on the
+		 * coordinator with a session-level SET never reaches the workers.
+		 */
+		if (citus_shard_session())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("no purpose reached this Citus worker"),
+					 errdetail("The statement runs shards of a distributed query for the coordinator without a declared pdp.purpose; "
+							   "the rows of tables protected by pdp_ext would be hidden and the result silently incomplete."),
+					 errhint("On the coordinator, declare the purpose in the transaction with SET LOCAL citus.propagate_set_commands = 'local' "
+							 "and SET LOCAL pdp.purpose = '...': a session-level SET pdp.purpose does not reach the workers.")));
 
 		/* Once per statement, and from the leader only, not each parallel worker. */
 		if (notice && !IsParallelWorker() &&

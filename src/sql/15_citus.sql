@@ -120,3 +120,61 @@ END
 $$;
 COMMENT ON FUNCTION pdp._citus_skip_purge(regclass, bigint) IS
     'whether a purge skips the table because it is a Citus table; warns and records the refusal in the run';
+
+-- One audit trail and one key across a Citus cluster (issue 18, step 6) ---
+--
+-- Collect on read: nothing is shipped between nodes.  On a coordinator with
+-- active workers, pdp.key_status(), pdp.verify_audit_log() and the report
+-- ask every worker, through Citus's run_command_on_workers, for its own
+-- answer to the same read-only question (its key fingerprints; its audit
+-- chain's verification and how many reversals it holds), and add one row or
+-- one field per node.  A worker that cannot be reached is reported, never
+-- skipped silently.  On a worker, and without Citus, they answer for the
+-- local server only, exactly as before.
+
+-- Whether this server is a Citus coordinator (group 0) with at least one
+-- active primary worker.  False without Citus in this database and on a
+-- worker, so that a worker answering the coordinator never asks further.
+CREATE FUNCTION pdp._citus_has_workers() RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NULL
+       OR pg_catalog.to_regclass('pg_catalog.pg_dist_node') IS NULL THEN
+        RETURN false;
+    END IF;
+    -- Dynamic SQL: the catalogs exist only where the citus extension does.
+    EXECUTE 'SELECT CASE WHEN (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g) OPERATOR(pg_catalog.=) 0 '
+            '            THEN (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_node d '
+            '                   WHERE d.isactive AND d.noderole::text OPERATOR(pg_catalog.=) ''primary'' '
+            '                     AND d.groupid OPERATOR(pg_catalog.<>) 0) '
+            '            ELSE 0 END'
+       INTO n;
+    RETURN n OPERATOR(pg_catalog.>) 0;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_has_workers() IS
+    'whether this server is a Citus coordinator with active workers (false without Citus and on a worker)';
+
+-- Runs one read-only query, a constant of pdp's own returning one value,
+-- on every active worker (Citus's run_command_on_workers, in parallel, each
+-- in its own connection as the current user): one row per worker, named
+-- host:port, with whether it succeeded and its value or error message.
+-- Only pdp's SECURITY DEFINER readers call it; no role may.
+CREATE FUNCTION pdp._citus_on_workers(command text, OUT node text, OUT ok boolean, OUT result text)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY EXECUTE
+        'SELECT w.nodename OPERATOR(pg_catalog.||) '':'' OPERATOR(pg_catalog.||) w.nodeport::text, w.success, w.result '
+        '  FROM pg_catalog.run_command_on_workers($1) w ORDER BY w.nodename, w.nodeport'
+        USING command;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_on_workers(text) IS
+    'runs one of pdp''s read-only queries on every active Citus worker: per worker (host:port), success and the value or error';

@@ -259,9 +259,9 @@ RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pdp_audi
 COMMENT ON FUNCTION pdp._audit(text, text, text, jsonb) IS
     'writes an audit entry (the subject as its pseudonym, the caller as actor); the audit worker seals it in the background';
 
-CREATE FUNCTION pdp.verify_audit_log(OUT ok boolean, OUT entries bigint, OUT first_bad_id bigint,
-                                     OUT keyed boolean, OUT legacy_entries bigint, OUT anchors bigint,
-                                     OUT last_anchor_id bigint, OUT first_unanchored_id bigint, OUT message text)
+CREATE FUNCTION pdp._verify_audit_log_local(OUT ok boolean, OUT entries bigint, OUT first_bad_id bigint,
+                                                   OUT keyed boolean, OUT legacy_entries bigint, OUT anchors bigint,
+                                            OUT last_anchor_id bigint, OUT first_unanchored_id bigint, OUT message text)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -448,8 +448,77 @@ BEGIN
                     ELSE pg_catalog.format('ok: %s entries', entries) END;
 END
 $$;
+COMMENT ON FUNCTION pdp._verify_audit_log_local() IS
+    'seals what is pending, then checks this server''s whole chain (hashes, MACs under the key file, the published anchors): ok (NULL when the MACs could not be checked), entries, the first bad entry, and the first entry after the last good anchor; read-only (a standby), checks the sealed chain only';
+
+-- The audit trail's verification.  Without Citus workers: this server's
+-- chain (pdp._verify_audit_log_local), nodes NULL.  On a Citus coordinator
+-- with workers, collected on read: each worker verifies its own chain
+-- (pdp.verify_audit_log() there, which on a worker is local) and counts
+-- the reversals it recorded (entries "reverse", e.g. a pdp.decrypt pushed
+-- down to a worker's shard); nodes holds one object per node (coordinator
+-- first, then host:port), and ok, message tell the whole cluster: false if
+-- any chain is broken, NULL if one could not be checked (unreachable, or
+-- without its key).  entries and the ids stay the coordinator's.
+CREATE FUNCTION pdp.verify_audit_log(OUT ok boolean, OUT entries bigint, OUT first_bad_id bigint,
+                                     OUT keyed boolean, OUT legacy_entries bigint, OUT anchors bigint,
+                                     OUT last_anchor_id bigint, OUT first_unanchored_id bigint, OUT message text,
+                                     OUT nodes jsonb)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record;
+    r jsonb;
+    broken text;
+    unchecked text;
+BEGIN
+    SELECT * INTO ok, entries, first_bad_id, keyed, legacy_entries, anchors, last_anchor_id, first_unanchored_id, message
+      FROM pdp._verify_audit_log_local();
+    IF NOT pdp._citus_has_workers() THEN
+        RETURN;
+    END IF;
+    nodes := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+        'node', 'coordinator', 'ok', ok, 'entries', entries, 'first_bad_id', first_bad_id, 'keyed', keyed, 'message', message,
+        'reversals', (SELECT pg_catalog.count(*) FROM pdp.audit_log l WHERE l.action OPERATOR(pg_catalog.=) 'reverse')));
+    FOR w IN SELECT * FROM pdp._citus_on_workers(
+                 'SELECT pg_catalog.jsonb_build_object(''ok'', v.ok, ''entries'', v.entries, ''first_bad_id'', v.first_bad_id, '
+                 '''keyed'', v.keyed, ''message'', v.message, ''reversals'', (SELECT pg_catalog.count(*) FROM pdp.audit_log l '
+                 'WHERE l.action OPERATOR(pg_catalog.=) ''reverse'')) FROM pdp.verify_audit_log() v') LOOP
+        IF w.ok THEN
+            r := pg_catalog.jsonb_build_object('node', w.node) OPERATOR(pg_catalog.||) w.result::jsonb;
+        ELSE
+            r := pg_catalog.jsonb_build_object('node', w.node, 'ok', NULL, 'message',
+                                               'could not verify: ' OPERATOR(pg_catalog.||) coalesce(w.result, 'no answer'));
+        END IF;
+        nodes := nodes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(r);
+        IF (r->>'ok')::boolean IS FALSE THEN
+            broken := coalesce(broken OPERATOR(pg_catalog.||) ', ', '') OPERATOR(pg_catalog.||) w.node;
+        ELSIF (r->>'ok')::boolean IS NULL THEN
+            unchecked := coalesce(unchecked OPERATOR(pg_catalog.||) ', ', '') OPERATOR(pg_catalog.||) w.node;
+        END IF;
+    END LOOP;
+    IF ok IS FALSE THEN
+        RETURN;   -- the coordinator's own chain is broken: its message says where
+    END IF;
+    IF broken IS NOT NULL THEN
+        ok := false;
+        message := pg_catalog.format('the audit chain of worker(s) %s failed verification (see nodes); the coordinator''s: %s',
+                                     broken, message);
+    ELSIF unchecked IS NOT NULL THEN
+        ok := NULL;
+        message := pg_catalog.format('the audit chain of worker(s) %s could not be verified (see nodes); the coordinator''s: %s',
+                                     unchecked, message);
+    ELSIF ok THEN
+        message := pg_catalog.format('ok: %s entries on the coordinator, %s on %s worker(s)', entries,
+                                     (SELECT pg_catalog.sum((x->>'entries')::bigint) FROM pg_catalog.jsonb_array_elements(nodes) x
+                                       WHERE x->>'node' OPERATOR(pg_catalog.<>) 'coordinator'),
+                                     pg_catalog.jsonb_array_length(nodes) OPERATOR(pg_catalog.-) 1);
+    END IF;
+END
+$$;
 COMMENT ON FUNCTION pdp.verify_audit_log() IS
-    'seals what is pending, then checks the whole chain (hashes, MACs under the key file, the published anchors): ok (NULL when the MACs could not be checked), entries, the first bad entry, and the first entry after the last good anchor; read-only (a standby), checks the sealed chain only';
+    'seals what is pending, then checks the whole chain (hashes, MACs under the key file, the published anchors): ok (NULL when the MACs could not be checked), entries, the first bad entry, and the first entry after the last good anchor; read-only (a standby), checks the sealed chain only; on a Citus coordinator, every worker''s chain too (nodes: one object per node, with its reversals)';
 
 CREATE FUNCTION pdp.trim_audit_log(keep interval DEFAULT '5 years') RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
@@ -543,7 +612,7 @@ BEGIN
     -- anchors published so far before publishing the new head: a rewrite
     -- since the last anchor is reported here, in the log, at the latest.
     PERFORM pdp.seal_audit_log(wait => true, max_entries => 2147483647);
-    SELECT * INTO v FROM pdp.verify_audit_log();
+    SELECT * INTO v FROM pdp._verify_audit_log_local();
     IF v.ok IS DISTINCT FROM true THEN
         RAISE WARNING 'pdp_ext audit chain failed verification before publishing an anchor: %', v.message
             USING ERRCODE = 'data_corrupted',

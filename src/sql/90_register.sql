@@ -707,7 +707,9 @@ DECLARE
     soon bigint;
     overdue bigint;
     counts jsonb := pdp._report_counts();
+    audit record;
 BEGIN
+    SELECT * INTO audit FROM pdp.verify_audit_log();
     FOR sch IN SELECT x FROM pg_catalog.jsonb_array_elements_text(counts->'schemas') x LOOP
         findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                         'table', d.table_name::text, 'column', d.column_name, 'attribute', d.attribute, 'category', d.category,
@@ -758,12 +760,50 @@ BEGIN
         'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)
                                        FROM (SELECT n.recipient, pg_catalog.count(*) AS n FROM pdp.pending_notices n GROUP BY 1) x), '[]'),
         'recipients', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(rc) - 'defined_by' ORDER BY rc.name) FROM pdp.recipients rc), '[]'),
-        'audit', (SELECT pg_catalog.to_jsonb(v) FROM pdp.verify_audit_log() v),
+        'audit', pg_catalog.to_jsonb(audit) OPERATOR(pg_catalog.-) 'nodes',
         'k_anonymity', pdp._k_anonymity_findings());
+    -- On a Citus coordinator with workers (verify_audit_log gave nodes; else
+    -- nothing changes): every node's audit chain and reversals, and the key
+    -- fingerprints compared.
+    IF audit.nodes IS NOT NULL THEN
+        r := r OPERATOR(pg_catalog.||) pdp._report_nodes(audit.nodes, audit.ok);
+    END IF;
     RETURN r;
 END
 $$;
 COMMENT ON FUNCTION pdp._report_json() IS 'the compliance report''s facts as JSON';
+
+-- The report's facts about the nodes of a Citus cluster, collected on read
+-- (nodes and ok as pdp.verify_audit_log gave them, and pdp.key_status): nodes,
+-- one object per node with its audit chain's verification, its reversals
+-- and whether its key fingerprints match the coordinator's; reversals, in
+-- all and on workers; key_mismatch.
+CREATE FUNCTION pdp._report_nodes(nodes jsonb, cluster_ok boolean) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keys jsonb;
+BEGIN
+    SELECT coalesce(pg_catalog.jsonb_object_agg(k.node, k.differs), '{}') INTO keys
+      FROM (SELECT s.node, pg_catalog.bool_or(s.mismatch) AS differs FROM pdp.key_status() s GROUP BY s.node) k;
+    RETURN pg_catalog.jsonb_build_object(
+        'nodes', (SELECT pg_catalog.jsonb_agg(x OPERATOR(pg_catalog.||)
+                                              pg_catalog.jsonb_build_object('key_mismatch', keys->(x->>'node')) ORDER BY i)
+                    FROM pg_catalog.jsonb_array_elements(nodes) WITH ORDINALITY AS e(x, i)),
+        'reversals', pg_catalog.jsonb_build_object(
+            'total', (SELECT pg_catalog.sum((x->>'reversals')::bigint) FROM pg_catalog.jsonb_array_elements(nodes) x),
+            'on_workers', (SELECT coalesce(pg_catalog.sum((x->>'reversals')::bigint), 0) FROM pg_catalog.jsonb_array_elements(nodes) x
+                            WHERE x->>'node' OPERATOR(pg_catalog.<>) 'coordinator')),
+        -- true: some node's fingerprints differ; NULL: none differ, but some could not be read.
+        'key_mismatch', (SELECT CASE WHEN pg_catalog.bool_or(d::boolean) THEN true
+                                     WHEN pg_catalog.bool_or(d IS NULL) THEN NULL ELSE false END
+                           FROM pg_catalog.jsonb_each_text(keys) AS j(n, d)),
+        'cluster_audit_ok', cluster_ok);
+END
+$$;
+COMMENT ON FUNCTION pdp._report_nodes(jsonb, boolean) IS
+    'the compliance report''s facts about a Citus cluster''s nodes: each node''s audit chain, reversals and key fingerprints (collected on read)';
 
 CREATE FUNCTION pdp.report(format text DEFAULT 'html') RETURNS text
 LANGUAGE plpgsql
@@ -790,7 +830,27 @@ BEGIN
         out := '# ' || pdp._md(j->>'title') || E'\n\nDatabase `' || pdp._md(j->>'database') || '`, ' || pdp._md(j->>'generated_at') || E'.\n\n';
         out := out || E'## Audit trail\n\n' || CASE WHEN (j->'audit'->>'ok')::boolean
                  THEN 'The hash chain verifies: ' || pdp._md(j->'audit'->>'entries') || E' entries.\n\n'
+                 WHEN j ? 'nodes' AND j->'audit'->>'first_bad_id' IS NULL
+                 THEN E'**The audit trail does not verify on every node** (see the table below).\n\n'
                  ELSE '**The hash chain is broken** at entry ' || pdp._md(j->'audit'->>'first_bad_id') || E'.\n\n' END;
+        IF j ? 'nodes' THEN
+            out := out || CASE WHEN (j->>'key_mismatch')::boolean
+                                THEN E'**The key file differs between nodes**: pseudonyms computed on the flagged workers differ.\n\n'
+                                WHEN (j->>'key_mismatch')::boolean IS NULL
+                                THEN E'**The key fingerprints of some nodes could not be read.**\n\n'
+                                ELSE E'Every node has the same key fingerprints.\n\n' END
+                       || 'Reversals recorded: ' || pdp._md(j->'reversals'->>'total') || ', ' || pdp._md(j->'reversals'->>'on_workers')
+                       || E' of them on workers.\n\n| node | audit chain | entries | reversals | key |\n|---|---|---:|---:|---|\n';
+            FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'nodes') LOOP
+                out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'node'),
+                           CASE WHEN (x->>'ok')::boolean THEN 'verifies' WHEN (x->>'ok')::boolean IS FALSE THEN '**broken**: '
+                                ELSE '**not verified**: ' END || CASE WHEN (x->>'ok')::boolean THEN '' ELSE pdp._md(coalesce(x->>'message', '')) END,
+                           coalesce(pdp._md(x->>'entries'), '—'), coalesce(pdp._md(x->>'reversals'), '—'),
+                           CASE WHEN (x->>'key_mismatch')::boolean THEN '**differs**' WHEN (x->>'key_mismatch')::boolean IS FALSE THEN 'same'
+                                ELSE '—' END);
+            END LOOP;
+            out := out || E'\n';
+        END IF;
         out := out || E'## Record of processing\n\n| table | column | category | rule | purposes | retention | recipients | protection |\n|---|---|---|---|---|---|---|---|\n';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'register') LOOP
             out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s | %s | %s | %s |\n', pdp._md(x->>'table_name'), coalesce(pdp._md(x->>'column_name'), '—'),
@@ -872,7 +932,30 @@ BEGIN
         || pdp._html(j->>'generated_at') || '.</p>';
     out := out || '<section id="audit"><h2>Audit trail</h2>' || CASE WHEN (j->'audit'->>'ok')::boolean
                THEN '<p class="ok">The hash chain verifies: ' || (j->'audit'->>'entries') || ' entries.</p>'
-               ELSE '<p class="bad">The hash chain is broken at entry ' || pdp._html(j->'audit'->>'first_bad_id') || '.</p>' END || '</section>';
+               WHEN j ? 'nodes' AND j->'audit'->>'first_bad_id' IS NULL
+               THEN '<p class="bad">The audit trail does not verify on every node (see the table below).</p>'
+               ELSE '<p class="bad">The hash chain is broken at entry ' || pdp._html(j->'audit'->>'first_bad_id') || '.</p>' END;
+    IF j ? 'nodes' THEN
+        out := out || CASE WHEN (j->>'key_mismatch')::boolean
+                            THEN '<p class="bad">The key file differs between nodes: pseudonyms computed on the flagged workers differ.</p>'
+                            WHEN (j->>'key_mismatch')::boolean IS NULL
+                            THEN '<p class="bad">The key fingerprints of some nodes could not be read.</p>'
+                            ELSE '<p class="ok">Every node has the same key fingerprints.</p>' END
+                   || '<p>Reversals recorded: ' || pdp._html(j->'reversals'->>'total') || ', ' || pdp._html(j->'reversals'->>'on_workers')
+                   || ' of them on workers.</p><table><tr><th>Node</th><th>Audit chain</th><th>Entries</th><th>Reversals</th><th>Key</th></tr>';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'nodes') LOOP
+            out := out || '<tr><td>' || pdp._html(x->>'node') || '</td>'
+                       || CASE WHEN (x->>'ok')::boolean THEN '<td class="ok">verifies</td>'
+                               WHEN (x->>'ok')::boolean IS FALSE THEN '<td class="bad">broken: ' || pdp._html(coalesce(x->>'message', '')) || '</td>'
+                               ELSE '<td class="bad">not verified: ' || pdp._html(coalesce(x->>'message', '')) || '</td>' END
+                       || '<td class="num">' || pdp._html(coalesce(x->>'entries', '—')) || '</td><td class="num">'
+                       || pdp._html(coalesce(x->>'reversals', '—')) || '</td>'
+                       || CASE WHEN (x->>'key_mismatch')::boolean THEN '<td class="bad">differs</td>'
+                               WHEN (x->>'key_mismatch')::boolean IS FALSE THEN '<td class="ok">same</td>' ELSE '<td>—</td>' END || '</tr>';
+        END LOOP;
+        out := out || '</table>';
+    END IF;
+    out := out || '</section>';
     out := out || '<section id="register"><h2>Record of processing</h2><table><tr><th>Table</th><th>Column</th><th>Category</th><th>Rule</th>'
                || '<th>Purposes</th><th>Retention</th><th>Recipients</th><th>Protection</th></tr>';
     FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'register') LOOP

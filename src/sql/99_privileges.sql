@@ -157,6 +157,11 @@ GRANT EXECUTE ON FUNCTION pdp._failed_scheduled_purges(), pdp._purge_schedule_st
 -- Citus checks, called by the functions above that run as their caller.
 GRANT EXECUTE ON FUNCTION pdp._citus_table_kind(regclass), pdp._refuse_on_citus(regclass, text),
                           pdp._citus_skip_purge(regclass, bigint), pdp._has_children(regclass) TO pdp_admin;
+-- The report's readers ask whether this is a Citus coordinator, and read the
+-- nodes' facts (through pdp.verify_audit_log and pdp.key_status, which run as
+-- their owner).  pdp._citus_on_workers, pdp._key_status_local and
+-- pdp._verify_audit_log_local are for those SECURITY DEFINER readers only.
+GRANT EXECUTE ON FUNCTION pdp._citus_has_workers(), pdp._report_nodes(jsonb, boolean) TO pdp_admin, pdp_auditor;
 -- Every interval pdp_ext accepts is judged by one check (src/sql/05_checks.sql),
 -- which functions running as their caller (pdp_admin members) call.
 REVOKE ALL ON FUNCTION pdp._check_interval(interval, text, interval), pdp._check_period() FROM PUBLIC;

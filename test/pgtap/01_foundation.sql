@@ -11,7 +11,7 @@ SELECT has_view('pdp', 'registered_tables', 'the registry view exists');
 SELECT has_function('pdp', 'register_table', ARRAY['regclass', 'name', 'text', 'text']);
 SELECT has_function('pdp', 'unregister_table', ARRAY['regclass', 'name']);
 SELECT has_function('pdp', 'key_status', '{}'::name[]);
-SELECT function_lang_is('pdp', 'key_status', '{}'::name[], 'c', 'key_status is C');
+SELECT function_lang_is('pdp', '_key_status_local', '{}'::name[], 'c', 'the key file is read by C (key_status only adds Citus workers)');
 SELECT isnt_definer('pdp', 'register_table', ARRAY['regclass', 'name', 'text', 'text'],
                     'register_table runs as the caller, so table ownership is the caller''s');
 SELECT is_definer('pdp', '_on_sql_drop', '{}'::name[], 'the drop event trigger runs as the extension owner');

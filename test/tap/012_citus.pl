@@ -14,6 +14,18 @@
 # - export and delete-erasure on the distributed and the reference table
 #   return and remove exactly the subject's rows.
 #
+# Step 3 (purposes that reach the shards): a query over the distributed
+# table whose shards call pdp._visible fails with 55000 when no purpose
+# reaches the workers (session-level SET, or none), and sees every row with
+# SET LOCAL citus.propagate_set_commands = 'local' + SET LOCAL pdp.purpose.
+#
+# Step 6 (one key, one audit trail, collected on read): key_status on the
+# coordinator shows every node's fingerprints and flags a worker restarted
+# with another key file; decrypts pushed down to the shards are audited on
+# the workers and counted and verified by the coordinator's
+# verify_audit_log and report; an edited worker chain and an unreachable
+# worker are reported.
+#
 # Citus is built from ../shared/fixtures/citus/ by tools/build-citus.sh
 # (run by make test); without it the suite is skipped.
 use strict;
@@ -207,5 +219,165 @@ for my $w (qw(worker1 worker2))
 {
 	is($node{$w}->safe_psql('postgres', 'SELECT count(*) FROM ref'), $total{ref} - $n12{ref}, "${w}'s copy of ref agrees");
 }
+
+# --- Step 3: purposes that reach the shards -------------------------------
+# The purpose's definition must be on every node until pdp ships its state
+# (step 2): defined here on each.  pdp._visible is what a protected table's
+# policy asks for each row; called in a distributed query, it runs in the
+# shards, on the workers.
+$node{$_}->safe_psql('postgres', q{SELECT pdp.define_purpose('courses', 'contract', 'providing courses'); SELECT pdp.allow_purpose('postgres', 'courses')})
+  for qw(coordinator worker1 worker2);
+my $all_activity = $c->safe_psql('postgres', 'SELECT count(*) FROM activity');
+my $visible_count = q{SELECT count(*) FROM activity WHERE pdp._visible(learner)};
+for my $case (["SET pdp.purpose = 'courses';", 'a session-level purpose (it stays on the coordinator)'],
+	['', 'no purpose at all'])
+{
+	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\n$case->[0] $visible_count");
+	isnt($ret, 0, "$case->[1]: the distributed query fails rather than count nothing");
+	like($err, qr/ERROR:  55000: no purpose reached this Citus worker/, "$case->[1]: SQLSTATE 55000, the reason");
+	like($err, qr/HINT:  On the coordinator, declare the purpose in the transaction with SET LOCAL citus\.propagate_set_commands = 'local'/,
+		"$case->[1]: the hint says how to declare it");
+}
+is( $c->safe_psql('postgres', qq{
+		BEGIN;
+		SET LOCAL citus.propagate_set_commands = 'local';
+		SET LOCAL pdp.purpose = 'courses';
+		SELECT string_agg(DISTINCT current_setting('pdp.purpose'), ',') FROM activity;
+		$visible_count;
+		COMMIT;}),
+	"courses\n$all_activity", 'with SET LOCAL and citus.propagate_set_commands = local the purpose reaches every shard, which sees the rows');
+like($c->safe_psql('postgres', q{SELECT string_agg(DISTINCT current_setting('application_name'), ',') FROM activity}),
+	qr/^citus_internal gpid=\d+$/, 'the shards run in connections named as the check expects');
+# Outside a shard query, a worker behaves as any server: no purpose, no row, a notice.
+($ret, $out, $err) = $node{worker1}->psql('postgres', q{SELECT pdp._visible(1::bigint)});
+is($ret . ' ' . $out, '0 f', 'a worker\'s own session without a purpose sees nothing, without an error');
+like($err, qr/NOTICE:  no purpose declared: rows of tables protected by pdp_ext are hidden/, 'with the usual notice');
+# A client naming itself as Citus does only gets the stricter behaviour.
+($ret, $out, $err) = $node{worker1}->psql('postgres', q{SET application_name = 'citus_internal gpid=1'; SELECT pdp._visible(1::bigint)});
+like($err, qr/ERROR:  no purpose reached this Citus worker/, 'attack: posing as a Citus connection gives an error, never rows');
+
+# --- Step 6: one audit trail and one key, collected on read --------------
+my %addr = map { $_ => '127.0.0.1:' . $node{$_}->port } qw(worker1 worker2);
+my $nodes_in_order = join(' ', 'coordinator', sort { $a cmp $b } values %addr);
+sub local_keys
+{
+	my ($n) = @_;
+	return $node{$n}->safe_psql('postgres', q{SELECT string_agg(version || '=' || fingerprint || '/' || active, ' ' ORDER BY version) FROM pdp._key_status_local()});
+}
+# Each worker answers for itself (no node column filled, nothing compared).
+for my $w (qw(worker1 worker2))
+{
+	is($node{$w}->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE node IS NULL AND mismatch IS NULL) || '/' || count(*) FROM pdp.key_status()}),
+		'1/1', "${w}'s key_status answers for itself only");
+	is($node{$w}->safe_psql('postgres', q{SELECT nodes IS NULL FROM pdp.verify_audit_log()}), 't', "${w}'s verification is its own");
+}
+($ret, $out, $err) = $c->psql('postgres',
+	q{SELECT node || ' ' || version || '=' || fingerprint || '/' || active || ' ' || mismatch FROM pdp.key_status()});
+is($ret, 0, 'key_status on the coordinator succeeds');
+my $fp = local_keys('coordinator');
+is($out, join("\n", map { "$_ $fp false" } split / /, $nodes_in_order),
+	'key_status shows every node\'s fingerprints, the same as each node\'s own, none flagged');
+is(local_keys($_), $fp, "$_ has the coordinator's key") for qw(worker1 worker2);
+unlike($err, qr/WARNING/, 'no warning while the keys agree');
+
+# A reversal pushed down to the workers' shards is audited there, counted
+# and verified from the coordinator.
+$c->safe_psql('postgres', q{
+	CREATE TABLE tokens (id bigint PRIMARY KEY, learner bigint NOT NULL, tok text NOT NULL);
+	SELECT create_distributed_table('tokens', 'id');
+	INSERT INTO tokens SELECT g, g % 40, pdp.encrypt('value ' || g, 'tap') FROM generate_series(1, 200) g;
+});
+my $reversals = sub {
+	my ($n) = @_;
+	return $node{$n}->safe_psql('postgres', q{SELECT count(*) FROM pdp.audit_log WHERE action = 'reverse'});
+};
+my %rev_before = map { $_ => $reversals->($_) } qw(coordinator worker1 worker2);
+is($c->safe_psql('postgres', q{SELECT count(*) FROM tokens WHERE pdp.decrypt(tok) = 'value ' || id}), '200',
+	'a decrypt over the distributed table returns every value');
+like($c->safe_psql('postgres', q{EXPLAIN (VERBOSE, COSTS OFF) SELECT count(*) FROM tokens WHERE pdp.decrypt(tok) = 'value ' || id}),
+	qr/Task Count: 8.*decrypt/s, 'the decrypt runs in the shards\' tasks, on the workers');
+is($reversals->('coordinator'), $rev_before{coordinator}, 'the coordinator recorded no reversal of its own');
+my %rev_after = map { $_ => $reversals->($_) } qw(coordinator worker1 worker2);
+cmp_ok($rev_after{$_}, '>', $rev_before{$_}, "$_ recorded the reversals its shards ran") for qw(worker1 worker2);
+my $verify_nodes = q{
+	SELECT v.ok || ' ' || string_agg((x->>'node') || ':' || coalesce(x->>'ok', 'null') || ':' || (x->>'reversals'), ' ' ORDER BY i)
+	  FROM pdp.verify_audit_log() v, jsonb_array_elements(v.nodes) WITH ORDINALITY AS e(x, i) GROUP BY v.ok};
+is($c->safe_psql('postgres', $verify_nodes),
+	"true coordinator:true:$rev_after{coordinator} $addr{worker1}:true:$rev_after{worker1} $addr{worker2}:true:$rev_after{worker2}",
+	'verify_audit_log on the coordinator verifies every worker\'s chain and counts its reversals');
+like($c->safe_psql('postgres', q{SELECT message FROM pdp.verify_audit_log()}), qr/^ok: \d+ entries on the coordinator, \d+ on 2 worker\(s\)$/,
+	'the message speaks for the cluster');
+my $on_workers = $rev_after{worker1} + $rev_after{worker2};
+is($c->safe_psql('postgres', q{SELECT (r->'reversals'->>'total') || ' ' || (r->'reversals'->>'on_workers') || ' ' || (r->>'key_mismatch')
+                                 FROM (SELECT pdp.report('json')::jsonb r) x}),
+	($on_workers + $rev_after{coordinator}) . " $on_workers false", 'the report counts the workers\' reversals');
+$c->safe_psql('postgres', q{CREATE ROLE tap_dpo LOGIN; GRANT pdp_auditor TO tap_dpo});
+is($c->safe_psql('postgres', q{SET ROLE tap_dpo; SELECT (pdp.report('json')::jsonb -> 'reversals' ->> 'on_workers') || ' '
+                                 || (SELECT count(*) FILTER (WHERE NOT mismatch) FROM pdp.key_status())}),
+	"$on_workers 3", 'the DPO (pdp_auditor, no superuser) reads the workers\' facts in the report and key_status');
+for my $f (q{pdp._citus_on_workers('SELECT 1')}, q{pdp._key_status_local()}, q{pdp._verify_audit_log_local()})
+{
+	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_dpo; SELECT * FROM $f");
+	like($err, qr/ERROR:  42501: permission denied for function/, "attack: the DPO cannot call $f (internal to pdp's SECURITY DEFINER collectors)");
+}
+my $md = $c->safe_psql('postgres', q{SELECT pdp.report('markdown')});
+like($md, qr/Reversals recorded: \d+, \Q$on_workers\E of them on workers\./, 'the markdown report says so');
+like($md, qr/\| \Q$addr{worker1}\E \| verifies \| \d+ \| \Q$rev_after{worker1}\E \| same \|/, 'the markdown report has a row per worker');
+like($c->safe_psql('postgres', q{SELECT pdp.report('html')}), qr/<td>\Q$addr{worker2}\E<\/td><td class="ok">verifies<\/td>/,
+	'the html report too');
+
+# An entry edited on worker1 is caught by the coordinator's verification.
+my $w1 = $node{worker1};
+$w1->safe_psql('postgres', q{SELECT pdp.seal_audit_log(wait => true, max_entries => 100000)});
+my $edited = $w1->safe_psql('postgres', q{SELECT max(entry_id) FROM pdp.audit_seal});
+$w1->safe_psql('postgres', qq{CREATE TABLE saved_entry AS SELECT * FROM pdp.audit_log WHERE id = $edited;
+	SET session_replication_role = replica; UPDATE pdp.audit_log SET details = '{"edited": true}' WHERE id = $edited});
+is($c->safe_psql('postgres', q{SELECT ok || ' ' || (first_bad_id IS NULL) || ' ' || (message LIKE '%worker(s) } . $addr{worker1} . q{ failed verification%')
+                                 FROM pdp.verify_audit_log()}),
+	'false true true', 'an edit on worker1 fails the coordinator\'s verification, naming worker1');
+is($c->safe_psql('postgres', qq{SELECT (x->>'ok') || ' ' || (x->>'first_bad_id') FROM pdp.verify_audit_log() v, jsonb_array_elements(v.nodes) x
+                                 WHERE x->>'node' = '$addr{worker1}'}),
+	"false $edited", 'worker1\'s entry in nodes gives the edited entry');
+like($c->safe_psql('postgres', q{SELECT pdp.report('markdown')}), qr/\*\*The audit trail does not verify on every node\*\*.*\| \Q$addr{worker1}\E \| \*\*broken\*\*: /s,
+	'the report shows the broken worker chain');
+$w1->safe_psql('postgres', qq{SET session_replication_role = replica;
+	UPDATE pdp.audit_log l SET details = s.details FROM saved_entry s WHERE l.id = s.id; DROP TABLE saved_entry});
+is($c->safe_psql('postgres', q{SELECT ok FROM pdp.verify_audit_log()}), 't', 'restored, the cluster\'s trail verifies again');
+
+# worker2 given another key file: the mismatch is flagged, never a key shown.
+my $other_key = pdp_key_file();
+my $w2 = $node{worker2};
+$w2->append_conf('postgresql.conf', "pdp.key_file = '$other_key'\n");
+$w2->restart;
+isnt(local_keys('worker2'), $fp, 'worker2 now has another key');
+($ret, $out, $err) = $c->psql('postgres',
+	q{SELECT node || ' ' || mismatch FROM pdp.key_status()});
+is($ret, 0, 'key_status succeeds with the mismatch');
+is($out, "coordinator true\n$addr{worker1} false\n$addr{worker2} true", 'the mismatch is flagged on worker2 (and the coordinator), not on worker1');
+like($err, qr/WARNING:  the key file differs between the nodes of the Citus cluster/, 'with a warning');
+like($err, qr/DETAIL:  Workers whose key fingerprints differ from the coordinator's: \Q$addr{worker2}\E\./, 'naming worker2 only');
+my $json = $c->safe_psql('postgres', q{SELECT pdp.report('json')});
+like($json, qr/"key_mismatch": true/, 'the report flags the mismatch');
+like($c->safe_psql('postgres', q{SELECT pdp.report('markdown')}),
+	qr/\*\*The key file differs between nodes\*\*.*\| \Q$addr{worker2}\E \|[^\n]*\| \*\*differs\*\* \|/s, 'the markdown report names the worker');
+for my $k ($key, $other_key)
+{
+	my ($hex) = slurp_file($k) =~ /^1 ([0-9a-f]{64})$/m;
+	unlike($out . $err . $json, qr/\Q$hex\E/i, 'no key bytes in key_status or the report');
+}
+# worker2's own chain was sealed under the old key: its verification fails there, and so here.
+is($c->safe_psql('postgres', qq{SELECT (v.ok IS NOT TRUE) || ' ' || (v.message LIKE '%$addr{worker2}%') || ' ' || (x->>'ok' IS DISTINCT FROM 'true')
+                                 FROM pdp.verify_audit_log() v, jsonb_array_elements(v.nodes) x WHERE x->>'node' = '$addr{worker2}'}),
+	'true true true', 'worker2\'s chain no longer verifies under its new key, and the coordinator says so');
+
+# A worker that cannot be reached is reported, not skipped.
+$w2->stop;
+($ret, $out, $err) = $c->psql('postgres', q{SELECT node || ' ' || coalesce(version::text, 'none') || ' ' || coalesce(mismatch::text, 'unknown') FROM pdp.key_status()});
+is($out, "coordinator 1 false\n$addr{worker1} 1 false\n$addr{worker2} none unknown", 'key_status shows the unreachable worker unread');
+like($err, qr/WARNING:  could not read the key fingerprints of every Citus worker/, 'with a warning');
+is($c->safe_psql('postgres', qq{SELECT coalesce(v.ok::text, 'null') || ' ' || (x->>'message' LIKE 'could not verify: %')
+                                 FROM pdp.verify_audit_log() v, jsonb_array_elements(v.nodes) x WHERE x->>'node' = '$addr{worker2}'}),
+	'null true', 'verify_audit_log cannot vouch for the cluster while a worker is unreachable');
+$w2->start;
 
 done_testing();

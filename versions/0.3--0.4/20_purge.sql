@@ -870,7 +870,9 @@ DECLARE
     soon bigint;
     overdue bigint;
     counts jsonb := pdp._report_counts();
+    audit record;
 BEGIN
+    SELECT * INTO audit FROM pdp.verify_audit_log();
     FOR sch IN SELECT x FROM pg_catalog.jsonb_array_elements_text(counts->'schemas') x LOOP
         findings := findings || coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                         'table', d.table_name::text, 'column', d.column_name, 'attribute', d.attribute, 'category', d.category,
@@ -921,8 +923,14 @@ BEGIN
         'pending_notices', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('recipient', x.recipient, 'count', x.n) ORDER BY x.recipient)
                                        FROM (SELECT n.recipient, pg_catalog.count(*) AS n FROM pdp.pending_notices n GROUP BY 1) x), '[]'),
         'recipients', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(rc) - 'defined_by' ORDER BY rc.name) FROM pdp.recipients rc), '[]'),
-        'audit', (SELECT pg_catalog.to_jsonb(v) FROM pdp.verify_audit_log() v),
+        'audit', pg_catalog.to_jsonb(audit) OPERATOR(pg_catalog.-) 'nodes',
         'k_anonymity', pdp._k_anonymity_findings());
+    -- On a Citus coordinator with workers (verify_audit_log gave nodes; else
+    -- nothing changes): every node's audit chain and reversals, and the key
+    -- fingerprints compared.
+    IF audit.nodes IS NOT NULL THEN
+        r := r OPERATOR(pg_catalog.||) pdp._report_nodes(audit.nodes, audit.ok);
+    END IF;
     RETURN r;
 END
 $$;
@@ -951,7 +959,27 @@ BEGIN
         out := '# ' || pdp._md(j->>'title') || E'\n\nDatabase `' || pdp._md(j->>'database') || '`, ' || pdp._md(j->>'generated_at') || E'.\n\n';
         out := out || E'## Audit trail\n\n' || CASE WHEN (j->'audit'->>'ok')::boolean
                  THEN 'The hash chain verifies: ' || pdp._md(j->'audit'->>'entries') || E' entries.\n\n'
+                 WHEN j ? 'nodes' AND j->'audit'->>'first_bad_id' IS NULL
+                 THEN E'**The audit trail does not verify on every node** (see the table below).\n\n'
                  ELSE '**The hash chain is broken** at entry ' || pdp._md(j->'audit'->>'first_bad_id') || E'.\n\n' END;
+        IF j ? 'nodes' THEN
+            out := out || CASE WHEN (j->>'key_mismatch')::boolean
+                                THEN E'**The key file differs between nodes**: pseudonyms computed on the flagged workers differ.\n\n'
+                                WHEN (j->>'key_mismatch')::boolean IS NULL
+                                THEN E'**The key fingerprints of some nodes could not be read.**\n\n'
+                                ELSE E'Every node has the same key fingerprints.\n\n' END
+                       || 'Reversals recorded: ' || pdp._md(j->'reversals'->>'total') || ', ' || pdp._md(j->'reversals'->>'on_workers')
+                       || E' of them on workers.\n\n| node | audit chain | entries | reversals | key |\n|---|---|---:|---:|---|\n';
+            FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'nodes') LOOP
+                out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s |\n', pdp._md(x->>'node'),
+                           CASE WHEN (x->>'ok')::boolean THEN 'verifies' WHEN (x->>'ok')::boolean IS FALSE THEN '**broken**: '
+                                ELSE '**not verified**: ' END || CASE WHEN (x->>'ok')::boolean THEN '' ELSE pdp._md(coalesce(x->>'message', '')) END,
+                           coalesce(pdp._md(x->>'entries'), '—'), coalesce(pdp._md(x->>'reversals'), '—'),
+                           CASE WHEN (x->>'key_mismatch')::boolean THEN '**differs**' WHEN (x->>'key_mismatch')::boolean IS FALSE THEN 'same'
+                                ELSE '—' END);
+            END LOOP;
+            out := out || E'\n';
+        END IF;
         out := out || E'## Record of processing\n\n| table | column | category | rule | purposes | retention | recipients | protection |\n|---|---|---|---|---|---|---|---|\n';
         FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'register') LOOP
             out := out || pg_catalog.format(E'| %s | %s | %s | %s | %s | %s | %s | %s |\n', pdp._md(x->>'table_name'), coalesce(pdp._md(x->>'column_name'), '—'),
@@ -1033,7 +1061,30 @@ BEGIN
         || pdp._html(j->>'generated_at') || '.</p>';
     out := out || '<section id="audit"><h2>Audit trail</h2>' || CASE WHEN (j->'audit'->>'ok')::boolean
                THEN '<p class="ok">The hash chain verifies: ' || (j->'audit'->>'entries') || ' entries.</p>'
-               ELSE '<p class="bad">The hash chain is broken at entry ' || pdp._html(j->'audit'->>'first_bad_id') || '.</p>' END || '</section>';
+               WHEN j ? 'nodes' AND j->'audit'->>'first_bad_id' IS NULL
+               THEN '<p class="bad">The audit trail does not verify on every node (see the table below).</p>'
+               ELSE '<p class="bad">The hash chain is broken at entry ' || pdp._html(j->'audit'->>'first_bad_id') || '.</p>' END;
+    IF j ? 'nodes' THEN
+        out := out || CASE WHEN (j->>'key_mismatch')::boolean
+                            THEN '<p class="bad">The key file differs between nodes: pseudonyms computed on the flagged workers differ.</p>'
+                            WHEN (j->>'key_mismatch')::boolean IS NULL
+                            THEN '<p class="bad">The key fingerprints of some nodes could not be read.</p>'
+                            ELSE '<p class="ok">Every node has the same key fingerprints.</p>' END
+                   || '<p>Reversals recorded: ' || pdp._html(j->'reversals'->>'total') || ', ' || pdp._html(j->'reversals'->>'on_workers')
+                   || ' of them on workers.</p><table><tr><th>Node</th><th>Audit chain</th><th>Entries</th><th>Reversals</th><th>Key</th></tr>';
+        FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'nodes') LOOP
+            out := out || '<tr><td>' || pdp._html(x->>'node') || '</td>'
+                       || CASE WHEN (x->>'ok')::boolean THEN '<td class="ok">verifies</td>'
+                               WHEN (x->>'ok')::boolean IS FALSE THEN '<td class="bad">broken: ' || pdp._html(coalesce(x->>'message', '')) || '</td>'
+                               ELSE '<td class="bad">not verified: ' || pdp._html(coalesce(x->>'message', '')) || '</td>' END
+                       || '<td class="num">' || pdp._html(coalesce(x->>'entries', '—')) || '</td><td class="num">'
+                       || pdp._html(coalesce(x->>'reversals', '—')) || '</td>'
+                       || CASE WHEN (x->>'key_mismatch')::boolean THEN '<td class="bad">differs</td>'
+                               WHEN (x->>'key_mismatch')::boolean IS FALSE THEN '<td class="ok">same</td>' ELSE '<td>—</td>' END || '</tr>';
+        END LOOP;
+        out := out || '</table>';
+    END IF;
+    out := out || '</section>';
     out := out || '<section id="register"><h2>Record of processing</h2><table><tr><th>Table</th><th>Column</th><th>Category</th><th>Rule</th>'
                || '<th>Purposes</th><th>Retention</th><th>Recipients</th><th>Protection</th></tr>';
     FOR x IN SELECT * FROM pg_catalog.jsonb_array_elements(j->'register') LOOP

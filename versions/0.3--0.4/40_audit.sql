@@ -118,195 +118,63 @@ COMMENT ON FUNCTION pdp.seal_audit_log(boolean, integer) IS
 DROP FUNCTION pdp.verify_audit_log();
 CREATE OR REPLACE FUNCTION pdp.verify_audit_log(OUT ok boolean, OUT entries bigint, OUT first_bad_id bigint,
                                      OUT keyed boolean, OUT legacy_entries bigint, OUT anchors bigint,
-                                     OUT last_anchor_id bigint, OUT first_unanchored_id bigint, OUT message text)
+                                     OUT last_anchor_id bigint, OUT first_unanchored_id bigint, OUT message text,
+                                     OUT nodes jsonb)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    chain record;
-    s record;
-    an record;
-    expected_seq bigint;
-    prev bytea;
-    prev_mac bytea;
-    h bytea;
-    writable boolean;
-    key_error text;
-    missing_versions integer[] := '{}';
-    v integer;
-    f text;
-    content text;
-    bad_anchor_seq bigint;
-    good_anchor_seq bigint;
+    w record;
+    r jsonb;
+    broken text;
+    unchecked text;
 BEGIN
-    writable := pg_catalog.current_setting('transaction_read_only') OPERATOR(pg_catalog.=) 'off';
-    -- Can the MACs be checked?  Without the key file, say so: the hash chain
-    -- and the anchors are still checked, but ok is not true.
-    BEGIN
-        PERFORM pdp._audit_key_version();
-    EXCEPTION WHEN OTHERS THEN
-        key_error := SQLSTATE;
-    END;
-    -- Seal what is waiting first.  A read-only transaction (a hot standby)
-    -- cannot: it checks the sealed chain only, since there an entry without
-    -- a seal may just be waiting for the primary to seal it.
-    IF writable AND key_error IS NULL THEN
-        PERFORM pdp.seal_audit_log(wait => true, max_entries => 2147483647);
-    END IF;
-    IF key_error IS NULL THEN
-        FOR v IN SELECT DISTINCT a.key_version FROM pdp.audit_seal a WHERE a.key_version IS NOT NULL LOOP
-            BEGIN
-                PERFORM pdp._audit_mac(NULL, 0, pg_catalog.sha256(''::bytea), v);
-            EXCEPTION WHEN OTHERS THEN
-                missing_versions := missing_versions || v;
-            END;
-        END LOOP;
-    END IF;
-    SELECT * INTO chain FROM pdp.audit_chain;
-    IF NOT FOUND THEN
-        SELECT * INTO chain FROM (SELECT true AS singleton, 0::bigint AS head_seq,
-                                         '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea AS head_hash,
-                                         0::bigint AS anchor_seq,
-                                         '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea AS anchor_hash,
-                                         NULL::timestamptz AS anchored_at, NULL::bytea AS head_mac, NULL::bytea AS anchor_mac,
-                                         0::bigint AS legacy_seq) c;
-    END IF;
-    ok := true;
-    keyed := key_error IS NULL;
-    entries := 0;
-    legacy_entries := 0;
-    anchors := 0;
-    first_bad_id := NULL;
-    expected_seq := chain.anchor_seq;
-    prev := chain.anchor_hash;
-    prev_mac := chain.anchor_mac;
-    FOR s IN SELECT a.seq, a.entry_id, a.hash, a.mac, a.key_version, l AS entry, l.id AS found
-               FROM pdp.audit_seal a LEFT JOIN pdp.audit_log l ON l.id OPERATOR(pg_catalog.=) a.entry_id
-              ORDER BY a.seq LOOP
-        expected_seq := expected_seq + 1;
-        IF s.seq OPERATOR(pg_catalog.<>) expected_seq OR s.found IS NULL THEN
-            -- A seal is missing (an entry and its seal deleted), or its entry is.
-            ok := false;
-            first_bad_id := coalesce(s.found, s.entry_id);
-            message := 'a seal or its entry is missing';
-            RETURN;
-        END IF;
-        h := pdp._audit_hash(prev, s.seq, (s.entry).id, (s.entry).at, pdp._audit_fields(s.entry));
-        IF h OPERATOR(pg_catalog.<>) s.hash THEN
-            ok := false;
-            first_bad_id := s.entry_id;
-            message := 'an entry does not match its seal''s hash';
-            RETURN;
-        END IF;
-        IF s.seq OPERATOR(pg_catalog.<=) chain.legacy_seq THEN
-            -- The legacy segment (sealed before 0.4): hashes only.
-            IF s.mac IS NOT NULL OR s.key_version IS NOT NULL THEN
-                ok := false;
-                first_bad_id := s.entry_id;
-                message := 'a seal of the legacy segment carries a MAC';
-                RETURN;
-            END IF;
-            legacy_entries := legacy_entries + 1;
-        ELSIF s.mac IS NULL OR s.key_version IS NULL THEN
-            -- Every seal after the legacy segment has a MAC: one without is forged.
-            ok := false;
-            first_bad_id := s.entry_id;
-            message := 'a seal after the legacy segment has no MAC';
-            RETURN;
-        ELSIF key_error IS NOT NULL OR s.key_version OPERATOR(pg_catalog.=) ANY (missing_versions) THEN
-            keyed := false;
-        ELSIF pdp._audit_mac(prev_mac, s.seq, s.hash, s.key_version) OPERATOR(pg_catalog.<>) s.mac THEN
-            ok := false;
-            first_bad_id := s.entry_id;
-            message := 'a seal''s MAC does not match: the chain was rewritten without the key, or the key file is another one';
-            RETURN;
-        END IF;
-        prev := s.hash;
-        prev_mac := s.mac;
-        entries := entries + 1;
-    END LOOP;
-    IF expected_seq OPERATOR(pg_catalog.<>) chain.head_seq OR prev OPERATOR(pg_catalog.<>) chain.head_hash
-       OR prev_mac IS DISTINCT FROM chain.head_mac AND expected_seq OPERATOR(pg_catalog.>) chain.anchor_seq THEN
-        -- The newest entries were cut off.
-        ok := false;
-        first_bad_id := (SELECT max(a.entry_id) FROM pdp.audit_seal a);
-        message := 'the chain does not end at its recorded head: the newest entries were cut off';
+    SELECT * INTO ok, entries, first_bad_id, keyed, legacy_entries, anchors, last_anchor_id, first_unanchored_id, message
+      FROM pdp._verify_audit_log_local();
+    IF NOT pdp._citus_has_workers() THEN
         RETURN;
     END IF;
-    -- The published anchors: each must still be in the chain as published.
-    -- They come from pdp.audit_anchor and from every anchor file named there
-    -- (lines "seq entry_id at hash mac key_version").
-    FOR an IN
-        WITH published AS (
-            SELECT a.seq, a.hash, a.mac FROM pdp.audit_anchor a
-            UNION
-            SELECT m[1]::bigint, pg_catalog.decode(m[4], 'hex'), CASE WHEN m[5] OPERATOR(pg_catalog.=) '-' THEN NULL ELSE pg_catalog.decode(m[5], 'hex') END
-              FROM (SELECT DISTINCT a.file FROM pdp.audit_anchor a WHERE a.file IS NOT NULL) fl,
-                   LATERAL pg_catalog.regexp_matches(coalesce(pdp._audit_anchor_file_read(fl.file), ''),
-                                                     '^(\d+) (\d+) (\S+) ([0-9a-f]{64}) ([0-9a-f]{64}|-) (\d+|-)$', 'gn') m
-        )
-        SELECT p.seq, p.hash, p.mac, a.entry_id AS entry_id, a.hash AS sealed_hash, a.mac AS sealed_mac
-          FROM published p LEFT JOIN pdp.audit_seal a ON a.seq OPERATOR(pg_catalog.=) p.seq
-         WHERE p.seq OPERATOR(pg_catalog.>=) chain.anchor_seq
-         ORDER BY p.seq
-    LOOP
-        anchors := anchors + 1;
-        IF an.seq OPERATOR(pg_catalog.=) 0 THEN
-            CONTINUE;
-        ELSIF an.seq OPERATOR(pg_catalog.=) chain.anchor_seq THEN
-            IF an.hash OPERATOR(pg_catalog.=) chain.anchor_hash AND an.mac IS NOT DISTINCT FROM chain.anchor_mac THEN
-                good_anchor_seq := an.seq;
-                CONTINUE;
-            END IF;
-        ELSIF an.sealed_hash OPERATOR(pg_catalog.=) an.hash AND an.mac IS NOT DISTINCT FROM an.sealed_mac THEN
-            good_anchor_seq := an.seq;
-            CONTINUE;
+    nodes := pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+        'node', 'coordinator', 'ok', ok, 'entries', entries, 'first_bad_id', first_bad_id, 'keyed', keyed, 'message', message,
+        'reversals', (SELECT pg_catalog.count(*) FROM pdp.audit_log l WHERE l.action OPERATOR(pg_catalog.=) 'reverse')));
+    FOR w IN SELECT * FROM pdp._citus_on_workers(
+                 'SELECT pg_catalog.jsonb_build_object(''ok'', v.ok, ''entries'', v.entries, ''first_bad_id'', v.first_bad_id, '
+                 '''keyed'', v.keyed, ''message'', v.message, ''reversals'', (SELECT pg_catalog.count(*) FROM pdp.audit_log l '
+                 'WHERE l.action OPERATOR(pg_catalog.=) ''reverse'')) FROM pdp.verify_audit_log() v') LOOP
+        IF w.ok THEN
+            r := pg_catalog.jsonb_build_object('node', w.node) OPERATOR(pg_catalog.||) w.result::jsonb;
+        ELSE
+            r := pg_catalog.jsonb_build_object('node', w.node, 'ok', NULL, 'message',
+                                               'could not verify: ' OPERATOR(pg_catalog.||) coalesce(w.result, 'no answer'));
         END IF;
-        bad_anchor_seq := an.seq;
-        EXIT;
+        nodes := nodes OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(r);
+        IF (r->>'ok')::boolean IS FALSE THEN
+            broken := coalesce(broken OPERATOR(pg_catalog.||) ', ', '') OPERATOR(pg_catalog.||) w.node;
+        ELSIF (r->>'ok')::boolean IS NULL THEN
+            unchecked := coalesce(unchecked OPERATOR(pg_catalog.||) ', ', '') OPERATOR(pg_catalog.||) w.node;
+        END IF;
     END LOOP;
-    last_anchor_id := (SELECT a.entry_id FROM pdp.audit_seal a WHERE a.seq OPERATOR(pg_catalog.=) good_anchor_seq);
-    first_unanchored_id := (SELECT a.entry_id FROM pdp.audit_seal a
-                             WHERE a.seq OPERATOR(pg_catalog.>) coalesce(good_anchor_seq, chain.anchor_seq)
-                             ORDER BY a.seq LIMIT 1);
-    IF bad_anchor_seq IS NOT NULL THEN
-        -- Rewritten (with the key, or recomputed) since an anchor was published:
-        -- nothing after the last good anchor can be trusted.
+    IF ok IS FALSE THEN
+        RETURN;   -- the coordinator's own chain is broken: its message says where
+    END IF;
+    IF broken IS NOT NULL THEN
         ok := false;
-        first_bad_id := coalesce(first_unanchored_id, (SELECT min(l.id) FROM pdp.audit_log l));
-        message := pg_catalog.format('the chain does not match the anchor published at position %s: '
-                                     'it was rewritten after the last good anchor', bad_anchor_seq);
-        RETURN;
-    END IF;
-    -- An entry inserted with triggers disabled would never be sealed.
-    IF writable AND key_error IS NULL THEN
-        SELECT min(l.id) INTO first_bad_id FROM pdp.audit_log l
-         WHERE NOT EXISTS (SELECT 1 FROM pdp.audit_seal a WHERE a.entry_id OPERATOR(pg_catalog.=) l.id);
-        IF first_bad_id IS NOT NULL THEN
-            ok := false;
-            message := 'an entry was never sealed (inserted with triggers disabled)';
-            RETURN;
-        END IF;
-    END IF;
-    IF NOT keyed THEN
+        message := pg_catalog.format('the audit chain of worker(s) %s failed verification (see nodes); the coordinator''s: %s',
+                                     broken, message);
+    ELSIF unchecked IS NOT NULL THEN
         ok := NULL;
-        message := CASE WHEN key_error IS NOT NULL
-                        THEN pg_catalog.format('keyed verification was not possible: the key file could not be loaded (SQLSTATE %s); '
-                                               'only the hashes and the anchors were checked', key_error)
-                        ELSE pg_catalog.format('keyed verification was not possible: key version(s) %s are not in the key file; '
-                                               'only the hashes and the anchors were checked', pg_catalog.array_to_string(missing_versions, ', '))
-                   END;
-        RAISE WARNING '%', message USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'Run pdp.verify_audit_log() where pdp.key_file names the key file the chain was sealed with.';
-        RETURN;
+        message := pg_catalog.format('the audit chain of worker(s) %s could not be verified (see nodes); the coordinator''s: %s',
+                                     unchecked, message);
+    ELSIF ok THEN
+        message := pg_catalog.format('ok: %s entries on the coordinator, %s on %s worker(s)', entries,
+                                     (SELECT pg_catalog.sum((x->>'entries')::bigint) FROM pg_catalog.jsonb_array_elements(nodes) x
+                                       WHERE x->>'node' OPERATOR(pg_catalog.<>) 'coordinator'),
+                                     pg_catalog.jsonb_array_length(nodes) OPERATOR(pg_catalog.-) 1);
     END IF;
-    message := CASE WHEN legacy_entries OPERATOR(pg_catalog.>) 0
-                    THEN pg_catalog.format('ok: %s entries, %s of them in the unkeyed legacy segment (before 0.4)', entries, legacy_entries)
-                    ELSE pg_catalog.format('ok: %s entries', entries) END;
 END
 $$;
 COMMENT ON FUNCTION pdp.verify_audit_log() IS
-    'seals what is pending, then checks the whole chain (hashes, MACs under the key file, the published anchors): ok (NULL when the MACs could not be checked), entries, the first bad entry, and the first entry after the last good anchor; read-only (a standby), checks the sealed chain only';
+    'seals what is pending, then checks the whole chain (hashes, MACs under the key file, the published anchors): ok (NULL when the MACs could not be checked), entries, the first bad entry, and the first entry after the last good anchor; read-only (a standby), checks the sealed chain only; on a Citus coordinator, every worker''s chain too (nodes: one object per node, with its reversals)';
 
 CREATE OR REPLACE FUNCTION pdp.trim_audit_log(keep interval DEFAULT '5 years') RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
@@ -388,7 +256,7 @@ BEGIN
     -- anchors published so far before publishing the new head: a rewrite
     -- since the last anchor is reported here, in the log, at the latest.
     PERFORM pdp.seal_audit_log(wait => true, max_entries => 2147483647);
-    SELECT * INTO v FROM pdp.verify_audit_log();
+    SELECT * INTO v FROM pdp._verify_audit_log_local();
     IF v.ok IS DISTINCT FROM true THEN
         RAISE WARNING 'pdp_ext audit chain failed verification before publishing an anchor: %', v.message
             USING ERRCODE = 'data_corrupted',
