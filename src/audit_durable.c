@@ -1115,6 +1115,7 @@ pdp_audit_worker_main(Datum main_arg)
 	int			*index_of = NULL;
 	int64	   *ids;
 	TimestampTz last_work;
+	volatile TimestampTz last_seal = 0;
 	bool		seal_due = true;
 
 	memcpy(&worker_index, MyBgworkerEntry->bgw_extra, sizeof(int));
@@ -1263,9 +1264,18 @@ pdp_audit_worker_main(Datum main_arg)
 				continue;
 		}
 
-		if (seal_due)
+		/*
+		 * Seal after a turn that wrote nothing, or at most every quarter
+		 * second while read records keep coming: a busy reader fills its
+		 * buffer many times a second, and each seal costs a transaction of
+		 * its own (sealing later seals the same entries in one go).
+		 */
+		if (seal_due &&
+			((n == 0 && nreads == 0) ||
+			 TimestampDifferenceExceeds(last_seal, GetCurrentTimestamp(), AUDIT_WORKER_IDLE_MS / 4)))
 		{
 			audit_worker_seal(workctx);
+			last_seal = GetCurrentTimestamp();
 			seal_due = false;
 		}
 
