@@ -107,12 +107,19 @@ $node->safe_psql('postgres', q{SELECT count(*) FROM learners a JOIN learners b U
 wait_reads(5);
 is(last_read(q{r.s->>'rows'}), '20', 'a self-join is one statement, with the rows of both scans');
 
+# A scan run again for every outer row (the inner side of a nested loop):
+# the rows of all its runs count.
+$node->safe_psql('postgres', q{SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_material = off;
+	SELECT count(*) FROM other o JOIN learners l ON l.id = o.id * 3});
+wait_reads(6);
+is(last_read(q{r.s->>'rows', r.s->>'returned'}), '10|1', 'an index scan rescanned ten times counts the rows of every run');
+
 is($node->safe_psql('postgres', 'SELECT ok FROM pdp.verify_audit_log()'), 't', 'the chain verifies with the read entries');
 
 # Many statements in a burst: every one is listed, each with its time.
 my $before_burst = $node->safe_psql('postgres', 'SELECT max(id) FROM pdp.audit_log');
 $node->safe_psql('postgres', q{SET ROLE app; SET pdp.purpose = 'teaching';} . join('', map { "SELECT email FROM learners WHERE id = $_;\n" } 1 .. 200));
-wait_reads(205);
+wait_reads(206);
 is($node->safe_psql('postgres', "SELECT count(*), count(DISTINCT r.s->>'at'), min((r.s->>'rows')::int), max((r.s->>'rows')::int) FROM $statements WHERE r.id > $before_burst"),
 	'200|200|1|1', 'a burst of 200 lookups: 200 statements listed, each with its own time and one row');
 
@@ -123,7 +130,7 @@ is($node->safe_psql('postgres', "SELECT count(*), count(DISTINCT r.s->>'at'), mi
 # of this burst reads k rows of the table and returns one.
 my $before_form = $node->safe_psql('postgres', 'SELECT max(id) FROM pdp.audit_log');
 $node->safe_psql('postgres', q{SET ROLE app; SET pdp.purpose = 'teaching';} . join('', map { "SELECT count(email) FROM learners WHERE id <= $_;\n" } 1 .. 30));
-wait_reads(235);
+wait_reads(236);
 is($node->safe_psql('postgres', qq{
 	SELECT string_agg(k, ',' ORDER BY k) FROM (SELECT DISTINCT jsonb_object_keys(details) AS k FROM pdp.audit_log
 	 WHERE action = 'read' AND id > $before_form) x}),
@@ -147,6 +154,21 @@ is($node->safe_psql('postgres', qq{
 	  FROM pdp.audit_log WHERE action = 'read'}),
 	't', 'every read entry: arrays as long as its count, times from the entry\'s own, numbers only, no value');
 
+# doc/audit.md's query for an inspector: one row per statement, failed ones flagged.
+is($node->safe_psql('postgres', q{
+	SELECT count(*), count(*) FILTER (WHERE failed AND rows IS NULL AND returned IS NULL), count(DISTINCT at), sum(rows) FILTER (WHERE purpose = 'teaching' AND command = 'SELECT')
+	  FROM (SELECT l.id, l.role, l.session_role, l.object AS "table",
+	               l.details->>'command' AS command, l.details->>'purpose' AS purpose,
+	               (l.details->>'at')::timestamptz + (x.us #>> '{}')::bigint * interval '1 microsecond' AS at,
+	               (x.rows #>> '{}')::bigint AS rows, (x.returned #>> '{}')::bigint AS returned,
+	               x.rows = 'null' AS failed
+	          FROM pdp.audit_log l,
+	               ROWS FROM (jsonb_array_elements(l.details->'after_us'), jsonb_array_elements(l.details->'rows'),
+	                          jsonb_array_elements(l.details->'returned')) WITH ORDINALITY x(us, rows, returned, n)
+	         WHERE l.action = 'read'
+	         ORDER BY l.id, x.n) q}),
+	'236|1|236|' . (1 + 10000 + 200 + 465), 'the documented query lists each statement once, with its own time, the failed one flagged');
+
 # Entries of the earlier form (one object per statement), as a database that
 # ran a development build has them, stored pglz-compressed before the column
 # moved to lz4: they verify beside the compact ones, and large new details are
@@ -161,7 +183,7 @@ $node->safe_psql('postgres', q{
 	ALTER TABLE pdp.audit_log ALTER COLUMN details SET COMPRESSION lz4;
 });
 $node->safe_psql('postgres', q{SET ROLE app;} . join('', map { "SELECT email FROM learners WHERE id = $_;\n" } 1 .. 1000));
-wait_reads(1235);
+wait_reads(1236);
 is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT pg_column_compression(details), ',') FROM pdp.audit_log WHERE action = 'read'}),
 	'lz4,pglz', 'the earlier entry stays pglz-compressed, large new details are lz4-compressed');
 is($node->safe_psql('postgres', 'SELECT ok FROM pdp.verify_audit_log()'), 't', 'the chain verifies over entries of both forms');
