@@ -853,7 +853,8 @@ audit_worker_exit(int code, Datum arg)
  * plan, kept for the worker's life.  Read-access entries (async, action
  * "read") of the same role, session role, table, command and purpose that
  * arrive in one batch become one row whose details list every statement
- * with its time and rows ({"statements": [{"at": ..., "rows": ...}, ...]}):
+ * with its time and rows (audit_read_jsonb: {"count": n, "at": ..., "after_us": [...],
+ * "rows": [...], "returned": [...]}):
  * a client reading by primary key thousands of times a second then costs
  * the worker one row per batch, not one per statement.
  */

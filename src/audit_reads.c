@@ -8,9 +8,10 @@
  *
  * Where it hooks: ExecutorStart looks for listed tables in the statement's
  * range table (a few comparisons per table; nothing at all while no table
- * is listed).  For a statement that reads one it asks for row counts
- * (INSTRUMENT_ROWS: counting only, no timing, no buffer statistics) and
- * remembers the statement.  ExecutorEnd adds up the rows returned by the
+ * is listed).  For a statement that reads one it gives the scan nodes of
+ * the listed tables a row counter (reads_count_node: one increment a row; a
+ * parallel plan gets INSTRUMENT_ROWS on every node instead, counting only)
+ * and remembers the statement.  ExecutorEnd adds up the rows returned by the
  * scan nodes of each listed table (parallel workers' counts are already
  * folded into the leader's) and hands one entry per table to the audit
  * worker, which commits it in a transaction of its own, batched with
