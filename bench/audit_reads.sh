@@ -17,7 +17,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"; "${db[@]}" -c "SELECT pdp.audit_reads('"'"'bench.read_learners'"'"', false)" >/dev/null 2>&1 || true' EXIT
 printf '%s\n' '\set id random(1, 1000000)' 'SELECT email FROM bench.read_learners WHERE id = :id;' > "$work/pk.sql"
 echo "SELECT count(*) FROM bench.read_learners;" > "$work/scan.sql"
-entries() { "${db[@]}" -A -t -c "SELECT count(*) || ' entries listing ' || coalesce(sum(jsonb_array_length(details->'statements')), 0) || ' statements' FROM pdp.audit_log WHERE action = 'read'"; }
+entries() { "${db[@]}" -A -t -c "SELECT count(*) || ' entries listing ' || coalesce(sum(coalesce((details->>'count')::int, jsonb_array_length(details->'statements'))), 0) || ' statements' FROM pdp.audit_log WHERE action = 'read'"; }
 switch() { "${db[@]}" -c "SELECT pdp.audit_reads('bench.read_learners', $1)" >/dev/null; }
 # Let the audit worker catch up (commit and seal the previous run's entries)
 # so that one run's backlog does not compete with the next run for the CPU.

@@ -283,7 +283,8 @@ SELECT count(*) FROM lms.payments;
 COPY lms.payments TO STDOUT;
 \o
 SELECT pg_sleep(0.6);
-SELECT role, object, details->>'command' AS command, details->>'purpose' AS purpose, details->'statements' AS statements
+SELECT role, object, details->>'command' AS command, details->>'purpose' AS purpose, details->>'count' AS statements,
+       details->'rows' AS rows, details->'returned' AS returned
   FROM pdp.audit_log WHERE action = 'read' ORDER BY id DESC LIMIT 2;
 SELECT pdp.audit_reads('lms.payments', false);
 

@@ -58,6 +58,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -852,42 +853,94 @@ audit_worker_exit(int code, Datum arg)
  * plan, kept for the worker's life.  Read-access entries (async, action
  * "read") of the same role, session role, table, command and purpose that
  * arrive in one batch become one row whose details list every statement
- * with its time and rows ({"statements": [{"at": ..., "rows": ...}, ...]}):
+ * with its time and rows (audit_read_jsonb: {"count": n, "at": ..., "after_us": [...],
+ * "rows": [...], "returned": [...]}):
  * a client reading by primary key thousands of times a second then costs
  * the worker one row per batch, not one per statement.
  */
 #define AUDIT_MAX_MERGE 64
 
-/* A read record's details: the key's details, less the closing brace, and the statements. */
-static char *
-audit_read_details(const char *keydetails, const ReadStmt *stmts, int n, int key, int from, int upto)
+/*
+ * A read entry's details, built as jsonb directly (no text is parsed but
+ * the key's own small object of command and purpose, once per entry): the
+ * key's fields and the statements as parallel arrays,
+ *
+ *   {"command": ..., "purpose": ..., "count": n,
+ *    "at": <the first statement's time>, "after_us": [microseconds after it, ...],
+ *    "rows": [...], "returned": [...]}
+ *
+ * rows[i] is what statement i's scans of the table returned, returned[i]
+ * what the statement returned; both null for a statement that failed.  The
+ * result lives in the current memory context.
+ */
+static void
+audit_jsonb_key(JsonbParseState **st, const char *key)
 {
-	StringInfoData buf;
-	size_t		len = strlen(keydetails);
-	bool		first = true;
+	JsonbValue	k;
 
-	initStringInfo(&buf);
-	while (len > 0 && keydetails[len - 1] != '}')
-		len--;
-	if (len > 1)
-		appendBinaryStringInfo(&buf, keydetails, len - 1);
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(st, WJB_KEY, &k);
+}
+
+static void
+audit_jsonb_int(JsonbParseState **st, JsonbIteratorToken tok, int64 value, bool isnull)
+{
+	JsonbValue	v;
+
+	if (isnull)
+		v.type = jbvNull;
 	else
-		appendStringInfoChar(&buf, '{');
-	appendStringInfoString(&buf, len > 2 ? ", \"statements\": [" : "\"statements\": [");
-	for (int j = from; j < upto && j < n; j++)
 	{
-		if (stmts[j].key != key)
-			continue;
-		appendStringInfo(&buf, "%s{\"at\": \"%s\", ", first ? "" : ", ", timestamptz_to_str(stmts[j].at));
-		if (stmts[j].rows >= 0)
-			appendStringInfo(&buf, "\"rows\": " INT64_FORMAT ", \"returned\": " INT64_FORMAT "}",
-							 stmts[j].rows, stmts[j].returned);
-		else
-			appendStringInfoString(&buf, "\"rows\": null, \"failed\": true}");
-		first = false;
+		v.type = jbvNumeric;
+		v.val.numeric = int64_to_numeric(value);
 	}
-	appendStringInfoString(&buf, "]}");
-	return buf.data;
+	pushJsonbValue(st, tok, &v);
+}
+
+static Datum
+audit_read_jsonb(const char *keydetails, int n, const TimestampTz *at, const int64 *rows, const int64 *returned)
+{
+	JsonbParseState *st = NULL;
+	Jsonb	   *keyjb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(keydetails)));
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	JsonbValue *res;
+	const char *first_at = pstrdup(timestamptz_to_str(at[0]));
+
+	if (!JB_ROOT_IS_OBJECT(keyjb))
+		elog(ERROR, "a read entry's key details are not a JSON object");
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	it = JsonbIteratorInit(&keyjb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		if (tok == WJB_KEY || tok == WJB_VALUE)
+			pushJsonbValue(&st, tok, &v);
+	audit_jsonb_key(&st, "count");
+	audit_jsonb_int(&st, WJB_VALUE, n, false);
+	audit_jsonb_key(&st, "at");
+	v.type = jbvString;
+	v.val.string.val = (char *) first_at;
+	v.val.string.len = strlen(first_at);
+	pushJsonbValue(&st, WJB_VALUE, &v);
+	audit_jsonb_key(&st, "after_us");
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < n; i++)
+		audit_jsonb_int(&st, WJB_ELEM, at[i] - at[0], false);
+	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	audit_jsonb_key(&st, "rows");
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < n; i++)
+		audit_jsonb_int(&st, WJB_ELEM, rows[i], rows[i] < 0);
+	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	audit_jsonb_key(&st, "returned");
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < n; i++)
+		audit_jsonb_int(&st, WJB_ELEM, returned[i], rows[i] < 0);
+	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
 static void
@@ -897,6 +950,10 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids, AuditReadBuf *reads, int
 	Oid			argtypes[7] = {TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
 	int		   *group_of = palloc(sizeof(int) * n);	/* index of the group's first member */
 	int		   *group_size = palloc0(sizeof(int) * n);
+	int			maxstmts = Max(Max(n, READBUF_STMTS), 1);
+	TimestampTz *at = palloc(sizeof(TimestampTz) * maxstmts);	/* one read entry's statements */
+	int64	   *rows = palloc(sizeof(int64) * maxstmts);
+	int64	   *returned = palloc(sizeof(int64) * maxstmts);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -941,7 +998,7 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids, AuditReadBuf *reads, int
 		Datum		values[7];
 		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 		bool		isnull;
-		const char *details = batch[i].details;
+		Datum		details_jb;
 
 		if (group_of[i] != i)
 		{
@@ -950,34 +1007,22 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids, AuditReadBuf *reads, int
 		}
 		if (group_size[i] > 0)
 		{
-			/* A read entry: its details, less the closing brace, and the statements. */
-			StringInfoData buf;
-			size_t		len = strlen(batch[i].details);
-			bool		first = true;
+			/* A read entry: the group's statements, in arrival order. */
+			int			m = 0;
 
-			initStringInfo(&buf);
-			while (len > 0 && batch[i].details[len - 1] != '}')
-				len--;
-			if (len > 1)
-				appendBinaryStringInfo(&buf, batch[i].details, len - 1);
-			else
-				appendStringInfoChar(&buf, '{');
-			appendStringInfoString(&buf, len > 2 ? ", \"statements\": [" : "\"statements\": [");
 			for (int j = i; j < n; j++)
 			{
 				if (group_of[j] != i)
 					continue;
-				appendStringInfo(&buf, "%s{\"at\": \"%s\", ", first ? "" : ", ", timestamptz_to_str(batch[j].at));
-				if (batch[j].rows >= 0)
-					appendStringInfo(&buf, "\"rows\": " INT64_FORMAT ", \"returned\": " INT64_FORMAT "}",
-									 batch[j].rows, batch[j].returned);
-				else
-					appendStringInfoString(&buf, "\"rows\": null, \"failed\": true}");
-				first = false;
+				at[m] = batch[j].at;
+				rows[m] = batch[j].rows;
+				returned[m] = batch[j].returned;
+				m++;
 			}
-			appendStringInfoString(&buf, "]}");
-			details = buf.data;
+			details_jb = audit_read_jsonb(batch[i].details, m, at, rows, returned);
 		}
+		else
+			details_jb = DirectFunctionCall1(jsonb_in, CStringGetDatum(batch[i].details));
 		values[0] = TimestampTzGetDatum(batch[i].at);
 		values[1] = NameGetDatum(&batch[i].role);
 		values[2] = NameGetDatum(&batch[i].session_role);
@@ -986,7 +1031,7 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids, AuditReadBuf *reads, int
 		nulls[4] = batch[i].has_object ? ' ' : 'n';
 		values[5] = batch[i].has_subject ? CStringGetTextDatum(batch[i].subject) : (Datum) 0;
 		nulls[5] = batch[i].has_subject ? ' ' : 'n';
-		values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(details));
+		values[6] = details_jb;
 		if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
 			SPI_processed != 1)
 			elog(ERROR, "could not write an audit entry");
@@ -999,22 +1044,27 @@ audit_worker_write(AuditSlot *batch, int n, int64 *ids, AuditReadBuf *reads, int
 		{
 			Datum		values[7];
 			char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', 'n'};
-			int			firststmt = -1;
+			int			m = 0;
 
-			for (int j = 0; j < reads[r].n && firststmt < 0; j++)
-				if (reads[r].stmts[j].key == k)
-					firststmt = j;
-			if (firststmt < 0)
+			for (int j = 0; j < reads[r].n; j++)
+			{
+				if (reads[r].stmts[j].key != k)
+					continue;
+				at[m] = reads[r].stmts[j].at;
+				rows[m] = reads[r].stmts[j].rows;
+				returned[m] = reads[r].stmts[j].returned;
+				m++;
+			}
+			if (m == 0)
 				continue;
-			values[0] = TimestampTzGetDatum(reads[r].stmts[firststmt].at);
+			values[0] = TimestampTzGetDatum(at[0]);
 			values[1] = NameGetDatum(&reads[r].keys[k].role);
 			values[2] = NameGetDatum(&reads[r].keys[k].session_role);
 			values[3] = CStringGetTextDatum("read");
 			values[4] = CStringGetTextDatum(reads[r].keys[k].object);
 			nulls[5] = 'n';
 			values[5] = (Datum) 0;
-			values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(
-				audit_read_details(reads[r].keys[k].details, reads[r].stmts, reads[r].n, k, 0, reads[r].n)));
+			values[6] = audit_read_jsonb(reads[r].keys[k].details, m, at, rows, returned);
 			nulls[6] = ' ';
 			if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
 				SPI_processed != 1)
@@ -1066,6 +1116,7 @@ pdp_audit_worker_main(Datum main_arg)
 	int			*index_of = NULL;
 	int64	   *ids;
 	TimestampTz last_work;
+	volatile TimestampTz last_seal = 0;
 	bool		seal_due = true;
 
 	memcpy(&worker_index, MyBgworkerEntry->bgw_extra, sizeof(int));
@@ -1214,9 +1265,18 @@ pdp_audit_worker_main(Datum main_arg)
 				continue;
 		}
 
-		if (seal_due)
+		/*
+		 * Seal after a turn that wrote nothing, or at most every quarter
+		 * second while read records keep coming: a busy reader fills its
+		 * buffer many times a second, and each seal costs a transaction of
+		 * its own (sealing later seals the same entries in one go).
+		 */
+		if (seal_due &&
+			((n == 0 && nreads == 0) ||
+			 TimestampDifferenceExceeds(last_seal, GetCurrentTimestamp(), AUDIT_WORKER_IDLE_MS / 4)))
 		{
 			audit_worker_seal(workctx);
+			last_seal = GetCurrentTimestamp();
 			seal_due = false;
 		}
 

@@ -8,9 +8,10 @@
  *
  * Where it hooks: ExecutorStart looks for listed tables in the statement's
  * range table (a few comparisons per table; nothing at all while no table
- * is listed).  For a statement that reads one it asks for row counts
- * (INSTRUMENT_ROWS: counting only, no timing, no buffer statistics) and
- * remembers the statement.  ExecutorEnd adds up the rows returned by the
+ * is listed).  For a statement that reads one it gives the scan nodes of
+ * the listed tables a row counter (reads_count_node: one increment a row; a
+ * parallel plan gets INSTRUMENT_ROWS on every node instead, counting only)
+ * and remembers the statement.  ExecutorEnd adds up the rows returned by the
  * scan nodes of each listed table (parallel workers' counts are already
  * folded into the leader's) and hands one entry per table to the audit
  * worker, which commits it in a transaction of its own, batched with
@@ -266,9 +267,29 @@ reads_is_scan(PlanState *ps)
 }
 
 /*
+ * The ExecProcNode of a counted scan node: the node's own function, and one
+ * more row in its counter (instrument->tuplecount, which stays there, over
+ * rescans too, because the counter is never "running"; see
+ * reads_count_walker).  Cheaper per row than PostgreSQL's ExecProcNodeInstr,
+ * which a 1,000,000-row scan calls a million times.
+ */
+static TupleTableSlot *
+reads_count_node(PlanState *ps)
+{
+	TupleTableSlot *slot = ps->ExecProcNodeReal(ps);
+
+	if (!TupIsNull(slot))
+		ps->instrument->tuplecount += 1;
+	return slot;
+}
+
+/*
  * Give the scan nodes of listed tables a row counter.  Done before the plan
- * first runs: ExecProcNodeFirst then puts the counting wrapper on exactly
- * these nodes, and every other node runs as without logging.
+ * first runs, after ExecInitNode: the counting function replaces exactly
+ * these nodes' ExecProcNode, and every other node runs as without logging.
+ * An asynchronous foreign scan returns its rows without ExecProcNode: it
+ * keeps PostgreSQL's instrumentation (ExecProcNodeFirst installs it, and the
+ * FDW counts its asynchronous rows).
  */
 static bool
 reads_instrument_walker(PlanState *ps, void *context)
@@ -279,7 +300,11 @@ reads_instrument_walker(PlanState *ps, void *context)
 		return false;
 	if (ps->instrument == NULL && reads_is_scan(ps) &&
 		reads_listed(rt_fetch(((Scan *) ps->plan)->scanrelid, qd->plannedstmt->rtable)->relid))
+	{
 		ps->instrument = InstrAlloc(1, INSTRUMENT_ROWS, false);
+		if (!ps->plan->async_capable)
+			ps->ExecProcNode = reads_count_node;
+	}
 	return planstate_tree_walker(ps, reads_instrument_walker, context);
 }
 
@@ -370,10 +395,16 @@ reads_count_walker(PlanState *ps, void *context)
 	{
 		Oid			relid = rt_fetch(((Scan *) ps->plan)->scanrelid, rc->rtable)->relid;
 
+		/*
+		 * PostgreSQL's instrumentation (parallel plans, asynchronous scans)
+		 * moves a loop's rows to ntuples at InstrEndLoop; reads_count_node's
+		 * stay in tuplecount (InstrEndLoop does nothing to a counter that
+		 * never ran).  Either way, the total is their sum.
+		 */
 		InstrEndLoop(ps->instrument);
 		for (int i = 0; i < rc->t->ntables; i++)
 			if (rc->t->relids[i] == relid)
-				rc->rows[i] += ps->instrument->ntuples;
+				rc->rows[i] += ps->instrument->ntuples + ps->instrument->tuplecount;
 	}
 	return planstate_tree_walker(ps, reads_count_walker, context);
 }

@@ -36,7 +36,7 @@ CREATE TABLE pdp.audit_log (
     action            text        NOT NULL,
     object            text,
     subject_pseudonym text,
-    details           jsonb       NOT NULL DEFAULT '{}'
+    details           jsonb       COMPRESSION lz4 NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE pdp.audit_log IS 'append-only, hash-chained record of every pdp_ext action; no personal values';
 COMMENT ON SEQUENCE pdp.audit_log_id_seq IS 'numbers audit entries';

@@ -44,6 +44,7 @@ SELECT line FROM (
   UNION ALL
   SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ||
          ' notnull=' || a.attnotnull || ' default=' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '-') ||
+         ' compression=' || coalesce(nullif(a.attcompression::text, ''), '-') ||
          ' acl=' || coalesce(a.attacl::text, '-') || ' comment=' || coalesce(col_description(a.attrelid, a.attnum), '-')
     FROM pg_attribute a JOIN tbl ON tbl.oid = a.attrelid
     LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum

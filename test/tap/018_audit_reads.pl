@@ -42,9 +42,17 @@ is($node->safe_psql('postgres', q{SELECT pdp.audit_reads('learners')}), 't', 'th
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pdp.audit_log WHERE action = 'audit_reads' AND details = '{"enabled": true}'}),
 	'1', 'switching it on is recorded');
 
-# Every statement recorded, one row per statement: the entries' lists unnested.
-my $statements = q{(SELECT l.id, l.role, l.object, l.details, x.s, x.o FROM pdp.audit_log l,
-                     jsonb_array_elements(l.details->'statements') WITH ORDINALITY x(s, o) WHERE l.action = 'read') r};
+# Every statement recorded, one row per statement: the entries' parallel
+# arrays unnested (doc/audit.md's query), each statement as {at, rows,
+# returned, failed}.
+my $statements = q{(SELECT l.id, l.role, l.object, l.details, x.o,
+                     jsonb_build_object('at', (l.details->>'at')::timestamptz + x.us::text::bigint * interval '1 microsecond',
+                                        'rows', x.rows, 'returned', x.returned,
+                                        'failed', CASE WHEN x.rows = 'null' THEN true END) AS s
+                      FROM pdp.audit_log l,
+                           ROWS FROM (jsonb_array_elements(l.details->'after_us'), jsonb_array_elements(l.details->'rows'),
+                                      jsonb_array_elements(l.details->'returned')) WITH ORDINALITY x(us, rows, returned, o)
+                     WHERE l.action = 'read') r};
 sub reads { $node->safe_psql('postgres', "SELECT count(*) FROM $statements") }
 sub wait_reads
 {
@@ -99,20 +107,93 @@ $node->safe_psql('postgres', q{SELECT count(*) FROM learners a JOIN learners b U
 wait_reads(5);
 is(last_read(q{r.s->>'rows'}), '20', 'a self-join is one statement, with the rows of both scans');
 
+# A scan run again for every outer row (the inner side of a nested loop):
+# the rows of all its runs count.
+$node->safe_psql('postgres', q{SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_material = off;
+	SELECT count(*) FROM other o JOIN learners l ON l.id = o.id * 3});
+wait_reads(6);
+is(last_read(q{r.s->>'rows', r.s->>'returned'}), '10|1', 'an index scan rescanned ten times counts the rows of every run');
+
 is($node->safe_psql('postgres', 'SELECT ok FROM pdp.verify_audit_log()'), 't', 'the chain verifies with the read entries');
 
 # Many statements in a burst: every one is listed, each with its time.
 my $before_burst = $node->safe_psql('postgres', 'SELECT max(id) FROM pdp.audit_log');
 $node->safe_psql('postgres', q{SET ROLE app; SET pdp.purpose = 'teaching';} . join('', map { "SELECT email FROM learners WHERE id = $_;\n" } 1 .. 200));
-wait_reads(205);
+wait_reads(206);
 is($node->safe_psql('postgres', "SELECT count(*), count(DISTINCT r.s->>'at'), min((r.s->>'rows')::int), max((r.s->>'rows')::int) FROM $statements WHERE r.id > $before_burst"),
 	'200|200|1|1', 'a burst of 200 lookups: 200 statements listed, each with its own time and one row');
+
+# The entry's form: the key's command and purpose, the count, the first
+# statement's time and, per statement, microseconds after it, the rows its
+# scans of the table returned and the rows it returned, as numbers (null for
+# a failed statement), nothing else.  Rows are counted exactly: statement k
+# of this burst reads k rows of the table and returns one.
+my $before_form = $node->safe_psql('postgres', 'SELECT max(id) FROM pdp.audit_log');
+$node->safe_psql('postgres', q{SET ROLE app; SET pdp.purpose = 'teaching';} . join('', map { "SELECT count(email) FROM learners WHERE id <= $_;\n" } 1 .. 30));
+wait_reads(236);
+is($node->safe_psql('postgres', qq{
+	SELECT string_agg(k, ',' ORDER BY k) FROM (SELECT DISTINCT jsonb_object_keys(details) AS k FROM pdp.audit_log
+	 WHERE action = 'read' AND id > $before_form) x}),
+	'after_us,at,command,count,purpose,returned,rows', 'a read entry holds the key, the count and the arrays, nothing else');
+is($node->safe_psql('postgres', qq{
+	SELECT string_agg(r, ',' ORDER BY id, o), string_agg(t, ',' ORDER BY id, o), sum(c) FILTER (WHERE o = 1)
+	  FROM (SELECT l.id, x.o, x.r, x.t, (l.details->>'count')::int AS c FROM pdp.audit_log l,
+	        ROWS FROM (jsonb_array_elements_text(l.details->'rows'), jsonb_array_elements_text(l.details->'returned'))
+	        WITH ORDINALITY x(r, t, o) WHERE l.action = 'read' AND l.id > $before_form) y}),
+	join(',', 1 .. 30) . '|' . join(',', (1) x 30) . '|30',
+	'the rows of each statement counted exactly (1 to 30), each returned one row, and the count says 30');
+is($node->safe_psql('postgres', qq{
+	SELECT bool_and(jsonb_array_length(details->'after_us') = (details->>'count')::int
+	            AND jsonb_array_length(details->'rows') = (details->>'count')::int
+	            AND jsonb_array_length(details->'returned') = (details->>'count')::int
+	            AND (details->'after_us'->>0)::bigint = 0 AND (details->>'at')::timestamptz = at
+	            AND NOT jsonb_path_exists(details, '\$.after_us[*] ? (@.type() != "number")')
+	            AND NOT jsonb_path_exists(details, '\$.rows[*] ? (@.type() != "number" && @.type() != "null")')
+	            AND NOT jsonb_path_exists(details, '\$.returned[*] ? (@.type() != "number" && @.type() != "null")')
+	            AND details::text NOT LIKE '%mail.kz%' AND details::text NOT LIKE '%learner%')
+	  FROM pdp.audit_log WHERE action = 'read'}),
+	't', 'every read entry: arrays as long as its count, times from the entry\'s own, numbers only, no value');
+
+# doc/audit.md's query for an inspector: one row per statement, failed ones flagged.
+is($node->safe_psql('postgres', q{
+	SELECT count(*), count(*) FILTER (WHERE failed AND rows IS NULL AND returned IS NULL), count(DISTINCT at), sum(rows) FILTER (WHERE purpose = 'teaching' AND command = 'SELECT')
+	  FROM (SELECT l.id, l.role, l.session_role, l.object AS "table",
+	               l.details->>'command' AS command, l.details->>'purpose' AS purpose,
+	               (l.details->>'at')::timestamptz + (x.us #>> '{}')::bigint * interval '1 microsecond' AS at,
+	               (x.rows #>> '{}')::bigint AS rows, (x.returned #>> '{}')::bigint AS returned,
+	               x.rows = 'null' AS failed
+	          FROM pdp.audit_log l,
+	               ROWS FROM (jsonb_array_elements(l.details->'after_us'), jsonb_array_elements(l.details->'rows'),
+	                          jsonb_array_elements(l.details->'returned')) WITH ORDINALITY x(us, rows, returned, n)
+	         WHERE l.action = 'read'
+	         ORDER BY l.id, x.n) q}),
+	'236|1|236|' . (1 + 10000 + 200 + 465), 'the documented query lists each statement once, with its own time, the failed one flagged');
+
+# Entries of the earlier form (one object per statement), as a database that
+# ran a development build has them, stored pglz-compressed before the column
+# moved to lz4: they verify beside the compact ones, and large new details are
+# stored lz4-compressed.
+$node->safe_psql('postgres', q{
+	ALTER TABLE pdp.audit_log ALTER COLUMN details SET COMPRESSION pglz;
+	INSERT INTO pdp.audit_log (role, session_role, action, object, details)
+	SELECT 'app', 'app', 'read', 'public.learners',
+	       jsonb_build_object('command', 'SELECT', 'purpose', 'teaching', 'statements',
+	                          jsonb_agg(jsonb_build_object('at', now() + g * interval '1 microsecond', 'rows', 1, 'returned', 1)))
+	  FROM generate_series(1, 1000) g;
+	ALTER TABLE pdp.audit_log ALTER COLUMN details SET COMPRESSION lz4;
+});
+$node->safe_psql('postgres', q{SET ROLE app;} . join('', map { "SELECT email FROM learners WHERE id = $_;\n" } 1 .. 1000));
+wait_reads(1236);
+is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT pg_column_compression(details), ',') FROM pdp.audit_log WHERE action = 'read'}),
+	'lz4,pglz', 'the earlier entry stays pglz-compressed, large new details are lz4-compressed');
+is($node->safe_psql('postgres', 'SELECT ok FROM pdp.verify_audit_log()'), 't', 'the chain verifies over entries of both forms');
 
 # COPY table TO reads without the executor: recorded by the utility hook,
 # command COPY, with the rows it wrote; COPY (query) TO through the executor,
 # once; COPY of an unaudited table not at all.
+my $before_copyto = reads();
 $node->safe_psql('postgres', q{SET ROLE app; SET pdp.purpose = 'teaching'; COPY learners TO STDOUT});
-wait_reads(206);
+wait_reads($before_copyto + 1);
 is(last_read(q{r.details->>'command', r.s->>'rows', r.s->>'returned', r.object}), 'COPY|10000|10000|public.learners',
 	'COPY learners TO is recorded with command COPY and the 10,000 rows it wrote');
 my $before_copy = reads();
