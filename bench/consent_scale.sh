@@ -146,8 +146,9 @@ SQL
     /^MARK / { round = $2; way = $3; next }
     /^Time: / && way != "" {
       if (round > 0) {
-        name = way == "owner" ? "owner, hand-written consent and restriction filter" :
-               way == "serial" ? "protected, serial" : "protected, 2 workers";
+        if (way == "owner") name = "owner, hand-written consent and restriction filter";
+        else if (way == "serial") name = "protected, serial";
+        else name = "protected, 2 workers";
         printf "INSERT INTO bench.timing VALUES (%s, %s, %s, %d, %s, %d);\n",
                "'\''" grp "'\''", "'\''" name "'\''", way == "owner" ? "true" : "false", round, $2, n;
       }

@@ -439,7 +439,8 @@ vis_release_own_slot(void)
 static void
 vis_xact_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
+	/* Before commit, not after: an error there still aborts cleanly. */
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE || event == XACT_EVENT_ABORT)
 		vis_release_own_slot();
 }
 
