@@ -61,7 +61,9 @@
 #include "common/hashfn.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
+#include "storage/condition_variable.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -282,8 +284,9 @@ text_key_exists(Oid relid, Oid indexoid, const char *key, Snapshot snap)
  * whose probes reach the threshold claims the set in the group's slot of
  * shared memory (indexed by the leader's pgprocno), builds it into a DSM
  * segment and publishes the segment's handle there; the others go on
- * probing meanwhile, look at the slot every VIS_LOOK_EVERY probes, and map
- * the segment once it is published.  A set that would not fit
+ * probing, look at the slot every VIS_LOOK_EVERY probes, and once one of
+ * them has claimed the set, wait for it (a condition variable) and map the
+ * segment it publishes.  A set that would not fit
  * pdp.visibility_memory is marked too large, and every process probes.
  *
  * A slot entry belongs to a VisIdentity (vis_identity): leader, transaction,
@@ -336,6 +339,7 @@ typedef struct VisSlot
 typedef struct VisShared
 {
 	LWLock	   *lock;
+	ConditionVariable settled;	/* broadcast when a claimed set is published or given up */
 	int			nslots;
 	VisSlot		slots[FLEXIBLE_ARRAY_MEMBER];
 } VisShared;
@@ -390,6 +394,7 @@ vis_shmem_startup(void)
 	{
 		memset(vis_shared, 0, vis_shared_size());
 		vis_shared->lock = &(GetNamedLWLockTranche("pdp_ext visibility"))->lock;
+		ConditionVariableInit(&vis_shared->settled);
 		vis_shared->nslots = MaxBackends;
 		for (int i = 0; i < MaxBackends; i++)
 			pg_atomic_init_u32(&vis_shared->slots[i].used, 0);
@@ -434,6 +439,7 @@ vis_release_own_slot(void)
 	LWLockAcquire(vis_shared->lock, LW_EXCLUSIVE);
 	vis_release_slot(slot);
 	LWLockRelease(vis_shared->lock);
+	ConditionVariableBroadcast(&vis_shared->settled);
 }
 
 static void
@@ -1139,28 +1145,44 @@ shared_step(VisSet *set, bool due, set_builder build)
 	if (set->probes % VIS_LOOK_EVERY != 1 && !(due && set->probes == set->threshold))
 		return;
 
-	LWLockAcquire(vis_shared->lock, LW_SHARED);
-	if (memcmp(&slot->id, &vis.id, sizeof(VisIdentity)) == 0)
+	/*
+	 * While a peer builds the set, wait for it rather than probe: on a busy
+	 * machine probing takes the CPU the build needs, and each probe costs
+	 * what dozens of set lookups cost.  The wait ends when the builder
+	 * publishes or gives up (the condition variable), or, should it fail,
+	 * when the error ends the whole parallel query; it is checked every 10
+	 * ms all the same.
+	 */
+	for (bool waited = false;; waited = true)
 	{
-		if (e->state == SHARED_READY && attach_shared_set(set, e->handle, &vis.id))
+		SharedState st = SHARED_NONE;
+		int			builder = 0;
+		bool		same;
+
+		LWLockAcquire(vis_shared->lock, LW_SHARED);
+		same = memcmp(&slot->id, &vis.id, sizeof(VisIdentity)) == 0;
+		if (same)
 		{
-			LWLockRelease(vis_shared->lock);
-			return;
+			st = e->state;
+			builder = e->builder_pid;
+			if (st == SHARED_READY && attach_shared_set(set, e->handle, &vis.id))
+			{
+				LWLockRelease(vis_shared->lock);
+				break;
+			}
 		}
-		if (e->state == SHARED_TOO_LARGE)
-		{
-			LWLockRelease(vis_shared->lock);
+		LWLockRelease(vis_shared->lock);
+		if (same && st == SHARED_TOO_LARGE)
 			set->state = SET_TOO_LARGE;
-			return;
-		}
-		if (e->state == SHARED_BUILDING || !due)
-		{
-			LWLockRelease(vis_shared->lock);
-			return;
-		}
+		if (!same || st != SHARED_BUILDING || builder == MyProcPid)
+			break;
+		if (!waited)
+			ConditionVariablePrepareToSleep(&vis_shared->settled);
+		else
+			(void) ConditionVariableTimedSleep(&vis_shared->settled, 10, PG_WAIT_EXTENSION);
 	}
-	LWLockRelease(vis_shared->lock);
-	if (!due)
+	ConditionVariableCancelSleep();
+	if (set->state != SET_PROBING || !due)
 		return;
 
 	/* Claim it; a slot left by another statement of the leader is released. */
@@ -1205,6 +1227,7 @@ shared_step(VisSet *set, bool due, set_builder build)
 		e->builder_pid = 0;
 	}
 	LWLockRelease(vis_shared->lock);
+	ConditionVariableBroadcast(&vis_shared->settled);
 	if (h != DSM_HANDLE_INVALID)
 		dsm_unpin_segment(h);	/* nobody took it: only our mapping keeps it */
 }
