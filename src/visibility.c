@@ -61,6 +61,7 @@
 #include "common/hashfn.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "optimizer/cost.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "storage/condition_variable.h"
@@ -936,7 +937,10 @@ build_set(VisSet *set, Oid relid, AttrNumber subject_att, AttrNumber purpose_att
 
 /*
  * Should this probe be the last one before the set is built?  After about
- * as many probes as reading the table costs (4 per block).
+ * as many probes as reading the table costs (4 per block).  In a parallel
+ * group that is the group's count: each process's share of it, taking the
+ * group to be as large as max_parallel_workers_per_gather allows, since
+ * each process counts only its own probes.
  */
 static bool
 time_to_build(VisSet *set, Oid relid)
@@ -946,9 +950,12 @@ time_to_build(VisSet *set, Oid relid)
 	if (set->threshold == 0)
 	{
 		Relation	rel = table_open(relid, AccessShareLock);
+		uint64		probes = 4 * (uint64) RelationGetNumberOfBlocks(rel);
 
-		set->threshold = 32 + 4 * (uint64) RelationGetNumberOfBlocks(rel);
 		table_close(rel, AccessShareLock);
+		if (vis.slot >= 0)
+			probes /= (uint64) (1 + Max(max_parallel_workers_per_gather, 0));
+		set->threshold = 32 + probes;
 	}
 	return ++set->probes >= set->threshold;
 }
