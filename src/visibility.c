@@ -287,10 +287,12 @@ text_key_exists(Oid relid, Oid indexoid, const char *key, Snapshot snap)
  * segment and publishes the segment's handle there; the others go on
  * probing, look at the slot every VIS_LOOK_EVERY probes, and once one of
  * them has claimed the set, wait for it (a condition variable) and map the
- * segment it publishes.  A set that would not fit
+ * segment it publishes.  Each process's threshold is its share of the
+ * serial one (time_to_build), so the group probes about as often as a
+ * serial statement before the set is read.  A set that would not fit
  * pdp.visibility_memory is marked too large, and every process probes.
  *
- * A slot entry belongs to a VisIdentity (vis_identity): leader, transaction,
+ * A slot entry belongs to a VisIdentity (share_slot_for): leader, transaction,
  * statement, the snapshot's whole content and the purpose.  A process uses
  * an entry only when its own identity is equal, so a worker never reads a
  * set built under another snapshot, for another purpose, or by another
