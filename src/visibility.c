@@ -300,7 +300,8 @@ text_key_exists(Oid relid, Oid indexoid, const char *key, Snapshot snap)
  *
  * Lifetime: a published segment is pinned (dsm_pin_segment), so it outlives
  * a worker that built it, and every process maps it with a pinned mapping
- * that it detaches when its own sets are next reset.  The pin is dropped
+ * that it detaches when its own sets are next reset, or at the end of its
+ * transaction (a worker's mapping goes when it exits).  The pin is dropped
  * (dsm_unpin_segment) by whoever replaces the entry for a new identity,
  * and by the leader at the end of its transaction or subtransaction abort
  * (vis_xact_callback), so at most one pair of sets per leader outlives the
@@ -445,12 +446,23 @@ vis_release_own_slot(void)
 	ConditionVariableBroadcast(&vis_shared->settled);
 }
 
+static void detach_set(VisSet *set);
+
 static void
 vis_xact_callback(XactEvent event, void *arg)
 {
 	/* Before commit, not after: an error there still aborts cleanly. */
 	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE || event == XACT_EVENT_ABORT)
+	{
 		vis_release_own_slot();
+		/* The transaction's statements are over: unmap shared sets now. */
+		if (vis.consent.seg || vis.restricted.seg)
+		{
+			vis.valid = false;
+			detach_set(&vis.consent);
+			detach_set(&vis.restricted);
+		}
+	}
 }
 
 static void
