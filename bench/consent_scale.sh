@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Consent-aware visibility at scale (issue 13), at 100,000 and 1,000,000
 # consents (BENCH_CONSENTS overrides the list; the growth run adds 10,000,000):
-#  - primary-key lookups on a protected table (pgbench, 2 clients, 5 s runs):
-#    unprotected table (baseline), protected without churn, protected while a
-#    third client grants and withdraws consents continuously;
-#  - a protected count(*) over as many rows as consents: owner's hand-written
-#    filter (baseline), protected serial, protected with 2 workers;
+#  - primary-key lookups on a protected table (pgbench, 2 clients, 5 s runs,
+#    5 rounds, the ways alternating within each round): unprotected table
+#    (baseline), protected without churn, protected while a third client
+#    grants and withdraws consents continuously; and, as its own group, that
+#    last line against the unprotected table with the same churn client
+#    running (on 2 cores the churn client takes one either way, so only this
+#    ratio isolates pdp's cost under churn);
+#  - a protected count(*) over as many rows as consents, each run a top-level
+#    statement, 7 alternating rounds after a warm-up: owner's hand-written
+#    filter (baseline), protected serial, protected with 2 workers; and the
+#    2-worker count against the serial one as its own group;
 #  - memory of pdp_ext's contexts in the backend after that count (kB, not ms);
 #  - import_consents against a plain INSERT ... SELECT of the same rows into a
 #    table of the same shape.
 # Targets: lookups <= 1.1x unprotected without churn and <= 1.2x under churn;
-# parallel count < 1.0x serial and <= 1.0x the owner's filter (the report
-# checks the latter; compare the two protected lines for the former); memory
+# parallel count < 1.0x serial and <= 1.0x the owner's filter; memory
 # flat; import >= 0.3x the plain INSERT's rate (<= 3.33x its time).
 set -euo pipefail
 db=(psql -X -q -v ON_ERROR_STOP=1 -d "$PDP_DB")
@@ -78,40 +83,86 @@ SQL
 SELECT pdp.withdraw_consent(:s::bigint, 'bench_news');
 SELECT pdp.grant_consent(:s::bigint, 'bench_news');
 SQL
-  lookups() {   # name, script, is_baseline, with_churn
-    for i in 1 2 3; do
-      local churn_pid=
-      if [ "$4" = yes ]; then
-        pgbench -n -c 1 -T 6 -f "$work/churn.sql" "$PDP_DB" >/dev/null 2>&1 & churn_pid=$!
-      fi
-      lat=$(PGOPTIONS="-c pdp.purpose=bench_news" pgbench -n -U bench_app -c 2 -j 2 -T 5 -f "$2" "$PDP_DB" 2>/dev/null \
-            | awk '/^latency average/ {print $4; exit}')
-      [ -n "$churn_pid" ] && wait "$churn_pid" || true
-      "${db[@]}" -c "INSERT INTO bench.timing VALUES ('visibility: primary-key lookup, $label consents', '$1', $3, $i, $lat, 1)"
-    done
+  # One round runs every way once, the rounds alternate (A/B/C/D, A/B/C/D, ...),
+  # so that load from other work on the machine falls on all of them alike.
+  lookup_once() {   # name, script, is_baseline, round
+    lat=$(PGOPTIONS="-c pdp.purpose=bench_news" pgbench -n -U bench_app -c 2 -j 2 -T 5 -f "$2" "$PDP_DB" 2>/dev/null \
+          | awk '/^latency average/ {print $4; exit}')
+    "${db[@]}" -c "INSERT INTO bench.timing VALUES ('visibility: primary-key lookup, $label consents', '$1', $3, $4, $lat, 1)"
   }
-  lookups 'unprotected table' "$work/plain.sql" true no
-  lookups 'protected, no consent churn' "$work/protected.sql" false no
-  lookups 'protected, another client granting and withdrawing' "$work/protected.sql" false yes
-  # Whole-table counts and the memory they leave.
-  "${db[@]}" -v n="$n" -v label="$label" <<'SQL'
+  # The same lookups under churn, against the unprotected table under the
+  # same churn: the churn client takes one of the two cores either way, so
+  # this ratio is pdp's own cost under churn.
+  lookup_churn_once() {   # name, script, is_baseline, round
+    local churn_pid=
+    pgbench -n -c 1 -T 6 -f "$work/churn.sql" "$PDP_DB" >/dev/null 2>&1 & churn_pid=$!
+    lat=$(PGOPTIONS="-c pdp.purpose=bench_news" pgbench -n -U bench_app -c 2 -j 2 -T 5 -f "$2" "$PDP_DB" 2>/dev/null \
+          | awk '/^latency average/ {print $4; exit}')
+    wait "$churn_pid" || true
+    "${db[@]}" -c "INSERT INTO bench.timing VALUES ('visibility: primary-key lookup under consent churn, $label consents', '$1', $3, $4, $lat, 1)"
+    # The protected run under churn is also the old line against the
+    # unprotected table without churn.
+    [ "$3" = false ] && "${db[@]}" -c "INSERT INTO bench.timing VALUES ('visibility: primary-key lookup, $label consents', '$1', false, $4, $lat, 1)"
+    return 0
+  }
+  for i in 1 2 3 4 5; do
+    lookup_once 'unprotected table' "$work/plain.sql" true "$i"
+    lookup_once 'protected, no consent churn' "$work/protected.sql" false "$i"
+    lookup_churn_once 'unprotected table, the same churn client running' "$work/plain.sql" true "$i"
+    lookup_churn_once 'protected, another client granting and withdrawing' "$work/protected.sql" false "$i"
+  done
+  # Whole-table counts, each a top-level statement (as an application sends
+  # them), the three ways alternating in each of 7 rounds after a warm-up.
+  {
+    echo "GRANT SELECT ON bench.learner TO bench_app;"
+    echo "SET parallel_setup_cost = 0;"
+    echo "SET parallel_tuple_cost = 0;"
+    for i in 0 1 2 3 4 5 6 7; do
+      cat <<SQL
+RESET ROLE;
 SET max_parallel_workers_per_gather = 0;
-SELECT bench.measure('visibility: count(*), ' || :'label' || ' rows and consents', 'owner, hand-written consent and restriction filter', $$
+\\echo MARK $i owner
+\\timing on
 SELECT count(*) FROM bench.learner e
  WHERE EXISTS (SELECT 1 FROM pdp.consent_state c WHERE c.subject = e.id::text AND c.purpose = 'bench_news'
                   AND (c.valid_until IS NULL OR c.valid_until > now()))
-   AND NOT EXISTS (SELECT 1 FROM pdp.restriction r WHERE r.subject = e.id::text)$$, 5, true, :n);
-GRANT SELECT ON bench.learner TO bench_app;
+   AND NOT EXISTS (SELECT 1 FROM pdp.restriction r WHERE r.subject = e.id::text);
+\\timing off
 SET ROLE bench_app;
 SET pdp.purpose = 'bench_news';
-SELECT bench.measure('visibility: count(*), ' || :'label' || ' rows and consents', 'protected, serial',
-    'SELECT count(*) FROM bench.learner', 5, false, :n);
+\\echo MARK $i serial
+\\timing on
+SELECT count(*) FROM bench.learner;
+\\timing off
 SET max_parallel_workers_per_gather = 2;
-SET parallel_setup_cost = 0;
-SET parallel_tuple_cost = 0;
-SELECT bench.measure('visibility: count(*), ' || :'label' || ' rows and consents', 'protected, 2 workers',
-    'SELECT count(*) FROM bench.learner', 5, false, :n);
-RESET ROLE;
+\\echo MARK $i parallel
+\\timing on
+SELECT count(*) FROM bench.learner;
+\\timing off
+SQL
+    done
+  } > "$work/counts.sql"
+  "${db[@]}" -At -f "$work/counts.sql" | awk -v grp="visibility: count(*), $label rows and consents" -v n="$n" '
+    /^MARK / { round = $2; way = $3; next }
+    /^Time: / && way != "" {
+      if (round > 0) {
+        if (way == "owner") name = "owner, hand-written consent and restriction filter";
+        else if (way == "serial") name = "protected, serial";
+        else name = "protected, 2 workers";
+        printf "INSERT INTO bench.timing VALUES (%s, %s, %s, %d, %s, %d);\n",
+               "'\''" grp "'\''", "'\''" name "'\''", way == "owner" ? "true" : "false", round, $2, n;
+      }
+      way = "";
+    }' > "$work/counts_timing.sql"
+  "${db[@]}" -f "$work/counts_timing.sql"
+  # The parallel count against the serial one, as its own group.
+  "${db[@]}" -v label="$label" <<'SQL'
+INSERT INTO bench.timing
+SELECT 'visibility: protected count(*) with 2 workers against serial, ' || :'label' || ' rows and consents',
+       name,
+       name = 'protected, serial', run, ms, rows
+  FROM bench.timing
+ WHERE grp = 'visibility: count(*), ' || :'label' || ' rows and consents' AND name LIKE 'protected,%';
 SQL
   kb=$("${db[@]}" -At -v n="$n" <<'SQL'
 SET ROLE bench_app;

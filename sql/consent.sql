@@ -224,6 +224,16 @@ SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), NULL, '{}', N
 SELECT pdp.import_consents_from('"LMS App".activity');
 SELECT pdp.import_consents(NULL::pdp.consent_import[]);
 SELECT count(*) AS nothing_half_written FROM pdp.consent_event WHERE subject = '800001';
+-- A re-import over consents already held (here 700010, beside a new 800002):
+-- the plain inserts fail on the existing state and are undone, the upsert
+-- records both, and the state points to the new event.
+SELECT pdp.import_consents(ARRAY[ROW('800002', 'marketing', now() - interval '1 hour', 'v1', '{"form": "renewal"}', NULL),
+                                 ROW('700010', 'marketing', now() - interval '1 hour', 'v1', '{"form": "renewal"}', NULL)]::pdp.consent_import[])
+       AS reimported;
+SELECT s.subject, e.evidence->>'form' AS state_event_form,
+       (SELECT count(*) FROM pdp.consent_event h WHERE h.subject = s.subject AND h.purpose = 'marketing') AS events
+  FROM pdp.consent_state s JOIN pdp.consent_event e ON e.id = s.event_id
+ WHERE s.subject IN ('700010', '800002') AND s.purpose = 'marketing' ORDER BY s.subject;
 -- Set-based withdrawal, with history and one audit entry.
 SELECT pdp.withdraw_consents(ARRAY['700001', '+700002', ' 700003', '999999'], 'marketing') AS withdrawn;
 SELECT pdp.has_consent(700002, 'marketing') AS feed_2_consents;

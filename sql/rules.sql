@@ -198,6 +198,19 @@ SELECT pdp.import_consents(ARRAY[ROW('2', 'rules_news', now() - interval '1 day'
 ROLLBACK;
 CREATE TABLE "LMS".accounts (id int PRIMARY KEY, pw text);
 SELECT pdp.declare_credential('"LMS".accounts', 'pw');
+-- The import's set-based check refuses what pdp._credential_evidence refuses,
+-- naming the first such row.
+BEGIN;
+SELECT pdp.define_purpose('rules_news', 'consent');
+SELECT pdp.import_consents(ARRAY[ROW('3', 'rules_news', now() - interval '1 day', NULL, '{"form": "signup", "ip": "10.0.0.1"}', NULL)::pdp.consent_import,
+                                 ROW('4', 'rules_news', now() - interval '1 day', NULL, '{"row": [{"pw": "x"}]}', NULL)::pdp.consent_import,
+                                 ROW('5', 'rules_news', now() - interval '1 day', NULL, '{"Token": 1}', NULL)::pdp.consent_import]);
+ROLLBACK;
+BEGIN;
+SELECT pdp.define_purpose('rules_news', 'consent');
+SELECT pdp.import_consents(ARRAY[ROW('3', 'rules_news', now() - interval '1 day', NULL, '{"form": "signup", "ip": "10.0.0.1"}', NULL)::pdp.consent_import,
+                                 ROW('5', 'rules_news', now() - interval '1 day', NULL, '{"user": {"Token": 1}}', NULL)::pdp.consent_import]);
+ROLLBACK;
 SELECT e AS evidence, pdp._credential_evidence(e::jsonb) AS refused
   FROM (VALUES ('{"form": "signup", "api_key": "x"}'), ('{"row": [{"pw": "x"}]}'), ('{"Token": 1}'),
                ('{"form": "signup", "ip": "10.0.0.1", "text_sha256": "ab12"}'), ('{}')) t(e);

@@ -430,4 +430,5 @@ _PG_init(void)
 	pdp_target_init();			/* the running query, for the row test (target.c) */
 	pdp_rule_failures_init();	/* masked views' failure counters */
 	pdp_audit_reads_init();		/* read-access logging (executor hooks) */
+	pdp_visibility_init();		/* parallel groups' shared consent sets */
 }

@@ -95,6 +95,7 @@ extern void pdp_require_pdp_caller(const char *function);
 
 /* Row visibility (visibility.c) */
 extern int	pdp_visibility_memory_kb;
+extern void pdp_visibility_init(void);
 
 /* retention.c */
 extern double pdp_purge_max_share;

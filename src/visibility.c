@@ -26,8 +26,9 @@
  * other identifiers in a hash table.  A set that would exceed
  * pdp.visibility_memory is not built (the statement goes on probing), so a
  * backend never holds more than that, whatever the number of consents.
- * Parallel workers share the leader's snapshot and do the same on their own
- * part of the scan.
+ * The processes of a parallel query share one set: the first of them to
+ * reach the threshold builds it into dynamic shared memory, the others map
+ * it (see "Sharing sets within a parallel group" below).
  *
  * Memory
  * ------
@@ -51,6 +52,7 @@
 #include "access/skey.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/parallel.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
@@ -59,8 +61,15 @@
 #include "common/hashfn.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "optimizer/cost.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
+#include "storage/condition_variable.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "storage/proc.h"
+#include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -112,15 +121,47 @@ typedef enum SetState
 typedef struct VisSet
 {
 	SetState	state;
+	int			which;			/* VIS_CONSENT or VIS_RESTRICTED: its shared entry */
 	uint64		probes;
 	uint64		threshold;		/* probes after which the set is built; 0 = not yet known */
 	MemoryContext cxt;			/* holds what the set holds */
 	Size		bytes;			/* counted against the budget */
 	pdp_int_set ints;			/* canonical integer ids */
 	HTAB	   *texts;			/* every other identifier; NULL when none */
+	/* A set shared by a parallel group lives in a DSM segment instead: */
+	dsm_segment *seg;			/* mapped (pinned mapping), or NULL */
+	const SubjectKey *text_keys;	/* sorted, when texts is NULL */
+	Size		ntexts;
 } VisSet;
 
+#define VIS_CONSENT 0
+#define VIS_RESTRICTED 1
+
 #define MAX_SNAPSHOT_XIDS 64
+
+/*
+ * What a parallel group's shared sets belong to: the group's leader, its
+ * transaction and statement, the whole content of the snapshot the group
+ * shares, and the declared purpose.  A set is a function of exactly these
+ * (and of now(), the transaction's start), so two processes with equal
+ * identities read equal sets.  Zeroed before it is filled, so that memcmp
+ * compares it.
+ */
+typedef struct VisIdentity
+{
+	int			leader_pid;
+	TimestampTz xact_start;
+	TimestampTz stmt_start;
+	TransactionId xmin;
+	TransactionId xmax;
+	CommandId	curcid;
+	uint32		xcnt;
+	int32		subxcnt;
+	bool		suboverflowed;
+	bool		takenDuringRecovery;
+	uint32		xip_hash;
+	char		purpose[NAMEDATALEN];
+} VisIdentity;
 
 /* Which snapshot the sets belong to, and the sets. */
 typedef struct VisState
@@ -138,9 +179,11 @@ typedef struct VisState
 	MemoryContext cxt;
 	VisSet		consent;
 	VisSet		restricted;
+	int			slot;			/* the group's shared slot, or -1: not shared */
+	VisIdentity id;				/* when slot >= 0 */
 } VisState;
 
-static VisState vis;
+static VisState vis = {.slot = -1};
 
 static uint32
 subject_hash(const void *key, Size keysize)
@@ -233,6 +276,267 @@ text_key_exists(Oid relid, Oid indexoid, const char *key, Snapshot snap)
 	return key_probe(relid, indexoid, key, NULL, snap, 0);
 }
 
+/*
+ * Sharing sets within a parallel group
+ * ------------------------------------
+ * A parallel leader and its workers run one statement under one snapshot,
+ * so they need one set, and reading it once per process made parallel
+ * counts slower than serial ones.  Instead, the first process of the group
+ * whose probes reach the threshold claims the set in the group's slot of
+ * shared memory (indexed by the leader's pgprocno), builds it into a DSM
+ * segment and publishes the segment's handle there; the others go on
+ * probing, look at the slot every VIS_LOOK_EVERY probes, and once one of
+ * them has claimed the set, wait for it (a condition variable) and map the
+ * segment it publishes.  Each process's threshold is its share of the
+ * serial one (time_to_build), so the group probes about as often as a
+ * serial statement before the set is read.  A set that would not fit
+ * pdp.visibility_memory is marked too large, and every process probes.
+ *
+ * A slot entry belongs to a VisIdentity (share_slot_for): leader, transaction,
+ * statement, the snapshot's whole content and the purpose.  A process uses
+ * an entry only when its own identity is equal, so a worker never reads a
+ * set built under another snapshot, for another purpose, or by another
+ * statement: one statement sees one consent state.
+ *
+ * Lifetime: a published segment is pinned (dsm_pin_segment), so it outlives
+ * a worker that built it, and every process maps it with a pinned mapping
+ * that it detaches when its own sets are next reset, or at the end of its
+ * transaction (a worker's mapping goes when it exits).  The pin is dropped
+ * (dsm_unpin_segment) by whoever replaces the entry for a new identity,
+ * and by the leader at the end of its transaction or subtransaction abort
+ * (vis_xact_callback), so at most one pair of sets per leader outlives the
+ * statement that built them, until the leader's next parallel statement or
+ * transaction end.
+ *
+ * Note about locking: the LWLock vis_shared->lock guards every field of
+ * every slot except used, an atomic that lets the leader skip the lock at
+ * transaction end when its slot is empty.  Lookups hold it shared, and map
+ * a published segment while holding it, so the pin cannot be dropped
+ * between reading the handle and mapping; claims, publications and
+ * releases hold it exclusively.  Nobody holds it while reading tables.
+ *
+ * Without shared_preload_libraries there is no slot, and each process of a
+ * parallel group reads its own set, as a serial statement does.
+ */
+typedef enum SharedState
+{
+	SHARED_NONE = 0,
+	SHARED_BUILDING,			/* claimed by builder_pid */
+	SHARED_READY,				/* in segment handle */
+	SHARED_TOO_LARGE			/* would exceed the budget: everyone probes */
+} SharedState;
+
+typedef struct VisSharedEntry
+{
+	SharedState state;
+	int			builder_pid;
+	dsm_handle	handle;
+} VisSharedEntry;
+
+typedef struct VisSlot
+{
+	pg_atomic_uint32 used;		/* 1 while any entry is not SHARED_NONE */
+	VisIdentity id;
+	VisSharedEntry sets[2];		/* VIS_CONSENT, VIS_RESTRICTED */
+} VisSlot;
+
+typedef struct VisShared
+{
+	LWLock	   *lock;
+	ConditionVariable settled;	/* broadcast when a claimed set is published or given up */
+	int			nslots;
+	VisSlot		slots[FLEXIBLE_ARRAY_MEMBER];
+} VisShared;
+
+/* The layout of a shared set's segment: this header, then its parts. */
+#define VIS_SEGMENT_MAGIC 0x50445056	/* "PDPV" */
+
+typedef struct VisSegment
+{
+	uint32		magic;
+	VisIdentity id;
+	Size		nids;
+	int64		min;
+	int64		max;
+	Size		bitmap_bytes;	/* > 0: a bitmap over [min, ...) follows */
+	Size		nsorted;		/* else this many sorted ids follow */
+	Size		ntexts;			/* then this many sorted text keys */
+	Size		bytes;			/* what the set counts against the budget */
+} VisSegment;
+
+#define VIS_LOOK_EVERY 64
+
+static VisShared *vis_shared = NULL;
+static shmem_request_hook_type vis_prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type vis_prev_shmem_startup_hook = NULL;
+
+static Size
+vis_shared_size(void)
+{
+	return add_size(offsetof(VisShared, slots), mul_size(sizeof(VisSlot), MaxBackends));
+}
+
+static void
+vis_shmem_request(void)
+{
+	if (vis_prev_shmem_request_hook)
+		vis_prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(vis_shared_size()));
+	RequestNamedLWLockTranche("pdp_ext visibility", 1);
+}
+
+static void
+vis_shmem_startup(void)
+{
+	bool		found;
+
+	if (vis_prev_shmem_startup_hook)
+		vis_prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	vis_shared = ShmemInitStruct("pdp_ext visibility", vis_shared_size(), &found);
+	if (!found)
+	{
+		memset(vis_shared, 0, vis_shared_size());
+		vis_shared->lock = &(GetNamedLWLockTranche("pdp_ext visibility"))->lock;
+		ConditionVariableInit(&vis_shared->settled);
+		vis_shared->nslots = MaxBackends;
+		for (int i = 0; i < MaxBackends; i++)
+			pg_atomic_init_u32(&vis_shared->slots[i].used, 0);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Drop the pins of slot's entries and empty it.  Caller must hold
+ * vis_shared->lock exclusively.
+ */
+static void
+vis_release_slot(VisSlot *slot)
+{
+	for (int i = 0; i < 2; i++)
+	{
+		if (slot->sets[i].state == SHARED_READY)
+			dsm_unpin_segment(slot->sets[i].handle);
+		memset(&slot->sets[i], 0, sizeof(slot->sets[i]));
+	}
+	memset(&slot->id, 0, sizeof(slot->id));
+	pg_atomic_write_u32(&slot->used, 0);
+}
+
+/*
+ * In a leader (any process that is not a parallel worker): at the end of
+ * the transaction, or when a subtransaction aborts (a build its error
+ * interrupted may have left a claim), release the shared sets its groups
+ * left in its slot.  Its workers have all exited by then.
+ */
+static void
+vis_release_own_slot(void)
+{
+	VisSlot    *slot;
+
+	if (vis_shared == NULL || IsParallelWorker() || MyProc == NULL ||
+		MyProc->pgprocno < 0 || MyProc->pgprocno >= vis_shared->nslots)
+		return;
+	slot = &vis_shared->slots[MyProc->pgprocno];
+	if (pg_atomic_read_u32(&slot->used) == 0)
+		return;
+	LWLockAcquire(vis_shared->lock, LW_EXCLUSIVE);
+	vis_release_slot(slot);
+	LWLockRelease(vis_shared->lock);
+	ConditionVariableBroadcast(&vis_shared->settled);
+}
+
+static void detach_set(VisSet *set);
+
+static void
+vis_xact_callback(XactEvent event, void *arg)
+{
+	/* Before commit, not after: an error there still aborts cleanly. */
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE || event == XACT_EVENT_ABORT)
+	{
+		vis_release_own_slot();
+		/* The transaction's statements are over: unmap shared sets now. */
+		if (vis.consent.seg || vis.restricted.seg)
+		{
+			vis.valid = false;
+			detach_set(&vis.consent);
+			detach_set(&vis.restricted);
+		}
+	}
+}
+
+static void
+vis_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		vis_release_own_slot();
+}
+
+/*
+ * Called once from _PG_init: with shared_preload_libraries, the shared
+ * slots; and the callbacks that release them.
+ */
+void
+pdp_visibility_init(void)
+{
+	RegisterXactCallback(vis_xact_callback, NULL);
+	RegisterSubXactCallback(vis_subxact_callback, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	vis_prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = vis_shmem_request;
+	vis_prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = vis_shmem_startup;
+}
+
+/*
+ * The shared slot of this process's parallel group, with *id filled, or -1
+ * when the statement is not part of a parallel query (or there is no
+ * shared memory).
+ */
+static int
+share_slot_for(Snapshot snap, const char *purpose, VisIdentity *id)
+{
+	PGPROC	   *leader;
+	uint32		h;
+
+	memset(id, 0, sizeof(*id));
+	if (vis_shared == NULL || !IsInParallelMode() || MyProc == NULL)
+		return -1;
+	leader = IsParallelWorker() ? MyProc->lockGroupLeader : MyProc;
+	if (leader == NULL || leader->pgprocno < 0 || leader->pgprocno >= vis_shared->nslots)
+		return -1;
+	id->leader_pid = leader->pid;
+	id->xact_start = GetCurrentTransactionStartTimestamp();
+	id->stmt_start = GetCurrentStatementStartTimestamp();
+	id->xmin = snap->xmin;
+	id->xmax = snap->xmax;
+	id->curcid = snap->curcid;
+	id->xcnt = snap->xcnt;
+	id->subxcnt = snap->subxcnt;
+	id->suboverflowed = snap->suboverflowed;
+	id->takenDuringRecovery = snap->takenDuringRecovery;
+	h = snap->xcnt > 0 ? hash_bytes((const unsigned char *) snap->xip, (int) (snap->xcnt * sizeof(TransactionId))) : 0;
+	if (snap->subxcnt > 0)
+		h = hash_combine(h, hash_bytes((const unsigned char *) snap->subxip,
+									   (int) (snap->subxcnt * sizeof(TransactionId))));
+	id->xip_hash = h;
+	strlcpy(id->purpose, purpose, sizeof(id->purpose));
+	return leader->pgprocno;
+}
+
+/* Unmap a shared set, if the set is one. */
+static void
+detach_set(VisSet *set)
+{
+	if (set->seg)
+		dsm_detach(set->seg);
+	set->seg = NULL;
+	set->text_keys = NULL;
+	set->ntexts = 0;
+}
+
 static void
 reset_set(VisSet *set, MemoryContext cxt)
 {
@@ -263,9 +567,13 @@ ensure_vis_state(void)
 		vis.cxt = AllocSetContextCreate(TopMemoryContext, "pdp_ext visibility sets",
 										ALLOCSET_SMALL_SIZES);
 	vis.valid = false;
+	detach_set(&vis.consent);
+	detach_set(&vis.restricted);
 	MemoryContextReset(vis.cxt);
 	reset_set(&vis.consent, AllocSetContextCreate(vis.cxt, "pdp_ext consent set", ALLOCSET_SMALL_SIZES));
 	reset_set(&vis.restricted, AllocSetContextCreate(vis.cxt, "pdp_ext restriction set", ALLOCSET_SMALL_SIZES));
+	vis.consent.which = VIS_CONSENT;
+	vis.restricted.which = VIS_RESTRICTED;
 	vis.snap = snap;
 	vis.curcid = snap->curcid;
 	vis.xmin = snap->xmin;
@@ -275,6 +583,7 @@ ensure_vis_state(void)
 	vis.lxid = MyProc->lxid;
 	vis.stmt_start = GetCurrentStatementStartTimestamp();
 	strlcpy(vis.purpose, purpose, sizeof(vis.purpose));
+	vis.slot = share_slot_for(snap, purpose, &vis.id);
 	vis.valid = true;
 }
 
@@ -642,7 +951,10 @@ build_set(VisSet *set, Oid relid, AttrNumber subject_att, AttrNumber purpose_att
 
 /*
  * Should this probe be the last one before the set is built?  After about
- * as many probes as reading the table costs (4 per block).
+ * as many probes as reading the table costs (4 per block).  In a parallel
+ * group that is the group's count: each process's share of it, taking the
+ * group to be as large as max_parallel_workers_per_gather allows, since
+ * each process counts only its own probes.
  */
 static bool
 time_to_build(VisSet *set, Oid relid)
@@ -652,11 +964,26 @@ time_to_build(VisSet *set, Oid relid)
 	if (set->threshold == 0)
 	{
 		Relation	rel = table_open(relid, AccessShareLock);
+		uint64		probes = 4 * (uint64) RelationGetNumberOfBlocks(rel);
 
-		set->threshold = 32 + 4 * (uint64) RelationGetNumberOfBlocks(rel);
 		table_close(rel, AccessShareLock);
+		if (vis.slot >= 0)
+			probes /= (uint64) (1 + Max(max_parallel_workers_per_gather, 0));
+		set->threshold = 32 + probes;
 	}
 	return ++set->probes >= set->threshold;
+}
+
+/* Order of text keys in a shared set. */
+static int
+subject_key_cmp(const void *a, const void *b)
+{
+	const SubjectKey *x = (const SubjectKey *) a;
+	const SubjectKey *y = (const SubjectKey *) b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return memcmp(x->bytes, y->bytes, sizeof(x->bytes));
 }
 
 /*
@@ -671,10 +998,259 @@ set_contains(const VisSet *set, const char *s, size_t len, bool have_id, int64 i
 
 	if (have_id || pdp_subject_parse_int(s, len, &v))
 		return pdp_int_set_contains(&set->ints, have_id ? id : v);
-	if (set->texts == NULL)
+	if (set->texts == NULL && set->ntexts == 0)
 		return false;
 	subject_key(s, len, &key);
+	if (set->texts == NULL)
+		return bsearch(&key, set->text_keys, set->ntexts, sizeof(SubjectKey), subject_key_cmp) != NULL;
 	return hash_search(set->texts, &key, HASH_FIND, NULL) != NULL;
+}
+
+/*
+ * Map the segment h of a published set into set (SET_BUILT), checking that
+ * it is the set of identity id.  False when it is gone or not that set.
+ * Caller holds vis_shared->lock (so the pin cannot be dropped meanwhile).
+ */
+static bool
+attach_shared_set(VisSet *set, dsm_handle h, const VisIdentity *id)
+{
+	dsm_segment *seg = dsm_attach(h);
+	VisSegment *hdr;
+	char	   *p;
+
+	if (seg == NULL)
+		return false;
+	hdr = (VisSegment *) dsm_segment_address(seg);
+	if (dsm_segment_map_length(seg) < sizeof(VisSegment) || hdr->magic != VIS_SEGMENT_MAGIC ||
+		memcmp(&hdr->id, id, sizeof(VisIdentity)) != 0)
+	{
+		dsm_detach(seg);
+		return false;
+	}
+	dsm_pin_mapping(seg);
+	p = (char *) hdr + MAXALIGN(sizeof(VisSegment));
+	memset(&set->ints, 0, sizeof(set->ints));
+	set->ints.n = hdr->nids;
+	set->ints.min = hdr->min;
+	set->ints.max = hdr->max;
+	if (hdr->bitmap_bytes > 0)
+	{
+		set->ints.bits = (uint8 *) p;
+		p += MAXALIGN(hdr->bitmap_bytes);
+	}
+	else
+	{
+		set->ints.sorted = (const int64 *) p;
+		p += MAXALIGN(hdr->nsorted * sizeof(int64));
+	}
+	set->texts = NULL;
+	set->text_keys = (const SubjectKey *) p;
+	set->ntexts = hdr->ntexts;
+	set->seg = seg;
+	set->bytes = hdr->bytes;
+	set->state = SET_BUILT;
+	ereport(DEBUG1,
+			(errmsg_internal("pdp_ext: %s maps its parallel group's shared %s set",
+							 IsParallelWorker() ? "a parallel worker" : "the leader",
+							 set->which == VIS_CONSENT ? "consent" : "restriction")));
+	return true;
+}
+
+/*
+ * Copy the set just built into a new pinned DSM segment for identity id,
+ * and answer from that copy from now on (the private one is freed).
+ * Returns the segment's handle, or DSM_HANDLE_INVALID when no segment
+ * could be had (the set then stays private).
+ */
+static dsm_handle
+move_set_to_segment(VisSet *set, const VisIdentity *id)
+{
+	Size		bitmap_bytes = 0;
+	Size		nsorted = 0;
+	Size		ntexts = set->texts ? (Size) hash_get_num_entries(set->texts) : 0;
+	Size		size;
+	dsm_segment *seg;
+	VisSegment *hdr;
+	char	   *p;
+
+	if (set->ints.bits)
+		bitmap_bytes = pdp_int_set_bitmap_bytes(set->ints.min, set->ints.max);
+	else
+		nsorted = set->ints.n;
+	size = MAXALIGN(sizeof(VisSegment));
+	size = add_size(size, MAXALIGN(bitmap_bytes > 0 ? bitmap_bytes : mul_size(nsorted, sizeof(int64))));
+	size = add_size(size, mul_size(ntexts, sizeof(SubjectKey)));
+	seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	if (seg == NULL)
+		return DSM_HANDLE_INVALID;
+	dsm_pin_mapping(seg);
+	hdr = (VisSegment *) dsm_segment_address(seg);
+	memset(hdr, 0, sizeof(VisSegment));
+	hdr->magic = VIS_SEGMENT_MAGIC;
+	hdr->id = *id;
+	hdr->nids = set->ints.n;
+	hdr->min = set->ints.min;
+	hdr->max = set->ints.max;
+	hdr->bitmap_bytes = bitmap_bytes;
+	hdr->nsorted = nsorted;
+	hdr->ntexts = ntexts;
+	hdr->bytes = set->bytes;
+	p = (char *) hdr + MAXALIGN(sizeof(VisSegment));
+	if (bitmap_bytes > 0)
+	{
+		memcpy(p, set->ints.bits, bitmap_bytes);
+		p += MAXALIGN(bitmap_bytes);
+	}
+	else
+	{
+		if (nsorted > 0)
+			memcpy(p, set->ints.sorted, nsorted * sizeof(int64));
+		p += MAXALIGN(nsorted * sizeof(int64));
+	}
+	if (ntexts > 0)
+	{
+		HASH_SEQ_STATUS st;
+		SubjectKey *k;
+		SubjectKey *keys = (SubjectKey *) p;
+		Size		n = 0;
+
+		hash_seq_init(&st, set->texts);
+		while ((k = (SubjectKey *) hash_seq_search(&st)) != NULL)
+			keys[n++] = *k;
+		qsort(keys, n, sizeof(SubjectKey), subject_key_cmp);
+	}
+	dsm_pin_segment(seg);
+
+	/* Answer from the shared copy: it is the same set. */
+	MemoryContextReset(set->cxt);
+	set->texts = NULL;
+	set->ints.n = hdr->nids;
+	set->ints.min = hdr->min;
+	set->ints.max = hdr->max;
+	p = (char *) hdr + MAXALIGN(sizeof(VisSegment));
+	if (bitmap_bytes > 0)
+	{
+		set->ints.bits = (uint8 *) p;
+		set->ints.sorted = NULL;
+		p += MAXALIGN(bitmap_bytes);
+	}
+	else
+	{
+		set->ints.bits = NULL;
+		set->ints.sorted = (const int64 *) p;
+		p += MAXALIGN(nsorted * sizeof(int64));
+	}
+	set->text_keys = (const SubjectKey *) p;
+	set->ntexts = ntexts;
+	set->seg = seg;
+	return dsm_segment_handle(seg);
+}
+
+typedef void (*set_builder) (VisSet *set);
+
+/*
+ * One step of a set that is still probing, in a parallel group: every
+ * VIS_LOOK_EVERY probes, map the group's published set, or learn that it is
+ * too large, or (once this process's probes reach the threshold and nobody
+ * has claimed it) claim it, build it and publish it.  due says whether the
+ * threshold is reached.
+ */
+static void
+shared_step(VisSet *set, bool due, set_builder build)
+{
+	VisSlot    *slot = &vis_shared->slots[vis.slot];
+	VisSharedEntry *e = &slot->sets[set->which];
+	bool		claimed = false;
+	dsm_handle	h;
+
+	if (set->probes % VIS_LOOK_EVERY != 1 && !(due && set->probes == set->threshold))
+		return;
+
+	/*
+	 * While a peer builds the set, wait for it rather than probe: on a busy
+	 * machine probing takes the CPU the build needs, and each probe costs
+	 * what dozens of set lookups cost.  The wait ends when the builder
+	 * publishes or gives up (the condition variable), or, should it fail,
+	 * when the error ends the whole parallel query; it is checked every 10
+	 * ms all the same.
+	 */
+	for (bool waited = false;; waited = true)
+	{
+		SharedState st = SHARED_NONE;
+		int			builder = 0;
+		bool		same;
+
+		LWLockAcquire(vis_shared->lock, LW_SHARED);
+		same = memcmp(&slot->id, &vis.id, sizeof(VisIdentity)) == 0;
+		if (same)
+		{
+			st = e->state;
+			builder = e->builder_pid;
+			if (st == SHARED_READY && attach_shared_set(set, e->handle, &vis.id))
+			{
+				LWLockRelease(vis_shared->lock);
+				break;
+			}
+		}
+		LWLockRelease(vis_shared->lock);
+		if (same && st == SHARED_TOO_LARGE)
+			set->state = SET_TOO_LARGE;
+		if (!same || st != SHARED_BUILDING || builder == MyProcPid)
+			break;
+		if (!waited)
+			ConditionVariablePrepareToSleep(&vis_shared->settled);
+		else
+			(void) ConditionVariableTimedSleep(&vis_shared->settled, 10, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	if (set->state != SET_PROBING || !due)
+		return;
+
+	/* Claim it; a slot left by another statement of the leader is released. */
+	LWLockAcquire(vis_shared->lock, LW_EXCLUSIVE);
+	if (memcmp(&slot->id, &vis.id, sizeof(VisIdentity)) != 0)
+	{
+		vis_release_slot(slot);
+		slot->id = vis.id;
+	}
+	if (e->state == SHARED_NONE)
+	{
+		e->state = SHARED_BUILDING;
+		e->builder_pid = MyProcPid;
+		pg_atomic_write_u32(&slot->used, 1);
+		claimed = true;
+	}
+	LWLockRelease(vis_shared->lock);
+	if (!claimed)
+		return;					/* a peer got there first: look again later */
+
+	build(set);
+	h = set->state == SET_BUILT ? move_set_to_segment(set, &vis.id) : DSM_HANDLE_INVALID;
+
+	LWLockAcquire(vis_shared->lock, LW_EXCLUSIVE);
+	if (memcmp(&slot->id, &vis.id, sizeof(VisIdentity)) == 0 &&
+		e->state == SHARED_BUILDING && e->builder_pid == MyProcPid)
+	{
+		if (h != DSM_HANDLE_INVALID)
+		{
+			e->state = SHARED_READY;
+			e->handle = h;
+			h = DSM_HANDLE_INVALID;
+			ereport(DEBUG1,
+					(errmsg_internal("pdp_ext: %s publishes its parallel group's shared %s set",
+									 IsParallelWorker() ? "a parallel worker" : "the leader",
+									 set->which == VIS_CONSENT ? "consent" : "restriction")));
+		}
+		else if (set->state == SET_TOO_LARGE)
+			e->state = SHARED_TOO_LARGE;
+		else
+			e->state = SHARED_NONE;	/* no segment: each process builds its own */
+		e->builder_pid = 0;
+	}
+	LWLockRelease(vis_shared->lock);
+	ConditionVariableBroadcast(&vis_shared->settled);
+	if (h != DSM_HANDLE_INVALID)
+		dsm_unpin_segment(h);	/* nobody took it: only our mapping keeps it */
 }
 
 /*
@@ -700,6 +1276,25 @@ other_spelling(const char *s, size_t len)
 	return c;
 }
 
+/* Read the consenting subjects of the declared purpose into set. */
+static void
+build_consent_set(VisSet *set)
+{
+	Oid			relid = pdp_relation_oid("consent_state");
+
+	build_set(set, relid, get_attnum(relid, "subject"), get_attnum(relid, "purpose"),
+			  vis.purpose, get_attnum(relid, "valid_until"), vis.snap);
+}
+
+/* Read the restricted subjects into set. */
+static void
+build_restricted_set(VisSet *set)
+{
+	Oid			relid = pdp_relation_oid("restriction");
+
+	build_set(set, relid, get_attnum(relid, "subject"), 0, NULL, 0, vis.snap);
+}
+
 /* Does the subject consent to the declared purpose (under the active snapshot)? */
 static bool
 subject_consents(const char *s, size_t len, bool have_id, int64 id)
@@ -715,10 +1310,14 @@ subject_consents(const char *s, size_t len, bool have_id, int64 id)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pdp_ext is not installed in this database")));
-	if (time_to_build(&vis.consent, relid))
+	if (vis.consent.state == SET_PROBING)
 	{
-		build_set(&vis.consent, relid, get_attnum(relid, "subject"), get_attnum(relid, "purpose"),
-				  vis.purpose, get_attnum(relid, "valid_until"), vis.snap);
+		bool		due = time_to_build(&vis.consent, relid);
+
+		if (vis.slot >= 0)
+			shared_step(&vis.consent, due, build_consent_set);
+		else if (due)
+			build_consent_set(&vis.consent);
 		if (vis.consent.state == SET_BUILT)
 			return set_contains(&vis.consent, s, len, have_id, id);
 	}
@@ -750,9 +1349,14 @@ subject_restricted(const char *s, size_t len, bool have_id, int64 id)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pdp_ext is not installed in this database")));
-	if (time_to_build(&vis.restricted, relid))
+	if (vis.restricted.state == SET_PROBING)
 	{
-		build_set(&vis.restricted, relid, get_attnum(relid, "subject"), 0, NULL, 0, vis.snap);
+		bool		due = time_to_build(&vis.restricted, relid);
+
+		if (vis.slot >= 0)
+			shared_step(&vis.restricted, due, build_restricted_set);
+		else if (due)
+			build_restricted_set(&vis.restricted);
 		if (vis.restricted.state == SET_BUILT)
 			return set_contains(&vis.restricted, s, len, have_id, id);
 	}

@@ -189,6 +189,8 @@ COMMENT ON FUNCTION pdp._withhold_credentials(regclass, jsonb) IS
 -- a password, secret, token or key, or like a declared credential column
 -- (a row copied into the evidence would carry the password hash).
 -- pdp.grant_consent and pdp.import_consents refuse such evidence.
+-- pdp._import_consents applies the same rule to all its rows in one query:
+-- keep the two alike.
 CREATE FUNCTION pdp._credential_evidence(evidence jsonb) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
