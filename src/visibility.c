@@ -72,6 +72,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "citus_state.h"
 #include "pdp_crypto.h"
 #include "subject.h"
 #include "subjectset.h"
@@ -138,6 +139,11 @@ typedef struct VisState
 	MemoryContext cxt;
 	VisSet		consent;
 	VisSet		restricted;
+	/* Where they are read (citus_state.c), resolved with the snapshot. */
+	Oid			consent_relid;
+	Oid			consent_pkey;
+	Oid			restriction_relid;
+	Oid			restriction_pkey;
 } VisState;
 
 static VisState vis;
@@ -275,6 +281,8 @@ ensure_vis_state(void)
 	vis.lxid = MyProc->lxid;
 	vis.stmt_start = GetCurrentStatementStartTimestamp();
 	strlcpy(vis.purpose, purpose, sizeof(vis.purpose));
+	(void) pdp_state_relation(PDP_STATE_CONSENT, &vis.consent_relid, &vis.consent_pkey);
+	(void) pdp_state_relation(PDP_STATE_RESTRICTION, &vis.restriction_relid, &vis.restriction_pkey);
 	vis.valid = true;
 }
 
@@ -710,8 +718,8 @@ subject_consents(const char *s, size_t len, bool have_id, int64 id)
 
 	if (vis.consent.state == SET_BUILT)
 		return set_contains(&vis.consent, s, len, have_id, id);
-	relid = pdp_relation_oid("consent_state");
-	if (!OidIsValid(relid))
+	relid = vis.consent_relid;
+	if (!OidIsValid(relid) || !OidIsValid(vis.consent_pkey))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pdp_ext is not installed in this database")));
@@ -723,12 +731,12 @@ subject_consents(const char *s, size_t len, bool have_id, int64 id)
 			return set_contains(&vis.consent, s, len, have_id, id);
 	}
 	cstr = s ? pnstrdup(s, len) : psprintf(INT64_FORMAT, id);
-	found = key_probe(relid, pdp_relation_oid("consent_state_pkey"), cstr, vis.purpose,
+	found = key_probe(relid, vis.consent_pkey, cstr, vis.purpose,
 					  vis.snap, get_attnum(relid, "valid_until"));
 	pfree(cstr);
 	if (!found && (cstr = other_spelling(s, len)) != NULL)
 	{
-		found = key_probe(relid, pdp_relation_oid("consent_state_pkey"), cstr, vis.purpose,
+		found = key_probe(relid, vis.consent_pkey, cstr, vis.purpose,
 						  vis.snap, get_attnum(relid, "valid_until"));
 		pfree(cstr);
 	}
@@ -745,8 +753,8 @@ subject_restricted(const char *s, size_t len, bool have_id, int64 id)
 
 	if (vis.restricted.state == SET_BUILT)
 		return set_contains(&vis.restricted, s, len, have_id, id);
-	relid = pdp_relation_oid("restriction");
-	if (!OidIsValid(relid))
+	relid = vis.restriction_relid;
+	if (!OidIsValid(relid) || !OidIsValid(vis.restriction_pkey))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pdp_ext is not installed in this database")));
@@ -757,11 +765,11 @@ subject_restricted(const char *s, size_t len, bool have_id, int64 id)
 			return set_contains(&vis.restricted, s, len, have_id, id);
 	}
 	cstr = s ? pnstrdup(s, len) : psprintf(INT64_FORMAT, id);
-	found = text_key_exists(relid, pdp_relation_oid("restriction_pkey"), cstr, vis.snap);
+	found = text_key_exists(relid, vis.restriction_pkey, cstr, vis.snap);
 	pfree(cstr);
 	if (!found && (cstr = other_spelling(s, len)) != NULL)
 	{
-		found = text_key_exists(relid, pdp_relation_oid("restriction_pkey"), cstr, vis.snap);
+		found = text_key_exists(relid, vis.restriction_pkey, cstr, vis.snap);
 		pfree(cstr);
 	}
 	return found;
@@ -1001,8 +1009,7 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 	if (pdp_erasure_in_progress || (pdp_statement_flags(false) & PURPOSE_MAINTENANCE))
 		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
 
-	restriction_relid = pdp_relation_oid("restriction");
-	restriction_pkey = pdp_relation_oid("restriction_pkey");
+	(void) pdp_state_relation(PDP_STATE_RESTRICTION, &restriction_relid, &restriction_pkey);
 	if (!OidIsValid(restriction_relid) || !OidIsValid(restriction_pkey))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
