@@ -213,6 +213,9 @@ CREATE FUNCTION pdp._citus_mirror_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    p text;
+    names text[];
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         EXECUTE pg_catalog.format('DELETE FROM pdp.%I', pdp._citus_mirror_name(TG_TABLE_NAME));
@@ -231,16 +234,20 @@ BEGIN
                    maintenance = EXCLUDED.maintenance;
         END IF;
     WHEN 'purpose_grant' THEN
-        IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (OLD.role, OLD.purpose) IS DISTINCT FROM (NEW.role, NEW.purpose)) THEN
-            DELETE FROM pdp.citus_purpose_grant m
-             WHERE m.role_name = (SELECT a.rolname::text FROM pg_catalog.pg_authid a WHERE a.oid = OLD.role::oid)
-               AND m.purpose = OLD.purpose;
-        END IF;
-        IF TG_OP <> 'DELETE' THEN
+        -- The grants of the purposes the change touches, re-mirrored from
+        -- pdp.purpose_grant: the roles' names are read here first (Citus
+        -- cannot join the catalogs into a write to a reference table), and a
+        -- role since dropped loses its mirrored grant.
+        FOREACH p IN ARRAY ARRAY[CASE WHEN TG_OP <> 'INSERT' THEN OLD.purpose END,
+                                 CASE WHEN TG_OP <> 'DELETE' THEN NEW.purpose END] LOOP
+            CONTINUE WHEN p IS NULL;
+            names := ARRAY(SELECT DISTINCT a.rolname::text FROM pdp.purpose_grant g
+                             JOIN pg_catalog.pg_authid a ON a.oid = g.role::oid WHERE g.purpose = p);
+            DELETE FROM pdp.citus_purpose_grant m WHERE m.purpose = p AND m.role_name <> ALL (names);
             INSERT INTO pdp.citus_purpose_grant (role_name, purpose)
-            SELECT a.rolname::text, NEW.purpose FROM pg_catalog.pg_authid a WHERE a.oid = NEW.role::oid
+            SELECT n, p FROM pg_catalog.unnest(names) n
             ON CONFLICT (role_name, purpose) DO NOTHING;
-        END IF;
+        END LOOP;
     WHEN 'consent_state' THEN
         IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (OLD.subject, OLD.purpose) IS DISTINCT FROM (NEW.subject, NEW.purpose)) THEN
             DELETE FROM pdp.citus_consent_state m WHERE m.subject = OLD.subject AND m.purpose = OLD.purpose;
