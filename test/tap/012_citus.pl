@@ -348,6 +348,17 @@ for my $w (qw(worker1 worker2))
 	is($on_worker->($w, 'tap_app', q{SET pdp.purpose = 'mail'; SELECT string_agg(pdp._visible(s)::text, ',' ORDER BY s) FROM unnest(ARRAY[3, 5]::bigint[]) s}),
 		'true,true', "$w sees the renewed consent");
 }
+# A purpose redefined on the coordinator (contract, then consent, then
+# contract again), in one session whose worker connections are reused: the
+# workers' purpose state follows at the next statement (nobody consents to
+# courses).
+is( $c->safe_psql('postgres', join("\n",
+		$visible_as->('courses', 'postgres'),
+		q{SELECT pdp.define_purpose('courses', 'consent');},
+		$visible_as->('courses', 'postgres'),
+		q{SELECT pdp.define_purpose('courses', 'contract', 'providing courses');},
+		$visible_as->('courses', 'postgres'))),
+	join("\n", $all, '', '0', '', $all), 'a purpose redefined on the coordinator is in force on the workers at the next statement');
 # Inside one transaction: the withdrawal is seen by its next statement.
 is( $c->safe_psql('postgres', q{
 		BEGIN; SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL pdp.purpose = 'mail';
