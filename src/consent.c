@@ -26,6 +26,13 @@
  * Each statement works its purpose state out once, on first use, after
  * accepting pending invalidations, and keeps it to its end: a purpose or
  * grant change committed while it runs applies from the next statement on.
+ *
+ * On a Citus worker that has pdp's mirror (pdp.citus_sync_state), the entry
+ * is read from the mirror's local placements instead (citus_state.c; grants
+ * name roles, resolved by name here), and is not kept from one statement to
+ * the next: Citus writes the placements in the coordinator's transaction
+ * without sending this node any invalidation, and the next statement's
+ * fresh catalog snapshot sees the change.
  *-------------------------------------------------------------------------
  */
 #include "pdp_ext.h"

@@ -11,6 +11,9 @@
  * SERIALIZABLE transaction sees the state of its snapshot, and a change
  * another session commits is seen by the next statement that takes a
  * snapshot after it, with no invalidation involved.
+ * On a Citus worker the two tables are the local placements of pdp's
+ * reference-table mirror of them (citus_state.c), resolved once per
+ * snapshot, and read the same way.
  *
  * How a subject's state is read
  * -----------------------------
