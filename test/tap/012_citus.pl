@@ -382,6 +382,24 @@ my $placement = $node{worker1}->safe_psql('postgres', q{SELECT 'pdp.citus_consen
 like($on_worker->('worker1', 'tap_app', "INSERT INTO $placement VALUES ('4', 'mail', NULL)"), qr/ERROR:  42501: permission denied/,
 	'attack: nor the placement on a worker');
 is($c->safe_psql('postgres', $visible_as->('mail', 'tap_app')), $n_of->('3, 5, 8'), 'the consenting learners are still exactly those');
+# A bulk import of consents, and an erasure (which deletes the learner's
+# rows of the distributed table and the learner's consents in one
+# transaction), both reach the workers.
+is($c->safe_psql('postgres', q{SELECT pdp.import_consents(ARRAY(SELECT ROW(s::text, 'mail', now() - interval '1 day', NULL, '{}', NULL)::pdp.consent_import
+                                                               FROM generate_series(20, 29) s))}),
+	'10', 'ten consents imported on the coordinator');
+is($c->safe_psql('postgres', $visible_as->('mail', 'tap_app')), $n_of->('3, 5, 8, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29'),
+	'the imported consents are seen on the workers');
+($ret, $out, $err) = $c->psql('postgres', q{SELECT (pdp.erase_subject(8::bigint, 'asked') -> 'tables') IS NOT NULL});
+is($ret . $out, '0t', 'erasure of a consenting learner succeeds on the coordinator') or diag($err);
+is($c->safe_psql('postgres', 'SELECT count(*) FROM activity WHERE learner = 8'), '0', 'the learner\'s distributed rows are gone');
+is($c->safe_psql('postgres', $visible_as->('mail', 'tap_app')), $n_of->('3, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29'),
+	'the other consenting learners\' rows are still exactly those');
+for my $w (qw(worker1 worker2))
+{
+	my $placement_w = $node{$w}->safe_psql('postgres', q{SELECT 'pdp.citus_consent_state_' || shardid FROM pg_dist_shard WHERE logicalrelid = 'pdp.citus_consent_state'::regclass});
+	is($node{$w}->safe_psql('postgres', "SELECT count(*) FROM $placement_w WHERE subject = '8'"), '0', "the erased learner's consent is gone from ${w}'s placement");
+}
 
 # --- Step 6: one audit trail and one key, collected on read --------------
 my %addr = map { $_ => '127.0.0.1:' . $node{$_}->port } qw(worker1 worker2);
