@@ -10,7 +10,7 @@
  * on a coordinator, makes Citus reference tables pdp.citus_purpose,
  * pdp.citus_purpose_grant (roles by name), pdp.citus_consent_state and
  * pdp.citus_restriction holding the columns the checks need, and keeps them
- * in step with row triggers on pdp's tables: a change is written to every
+ * in step with statement triggers on pdp's tables: a change is written to every
  * worker's placement by Citus in the same (two-phase) transaction.
  *
  * On a worker (pg_dist_local_group.groupid <> 0) that has a mirror table's

@@ -188,8 +188,8 @@ COMMENT ON FUNCTION pdp._citus_on_workers(text) IS
 -- reference tables in schema pdp (created at that first call, never by the
 -- install script): pdp.citus_purpose, pdp.citus_purpose_grant (roles by
 -- name: OIDs differ between nodes), pdp.citus_consent_state and
--- pdp.citus_restriction, and installs row triggers on pdp's four tables
--- that write each change through to them.  Citus writes a reference table
+-- pdp.citus_restriction, and installs statement triggers on pdp's four
+-- tables that write each statement's changes through to them.  Citus writes a reference table
 -- on every node in the coordinator's transaction (two-phase commit), so a
 -- withdrawal or a restriction committed on the coordinator is in every
 -- worker's placement when it returns, and the worker's next statement sees
@@ -205,15 +205,26 @@ AS $$ SELECT CASE WHEN source IN ('purpose', 'purpose_grant', 'consent_state', '
 COMMENT ON FUNCTION pdp._citus_mirror_name(text) IS
     'the name of the Citus reference table mirroring one of pdp''s state tables (purpose, purpose_grant, consent_state, restriction)';
 
--- Row trigger (and TRUNCATE statement trigger) on pdp's four state tables,
--- installed by pdp.citus_sync_state: writes the change through to the
--- mirror.  SECURITY DEFINER: whoever changes pdp's tables (pdp's own
--- functions) keeps the mirror, which no role may write.
+-- Statement triggers on pdp's four state tables (one per event: a trigger
+-- with transition tables has one event), installed by pdp.citus_sync_state:
+-- write the statement's changes through to the mirror in at most two
+-- distributed statements (the keys gone, then the rows upserted), whatever
+-- the number of rows, so a bulk import costs two round trips to the workers,
+-- not one per row.  The rows are gathered into arrays first: Citus plans no
+-- transition table into a write to a reference table.  SECURITY DEFINER:
+-- whoever changes pdp's tables (pdp's own functions) keeps the mirror,
+-- which no role may write.
 CREATE FUNCTION pdp._citus_mirror_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    k1 text[];
+    k2 text[];
+    v timestamptz[];
+    b1 boolean[];
+    b2 boolean[];
+    b3 boolean[];
     p text;
     names text[];
 BEGIN
@@ -222,25 +233,80 @@ BEGIN
         RETURN NULL;
     END IF;
     CASE TG_TABLE_NAME
-    WHEN 'purpose' THEN
-        IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.purpose IS DISTINCT FROM NEW.purpose) THEN
-            DELETE FROM pdp.citus_purpose m WHERE m.purpose = OLD.purpose;
+    WHEN 'consent_state' THEN
+        -- The keys gone: every old one (DELETE), or those no new row has (UPDATE).
+        IF TG_OP = 'DELETE' THEN
+            SELECT pg_catalog.array_agg(o.subject), pg_catalog.array_agg(o.purpose) INTO k1, k2 FROM old_rows o;
+        ELSIF TG_OP = 'UPDATE' THEN
+            SELECT pg_catalog.array_agg(o.subject), pg_catalog.array_agg(o.purpose) INTO k1, k2 FROM old_rows o
+             WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.subject = o.subject AND n.purpose = o.purpose);
+        END IF;
+        IF k1 IS NOT NULL THEN
+            DELETE FROM pdp.citus_consent_state m USING ROWS FROM (pg_catalog.unnest(k1), pg_catalog.unnest(k2)) AS d(subject, purpose)
+             WHERE m.subject = d.subject AND m.purpose = d.purpose;
         END IF;
         IF TG_OP <> 'DELETE' THEN
-            INSERT INTO pdp.citus_purpose AS m (purpose, requires_consent, restriction_exempt, maintenance)
-            VALUES (NEW.purpose, NEW.requires_consent, NEW.restriction_exempt, NEW.maintenance)
-            ON CONFLICT (purpose) DO UPDATE
-               SET requires_consent = EXCLUDED.requires_consent, restriction_exempt = EXCLUDED.restriction_exempt,
-                   maintenance = EXCLUDED.maintenance;
+            SELECT pg_catalog.array_agg(n.subject), pg_catalog.array_agg(n.purpose), pg_catalog.array_agg(n.valid_until)
+              INTO k1, k2, v FROM new_rows n;
+            IF k1 IS NOT NULL THEN
+                INSERT INTO pdp.citus_consent_state AS m (subject, purpose, valid_until)
+                SELECT u.subject, u.purpose, u.valid_until FROM ROWS FROM (pg_catalog.unnest(k1), pg_catalog.unnest(k2), pg_catalog.unnest(v)) AS u(subject, purpose, valid_until)
+                ON CONFLICT (subject, purpose) DO UPDATE SET valid_until = EXCLUDED.valid_until;
+            END IF;
+        END IF;
+    WHEN 'restriction' THEN
+        IF TG_OP = 'DELETE' THEN
+            SELECT pg_catalog.array_agg(o.subject) INTO k1 FROM old_rows o;
+        ELSIF TG_OP = 'UPDATE' THEN
+            SELECT pg_catalog.array_agg(o.subject) INTO k1 FROM old_rows o
+             WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.subject = o.subject);
+        END IF;
+        IF k1 IS NOT NULL THEN
+            DELETE FROM pdp.citus_restriction m WHERE m.subject = ANY (k1);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            SELECT pg_catalog.array_agg(n.subject) INTO k1 FROM new_rows n;
+            IF k1 IS NOT NULL THEN
+                INSERT INTO pdp.citus_restriction (subject) SELECT u FROM pg_catalog.unnest(k1) u
+                ON CONFLICT (subject) DO NOTHING;
+            END IF;
+        END IF;
+    WHEN 'purpose' THEN
+        IF TG_OP = 'DELETE' THEN
+            SELECT pg_catalog.array_agg(o.purpose) INTO k1 FROM old_rows o;
+        ELSIF TG_OP = 'UPDATE' THEN
+            SELECT pg_catalog.array_agg(o.purpose) INTO k1 FROM old_rows o
+             WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.purpose = o.purpose);
+        END IF;
+        IF k1 IS NOT NULL THEN
+            DELETE FROM pdp.citus_purpose m WHERE m.purpose = ANY (k1);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            SELECT pg_catalog.array_agg(n.purpose), pg_catalog.array_agg(n.requires_consent),
+                   pg_catalog.array_agg(n.restriction_exempt), pg_catalog.array_agg(n.maintenance)
+              INTO k1, b1, b2, b3 FROM new_rows n;
+            IF k1 IS NOT NULL THEN
+                INSERT INTO pdp.citus_purpose AS m (purpose, requires_consent, restriction_exempt, maintenance)
+                SELECT u.purpose, u.requires_consent, u.restriction_exempt, u.maintenance
+                  FROM ROWS FROM (pg_catalog.unnest(k1), pg_catalog.unnest(b1), pg_catalog.unnest(b2), pg_catalog.unnest(b3)) AS u(purpose, requires_consent, restriction_exempt, maintenance)
+                ON CONFLICT (purpose) DO UPDATE
+                   SET requires_consent = EXCLUDED.requires_consent, restriction_exempt = EXCLUDED.restriction_exempt,
+                       maintenance = EXCLUDED.maintenance;
+            END IF;
         END IF;
     WHEN 'purpose_grant' THEN
-        -- The grants of the purposes the change touches, re-mirrored from
+        -- The grants of the purposes the statement touched, re-mirrored from
         -- pdp.purpose_grant: the roles' names are read here first (Citus
         -- cannot join the catalogs into a write to a reference table), and a
         -- role since dropped loses its mirrored grant.
-        FOREACH p IN ARRAY ARRAY[CASE WHEN TG_OP <> 'INSERT' THEN OLD.purpose END,
-                                 CASE WHEN TG_OP <> 'DELETE' THEN NEW.purpose END] LOOP
-            CONTINUE WHEN p IS NULL;
+        IF TG_OP = 'INSERT' THEN
+            k1 := ARRAY(SELECT DISTINCT n.purpose FROM new_rows n);
+        ELSIF TG_OP = 'DELETE' THEN
+            k1 := ARRAY(SELECT DISTINCT o.purpose FROM old_rows o);
+        ELSE
+            k1 := ARRAY(SELECT o.purpose FROM old_rows o UNION SELECT n.purpose FROM new_rows n);
+        END IF;
+        FOREACH p IN ARRAY k1 LOOP
             names := ARRAY(SELECT DISTINCT a.rolname::text FROM pdp.purpose_grant g
                              JOIN pg_catalog.pg_authid a ON a.oid = g.role::oid WHERE g.purpose = p);
             DELETE FROM pdp.citus_purpose_grant m WHERE m.purpose = p AND m.role_name <> ALL (names);
@@ -248,28 +314,12 @@ BEGIN
             SELECT n, p FROM pg_catalog.unnest(names) n
             ON CONFLICT (role_name, purpose) DO NOTHING;
         END LOOP;
-    WHEN 'consent_state' THEN
-        IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (OLD.subject, OLD.purpose) IS DISTINCT FROM (NEW.subject, NEW.purpose)) THEN
-            DELETE FROM pdp.citus_consent_state m WHERE m.subject = OLD.subject AND m.purpose = OLD.purpose;
-        END IF;
-        IF TG_OP <> 'DELETE' THEN
-            INSERT INTO pdp.citus_consent_state AS m (subject, purpose, valid_until)
-            VALUES (NEW.subject, NEW.purpose, NEW.valid_until)
-            ON CONFLICT (subject, purpose) DO UPDATE SET valid_until = EXCLUDED.valid_until;
-        END IF;
-    WHEN 'restriction' THEN
-        IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.subject IS DISTINCT FROM NEW.subject) THEN
-            DELETE FROM pdp.citus_restriction m WHERE m.subject = OLD.subject;
-        END IF;
-        IF TG_OP <> 'DELETE' THEN
-            INSERT INTO pdp.citus_restriction (subject) VALUES (NEW.subject) ON CONFLICT (subject) DO NOTHING;
-        END IF;
     END CASE;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION pdp._citus_mirror_change() IS
-    'trigger on pdp''s state tables, installed by pdp.citus_sync_state: writes each change through to its Citus reference table';
+    'statement trigger on pdp''s state tables, installed by pdp.citus_sync_state: writes each statement''s changes through to its Citus reference table';
 
 -- Create (first call) and refill the mirror, and install its triggers.
 -- Returns the rows now mirrored, per table.  On a Citus coordinator only.
@@ -345,9 +395,16 @@ BEGIN
         counts := counts OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(src, n);
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
                         WHERE t.tgrelid OPERATOR(pg_catalog.=) ('pdp.' OPERATOR(pg_catalog.||) src)::regclass::oid
-                          AND t.tgname OPERATOR(pg_catalog.=) 'citus_mirror') THEN
-            EXECUTE pg_catalog.format('CREATE TRIGGER citus_mirror AFTER INSERT OR UPDATE OR DELETE ON pdp.%I '
-                                      'FOR EACH ROW EXECUTE FUNCTION pdp._citus_mirror_change()', src);
+                          AND t.tgname OPERATOR(pg_catalog.=) 'citus_mirror_insert') THEN
+            EXECUTE pg_catalog.format('CREATE TRIGGER citus_mirror_insert AFTER INSERT ON pdp.%I '
+                                      'REFERENCING NEW TABLE AS new_rows '
+                                      'FOR EACH STATEMENT EXECUTE FUNCTION pdp._citus_mirror_change()', src);
+            EXECUTE pg_catalog.format('CREATE TRIGGER citus_mirror_update AFTER UPDATE ON pdp.%I '
+                                      'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
+                                      'FOR EACH STATEMENT EXECUTE FUNCTION pdp._citus_mirror_change()', src);
+            EXECUTE pg_catalog.format('CREATE TRIGGER citus_mirror_delete AFTER DELETE ON pdp.%I '
+                                      'REFERENCING OLD TABLE AS old_rows '
+                                      'FOR EACH STATEMENT EXECUTE FUNCTION pdp._citus_mirror_change()', src);
             EXECUTE pg_catalog.format('CREATE TRIGGER citus_mirror_truncate AFTER TRUNCATE ON pdp.%I '
                                       'FOR EACH STATEMENT EXECUTE FUNCTION pdp._citus_mirror_change()', src);
         END IF;

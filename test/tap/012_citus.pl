@@ -227,8 +227,9 @@ for my $w (qw(worker1 worker2))
 ($ret, $out, $err) = $node{worker1}->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.citus_sync_state()");
 like($err, qr/ERROR:  55000: pdp.citus_sync_state runs on the Citus coordinator/, 'citus_sync_state is refused on a worker');
 $c->safe_psql('postgres', q{SELECT pdp.define_purpose('early', 'contract'); SELECT pdp.restrict_subject(39::bigint, 'asked')});
-is($c->safe_psql('postgres', q{SELECT pdp.citus_sync_state()}),
-	'{"purpose": 1, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'the first sync copies the state there is');
+($ret, $out, $err) = $c->psql('postgres', q{SELECT pdp.citus_sync_state()});
+is($out, '{"purpose": 1, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'the first sync copies the state there is')
+  or diag($err);
 is($c->safe_psql('postgres', q{SELECT pdp.citus_sync_state()}),
 	'{"purpose": 1, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'a second sync copies it again, once');
 is( $c->safe_psql('postgres', q{
@@ -237,7 +238,7 @@ is( $c->safe_psql('postgres', q{
 	'citus_consent_state=reference citus_purpose=reference citus_purpose_grant=reference citus_restriction=reference',
 	'the mirror is four reference tables');
 is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'citus_mirror%' AND tgrelid::regclass::text LIKE 'pdp.%'}),
-	'8', 'each of pdp\'s four state tables has its two mirror triggers, once');
+	'16', 'each of pdp\'s four state tables has its four mirror triggers, once');
 $c->safe_psql('postgres', q{SELECT pdp.lift_restriction(39::bigint)});
 for my $w (qw(worker1 worker2))
 {
@@ -248,7 +249,8 @@ for my $w (qw(worker1 worker2))
 # The purpose's definition is on the coordinator only (step 2).  pdp._visible is what
 # a protected table's policy asks for each row; called in a distributed
 # query, it runs in the shards, on the workers.
-$c->safe_psql('postgres', q{SELECT pdp.define_purpose('courses', 'contract', 'providing courses'); SELECT pdp.allow_purpose('postgres', 'courses')});
+($ret, $out, $err) = $c->psql('postgres', q{SELECT pdp.define_purpose('courses', 'contract', 'providing courses'); SELECT pdp.allow_purpose('postgres', 'courses')});
+is($ret, 0, 'courses defined and allowed on the coordinator') or diag($err);
 my $all_activity = $c->safe_psql('postgres', 'SELECT count(*) FROM activity');
 my $visible_count = q{SELECT count(*) FROM activity WHERE pdp._visible(learner)};
 for my $case (["SET pdp.purpose = 'courses';", 'a session-level purpose (it stays on the coordinator)'],
