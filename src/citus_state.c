@@ -17,10 +17,12 @@
  * placement, the readers read that placement (pdp.citus_X_<shardid>, found
  * through pg_dist_shard) under the same snapshots as they read pdp's own
  * tables on a single server: a change committed on the coordinator is seen
- * by the next statement that takes a snapshot on the worker.  Elsewhere (no
- * Citus, the coordinator, a worker before the first sync) they read pdp's
- * own tables, as before; the only cost is one syscache lookup of the
- * mirror's name per call.
+ * by the next statement that takes a snapshot on the worker.  A worker with
+ * the mirror's metadata but no placement (added after the sync, before
+ * Citus replicated reference tables to it) refuses rather than read its own
+ * empty tables.  Elsewhere (no Citus, the coordinator, a worker before the
+ * first sync) they read pdp's own tables, as before; the only cost is one
+ * syscache lookup of the mirror's name per call.
  *
  * Note about caching and invalidation
  * -----------------------------------
@@ -230,9 +232,25 @@ pdp_state_relation(PdpStateTable which, Oid *relid, Oid *pkey)
 			}
 			PG_END_TRY();
 			mirror = fresh;
+			/* A missing placement may appear (replicate_reference_tables): look again next time. */
+			for (int i = 0; i < PDP_STATE_N; i++)
+				if (mirror.on_worker && !OidIsValid(mirror.placement[i]))
+					mirror_valid = false;
 		}
-		if (mirror.on_worker && OidIsValid(mirror.placement[which]))
+		if (mirror.on_worker)
 		{
+			/*
+			 * A worker that has the mirror's metadata but not its placement
+			 * (added after the sync, before Citus replicated the reference
+			 * tables to it) would read pdp's own, empty tables: refuse.
+			 */
+			if (!OidIsValid(mirror.placement[which]))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("pdp's consent state has no placement on this Citus worker"),
+						 errdetail("Table \"pdp.%s\" is a reference table without a placement on this node.",
+								   mirror_table[which]),
+						 errhint("On the coordinator, run SELECT replicate_reference_tables(); it copies reference tables to new workers.")));
 			*relid = mirror.placement[which];
 			*pkey = mirror.placement_pkey[which];
 			return true;

@@ -271,15 +271,19 @@ lookup_purpose(const char *name, Oid userid)
 	PurposeState fresh;
 	bool		installed;
 	bool		mirrored = false;
+	Oid			relid;
+	Oid			pkey;
 
 	ensure_callbacks();
 	/*
 	 * State read from a Citus placement is read afresh at each use: Citus
 	 * writes placements without invalidations (callers use it once per
-	 * statement).
+	 * statement).  An entry read from pdp's own tables is not used once the
+	 * placements are there either (they appear without invalidating them).
 	 */
 	if (purpose_state_valid && !purpose_state_mirrored && purpose_state.userid == userid &&
-		strcmp(purpose_state.name, name) == 0)
+		strcmp(purpose_state.name, name) == 0 &&
+		!pdp_state_relation(PDP_STATE_PURPOSE, &relid, &pkey))
 		return &purpose_state;
 	/* Set first: an invalidation arriving during the read clears it again. */
 	purpose_state_valid = true;

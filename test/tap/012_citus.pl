@@ -403,6 +403,28 @@ for my $w (qw(worker1 worker2))
 	is($node{$w}->safe_psql('postgres', "SELECT count(*) FROM $placement_w WHERE subject = '8'"), '0', "the erased learner's consent is gone from ${w}'s placement");
 }
 
+# A worker added after the sync: the check refuses there until Citus has
+# copied the reference tables to it, then reads them.
+my $w3 = pdp_node('worker3',
+	preload  => 'citus,pdp_ext',
+	key_file => $key,
+	conf     => "listen_addresses = '127.0.0.1'\ncitus.node_conninfo = 'sslmode=disable'\nmax_prepared_transactions = 20\n");
+$w3->safe_psql('postgres', 'CREATE EXTENSION citus; CREATE EXTENSION pdp_ext;');
+$c->safe_psql('postgres', "SELECT citus_add_node('127.0.0.1', " . $w3->port . ")");
+# (Citus hides shards from pg_class on workers; to_regclass finds them by name.)
+my $placements_w3 = q{SELECT to_regclass('pdp.citus_consent_state_' || shardid) IS NOT NULL FROM pg_dist_shard WHERE logicalrelid = 'pdp.citus_consent_state'::regclass};
+is($w3->safe_psql('postgres', $placements_w3), 'f', 'Citus does not copy the reference tables to a worker it adds');
+($ret, $out, $err) = $w3->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_app; SET pdp.purpose = 'mail'; SELECT pdp._visible(3::bigint)");
+like($err, qr/ERROR:  55000: pdp's consent state has no placement on this Citus worker/, 'worker3 refuses rather than read its own empty tables');
+like($err, qr/HINT:  On the coordinator, run SELECT replicate_reference_tables\(\)/, 'with the hint');
+($ret, $out, $err) = $c->psql('postgres', q{SELECT replicate_reference_tables('block_writes')});
+is($ret, 0, 'replicate_reference_tables on the coordinator') or diag($err);
+is($w3->safe_psql('postgres', $placements_w3), 't', 'replicate_reference_tables gives worker3 the placement');
+is($w3->safe_psql('postgres', q{SET ROLE tap_app; SET pdp.purpose = 'mail'; SELECT string_agg(pdp._visible(s)::text, ',' ORDER BY s) FROM unnest(ARRAY[3, 4]::bigint[]) s}),
+	'true,false', 'then worker3 reads the coordinator\'s consents');
+$c->safe_psql('postgres', "SELECT citus_remove_node('127.0.0.1', " . $w3->port . ")");
+$w3->stop;
+
 # --- Step 6: one audit trail and one key, collected on read --------------
 my %addr = map { $_ => '127.0.0.1:' . $node{$_}->port } qw(worker1 worker2);
 my $nodes_in_order = join(' ', 'coordinator', sort { $a cmp $b } values %addr);
