@@ -14,6 +14,17 @@
 # - export and delete-erasure on the distributed and the reference table
 #   return and remove exactly the subject's rows.
 #
+# Step 2 (state where it is read): pdp.citus_sync_state on the coordinator
+# mirrors purposes, grants (by role name), consents and restrictions into
+# reference tables; defined on the coordinator only, they are read on the
+# workers: a consent purpose shows exactly the consenting learners' rows, a
+# contract purpose every row; withdrawal, restriction, lifting, a renewed
+# consent, a purpose redefined and a revoked grant are in force on every
+# worker at the next statement (also over reused worker connections, and
+# within one transaction); a bulk import and an erasure reach the
+# placements; no role writes the mirror; a worker added later refuses until
+# the reference tables are replicated to it.
+#
 # Step 3 (purposes that reach the shards): a query over the distributed
 # table whose shards call pdp._visible fails with 55000 when no purpose
 # reaches the workers (session-level SET, or none), and sees every row with
