@@ -121,6 +121,9 @@ SET pdp.purpose = 'marketing';
 SELECT count(*) AS "enrolments visible for marketing" FROM lms.enrolments;
 SELECT count(*) AS "learner 2's enrolments, marketing" FROM lms.enrolments WHERE user_id = 2;
 RESET ROLE;
+\echo 'On a Citus coordinator, pdp.citus_sync_state() mirrors purposes, grants, consents and restrictions to every'
+\echo 'worker, so such a withdrawal holds there at the next statement (doc/scaling.md). Here there is no Citus:'
+SELECT tour.try($$SELECT pdp.citus_sync_state()$$) AS "mirror the consent state to Citus workers";
 \echo 'Learner 4 asks for restriction: hidden for courses too, and their rows cannot be changed:'
 SELECT pdp.restrict_subject(4, 'accuracy contested');
 SET ROLE lms_app;

@@ -153,6 +153,109 @@ DROP TABLE pg_catalog.pg_dist_local_group, pg_catalog.pg_dist_node;
 RESET allow_system_table_mods;
 SELECT pdp._citus_has_workers() AS has_workers_again;
 
+-- Step 2 (state where it is read): without Citus, pdp.citus_sync_state is
+-- refused and the row check reads pdp's own tables.
+SELECT pdp.citus_sync_state();
+SELECT pdp.define_purpose('cz_mail', 'consent');
+SELECT pdp.grant_consent(9001::bigint, 'cz_mail') > 0 AS granted;
+CREATE ROLE regress_cz_app;
+CREATE ROLE regress_cz_other;
+SELECT pdp.allow_purpose('regress_cz_app', 'cz_mail');
+SET ROLE regress_cz_app;
+BEGIN;
+SET LOCAL pdp.purpose = 'cz_mail';
+SELECT s, pdp._visible(s) FROM unnest(ARRAY[9001, 9002, 9003]::bigint[]) s;
+COMMIT;
+RESET ROLE;
+-- A stand-in Citus worker (group 1) holding the placements of pdp's mirror
+-- (pdp.citus_sync_state makes them on a coordinator; Citus writes them on
+-- each worker): the purpose check and the row check read the placements,
+-- not pdp's own tables, and nothing of them is kept from one statement to
+-- the next.
+SET allow_system_table_mods = on;
+CREATE TABLE pg_catalog.pg_dist_local_group (groupid integer);
+CREATE TABLE pg_catalog.pg_dist_shard (logicalrelid regclass, shardid bigint);
+RESET allow_system_table_mods;
+INSERT INTO pg_catalog.pg_dist_local_group VALUES (1);
+CREATE TABLE pdp.citus_purpose (purpose text PRIMARY KEY, requires_consent boolean NOT NULL,
+                                restriction_exempt boolean NOT NULL, maintenance boolean NOT NULL);
+CREATE TABLE pdp.citus_purpose_grant (role_name text NOT NULL, purpose text NOT NULL, PRIMARY KEY (role_name, purpose));
+CREATE TABLE pdp.citus_consent_state (subject text NOT NULL, purpose text NOT NULL, valid_until timestamptz,
+                                      PRIMARY KEY (subject, purpose));
+CREATE TABLE pdp.citus_restriction (subject text PRIMARY KEY);
+CREATE TABLE pdp.citus_purpose_101 (LIKE pdp.citus_purpose INCLUDING ALL);
+CREATE TABLE pdp.citus_purpose_grant_102 (LIKE pdp.citus_purpose_grant INCLUDING ALL);
+CREATE TABLE pdp.citus_consent_state_103 (LIKE pdp.citus_consent_state INCLUDING ALL);
+CREATE TABLE pdp.citus_restriction_104 (LIKE pdp.citus_restriction INCLUDING ALL);
+INSERT INTO pg_catalog.pg_dist_shard VALUES ('pdp.citus_purpose', 101), ('pdp.citus_purpose_grant', 102),
+    ('pdp.citus_consent_state', 103), ('pdp.citus_restriction', 104);
+INSERT INTO pdp.citus_purpose_101 VALUES ('cz_mail', true, false, false), ('cz_placed', false, false, false);
+INSERT INTO pdp.citus_purpose_grant_102 VALUES ('regress_cz_app', 'cz_placed'), ('regress_cz_other', 'cz_mail');
+INSERT INTO pdp.citus_consent_state_103 VALUES ('9002', 'cz_mail', NULL), ('9003', 'cz_mail', now() - interval '1 day');
+INSERT INTO pdp.citus_restriction_104 VALUES ('9003');
+-- pdp's own grant of cz_mail to regress_cz_app (used, and cached, above) is not read any more.
+SET ROLE regress_cz_app;
+SET pdp.purpose = 'cz_mail';
+RESET ROLE;
+-- Consents from the placement: 9002's, not 9001's (pdp's own); 9003's has
+-- expired.  Granted there to regress_cz_other.
+SET ROLE regress_cz_other;
+BEGIN;
+SET LOCAL pdp.purpose = 'cz_mail';
+SELECT s, pdp._visible(s) FROM unnest(ARRAY[9001, 9002, 9003]::bigint[]) s;
+COMMIT;
+RESET ROLE;
+-- A purpose only the placement knows, granted there by role name; the restriction from the placement.
+SET ROLE regress_cz_app;
+BEGIN;
+SET LOCAL pdp.purpose = 'cz_placed';
+SELECT s, pdp._visible(s) FROM unnest(ARRAY[9001, 9003]::bigint[]) s;
+COMMIT;
+SET ROLE regress_cz_other;
+SET pdp.purpose = 'cz_placed';
+-- What Citus writes to the placements is seen at the next statement, in the same session.
+UPDATE pdp.citus_purpose_101 SET requires_consent = true WHERE purpose = 'cz_placed';
+INSERT INTO pdp.citus_consent_state_103 VALUES ('9001', 'cz_placed', NULL);
+DELETE FROM pdp.citus_restriction_104;
+SET ROLE regress_cz_app;
+BEGIN;
+SET LOCAL pdp.purpose = 'cz_placed';
+SELECT s, pdp._visible(s) FROM unnest(ARRAY[9001, 9002, 9003]::bigint[]) s;
+COMMIT;
+RESET ROLE;
+-- A worker with the mirror's metadata but a placement missing (added after
+-- the sync, before Citus copied the reference tables to it) refuses.
+DROP TABLE pdp.citus_restriction_104;
+SET ROLE regress_cz_other;
+BEGIN;
+SET LOCAL pdp.purpose = 'cz_mail';
+SELECT pdp._visible(9002::bigint);
+ROLLBACK;
+RESET ROLE;
+CREATE TABLE pdp.citus_restriction_104 (LIKE pdp.citus_restriction INCLUDING ALL);
+SET ROLE regress_cz_other;
+BEGIN;
+SET LOCAL pdp.purpose = 'cz_mail';
+SELECT pdp._visible(9002::bigint);
+COMMIT;
+RESET ROLE;
+-- Without the mirror (no Citus, or a coordinator before its first sync) pdp's own tables are read again.
+DROP TABLE pdp.citus_purpose, pdp.citus_purpose_grant, pdp.citus_consent_state, pdp.citus_restriction,
+    pdp.citus_purpose_101, pdp.citus_purpose_grant_102, pdp.citus_consent_state_103, pdp.citus_restriction_104;
+SET allow_system_table_mods = on;
+DROP TABLE pg_catalog.pg_dist_local_group, pg_catalog.pg_dist_shard;
+RESET allow_system_table_mods;
+SET ROLE regress_cz_app;
+BEGIN;
+SET LOCAL pdp.purpose = 'cz_mail';
+SELECT s, pdp._visible(s) FROM unnest(ARRAY[9001, 9002, 9003]::bigint[]) s;
+COMMIT;
+SET pdp.purpose = 'cz_placed';
+RESET ROLE;
+SELECT pdp.disallow_purpose('regress_cz_app', 'cz_mail');
+SELECT pdp.withdraw_consent(9001::bigint, 'cz_mail');
+DROP ROLE regress_cz_app, regress_cz_other;
+
 SELECT pdp.drop_retention('cz.dist');
 SELECT pdp.drop_retention('cz.learners');
 SELECT pdp.release_hold(id) FROM pdp.hold WHERE subject = '9004' AND released_at IS NULL;

@@ -26,6 +26,13 @@
  * Each statement works its purpose state out once, on first use, after
  * accepting pending invalidations, and keeps it to its end: a purpose or
  * grant change committed while it runs applies from the next statement on.
+ *
+ * On a Citus worker that has pdp's mirror (pdp.citus_sync_state), the entry
+ * is read from the mirror's local placements instead (citus_state.c; grants
+ * name roles, resolved by name here), and is not kept from one statement to
+ * the next: Citus writes the placements in the coordinator's transaction
+ * without sending this node any invalidation, and the next statement's
+ * fresh catalog snapshot sees the change.
  *-------------------------------------------------------------------------
  */
 #include "pdp_ext.h"
@@ -61,6 +68,8 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "citus_state.h"
+
 PG_FUNCTION_INFO_V1(pdp_config_changed);
 
 
@@ -78,6 +87,7 @@ typedef struct PurposeState
 
 static PurposeState purpose_state;
 static bool purpose_state_valid = false;
+static bool purpose_state_mirrored = false;	/* read from a Citus placement */
 static Oid	purpose_relid = InvalidOid;	/* as of the last read */
 static Oid	grant_relid = InvalidOid;
 static bool callbacks_registered = false;
@@ -137,21 +147,29 @@ pdp_relation_oid(const char *name)
 }
 
 /*
- * Read purpose `name` and whether `userid` may declare it into *out.
+ * Read purpose `name` and whether `userid` may declare it into *out, from
+ * pdp's tables or, on a Citus worker, from the placements of their mirror
+ * (citus_state.c), whose grants name roles by name.  *mirrored says which.
  * False if pdp_ext is not installed in this database.
  */
 static bool
-read_purpose(const char *name, Oid userid, PurposeState *out)
+read_purpose(const char *name, Oid userid, PurposeState *out, bool *mirrored)
 {
-	Oid			purpose_pkey = pdp_relation_oid("purpose_pkey");
+	Oid			purpose_pkey;
+	Oid			grant_pkey;
+	Oid			purpose_rel;
+	Oid			grant_rel;
 	Relation	rel;
 	Snapshot	snap;
 	TableScanDesc scan;
 	HeapTuple	tuple;
 
+	/* pdp's own tables, whose invalidations clear the cache. */
 	purpose_relid = pdp_relation_oid("purpose");
 	grant_relid = pdp_relation_oid("purpose_grant");
-	if (!OidIsValid(purpose_relid) || !OidIsValid(purpose_pkey) || !OidIsValid(grant_relid))
+	*mirrored = pdp_state_relation(PDP_STATE_PURPOSE, &purpose_rel, &purpose_pkey);
+	*mirrored |= pdp_state_relation(PDP_STATE_GRANT, &grant_rel, &grant_pkey);
+	if (!OidIsValid(purpose_rel) || !OidIsValid(purpose_pkey) || !OidIsValid(grant_rel))
 		return false;
 	memset(out, 0, sizeof(*out));
 	strlcpy(out->name, name, NAMEDATALEN);
@@ -165,9 +183,9 @@ read_purpose(const char *name, Oid userid, PurposeState *out)
 		TupleTableSlot *slot;
 		text	   *t = cstring_to_text(name);
 
-		rel = table_open(purpose_relid, AccessShareLock);
+		rel = table_open(purpose_rel, AccessShareLock);
 		index = index_open(purpose_pkey, AccessShareLock);
-		snap = RegisterSnapshot(GetCatalogSnapshot(purpose_relid));
+		snap = RegisterSnapshot(GetCatalogSnapshot(purpose_rel));
 		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
 							   DEFAULT_COLLATION_OID, F_TEXTEQ, PointerGetDatum(t));
 		iscan = index_beginscan(rel, index, snap, 1, 0);
@@ -206,8 +224,8 @@ read_purpose(const char *name, Oid userid, PurposeState *out)
 		return true;
 
 	/* Its grants: (role regrole, purpose text, ...); a small table. */
-	rel = table_open(grant_relid, AccessShareLock);
-	snap = RegisterSnapshot(GetCatalogSnapshot(grant_relid));
+	rel = table_open(grant_rel, AccessShareLock);
+	snap = RegisterSnapshot(GetCatalogSnapshot(grant_rel));
 	scan = table_beginscan(rel, snap, 0, NULL);
 	while (!out->allowed && (tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
@@ -221,9 +239,20 @@ read_purpose(const char *name, Oid userid, PurposeState *out)
 		if (rnull || pnull)
 			continue;
 		p = DatumGetTextPP(purpose);
-		if (VARSIZE_ANY_EXHDR(p) == strlen(name) &&
-			memcmp(VARDATA_ANY(p), name, VARSIZE_ANY_EXHDR(p)) == 0 &&
-			has_privs_of_role(userid, DatumGetObjectId(role)))
+		if (VARSIZE_ANY_EXHDR(p) != strlen(name) ||
+			memcmp(VARDATA_ANY(p), name, VARSIZE_ANY_EXHDR(p)) != 0)
+			continue;
+		if (*mirrored)
+		{
+			/* The mirror names the role: OIDs differ between nodes. */
+			char	   *rolname = TextDatumGetCString(role);
+			Oid			roleid = get_role_oid(rolname, true);
+
+			pfree(rolname);
+			if (OidIsValid(roleid) && has_privs_of_role(userid, roleid))
+				out->allowed = true;
+		}
+		else if (has_privs_of_role(userid, DatumGetObjectId(role)))
 			out->allowed = true;
 	}
 	table_endscan(scan);
@@ -241,16 +270,26 @@ lookup_purpose(const char *name, Oid userid)
 {
 	PurposeState fresh;
 	bool		installed;
+	bool		mirrored = false;
+	Oid			relid;
+	Oid			pkey;
 
 	ensure_callbacks();
-	if (purpose_state_valid && purpose_state.userid == userid &&
-		strcmp(purpose_state.name, name) == 0)
+	/*
+	 * State read from a Citus placement is read afresh at each use: Citus
+	 * writes placements without invalidations (callers use it once per
+	 * statement).  An entry read from pdp's own tables is not used once the
+	 * placements are there either (they appear without invalidating them).
+	 */
+	if (purpose_state_valid && !purpose_state_mirrored && purpose_state.userid == userid &&
+		strcmp(purpose_state.name, name) == 0 &&
+		!pdp_state_relation(PDP_STATE_PURPOSE, &relid, &pkey))
 		return &purpose_state;
 	/* Set first: an invalidation arriving during the read clears it again. */
 	purpose_state_valid = true;
 	PG_TRY();
 	{
-		installed = read_purpose(name, userid, &fresh);
+		installed = read_purpose(name, userid, &fresh, &mirrored);
 	}
 	PG_CATCH();
 	{
@@ -264,6 +303,7 @@ lookup_purpose(const char *name, Oid userid)
 		return NULL;
 	}
 	purpose_state = fresh;
+	purpose_state_mirrored = mirrored;
 	return &purpose_state;
 }
 

@@ -11,6 +11,9 @@
  * SERIALIZABLE transaction sees the state of its snapshot, and a change
  * another session commits is seen by the next statement that takes a
  * snapshot after it, with no invalidation involved.
+ * On a Citus worker the two tables are the local placements of pdp's
+ * reference-table mirror of them (citus_state.c), resolved once per
+ * snapshot, and read the same way.
  *
  * How a subject's state is read
  * -----------------------------
@@ -81,6 +84,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "citus_state.h"
 #include "pdp_crypto.h"
 #include "subject.h"
 #include "subjectset.h"
@@ -181,6 +185,11 @@ typedef struct VisState
 	VisSet		restricted;
 	int			slot;			/* the group's shared slot, or -1: not shared */
 	VisIdentity id;				/* when slot >= 0 */
+	/* Where they are read (citus_state.c), resolved with the snapshot. */
+	Oid			consent_relid;
+	Oid			consent_pkey;
+	Oid			restriction_relid;
+	Oid			restriction_pkey;
 } VisState;
 
 static VisState vis = {.slot = -1};
@@ -584,6 +593,8 @@ ensure_vis_state(void)
 	vis.stmt_start = GetCurrentStatementStartTimestamp();
 	strlcpy(vis.purpose, purpose, sizeof(vis.purpose));
 	vis.slot = share_slot_for(snap, purpose, &vis.id);
+	(void) pdp_state_relation(PDP_STATE_CONSENT, &vis.consent_relid, &vis.consent_pkey);
+	(void) pdp_state_relation(PDP_STATE_RESTRICTION, &vis.restriction_relid, &vis.restriction_pkey);
 	vis.valid = true;
 }
 
@@ -1280,7 +1291,7 @@ other_spelling(const char *s, size_t len)
 static void
 build_consent_set(VisSet *set)
 {
-	Oid			relid = pdp_relation_oid("consent_state");
+	Oid			relid = vis.consent_relid;
 
 	build_set(set, relid, get_attnum(relid, "subject"), get_attnum(relid, "purpose"),
 			  vis.purpose, get_attnum(relid, "valid_until"), vis.snap);
@@ -1290,7 +1301,7 @@ build_consent_set(VisSet *set)
 static void
 build_restricted_set(VisSet *set)
 {
-	Oid			relid = pdp_relation_oid("restriction");
+	Oid			relid = vis.restriction_relid;
 
 	build_set(set, relid, get_attnum(relid, "subject"), 0, NULL, 0, vis.snap);
 }
@@ -1305,8 +1316,8 @@ subject_consents(const char *s, size_t len, bool have_id, int64 id)
 
 	if (vis.consent.state == SET_BUILT)
 		return set_contains(&vis.consent, s, len, have_id, id);
-	relid = pdp_relation_oid("consent_state");
-	if (!OidIsValid(relid))
+	relid = vis.consent_relid;
+	if (!OidIsValid(relid) || !OidIsValid(vis.consent_pkey))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pdp_ext is not installed in this database")));
@@ -1322,12 +1333,12 @@ subject_consents(const char *s, size_t len, bool have_id, int64 id)
 			return set_contains(&vis.consent, s, len, have_id, id);
 	}
 	cstr = s ? pnstrdup(s, len) : psprintf(INT64_FORMAT, id);
-	found = key_probe(relid, pdp_relation_oid("consent_state_pkey"), cstr, vis.purpose,
+	found = key_probe(relid, vis.consent_pkey, cstr, vis.purpose,
 					  vis.snap, get_attnum(relid, "valid_until"));
 	pfree(cstr);
 	if (!found && (cstr = other_spelling(s, len)) != NULL)
 	{
-		found = key_probe(relid, pdp_relation_oid("consent_state_pkey"), cstr, vis.purpose,
+		found = key_probe(relid, vis.consent_pkey, cstr, vis.purpose,
 						  vis.snap, get_attnum(relid, "valid_until"));
 		pfree(cstr);
 	}
@@ -1344,8 +1355,8 @@ subject_restricted(const char *s, size_t len, bool have_id, int64 id)
 
 	if (vis.restricted.state == SET_BUILT)
 		return set_contains(&vis.restricted, s, len, have_id, id);
-	relid = pdp_relation_oid("restriction");
-	if (!OidIsValid(relid))
+	relid = vis.restriction_relid;
+	if (!OidIsValid(relid) || !OidIsValid(vis.restriction_pkey))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pdp_ext is not installed in this database")));
@@ -1361,11 +1372,11 @@ subject_restricted(const char *s, size_t len, bool have_id, int64 id)
 			return set_contains(&vis.restricted, s, len, have_id, id);
 	}
 	cstr = s ? pnstrdup(s, len) : psprintf(INT64_FORMAT, id);
-	found = text_key_exists(relid, pdp_relation_oid("restriction_pkey"), cstr, vis.snap);
+	found = text_key_exists(relid, vis.restriction_pkey, cstr, vis.snap);
 	pfree(cstr);
 	if (!found && (cstr = other_spelling(s, len)) != NULL)
 	{
-		found = text_key_exists(relid, pdp_relation_oid("restriction_pkey"), cstr, vis.snap);
+		found = text_key_exists(relid, vis.restriction_pkey, cstr, vis.snap);
 		pfree(cstr);
 	}
 	return found;
@@ -1605,8 +1616,7 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 	if (pdp_erasure_in_progress || (pdp_statement_flags(false) & PURPOSE_MAINTENANCE))
 		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
 
-	restriction_relid = pdp_relation_oid("restriction");
-	restriction_pkey = pdp_relation_oid("restriction_pkey");
+	(void) pdp_state_relation(PDP_STATE_RESTRICTION, &restriction_relid, &restriction_pkey);
 	if (!OidIsValid(restriction_relid) || !OidIsValid(restriction_pkey))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

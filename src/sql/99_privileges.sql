@@ -162,6 +162,9 @@ GRANT EXECUTE ON FUNCTION pdp._citus_table_kind(regclass), pdp._refuse_on_citus(
 -- their owner).  pdp._citus_on_workers, pdp._key_status_local and
 -- pdp._verify_audit_log_local are for those SECURITY DEFINER readers only.
 GRANT EXECUTE ON FUNCTION pdp._citus_has_workers(), pdp._report_nodes(jsonb, boolean) TO pdp_admin, pdp_auditor;
+-- pdp_admin mirrors the consent state to a Citus cluster's workers (issue 18, step 2);
+-- the mirror's trigger and naming helper are pdp's own (the trigger runs as its owner).
+GRANT EXECUTE ON FUNCTION pdp.citus_sync_state() TO pdp_admin;
 -- Every interval pdp_ext accepts is judged by one check (src/sql/05_checks.sql),
 -- which functions running as their caller (pdp_admin members) call.
 REVOKE ALL ON FUNCTION pdp._check_interval(interval, text, interval), pdp._check_period() FROM PUBLIC;

@@ -109,6 +109,7 @@ my @templates = (
 	# quote what they cannot parse, before any pdp code runs.
 	['SELECT pdp._canonical_subject(%s) IS NULL', 'v'], ['SELECT pdp._subject_pseudonym(%s) IS NULL', 'v'],
 	['SELECT pdp._canonical_subject_or_null(%s) IS NULL', 'v'], [q{SELECT pdp._report_counts() IS NULL AND %s IS NULL}, 'n'],
+	[q{SELECT pdp.citus_sync_state() IS NULL AND %s IS NULL}, 'n'],
 	[q{SELECT pdp._audit('matrix', NULL, %s)}, 'v'], [q{SELECT pdp._audit(%s, NULL, '1')}, 'n'],
 	[q{SELECT pdp.pseudonym(%s, 'audit') IS NULL}, 'v'], [q{SELECT pdp.encrypt(%s, 'erasure') IS NULL}, 'v'],
 	[q{SELECT pdp.fpe_encrypt(%s, 'pdp.x') IS NULL}, 'v'], [q{SELECT pdp.pseudonym(1::bigint, %s) IS NULL}, 'n'],

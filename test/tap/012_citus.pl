@@ -14,6 +14,17 @@
 # - export and delete-erasure on the distributed and the reference table
 #   return and remove exactly the subject's rows.
 #
+# Step 2 (state where it is read): pdp.citus_sync_state on the coordinator
+# mirrors purposes, grants (by role name), consents and restrictions into
+# reference tables; defined on the coordinator only, they are read on the
+# workers: a consent purpose shows exactly the consenting learners' rows, a
+# contract purpose every row; withdrawal, restriction, lifting, a renewed
+# consent, a purpose redefined and a revoked grant are in force on every
+# worker at the next statement (also over reused worker connections, and
+# within one transaction); a bulk import and an erasure reach the
+# placements; no role writes the mirror; a worker added later refuses until
+# the reference tables are replicated to it.
+#
 # Step 3 (purposes that reach the shards): a query over the distributed
 # table whose shards call pdp._visible fails with 55000 when no purpose
 # reaches the workers (session-level SET, or none), and sees every row with
@@ -220,13 +231,37 @@ for my $w (qw(worker1 worker2))
 	is($node{$w}->safe_psql('postgres', 'SELECT count(*) FROM ref'), $total{ref} - $n12{ref}, "${w}'s copy of ref agrees");
 }
 
+# --- Step 2: state where it is read ---------------------------------------
+# pdp.citus_sync_state mirrors pdp's state into reference tables, on the
+# coordinator only; what is defined afterwards reaches the workers through
+# the mirror's triggers, in the same transaction.
+($ret, $out, $err) = $node{worker1}->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.citus_sync_state()");
+like($err, qr/ERROR:  55000: pdp.citus_sync_state runs on the Citus coordinator/, 'citus_sync_state is refused on a worker');
+$c->safe_psql('postgres', q{SELECT pdp.define_purpose('early', 'contract'); SELECT pdp.restrict_subject(39::bigint, 'asked')});
+($ret, $out, $err) = $c->psql('postgres', q{SELECT pdp.citus_sync_state()});
+is($out, '{"purpose": 1, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'the first sync copies the state there is')
+  or diag($err);
+is($c->safe_psql('postgres', q{SELECT pdp.citus_sync_state()}),
+	'{"purpose": 1, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'a second sync copies it again, once');
+is( $c->safe_psql('postgres', q{
+		SELECT string_agg(t || '=' || coalesce(pdp._citus_table_kind(('pdp.' || t)::regclass), 'none'), ' ' ORDER BY t)
+		  FROM unnest(ARRAY['citus_purpose', 'citus_purpose_grant', 'citus_consent_state', 'citus_restriction']) t}),
+	'citus_consent_state=reference citus_purpose=reference citus_purpose_grant=reference citus_restriction=reference',
+	'the mirror is four reference tables');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'citus_mirror%' AND tgrelid::regclass::text LIKE 'pdp.%'}),
+	'16', 'each of pdp\'s four state tables has its four mirror triggers, once');
+$c->safe_psql('postgres', q{SELECT pdp.lift_restriction(39::bigint)});
+for my $w (qw(worker1 worker2))
+{
+	is($node{$w}->safe_psql('postgres', q{SELECT count(*) FROM pdp.purpose}), '0', "${w}'s own pdp.purpose is empty");
+}
+
 # --- Step 3: purposes that reach the shards -------------------------------
-# The purpose's definition must be on every node until pdp ships its state
-# (step 2): defined here on each.  pdp._visible is what a protected table's
-# policy asks for each row; called in a distributed query, it runs in the
-# shards, on the workers.
-$node{$_}->safe_psql('postgres', q{SELECT pdp.define_purpose('courses', 'contract', 'providing courses'); SELECT pdp.allow_purpose('postgres', 'courses')})
-  for qw(coordinator worker1 worker2);
+# The purpose's definition is on the coordinator only (step 2).  pdp._visible is what
+# a protected table's policy asks for each row; called in a distributed
+# query, it runs in the shards, on the workers.
+($ret, $out, $err) = $c->psql('postgres', q{SELECT pdp.define_purpose('courses', 'contract', 'providing courses'); SELECT pdp.allow_purpose('postgres', 'courses')});
+is($ret, 0, 'courses defined and allowed on the coordinator') or diag($err);
 my $all_activity = $c->safe_psql('postgres', 'SELECT count(*) FROM activity');
 my $visible_count = q{SELECT count(*) FROM activity WHERE pdp._visible(learner)};
 for my $case (["SET pdp.purpose = 'courses';", 'a session-level purpose (it stays on the coordinator)'],
@@ -255,6 +290,151 @@ like($err, qr/NOTICE:  no purpose declared: rows of tables protected by pdp_ext 
 # A client naming itself as Citus does only gets the stricter behaviour.
 ($ret, $out, $err) = $node{worker1}->psql('postgres', q{SET application_name = 'citus_internal gpid=1'; SELECT pdp._visible(1::bigint)});
 like($err, qr/ERROR:  no purpose reached this Citus worker/, 'attack: posing as a Citus connection gives an error, never rows');
+
+# --- Step 2: visibility on the workers from the coordinator's state -------
+# An application role, a consent purpose and a contract purpose, all
+# defined on the coordinator only; roles are propagated by Citus, grants
+# reach the workers by role name.
+$c->safe_psql('postgres', q{
+	CREATE ROLE tap_group;
+	CREATE ROLE tap_app LOGIN IN ROLE tap_group;
+	CREATE ROLE tap_other LOGIN;
+	GRANT SELECT ON activity TO tap_app, tap_other;
+	SELECT pdp.define_purpose('mail', 'consent', 'newsletters');
+	SELECT pdp.allow_purpose('tap_app', 'mail');
+	SELECT pdp.allow_purpose('tap_group', 'courses');
+	SELECT pdp.grant_consent(s, 'mail') FROM unnest(ARRAY[3, 5, 8]::bigint[]) s;
+});
+is($node{worker1}->safe_psql('postgres', q{SELECT count(*) FROM pg_roles WHERE rolname IN ('tap_app', 'tap_group', 'tap_other')}),
+	'3', 'Citus propagated the roles to the workers');
+my $n_of = sub {
+	my ($learners) = @_;
+	return $c->safe_psql('postgres', "SELECT count(*) FROM activity WHERE learner IN ($learners)");
+};
+my $all = $c->safe_psql('postgres', 'SELECT count(*) FROM activity');
+# A distributed count under a purpose, as one transaction; $as is a role the
+# session switches to for it (SET LOCAL ROLE: Citus connects to the workers
+# as that role).
+my $visible_as = sub {
+	my ($purpose, $as) = @_;
+	return qq{BEGIN; SET LOCAL ROLE $as; SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL pdp.purpose = '$purpose';
+		SELECT count(*) FROM activity WHERE pdp._visible(learner); COMMIT;};
+};
+is($c->safe_psql('postgres', $visible_as->('mail', 'tap_app')), $n_of->('3, 5, 8'),
+	'a consent purpose defined on the coordinator: the workers show exactly the consenting learners\' rows');
+is($c->safe_psql('postgres', $visible_as->('courses', 'tap_app')), $all,
+	'a contract purpose granted to the role\'s group on the coordinator: every row on the workers');
+my $on_worker = sub {
+	my ($w, $role, $sql) = @_;
+	my ($r, $o, $e) = $node{$w}->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE $role; $sql");
+	return $o . $e;
+};
+for my $w (qw(worker1 worker2))
+{
+	is($on_worker->($w, 'tap_app', q{SET pdp.purpose = 'mail'; SELECT string_agg(pdp._visible(s)::text, ',' ORDER BY s) FROM unnest(ARRAY[3, 4, 5]::bigint[]) s}),
+		'true,false,true', "$w reads the consents from the mirror");
+	like($on_worker->($w, 'tap_other', q{SET pdp.purpose = 'courses'}),
+		qr/ERROR:  42501: role "tap_other" may not declare purpose "courses"/, "$w refuses a role the coordinator did not grant the purpose");
+	like($on_worker->($w, 'tap_app', q{SET pdp.purpose = 'nothing_here'}),
+		qr/ERROR:  42704: unknown purpose/, "$w does not know a purpose the coordinator does not");
+}
+
+# One coordinator session, its worker connections kept from one statement
+# to the next: a withdrawal, a restriction, its lifting and a revoked grant
+# committed on the coordinator are in force on every worker at the next
+# statement.
+my $seq = $c->safe_psql('postgres', join("\n",
+	$visible_as->('mail', 'postgres'),
+	q{SELECT pdp.withdraw_consent(5::bigint, 'mail');},
+	$visible_as->('mail', 'postgres'),
+	q{SELECT pdp.restrict_subject(8::bigint, 'asked');},
+	$visible_as->('mail', 'postgres'),
+	$visible_as->('courses', 'postgres'),
+	q{SELECT pdp.lift_restriction(8::bigint);},
+	$visible_as->('courses', 'postgres'),
+	q{SELECT pdp.grant_consent(5::bigint, 'mail') > 0;},
+	$visible_as->('mail', 'postgres')));
+is($seq, join("\n", $n_of->('3, 5, 8'), 't', $n_of->('3, 8'), '', $n_of->('3'), $all - $n_of->('8'), 't', $all, 't', $n_of->('3, 5, 8')),
+	'withdrawal, restriction, lifting and a new consent on the coordinator: each seen by the next distributed statement');
+for my $w (qw(worker1 worker2))
+{
+	is($on_worker->($w, 'tap_app', q{SET pdp.purpose = 'mail'; SELECT string_agg(pdp._visible(s)::text, ',' ORDER BY s) FROM unnest(ARRAY[3, 5]::bigint[]) s}),
+		'true,true', "$w sees the renewed consent");
+}
+# A purpose redefined on the coordinator (contract, then consent, then
+# contract again), in one session whose worker connections are reused: the
+# workers' purpose state follows at the next statement (nobody consents to
+# courses).
+is( $c->safe_psql('postgres', join("\n",
+		$visible_as->('courses', 'postgres'),
+		q{SELECT pdp.define_purpose('courses', 'consent');},
+		$visible_as->('courses', 'postgres'),
+		q{SELECT pdp.define_purpose('courses', 'contract', 'providing courses');},
+		$visible_as->('courses', 'postgres'))),
+	join("\n", $all, '', '0', '', $all), 'a purpose redefined on the coordinator is in force on the workers at the next statement');
+# Inside one transaction: the withdrawal is seen by its next statement.
+is( $c->safe_psql('postgres', q{
+		BEGIN; SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL pdp.purpose = 'mail';
+		SELECT pdp.withdraw_consent(3::bigint, 'mail');
+		SELECT count(*) FROM activity WHERE pdp._visible(learner);
+		ROLLBACK;}),
+	"t\n" . $n_of->('5, 8'), 'a withdrawal is seen by the next statement of its own transaction');
+is($c->safe_psql('postgres', $visible_as->('mail', 'tap_app')), $n_of->('3, 5, 8'), 'rolled back, the withdrawal is undone on the workers too');
+# A grant revoked on the coordinator: refused on the workers.
+($ret, $out, $err) = $c->psql('postgres', q{SELECT pdp.disallow_purpose('tap_group', 'courses')});
+is($ret . $out, '0t', 'disallow_purpose on the coordinator') or diag($err);
+for my $w (qw(worker1 worker2))
+{
+	like($on_worker->($w, 'tap_app', q{SET pdp.purpose = 'courses'}),
+		qr/ERROR:  42501: role "tap_app" may not declare purpose "courses"/, "$w refuses the purpose once the coordinator revoked the grant");
+}
+# Attacks: no role writes the mirror, on the coordinator or in a worker's placement.
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_app; INSERT INTO pdp.citus_consent_state VALUES ('4', 'mail', NULL)");
+like($err, qr/ERROR:  42501: permission denied/, 'attack: an application role cannot write the mirror');
+my $placement = $node{worker1}->safe_psql('postgres', q{SELECT 'pdp.citus_consent_state_' || shardid FROM pg_dist_shard WHERE logicalrelid = 'pdp.citus_consent_state'::regclass});
+like($on_worker->('worker1', 'tap_app', "INSERT INTO $placement VALUES ('4', 'mail', NULL)"), qr/ERROR:  42501: permission denied/,
+	'attack: nor the placement on a worker');
+is($c->safe_psql('postgres', $visible_as->('mail', 'tap_app')), $n_of->('3, 5, 8'), 'the consenting learners are still exactly those');
+# A bulk import of consents, and an erasure (which deletes the learner's
+# rows of the distributed table and the learner's consents in one
+# transaction), both reach the workers.
+is($c->safe_psql('postgres', q{SELECT pdp.import_consents(ARRAY(SELECT ROW(s::text, 'mail', now() - interval '1 day', NULL, '{}', NULL)::pdp.consent_import
+                                                               FROM generate_series(20, 29) s))}),
+	'10', 'ten consents imported on the coordinator');
+is($c->safe_psql('postgres', $visible_as->('mail', 'tap_app')), $n_of->('3, 5, 8, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29'),
+	'the imported consents are seen on the workers');
+($ret, $out, $err) = $c->psql('postgres', q{SELECT (pdp.erase_subject(8::bigint, 'asked') -> 'tables') IS NOT NULL});
+is($ret . $out, '0t', 'erasure of a consenting learner succeeds on the coordinator') or diag($err);
+is($c->safe_psql('postgres', 'SELECT count(*) FROM activity WHERE learner = 8'), '0', 'the learner\'s distributed rows are gone');
+is($c->safe_psql('postgres', $visible_as->('mail', 'tap_app')), $n_of->('3, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29'),
+	'the other consenting learners\' rows are still exactly those');
+for my $w (qw(worker1 worker2))
+{
+	my $placement_w = $node{$w}->safe_psql('postgres', q{SELECT 'pdp.citus_consent_state_' || shardid FROM pg_dist_shard WHERE logicalrelid = 'pdp.citus_consent_state'::regclass});
+	is($node{$w}->safe_psql('postgres', "SELECT count(*) FROM $placement_w WHERE subject = '8'"), '0', "the erased learner's consent is gone from ${w}'s placement");
+}
+
+# A worker added after the sync: the check refuses there until Citus has
+# copied the reference tables to it, then reads them.
+my $w3 = pdp_node('worker3',
+	preload  => 'citus,pdp_ext',
+	key_file => $key,
+	conf     => "listen_addresses = '127.0.0.1'\ncitus.node_conninfo = 'sslmode=disable'\nmax_prepared_transactions = 20\n");
+$w3->safe_psql('postgres', 'CREATE EXTENSION citus; CREATE EXTENSION pdp_ext;');
+$c->safe_psql('postgres', "SELECT citus_add_node('127.0.0.1', " . $w3->port . ")");
+# (Citus hides shards from pg_class on workers; to_regclass finds them by name.)
+my $placements_w3 = q{SELECT to_regclass('pdp.citus_consent_state_' || shardid) IS NOT NULL FROM pg_dist_shard WHERE logicalrelid = 'pdp.citus_consent_state'::regclass};
+is($w3->safe_psql('postgres', $placements_w3), 'f', 'Citus does not copy the reference tables to a worker it adds');
+($ret, $out, $err) = $w3->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_app; SET pdp.purpose = 'mail'; SELECT pdp._visible(3::bigint)");
+like($err, qr/ERROR:  55000: pdp's consent state has no placement on this Citus worker/, 'worker3 refuses rather than read its own empty tables');
+like($err, qr/HINT:  On the coordinator, run SELECT replicate_reference_tables\(\)/, 'with the hint');
+($ret, $out, $err) = $c->psql('postgres', q{SELECT replicate_reference_tables('block_writes')});
+is($ret, 0, 'replicate_reference_tables on the coordinator') or diag($err);
+is($w3->safe_psql('postgres', $placements_w3), 't', 'replicate_reference_tables gives worker3 the placement');
+is($w3->safe_psql('postgres', q{SET ROLE tap_app; SET pdp.purpose = 'mail'; SELECT string_agg(pdp._visible(s)::text, ',' ORDER BY s) FROM unnest(ARRAY[3, 4]::bigint[]) s}),
+	'true,false', 'then worker3 reads the coordinator\'s consents');
+$c->safe_psql('postgres', "SELECT citus_remove_node('127.0.0.1', " . $w3->port . ")");
+$w3->stop;
 
 # --- Step 6: one audit trail and one key, collected on read --------------
 my %addr = map { $_ => '127.0.0.1:' . $node{$_}->port } qw(worker1 worker2);
