@@ -70,14 +70,15 @@ BEGIN
             'Citus cannot rewrite the rows in pdp''s locked, key-ordered batches, and the rules'' '
             'functions would run on the workers.'
         ELSE
-            'The triggers and policies it installs would run on the workers, where pdp''s consent, '
-            'disclosure and retention state is not kept, and they need citus.enable_unsafe_triggers.'
+            'The triggers and policies it installs would run on the shards, which pdp''s registry, '
+            'disclosure and retention state does not name (consent state reaches the workers after '
+            'pdp.citus_sync_state()), and they need citus.enable_unsafe_triggers.'
         END;
     RAISE EXCEPTION 'cannot % % table "%"', what, kind, pdp._relname(tbl)
         USING ERRCODE = 'feature_not_supported',
               DETAIL = why,
               HINT = 'See "What is refused on Citus tables" in doc/scaling.md; '
-                     'export, erasure by deletion and pseudonymising queries work on Citus tables.';
+                     'export, erasure by deletion, pseudonymising queries and filters with pdp._visible work on Citus tables.';
 END
 $$;
 COMMENT ON FUNCTION pdp._refuse_on_citus(regclass, text) IS
