@@ -246,6 +246,21 @@ is($node->safe_psql('postgres', qq{SELECT string_agg(p || ':' || n, ',' ORDER BY
 	(SELECT r.details->>'purpose' AS p, count(*) AS n FROM $statements WHERE r.id > (SELECT max(id) FROM pdp.audit_log WHERE action = 'allow_purpose') GROUP BY 1) x}),
 	'p1:10,p2:10,p3:10,p4:10,p5:10,p6:10', 'six purposes alternating: each of the 60 statements under its purpose');
 
+# Parallel plans: each worker counts its own scans' rows and adds them to
+# its leader's slot.  With the leader taking no part every row is a worker's;
+# under EXPLAIN ANALYZE (PostgreSQL's instrumentation, which brings the
+# workers' counts back itself) no row is counted twice.
+my $par = q{SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+	SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off; };
+my $before_par = reads();
+like($node->safe_psql('postgres', $par . q{EXPLAIN (ANALYZE, TIMING OFF, SUMMARY OFF, COSTS OFF) SELECT count(*) FROM learners WHERE email LIKE 'learner%'}),
+	qr/Workers Launched: [12]/, 'the scan runs in parallel workers');
+wait_reads($before_par + 1);
+is(last_read(q{r.s->>'rows'}), '10000', 'EXPLAIN ANALYZE of a parallel scan counts each row once');
+$node->safe_psql('postgres', $par . q{SELECT count(*) FROM learners WHERE email LIKE 'learner%'});
+wait_reads($before_par + 2);
+is(last_read(q{r.s->>'rows'}), '10000', 'a parallel scan the leader takes no part in counts every worker\'s rows');
+
 # Switched off: no more entries; the switch is recorded.
 $node->safe_psql('postgres', q{SELECT pdp.audit_reads('learners', false)});
 my $before = reads();
