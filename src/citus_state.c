@@ -21,8 +21,9 @@
  * the mirror's metadata but no placement (added after the sync, before
  * Citus replicated reference tables to it) refuses rather than read its own
  * empty tables.  Elsewhere (no Citus, the coordinator, a worker before the
- * first sync) they read pdp's own tables, as before; the only cost is one
- * syscache lookup of the mirror's name per call.
+ * first sync) they read pdp's own tables, as before; the OIDs of pdp's
+ * tables and of the mirror's shells are cached (StateNames), so that costs
+ * no catalog lookup per call.
  *
  * Note about caching and invalidation
  * -----------------------------------
@@ -51,6 +52,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 
 #include "citus_state.h"
@@ -78,12 +80,57 @@ static MirrorPlacements mirror;
 static bool mirror_valid = false;
 static bool callback_registered = false;
 
+/*
+ * The OIDs of schema pdp, of pdp's four state tables and their primary
+ * keys, and of the mirror's shells (InvalidOid: none), so that the common
+ * case (no mirror) costs no catalog lookup per statement.  Any change of a
+ * relation's or a schema's name (RELNAMENSP, NAMESPACENAME: every CREATE,
+ * DROP and RENAME) only clears names_valid; the next call looks them up
+ * again.
+ */
+typedef struct StateNames
+{
+	Oid			nsp;
+	Oid			shell[PDP_STATE_N];
+	Oid			own[PDP_STATE_N];
+	Oid			own_pkey[PDP_STATE_N];
+} StateNames;
+
+static StateNames names;
+static bool names_valid = false;
+
+static void
+citus_state_names_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	names_valid = false;
+}
+
+static void
+resolve_names(void)
+{
+	StateNames	fresh;
+
+	memset(&fresh, 0, sizeof(fresh));
+	/* Set first: an invalidation arriving during the lookups clears it again. */
+	names_valid = true;
+	fresh.nsp = get_namespace_oid("pdp", true);
+	if (OidIsValid(fresh.nsp))
+		for (int i = 0; i < PDP_STATE_N; i++)
+		{
+			fresh.shell[i] = get_relname_relid(mirror_table[i], fresh.nsp);
+			fresh.own[i] = get_relname_relid(own_table[i], fresh.nsp);
+			fresh.own_pkey[i] = get_relname_relid(own_pkey[i], fresh.nsp);
+		}
+	names = fresh;
+}
+
 static void
 citus_state_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid)
 	{
 		mirror_valid = false;
+		names_valid = false;
 		return;
 	}
 	for (int i = 0; i < PDP_STATE_N; i++)
@@ -201,20 +248,25 @@ resolve_mirror(Oid nsp, MirrorPlacements *out)
 bool
 pdp_state_relation(PdpStateTable which, Oid *relid, Oid *pkey)
 {
-	Oid			nsp = get_namespace_oid("pdp", true);
+	Oid			nsp;
 	Oid			shell;
 
 	*relid = *pkey = InvalidOid;
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(citus_state_relcache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(RELNAMENSP, citus_state_names_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACENAME, citus_state_names_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	if (!names_valid)
+		resolve_names();
+	nsp = names.nsp;
 	if (!OidIsValid(nsp))
 		return false;
-	shell = get_relname_relid(mirror_table[which], nsp);
+	shell = names.shell[which];
 	if (OidIsValid(shell))
 	{
-		if (!callback_registered)
-		{
-			CacheRegisterRelcacheCallback(citus_state_relcache_callback, (Datum) 0);
-			callback_registered = true;
-		}
 		if (!mirror_valid || mirror.shell[which] != shell)
 		{
 			MirrorPlacements fresh;
@@ -256,7 +308,7 @@ pdp_state_relation(PdpStateTable which, Oid *relid, Oid *pkey)
 			return true;
 		}
 	}
-	*relid = get_relname_relid(own_table[which], nsp);
-	*pkey = get_relname_relid(own_pkey[which], nsp);
+	*relid = names.own[which];
+	*pkey = names.own_pkey[which];
 	return false;
 }

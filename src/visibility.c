@@ -190,6 +190,7 @@ typedef struct VisState
 	Oid			consent_pkey;
 	Oid			restriction_relid;
 	Oid			restriction_pkey;
+	AttrNumber	valid_until_att;	/* of the consent relation */
 } VisState;
 
 static VisState vis = {.slot = -1};
@@ -595,6 +596,7 @@ ensure_vis_state(void)
 	vis.slot = share_slot_for(snap, purpose, &vis.id);
 	(void) pdp_state_relation(PDP_STATE_CONSENT, &vis.consent_relid, &vis.consent_pkey);
 	(void) pdp_state_relation(PDP_STATE_RESTRICTION, &vis.restriction_relid, &vis.restriction_pkey);
+	vis.valid_until_att = OidIsValid(vis.consent_relid) ? get_attnum(vis.consent_relid, "valid_until") : InvalidAttrNumber;
 	vis.valid = true;
 }
 
@@ -1334,12 +1336,12 @@ subject_consents(const char *s, size_t len, bool have_id, int64 id)
 	}
 	cstr = s ? pnstrdup(s, len) : psprintf(INT64_FORMAT, id);
 	found = key_probe(relid, vis.consent_pkey, cstr, vis.purpose,
-					  vis.snap, get_attnum(relid, "valid_until"));
+					  vis.snap, vis.valid_until_att);
 	pfree(cstr);
 	if (!found && (cstr = other_spelling(s, len)) != NULL)
 	{
 		found = key_probe(relid, vis.consent_pkey, cstr, vis.purpose,
-						  vis.snap, get_attnum(relid, "valid_until"));
+						  vis.snap, vis.valid_until_att);
 		pfree(cstr);
 	}
 	return found;
