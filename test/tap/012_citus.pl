@@ -169,11 +169,14 @@ is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_policy WHERE polrelid IN 
 # Learner 7 is held, learner 11 restricted: their rows stay.  What cannot be
 # purged correctly is skipped with a warning saying why: nokey (no primary
 # key), anon (action anonymise); with inactivity retention, every Citus table.
+# enrol belongs to a role without superuser: its batches run as that owner.
 $c->safe_psql('postgres', qq{
 	CREATE TABLE enrol (learner bigint NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, note text, PRIMARY KEY (learner, id));
 	CREATE TABLE nokey (id bigint NOT NULL, learner bigint, at timestamptz NOT NULL, note text);
 	CREATE TABLE anon (id bigint PRIMARY KEY, learner bigint, at timestamptz NOT NULL, note text);
 	SELECT create_distributed_table('enrol', 'learner');
+	CREATE ROLE tap_owner LOGIN;   -- (Citus connects to the workers as the statement's user: the owner must log in there)
+	ALTER TABLE enrol OWNER TO tap_owner;   -- its purge runs as this owner, not as a superuser
 	SELECT create_distributed_table('nokey', 'id');
 	SELECT create_distributed_table('anon', 'id');
 	INSERT INTO enrol SELECT g % 40, g, now() - g * interval '13 hours', 'note ' || g FROM generate_series(1, 1200) g;
@@ -230,6 +233,8 @@ like($c->safe_psql('postgres', q{EXPLAIN (COSTS OFF) DELETE FROM activity t WHER
 	qr/Distributed Subplan.*Task Count: 8.*Limit.*Task Count: 8.*Delete on activity_\d+ t/s,
 	'a batch\'s form: its keys found on all 8 shards (LIMIT pushed down), then deleted on all 8');
 is(counts($_), $kept_before{$_}, "purge changed no row of $_") for @kept;
+is($c->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles r JOIN pg_class c ON c.relowner = r.oid WHERE c.oid = 'enrol'::regclass}),
+	'f', 'enrol, purged above, is owned by a role without superuser');
 for my $w (qw(worker1 worker2))
 {
 	is($state->('ref', $node{$w}), $left{ref}, "${w}'s copy of ref lost the same rows");
@@ -254,6 +259,15 @@ $c->safe_psql('postgres', q{
 });
 %due = map { $_ => $c->safe_psql('postgres', "SELECT count(*) FROM $_ WHERE $due_sql") } qw(activity ref enrol);
 %left = map { my $x = $state->($_); $x =~ s/^\d+ due/0 due/; $_ => $x } qw(activity ref enrol);
+# In one transaction, Citus refuses to touch placements co-located with
+# ones another user modified (activity's, as its owner, then enrol's as
+# tap_owner): purge_expired, one transaction, fails whole and removes nothing.
+my %unpurged = map { $_ => $state->($_) } qw(activity ref enrol);
+($ret, $out, $err) = $c->psql('postgres', 'SELECT table_name, rows FROM pdp.purge_expired(batch_size => 50)');
+like($err, qr/ERROR:  cannot perform query on placements that were modified in this transaction by a different user/,
+	'purge_expired over co-located tables of different owners fails (Citus)');
+is($state->($_), $unpurged{$_}, "and changes no row of $_") for qw(activity ref enrol);
+$c->safe_psql('postgres', 'ALTER TABLE enrol OWNER TO postgres');
 ($ret, $out, $err) = $c->psql('postgres', 'SELECT table_name, rows FROM pdp.purge_expired(batch_size => 50) ORDER BY table_name::text');
 is($ret, 0, 'purge_expired succeeds') or diag($err);
 is($out, join("\n", map { "$_|$due{$_}" } qw(activity enrol ref)), 'purge_expired reports exactly the due rows of each table');
