@@ -200,11 +200,15 @@ COMMENT ON FUNCTION pdp._citus_purge_refusal(regclass) IS
     'why a purge cannot be done correctly on a Citus table (NULL when it is purged by primary key, or is no Citus table)';
 
 -- One purge batch of a distributed or reference table, by primary key (see
--- above): deletes up to batch_size expired, unheld, unrestricted rows, as
--- the table's owner, and returns how many.  Refused (0A000) where
--- pdp._citus_purge_refusal says why.  Callable by no role (it deletes):
--- pdp._purge_batch calls it.
-CREATE FUNCTION pdp._purge_citus_batch(tbl regclass, reason text, batch_size integer) RETURNS bigint
+-- above): deletes up to batch_size expired, unheld, unrestricted rows after
+-- position "after" (as on one server: the next batch's scans, in the inner
+-- query and the DELETE's re-check, start at this batch's highest expiry
+-- instead of walking again over the index entries of the rows removed), as
+-- the table's owner; returns how many, and the position.  Refused (0A000)
+-- where pdp._citus_purge_refusal says why.  Callable by no role (it
+-- deletes): pdp._purge_batch calls it.
+CREATE FUNCTION pdp._purge_citus_batch(tbl regclass, reason text, batch_size integer, after timestamptz,
+                                       OUT n bigint, OUT pos timestamptz)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -227,31 +231,36 @@ BEGIN
         RAISE EXCEPTION 'cannot purge % table "%"', kind, pdp._relname(tbl)
             USING ERRCODE = 'feature_not_supported', DETAIL = why, HINT = pdp._citus_purge_hint();
     END IF;
+    n := 0;
     IF reason IS DISTINCT FROM 'retention' THEN
-        RETURN 0;   -- no inactivity retention (refused above otherwise)
+        RETURN;   -- no inactivity retention (refused above otherwise)
     END IF;
     v := pdp._expired_params(tbl, reason);
     IF NOT v.purgeable THEN
-        RETURN 0;
+        RETURN;
     END IF;
     w := pdp._expired_where_sql(tbl, reason);
     IF w.cond IS NULL THEN
-        RETURN 0;
+        RETURN;
     END IF;
     SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.i) INTO keys
       FROM pg_catalog.pg_index x
       CROSS JOIN LATERAL pg_catalog.unnest(x.indkey::smallint[]) WITH ORDINALITY k(attnum, i)
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
      WHERE x.indrelid OPERATOR(pg_catalog.=) tbl::oid AND x.indisprimary;
-    -- (The inner t is the subquery's own; the outer condition re-checks each row deleted.)
-    RETURN pdp._exec_as_owner_count(tbl, pg_catalog.format(
-               'DELETE FROM %1$s t WHERE (%2$s) IN (SELECT %2$s FROM %1$s t WHERE %3$s ORDER BY %4$s, %2$s LIMIT $1) AND %3$s',
-               tbl, keys, w.cond, w.order_by),
-               batch_size, '-infinity'::timestamptz, v.held, v.restricted, v.keys, v.anonymised);
+    -- (The inner t is the subquery's own; the outer condition re-checks each
+    -- row deleted.  Citus runs the DELETE first, then counts its RETURNING.)
+    SELECT x.n, x.p INTO n, pos
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+               'WITH x AS (DELETE FROM %1$s t WHERE (%2$s) IN (SELECT %2$s FROM %1$s t WHERE %3$s ORDER BY %4$s, %2$s LIMIT $1) '
+               'AND %3$s RETURNING %5$s AS pos) SELECT pg_catalog.count(*), %6$s FROM x',
+               tbl, keys, w.cond, w.order_by, w.pos, w.pos_max),
+               batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
+           AS x(n bigint, p timestamptz);
 END
 $$;
-COMMENT ON FUNCTION pdp._purge_citus_batch(regclass, text, integer) IS
-    'one purge batch of a distributed or reference table: its expired, unheld rows deleted by primary key, shard by shard, as its owner';
+COMMENT ON FUNCTION pdp._purge_citus_batch(regclass, text, integer, timestamptz) IS
+    'one purge batch of a distributed or reference table: its expired, unheld rows after a position deleted by primary key, shard by shard, as its owner; how many, and the position';
 
 -- One audit trail and one key across a Citus cluster (issue 18, step 6) ---
 --

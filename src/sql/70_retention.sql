@@ -1121,10 +1121,8 @@ BEGIN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF pdp._citus_table_kind(tbl) IS NOT NULL THEN
-        -- A distributed or reference table: by primary key, shard by shard
-        -- (no position: each batch's rows are gone from the next one's scan).
-        n := pdp._purge_citus_batch(tbl, reason, batch_size);
-        pos := NULL;
+        -- A distributed or reference table: by primary key, shard by shard.
+        SELECT c.n, c.pos INTO n, pos FROM pdp._purge_citus_batch(tbl, reason, batch_size, after) c;
         got := n OPERATOR(pg_catalog.>) 0;
         RETURN;
     END IF;

@@ -282,7 +282,7 @@ is($out, '', 'a second purge_expired finds nothing more to purge');
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT * FROM pdp._purge_batch('nokey', 'retention', 100, NULL, false)");
 like($err, qr/ERROR:  0A000: cannot purge distributed table "nokey"/, 'a batch of the table without a key is refused');
 $c->safe_psql('postgres', q{CREATE ROLE tap_purger LOGIN; GRANT pdp_admin TO tap_purger});
-($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_purger; SELECT pdp._purge_citus_batch('activity', 'retention', 100)");
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_purger; SELECT * FROM pdp._purge_citus_batch('activity', 'retention', 100, NULL)");
 like($err, qr/ERROR:  42501: permission denied for function _purge_citus_batch/, 'attack: no role calls the per-shard delete');
 $c->safe_psql('postgres', q{SELECT pdp.set_subject_retention('3 years', 'local_log', 'at')});
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY 1::text");
