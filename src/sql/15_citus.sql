@@ -129,9 +129,10 @@ COMMENT ON FUNCTION pdp._citus_skip_purge(regclass, bigint) IS
 -- one shard.  On a distributed or reference table a batch is instead one
 -- DELETE by primary key, which on Citus includes the distribution column and
 -- so names one row in the whole table:
---   DELETE FROM t WHERE (k1, k2) IN (SELECT k1, k2 FROM t WHERE <expired,
---          unheld, unrestricted> ORDER BY <expiry>, k1, k2 LIMIT $1)
---      AND <expired, unheld, unrestricted>
+--   DELETE FROM t WHERE (k1, k2) IN (SELECT k1, k2 FROM t WHERE <expired
+--          after $2, unheld, unrestricted> ORDER BY <expiry>, k1, k2 LIMIT $1)
+--      AND <expired after $2, unheld, unrestricted> RETURNING <position>
+-- (in a WITH, counted, with the batch's highest position, on the coordinator)
 -- Citus runs the inner query on every shard in parallel (each shard's
 -- expired rows through its expiry index, LIMIT pushed down, merged on the
 -- coordinator), then the DELETE on every shard in parallel, each deleting
