@@ -35,8 +35,10 @@
 # CALL pdp.purge and pdp.purge_expired of exactly the rows a plain SELECT of
 # the condition counts beforehand (a held and a restricted learner's rows
 # kept, every other row unchanged, the reference table's copies on the
-# workers alike, the counts recorded equal); a table without a primary key,
-# an anonymising retention and inactivity retention are still skipped with a
+# workers alike, the counts recorded equal); with inactivity retention, the
+# inactive learners' rows likewise (held and restricted ones kept); a table
+# without a primary key, an anonymising retention (or inactive rows to
+# anonymise), and, for inactivity, links to cut are still skipped with a
 # warning saying why; no role calls the per-shard delete.
 #
 # Step 6 (one key, one audit trail, collected on read): key_status on the
@@ -284,11 +286,44 @@ like($err, qr/ERROR:  0A000: cannot purge distributed table "nokey"/, 'a batch o
 $c->safe_psql('postgres', q{CREATE ROLE tap_purger LOGIN; GRANT pdp_admin TO tap_purger});
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_purger; SELECT * FROM pdp._purge_citus_batch('activity', 'retention', 100, NULL)");
 like($err, qr/ERROR:  42501: permission denied for function _purge_citus_batch/, 'attack: no role calls the per-shard delete');
-$c->safe_psql('postgres', q{SELECT pdp.set_subject_retention('3 years', 'local_log', 'at')});
-($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY 1::text");
-like($err, qr/WARNING:  01000: purge: skipped distributed table "activity"\nDETAIL:  Inactivity retention \(pdp.set_subject_retention\) is not purged on Citus tables yet/,
-	'with inactivity retention, the Citus tables are skipped, saying why');
-like($err, qr/skipped reference table "ref"/, 'the reference table too');
+# Inactivity retention: learners 7 (held), 11 (restricted) and 30..33 were
+# last seen four years ago.  The inactive unheld learners' rows go from every
+# purgeable table, by key on the Citus tables; tables that would need their
+# links cut or their rows anonymised are skipped, saying why.
+$c->safe_psql('postgres', q{
+	CREATE TABLE seen (learner bigint PRIMARY KEY, at timestamptz NOT NULL);
+	INSERT INTO seen SELECT g, CASE WHEN g IN (7, 11, 30, 31, 32, 33) THEN now() - interval '4 years' ELSE now() END FROM generate_series(0, 39) g;
+	SELECT pdp.register_table('seen', 'learner');
+	SELECT pdp.set_subject_retention('3 years', 'seen', 'at');
+});
+my @inact = qw(activity ref enrol later local_log seen);
+my $gone_sql = 'learner IN (30, 31, 32, 33)';
+my $rest = sub {
+	my ($t, $n) = @_;
+	$n //= $c;
+	return $n->safe_psql('postgres', qq{SELECT count(*) FILTER (WHERE $gone_sql) || ' inactive; ' || count(*) FILTER (WHERE NOT ($gone_sql)) || ' '
+	                                         || md5(string_agg(learner || ':' || at, ',' ORDER BY learner, at) FILTER (WHERE NOT ($gone_sql))) FROM $t});
+};
+my %gone = map { $_ => $c->safe_psql('postgres', "SELECT count(*) FROM $_ WHERE $gone_sql") } @inact;
+my %rest = map { my $x = $rest->($_); $x =~ s/^\d+ inactive/0 inactive/; $_ => $x } @inact;
+%kept_before = map { $_ => counts($_) } @kept;
+cmp_ok($gone{$_}, '>', 0, "$gone{$_} rows of $_ belong to inactive learners") for qw(activity ref enrol later);
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text");
+is($out, join("\n", map { "$_|$gone{$_}" } sort @inact), 'the dry run counts exactly the inactive unheld learners\' rows, Citus tables included');
+like($err, qr/WARNING:  01000: purge: skipped distributed table "grades"\nDETAIL:  Anonymising purges are not done on Citus tables/,
+	'a Citus table whose inactive rows would be anonymised is skipped, saying why');
+unlike($err, qr/skipped \w+ table "(activity|ref|enrol|later)"/, 'no purgeable Citus table is skipped');
+($ret, $out, $err) = $c->psql('postgres', 'CALL pdp.purge(batch_size => 7)');
+is($ret, 0, 'CALL pdp.purge for inactivity succeeds') or diag($err);
+is($rest->($_), $rest{$_}, "inactivity: $_ lost exactly the inactive unheld learners' rows, every other row as it was") for @inact;
+is($rest->('ref', $node{$_}), $rest{ref}, "inactivity: ${_}'s copy of ref agrees") for qw(worker1 worker2);
+is(counts($_), $kept_before{$_}, "inactivity: no row of $_ changed") for @kept;
+# A Citus table with a link to cut (a set_null column) is skipped, saying why.
+$c->safe_psql('postgres', q{SELECT pdp.register_table('enrol', 'note', on_erase => 'set_null')});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true)");
+like($err, qr/WARNING:  01000: purge: skipped distributed table "enrol"\nDETAIL:  Inactivity retention \(pdp.set_subject_retention\) cuts the links/,
+	'with inactivity retention, a Citus table with links to cut is skipped, saying why');
+$c->safe_psql('postgres', q{SELECT pdp.unregister_table('enrol', 'note'); SELECT pdp.unregister_table('seen'); DROP TABLE seen});
 $c->safe_psql('postgres', q{SELECT pdp.drop_subject_retention(); SELECT pdp.lift_restriction(11::bigint); SELECT pdp.unregister_table(t) FROM unnest(ARRAY['nokey', 'anon']::regclass[]) t});
 
 # Export and delete-erasure work on Citus tables: exactly the subject's rows.

@@ -9,7 +9,7 @@ CREATE OR REPLACE FUNCTION pdp._citus_purge_hint() RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'See "What is refused on Citus tables" in doc/scaling.md: Citus tables are purged by primary key '
-             'for retention with an anchor column and action delete.'::text $$;
+             '(anchored and inactivity retention, action delete).'::text $$;
 COMMENT ON FUNCTION pdp._citus_purge_hint() IS 'the hint of a refused purge of a Citus table';
 
 CREATE OR REPLACE FUNCTION pdp._citus_purge_refusal(tbl regclass) RETURNS text
@@ -26,20 +26,25 @@ BEGIN
     IF kind = 'citus local' THEN
         RETURN 'Purges of Citus local tables have not been verified.';
     END IF;
-    IF EXISTS (SELECT 1 FROM pdp.subject_retention) THEN
-        RETURN 'Inactivity retention (pdp.set_subject_retention) is not purged on Citus tables yet: '
-               'its subjects and the links it cuts are not found shard by shard.';
-    END IF;
     SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _citus_purge_refusal.tbl;
-    IF NOT FOUND THEN
-        RETURN NULL;
+    IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM pdp.subject_retention) THEN
+        RETURN NULL;   -- nothing to purge
     END IF;
-    IF p.action OPERATOR(pg_catalog.<>) 'delete' THEN
+    IF pdp._purge_action(tbl) IS DISTINCT FROM 'delete' THEN
         RETURN 'Anonymising purges are not done on Citus tables: the anonymising UPDATE would run rule functions '
                'on the workers and could change the distribution column.';
     END IF;
-    IF p.anchor_column IS NULL THEN
+    IF p.tbl IS NOT NULL AND p.anchor_column IS NULL THEN
         RETURN 'Retention without an anchor column tags rows with a trigger, which does not run on the shards.';
+    END IF;
+    -- Inactivity: the inactive subjects' own rows are deleted by key as the
+    -- expired ones are; the links to them in the rows kept (set_null and
+    -- set_value columns) would be cut by an UPDATE, not done here.
+    IF EXISTS (SELECT 1 FROM pdp.subject_retention)
+       AND EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _citus_purge_refusal.tbl
+                     AND s.on_erase IN ('set_null', 'set_value')) THEN
+        RETURN 'Inactivity retention (pdp.set_subject_retention) cuts the links (set_null and set_value columns) '
+               'to inactive subjects in the rows it keeps; that UPDATE is not done on Citus tables yet.';
     END IF;
     IF pdp._row_key_sql(tbl) IS NULL THEN
         RETURN 'The table has no primary key: on Citus, a purge finds and deletes expired rows by primary key '
@@ -82,9 +87,6 @@ BEGIN
             USING ERRCODE = 'feature_not_supported', DETAIL = why, HINT = pdp._citus_purge_hint();
     END IF;
     n := 0;
-    IF reason IS DISTINCT FROM 'retention' THEN
-        RETURN;   -- no inactivity retention (refused above otherwise)
-    END IF;
     v := pdp._expired_params(tbl, reason);
     IF NOT v.purgeable THEN
         RETURN;
