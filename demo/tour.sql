@@ -185,6 +185,8 @@ RESET pdp.purge_max_share;
 SELECT count(*) FILTER (WHERE pdp._expiry(at, '3 years') < now()) AS "expired left (held)",
        count(*) AS "log entries now" FROM lms.activity_log;
 SELECT status, rows, total_rows FROM pdp.purge_log ORDER BY id DESC LIMIT 1;
+\echo 'On Citus, distributed and reference tables with such a retention (anchor column, action delete) are purged'
+\echo 'the same way, by primary key, shard by shard on the workers; what is not done there is skipped with a warning (doc/scaling.md).'
 \echo 'Anchors in epoch seconds, as Moodle writes them: 0 means never by default, and a fallback column takes over'
 \echo '(a certificate kept 3 years after completion; never completed: 3 years after enrolment):'
 \o /dev/null

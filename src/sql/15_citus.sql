@@ -84,10 +84,12 @@ $$;
 COMMENT ON FUNCTION pdp._refuse_on_citus(regclass, text) IS
     'raises feature_not_supported, with a hint, if the table is a Citus table (the capability is not correct there yet)';
 
--- The purges (pdp.purge, pdp.purge_expired) run over every retained table: a
--- Citus table is skipped, with a warning naming it and the refusal recorded
--- among the run's errors in pdp.purge_log, and the other tables are purged.
--- Returns whether tbl is to be skipped.
+-- The purges (pdp.purge, pdp.purge_expired) run over every retained table.
+-- A Citus table whose purge is correct there (pdp._citus_purge_refusal says
+-- nothing against it) is purged by primary key (pdp._purge_citus_batch); any
+-- other Citus table is skipped, with a warning naming it and the refusal
+-- recorded among the run's errors in pdp.purge_log, and the other tables
+-- are purged.  Returns whether tbl is to be skipped.
 CREATE FUNCTION pdp._citus_skip_purge(tbl regclass, run_id bigint) RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -96,7 +98,6 @@ DECLARE
     kind text := pdp._citus_table_kind(tbl);
     msg text;
     why text;
-    hint text;
 BEGIN
     IF kind IS NULL THEN
         RETURN false;
@@ -106,21 +107,165 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pdp.subject_retention) THEN
         RETURN true;
     END IF;
-    BEGIN
-        PERFORM pdp._refuse_on_citus(tbl, 'purge');
-    EXCEPTION WHEN feature_not_supported THEN
-        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, why = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    END;
+    why := pdp._citus_purge_refusal(tbl);
+    IF why IS NULL THEN
+        RETURN false;   -- purged by key, shard by shard
+    END IF;
+    msg := pg_catalog.format('cannot purge %s table "%s"', kind, pdp._relname(tbl));
     PERFORM pdp._record_purge_batch(run_id, tbl, pdp._purge_action(tbl), 0,
                                     pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-                                        'table', tbl::text, 'sqlstate', '0A000', 'message', msg)));
+                                        'table', tbl::text, 'sqlstate', '0A000', 'message', msg, 'why', why)));
     RAISE WARNING 'purge: skipped % table "%"', kind, pdp._relname(tbl)
-        USING DETAIL = why, HINT = hint;
+        USING DETAIL = why, HINT = pdp._citus_purge_hint();
     RETURN true;
 END
 $$;
 COMMENT ON FUNCTION pdp._citus_skip_purge(regclass, bigint) IS
-    'whether a purge skips the table because it is a Citus table; warns and records the refusal in the run';
+    'whether a purge skips the table because it is a Citus table it cannot purge correctly; warns and records the refusal in the run';
+
+-- Purging Citus tables by key (issue 18, step 4) ---------------------------
+--
+-- pdp's ordinary batches name rows by (tableoid, ctid), unique only within
+-- one shard.  On a distributed or reference table a batch is instead one
+-- DELETE by primary key, which on Citus includes the distribution column and
+-- so names one row in the whole table:
+--   DELETE FROM t WHERE (k1, k2) IN (SELECT k1, k2 FROM t WHERE <expired
+--          after $2, unheld, unrestricted> ORDER BY <expiry>, k1, k2 LIMIT $1)
+--      AND <expired after $2, unheld, unrestricted> RETURNING <position>
+-- (in a WITH, counted, with the batch's highest position, on the coordinator)
+-- Citus runs the inner query on every shard in parallel (each shard's
+-- expired rows through its expiry index, LIMIT pushed down, merged on the
+-- coordinator), then the DELETE on every shard in parallel, each deleting
+-- only its own rows of the batch.  The order is total (the key breaks ties),
+-- so a reference table's placements, each running the statement on the
+-- same rows, delete the same rows.  The condition is checked again in the
+-- DELETE, so a row changed meanwhile is not removed.  The held and restricted
+-- subjects are constants passed as parameters, as on one server; the count
+-- is the DELETE's own.  Done only for anchored retention with action delete,
+-- on a table with a primary key, no declared links from it and no
+-- partitions; for inactivity retention, the inactive subjects' own rows the
+-- same way, by key, where the table has no links to cut (set_null or
+-- set_value columns); everything else is refused.
+
+-- The hint of a refused purge of a Citus table.
+CREATE FUNCTION pdp._citus_purge_hint() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 'See "What is refused on Citus tables" in doc/scaling.md: Citus tables are purged by primary key '
+             '(anchored and inactivity retention, action delete).'::text $$;
+COMMENT ON FUNCTION pdp._citus_purge_hint() IS 'the hint of a refused purge of a Citus table';
+
+-- Why a purge cannot be done correctly on tbl, a Citus table; NULL when it
+-- can (or tbl is no Citus table).  Never names a value.
+CREATE FUNCTION pdp._citus_purge_refusal(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    p record;
+BEGIN
+    IF kind IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF kind = 'citus local' THEN
+        RETURN 'Purges of Citus local tables have not been verified.';
+    END IF;
+    SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _citus_purge_refusal.tbl;
+    IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM pdp.subject_retention) THEN
+        RETURN NULL;   -- nothing to purge
+    END IF;
+    IF pdp._purge_action(tbl) IS DISTINCT FROM 'delete' THEN
+        RETURN 'Anonymising purges are not done on Citus tables: the anonymising UPDATE would run rule functions '
+               'on the workers and could change the distribution column.';
+    END IF;
+    IF p.tbl IS NOT NULL AND p.anchor_column IS NULL THEN
+        RETURN 'Retention without an anchor column tags rows with a trigger, which does not run on the shards.';
+    END IF;
+    -- Inactivity: the inactive subjects' own rows are deleted by key as the
+    -- expired ones are; the links to them in the rows kept (set_null and
+    -- set_value columns) would be cut by an UPDATE, not done here.
+    IF EXISTS (SELECT 1 FROM pdp.subject_retention)
+       AND EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _citus_purge_refusal.tbl
+                     AND s.on_erase IN ('set_null', 'set_value')) THEN
+        RETURN 'Inactivity retention (pdp.set_subject_retention) cuts the links (set_null and set_value columns) '
+               'to inactive subjects in the rows it keeps; that UPDATE is not done on Citus tables yet.';
+    END IF;
+    IF pdp._row_key_sql(tbl) IS NULL THEN
+        RETURN 'The table has no primary key: on Citus, a purge finds and deletes expired rows by primary key '
+               '(ctids are unique only within one shard).';
+    END IF;
+    IF pdp._has_children(tbl) THEN
+        RETURN 'Partitioned Citus tables are not purged yet.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _citus_purge_refusal.tbl) THEN
+        RETURN 'Declared links (pdp.declare_link) from a Citus table are not followed by its purge yet.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_purge_refusal(regclass) IS
+    'why a purge cannot be done correctly on a Citus table (NULL when it is purged by primary key, or is no Citus table)';
+
+-- One purge batch of a distributed or reference table, by primary key (see
+-- above): deletes up to batch_size expired, unheld, unrestricted rows after
+-- position "after" (as on one server: the next batch's scans, in the inner
+-- query and the DELETE's re-check, start at this batch's highest expiry
+-- instead of walking again over the index entries of the rows removed), as
+-- the table's owner; returns how many, and the position.  Refused (0A000)
+-- where pdp._citus_purge_refusal says why.  Callable by no role (it
+-- deletes): pdp._purge_batch calls it.
+CREATE FUNCTION pdp._purge_citus_batch(tbl regclass, reason text, batch_size integer, after timestamptz,
+                                       OUT n bigint, OUT pos timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    why text;
+    v record;
+    w record;
+    keys text;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'table "%" is not a Citus table', pdp._relname(tbl)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'pdp._purge_batch purges other tables.';
+    END IF;
+    why := pdp._citus_purge_refusal(tbl);
+    IF why IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot purge % table "%"', kind, pdp._relname(tbl)
+            USING ERRCODE = 'feature_not_supported', DETAIL = why, HINT = pdp._citus_purge_hint();
+    END IF;
+    n := 0;
+    v := pdp._expired_params(tbl, reason);
+    IF NOT v.purgeable THEN
+        RETURN;
+    END IF;
+    w := pdp._expired_where_sql(tbl, reason);
+    IF w.cond IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.i) INTO keys
+      FROM pg_catalog.pg_index x
+      CROSS JOIN LATERAL pg_catalog.unnest(x.indkey::smallint[]) WITH ORDINALITY k(attnum, i)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+     WHERE x.indrelid OPERATOR(pg_catalog.=) tbl::oid AND x.indisprimary;
+    -- (The inner t is the subquery's own; the outer condition re-checks each
+    -- row deleted.  Citus runs the DELETE first, then counts its RETURNING.)
+    SELECT x.n, x.p INTO n, pos
+      FROM pdp._exec_as_owner(tbl, pg_catalog.format(
+               'WITH x AS (DELETE FROM %1$s t WHERE (%2$s) IN (SELECT %2$s FROM %1$s t WHERE %3$s ORDER BY %4$s, %2$s LIMIT $1) '
+               'AND %3$s RETURNING %5$s AS pos) SELECT pg_catalog.count(*), %6$s FROM x',
+               tbl, keys, w.cond, w.order_by, w.pos, w.pos_max),
+               batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
+           AS x(n bigint, p timestamptz);
+END
+$$;
+COMMENT ON FUNCTION pdp._purge_citus_batch(regclass, text, integer, timestamptz) IS
+    'one purge batch of a distributed or reference table: its expired, unheld rows after a position deleted by primary key, shard by shard, as its owner; how many, and the position';
 
 -- One audit trail and one key across a Citus cluster (issue 18, step 6) ---
 --

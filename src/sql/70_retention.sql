@@ -947,6 +947,13 @@ BEGIN
     END IF;
     q := pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s ORDER BY %s LIMIT $1%s',
                            w.pos, tbl, w.cond, w.order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
+    IF batch_size IS NULL AND pdp._citus_table_kind(tbl) IS NOT NULL THEN
+        -- A Citus table: counted on every shard in parallel (no ctids).
+        SELECT x.n INTO n
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', tbl, w.cond),
+                                  2147483647, '-infinity'::timestamptz, v.held, v.restricted, v.keys, v.anonymised) AS x(n bigint);
+        RETURN;
+    END IF;
     IF batch_size IS NULL THEN
         SELECT x.n INTO n
           FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q),
@@ -1112,6 +1119,12 @@ DECLARE
 BEGIN
     IF batch_size IS NULL THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pdp._citus_table_kind(tbl) IS NOT NULL THEN
+        -- A distributed or reference table: by primary key, shard by shard.
+        SELECT c.n, c.pos INTO n, pos FROM pdp._purge_citus_batch(tbl, reason, batch_size, after) c;
+        got := n OPERATOR(pg_catalog.>) 0;
+        RETURN;
     END IF;
     SELECT f.ctids, f.pos, f.tableoids INTO ctids, pos, tableoids FROM pdp._find_expired(tbl, reason, lock, batch_size, after) f;
     got := ctids IS NOT NULL;
@@ -1610,7 +1623,7 @@ BEGIN
                      AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
             CONTINUE;
         END IF;
-        CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
+        CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- a Citus table it cannot purge correctly: skipped, recorded
         CONTINUE WHEN NOT coalesce(dry_run, false) AND pdp._purge_valve(run_id, t);   -- the safety valve
         table_name := t;
         action := pdp._purge_action(t);
@@ -1689,7 +1702,7 @@ BEGIN
     FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
         CONTINUE WHEN EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
                                 AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
-        CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
+        CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- a Citus table it cannot purge correctly: skipped, recorded
         act := pdp._purge_action(t);
         -- The safety valve.  A table it cannot count is left for the next
         -- run and recorded, as a failed batch is.

@@ -6,9 +6,8 @@
 #
 # - every call that is not correct on Citus tables fails with SQLSTATE 0A000
 #   and leaves the row counts (per learner and in all) exactly as they were;
-# - the purges (CALL pdp.purge, pdp.purge_expired) skip the Citus tables with
-#   a warning naming them, record the refusal in pdp.purge_log, and still
-#   purge an ordinary local table exactly (held learner kept);
+# - the purges (CALL pdp.purge, pdp.purge_expired) purge an ordinary local
+#   table exactly (held learner kept), and the Citus tables as step 4 says;
 # - a table distributed after it was registered is refused too (the check is
 #   made at use time);
 # - export and delete-erasure on the distributed and the reference table
@@ -29,6 +28,18 @@
 # table whose shards call pdp._visible fails with 55000 when no purpose
 # reaches the workers (session-level SET, or none), and sees every row with
 # SET LOCAL citus.propagate_set_commands = 'local' + SET LOCAL pdp.purpose.
+#
+# Step 4 (per-shard batches by key): distributed tables (one with a
+# composite key), a reference table and a table distributed after its
+# retention was set, with anchored retention and action delete, are purged by
+# CALL pdp.purge and pdp.purge_expired of exactly the rows a plain SELECT of
+# the condition counts beforehand (a held and a restricted learner's rows
+# kept, every other row unchanged, the reference table's copies on the
+# workers alike, the counts recorded equal); with inactivity retention, the
+# inactive learners' rows likewise (held and restricted ones kept); a table
+# without a primary key, an anonymising retention (or inactive rows to
+# anonymise), and, for inactivity, links to cut are still skipped with a
+# warning saying why; no role calls the per-shard delete.
 #
 # Step 6 (one key, one audit trail, collected on read): key_status on the
 # coordinator shows every node's fingerprints and flags a worker restarted
@@ -153,45 +164,167 @@ is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgrelid IN 
 is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_policy WHERE polrelid IN ('activity'::regclass, 'ref'::regclass)}),
 	'0', 'no policy was installed on the Citus tables');
 
-# The purges: Citus tables skipped with a warning, the local table purged exactly.
-my $due = $c->safe_psql('postgres', q{SELECT count(*) FROM local_log WHERE at + interval '1 year' < now() AND learner <> 7});
-my $held = $c->safe_psql('postgres', q{SELECT count(*) FROM local_log WHERE learner = 7});
-cmp_ok($due, '>', 400, "$due local rows are due");
-my $local_before = $c->safe_psql('postgres', 'SELECT count(*) FROM local_log');
-my %other_before = map { $_ => counts($_) } qw(activity ref grades later);
+# --- Step 4: purges by primary key, shard by shard ----------------------
+# Retained Citus tables with an anchor column and action delete are purged
+# by primary key: activity and later (distributed by id), ref (a reference
+# table), enrol (a composite key (learner, id), distributed by learner).
+# Learner 7 is held, learner 11 restricted: their rows stay.  What cannot be
+# purged correctly is skipped with a warning saying why: nokey (no primary
+# key), anon (action anonymise); with inactivity retention, every Citus table.
+# enrol belongs to a role without superuser: its batches run as that owner.
+$c->safe_psql('postgres', qq{
+	CREATE TABLE enrol (learner bigint NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, note text, PRIMARY KEY (learner, id));
+	CREATE TABLE nokey (id bigint NOT NULL, learner bigint, at timestamptz NOT NULL, note text);
+	CREATE TABLE anon (id bigint PRIMARY KEY, learner bigint, at timestamptz NOT NULL, note text);
+	SELECT create_distributed_table('enrol', 'learner');
+	CREATE ROLE tap_owner LOGIN;   -- (Citus connects to the workers as the statement's user: the owner must log in there)
+	ALTER TABLE enrol OWNER TO tap_owner;   -- its purge runs as this owner, not as a superuser
+	SELECT create_distributed_table('nokey', 'id');
+	SELECT create_distributed_table('anon', 'id');
+	INSERT INTO enrol SELECT g % 40, g, now() - g * interval '13 hours', 'note ' || g FROM generate_series(1, 1200) g;
+	INSERT INTO nokey $rows;
+	INSERT INTO anon $rows;
+	SELECT pdp.register_table(t, 'learner') FROM unnest(ARRAY['enrol', 'nokey']::regclass[]) t;
+	SELECT pdp.register_table('anon', 'learner', on_erase => 'set_null');
+	SELECT pdp.set_anonymisation('anon', 'note', 'set_value', erase_value => '(gone)');
+	SELECT pdp.set_retention(t, '1 year', 'at') FROM unnest(ARRAY['enrol', 'nokey']::regclass[]) t;
+	SELECT pdp.set_retention('anon', '1 year', 'at', action => 'anonymise');
+	SELECT pdp.restrict_subject(11::bigint, 'asked');
+});
+my @purged = qw(activity ref enrol later local_log);
+my @kept = qw(nokey anon grades);
+my $due_sql = q{at + interval '1 year' < now() AND learner NOT IN (7, 11)};
+# Per table: how many rows are due (a plain SELECT of the condition), and a
+# digest of the rows that are not (which the purge must leave exactly).
+my $state = sub {
+	my ($t, $n) = @_;
+	$n //= $c;
+	return $n->safe_psql('postgres', qq{SELECT count(*) FILTER (WHERE $due_sql) || ' due; kept ' || count(*) FILTER (WHERE NOT ($due_sql))
+	                                         || ' ' || md5(string_agg(id || ':' || learner || ':' || note, ',' ORDER BY id) FILTER (WHERE NOT ($due_sql)))
+	                                    FROM $t});
+};
+my %due = map { $_ => $c->safe_psql('postgres', "SELECT count(*) FROM $_ WHERE $due_sql") } @purged, @kept;
+my %left = map { my $x = $state->($_); $x =~ s/^\d+ due/0 due/; $_ => $x } @purged;
+my %kept_before = map { $_ => counts($_) } @kept;
+my %held = map { $_ => $c->safe_psql('postgres', "SELECT count(*) || '/' || count(*) FILTER (WHERE learner = 7) FROM $_ WHERE learner IN (7, 11)") } @purged;
+cmp_ok($due{$_}, '>', 400, "$due{$_} rows of $_ are due") for @purged;
 
-my ($ret, $out, $err) = $c->psql('postgres', 'SELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY 1::text');
+my ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text");
 is($ret, 0, 'dry run succeeds');
-is($out, "local_log|$due", 'dry run counts only the local table, exactly');
-like($err, qr/WARNING:  purge: skipped distributed table "activity"/, 'dry run warns about the distributed table');
+is($out, join("\n", map { "$_|$due{$_}" } sort @purged), 'the dry run counts exactly the due rows of every purgeable table, Citus ones included');
+like($err, qr/WARNING:  01000: purge: skipped distributed table "nokey"\nDETAIL:  The table has no primary key: on Citus, a purge finds and deletes expired rows by primary key/,
+	'the table without a primary key is skipped, saying why');
+like($err, qr/WARNING:  01000: purge: skipped distributed table "anon"\nDETAIL:  Anonymising purges are not done on Citus tables/,
+	'the anonymised table is skipped, saying why');
+like($err, qr/HINT:  See "What is refused on Citus tables" in doc\/scaling\.md/, 'with the hint');
+unlike($err, qr/skipped \w+ table "(activity|ref|enrol|later)"/, 'no purgeable Citus table is skipped');
 
 ($ret, $out, $err) = $c->psql('postgres', 'CALL pdp.purge(batch_size => 100)');
-is($ret, 0, 'CALL pdp.purge succeeds');
-for my $t (qw(activity later))
+is($ret, 0, 'CALL pdp.purge succeeds') or diag($err);
+for my $t (@purged)
 {
-	like($err, qr/WARNING:  purge: skipped distributed table "$t"/, "purge warns it skipped $t");
+	is($state->($t), $left{$t}, "purge: $t lost exactly its due rows, every other row is as it was");
+	is($c->safe_psql('postgres', "SELECT count(*) || '/' || count(*) FILTER (WHERE learner = 7) FROM $t WHERE learner IN (7, 11)"),
+		$held{$t}, "purge: the held and the restricted learner's rows of $t are kept");
 }
-like($err, qr/WARNING:  purge: skipped reference table "ref"/, 'purge warns it skipped the reference table');
-unlike($err, qr/"grades"/, 'a Citus table without retention is skipped quietly');
-is($c->safe_psql('postgres', 'SELECT count(*) FROM local_log'), $local_before - $due, 'the local table lost exactly its due rows');
-is($c->safe_psql('postgres', q{SELECT count(*) FROM local_log WHERE at + interval '1 year' < now() AND learner <> 7}), '0',
-	'no due local row is left');
-is($c->safe_psql('postgres', 'SELECT count(*) FROM local_log WHERE learner = 7'), $held, "the held learner's local rows are kept");
-is(counts($_), $other_before{$_}, "purge changed no row of $_") for qw(activity ref grades later);
+like($err, qr/NOTICE:  purge: 100 rows of table "activity" \(delete\)/, 'the distributed table went in batches of 100');
+# The form of a batch: Citus finds the batch's keys on every shard (the
+# LIMIT pushed down, merged on the coordinator), then deletes on every shard.
+like($c->safe_psql('postgres', q{EXPLAIN (COSTS OFF) DELETE FROM activity t WHERE (t.id) IN (SELECT t.id FROM activity t
+	WHERE pdp._expiry(t.at, '1 year') < now() ORDER BY pdp._expiry(t.at, '1 year'), t.id LIMIT 100) AND pdp._expiry(t.at, '1 year') < now()}),
+	qr/Distributed Subplan.*Task Count: 8.*Limit.*Task Count: 8.*Delete on activity_\d+ t/s,
+	'a batch\'s form: its keys found on all 8 shards (LIMIT pushed down), then deleted on all 8');
+is(counts($_), $kept_before{$_}, "purge changed no row of $_") for @kept;
+is($c->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles r JOIN pg_class c ON c.relowner = r.oid WHERE c.oid = 'enrol'::regclass}),
+	'f', 'enrol, purged above, is owned by a role without superuser');
+for my $w (qw(worker1 worker2))
+{
+	is($state->('ref', $node{$w}), $left{ref}, "${w}'s copy of ref lost the same rows");
+}
 is( $c->safe_psql('postgres', q{
 		SELECT l.status || ' ' || l.total_rows || ' ' ||
+		       (SELECT string_agg(k || '=' || v, ' ' ORDER BY k) FROM jsonb_each_text(l.rows) x(k, v) WHERE v <> '0') || ' ' ||
 		       (SELECT string_agg(e->>'table' || ' ' || (e->>'sqlstate') || ' ' || (e->>'message'), '; ' ORDER BY e->>'table')
 		          FROM jsonb_array_elements(l.errors) e)
 		  FROM pdp.purge_log l ORDER BY l.id DESC LIMIT 1}),
-	qq{finished $due public.activity 0A000 cannot purge distributed table "activity"; }
-	  . qq{public.later 0A000 cannot purge distributed table "later"; public.ref 0A000 cannot purge reference table "ref"},
-	'the run is recorded: the local rows counted, the refusals among its errors');
+	'finished ' . (eval { my $n = 0; $n += $due{$_} for @purged; $n }) . ' '
+	  . join(' ', map { "public.$_ delete=$due{$_}" } sort @purged) . ' '
+	  . qq{public.anon 0A000 cannot purge distributed table "anon"; public.nokey 0A000 cannot purge distributed table "nokey"},
+	'the run is recorded: each table\'s count equals the plain SELECT\'s, the refusals among its errors');
 
+# purge_expired: new expired rows, removed exactly, the count returned equal
+# to a plain SELECT's beforehand.
+$c->safe_psql('postgres', q{
+	INSERT INTO activity SELECT g, g % 40, now() - interval '400 days' - g * interval '1 minute', 'late ' || g FROM generate_series(2001, 2300) g;
+	INSERT INTO ref SELECT g, g % 40, now() - interval '400 days' - g * interval '1 minute', 'late ' || g FROM generate_series(2001, 2300) g;
+	INSERT INTO enrol SELECT g % 40, g, now() - interval '400 days' - g * interval '1 minute', 'late ' || g FROM generate_series(2001, 2300) g;
+});
+%due = map { $_ => $c->safe_psql('postgres', "SELECT count(*) FROM $_ WHERE $due_sql") } qw(activity ref enrol);
+%left = map { my $x = $state->($_); $x =~ s/^\d+ due/0 due/; $_ => $x } qw(activity ref enrol);
+# In one transaction, Citus refuses to touch placements co-located with
+# ones another user modified (activity's, as its owner, then enrol's as
+# tap_owner): purge_expired, one transaction, fails whole and removes nothing.
+my %unpurged = map { $_ => $state->($_) } qw(activity ref enrol);
+($ret, $out, $err) = $c->psql('postgres', 'SELECT table_name, rows FROM pdp.purge_expired(batch_size => 50)');
+like($err, qr/ERROR:  cannot perform query on placements that were modified in this transaction by a different user/,
+	'purge_expired over co-located tables of different owners fails (Citus)');
+is($state->($_), $unpurged{$_}, "and changes no row of $_") for qw(activity ref enrol);
+$c->safe_psql('postgres', 'ALTER TABLE enrol OWNER TO postgres');
+($ret, $out, $err) = $c->psql('postgres', 'SELECT table_name, rows FROM pdp.purge_expired(batch_size => 50) ORDER BY table_name::text');
+is($ret, 0, 'purge_expired succeeds') or diag($err);
+is($out, join("\n", map { "$_|$due{$_}" } qw(activity enrol ref)), 'purge_expired reports exactly the due rows of each table');
+is($state->($_), $left{$_}, "purge_expired: $_ lost exactly its due rows") for qw(activity ref enrol);
+is($state->('ref', $node{$_}), $left{ref}, "purge_expired: ${_}'s copy of ref agrees") for qw(worker1 worker2);
+is(counts($_), $kept_before{$_}, "purge_expired changed no row of $_") for @kept;
 ($ret, $out, $err) = $c->psql('postgres', 'SELECT table_name, rows FROM pdp.purge_expired() ORDER BY 1::text');
-is($ret, 0, 'purge_expired succeeds');
-is($out, '', 'purge_expired finds nothing more to purge');
-like($err, qr/WARNING:  purge: skipped distributed table "activity"/, 'purge_expired warns about the distributed table');
-is(counts($_), $other_before{$_}, "purge_expired changed no row of $_") for qw(activity ref grades later);
+is($out, '', 'a second purge_expired finds nothing more to purge');
+
+# Still refused: a batch of a table that cannot be purged correctly; a
+# role calling the per-shard delete; inactivity retention (every Citus table skipped).
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT * FROM pdp._purge_batch('nokey', 'retention', 100, NULL, false)");
+like($err, qr/ERROR:  0A000: cannot purge distributed table "nokey"/, 'a batch of the table without a key is refused');
+$c->safe_psql('postgres', q{CREATE ROLE tap_purger LOGIN; GRANT pdp_admin TO tap_purger});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_purger; SELECT * FROM pdp._purge_citus_batch('activity', 'retention', 100, NULL)");
+like($err, qr/ERROR:  42501: permission denied for function _purge_citus_batch/, 'attack: no role calls the per-shard delete');
+# Inactivity retention: learners 7 (held), 11 (restricted) and 30..33 were
+# last seen four years ago.  The inactive unheld learners' rows go from every
+# purgeable table, by key on the Citus tables; tables that would need their
+# links cut or their rows anonymised are skipped, saying why.
+$c->safe_psql('postgres', q{
+	CREATE TABLE seen (learner bigint PRIMARY KEY, at timestamptz NOT NULL);
+	INSERT INTO seen SELECT g, CASE WHEN g IN (7, 11, 30, 31, 32, 33) THEN now() - interval '4 years' ELSE now() END FROM generate_series(0, 39) g;
+	SELECT pdp.register_table('seen', 'learner');
+	SELECT pdp.set_subject_retention('3 years', 'seen', 'at');
+});
+my @inact = qw(activity ref enrol later local_log seen);
+my $gone_sql = 'learner IN (30, 31, 32, 33)';
+my $rest = sub {
+	my ($t, $n) = @_;
+	$n //= $c;
+	return $n->safe_psql('postgres', qq{SELECT count(*) FILTER (WHERE $gone_sql) || ' inactive; ' || count(*) FILTER (WHERE NOT ($gone_sql)) || ' '
+	                                         || md5(string_agg(learner || ':' || at, ',' ORDER BY learner, at) FILTER (WHERE NOT ($gone_sql))) FROM $t});
+};
+my %gone = map { $_ => $c->safe_psql('postgres', "SELECT count(*) FROM $_ WHERE $gone_sql") } @inact;
+my %rest = map { my $x = $rest->($_); $x =~ s/^\d+ inactive/0 inactive/; $_ => $x } @inact;
+%kept_before = map { $_ => counts($_) } @kept;
+cmp_ok($gone{$_}, '>', 0, "$gone{$_} rows of $_ belong to inactive learners") for qw(activity ref enrol later);
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text");
+is($out, join("\n", map { "$_|$gone{$_}" } sort @inact), 'the dry run counts exactly the inactive unheld learners\' rows, Citus tables included');
+like($err, qr/WARNING:  01000: purge: skipped distributed table "grades"\nDETAIL:  Anonymising purges are not done on Citus tables/,
+	'a Citus table whose inactive rows would be anonymised is skipped, saying why');
+unlike($err, qr/skipped \w+ table "(activity|ref|enrol|later)"/, 'no purgeable Citus table is skipped');
+($ret, $out, $err) = $c->psql('postgres', 'CALL pdp.purge(batch_size => 7)');
+is($ret, 0, 'CALL pdp.purge for inactivity succeeds') or diag($err);
+is($rest->($_), $rest{$_}, "inactivity: $_ lost exactly the inactive unheld learners' rows, every other row as it was") for @inact;
+is($rest->('ref', $node{$_}), $rest{ref}, "inactivity: ${_}'s copy of ref agrees") for qw(worker1 worker2);
+is(counts($_), $kept_before{$_}, "inactivity: no row of $_ changed") for @kept;
+# A Citus table with a link to cut (a set_null column) is skipped, saying why.
+$c->safe_psql('postgres', q{SELECT pdp.register_table('enrol', 'note', on_erase => 'set_null')});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true)");
+like($err, qr/WARNING:  01000: purge: skipped distributed table "enrol"\nDETAIL:  Inactivity retention \(pdp.set_subject_retention\) cuts the links/,
+	'with inactivity retention, a Citus table with links to cut is skipped, saying why');
+$c->safe_psql('postgres', q{SELECT pdp.unregister_table('enrol', 'note'); SELECT pdp.unregister_table('seen'); DROP TABLE seen});
+$c->safe_psql('postgres', q{SELECT pdp.drop_subject_retention(); SELECT pdp.lift_restriction(11::bigint); SELECT pdp.unregister_table(t) FROM unnest(ARRAY['nokey', 'anon']::regclass[]) t});
 
 # Export and delete-erasure work on Citus tables: exactly the subject's rows.
 my $ids = sub {

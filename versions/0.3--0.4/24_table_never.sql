@@ -240,6 +240,13 @@ BEGIN
     END IF;
     q := pg_catalog.format('SELECT t.ctid, t.tableoid, %s AS pos FROM %s t WHERE %s ORDER BY %s LIMIT $1%s',
                            w.pos, tbl, w.cond, w.order_by, CASE WHEN lock THEN ' FOR UPDATE SKIP LOCKED' ELSE '' END);
+    IF batch_size IS NULL AND pdp._citus_table_kind(tbl) IS NOT NULL THEN
+        -- A Citus table: counted on every shard in parallel (no ctids).
+        SELECT x.n INTO n
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', tbl, w.cond),
+                                  2147483647, '-infinity'::timestamptz, v.held, v.restricted, v.keys, v.anonymised) AS x(n bigint);
+        RETURN;
+    END IF;
     IF batch_size IS NULL THEN
         SELECT x.n INTO n
           FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) x', q),
@@ -357,7 +364,7 @@ BEGIN
                      AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
             CONTINUE;
         END IF;
-        CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- not correct on Citus tables yet: skipped, recorded
+        CONTINUE WHEN pdp._citus_skip_purge(t, run_id);   -- a Citus table it cannot purge correctly: skipped, recorded
         CONTINUE WHEN NOT coalesce(dry_run, false) AND pdp._purge_valve(run_id, t);   -- the safety valve
         table_name := t;
         action := pdp._purge_action(t);

@@ -54,7 +54,6 @@ DECLARE
     kind text := pdp._citus_table_kind(tbl);
     msg text;
     why text;
-    hint text;
 BEGIN
     IF kind IS NULL THEN
         RETURN false;
@@ -64,16 +63,16 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pdp.subject_retention) THEN
         RETURN true;
     END IF;
-    BEGIN
-        PERFORM pdp._refuse_on_citus(tbl, 'purge');
-    EXCEPTION WHEN feature_not_supported THEN
-        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, why = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    END;
+    why := pdp._citus_purge_refusal(tbl);
+    IF why IS NULL THEN
+        RETURN false;   -- purged by key, shard by shard
+    END IF;
+    msg := pg_catalog.format('cannot purge %s table "%s"', kind, pdp._relname(tbl));
     PERFORM pdp._record_purge_batch(run_id, tbl, pdp._purge_action(tbl), 0,
                                     pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-                                        'table', tbl::text, 'sqlstate', '0A000', 'message', msg)));
+                                        'table', tbl::text, 'sqlstate', '0A000', 'message', msg, 'why', why)));
     RAISE WARNING 'purge: skipped % table "%"', kind, pdp._relname(tbl)
-        USING DETAIL = why, HINT = hint;
+        USING DETAIL = why, HINT = pdp._citus_purge_hint();
     RETURN true;
 END
 $$;
