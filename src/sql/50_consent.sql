@@ -960,13 +960,29 @@ AS $$ WITH RECURSIVE up(rel, depth) AS (
 COMMENT ON FUNCTION pdp._visibility_sql(regclass) IS
     'the row test of a protected table, as SQL: its registered subject columns, or those of its nearest registered ancestor (NULL when none)';
 
+-- The names of the subject columns the row test of tbl reads (its own, or
+-- its nearest registered ancestor's), in pdp._visibility_sql's order.
+CREATE FUNCTION pdp._subject_column_names(tbl regclass) RETURNS text[]
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.array_agg(s.col::text ORDER BY s.attnum)
+        FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) $1 $$;
+COMMENT ON FUNCTION pdp._subject_column_names(regclass) IS
+    'the names of a table''s registered subject columns, in attribute order (the arguments of its trigger on Citus shards)';
+
 CREATE FUNCTION pdp.protect_table(tbl regclass, force boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    PERFORM pdp._refuse_on_citus(tbl, 'protect');  -- Citus: refused until visibility is correct on workers (issue 18)
+    -- Citus: hash-distributed and reference tables are protected on their
+    -- shards (pdp._install_protection); Citus local tables, and Citus
+    -- tables with partitions, are refused until that is made correct.
+    IF pdp._citus_table_kind(tbl) IS DISTINCT FROM 'distributed' AND pdp._citus_table_kind(tbl) IS DISTINCT FROM 'reference'
+       OR pdp._has_children(tbl) THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'protect');
+    END IF;
     PERFORM pdp._install_protection(tbl, force);
     PERFORM pdp._audit('protect_table', tbl::text, NULL, pg_catalog.jsonb_build_object('force', force));
 END
@@ -981,6 +997,12 @@ COMMENT ON FUNCTION pdp.protect_table(regclass, boolean) IS
 -- permissive pdp_base_<command> (true) lets the restrictive ones decide.  The
 -- installed state is recorded in pdp.protection, and DDL that later weakens
 -- it is refused at commit (pdp._check_protection).
+-- On a Citus distributed or reference table Citus carries the policies, the
+-- row-level security switches and the trigger to every shard; the trigger
+-- needs citus.enable_unsafe_triggers, set here for the statement creating it
+-- only (and reverted when this function returns), and it is given the
+-- table's name and subject columns' names as arguments: the workers'
+-- registry does not know the shards (pdp._refuse_restricted).
 CREATE FUNCTION pdp._install_protection(tbl regclass, force boolean) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -989,6 +1011,7 @@ DECLARE
     vis text;
     cmd text;
     guarded boolean;
+    unsafe text;
 BEGIN
     PERFORM pdp._require_outer_owner(tbl);
     guarded := pdp._protection_ddl(true);
@@ -1023,8 +1046,19 @@ BEGIN
     -- A partition already has its partitioned parent's copy of the trigger.
     IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
                      AND t.tgname OPERATOR(pg_catalog.=) 'pdp_refuse_restricted') THEN
-        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
-                                  'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted()', tbl);
+        IF pdp._citus_table_kind(tbl) IS NULL THEN
+            EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
+                                      'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted()', tbl);
+        ELSE
+            unsafe := pg_catalog.current_setting('citus.enable_unsafe_triggers', true);
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+            EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
+                                      'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted(%s)', tbl,
+                                      (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a), ', ' ORDER BY o)
+                                         FROM pg_catalog.unnest(pdp._relname(tbl) OPERATOR(pg_catalog.||)
+                                                                pdp._subject_column_names(tbl)) WITH ORDINALITY AS x(a, o)));
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', coalesce(unsafe, 'off'), true);
+        END IF;
     END IF;
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
     IF force THEN
@@ -1056,6 +1090,7 @@ DECLARE
     p name;
     found_any boolean := false;
     guarded boolean;
+    unsafe text;
 BEGIN
     PERFORM pdp._require_outer_owner(tbl);
     guarded := pdp._protection_ddl(true);
@@ -1072,7 +1107,16 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
                  AND t.tgname OPERATOR(pg_catalog.=) 'pdp_refuse_restricted'
                  AND t.tgparentid OPERATOR(pg_catalog.=) 0) THEN
+        -- Citus: dropping a trigger of a distributed or reference table needs
+        -- citus.enable_unsafe_triggers too (this statement only).
+        IF pdp._citus_table_kind(tbl) IS NOT NULL THEN
+            unsafe := pg_catalog.current_setting('citus.enable_unsafe_triggers', true);
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+        END IF;
         EXECUTE pg_catalog.format('DROP TRIGGER pdp_refuse_restricted ON %s', tbl);
+        IF unsafe IS NOT NULL THEN
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', unsafe, true);
+        END IF;
         found_any := true;
     END IF;
     IF found_any THEN

@@ -75,7 +75,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    PERFORM pdp._refuse_on_citus(tbl, 'protect');  -- Citus: refused until visibility is correct on workers (issue 18)
+    -- Citus: hash-distributed and reference tables are protected on their
+    -- shards (pdp._install_protection); Citus local tables, and Citus
+    -- tables with partitions, are refused until that is made correct.
+    IF pdp._citus_table_kind(tbl) IS DISTINCT FROM 'distributed' AND pdp._citus_table_kind(tbl) IS DISTINCT FROM 'reference'
+       OR pdp._has_children(tbl) THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'protect');
+    END IF;
     PERFORM pdp._install_protection(tbl, force);
     PERFORM pdp._audit('protect_table', tbl::text, NULL, pg_catalog.jsonb_build_object('force', force));
 END
@@ -91,6 +97,7 @@ DECLARE
     vis text;
     cmd text;
     guarded boolean;
+    unsafe text;
 BEGIN
     PERFORM pdp._require_outer_owner(tbl);
     guarded := pdp._protection_ddl(true);
@@ -125,8 +132,19 @@ BEGIN
     -- A partition already has its partitioned parent's copy of the trigger.
     IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
                      AND t.tgname OPERATOR(pg_catalog.=) 'pdp_refuse_restricted') THEN
-        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
-                                  'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted()', tbl);
+        IF pdp._citus_table_kind(tbl) IS NULL THEN
+            EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
+                                      'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted()', tbl);
+        ELSE
+            unsafe := pg_catalog.current_setting('citus.enable_unsafe_triggers', true);
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+            EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
+                                      'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted(%s)', tbl,
+                                      (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a), ', ' ORDER BY o)
+                                         FROM pg_catalog.unnest(pdp._relname(tbl) OPERATOR(pg_catalog.||)
+                                                                pdp._subject_column_names(tbl)) WITH ORDINALITY AS x(a, o)));
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', coalesce(unsafe, 'off'), true);
+        END IF;
     END IF;
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
     IF force THEN
