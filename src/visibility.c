@@ -1647,7 +1647,12 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 				 errmsg("pdp._refuse_restricted() must fire BEFORE UPDATE OR DELETE FOR EACH ROW")));
 
 	/* Erasure, and a maintenance purpose (its use is audited), may change them. */
-	if (pdp_erasure_in_progress || (pdp_statement_flags(false) & PURPOSE_MAINTENANCE))
+	/*
+	 * (Without a declared purpose there is no maintenance purpose to ask
+	 * about: on a Citus worker asking would refuse the statement.)
+	 */
+	if (pdp_erasure_in_progress ||
+		(pdp_purpose != NULL && pdp_purpose[0] != '\0' && (pdp_statement_flags(false) & PURPOSE_MAINTENANCE)))
 		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
 
 	(void) pdp_state_relation(PDP_STATE_RESTRICTION, &restriction_relid, &restriction_pkey);

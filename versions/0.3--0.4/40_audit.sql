@@ -379,6 +379,18 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'pdp.unprotect_table removes pdp_ext''s protection, with an audit entry.';
         END IF;
+        -- On a Citus table pdp's policies are permissive (Citus drops AS
+        -- RESTRICTIVE on the shards, pdp._install_protection): any other
+        -- policy would widen what they show.
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy pol
+                    WHERE pol.polrelid OPERATOR(pg_catalog.=) r.tbl::oid AND pol.polname NOT LIKE 'pdp\_%')
+           AND pdp._citus_table_kind(r.tbl) IS NOT NULL THEN
+            PERFORM pdp._guard_refused(r.tbl, 'policy_on_citus_table', tg_tag);
+            RAISE EXCEPTION 'cannot add a row-level security policy to protected Citus table "%"', pdp._relname(r.tbl)
+                USING ERRCODE = 'feature_not_supported',
+                      DETAIL = 'Citus creates every policy on the shards as PERMISSIVE, so another policy would widen what pdp''s policies show.',
+                      HINT = 'See "Protected tables on Citus" in doc/scaling.md.';
+        END IF;
         names := pdp._protection_state(r.tbl);
         nodes := pdp._protection_nodes(r.tbl);
         IF names OPERATOR(pg_catalog.<>) r.policies AND nodes OPERATOR(pg_catalog.<>) r.policy_nodes THEN
