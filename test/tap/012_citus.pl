@@ -561,6 +561,26 @@ is($c->safe_psql('postgres', $prot_as->('teaching')), $prot_of->('learner NOT IN
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET citus.enable_unsafe_triggers = on; DROP TRIGGER pdp_refuse_restricted ON prot");
 like($err, qr/ERROR:  42501: cannot drop or disable pdp_ext's trigger on protected table "prot"/, 'attack: dropping pdp\'s trigger on a protected distributed table is refused');
 like($node{worker1}->safe_psql('postgres', $shard_facts), qr/trigger 1$/, 'the trigger is still on the shards');
+# Erasure of a restricted learner's rows: the erasure flag is the
+# coordinator backend's, so the trigger on the shards refuses; the erasure
+# fails whole and deletes nothing.
+my $n39 = $c->safe_psql('postgres', q{SELECT (SELECT count(*) FROM prot WHERE learner = 39) || '/' || (SELECT count(*) FROM activity WHERE learner = 39)});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.erase_subject(39::bigint, 'asked')");
+isnt($ret, 0, 'erasure of a restricted learner with rows in a protected distributed table fails');
+like($err, qr/ERROR:  42501: cannot delete a row of a restricted subject in table "prot(_ref)?"/,
+	'refused by pdp\'s trigger on the shards (the erasure flag does not reach the workers)') or diag($err);
+is($c->safe_psql('postgres', q{SELECT (SELECT count(*) FROM prot WHERE learner = 39) || '/' || (SELECT count(*) FROM activity WHERE learner = 39)}),
+	$n39, 'and nothing was deleted, in the protected table or elsewhere');
+# A subject column renamed (Citus renames it on the shards): the trigger's
+# argument names the old column, and it fails closed until protect_table
+# runs again.
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nALTER TABLE prot RENAME COLUMN learner TO learner_id; UPDATE prot SET note = 'x' WHERE id = 4");
+like($err, qr/ERROR:  55000: cannot check the subjects of a row of protected table "prot"/, 'after a rename of the subject column, writes fail closed on the shards');
+is($c->safe_psql('postgres', q{SELECT pdp.protect_table('prot'); UPDATE prot SET note = 'p 4' WHERE id = 4 RETURNING learner_id}), "\n4",
+	'protect_table again: the trigger names the renamed column, and an unrestricted row is written');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nDELETE FROM prot WHERE learner_id = 39");
+like($err, qr/ERROR:  42501: cannot delete a row of a restricted subject in table "prot"/, 'and a restricted one refused');
+$c->safe_psql('postgres', 'ALTER TABLE prot RENAME COLUMN learner_id TO learner');
 # unprotect_table removes the policies and the trigger from the shards.
 is($c->safe_psql('postgres', q{SELECT pdp.unprotect_table('prot'); SELECT current_setting('citus.enable_unsafe_triggers')}), "\noff",
 	'unprotect_table on a distributed table; the setting stays off');
