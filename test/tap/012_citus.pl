@@ -30,6 +30,16 @@
 # reaches the workers (session-level SET, or none), and sees every row with
 # SET LOCAL citus.propagate_set_commands = 'local' + SET LOCAL pdp.purpose.
 #
+# Step 5 (pdp's triggers on shards): protect_table on a distributed and a
+# reference table: Citus copies the policies (permissive: Citus drops AS
+# RESTRICTIVE, so pdp's are permissive and alone on Citus tables) and, with
+# citus.enable_unsafe_triggers set inside pdp's function only, the trigger
+# (with the subject columns as arguments) to every shard; visibility per
+# purpose kind, no purpose (55000), withdrawal and restriction at the next
+# statement, restricted learners' writes refused on the shards, other
+# policies refused, a renamed column failing closed, a table protected
+# before it was distributed put right by protect_table, unprotect_table.
+#
 # Step 6 (one key, one audit trail, collected on read): key_status on the
 # coordinator shows every node's fingerprints and flags a worker restarted
 # with another key file; decrypts pushed down to the shards are audited on
@@ -581,6 +591,28 @@ is($c->safe_psql('postgres', q{SELECT pdp.protect_table('prot'); UPDATE prot SET
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nDELETE FROM prot WHERE learner_id = 39");
 like($err, qr/ERROR:  42501: cannot delete a row of a restricted subject in table "prot"/, 'and a restricted one refused');
 $c->safe_psql('postgres', 'ALTER TABLE prot RENAME COLUMN learner_id TO learner');
+# A table protected before it was distributed (the DBA needs
+# citus.enable_unsafe_triggers for create_distributed_table): its shards get
+# pdp's restrictive policies as permissive ones, next to pdp_base_* (true),
+# and a trigger without arguments; protect_table again puts them right.
+$c->safe_psql('postgres', q{
+	CREATE TABLE prot_late (id bigint PRIMARY KEY, learner bigint NOT NULL, note text);
+	INSERT INTO prot_late SELECT g, g % 40, 'p ' || g FROM generate_series(1, 400) g;
+	SELECT pdp.register_table('prot_late', 'learner');
+	SELECT pdp.protect_table('prot_late');
+	GRANT SELECT ON prot_late TO tap_app;
+	SET citus.enable_unsafe_triggers = on;
+	SELECT create_distributed_table('prot_late', 'id');
+});
+is($node{worker1}->safe_psql('postgres', q{SET citus.override_table_visibility = off;
+		SELECT count(*) FILTER (WHERE NOT polpermissive) || ' restrictive, ' || count(*) FILTER (WHERE polname LIKE 'pdp\_base%') || ' base'
+		  FROM pg_policy WHERE polrelid::regclass::text LIKE 'prot\_late\_1%'}),
+	'0 restrictive, 16 base', 'distributed after protect_table: Citus made the shards\' copies of pdp\'s restrictive policies permissive');
+is($c->safe_psql('postgres', q{SELECT pdp.protect_table('prot_late')}), '', 'protect_table again on the distributed table');
+is($c->safe_psql('postgres', $prot_as->('mail', 'prot_late')), $prot_of->('learner IN (3, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29)', 'prot_late'),
+	'then the shards show exactly the consenting learners\' rows');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nDELETE FROM prot_late WHERE learner = 39");
+like($err, qr/ERROR:  42501: cannot delete a row of a restricted subject in table "prot_late"/, 'and refuse a restricted learner\'s rows');
 # unprotect_table removes the policies and the trigger from the shards.
 is($c->safe_psql('postgres', q{SELECT pdp.unprotect_table('prot'); SELECT current_setting('citus.enable_unsafe_triggers')}), "\noff",
 	'unprotect_table on a distributed table; the setting stays off');
