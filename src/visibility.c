@@ -1638,6 +1638,7 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 	const SubjectColumns *cols;
 	SubjectColumns shard_cols;
 	const char *table_name;
+	bool		on_worker;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
@@ -1655,7 +1656,7 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 		(pdp_purpose != NULL && pdp_purpose[0] != '\0' && (pdp_statement_flags(false) & PURPOSE_MAINTENANCE)))
 		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
 
-	(void) pdp_state_relation(PDP_STATE_RESTRICTION, &restriction_relid, &restriction_pkey);
+	on_worker = pdp_state_relation(PDP_STATE_RESTRICTION, &restriction_relid, &restriction_pkey);
 	if (!OidIsValid(restriction_relid) || !OidIsValid(restriction_pkey))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1667,6 +1668,19 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 		cols = trigger_columns(td, &shard_cols);
 	else
 		cols = registered_subject_columns(RelationGetRelid(td->tg_relation));
+
+	/*
+	 * A trigger without arguments on a Citus worker, for a relation its
+	 * registry does not know: a shard of a table protected before it was
+	 * distributed.  Its subjects cannot be checked: refuse.
+	 */
+	if (td->tg_trigger->tgnargs == 0 && on_worker && cols->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot check the subjects of a row of shard \"%s\"",
+						RelationGetRelationName(td->tg_relation)),
+				 errdetail("pdp's trigger on this shard names no subject columns: the table was protected before it was distributed."),
+				 errhint("On the coordinator, run pdp.protect_table on the distributed table again.")));
 	table_name = td->tg_trigger->tgnargs > 0 ? td->tg_trigger->tgargs[0] : RelationGetRelationName(td->tg_relation);
 	for (int i = 0; i < cols->n; i++)
 	{

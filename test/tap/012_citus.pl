@@ -608,6 +608,11 @@ is($node{worker1}->safe_psql('postgres', q{SET citus.override_table_visibility =
 		SELECT count(*) FILTER (WHERE NOT polpermissive) || ' restrictive, ' || count(*) FILTER (WHERE polname LIKE 'pdp\_base%') || ' base'
 		  FROM pg_policy WHERE polrelid::regclass::text LIKE 'prot\_late\_1%'}),
 	'0 restrictive, 16 base', 'distributed after protect_table: Citus made the shards\' copies of pdp\'s restrictive policies permissive');
+my $late_rows = $c->safe_psql('postgres', 'SELECT count(*) FROM prot_late');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nDELETE FROM prot_late WHERE learner = 39");
+like($err, qr/ERROR:  55000: cannot check the subjects of a row of shard "prot_late_\d+"/,
+	'its shards\' trigger, without arguments, fails closed on the workers rather than let a restricted row go');
+is($c->safe_psql('postgres', 'SELECT count(*) FROM prot_late'), $late_rows, 'no row deleted');
 is($c->safe_psql('postgres', q{SELECT pdp.protect_table('prot_late')}), '', 'protect_table again on the distributed table');
 is($c->safe_psql('postgres', $prot_as->('mail', 'prot_late')), $prot_of->('learner IN (3, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29)', 'prot_late'),
 	'then the shards show exactly the consenting learners\' rows');
