@@ -37,8 +37,8 @@
 # (with the subject columns as arguments) to every shard; visibility per
 # purpose kind, no purpose (55000), withdrawal and restriction at the next
 # statement, restricted learners' writes refused on the shards, other
-# policies refused, a renamed column failing closed, a table protected
-# before it was distributed put right by protect_table, unprotect_table.
+# policies refused, a renamed column failing closed, distributing a
+# protected table refused by the guard on the workers, unprotect_table.
 #
 # Step 6 (one key, one audit trail, collected on read): key_status on the
 # coordinator shows every node's fingerprints and flags a worker restarted
@@ -592,32 +592,38 @@ is($c->safe_psql('postgres', q{SELECT pdp.protect_table('prot'); UPDATE prot SET
 like($err, qr/ERROR:  42501: cannot delete a row of a restricted subject in table "prot"/, 'and a restricted one refused');
 $c->safe_psql('postgres', 'ALTER TABLE prot RENAME COLUMN learner_id TO learner');
 # A table protected before it was distributed (the DBA needs
-# citus.enable_unsafe_triggers for create_distributed_table): its shards get
-# pdp's restrictive policies as permissive ones, next to pdp_base_* (true),
-# and a trigger without arguments; protect_table again puts them right.
+# citus.enable_unsafe_triggers for create_distributed_table): Citus would
+# give its shards pdp's restrictive policies as permissive ones, next to
+# pdp_base_* (true); pdp's guard on the workers refuses that.
 $c->safe_psql('postgres', q{
 	CREATE TABLE prot_late (id bigint PRIMARY KEY, learner bigint NOT NULL, note text);
 	INSERT INTO prot_late SELECT g, g % 40, 'p ' || g FROM generate_series(1, 400) g;
 	SELECT pdp.register_table('prot_late', 'learner');
 	SELECT pdp.protect_table('prot_late');
 	GRANT SELECT ON prot_late TO tap_app;
-	SET citus.enable_unsafe_triggers = on;
-	SELECT create_distributed_table('prot_late', 'id');
 });
-is($node{worker1}->safe_psql('postgres', q{SET citus.override_table_visibility = off;
-		SELECT count(*) FILTER (WHERE NOT polpermissive) || ' restrictive, ' || count(*) FILTER (WHERE polname LIKE 'pdp\_base%') || ' base'
-		  FROM pg_policy WHERE polrelid::regclass::text LIKE 'prot\_late\_1%'}),
-	'0 restrictive, 16 base', 'distributed after protect_table: Citus made the shards\' copies of pdp\'s restrictive policies permissive');
-my $late_rows = $c->safe_psql('postgres', 'SELECT count(*) FROM prot_late');
-($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nDELETE FROM prot_late WHERE learner = 39");
-like($err, qr/ERROR:  55000: cannot check the subjects of a row of shard "prot_late_\d+"/,
-	'its shards\' trigger, without arguments, fails closed on the workers rather than let a restricted row go');
-is($c->safe_psql('postgres', 'SELECT count(*) FROM prot_late'), $late_rows, 'no row deleted');
-is($c->safe_psql('postgres', q{SELECT pdp.protect_table('prot_late')}), '', 'protect_table again on the distributed table');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET citus.enable_unsafe_triggers = on; SELECT create_distributed_table('prot_late', 'id')");
+like($err, qr/ERROR:  0A000: cannot make pdp_ext's restrictive policies permissive on "prot_late_\d+"/,
+	'distributing a protected table is refused by pdp\'s guard on the workers');
+is($c->safe_psql('postgres', q{SELECT coalesce(pdp._citus_table_kind('prot_late'), 'local')}), 'local', 'the table stays local');
+is( $c->safe_psql('postgres', q{
+		SELECT pdp.unprotect_table('prot_late'); SELECT 1 FROM create_distributed_table('prot_late', 'id'); SELECT pdp.protect_table('prot_late')}),
+	"\n1\n", 'unprotect, distribute, protect');
 is($c->safe_psql('postgres', $prot_as->('mail', 'prot_late')), $prot_of->('learner IN (3, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29)', 'prot_late'),
 	'then the shards show exactly the consenting learners\' rows');
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nDELETE FROM prot_late WHERE learner = 39");
 like($err, qr/ERROR:  42501: cannot delete a row of a restricted subject in table "prot_late"/, 'and refuse a restricted learner\'s rows');
+# pdp's trigger without arguments on a shard (as Citus would copy it from a
+# table protected before it was distributed) fails closed on the worker.
+my $w1_shard = $node{worker1}->safe_psql('postgres', q{SELECT 'prot_late_' || min(shardid) FROM pg_dist_shard s
+	WHERE logicalrelid = 'prot_late'::regclass AND to_regclass('prot_late_' || shardid) IS NOT NULL});
+$node{worker1}->safe_psql('postgres', "CREATE TRIGGER pdp_noargs BEFORE DELETE ON $w1_shard FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted()");
+my $late_rows = $c->safe_psql('postgres', 'SELECT count(*) FROM prot_late');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nDELETE FROM prot_late WHERE learner = 2");
+like($err, qr/ERROR:  55000: cannot check the subjects of a row of shard "prot_late_\d+"/,
+	'a shard\'s trigger without arguments fails closed on the worker rather than let a restricted row go');
+is($c->safe_psql('postgres', 'SELECT count(*) FROM prot_late'), $late_rows, 'no row deleted');
+$node{worker1}->safe_psql('postgres', "DROP TRIGGER pdp_noargs ON $w1_shard");
 # unprotect_table removes the policies and the trigger from the shards.
 is($c->safe_psql('postgres', q{SELECT pdp.unprotect_table('prot'); SELECT current_setting('citus.enable_unsafe_triggers')}), "\noff",
 	'unprotect_table on a distributed table; the setting stays off');
