@@ -61,10 +61,24 @@ INSERT INTO pg_catalog.pg_dist_partition VALUES
     ('cz.anon', 'h', 1, 's'), ('cz.nokey', 'h', 1, 's');
 SELECT t AS tbl, pdp._citus_table_kind(t) AS kind
   FROM unnest(ARRAY['cz.dist', 'cz.ref', 'cz.loc', 'cz.single', 'cz.learners']::regclass[]) t;
-\set VERBOSITY default
+-- Distributed and reference tables are protected (issue 18, step 5): pdp's
+-- policies permissive and alone (Citus drops AS RESTRICTIVE on the shards),
+-- the trigger given the table's and the subject columns' names; a table
+-- with a policy of its own, and a Citus local table, are refused.
 SELECT pdp.protect_table('cz.dist');
-\set VERBOSITY terse
 SELECT pdp.protect_table('cz.ref');
+SELECT polrelid::regclass AS tbl, polname, polpermissive FROM pg_catalog.pg_policy
+ WHERE polrelid IN ('cz.dist'::regclass, 'cz.ref'::regclass) ORDER BY 1, 2;
+SELECT tgrelid::regclass AS tbl, tgname, tgnargs, pg_catalog.encode(tgargs, 'escape') AS args FROM pg_catalog.pg_trigger
+ WHERE tgrelid IN ('cz.dist'::regclass, 'cz.ref'::regclass) AND NOT tgisinternal ORDER BY 1;
+SELECT pg_catalog.current_setting('citus.enable_unsafe_triggers', true) AS unsafe_triggers_after;
+CREATE POLICY mine ON cz.dist FOR SELECT USING (true);
+SELECT pdp.unprotect_table('cz.ref');
+CREATE POLICY mine ON cz.ref FOR SELECT USING (true);
+\set VERBOSITY default
+SELECT pdp.protect_table('cz.ref');
+\set VERBOSITY terse
+DROP POLICY mine ON cz.ref;
 SELECT pdp.protect_table('cz.loc');
 SELECT pdp.set_column_rule('cz.dist', 'note', 'mask');
 CALL pdp.apply_rules('cz.dist');

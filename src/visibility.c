@@ -1591,11 +1591,43 @@ registered_subject_columns(Oid relid)
 }
 
 /*
+ * The subject columns named by the trigger's arguments (after the first,
+ * the table's name for messages), resolved in rel: a Citus shard.  A name
+ * rel lacks (a column renamed since protect_table) refuses, as the row's
+ * subjects could not be checked.
+ */
+static SubjectColumns *
+trigger_columns(TriggerData *td, SubjectColumns *out)
+{
+	Trigger    *tg = td->tg_trigger;
+
+	memset(out, 0, sizeof(*out));
+	for (int i = 1; i < tg->tgnargs && out->n < MAX_SUBJECT_COLUMNS; i++)
+	{
+		AttrNumber	attnum = get_attnum(RelationGetRelid(td->tg_relation), tg->tgargs[i]);
+
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot check the subjects of a row of protected table \"%s\"", tg->tgargs[0]),
+					 errdetail("A subject column named by pdp's trigger on shard \"%s\" no longer exists.",
+							   RelationGetRelationName(td->tg_relation)),
+					 errhint("Run pdp.protect_table on the table again after renaming a subject column.")));
+		out->attnums[out->n++] = attnum;
+	}
+	return out;
+}
+
+/*
  * BEFORE UPDATE OR DELETE row trigger installed by pdp.protect_table.
  * Refuses the write when any registered subject of the old row is
  * restricted, whoever writes (owners too), except while an erasure runs.
- * The subject columns are read from the registry, never from trigger
- * arguments, so renames, dumps and restores change nothing.
+ * On an ordinary table the subject columns are read from the registry,
+ * never from trigger arguments, so renames, dumps and restores change
+ * nothing.  On a Citus table the trigger fires on the shards, on workers
+ * whose registry does not know them: there protect_table passes the
+ * distributed table's name and its subject columns' names as arguments
+ * (trigger_columns), and a name the shard lacks refuses the write.
  */
 Datum
 pdp_refuse_restricted(PG_FUNCTION_ARGS)
@@ -1606,6 +1638,9 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 	Oid			restriction_relid;
 	Oid			restriction_pkey;
 	const SubjectColumns *cols;
+	SubjectColumns shard_cols;
+	const char *table_name;
+	bool		on_worker;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
@@ -1615,10 +1650,15 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 				 errmsg("pdp._refuse_restricted() must fire BEFORE UPDATE OR DELETE FOR EACH ROW")));
 
 	/* Erasure, and a maintenance purpose (its use is audited), may change them. */
-	if (pdp_erasure_in_progress || (pdp_statement_flags(false) & PURPOSE_MAINTENANCE))
+	/*
+	 * (Without a declared purpose there is no maintenance purpose to ask
+	 * about: on a Citus worker asking would refuse the statement.)
+	 */
+	if (pdp_erasure_in_progress ||
+		(pdp_purpose != NULL && pdp_purpose[0] != '\0' && (pdp_statement_flags(false) & PURPOSE_MAINTENANCE)))
 		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
 
-	(void) pdp_state_relation(PDP_STATE_RESTRICTION, &restriction_relid, &restriction_pkey);
+	on_worker = pdp_state_relation(PDP_STATE_RESTRICTION, &restriction_relid, &restriction_pkey);
 	if (!OidIsValid(restriction_relid) || !OidIsValid(restriction_pkey))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1626,7 +1666,24 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 
 	desc = RelationGetDescr(td->tg_relation);
 	old = td->tg_trigtuple;
-	cols = registered_subject_columns(RelationGetRelid(td->tg_relation));
+	if (td->tg_trigger->tgnargs > 0)
+		cols = trigger_columns(td, &shard_cols);
+	else
+		cols = registered_subject_columns(RelationGetRelid(td->tg_relation));
+
+	/*
+	 * A trigger without arguments on a Citus worker, for a relation its
+	 * registry does not know: a shard of a table protected before it was
+	 * distributed.  Its subjects cannot be checked: refuse.
+	 */
+	if (td->tg_trigger->tgnargs == 0 && on_worker && cols->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot check the subjects of a row of shard \"%s\"",
+						RelationGetRelationName(td->tg_relation)),
+				 errdetail("pdp's trigger on this shard names no subject columns: the table was protected before it was distributed."),
+				 errhint("On the coordinator, run pdp.protect_table on the distributed table again.")));
+	table_name = td->tg_trigger->tgnargs > 0 ? td->tg_trigger->tgargs[0] : RelationGetRelationName(td->tg_relation);
 	for (int i = 0; i < cols->n; i++)
 	{
 		AttrNumber	attnum = cols->attnums[i];
@@ -1651,7 +1708,7 @@ pdp_refuse_restricted(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("cannot %s a row of a restricted subject in table \"%s\"",
 							TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? "update" : "delete",
-							RelationGetRelationName(td->tg_relation)),
+							table_name),
 					 errdetail("Processing of this subject's data is restricted; only storage is allowed."),
 					 errhint("pdp.lift_restriction ends the restriction.")));
 	}

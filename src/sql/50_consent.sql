@@ -960,13 +960,29 @@ AS $$ WITH RECURSIVE up(rel, depth) AS (
 COMMENT ON FUNCTION pdp._visibility_sql(regclass) IS
     'the row test of a protected table, as SQL: its registered subject columns, or those of its nearest registered ancestor (NULL when none)';
 
+-- The names of the subject columns the row test of tbl reads (its own, or
+-- its nearest registered ancestor's), in pdp._visibility_sql's order.
+CREATE FUNCTION pdp._subject_column_names(tbl regclass) RETURNS text[]
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.array_agg(s.col::text ORDER BY s.attnum)
+        FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) $1 $$;
+COMMENT ON FUNCTION pdp._subject_column_names(regclass) IS
+    'the names of a table''s registered subject columns, in attribute order (the arguments of its trigger on Citus shards)';
+
 CREATE FUNCTION pdp.protect_table(tbl regclass, force boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    PERFORM pdp._refuse_on_citus(tbl, 'protect');  -- Citus: refused until visibility is correct on workers (issue 18)
+    -- Citus: hash-distributed and reference tables are protected on their
+    -- shards (pdp._install_protection); Citus local tables, and Citus
+    -- tables with partitions, are refused until that is made correct.
+    IF pdp._citus_table_kind(tbl) IS DISTINCT FROM 'distributed' AND pdp._citus_table_kind(tbl) IS DISTINCT FROM 'reference'
+       OR pdp._has_children(tbl) THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'protect');
+    END IF;
     PERFORM pdp._install_protection(tbl, force);
     PERFORM pdp._audit('protect_table', tbl::text, NULL, pg_catalog.jsonb_build_object('force', force));
 END
@@ -981,6 +997,12 @@ COMMENT ON FUNCTION pdp.protect_table(regclass, boolean) IS
 -- permissive pdp_base_<command> (true) lets the restrictive ones decide.  The
 -- installed state is recorded in pdp.protection, and DDL that later weakens
 -- it is refused at commit (pdp._check_protection).
+-- On a Citus distributed or reference table Citus carries the policies, the
+-- row-level security switches and the trigger to every shard; the trigger
+-- needs citus.enable_unsafe_triggers, set here for the statement creating it
+-- only (and reverted when this function returns), and it is given the
+-- table's name and subject columns' names as arguments: the workers'
+-- registry does not know the shards (pdp._refuse_restricted).
 CREATE FUNCTION pdp._install_protection(tbl regclass, force boolean) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -989,6 +1011,9 @@ DECLARE
     vis text;
     cmd text;
     guarded boolean;
+    unsafe text;
+    citus boolean;
+    kind text;
 BEGIN
     PERFORM pdp._require_outer_owner(tbl);
     guarded := pdp._protection_ddl(true);
@@ -998,17 +1023,32 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Register its subject columns with pdp.register_table first.';
     END IF;
+    citus := pdp._citus_table_kind(tbl) IS NOT NULL;
+    -- Citus 12.1 re-creates every policy on the shards without AS
+    -- RESTRICTIVE (its deparser drops it): there pdp's policies are the
+    -- table's only ones, permissive, so that the shards' copies mean what
+    -- the coordinator's do; a table with policies of its own is refused,
+    -- and the guard refuses policies added later (55_protection_guard.sql).
+    IF citus AND EXISTS (SELECT 1 FROM pg_catalog.pg_policy pol
+                          WHERE pol.polrelid OPERATOR(pg_catalog.=) tbl::oid AND pol.polname NOT LIKE 'pdp\_%') THEN
+        RAISE EXCEPTION 'cannot protect Citus table "%" with row-level security policies of its own', pdp._relname(tbl)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Citus creates every policy on the shards as PERMISSIVE (it drops AS RESTRICTIVE), so pdp''s policies could not narrow what another policy shows there.',
+                  HINT = 'Drop the table''s own policies first; see "Protected tables on Citus" in doc/scaling.md.';
+    END IF;
     PERFORM pdp._unprotect(tbl);
     -- A row the statement itself is writing (INSERT ... RETURNING, ON
     -- CONFLICT, UPDATE ... RETURNING check it against this policy before it
     -- is stored) has no tuple identifier yet: it passes, as its values came
     -- from the statement.  Every stored row has a valid one.
-    EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s AS RESTRICTIVE FOR SELECT USING '
-                              '(ctid OPERATOR(pg_catalog.=) ''(4294967295,0)''::pg_catalog.tid OR %s)', tbl, vis);
-    EXECUTE pg_catalog.format('CREATE POLICY pdp_insert ON %s AS RESTRICTIVE FOR INSERT WITH CHECK (true)', tbl);
-    EXECUTE pg_catalog.format('CREATE POLICY pdp_update ON %s AS RESTRICTIVE FOR UPDATE USING (%s) WITH CHECK (true)', tbl, vis);
-    EXECUTE pg_catalog.format('CREATE POLICY pdp_delete ON %s AS RESTRICTIVE FOR DELETE USING (%s)', tbl, vis);
+    kind := CASE WHEN citus THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END;
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s AS %s FOR SELECT USING '
+                              '(ctid OPERATOR(pg_catalog.=) ''(4294967295,0)''::pg_catalog.tid OR %s)', tbl, kind, vis);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_insert ON %s AS %s FOR INSERT WITH CHECK (true)', tbl, kind);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_update ON %s AS %s FOR UPDATE USING (%s) WITH CHECK (true)', tbl, kind, vis);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_delete ON %s AS %s FOR DELETE USING (%s)', tbl, kind, vis);
     FOREACH cmd IN ARRAY ARRAY['select', 'insert', 'update', 'delete'] LOOP
+        CONTINUE WHEN citus;    -- pdp's permissive policies are the only ones
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy pol
                         WHERE pol.polrelid OPERATOR(pg_catalog.=) tbl::oid AND pol.polpermissive
                           AND pol.polname NOT LIKE 'pdp\_%'
@@ -1023,8 +1063,19 @@ BEGIN
     -- A partition already has its partitioned parent's copy of the trigger.
     IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
                      AND t.tgname OPERATOR(pg_catalog.=) 'pdp_refuse_restricted') THEN
-        EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
-                                  'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted()', tbl);
+        IF NOT citus THEN
+            EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
+                                      'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted()', tbl);
+        ELSE
+            unsafe := pg_catalog.current_setting('citus.enable_unsafe_triggers', true);
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+            EXECUTE pg_catalog.format('CREATE TRIGGER pdp_refuse_restricted BEFORE UPDATE OR DELETE ON %s '
+                                      'FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted(%s)', tbl,
+                                      (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a), ', ' ORDER BY o)
+                                         FROM pg_catalog.unnest(pdp._relname(tbl) OPERATOR(pg_catalog.||)
+                                                                pdp._subject_column_names(tbl)) WITH ORDINALITY AS x(a, o)));
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', coalesce(unsafe, 'off'), true);
+        END IF;
     END IF;
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
     IF force THEN
@@ -1056,6 +1107,7 @@ DECLARE
     p name;
     found_any boolean := false;
     guarded boolean;
+    unsafe text;
 BEGIN
     PERFORM pdp._require_outer_owner(tbl);
     guarded := pdp._protection_ddl(true);
@@ -1072,7 +1124,16 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
                  AND t.tgname OPERATOR(pg_catalog.=) 'pdp_refuse_restricted'
                  AND t.tgparentid OPERATOR(pg_catalog.=) 0) THEN
+        -- Citus: dropping a trigger of a distributed or reference table needs
+        -- citus.enable_unsafe_triggers too (this statement only).
+        IF pdp._citus_table_kind(tbl) IS NOT NULL THEN
+            unsafe := pg_catalog.current_setting('citus.enable_unsafe_triggers', true);
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+        END IF;
         EXECUTE pg_catalog.format('DROP TRIGGER pdp_refuse_restricted ON %s', tbl);
+        IF unsafe IS NOT NULL THEN
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', unsafe, true);
+        END IF;
         found_any := true;
     END IF;
     IF found_any THEN

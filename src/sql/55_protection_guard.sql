@@ -68,6 +68,26 @@ BEGIN
     IF pdp._protection_ddl(NULL) THEN
         RETURN;     -- pdp's own protection functions at work
     END IF;
+    -- pdp's row policies are either restrictive next to pdp_base_* (true),
+    -- or, on Citus tables, permissive and alone.  Both at once is what Citus
+    -- makes of a table protected before it was distributed, on the workers'
+    -- shards (it drops AS RESTRICTIVE): every row shown.  Refused, which
+    -- refuses the create_distributed_table on the coordinator.
+    IF tg_tag = 'CREATE POLICY' THEN
+        FOR cmd IN SELECT DISTINCT p.polrelid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                     JOIN pg_catalog.pg_policy p ON p.oid OPERATOR(pg_catalog.=) d.objid
+                    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_policy'::regclass LOOP
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy q WHERE q.polrelid OPERATOR(pg_catalog.=) cmd.polrelid
+                          AND q.polname IN ('pdp_select', 'pdp_update', 'pdp_delete') AND q.polpermissive)
+               AND EXISTS (SELECT 1 FROM pg_catalog.pg_policy q WHERE q.polrelid OPERATOR(pg_catalog.=) cmd.polrelid
+                              AND q.polname LIKE 'pdp\_base\_%') THEN
+                RAISE EXCEPTION 'cannot make pdp_ext''s restrictive policies permissive on "%"', pdp._relname(cmd.polrelid::regclass)
+                    USING ERRCODE = 'feature_not_supported',
+                          DETAIL = 'Citus copies a protected table''s policies to its shards without AS RESTRICTIVE; next to pdp''s base policies they would show every row.',
+                          HINT = 'On the Citus coordinator, run pdp.unprotect_table, distribute the table, then pdp.protect_table.';
+            END IF;
+        END LOOP;
+    END IF;
     FOR r IN SELECT p.tbl, p.forced, p.policies, p.policy_nodes FROM pdp.protection p LOOP
         CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) r.tbl::oid);
         IF NOT (SELECT c.relrowsecurity AND (c.relforcerowsecurity OR NOT r.forced)
@@ -85,6 +105,18 @@ BEGIN
             RAISE EXCEPTION 'cannot drop or disable pdp_ext''s trigger on protected table "%"', pdp._relname(r.tbl)
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'pdp.unprotect_table removes pdp_ext''s protection, with an audit entry.';
+        END IF;
+        -- On a Citus table pdp's policies are permissive (Citus drops AS
+        -- RESTRICTIVE on the shards, pdp._install_protection): any other
+        -- policy would widen what they show.
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy pol
+                    WHERE pol.polrelid OPERATOR(pg_catalog.=) r.tbl::oid AND pol.polname NOT LIKE 'pdp\_%')
+           AND pdp._citus_table_kind(r.tbl) IS NOT NULL THEN
+            PERFORM pdp._guard_refused(r.tbl, 'policy_on_citus_table', tg_tag);
+            RAISE EXCEPTION 'cannot add a row-level security policy to protected Citus table "%"', pdp._relname(r.tbl)
+                USING ERRCODE = 'feature_not_supported',
+                      DETAIL = 'Citus creates every policy on the shards as PERMISSIVE, so another policy would widen what pdp''s policies show.',
+                      HINT = 'See "Protected tables on Citus" in doc/scaling.md.';
         END IF;
         names := pdp._protection_state(r.tbl);
         nodes := pdp._protection_nodes(r.tbl);

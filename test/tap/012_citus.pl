@@ -41,6 +41,16 @@
 # anonymise), and, for inactivity, links to cut are still skipped with a
 # warning saying why; no role calls the per-shard delete.
 #
+# Step 5 (pdp's triggers on shards): protect_table on a distributed and a
+# reference table: Citus copies the policies (permissive: Citus drops AS
+# RESTRICTIVE, so pdp's are permissive and alone on Citus tables) and, with
+# citus.enable_unsafe_triggers set inside pdp's function only, the trigger
+# (with the subject columns as arguments) to every shard; visibility per
+# purpose kind, no purpose (55000), withdrawal and restriction at the next
+# statement, restricted learners' writes refused on the shards, other
+# policies refused, a renamed column failing closed, distributing a
+# protected table refused by the guard on the workers, unprotect_table.
+#
 # Step 6 (one key, one audit trail, collected on read): key_status on the
 # coordinator shows every node's fingerprints and flags a worker restarted
 # with another key file; decrypts pushed down to the shards are audited on
@@ -145,8 +155,12 @@ sub refused
 	is(all_counts(), $before, "$name: no row changed");
 }
 
-refused(q{SELECT pdp.protect_table('activity')}, 'cannot protect distributed table "activity"', 'protect_table on a distributed table');
-refused(q{SELECT pdp.protect_table('ref')}, 'cannot protect reference table "ref"', 'protect_table on a reference table');
+# (Step 5 protects distributed and reference tables; a Citus local table is still refused.)
+$c->safe_psql('postgres', q{
+	CREATE TABLE citus_loc (id bigint PRIMARY KEY, learner bigint);
+	SELECT citus_add_local_table_to_metadata('citus_loc');
+});
+refused(q{SELECT pdp.protect_table('citus_loc')}, 'cannot protect citus local table "citus_loc"', 'protect_table on a Citus local table');
 refused(q{SELECT pdp.set_column_rule('activity', 'note', 'mask')},
 	'cannot set column rules on distributed table "activity"', 'set_column_rule');
 refused(q{CALL pdp.apply_rules('grades')}, 'cannot apply column rules to distributed table "grades"', 'apply_rules');
@@ -159,9 +173,9 @@ refused(q{SELECT pdp._purge_rows('activity', 'delete', ARRAY(SELECT ctid FROM ac
 refused(q{SELECT pdp.erase_subject(12, 'asked')},
 	'cannot anonymise rows of distributed table "grades"', 'anonymising erasure (the whole erasure)');
 is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.erasure}), '0', 'no erasure receipt was stored');
-is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('activity'::regclass, 'ref'::regclass) AND NOT tgisinternal}),
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('activity'::regclass, 'ref'::regclass, 'citus_loc'::regclass) AND NOT tgisinternal}),
 	'0', 'no trigger was installed on the Citus tables');
-is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_policy WHERE polrelid IN ('activity'::regclass, 'ref'::regclass)}),
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_policy WHERE polrelid IN ('activity'::regclass, 'ref'::regclass, 'citus_loc'::regclass)}),
 	'0', 'no policy was installed on the Citus tables');
 
 # --- Step 4: purges by primary key, shard by shard ----------------------
@@ -568,6 +582,189 @@ is($w3->safe_psql('postgres', q{SET ROLE tap_app; SET pdp.purpose = 'mail'; SELE
 	'true,false', 'then worker3 reads the coordinator\'s consents');
 $c->safe_psql('postgres', "SELECT citus_remove_node('127.0.0.1', " . $w3->port . ")");
 $w3->stop;
+
+# --- Step 5: protect_table on distributed and reference tables ----------
+# prot is hash-distributed, prot_ref a reference table, both protected on
+# the coordinator; Citus carries the policies and row-level security to the
+# shards, and pdp's restricted-row trigger (created with
+# citus.enable_unsafe_triggers for that statement only) to every shard.
+# Learners 0..39; mail consents at this point: 3, 5, 20..29; 39 is restricted here.
+$c->safe_psql('postgres', q{
+	CREATE TABLE prot (id bigint PRIMARY KEY, learner bigint NOT NULL, note text);
+	CREATE TABLE prot_ref (id bigint PRIMARY KEY, learner bigint NOT NULL, note text);
+	SELECT create_distributed_table('prot', 'id');
+	SELECT create_reference_table('prot_ref');
+	INSERT INTO prot SELECT g, g % 40, 'p ' || g FROM generate_series(1, 400) g;
+	INSERT INTO prot_ref SELECT g, g % 40, 'p ' || g FROM generate_series(1, 400) g;
+	SELECT pdp.register_table(t, 'learner') FROM unnest(ARRAY['prot', 'prot_ref']::regclass[]) t;
+	GRANT SELECT, UPDATE, DELETE ON prot, prot_ref TO tap_app;
+	SELECT pdp.define_purpose('teaching', 'contract', 'teaching');
+	SELECT pdp.allow_purpose('tap_app', 'teaching');
+	SELECT pdp.restrict_subject(39::bigint, 'asked');
+});
+# Citus 12.1 re-creates policies on the shards without AS RESTRICTIVE, so
+# pdp's are permissive there and must be the table's only ones.
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nCREATE POLICY own ON prot USING (true); SELECT pdp.protect_table('prot')");
+like($err, qr/ERROR:  0A000: cannot protect Citus table "prot" with row-level security policies of its own/,
+	'a distributed table with a policy of its own is refused (its shard copies would be permissive)');
+$c->safe_psql('postgres', 'DROP POLICY own ON prot');
+is( $c->safe_psql('postgres', q{
+		SELECT pdp.protect_table('prot'); SELECT pdp.protect_table('prot_ref');
+		SELECT current_setting('citus.enable_unsafe_triggers')}),
+	"\n\noff", 'protect_table on a distributed and a reference table; citus.enable_unsafe_triggers stays off for the session');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.protection WHERE tbl IN ('prot'::regclass, 'prot_ref'::regclass)}),
+	'2', 'both recorded as protected');
+# What each worker's shards of prot carry (Citus hides shards from pg_class
+# listings on workers; to_regclass finds the local ones by name).
+my $shard_facts = q{
+	SET citus.override_table_visibility = off;
+	SELECT count(*) || ' shards; rls ' || bool_and(c.relrowsecurity) || ', forced ' || bool_and(c.relforcerowsecurity)
+	       || '; policies ' || min((SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname LIKE 'pdp%'))
+	       || '; trigger ' || min((SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname LIKE 'pdp\\_refuse\\_restricted%'
+	                                 AND t.tgenabled = 'O' AND t.tgnargs = 2))
+	  FROM pg_dist_shard s JOIN pg_class c ON c.oid = to_regclass(s.logicalrelid::regclass::text || '_' || s.shardid)
+	 WHERE s.logicalrelid = 'prot'::regclass};
+for my $w (qw(worker1 worker2))
+{
+	like($node{$w}->safe_psql('postgres', $shard_facts), qr/^[1-8] shards; rls true, forced true; policies 4; trigger 1$/,
+		"${w}'s shards of prot have row-level security (forced), pdp's 4 policies and its trigger");
+}
+my $prot_as = sub {
+	my ($purpose, $tbl) = @_;
+	$tbl //= 'prot';
+	return qq{BEGIN; SET LOCAL ROLE tap_app; SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL pdp.purpose = '$purpose';
+		SELECT count(*) || ' ' || coalesce(string_agg(DISTINCT learner::text, ',' ORDER BY learner::text), '') FROM $tbl; COMMIT;};
+};
+my $prot_of = sub {
+	my ($where, $tbl) = @_;
+	$tbl //= 'prot';
+	return $c->safe_psql('postgres', "SELECT count(*) || ' ' || coalesce(string_agg(DISTINCT learner::text, ',' ORDER BY learner::text), '') FROM $tbl WHERE $where");
+};
+is($c->safe_psql('postgres', $prot_as->('mail')), $prot_of->('learner IN (3, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29)'),
+	'distributed, consent purpose: exactly the consenting learners\' rows, through the policies on the shards');
+is($c->safe_psql('postgres', $prot_as->('teaching')), $prot_of->('learner <> 39'),
+	'distributed, contract purpose: every unrestricted learner\'s rows');
+is($c->safe_psql('postgres', $prot_as->('mail', 'prot_ref')), $prot_of->('learner IN (3, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29)', 'prot_ref'),
+	'reference table, consent purpose: exactly the consenting learners\' rows');
+is($c->safe_psql('postgres', $prot_as->('teaching', 'prot_ref')), $prot_of->('learner <> 39', 'prot_ref'),
+	'reference table, contract purpose: every unrestricted learner\'s rows');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_app; SELECT count(*) FROM prot");
+isnt($ret, 0, 'distributed, no purpose: the query fails rather than show nothing');
+like($err, qr/ERROR:  55000: no purpose reached this Citus worker/, 'distributed, no purpose: SQLSTATE 55000');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_app; SET pdp.purpose = 'mail'; SELECT count(*) FROM prot");
+like($err, qr/ERROR:  55000: no purpose reached this Citus worker/, 'distributed, a session-level purpose only: SQLSTATE 55000');
+# A withdrawal and a restriction on the coordinator, in one session whose
+# worker connections are reused: in force on the shards at the next statement.
+is( $c->safe_psql('postgres', join("\n",
+		$prot_as->('mail'),
+		q{SELECT pdp.withdraw_consent(5::bigint, 'mail');},
+		$prot_as->('mail'),
+		q{SELECT pdp.restrict_subject(3::bigint, 'asked');},
+		$prot_as->('mail'),
+		$prot_as->('teaching'))),
+	join("\n", $prot_of->('learner IN (3, 5, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29)'), 't',
+		$prot_of->('learner IN (3, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29)'), '',
+		$prot_of->('learner IN (20, 21, 22, 23, 24, 25, 26, 27, 28, 29)'), $prot_of->('learner NOT IN (3, 39)')),
+	'a withdrawal and a restriction on the coordinator hide the rows on the shards at the next statement');
+# Writes to a restricted learner's rows: refused on the shards, whoever
+# writes (here the owner, a superuser, whom row-level security does not
+# stop), and nothing changes; an unrestricted learner's row is written.
+my $prot_rows = sub { return $c->safe_psql('postgres', q{SELECT count(*) || ' ' || md5(string_agg(id || note, ',' ORDER BY id)) FROM prot}) . ' / '
+	  . $c->safe_psql('postgres', q{SELECT count(*) || ' ' || md5(string_agg(id || note, ',' ORDER BY id)) FROM prot_ref}); };
+my $prot_before = $prot_rows->();
+for my $case ([q{UPDATE prot SET note = 'changed' WHERE learner = 3}, 'update', 'prot'],
+	[q{DELETE FROM prot WHERE learner = 39}, 'delete', 'prot'],
+	[q{DELETE FROM prot WHERE learner IN (2, 3)}, 'delete', 'prot'],
+	[q{UPDATE prot_ref SET note = 'changed' WHERE learner = 39}, 'update', 'prot_ref'],
+	[q{DELETE FROM prot_ref WHERE learner = 3}, 'delete', 'prot_ref'])
+{
+	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\n$case->[0]");
+	isnt($ret, 0, "$case->[0]: refused");
+	like($err, qr/ERROR:  42501: cannot $case->[1] a row of a restricted subject in table "$case->[2]"/,
+		"$case->[0]: SQLSTATE 42501, naming the table, not the shard");
+	unlike($err, qr/\b(3|39)\b.*restricted|learner = /, "$case->[0]: no subject in the error");
+}
+is($prot_rows->(), $prot_before, 'the refused writes changed no row');
+is($c->safe_psql('postgres', q{UPDATE prot SET note = 'changed' WHERE id = 2 RETURNING learner}), '2',
+	'an unrestricted learner\'s row is updated');
+is($c->safe_psql('postgres', q{SELECT pdp.lift_restriction(3::bigint); UPDATE prot SET note = 'p 3' WHERE id = 3 RETURNING learner}), "t\n3",
+	'once the restriction is lifted on the coordinator, the shards let the row be written');
+is( $c->safe_psql('postgres', q{SET citus.override_table_visibility = off;
+		SELECT string_agg(DISTINCT polname || ':' || polpermissive, ',') FROM pg_policy WHERE polrelid::regclass::text LIKE 'prot\_1%'}),
+	'', 'no shards on the coordinator (the policies checked are the workers\')');
+is( $node{worker1}->safe_psql('postgres', q{SET citus.override_table_visibility = off;
+		SELECT string_agg(DISTINCT polname || ':' || polpermissive, ',' ORDER BY polname || ':' || polpermissive) FROM pg_policy WHERE polrelid::regclass::text LIKE 'prot\_1%'}),
+	'pdp_delete:true,pdp_insert:true,pdp_select:true,pdp_update:true', 'the shards carry pdp\'s four policies, permissive, and no other');
+# Attack: a permissive policy added later would widen what pdp's show: refused.
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nCREATE POLICY everything ON prot FOR SELECT USING (true)");
+like($err, qr/ERROR:  0A000: cannot add a row-level security policy to protected Citus table "prot"/,
+	'attack: adding a policy to a protected distributed table is refused');
+is($c->safe_psql('postgres', $prot_as->('teaching')), $prot_of->('learner NOT IN (39)'), 'and the rows shown are still only the unrestricted learners\'');
+# Attack: the DBA drops pdp's trigger with the Citus setting on: refused.
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET citus.enable_unsafe_triggers = on; DROP TRIGGER pdp_refuse_restricted ON prot");
+like($err, qr/ERROR:  42501: cannot drop or disable pdp_ext's trigger on protected table "prot"/, 'attack: dropping pdp\'s trigger on a protected distributed table is refused');
+like($node{worker1}->safe_psql('postgres', $shard_facts), qr/trigger 1$/, 'the trigger is still on the shards');
+# Erasure of a restricted learner's rows: the erasure flag is the
+# coordinator backend's, so the trigger on the shards refuses; the erasure
+# fails whole and deletes nothing.
+my $n39 = $c->safe_psql('postgres', q{SELECT (SELECT count(*) FROM prot WHERE learner = 39) || '/' || (SELECT count(*) FROM activity WHERE learner = 39)});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.erase_subject(39::bigint, 'asked')");
+isnt($ret, 0, 'erasure of a restricted learner with rows in a protected distributed table fails');
+like($err, qr/ERROR:  42501: cannot delete a row of a restricted subject in table "prot(_ref)?"/,
+	'refused by pdp\'s trigger on the shards (the erasure flag does not reach the workers)') or diag($err);
+is($c->safe_psql('postgres', q{SELECT (SELECT count(*) FROM prot WHERE learner = 39) || '/' || (SELECT count(*) FROM activity WHERE learner = 39)}),
+	$n39, 'and nothing was deleted, in the protected table or elsewhere');
+# A subject column renamed (Citus renames it on the shards): the trigger's
+# argument names the old column, and it fails closed until protect_table
+# runs again.
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nALTER TABLE prot RENAME COLUMN learner TO learner_id; UPDATE prot SET note = 'x' WHERE id = 4");
+like($err, qr/ERROR:  55000: cannot check the subjects of a row of protected table "prot"/, 'after a rename of the subject column, writes fail closed on the shards');
+is($c->safe_psql('postgres', q{SELECT pdp.protect_table('prot'); UPDATE prot SET note = 'p 4' WHERE id = 4 RETURNING learner_id}), "\n4",
+	'protect_table again: the trigger names the renamed column, and an unrestricted row is written');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nDELETE FROM prot WHERE learner_id = 39");
+like($err, qr/ERROR:  42501: cannot delete a row of a restricted subject in table "prot"/, 'and a restricted one refused');
+$c->safe_psql('postgres', 'ALTER TABLE prot RENAME COLUMN learner_id TO learner');
+# A table protected before it was distributed (the DBA needs
+# citus.enable_unsafe_triggers for create_distributed_table): Citus would
+# give its shards pdp's restrictive policies as permissive ones, next to
+# pdp_base_* (true); pdp's guard on the workers refuses that.
+$c->safe_psql('postgres', q{
+	CREATE TABLE prot_late (id bigint PRIMARY KEY, learner bigint NOT NULL, note text);
+	INSERT INTO prot_late SELECT g, g % 40, 'p ' || g FROM generate_series(1, 400) g;
+	SELECT pdp.register_table('prot_late', 'learner');
+	SELECT pdp.protect_table('prot_late');
+	GRANT SELECT ON prot_late TO tap_app;
+});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET citus.enable_unsafe_triggers = on; SELECT create_distributed_table('prot_late', 'id')");
+like($err, qr/ERROR:  0A000: cannot make pdp_ext's restrictive policies permissive on "prot_late_\d+"/,
+	'distributing a protected table is refused by pdp\'s guard on the workers');
+is($c->safe_psql('postgres', q{SELECT coalesce(pdp._citus_table_kind('prot_late'), 'local')}), 'local', 'the table stays local');
+is( $c->safe_psql('postgres', q{
+		SELECT pdp.unprotect_table('prot_late'); SELECT 1 FROM create_distributed_table('prot_late', 'id'); SELECT pdp.protect_table('prot_late')}),
+	"\n1\n", 'unprotect, distribute, protect');
+is($c->safe_psql('postgres', $prot_as->('mail', 'prot_late')), $prot_of->('learner IN (3, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29)', 'prot_late'),
+	'then the shards show exactly the consenting learners\' rows');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nDELETE FROM prot_late WHERE learner = 39");
+like($err, qr/ERROR:  42501: cannot delete a row of a restricted subject in table "prot_late"/, 'and refuse a restricted learner\'s rows');
+# pdp's trigger without arguments on a shard (as Citus would copy it from a
+# table protected before it was distributed) fails closed on the worker.
+my $w1_shard = $node{worker1}->safe_psql('postgres', q{SELECT 'prot_late_' || min(shardid) FROM pg_dist_shard s
+	WHERE logicalrelid = 'prot_late'::regclass AND to_regclass('prot_late_' || shardid) IS NOT NULL});
+$node{worker1}->safe_psql('postgres', "CREATE TRIGGER pdp_noargs BEFORE DELETE ON $w1_shard FOR EACH ROW EXECUTE FUNCTION pdp._refuse_restricted()");
+my $late_rows = $c->safe_psql('postgres', 'SELECT count(*) FROM prot_late');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nDELETE FROM prot_late WHERE learner = 2");
+like($err, qr/ERROR:  55000: cannot check the subjects of a row of shard "prot_late_\d+"/,
+	'a shard\'s trigger without arguments fails closed on the worker rather than let a restricted row go');
+is($c->safe_psql('postgres', 'SELECT count(*) FROM prot_late'), $late_rows, 'no row deleted');
+$node{worker1}->safe_psql('postgres', "DROP TRIGGER pdp_noargs ON $w1_shard");
+# unprotect_table removes the policies and the trigger from the shards.
+is($c->safe_psql('postgres', q{SELECT pdp.unprotect_table('prot'); SELECT current_setting('citus.enable_unsafe_triggers')}), "\noff",
+	'unprotect_table on a distributed table; the setting stays off');
+for my $w (qw(worker1 worker2))
+{
+	like($node{$w}->safe_psql('postgres', $shard_facts), qr/rls false, forced false; policies 0; trigger 0$/,
+		"unprotected: ${w}'s shards have neither policies nor trigger");
+}
 
 # --- Step 6: one audit trail and one key, collected on read --------------
 my %addr = map { $_ => '127.0.0.1:' . $node{$_}->port } qw(worker1 worker2);
