@@ -105,7 +105,7 @@ BEGIN
         END IF;
         FOREACH p IN ARRAY k1 LOOP
             names := ARRAY(SELECT DISTINCT a.rolname::text FROM pdp.purpose_grant g
-                             JOIN pg_catalog.pg_authid a ON a.oid = g.role::oid WHERE g.purpose = p);
+                             JOIN pg_catalog.pg_roles a ON a.oid = g.role::oid WHERE g.purpose = p);
             DELETE FROM pdp.citus_purpose_grant m WHERE m.purpose = p AND m.role_name <> ALL (names);
             INSERT INTO pdp.citus_purpose_grant (role_name, purpose)
             SELECT n, p FROM pg_catalog.unnest(names) n
@@ -178,7 +178,7 @@ BEGIN
                 '  FROM pdp.purpose p'
             WHEN 'purpose_grant' THEN
                 'INSERT INTO pdp.citus_purpose_grant SELECT DISTINCT a.rolname::text, g.purpose '
-                '  FROM pdp.purpose_grant g JOIN pg_catalog.pg_authid a ON a.oid OPERATOR(pg_catalog.=) g.role::oid'
+                '  FROM pdp.purpose_grant g JOIN pg_catalog.pg_roles a ON a.oid OPERATOR(pg_catalog.=) g.role::oid'
             WHEN 'consent_state' THEN
                 'INSERT INTO pdp.citus_consent_state SELECT c.subject, c.purpose, c.valid_until FROM pdp.consent_state c'
             ELSE
