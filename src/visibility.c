@@ -41,6 +41,13 @@
  * invalidation or an error during a build cannot leave a dangling pointer:
  * a set is published only once it is complete.
  *
+ * A relation with no blocks holds no row any snapshot can see (a row
+ * visible to the statement's snapshot sits on a page that exists until
+ * vacuum finds the row dead to every snapshot, this one included), so when
+ * the block count read for the threshold is zero the probes are skipped:
+ * the usual pdp.restriction of a platform with no restricted learner costs
+ * a primary-key lookup one block count instead of an index probe.
+ *
  * The write guard probes pdp.restriction's primary key for each subject of
  * each updated or deleted row, under the catalog snapshot (never older than
  * the statement's, and it sees this transaction's own changes).
@@ -128,6 +135,7 @@ typedef struct VisSet
 	int			which;			/* VIS_CONSENT or VIS_RESTRICTED: its shared entry */
 	uint64		probes;
 	uint64		threshold;		/* probes after which the set is built; 0 = not yet known */
+	bool		rel_empty;		/* the relation had no blocks when threshold was set */
 	MemoryContext cxt;			/* holds what the set holds */
 	Size		bytes;			/* counted against the budget */
 	pdp_int_set ints;			/* canonical integer ids */
@@ -977,9 +985,11 @@ time_to_build(VisSet *set, Oid relid)
 	if (set->threshold == 0)
 	{
 		Relation	rel = table_open(relid, AccessShareLock);
-		uint64		probes = 4 * (uint64) RelationGetNumberOfBlocks(rel);
+		BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+		uint64		probes = 4 * (uint64) nblocks;
 
 		table_close(rel, AccessShareLock);
+		set->rel_empty = (nblocks == 0);
 		if (vis.slot >= 0)
 			probes /= (uint64) (1 + Max(max_parallel_workers_per_gather, 0));
 		set->threshold = 32 + probes;
@@ -1334,6 +1344,8 @@ subject_consents(const char *s, size_t len, bool have_id, int64 id)
 		if (vis.consent.state == SET_BUILT)
 			return set_contains(&vis.consent, s, len, have_id, id);
 	}
+	if (vis.consent.rel_empty)
+		return false;
 	cstr = s ? pnstrdup(s, len) : psprintf(INT64_FORMAT, id);
 	found = key_probe(relid, vis.consent_pkey, cstr, vis.purpose,
 					  vis.snap, vis.valid_until_att);
@@ -1373,6 +1385,8 @@ subject_restricted(const char *s, size_t len, bool have_id, int64 id)
 		if (vis.restricted.state == SET_BUILT)
 			return set_contains(&vis.restricted, s, len, have_id, id);
 	}
+	if (vis.restricted.rel_empty)
+		return false;
 	cstr = s ? pnstrdup(s, len) : psprintf(INT64_FORMAT, id);
 	found = text_key_exists(relid, vis.restriction_pkey, cstr, vis.snap);
 	pfree(cstr);
