@@ -302,7 +302,12 @@ SELECT count(*) AS spelled_restricted_probed FROM "LMS App".mixed WHERE id IN (1
 RESET pdp.visibility_memory;
 RESET pdp.purpose;
 RESET ROLE;
+-- The write guard knows the other spelling too: the row stored as '000012'
+-- belongs to the restricted learner 12, so changing or deleting it is refused.
+UPDATE "LMS App".mixed SET id = id WHERE id = 12;
+DELETE FROM "LMS App".mixed WHERE id = 12;
 SELECT pdp.lift_restriction(12::bigint);
+UPDATE "LMS App".mixed SET id = id WHERE id = 12;
 
 DROP SCHEMA "LMS App" CASCADE;
 DROP ROLE regress_app, regress_analyst, regress_clerk, regress_owner;
