@@ -66,6 +66,13 @@ for g, rs in groups.items():
         if t is not None and r['is_baseline'] != 't':
             verdict = f"≤ {t}×: " + ('met' if float(r['ratio']) <= t else '**missed**')
         print(f"| {name} | {r['rows']} | {r['median_ms']} | {r['min_ms']} | {r['max_ms']} | {r['ratio']}× | {verdict} |")
+    # Purge throughput on Citus (bench/citus.sh): rows per second of each
+    # line's median time (a worker's line: its shards' rows over the run's time).
+    if g.startswith('citus: CALL pdp.purge'):
+        print()
+        print('Throughput (rows per second of the median time): ' + '; '.join(
+            f"{r['name']}: {round(float(r['rows']) * 1000 / float(r['median_ms'])):,}"
+            for r in rs if float(r['median_ms']) > 0) + '.')
     print()
 PY
 # The growth runs as a table and a chart (an SVG beside the CSV when the

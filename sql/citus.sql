@@ -281,3 +281,37 @@ SELECT pdp.drop_retention('cz.nokey');
 SELECT pdp.drop_retention('cz.learners');
 SELECT pdp.release_hold(id) FROM pdp.hold WHERE subject = '9004' AND released_at IS NULL;
 DROP SCHEMA cz CASCADE;
+
+-- The rectification trigger finds its table in the registry (itself, or a
+-- partition's ancestor) and fails closed where it does not: a trigger copied
+-- where pdp's registry and disclosures are not kept (a Citus shard on a
+-- worker) refuses the change rather than record no notice.
+BEGIN;   -- (rolled back: leaves no purpose, recipient or notice behind)
+CREATE SCHEMA cz;
+CREATE TABLE cz.rect (id bigint, learner bigint NOT NULL, email text, note text) PARTITION BY RANGE (id);
+CREATE TABLE cz.rect_a PARTITION OF cz.rect FOR VALUES FROM (0) TO (100) PARTITION BY RANGE (id);
+CREATE TABLE cz.rect_a1 PARTITION OF cz.rect_a FOR VALUES FROM (0) TO (50);
+CREATE TABLE cz.plain (id bigint PRIMARY KEY, learner bigint NOT NULL, email text);
+INSERT INTO cz.rect VALUES (7, 9007, 'a', 'n');
+INSERT INTO cz.plain VALUES (7, 9007, 'a');
+SELECT pdp.register_table(t, 'learner') FROM unnest(ARRAY['cz.rect', 'cz.plain']::regclass[]) t;
+SELECT pdp.set_column_rule(t, 'email', 'mask') FROM unnest(ARRAY['cz.rect', 'cz.plain']::regclass[]) t;
+SELECT pdp.define_purpose('cz_report', 'contract');
+SELECT pdp.define_recipient('cz ministry', 'KZ');
+SELECT pdp.record_disclosure(9007::bigint, 'cz ministry', 'cz_report', ARRAY['email']) > 0 AS recorded;
+UPDATE cz.rect SET email = 'b' WHERE id = 7;
+UPDATE cz.plain SET email = 'b' WHERE id = 7;
+SELECT tbl, columns FROM pdp.rectification_notice WHERE recipient = 'cz ministry' ORDER BY id;
+-- A copy of the trigger on a table the registry does not name: refused, nothing written.
+CREATE TABLE cz.copy (id bigint, learner bigint, email text);
+INSERT INTO cz.copy VALUES (7, 9007, 'a');
+CREATE TRIGGER pdp_rectification AFTER UPDATE ON cz.copy FOR EACH ROW EXECUTE FUNCTION pdp._rectification('s:learner', 'c:email');
+SAVEPOINT refused;
+\set VERBOSITY default
+UPDATE cz.copy SET email = 'b';
+\set VERBOSITY terse
+ROLLBACK TO refused;
+UPDATE cz.copy SET id = 8;   -- no classified column changed: written
+SELECT id, email FROM cz.copy;
+SELECT count(*) FROM pdp.rectification_notice WHERE recipient = 'cz ministry';
+ROLLBACK;

@@ -105,8 +105,38 @@ pdp_rectification(PG_FUNCTION_ARGS)
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
+		Datum		relarg[1];
+		Oid			relargtype[1] = {OIDOID};
+
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+
+		/*
+		 * The recipients are found through this server's registry and
+		 * disclosures.  A table the registry does not name (itself or, for a
+		 * partition, an ancestor) is one whose trigger was copied where pdp's
+		 * state is not kept: a Citus shard on a worker, where pdp.disclosure
+		 * is empty, when a table with classified columns was distributed with
+		 * citus.enable_unsafe_triggers.  Refuse the change rather than record
+		 * no notice (fail closed).
+		 */
+		relarg[0] = ObjectIdGetDatum(RelationGetRelid(td->tg_relation));
+		if (SPI_execute_with_args(
+				"SELECT 1 FROM pdp.subject_column s "
+				"WHERE s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
+				"   OR s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT a.relid::pg_catalog.oid "
+				"        FROM pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) a)) LIMIT 1",
+				1, relargtype, relarg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pdp's registry");
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot record the rectification notices of a change to table \"%s\"",
+							RelationGetRelationName(td->tg_relation)),
+					 errdetail("The table is not registered with pdp_ext on this server (a Citus shard on a worker, "
+							   "where pdp.disclosure is not kept): the recipients would not be told."),
+					 errhint("See \"What is refused on Citus tables\" in doc/scaling.md: classified columns "
+							 "(column rules) are not supported on Citus tables.")));
 		for (int i = 0; i < td->tg_trigger->tgnargs; i++)
 		{
 			const char *arg = td->tg_trigger->tgargs[i];

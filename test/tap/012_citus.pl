@@ -50,6 +50,10 @@
 # statement, restricted learners' writes refused on the shards, other
 # policies refused, a renamed column failing closed, distributing a
 # protected table refused by the guard on the workers, unprotect_table.
+# Its second half: a table with column rules distributed anyway carries the
+# rectification trigger to the shards, where an update of a classified
+# column is refused (0A000, forwarded to the coordinator's client), no row
+# changed and no notice lost silently; other columns are still written.
 #
 # Step 6 (one key, one audit trail, collected on read): key_status on the
 # coordinator shows every node's fingerprints and flags a worker restarted
@@ -889,5 +893,53 @@ is($c->safe_psql('postgres', qq{SELECT coalesce(v.ok::text, 'null') || ' ' || (x
                                  FROM pdp.verify_audit_log() v, jsonb_array_elements(v.nodes) x WHERE x->>'node' = '$addr{worker2}'}),
 	'null true', 'verify_audit_log cannot vouch for the cluster while a worker is unreachable');
 $w2->start;
+
+
+# --- Step 5, second half: rectification notices on the shards ------------
+# On one node, an update of a classified column of a registered table
+# records a notice for every recipient of the row's learner (pdp's
+# rectification trigger, reading pdp.disclosure).  Column rules are refused
+# on Citus tables; a DBA who distributes a table that has them anyway (with
+# citus.enable_unsafe_triggers) gets the trigger on every shard, where the
+# registry and pdp.disclosure are not kept: there an update of a classified
+# column is refused whole, rather than record no notice; other columns are
+# still written.
+$c->safe_psql('postgres', q{
+	CREATE TABLE rect (id bigint PRIMARY KEY, learner bigint NOT NULL, email text, note text);
+	INSERT INTO rect SELECT g, g % 40, 'l' || g || '@example.kz', 'n ' || g FROM generate_series(1, 80) g;
+	SELECT pdp.register_table('rect', 'learner');
+	SELECT pdp.set_column_rule('rect', 'email', 'mask');
+	SELECT pdp.define_recipient('tap ministry', 'KZ');
+	SELECT pdp.record_disclosure(7::bigint, 'tap ministry', 'teaching', ARRAY['email']);
+});
+my $rect_notices = q{SELECT count(*) FROM pdp.rectification_notice WHERE tbl = 'rect'::regclass AND recipient = 'tap ministry'};
+is($c->safe_psql('postgres', q{UPDATE rect SET email = 'new7@example.kz' WHERE id = 7} . ";\n" . $rect_notices), '1',
+	'on one node, a rectification of a classified column records the recipient\'s notice');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.set_column_rule('activity', 'note', 'mask')");
+like($err, qr/ERROR:  0A000: cannot set column rules on distributed table "activity"/, 'column rules (and so the trigger) are refused on a distributed table');
+($ret, $out, $err) = $c->psql('postgres', q{SET citus.enable_unsafe_triggers = on; SELECT create_distributed_table('rect', 'id')});
+is($ret, 0, 'a DBA distributes the table with its rectification trigger (citus.enable_unsafe_triggers on)') or diag($err);
+like($node{worker1}->safe_psql('postgres', q{SET citus.override_table_visibility = off;
+		SELECT count(*) FROM pg_trigger t WHERE t.tgname LIKE 'pdp\\_rectification%' AND t.tgrelid::regclass::text LIKE 'rect\\_%'}),
+	qr/^[1-8]$/, 'the trigger is on worker1\'s shards');
+my $rect_rows = q{SELECT count(*) || ' ' || md5(string_agg(id || email || note, ',' ORDER BY id)) FROM rect};
+my $rect_before = $c->safe_psql('postgres', $rect_rows);
+for my $sql (q{UPDATE rect SET email = 'changed@example.kz' WHERE learner = 7}, q{UPDATE rect SET email = NULL WHERE id = 47},
+	q{UPDATE rect SET email = 'x', note = 'y'})
+{
+	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\n$sql");
+	isnt($ret, 0, "$sql on the shards: refused");
+	like($err, qr/ERROR:  0A000: cannot record the rectification notices of a change to table "rect_\d+"/,
+		"$sql: SQLSTATE 0A000, the shard's table named, reaching the coordinator's client");
+	like($err, qr/HINT:  See "What is refused on Citus tables" in doc\/scaling\.md/, "$sql: with the hint");
+	unlike($err, qr/example\.kz|learner = |\b47\b/, "$sql: no value in the error");
+}
+is($c->safe_psql('postgres', $rect_rows), $rect_before, 'the refused rectifications changed no row');
+is($c->safe_psql('postgres', $rect_notices), '1', 'and recorded no notice on the coordinator');
+is($node{worker1}->safe_psql('postgres', q{SELECT count(*) FROM pdp.rectification_notice}) . '/'
+	  . $node{worker2}->safe_psql('postgres', q{SELECT count(*) FROM pdp.rectification_notice}),
+	'0/0', 'nor on the workers');
+is($c->safe_psql('postgres', q{UPDATE rect SET note = 'other' WHERE id = 7 RETURNING learner}), '7',
+	'an update of an unclassified column is still written on the shards');
 
 done_testing();
