@@ -161,9 +161,13 @@ $c->safe_psql('postgres', q{
 	SELECT citus_add_local_table_to_metadata('citus_loc');
 });
 refused(q{SELECT pdp.protect_table('citus_loc')}, 'cannot protect citus local table "citus_loc"', 'protect_table on a Citus local table');
+# (Column rules on distributed and reference tables are applied by key range,
+# step 4 below; a registered table's rules need the rectification trigger.)
 refused(q{SELECT pdp.set_column_rule('activity', 'note', 'mask')},
-	'cannot set column rules on distributed table "activity"', 'set_column_rule');
-refused(q{CALL pdp.apply_rules('grades')}, 'cannot apply column rules to distributed table "grades"', 'apply_rules');
+	'cannot install a rectification trigger on distributed table "activity"', 'set_column_rule on a registered distributed table');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.column_rule}), '0', 'no rule was recorded');
+refused(q{SELECT pdp.set_column_rule('citus_loc', 'id', 'mask')}, 'cannot set column rules on citus local table "citus_loc"', 'set_column_rule on a Citus local table');
+refused(q{CALL pdp.apply_rules('citus_loc')}, 'cannot apply column rules to citus local table "citus_loc"', 'apply_rules on a Citus local table');
 refused(q{SELECT pdp.pseudonymise_on_write('ref')},
 	'cannot install the on-write trigger on reference table "ref"', 'pseudonymise_on_write');
 refused(q{SELECT pdp.set_retention('activity', '2 years')},
@@ -765,6 +769,91 @@ for my $w (qw(worker1 worker2))
 	like($node{$w}->safe_psql('postgres', $shard_facts), qr/rls false, forced false; policies 0; trigger 0$/,
 		"unprotected: ${w}'s shards have neither policies nor trigger");
 }
+
+# --- Step 4: apply_rules on distributed and reference tables -------------
+# The same 900 rows in an ordinary table (people_l), a distributed table
+# (people_d, by id), a distributed table with a composite key distributed by
+# its text column org (people_c, owned by tap_owner, no superuser) and a
+# reference table (people_r), with the same rules (keyed: pseudo_email,
+# pseudo_phone, pseudo_ip on inet, encrypt; keyless: generalize_year, mask):
+# apply_rules in batches of 77 gives every Citus table exactly the rows it
+# gives the ordinary one (digest over every column), the reference table's
+# placements on every node are alike, the run is recorded and audited as on
+# one node.  A rule on the distribution column is refused (0A000), at
+# set_column_rule and, declared before the table was distributed, at
+# apply_rules, with no row changed.
+my $people_cols = q{id, org, email, phone, ip, born, note};
+$c->safe_psql('postgres', qq{
+	CREATE TABLE people_l (id bigint PRIMARY KEY, org text NOT NULL, email text, phone varchar(40), ip inet, born date, note text);
+	INSERT INTO people_l SELECT g, 'org' || g % 5, CASE WHEN g % 17 = 0 THEN NULL ELSE 'user' || g || '\@example.kz' END,
+	       '+7 7' || lpad(g::text, 9, '0'), ('10.0.' || g / 256 || '.' || g % 256)::inet, date '1990-01-01' + g, 'note ' || g
+	  FROM generate_series(1, 900) g;
+	CREATE TABLE people_d (LIKE people_l INCLUDING ALL);
+	CREATE TABLE people_r (LIKE people_l INCLUDING ALL);
+	CREATE TABLE people_c (id bigint NOT NULL, org text NOT NULL, email text, phone varchar(40), ip inet, born date, note text,
+	                       PRIMARY KEY (org, id));
+	INSERT INTO people_d SELECT * FROM people_l;
+	INSERT INTO people_r SELECT * FROM people_l;
+	INSERT INTO people_c SELECT * FROM people_l;
+	SELECT create_distributed_table('people_d', 'id');
+	SELECT create_reference_table('people_r');
+	SELECT create_distributed_table('people_c', 'org');
+	ALTER TABLE people_c OWNER TO tap_owner;
+	GRANT pdp_admin, pdp_pseudonymiser TO tap_owner;   -- (a table owner declaring keyed rules)
+	CREATE TABLE people_x (email text NOT NULL, id bigint NOT NULL, PRIMARY KEY (email, id));
+	INSERT INTO people_x SELECT 'user' || g || '\@example.kz', g FROM generate_series(1, 50) g;
+	SELECT pdp.set_column_rule('people_x', 'email', 'pseudo_email');
+	SELECT create_distributed_table('people_x', 'email');
+});
+sub people_digest
+{
+	my ($t) = @_;
+	return $c->safe_psql('postgres', "SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', $people_cols), ',' ORDER BY id)) FROM $t");
+}
+my $people_before = people_digest('people_l');
+is(people_digest($_), $people_before, "$_ holds the same rows as the ordinary table") for qw(people_d people_r people_c);
+my $people_x_before = $c->safe_psql('postgres', q{SELECT md5(string_agg(email, ',' ORDER BY id)) FROM people_x});
+
+# Rules: the ordinary and the reference table as the superuser, people_c as its owner.
+my $set_rules = join('', map { "SELECT pdp.set_column_rule('%s', '$_->[0]', '$_->[1]');" }
+	(['email', 'pseudo_email'], ['phone', 'pseudo_phone'], ['ip', 'pseudo_ip'], ['born', 'generalize_year'], ['note', 'encrypt']));
+$c->safe_psql('postgres', sprintf($set_rules, ('people_l') x 5) . sprintf($set_rules, ('people_d') x 5) . sprintf($set_rules, ('people_r') x 5));
+$c->safe_psql('postgres', "SET ROLE tap_owner;\n" . sprintf($set_rules, ('people_c') x 5));
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_owner;\nSELECT pdp.set_column_rule('people_c', 'org', 'pseudonym')");
+like($err, qr/ERROR:  0A000: cannot apply a column rule to the distribution column "org" of distributed table "people_c"/,
+	'set_column_rule refuses a rule on the distribution column');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.column_rule WHERE tbl = 'people_c'::regclass AND col = 'org'}), '0', 'and records none');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nCALL pdp.apply_rules('people_x')");
+like($err, qr/ERROR:  0A000: cannot apply a column rule to the distribution column "email" of distributed table "people_x"/,
+	'apply_rules refuses a rule on the distribution column declared before the table was distributed');
+like($err, qr/HINT:  Drop the rule \(pdp.drop_column_rule\) and pseudonymise the column while the table is local/, 'with a hint');
+is($c->safe_psql('postgres', q{SELECT md5(string_agg(email, ',' ORDER BY id)) FROM people_x}), $people_x_before, 'and no row of it changed');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.apply_run WHERE tbl = 'people_x'::regclass}), '0', 'nor a run started');
+
+$c->safe_psql('postgres', q{CALL pdp.apply_rules('people_l', batch_size => 77)});
+my $people_after = people_digest('people_l');
+isnt($people_after, $people_before, 'apply_rules rewrote the ordinary table');
+for my $t (qw(people_d people_r people_c))
+{
+	my $as = $t eq 'people_c' ? "SET ROLE tap_owner;\n" : '';
+	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\n${as}CALL pdp.apply_rules('$t', batch_size => 77)");
+	is($ret, 0, "apply_rules on $t succeeds") or diag($err);
+	is(people_digest($t), $people_after, "$t now holds exactly the rows apply_rules gives on one node");
+	is($c->safe_psql('postgres', qq{SELECT rows_done || ' ' || (finished_at IS NOT NULL) FROM pdp.apply_run WHERE tbl = '$t'::regclass}),
+		'900 true', "$t: the run recorded 900 rows, finished");
+	like($err, qr/apply_rules on table "$t": 900 rows rewritten so far/, "$t: in batches, the last notice at 900 rows");
+	unlike($err, qr/user\d+\@example/, "$t: no value in the notices");
+}
+is($c->safe_psql('postgres', q{SELECT string_agg(action || ' ' || coalesce(details->>'citus', '-') || ' ' || coalesce(details->>'rows', '-'), '; ' ORDER BY id)
+                                FROM pdp.audit_log WHERE action LIKE 'apply_rules%' AND object IN ('people_d', 'people_r', 'people_c')}),
+	'apply_rules_start distributed -; apply_rules_finish - 900; apply_rules_start reference -; apply_rules_finish - 900; apply_rules_start distributed -; apply_rules_finish - 900',
+	'the audit trail records each run, the Citus table kind and the rows');
+is($c->safe_psql('postgres', q{SELECT count(DISTINCT result) || ' ' || count(*) FROM run_command_on_placements('people_r',
+                                  $$SELECT md5(string_agg(concat_ws('|', id, org, email, phone, ip, born, note), ',' ORDER BY id)) FROM %s$$)}),
+	'1 3', 'the reference table\'s placements (coordinator and both workers) are alike');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM people_d WHERE email LIKE 'user%' OR note LIKE 'note%'}), '0', 'no raw value left in people_d');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nCALL pdp.apply_rules('people_d')");
+like($err, qr/ERROR:  55000: rules were already applied to table "people_d"/, 'a second run is refused as on one node');
 
 # --- Step 6: one audit trail and one key, collected on read --------------
 my %addr = map { $_ => '127.0.0.1:' . $node{$_}->port } qw(worker1 worker2);

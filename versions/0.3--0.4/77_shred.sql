@@ -158,7 +158,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    PERFORM pdp._refuse_on_citus(tbl, 'set column rules on');
+    -- Distributed and reference tables take rules (pdp.apply_rules rewrites
+    -- them by key range; the triggers rules need are refused where they are
+    -- installed); Citus local tables are refused.
+    IF coalesce(pdp._citus_table_kind(tbl), 'none') NOT IN ('none', 'distributed', 'reference') THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'set column rules on');
+    END IF;
     IF col IS NULL OR rule IS NULL THEN
         RAISE EXCEPTION 'column and rule must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -178,6 +183,14 @@ BEGIN
     END IF;
     IF rule = 'shred' THEN
         PERFORM pdp._shred_subject_column(tbl);  -- the key of each row's subject encrypts it
+    END IF;
+    -- On Citus, what apply_rules could not do is refused now (the
+    -- distribution column, shred, keyed rules on other types).
+    IF pdp._citus_table_kind(tbl) IS NOT NULL THEN
+        PERFORM pdp._citus_rule_sql(tbl, rule, col,
+                                    (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                                      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) col
+                                        AND NOT a.attisdropped AND a.attnum > 0), '');
     END IF;
     INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category, set_by)
     VALUES (tbl, col, 0, rule, category, pg_catalog.pg_get_userbyid(pdp._caller()))

@@ -1,0 +1,373 @@
+-- Issue 18, step 4: pdp.apply_rules on Citus distributed and reference
+-- tables (src/sql/32_rules.sql): rows rewritten by primary-key range, one
+-- UPDATE per batch that Citus runs on every shard or placement; the keyed
+-- rules through IMMUTABLE wrappers given the coordinator's key fingerprints
+-- (refusing on a node whose key file differs); a rule on the distribution
+-- column refused.  set_column_rule accepts distributed and reference tables.
+
+CREATE OR REPLACE FUNCTION pdp._refuse_on_citus(tbl regclass, what text) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    why text;
+BEGIN
+    -- (A table with partitions or inheritance children is purged: its rows
+    -- are named by tableoid and ctid, pdp._purge_rows.)
+    IF kind IS NULL THEN
+        RETURN;
+    END IF;
+    why := CASE
+        WHEN what IN ('purge', 'anonymise rows of') THEN
+            'Citus runs the statement on every shard or placement, where pdp''s row identifiers '
+            '(ctid, unique only within one shard) and its bookkeeping tables do not reach; '
+            'it could change rows other than the expired or erased ones.'
+        WHEN what IN ('apply column rules to', 'set column rules on') THEN
+            'Column rules are applied to distributed and reference tables by key range; '
+            'Citus local and partitioned Citus tables have not been verified.'
+        ELSE
+            'The triggers and policies it installs would run on the shards, which pdp''s registry, '
+            'disclosure and retention state does not name (consent state reaches the workers after '
+            'pdp.citus_sync_state()), and they need citus.enable_unsafe_triggers.'
+        END;
+    RAISE EXCEPTION 'cannot % % table "%"', what, kind, pdp._relname(tbl)
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = why,
+              HINT = 'See "What is refused on Citus tables" in doc/scaling.md; '
+                     'export, erasure by deletion, pseudonymising queries and filters with pdp._visible work on Citus tables.';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._key_set() RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (SELECT pg_catalog.string_agg(k.version::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) k.fingerprint
+                                         OPERATOR(pg_catalog.||) CASE WHEN k.active THEN '*' ELSE '' END, ' ' ORDER BY k.version)
+              FROM pdp._key_status_local() k);
+END
+$$;
+COMMENT ON FUNCTION pdp._key_set() IS
+    'this server''s key versions and public fingerprints as one string (the active one starred), compared across Citus nodes by pdp._citus_keyed';
+
+CREATE OR REPLACE FUNCTION pdp._citus_keyed(key_set text, rule text, value text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pdp._key_set() IS DISTINCT FROM key_set THEN
+        RAISE EXCEPTION 'the key file of this Citus node differs from the coordinator''s'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'A keyed column rule computed here would give other pseudonyms than on the coordinator.',
+                  HINT = 'Give every node the same pdp.key_file; pdp.key_status() on the coordinator shows which node differs.';
+    END IF;
+    CASE rule
+    WHEN 'pseudonym' THEN RETURN pdp.pseudonym(value);
+    WHEN 'pseudo_email' THEN RETURN pdp.pseudo_email(value);
+    WHEN 'pseudo_phone' THEN RETURN pdp.pseudo_phone(value);
+    WHEN 'pseudo_iin' THEN RETURN pdp.pseudo_iin(value);
+    WHEN 'pseudo_name' THEN RETURN pdp.pseudo_name(value);
+    WHEN 'pseudo_ip' THEN RETURN pdp.pseudo_ip_text(value);
+    WHEN 'encrypt' THEN RETURN pdp.encrypt(value);
+    WHEN 'fpe_iin' THEN RETURN pdp.fpe_iin(value);
+    ELSE
+        RAISE EXCEPTION 'unknown keyed column rule' USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_keyed(text, text, text) IS
+    'a keyed rule''s value on a Citus node, IMMUTABLE for Citus''s UPDATE pushdown: fails unless the node''s key fingerprints are the given ones';
+
+CREATE OR REPLACE FUNCTION pdp._citus_keyed_inet(key_set text, value inet) RETURNS inet
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pdp._key_set() IS DISTINCT FROM key_set THEN
+        RAISE EXCEPTION 'the key file of this Citus node differs from the coordinator''s'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'A keyed column rule computed here would give other pseudonyms than on the coordinator.',
+                  HINT = 'Give every node the same pdp.key_file; pdp.key_status() on the coordinator shows which node differs.';
+    END IF;
+    RETURN pdp.pseudo_ip(value);
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_keyed_inet(text, inet) IS
+    'pseudo_ip of an inet value on a Citus node, IMMUTABLE for Citus''s UPDATE pushdown: fails unless the node''s key fingerprints are the given ones';
+
+CREATE OR REPLACE FUNCTION pdp._citus_distribution_column(tbl regclass) RETURNS name
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col name;
+BEGIN
+    IF tbl IS NULL OR pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) FROM pg_catalog.pg_dist_partition p '
+            ' WHERE p.logicalrelid::oid OPERATOR(pg_catalog.=) $1 AND p.partkey IS NOT NULL'
+       INTO col USING tbl::oid;
+    RETURN col;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_distribution_column(regclass) IS
+    'the distribution column of a distributed Citus table; NULL for other tables or without Citus';
+
+CREATE OR REPLACE FUNCTION pdp._citus_rule_sql(tbl regclass, rule text, col name, typ oid, key_set text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF col OPERATOR(pg_catalog.=) pdp._citus_distribution_column(tbl) THEN
+        RAISE EXCEPTION 'cannot apply a column rule to the distribution column "%" of distributed table "%"', col, pdp._relname(tbl)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Citus cannot change a distribution column in place: a changed value belongs on another shard.',
+                  HINT = 'Drop the rule (pdp.drop_column_rule) and pseudonymise the column while the table is local: '
+                         'undistribute_table, pdp.apply_rules, then create_distributed_table again; or distribute by another column.';
+    END IF;
+    IF rule OPERATOR(pg_catalog.=) 'shred' THEN
+        RAISE EXCEPTION 'cannot apply column rule "shred" to Citus table "%"', pdp._relname(tbl)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Shredding encrypts under each subject''s own key, which is kept on one node.',
+                  HINT = 'Choose a keyed pseudonym (pseudonym, encrypt) for Citus tables.';
+    END IF;
+    IF rule IN ('pseudonym', 'pseudo_email', 'pseudo_phone', 'pseudo_iin', 'pseudo_name', 'pseudo_ip', 'encrypt', 'fpe_iin') THEN
+        IF rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ OPERATOR(pg_catalog.=) 'inet'::regtype THEN
+            RETURN pg_catalog.format('pdp._citus_keyed_inet(%L, %I)', key_set, col);
+        END IF;
+        IF typ NOT IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype) THEN
+            RAISE EXCEPTION 'cannot apply column rule "%" to column "%" of Citus table "%"', rule, col, pdp._relname(tbl)
+                USING ERRCODE = 'feature_not_supported',
+                      DETAIL = 'On Citus tables keyed rules are applied to text, varchar, char and (pseudo_ip) inet columns.',
+                      HINT = 'Store the column as text.';
+        END IF;
+        RETURN pg_catalog.format('pdp._citus_keyed(%L, %L, %I)', key_set, rule, col);
+    END IF;
+    RETURN pdp._rule_sql(rule, col, typ);
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_rule_sql(regclass, text, name, oid, text) IS
+    'a column rule''s SET expression on a Citus table (keyed rules through pdp._citus_keyed); refuses the distribution column and shred';
+
+REVOKE ALL ON FUNCTION pdp._key_set(), pdp._citus_keyed(text, text, text), pdp._citus_keyed_inet(text, inet),
+                       pdp._citus_distribution_column(regclass), pdp._citus_rule_sql(regclass, text, name, oid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._citus_rule_sql(regclass, text, name, oid, text), pdp._citus_distribution_column(regclass),
+                          pdp._key_set() TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp._citus_keyed(text, text, text), pdp._citus_keyed_inet(text, inet), pdp._key_set() TO pdp_pseudonymiser;
+
+CREATE OR REPLACE FUNCTION pdp._api_set_column_rule(tbl regclass, col name, rule text, category text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    -- Distributed and reference tables take rules (pdp.apply_rules rewrites
+    -- them by key range; the triggers rules need are refused where they are
+    -- installed); Citus local tables are refused.
+    IF coalesce(pdp._citus_table_kind(tbl), 'none') NOT IN ('none', 'distributed', 'reference') THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'set column rules on');
+    END IF;
+    IF col IS NULL OR rule IS NULL THEN
+        RAISE EXCEPTION 'column and rule must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.rule_kind k WHERE k.rule OPERATOR(pg_catalog.=) _api_set_column_rule.rule) THEN
+        RAISE EXCEPTION 'unknown column rule'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'pdp.rule_kind lists the rules.';
+    END IF;
+    -- A keyed rule makes the table's writers compute tokens: only a role that
+    -- may compute them itself declares one (issue 14, class 5).
+    IF rule IN ('pseudonym', 'pseudo_email', 'pseudo_phone', 'pseudo_iin', 'pseudo_name', 'pseudo_ip', 'encrypt', 'fpe_iin', 'shred')
+       AND NOT pg_catalog.pg_has_role(pdp._caller(), 'pdp_pseudonymiser', 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to declare keyed column rule "%"', rule
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Keyed rules compute deterministic tokens, which whoever computes them can reverse by guessing.',
+                  HINT = 'Declare it as a member of pdp_pseudonymiser, or choose a mask.';
+    END IF;
+    IF rule = 'shred' THEN
+        PERFORM pdp._shred_subject_column(tbl);  -- the key of each row's subject encrypts it
+    END IF;
+    -- On Citus, what apply_rules could not do is refused now (the
+    -- distribution column, shred, keyed rules on other types).
+    IF pdp._citus_table_kind(tbl) IS NOT NULL THEN
+        PERFORM pdp._citus_rule_sql(tbl, rule, col,
+                                    (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                                      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) col
+                                        AND NOT a.attisdropped AND a.attnum > 0), '');
+    END IF;
+    INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category, set_by)
+    VALUES (tbl, col, 0, rule, category, pg_catalog.pg_get_userbyid(pdp._caller()))
+    ON CONFLICT ON CONSTRAINT column_rule_pkey DO UPDATE
+       SET rule = EXCLUDED.rule, category = EXCLUDED.category,
+           set_at = pg_catalog.now(), set_by = EXCLUDED.set_by;
+    IF pdp._on_write_enabled(tbl) THEN
+        PERFORM pdp._sync_on_write_trigger(tbl, true);
+    END IF;
+    PERFORM pdp._sync_rectification_trigger(tbl);
+    PERFORM pdp._audit('set_column_rule', tbl::text, NULL,
+                       pg_catalog.jsonb_build_object('column', col, 'rule', rule, 'category', category));
+END
+$$;
+
+CREATE OR REPLACE PROCEDURE pdp.apply_rules(tbl regclass, batch_size integer DEFAULT 10000, restart boolean DEFAULT false)
+LANGUAGE plpgsql
+-- No SET clause: a procedure with one cannot COMMIT.  Names are qualified instead.
+AS $$
+DECLARE
+    keys name[];
+    key_types text[];
+    key_row text;
+    key_params text;
+    set_list text;
+    run record;
+    batch_sql text;
+    last text[];
+    n bigint;
+    qtbl text;   -- the table's qualified name: its statements run under search_path pg_catalog, pg_temp
+    kind text;   -- the Citus table kind, NULL for any other table
+    key_set text;
+    hi_sql text;
+    hi text[];
+BEGIN
+    PERFORM pdp._require_owner(tbl);
+    kind := pdp._citus_table_kind(tbl);
+    -- Distributed and reference tables are rewritten by key range (see
+    -- pdp._citus_rule_sql); Citus local and partitioned ones are refused.
+    IF kind IS NOT NULL AND (kind NOT IN ('distributed', 'reference') OR pdp._has_children(tbl)) THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'apply column rules to');
+    END IF;
+    IF kind IS NOT NULL THEN
+        key_set := pdp._key_set();
+    END IF;
+    SELECT pg_catalog.format('%I.%I', ns.nspname, cl.relname) INTO qtbl
+      FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) cl.relnamespace
+     WHERE cl.oid OPERATOR(pg_catalog.=) tbl::oid;
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- No cast to the column's type: assignment checks varchar lengths where a
+    -- cast would silently truncate.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col,
+               CASE WHEN kind IS NULL THEN pdp._rule_sql(r.rule, r.col, a.atttypid)
+                    ELSE pdp._citus_rule_sql(apply_rules.tbl, r.rule, r.col, a.atttypid, key_set) END), ', ' ORDER BY r.attnum)
+      INTO set_list
+      FROM pdp.column_rule r
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum
+     WHERE r.tbl OPERATOR(pg_catalog.=) apply_rules.tbl;
+    IF set_list IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no column rules', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Declare rules with pdp.set_column_rule first.';
+    END IF;
+
+    -- Rows are visited in primary-key order, so a run can stop anywhere and resume.
+    SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord),
+           pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY k.ord)
+      INTO keys, key_types
+      FROM pg_catalog.pg_index i
+      CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::smallint[]) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+     WHERE i.indrelid OPERATOR(pg_catalog.=) tbl::oid AND i.indisprimary;
+    IF keys IS NULL THEN
+        RAISE EXCEPTION 'table "%" has no primary key', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'apply_rules walks the table in primary-key order so that it can resume.';
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I', c), ', ') INTO key_row FROM pg_catalog.unnest(keys) c;
+    SELECT pg_catalog.string_agg(pg_catalog.format('($%s[%s])::%s', p, i, t), ', ')
+      INTO key_params
+      FROM (SELECT 0 AS p) x, pg_catalog.unnest(key_types) WITH ORDINALITY AS u(t, i);
+
+    run := pdp._apply_progress(tbl, 'lock', NULL, NULL, NULL);
+    IF run.tbl IS NOT NULL AND run.finished_at IS NOT NULL AND NOT restart THEN
+        RAISE EXCEPTION 'rules were already applied to table "%"', pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = pg_catalog.format('The run finished at %s; applying again would pseudonymise values twice.', run.finished_at),
+                  HINT = 'Pass restart => true only if the table holds raw values again.';
+    END IF;
+    IF run.tbl IS NULL OR restart OR run.key_columns IS DISTINCT FROM keys THEN
+        IF pdp._on_write_enabled(tbl) THEN
+            RAISE EXCEPTION 'cannot start apply_rules on table "%" while pseudonymise_on_write is on', pdp._relname(tbl)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Rows written through the trigger are already pseudonymised and cannot be told apart.',
+                      HINT = 'Run apply_rules first, then pdp.pseudonymise_on_write.';
+        END IF;
+        -- Every statement on the table runs as its owner (pdp._exec_as_owner).
+        SELECT x.k INTO last
+          FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT ARRAY[%s]::text[] FROM %s ORDER BY %s LIMIT 1',
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
+                                  qtbl,
+                                  (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c)))
+               AS x(k text[]);
+        run := pdp._apply_progress(tbl, 'start', keys, last, NULL);
+        PERFORM pdp._audit('apply_rules_start', tbl::text, NULL,
+                           pg_catalog.jsonb_build_object('batch_size', batch_size)
+                           OPERATOR(pg_catalog.||) CASE WHEN kind IS NULL THEN '{}'::jsonb
+                                                        ELSE pg_catalog.jsonb_build_object('citus', kind) END);
+    END IF;
+    COMMIT;
+
+    IF run.upper_key IS NOT NULL THEN
+        -- One batch: the next rows after last_key up to upper_key, rewritten and
+        -- recorded in the same transaction.
+        batch_sql := pg_catalog.format(
+            'WITH batch AS (SELECT %1$s FROM %2$s WHERE (%1$s) <= (%3$s) AND ($2::text[] IS NULL OR (%1$s) > (%4$s)) '
+            'ORDER BY %1$s LIMIT $3 FOR UPDATE), '
+            'done AS (UPDATE %2$s t SET %5$s FROM batch WHERE (%6$s) = (%7$s) RETURNING %8$s) '
+            'SELECT (SELECT ARRAY[%9$s]::text[] FROM done ORDER BY %10$s LIMIT 1), (SELECT pg_catalog.count(*) FROM done)',
+            key_row, qtbl,
+            pg_catalog.replace(key_params, '$0', '$1'),
+            pg_catalog.replace(key_params, '$0', '$2'),
+            set_list,
+            (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('batch.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
+            (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c));
+        IF kind IS NOT NULL THEN
+            -- Citus: the batch's highest key (the first batch_size keys after
+            -- last_key, up to upper_key), then one UPDATE of the key range.
+            hi_sql := pg_catalog.format(
+                'SELECT ARRAY[%1$s]::text[] FROM (SELECT %2$s FROM %3$s WHERE (%2$s) <= (%4$s) AND ($2::text[] IS NULL OR (%2$s) > (%5$s)) '
+                'ORDER BY %2$s LIMIT $3) b ORDER BY %6$s LIMIT 1',
+                (SELECT pg_catalog.string_agg(pg_catalog.format('b.%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
+                key_row, qtbl,
+                pg_catalog.replace(key_params, '$0', '$1'),
+                pg_catalog.replace(key_params, '$0', '$2'),
+                (SELECT pg_catalog.string_agg(pg_catalog.format('b.%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c));
+            batch_sql := pg_catalog.format(
+                'WITH done AS (UPDATE %1$s t SET %2$s WHERE (%3$s) <= (%4$s) AND ($2::text[] IS NULL OR (%3$s) > (%5$s)) RETURNING 1) '
+                'SELECT $1, (SELECT pg_catalog.count(*) FROM done)',
+                qtbl, set_list,
+                (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+                pg_catalog.replace(key_params, '$0', '$1'),
+                pg_catalog.replace(key_params, '$0', '$2'));
+        END IF;
+        LOOP
+            run := pdp._apply_progress(tbl, 'lock', NULL, NULL, NULL);
+            IF kind IS NULL THEN
+                SELECT x.l, x.n INTO last, n
+                  FROM pdp._exec_as_owner(tbl, batch_sql, run.upper_key, run.last_key, batch_size) AS x(l text[], n bigint);
+            ELSE
+                SELECT x.h INTO hi
+                  FROM pdp._exec_as_owner(tbl, hi_sql, run.upper_key, run.last_key, batch_size) AS x(h text[]);
+                EXIT WHEN hi IS NULL;
+                SELECT x.l, x.n INTO last, n
+                  FROM pdp._exec_as_owner(tbl, batch_sql, hi, run.last_key) AS x(l text[], n bigint);
+            END IF;
+            -- (On Citus a range found is recorded even if its rows were
+            -- deleted meanwhile: only an empty range ends the run.)
+            EXIT WHEN n = 0 AND kind IS NULL;
+            PERFORM pdp._apply_progress(tbl, 'step', NULL, last, n);
+            RAISE NOTICE 'apply_rules on table "%": % rows rewritten so far', pdp._relname(tbl), run.rows_done + n;
+            COMMIT;
+        END LOOP;
+    END IF;
+    n := (pdp._apply_progress(tbl, 'finish', NULL, NULL, NULL)).rows_done;
+    PERFORM pdp._audit('apply_rules_finish', tbl::text, NULL, pg_catalog.jsonb_build_object('rows', n));
+    COMMIT;
+END
+$$;
