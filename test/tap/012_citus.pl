@@ -959,6 +959,18 @@ my $json = $c->safe_psql('postgres', q{SELECT pdp.report('json')});
 like($json, qr/"key_mismatch": true/, 'the report flags the mismatch');
 like($c->safe_psql('postgres', q{SELECT pdp.report('markdown')}),
 	qr/\*\*The key file differs between nodes\*\*.*\| \Q$addr{worker2}\E \|[^\n]*\| \*\*differs\*\* \|/s, 'the markdown report names the worker');
+# apply_rules computes no pseudonym on worker2 now: it fails with 55000 there, and no row changes on any node.
+$c->safe_psql('postgres', q{
+	CREATE TABLE people_k (id bigint PRIMARY KEY, email text);
+	INSERT INTO people_k SELECT g, 'user' || g || '@example.kz' FROM generate_series(1, 100) g;
+	SELECT create_distributed_table('people_k', 'id');
+	SELECT pdp.set_column_rule('people_k', 'email', 'pseudo_email');
+});
+my $k_before = $c->safe_psql('postgres', q{SELECT md5(string_agg(email, ',' ORDER BY id)) FROM people_k});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nCALL pdp.apply_rules('people_k', batch_size => 1000)");
+like($err, qr/ERROR:  55000: the key file of this Citus node differs from the coordinator's/, 'apply_rules refuses on the worker with another key file');
+like($err, qr/HINT:  Give every node the same pdp.key_file/, 'with the hint');
+is($c->safe_psql('postgres', q{SELECT md5(string_agg(email, ',' ORDER BY id)) FROM people_k}), $k_before, 'and no row changed, on either worker');
 for my $k ($key, $other_key)
 {
 	my ($hex) = slurp_file($k) =~ /^1 ([0-9a-f]{64})$/m;
