@@ -573,7 +573,7 @@ COMMENT ON FUNCTION pdp._citus_distribution_column(regclass) IS
 -- Citus cannot do right: a rule on the distribution column, shred, pseudo_ip
 -- on a column neither inet nor character.
 CREATE FUNCTION pdp._citus_rule_sql(tbl regclass, rule text, col name, typ oid, key_set text) RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

@@ -141,6 +141,7 @@ sub counts
 }
 sub all_counts { return join("\n", map { "$_: " . counts($_) } @$tables); }
 my $before = all_counts();
+my ($ret, $out, $err);
 like($before, qr/^activity: 1200 rows; /, 'the distributed table has its rows');
 
 # A refused call: SQLSTATE 0A000, the message naming the table, the hint,
@@ -174,8 +175,14 @@ refused(q{SELECT pdp.set_retention('activity', '2 years')},
 	'cannot set retention without an anchor column on distributed table "activity"', 'set_retention without an anchor');
 refused(q{SELECT pdp._purge_rows('activity', 'delete', ARRAY(SELECT ctid FROM activity WHERE at < now() - interval '1 year' LIMIT 50))},
 	'cannot purge distributed table "activity"', 'deleting by ctid');
-refused(q{SELECT pdp.erase_subject(12, 'asked')},
-	'cannot anonymise rows of distributed table "grades"', 'anonymising erasure (the whole erasure)');
+# (Anonymising erasure works on Citus tables, step 4 below, except what Citus
+# cannot run in an UPDATE: here a randomised column of grades.)
+$c->safe_psql('postgres', q{SELECT pdp.set_anonymisation('grades', 'note', 'randomise')});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.erase_subject(12, 'asked')");
+like($err, qr/ERROR:  0A000: cannot randomise column "note" of Citus table "grades"/, 'anonymising erasure randomising a column of a Citus table: refused');
+like($err, qr/HINT:  Declare another anonymisation for it: pdp.set_anonymisation\('public.grades', 'note', 'set_null'\) or 'set_value'\./, 'with a hint');
+is(all_counts(), $before, 'the whole erasure: no row changed');
+$c->safe_psql('postgres', q{SELECT pdp.drop_anonymisation('grades', 'note')});
 is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.erasure}), '0', 'no erasure receipt was stored');
 is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('activity'::regclass, 'ref'::regclass, 'citus_loc'::regclass) AND NOT tgisinternal}),
 	'0', 'no trigger was installed on the Citus tables');
@@ -227,7 +234,7 @@ my %kept_before = map { $_ => counts($_) } @kept;
 my %held = map { $_ => $c->safe_psql('postgres', "SELECT count(*) || '/' || count(*) FILTER (WHERE learner = 7) FROM $_ WHERE learner IN (7, 11)") } @purged;
 cmp_ok($due{$_}, '>', 400, "$due{$_} rows of $_ are due") for @purged;
 
-my ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text");
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text");
 is($ret, 0, 'dry run succeeds');
 is($out, join("\n", map { "$_|$due{$_}" } sort @purged), 'the dry run counts exactly the due rows of every purgeable table, Citus ones included');
 like($err, qr/WARNING:  01000: purge: skipped distributed table "nokey"\nDETAIL:  The table has no primary key: on Citus, a purge finds and deletes expired rows by primary key/,
@@ -854,6 +861,83 @@ is($c->safe_psql('postgres', q{SELECT count(DISTINCT result) || ' ' || count(*) 
 is($c->safe_psql('postgres', q{SELECT count(*) FROM people_d WHERE email LIKE 'user%' OR note LIKE 'note%'}), '0', 'no raw value left in people_d');
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nCALL pdp.apply_rules('people_d')");
 like($err, qr/ERROR:  55000: rules were already applied to table "people_d"/, 'a second run is refused as on one node');
+
+# --- Step 4: anonymising erasure on distributed and reference tables -----
+# The same 800 marks in an ordinary table (marks_l), a distributed table
+# (marks_d) and a reference table (marks_r), learners 100..139 in two
+# subject columns (learner: set_null; grader: set_value 0), a comment set to
+# a constant and a date generalised to its year in the rows kept: erasing
+# learner 121 leaves every Citus table exactly as it leaves the ordinary one
+# (digest over every column), changes exactly the rows that named 121 (the
+# others' digest unchanged), and the reference table's placements alike.
+# A table distributed by its subject column (set_null would move its rows)
+# (set_value) makes the whole erasure fail with 0A000, nothing erased.
+my $marks_cols = q{id, learner, grader, score, day, comment};
+$c->safe_psql('postgres', q{
+	CREATE TABLE marks_l (id bigint PRIMARY KEY, learner bigint, grader bigint, score int, day date, comment text);
+	INSERT INTO marks_l SELECT g, 100 + g % 40, CASE WHEN g % 3 > 0 THEN 100 + (g * 7) % 40 END, g % 100, date '2020-01-01' + g, 'comment ' || g
+	  FROM generate_series(1, 800) g;
+	CREATE TABLE marks_d (LIKE marks_l INCLUDING ALL);
+	CREATE TABLE marks_r (LIKE marks_l INCLUDING ALL);
+	INSERT INTO marks_d SELECT * FROM marks_l;
+	INSERT INTO marks_r SELECT * FROM marks_l;
+	SELECT create_distributed_table('marks_d', 'id');
+	SELECT create_reference_table('marks_r');
+	SELECT pdp.register_table(t, 'learner', on_erase => 'set_null'), pdp.register_table(t, 'grader', on_erase => 'set_value', erase_value => '0'),
+	       pdp.set_anonymisation(t, 'comment', 'set_value', erase_value => 'removed'),
+	       pdp.set_anonymisation(t, 'day', 'generalise', granularity => 'year')
+	  FROM unnest(ARRAY['marks_l', 'marks_d', 'marks_r']::regclass[]) t;
+	CREATE TABLE marks_x (learner bigint NOT NULL, id bigint NOT NULL, note text, PRIMARY KEY (learner, id));
+	INSERT INTO marks_x SELECT 100 + g % 40, g, 'x' FROM generate_series(1, 200) g;
+	SELECT create_distributed_table('marks_x', 'learner');
+});
+sub marks_digest
+{
+	my ($t, $where) = @_;
+	$where //= 'true';
+	return $c->safe_psql('postgres', "SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', $marks_cols), ',' ORDER BY id)) FROM $t WHERE $where");
+}
+my $marks_before = marks_digest('marks_l');
+is(marks_digest($_), $marks_before, "$_ holds the same marks as the ordinary table") for qw(marks_d marks_r);
+my $named_ids = $c->safe_psql('postgres', q{SELECT string_agg(id::text, ',') FROM marks_l WHERE learner = 121 OR grader = 121});
+my $others_where = "id NOT IN ($named_ids)";
+my $others_before = marks_digest('marks_l', $others_where);
+my $named = $c->safe_psql('postgres', q{SELECT count(*) FROM marks_l WHERE learner = 121 OR grader = 121});
+# (A row is anonymised once it names nobody: every subject column cut or empty.)
+my $nobody = $c->safe_psql('postgres', q{SELECT count(*) FROM marks_l WHERE (learner = 121 OR grader = 121)
+                                           AND (learner = 121 OR learner IS NULL) AND (grader = 121 OR grader IS NULL)});
+cmp_ok($named, '>', 20, 'learner 121 is named in some marks');
+cmp_ok($nobody, '>', 5, 'some of which name nobody else');
+my $receipts = $c->safe_psql('postgres', q{SELECT count(*) FROM pdp.erasure});
+
+# Refused: marks_x is distributed by its subject column.
+$c->safe_psql('postgres', q{SELECT pdp.register_table('marks_x', 'learner', on_erase => 'set_value', erase_value => '0')});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.erase_subject(121::bigint, 'asked')");
+like($err, qr/ERROR:  0A000: cannot anonymise rows of distributed table "marks_x": it would change the distribution column "learner"/,
+	'erasure that would change a distribution column is refused');
+like($err, qr/HINT:  Register the distribution column with on_erase => 'delete'/, 'with a hint saying what works');
+is(marks_digest($_), $marks_before, "$_: nothing erased") for qw(marks_d marks_r marks_l);
+is($c->safe_psql('postgres', q{SELECT count(*) FROM marks_x WHERE learner = 121}), '5', 'marks_x: nothing erased');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.erasure}), $receipts, 'no receipt stored');
+$c->safe_psql('postgres', q{SELECT pdp.unregister_table('marks_x')});
+
+($ret, $out, $err) = $c->psql('postgres', q{SELECT string_agg((t->>'table') || ' ' || (t->>'action') || ' ' || (t->>'rows') || ' ' || (t->>'anonymised'), '; ' ORDER BY t->>'table')
+                                             FROM jsonb_array_elements(pdp.erase_subject(121::bigint, 'asked') -> 'tables') t});
+is($ret, 0, 'erase_subject anonymises on distributed and reference tables') or diag($err);
+is($out, "public.marks_d set_null+set_value $named $nobody; public.marks_l set_null+set_value $named $nobody; public.marks_r set_null+set_value $named $nobody",
+	'the receipt counts the rows that named learner 121, and those anonymised, in every table');
+my $marks_after = marks_digest('marks_l');
+isnt($marks_after, $marks_before, 'the ordinary table changed');
+is(marks_digest($_), $marks_after, "$_ holds exactly the rows erasure leaves on one node") for qw(marks_d marks_r);
+is(marks_digest($_, $others_where), $others_before, "$_: every row that did not name learner 121 unchanged") for qw(marks_d marks_r);
+is($c->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE learner = 121 OR grader = 121) || ' '
+                                      || count(*) FILTER (WHERE comment = 'removed' AND extract(doy FROM day) = 1 AND learner IS NULL AND (grader IS NULL OR grader = 0))
+                                 FROM marks_d}),
+	"0 $nobody", 'marks_d: no row names learner 121; each that names nobody now has its comment removed and its date generalised');
+is($c->safe_psql('postgres', q{SELECT count(DISTINCT result) || ' ' || count(*) FROM run_command_on_placements('marks_r',
+                                  $$SELECT md5(string_agg(concat_ws('|', id, learner, grader, score, day, comment), ',' ORDER BY id)) FROM %s$$)}),
+	'1 3', 'the reference table\'s placements are alike after the erasure');
+$c->safe_psql('postgres', q{SELECT pdp.unregister_table(t) FROM unnest(ARRAY['marks_l', 'marks_d', 'marks_r']::regclass[]) t});
 
 # --- Step 6: one audit trail and one key, collected on read --------------
 my %addr = map { $_ => '127.0.0.1:' . $node{$_}->port } qw(worker1 worker2);

@@ -117,7 +117,7 @@ COMMENT ON FUNCTION pdp._citus_distribution_column(regclass) IS
     'the distribution column of a distributed Citus table; NULL for other tables or without Citus';
 
 CREATE OR REPLACE FUNCTION pdp._citus_rule_sql(tbl regclass, rule text, col name, typ oid, key_set text) RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -369,5 +369,266 @@ BEGIN
     n := (pdp._apply_progress(tbl, 'finish', NULL, NULL, NULL)).rows_done;
     PERFORM pdp._audit('apply_rules_finish', tbl::text, NULL, pg_catalog.jsonb_build_object('rows', n));
     COMMIT;
+END
+$$;
+
+-- Anonymising erasure on Citus distributed and reference tables
+-- (src/sql/15_citus.sql, src/sql/80_rights.sql): the UPDATE that cuts the
+-- links runs as it is, unless it would change the distribution column,
+-- randomise or generalise a timestamptz, which are refused.
+CREATE OR REPLACE FUNCTION pdp._citus_anonymise_check(tbl regclass, set_list text) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    dist name;
+    z record;
+BEGIN
+    IF kind IS NULL THEN
+        RETURN;
+    END IF;
+    IF kind NOT IN ('distributed', 'reference') OR pdp._has_children(tbl) THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'anonymise rows of');
+    END IF;
+    -- (pdp builds every entry of the SET list as "<quoted column> = ...".)
+    dist := pdp._citus_distribution_column(tbl);
+    IF dist IS NOT NULL
+       AND pg_catalog.strpos(', ' OPERATOR(pg_catalog.||) set_list,
+                             ', ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(dist) OPERATOR(pg_catalog.||) ' = ') > 0 THEN
+        RAISE EXCEPTION 'cannot anonymise rows of distributed table "%": it would change the distribution column "%"',
+                        pdp._relname(tbl), dist
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Citus cannot change a distribution column in place: a changed value belongs on another shard. Nothing was erased.',
+                  HINT = 'Register the distribution column with on_erase => ''delete'' (the subject''s rows are then deleted by key) '
+                         'or ''keep'', or distribute the table by another column.';
+    END IF;
+    FOR z IN SELECT x.col, x.action, a.atttypid FROM pdp._anonymisers(tbl, '$0') x
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) x.col
+              WHERE x.action OPERATOR(pg_catalog.=) 'randomise'
+                 OR x.action OPERATOR(pg_catalog.=) 'generalise' AND a.atttypid OPERATOR(pg_catalog.=) 'timestamptz'::regtype LOOP
+        RAISE EXCEPTION 'cannot % column "%" of Citus table "%"', CASE WHEN z.action = 'randomise' THEN 'randomise' ELSE 'generalise' END,
+                        z.col, pdp._relname(tbl)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = CASE WHEN z.action = 'randomise'
+                                THEN 'Citus runs no volatile function in an UPDATE of a distributed table, and a reference table''s '
+                                     'placements would get different random values. Nothing was erased.'
+                                ELSE 'Truncating a timestamp with time zone depends on the session''s time zone, which Citus does not '
+                                     'evaluate on the shards in an UPDATE. Nothing was erased.' END,
+                  HINT = pg_catalog.format('Declare another anonymisation for it: pdp.set_anonymisation(%L, %L, ''set_null'') or ''set_value''%s.',
+                                           tbl::text, z.col, CASE WHEN z.action = 'randomise' THEN '' ELSE ', or store it as timestamp or date' END);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_anonymise_check(regclass, text) IS
+    'raises feature_not_supported if erasure''s anonymising UPDATE cannot run on a Citus table (distribution column, randomise, timestamptz generalisation)';
+REVOKE ALL ON FUNCTION pdp._citus_anonymise_check(regclass, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION pdp.erase_subject(subject text, reason text, sweep boolean DEFAULT false) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+    cond text;
+    own_cond text;
+    cut_cond text;
+    co_held text;
+    n bigint;
+    m bigint;
+    rets jsonb;
+    tables jsonb := '[]';
+    followed jsonb := '[]';
+    held text[];
+    set_list text;
+    anon text;
+    cut_actions text;
+    erase_values text[];
+    f record;
+    fit regtype[];
+    c record;
+    i integer;
+    p text;
+    withdrawn integer := 0;
+    receipt jsonb;
+    notices integer;
+    forgotten jsonb;
+    ids record;
+    traces jsonb;
+    z record;
+BEGIN
+    subject := pdp._canonical_subject(subject);  -- one form per subject (issue 14, class 7)
+    IF subject IS NULL OR reason IS NULL OR reason = '' THEN
+        RAISE EXCEPTION 'subject and reason must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pdp._subject_held(subject) THEN
+        RAISE EXCEPTION 'subject is under a legal hold'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Nothing was erased.',
+                  HINT = 'pdp.holds lists the hold; pdp.release_hold releases it once its legal ground has ended.';
+    END IF;
+    -- A system subject (the guest, an administrator, a service account) is
+    -- part of the application, not a learner: erasing it would break it.
+    IF EXISTS (SELECT 1 FROM pdp.system_subject y WHERE y.subject OPERATOR(pg_catalog.=) erase_subject.subject) THEN
+        RAISE EXCEPTION 'subject is a system subject'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Nothing was erased.',
+                  HINT = 'If the account really belongs to a person who asked for erasure, pdp.drop_system_subject first.';
+    END IF;
+    held := ARRAY(SELECT h.subject FROM pdp.hold h WHERE h.subject IS NOT NULL AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
+    IF sweep IS NULL THEN
+        RAISE EXCEPTION 'sweep must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- Before anything is erased: afterwards the classified values are gone.
+    IF sweep THEN
+        SELECT * INTO ids FROM pdp._subject_identifiers(subject);
+    END IF;
+    fit := pdp._subject_types(subject);
+    PERFORM pdp._set_erasing(true);
+    FOR t IN SELECT o.tbl FROM pdp._deletion_order() o LOOP
+        -- One pass over the table's subject columns builds every condition:
+        -- the subject in any column (cond), in an own column (own_cond), in
+        -- a link column (cut_cond); a held subject in an own column
+        -- (co_held); the cuts (set_list); and "names nobody once cut"
+        -- (anon: every subject column NULL, at its erase value, or a cut
+        -- column naming the subject).  $3 holds the erase values.
+        cond := NULL; own_cond := NULL; cut_cond := NULL; co_held := NULL; set_list := NULL; anon := NULL;
+        cut_actions := NULL; erase_values := '{}'; i := 0;
+        FOR c IN SELECT * FROM pdp._subject_columns(t, fit) LOOP
+            i := i + 1;
+            erase_values := erase_values || c.erase_value;
+            IF c.fits THEN
+                cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+            END IF;
+            IF c.on_erase = 'delete' THEN
+                -- (coalesce: a NULL column names nobody, so it must not make the test NULL)
+                co_held := concat_ws(' OR ', co_held, pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY ($2), false)', c.col));
+                IF c.fits THEN
+                    own_cond := concat_ws(' OR ', own_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+                END IF;
+            END IF;
+            IF c.on_erase IN ('set_null', 'set_value') THEN
+                anon := concat_ws(' AND ', anon, pg_catalog.format(
+                            '(t.%1$I IS NULL OR t.%1$I OPERATOR(pg_catalog.=) ($3)[%2$s]::%3$s%4$s)', c.col, i, c.typ,
+                            CASE WHEN c.fits THEN pg_catalog.format(' OR t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ) ELSE '' END));
+                IF c.fits THEN
+                    cut_cond := concat_ws(' OR ', cut_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+                    set_list := concat_ws(', ', set_list, pg_catalog.format(
+                                    '%1$I = CASE WHEN t.%1$I OPERATOR(pg_catalog.=) $1::%2$s THEN %3$s ELSE t.%1$I END', c.col, c.typ,
+                                    CASE WHEN c.on_erase = 'set_null' THEN 'NULL' ELSE pg_catalog.format('($3)[%s]::%s', i, c.typ) END));
+                    cut_actions := CASE WHEN cut_actions IS NULL OR cut_actions = c.on_erase THEN c.on_erase
+                                        ELSE 'set_null+set_value' END;
+                END IF;
+            ELSE
+                anon := concat_ws(' AND ', anon, pg_catalog.format('t.%I IS NULL', c.col));
+            END IF;
+        END LOOP;
+        CONTINUE WHEN cond IS NULL;
+        co_held := '(' || coalesce(co_held, 'false') || ')';
+        anon := '(' || anon || ')';
+        IF EXISTS (SELECT 1 FROM pdp.hold h WHERE h.tbl OPERATOR(pg_catalog.=) t AND h.released_at IS NULL
+                     AND (h.until IS NULL OR h.until > pg_catalog.now())) THEN
+            SELECT x.n INTO n
+              FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', t, cond), subject) AS x(n bigint);
+            IF n > 0 THEN
+                RAISE EXCEPTION 'table "%" is under a legal hold', pdp._relname(t)
+                    USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'Nothing was erased.';
+            END IF;
+            CONTINUE;
+        END IF;
+
+        -- 1. Rows the subject owns are deleted (delete wins), and what follows them.
+        IF own_cond IS NOT NULL THEN
+            SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets
+              FROM pdp._exec_as_owner(t, pg_catalog.format('DELETE FROM %s t WHERE (%s) AND NOT %s RETURNING %s',
+                                                           t, own_cond, co_held,
+                                                           -- (only what links need: Citus refuses a STABLE RETURNING)
+                                                           CASE WHEN EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t)
+                                                                THEN pdp._link_returning(t) ELSE 'NULL::jsonb' END),
+                                      subject, held) AS x(r jsonb);
+            IF n > 0 THEN
+                tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', 'delete', 'rows', n);
+            END IF;
+            IF pg_catalog.cardinality(held) > 0 THEN
+                SELECT x.n INTO m
+                  FROM pdp._exec_as_owner(t, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (%s) AND %s',
+                                                               t, own_cond, co_held), subject, held) AS x(n bigint);
+                IF m > 0 THEN
+                    tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', 'held', 'rows', m);
+                END IF;
+            END IF;
+            IF n > 0 AND EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t) THEN
+                -- Another restricted subject's dependants are kept too: restriction bars processing them.
+                FOR f IN SELECT * FROM pdp._follow_links(t, rets, ARRAY[subject], held,
+                                                         ARRAY(SELECT r.subject FROM pdp.restriction r
+                                                                WHERE r.subject OPERATOR(pg_catalog.<>) erase_subject.subject)) LOOP
+                    followed := followed || pg_catalog.jsonb_build_object('table', f.tbl::text, 'action', f.action,
+                                                                          'via', f.via, 'rows', f.rows);
+                END LOOP;
+            END IF;
+        END IF;
+
+        -- 2. In the rows left, links to the subject are cut, column by column.
+        CONTINUE WHEN cut_cond IS NULL;
+        -- A row left naming nobody is anonymised: the table's rules, and its
+        -- nullable foreign keys into tables with delete columns emptied (an
+        -- anonymised grade keeps no link to the deleted enrolment).
+        -- Never a column rule: its keyed pseudonym would let the key's holder
+        -- re-link the row (76_anonymise.sql); the constants follow the
+        -- subject columns' erase values in $3.
+        SELECT * INTO z FROM pdp._anonymise_set(t, '$3', i, anon);
+        erase_values := erase_values || z.vals;
+        set_list := concat_ws(', ', set_list, z.set_list);
+        -- On a Citus table, Citus runs the UPDATE on every shard or placement
+        -- unless it is refused here (the whole erasure, nothing changed).
+        PERFORM pdp._citus_anonymise_check(t, set_list);
+        SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE x.anonymised) INTO n, m
+          FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING %s', t, set_list, cut_cond, anon),
+                                  subject, held, erase_values) AS x(anonymised boolean);
+        IF n > 0 THEN
+            tables := tables || pg_catalog.jsonb_build_object('table', t::text, 'action', cut_actions, 'rows', n, 'anonymised', m);
+        END IF;
+    END LOOP;
+    FOR p IN SELECT s.purpose FROM pdp.consent_state s WHERE s.subject OPERATOR(pg_catalog.=) erase_subject.subject LOOP
+        PERFORM pdp.withdraw_consent(subject, p);
+        withdrawn := withdrawn + 1;
+    END LOOP;
+    -- Recipients of the learner's data are to be told (GDPR Art. 19); then
+    -- pdp's own tables forget the learner (issue 17).
+    notices := pdp._raise_notices(subject, 'erasure');
+    forgotten := pdp._forget_subject(subject);
+    PERFORM pdp._set_erasing(false);
+    IF sweep THEN
+        traces := coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', tr.table_name::text, 'column', tr.column_name,
+                                                                                     'rows', tr.rows, 'registered', tr.registered)
+                                                        ORDER BY tr.table_name::text, tr.column_name)
+                              FROM pdp._find_traces(ids.emails, ids.phones, ids.iins, ids.names) tr), '[]');
+    END IF;
+    -- Followed rows, summed per table, action and link column.
+    followed := coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', g.t, 'action', g.a, 'via', g.v, 'rows', g.n)
+                                                      ORDER BY g.t, g.v, g.a)
+                            FROM (SELECT e->>'table' AS t, e->>'action' AS a, e->>'via' AS v, pg_catalog.sum((e->>'rows')::bigint) AS n
+                                    FROM pg_catalog.jsonb_array_elements(followed) e GROUP BY 1, 2, 3) g), '[]');
+    -- Tables, counts and time: the free-text reason stays out of the receipt,
+    -- which must hold no personal value.
+    receipt := pg_catalog.jsonb_build_object('subject_pseudonym', pdp._subject_pseudonym(subject),
+                                             'erased_at', pg_catalog.now(),
+                                             'tables', tables, 'followed', followed, 'consents_withdrawn', withdrawn,
+                                             'pdp_tables', forgotten, 'notices_raised', notices);
+    IF sweep THEN
+        receipt := receipt || pg_catalog.jsonb_build_object('sweep', pg_catalog.jsonb_build_object(
+                       'identifiers', pg_catalog.cardinality(ids.emails) + pg_catalog.cardinality(ids.phones)
+                                      + pg_catalog.cardinality(ids.iins) + pg_catalog.cardinality(ids.names),
+                       'traces', traces));
+    END IF;
+    receipt := receipt || pdp._shred_erase_keys(subject);  -- crypto-shredding: keys go at commit (src/shred.c)
+    INSERT INTO pdp.erasure (subject_pseudonym, receipt) VALUES (pdp._subject_pseudonym(subject), receipt)
+    ON CONFLICT (subject_pseudonym) DO UPDATE SET receipt = EXCLUDED.receipt, erased_at = EXCLUDED.erased_at;
+    PERFORM pdp._audit('erase_subject', NULL, subject, pg_catalog.jsonb_build_object('tables', tables, 'followed', followed,
+                                                                                     'consents_withdrawn', withdrawn)
+                                                        || CASE WHEN sweep THEN pg_catalog.jsonb_build_object(
+                                                               'sweep_traces', pg_catalog.jsonb_array_length(traces)) ELSE '{}' END);
+    RETURN receipt;
 END
 $$;
