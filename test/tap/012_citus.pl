@@ -39,7 +39,16 @@
 # inactive learners' rows likewise (held and restricted ones kept); a table
 # without a primary key, an anonymising retention (or inactive rows to
 # anonymise), and, for inactivity, links to cut are still skipped with a
-# warning saying why; no role calls the per-shard delete.
+# warning saying why; no role calls the per-shard delete.  apply_rules on a
+# distributed table (also with a composite key distributed by a text
+# column, owned by a role without superuser) and a reference table gives
+# exactly the rows it gives an ordinary table (keyed and keyless rules), the
+# reference placements alike; a rule on the distribution column is refused;
+# with a worker given another key file it fails (55000), no row changed.
+# Anonymising erasure (set_null and set_value subject columns, set_value and
+# generalise anonymisers) leaves distributed and reference tables exactly as
+# an ordinary table, the rows not naming the learner unchanged; changing a
+# distribution column, or randomising, refuses the whole erasure.
 #
 # Step 5 (pdp's triggers on shards): protect_table on a distributed and a
 # reference table: Citus copies the policies (permissive: Citus drops AS
