@@ -480,17 +480,10 @@ COMMENT ON FUNCTION pdp._api__apply_progress(regclass, text, name[], text[], big
 
 -- This server's key versions and fingerprints as one string ("1:ab..*" for
 -- the active version), compared between the coordinator and each node that
--- computes a keyed rule.  Public fingerprints only, never key bytes.
+-- computes a keyed rule (src/keys.c, cached until the key file is read
+-- again: it is called once per row).  Public fingerprints only, never key bytes.
 CREATE FUNCTION pdp._key_set() RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RETURN (SELECT pg_catalog.string_agg(k.version::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) k.fingerprint
-                                         OPERATOR(pg_catalog.||) CASE WHEN k.active THEN '*' ELSE '' END, ' ' ORDER BY k.version)
-              FROM pdp._key_status_local() k);
-END
-$$;
+LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_key_set';
 COMMENT ON FUNCTION pdp._key_set() IS
     'this server''s key versions and public fingerprints as one string (the active one starred), compared across Citus nodes by pdp._citus_keyed';
 
