@@ -322,8 +322,10 @@ $c->safe_psql('postgres', q{CREATE ROLE tap_purger LOGIN; GRANT pdp_admin TO tap
 like($err, qr/ERROR:  42501: permission denied for function _purge_citus_batch/, 'attack: no role calls the per-shard delete');
 # Inactivity retention: learners 7 (held), 11 (restricted) and 30..33 were
 # last seen four years ago.  The inactive unheld learners' rows go from every
-# purgeable table, by key on the Citus tables; tables that would need their
-# links cut or their rows anonymised are skipped, saying why.
+# purgeable table, by key on the Citus tables; in grades (distributed, its
+# learner column set_null) the links to them are cut, by one UPDATE on the
+# shards; a Citus table whose cut Citus cannot run (a randomised column) is
+# skipped, saying why.
 $c->safe_psql('postgres', q{
 	CREATE TABLE seen (learner bigint PRIMARY KEY, at timestamptz NOT NULL);
 	INSERT INTO seen SELECT g, CASE WHEN g IN (7, 11, 30, 31, 32, 33) THEN now() - interval '4 years' ELSE now() END FROM generate_series(0, 39) g;
@@ -340,24 +342,35 @@ my $rest = sub {
 };
 my %gone = map { $_ => $c->safe_psql('postgres', "SELECT count(*) FROM $_ WHERE $gone_sql") } @inact;
 my %rest = map { my $x = $rest->($_); $x =~ s/^\d+ inactive/0 inactive/; $_ => $x } @inact;
-%kept_before = map { $_ => counts($_) } @kept;
+my @kept_i = grep { $_ ne 'grades' } @kept;
+%kept_before = map { $_ => counts($_) } @kept_i;
+my $cut = $c->safe_psql('postgres', "SELECT count(*) FROM grades WHERE $gone_sql");
+my $grades_others = sub { $c->safe_psql('postgres', qq{SELECT count(*) FILTER (WHERE learner IS NULL) || ' ' || md5(string_agg(concat_ws('|', id, learner, at, note), ',' ORDER BY id)
+                                                        FILTER (WHERE learner IS NOT NULL)) FROM grades}) };
+my $grades_others_before = $c->safe_psql('postgres', qq{SELECT '$cut ' || md5(string_agg(concat_ws('|', id, learner, at, note), ',' ORDER BY id)
+                                                        FILTER (WHERE NOT ($gone_sql))) FROM grades});
 cmp_ok($gone{$_}, '>', 0, "$gone{$_} rows of $_ belong to inactive learners") for qw(activity ref enrol later);
+cmp_ok($cut, '>', 0, "$cut rows of grades name inactive learners");
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text");
-is($out, join("\n", map { "$_|$gone{$_}" } sort @inact), 'the dry run counts exactly the inactive unheld learners\' rows, Citus tables included');
-like($err, qr/WARNING:  01000: purge: skipped distributed table "grades"\nDETAIL:  Anonymising purges are not done on Citus tables/,
-	'a Citus table whose inactive rows would be anonymised is skipped, saying why');
+is($out, join("\n", sort(map({ "$_|$gone{$_}" } @inact), 'grades|0', "grades|$cut")),   # (no row of its own to remove, then the links)
+	'the dry run counts exactly the inactive unheld learners\' rows, and the links to cut in grades, Citus tables included');
+unlike($err, qr/skipped distributed table "grades"/, 'grades (links to cut) is not skipped');
 unlike($err, qr/skipped \w+ table "(activity|ref|enrol|later)"/, 'no purgeable Citus table is skipped');
 ($ret, $out, $err) = $c->psql('postgres', 'CALL pdp.purge(batch_size => 7)');
 is($ret, 0, 'CALL pdp.purge for inactivity succeeds') or diag($err);
 is($rest->($_), $rest{$_}, "inactivity: $_ lost exactly the inactive unheld learners' rows, every other row as it was") for @inact;
 is($rest->('ref', $node{$_}), $rest{ref}, "inactivity: ${_}'s copy of ref agrees") for qw(worker1 worker2);
-is(counts($_), $kept_before{$_}, "inactivity: no row of $_ changed") for @kept;
-# A Citus table with a link to cut (a set_null column) is skipped, saying why.
-$c->safe_psql('postgres', q{SELECT pdp.register_table('enrol', 'note', on_erase => 'set_null')});
+is(counts($_), $kept_before{$_}, "inactivity: no row of $_ changed") for @kept_i;
+is($grades_others->(), $grades_others_before, 'inactivity: grades\' links to the inactive unheld learners cut, every other row as it was');
+is($c->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE learner = 7) || ' ' || count(*) FILTER (WHERE learner = 11) FROM grades}),
+	$c->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE learner = 7) || ' ' || count(*) FILTER (WHERE learner = 11) FROM local_log}),
+	'grades still names the held and the restricted learner');
+# A Citus table whose cut Citus cannot run (a randomised column) is skipped, saying why.
+$c->safe_psql('postgres', q{SELECT pdp.set_anonymisation('grades', 'note', 'randomise')});
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true)");
-like($err, qr/WARNING:  01000: purge: skipped distributed table "enrol"\nDETAIL:  Inactivity retention \(pdp.set_subject_retention\) cuts the links/,
-	'with inactivity retention, a Citus table with links to cut is skipped, saying why');
-$c->safe_psql('postgres', q{SELECT pdp.unregister_table('enrol', 'note'); SELECT pdp.unregister_table('seen'); DROP TABLE seen});
+like($err, qr/WARNING:  01000: purge: skipped distributed table "grades"\nDETAIL:  Inactivity retention \(pdp.set_subject_retention\) cuts the links.*cannot randomise column "note"/,
+	'with inactivity retention, a Citus table whose cut cannot run on the shards is skipped, saying why');
+$c->safe_psql('postgres', q{SELECT pdp.drop_anonymisation('grades', 'note'); SELECT pdp.unregister_table('seen'); DROP TABLE seen});
 $c->safe_psql('postgres', q{SELECT pdp.drop_subject_retention(); SELECT pdp.lift_restriction(11::bigint); SELECT pdp.unregister_table(t) FROM unnest(ARRAY['nokey', 'anon']::regclass[]) t});
 
 # Export and delete-erasure work on Citus tables: exactly the subject's rows.

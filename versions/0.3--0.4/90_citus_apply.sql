@@ -624,3 +624,151 @@ BEGIN
     RETURN receipt;
 END
 $$;
+
+-- Cutting the links to inactive subjects on Citus tables
+-- (src/sql/15_citus.sql, src/sql/70_retention.sql): the purges no longer
+-- skip a Citus table with set_null or set_value subject columns under
+-- inactivity retention when its cutting UPDATE can run on the shards.
+CREATE OR REPLACE FUNCTION pdp._citus_cut_refusal(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._citus_anonymise_check(tbl, concat_ws(', ',
+        (SELECT pg_catalog.string_agg(pg_catalog.format('%I = NULL', s.col), ', ') FROM pdp.subject_column s
+          WHERE s.tbl OPERATOR(pg_catalog.=) _citus_cut_refusal.tbl AND s.on_erase IN ('set_null', 'set_value')),
+        (pdp._anonymise_set(tbl, '$2', 0, 'true')).set_list));
+    RETURN NULL;
+EXCEPTION WHEN feature_not_supported THEN
+    RETURN SQLERRM;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_cut_refusal(regclass) IS
+    'why cutting the links to inactive subjects cannot run on a Citus table (the anonymise check''s message), or NULL';
+REVOKE ALL ON FUNCTION pdp._citus_cut_refusal(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._citus_cut_refusal(regclass) TO pdp_admin;
+
+CREATE OR REPLACE FUNCTION pdp._citus_purge_refusal(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    p record;
+    why text;
+BEGIN
+    IF kind IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF kind = 'citus local' THEN
+        RETURN 'Purges of Citus local tables have not been verified.';
+    END IF;
+    SELECT * INTO p FROM pdp.retention_policy r WHERE r.tbl OPERATOR(pg_catalog.=) _citus_purge_refusal.tbl;
+    IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM pdp.subject_retention) THEN
+        RETURN NULL;   -- nothing to purge
+    END IF;
+    -- (A table with no retention of its own and no delete column is purged
+    -- for inactivity only, by cutting its links, checked below.)
+    IF pdp._purge_action(tbl) IS DISTINCT FROM 'delete'
+       AND NOT (p.tbl IS NULL AND pdp._purge_action(tbl) = 'anonymise') THEN
+        RETURN 'Anonymising purges are not done on Citus tables: the anonymising UPDATE would run rule functions '
+               'on the workers and could change the distribution column.';
+    END IF;
+    IF p.tbl IS NOT NULL AND p.anchor_column IS NULL THEN
+        RETURN 'Retention without an anchor column tags rows with a trigger, which does not run on the shards.';
+    END IF;
+    -- Inactivity: the inactive subjects' own rows are deleted by key as the
+    -- expired ones are; the links to them in the rows kept (set_null and
+    -- set_value columns) are cut by one UPDATE (pdp._cut_inactive_links),
+    -- which Citus runs on every shard unless pdp._citus_anonymise_check
+    -- refuses it (the distribution column, randomise, timestamptz).
+    IF EXISTS (SELECT 1 FROM pdp.subject_retention)
+       AND EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _citus_purge_refusal.tbl
+                     AND s.on_erase IN ('set_null', 'set_value')) THEN
+        why := pdp._citus_cut_refusal(tbl);
+        IF why IS NOT NULL THEN
+            RETURN 'Inactivity retention (pdp.set_subject_retention) cuts the links (set_null and set_value columns) '
+                   'to inactive subjects in the rows it keeps; on this table that UPDATE cannot run on Citus: '
+                   OPERATOR(pg_catalog.||) why OPERATOR(pg_catalog.||) '.';
+        END IF;
+    END IF;
+    IF pdp._row_key_sql(tbl) IS NULL THEN
+        RETURN 'The table has no primary key: on Citus, a purge finds and deletes expired rows by primary key '
+               '(ctids are unique only within one shard).';
+    END IF;
+    IF pdp._has_children(tbl) THEN
+        RETURN 'Partitioned Citus tables are not purged yet.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) _citus_purge_refusal.tbl) THEN
+        RETURN 'Declared links (pdp.declare_link) from a Citus table are not followed by its purge yet.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pdp._cut_inactive_links(tbl regclass, dry_run boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v record;
+    c record;
+    i integer := 0;
+    vals text[] := '{}';
+    cond text;
+    set_list text;
+    guard text;
+    subjects text[];
+    anon text;
+    z record;
+BEGIN
+    v := pdp._expired_params(tbl, 'inactivity');
+    -- (A Citus table the purges skip is never cut: pdp._citus_skip_purge.)
+    IF NOT v.purgeable OR pdp._citus_purge_refusal(tbl) IS NOT NULL THEN
+        RETURN 0;
+    END IF;
+    subjects := ARRAY(SELECT k FROM pg_catalog.unnest(v.keys) k WHERE k OPERATOR(pg_catalog.<>) ALL (v.held));
+    IF pg_catalog.cardinality(subjects) = 0 THEN
+        RETURN 0;
+    END IF;
+    FOR c IN SELECT s.col, s.on_erase, s.erase_value, a.atttypid::regtype AS typ
+               FROM pdp.subject_column s
+               JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+              WHERE s.tbl OPERATOR(pg_catalog.=) _cut_inactive_links.tbl
+              ORDER BY s.attnum LOOP
+        guard := concat_ws(' AND ', guard, pg_catalog.format('(t.%1$I IS NULL OR t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($3))', c.col));
+        IF c.on_erase NOT IN ('set_null', 'set_value') THEN
+            anon := concat_ws(' AND ', anon, pg_catalog.format('t.%I IS NULL', c.col));
+            CONTINUE;
+        END IF;
+        i := i + 1;
+        vals := vals || c.erase_value;
+        anon := concat_ws(' AND ', anon, pg_catalog.format(
+                    '(t.%1$I IS NULL OR t.%1$I OPERATOR(pg_catalog.=) ($2)[%2$s]::%3$s OR t.%1$I::text OPERATOR(pg_catalog.=) ANY ($1))',
+                    c.col, i, c.typ));
+        cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($1)', c.col));
+        set_list := concat_ws(', ', set_list, pg_catalog.format(
+                        '%1$I = CASE WHEN t.%1$I::text OPERATOR(pg_catalog.=) ANY ($1) THEN %2$s ELSE t.%1$I END', c.col,
+                        CASE WHEN c.on_erase = 'set_null' THEN 'NULL' ELSE pg_catalog.format('($2)[%s]::%s', i, c.typ) END));
+    END LOOP;
+    IF cond IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- A row so cut that names nobody any more is anonymised as erasure
+    -- anonymises it (pdp._anonymise_set): unlinkable transforms, never a
+    -- keyed rule, and no foreign key into a deleted row; their constants
+    -- follow the erase values in $2.
+    SELECT * INTO z FROM pdp._anonymise_set(tbl, '$2', i, '(' || anon || ')');
+    vals := vals || z.vals;
+    set_list := concat_ws(', ', set_list, z.set_list);
+    -- On a Citus table Citus runs the UPDATE on every shard or placement,
+    -- unless this refuses it (0A000; the purges skip such tables first).
+    PERFORM pdp._citus_anonymise_check(tbl, set_list);
+    IF coalesce(dry_run, false) THEN
+        RETURN (SELECT x.n FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (%s) AND %s',
+                                                                         tbl, cond, guard), subjects, vals, v.restricted) AS x(n bigint));
+    END IF;
+    RETURN pdp._exec_as_owner_count(tbl, pg_catalog.format('UPDATE %s t SET %s WHERE (%s) AND %s', tbl, set_list, cond, guard),
+                                    subjects, vals, v.restricted);
+END
+$$;
