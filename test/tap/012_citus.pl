@@ -36,10 +36,11 @@
 # the condition counts beforehand (a held and a restricted learner's rows
 # kept, every other row unchanged, the reference table's copies on the
 # workers alike, the counts recorded equal); with inactivity retention, the
-# inactive learners' rows likewise (held and restricted ones kept); a table
-# without a primary key, an anonymising retention (or inactive rows to
-# anonymise), and, for inactivity, links to cut are still skipped with a
-# warning saying why; no role calls the per-shard delete.  apply_rules on a
+# inactive learners' rows likewise (held and restricted ones kept), and the
+# links to them cut in a distributed table (exactly those); a table without
+# a primary key, an anonymising retention, and a cut Citus cannot run (a
+# randomised column) are still skipped with a warning saying why; no role
+# calls the per-shard delete.  apply_rules on a
 # distributed table (also with a composite key distributed by a text
 # column, owned by a role without superuser) and a reference table gives
 # exactly the rows it gives an ordinary table (keyed and keyless rules), the
