@@ -35,6 +35,7 @@
 #include "pdp_crypto.h"
 
 PG_FUNCTION_INFO_V1(pdp_key_status);
+PG_FUNCTION_INFO_V1(pdp_key_set);
 
 typedef struct PdpKeyring
 {
@@ -401,4 +402,52 @@ pdp_key_status(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * pdp._key_set(): this server's key versions and public fingerprints as one
+ * string, in version order, the active one starred ("1:<fingerprint>* ..."),
+ * which pdp._citus_keyed compares on every Citus node computing a keyed rule
+ * with the coordinator's.  It is called once per row there, so the string is
+ * kept (in static memory, at most PDP_MAX_KEYS entries of 29 bytes) until the
+ * key file is read again.  Never key bytes.
+ */
+#define KEY_SET_ENTRY 32
+static char key_set_cache[PDP_MAX_KEYS * KEY_SET_ENTRY + 1];
+static uint64 key_set_generation = 0;	/* 0: not computed (a loaded keyring's is at least 1) */
+
+Datum
+pdp_key_set(PG_FUNCTION_ARGS)
+{
+	keyring_ensure();
+	if (key_set_generation != keyring_generation)
+	{
+		size_t		len = 0;
+		int64		last = PG_INT64_MIN;
+
+		key_set_cache[0] = '\0';
+		for (int n = 0; n < keyring->nkeys; n++)
+		{
+			int			next = -1;
+			char		fingerprint[17];
+
+			/* the lowest version above the last one written */
+			for (int i = 0; i < keyring->nkeys; i++)
+				if (keyring->keys[i].version > last &&
+					(next < 0 || keyring->keys[i].version < keyring->keys[next].version))
+					next = i;
+			if (next < 0)
+				break;
+			last = keyring->keys[next].version;
+			if (!pdp_key_fingerprint(keyring->keys[next].bytes, fingerprint))
+				ereport(ERROR,
+						(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+						 errmsg("could not compute a key fingerprint")));
+			len += snprintf(key_set_cache + len, sizeof(key_set_cache) - len, "%s%d:%s%s",
+							len > 0 ? " " : "", keyring->keys[next].version, fingerprint,
+							next == keyring->active ? "*" : "");
+		}
+		key_set_generation = keyring_generation;
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(key_set_cache));
 }

@@ -66,9 +66,9 @@ BEGIN
             'Citus runs the statement on every shard or placement, where pdp''s row identifiers '
             '(ctid, unique only within one shard) and its bookkeeping tables do not reach; '
             'it could change rows other than the expired or erased ones.'
-        WHEN what = 'apply column rules to' THEN
-            'Citus cannot rewrite the rows in pdp''s locked, key-ordered batches, and the rules'' '
-            'functions would run on the workers.'
+        WHEN what IN ('apply column rules to', 'set column rules on') THEN
+            'Column rules are applied to distributed and reference tables by key range; '
+            'Citus local and partitioned Citus tables have not been verified.'
         ELSE
             'The triggers and policies it installs would run on the shards, which pdp''s registry, '
             'disclosure and retention state does not name (consent state reaches the workers after '
@@ -164,6 +164,7 @@ AS $$
 DECLARE
     kind text := pdp._citus_table_kind(tbl);
     p record;
+    why text;
 BEGIN
     IF kind IS NULL THEN
         RETURN NULL;
@@ -175,7 +176,10 @@ BEGIN
     IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM pdp.subject_retention) THEN
         RETURN NULL;   -- nothing to purge
     END IF;
-    IF pdp._purge_action(tbl) IS DISTINCT FROM 'delete' THEN
+    -- (A table with no retention of its own and no delete column is purged
+    -- for inactivity only, by cutting its links, checked below.)
+    IF pdp._purge_action(tbl) IS DISTINCT FROM 'delete'
+       AND NOT (p.tbl IS NULL AND pdp._purge_action(tbl) = 'anonymise') THEN
         RETURN 'Anonymising purges are not done on Citus tables: the anonymising UPDATE would run rule functions '
                'on the workers and could change the distribution column.';
     END IF;
@@ -184,12 +188,18 @@ BEGIN
     END IF;
     -- Inactivity: the inactive subjects' own rows are deleted by key as the
     -- expired ones are; the links to them in the rows kept (set_null and
-    -- set_value columns) would be cut by an UPDATE, not done here.
+    -- set_value columns) are cut by one UPDATE (pdp._cut_inactive_links),
+    -- which Citus runs on every shard unless pdp._citus_anonymise_check
+    -- refuses it (the distribution column, randomise, timestamptz).
     IF EXISTS (SELECT 1 FROM pdp.subject_retention)
        AND EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _citus_purge_refusal.tbl
                      AND s.on_erase IN ('set_null', 'set_value')) THEN
-        RETURN 'Inactivity retention (pdp.set_subject_retention) cuts the links (set_null and set_value columns) '
-               'to inactive subjects in the rows it keeps; that UPDATE is not done on Citus tables yet.';
+        why := pdp._citus_cut_refusal(tbl);
+        IF why IS NOT NULL THEN
+            RETURN 'Inactivity retention (pdp.set_subject_retention) cuts the links (set_null and set_value columns) '
+                   'to inactive subjects in the rows it keeps; on this table that UPDATE cannot run on Citus: '
+                   OPERATOR(pg_catalog.||) why OPERATOR(pg_catalog.||) '.';
+        END IF;
     END IF;
     IF pdp._row_key_sql(tbl) IS NULL THEN
         RETURN 'The table has no primary key: on Citus, a purge finds and deletes expired rows by primary key '
@@ -266,6 +276,93 @@ END
 $$;
 COMMENT ON FUNCTION pdp._purge_citus_batch(regclass, text, integer, timestamptz) IS
     'one purge batch of a distributed or reference table: its expired, unheld rows after a position deleted by primary key, shard by shard, as its owner; how many, and the position';
+
+-- Anonymising erasure on Citus tables (issue 18, step 4) ------------------
+--
+-- Erasure cuts the links to the erased subject in the rows it keeps with one
+-- UPDATE (pdp.erase_subject): the subject columns set_null or set_value, the
+-- table's anonymisers, nullable foreign keys into deleted rows emptied, where
+-- a subject column names the subject.  Citus runs that UPDATE on every shard
+-- (or placement) as it is, when it changes no distribution column and calls
+-- no VOLATILE function, nor a STABLE one of a column: set_null, set_value
+-- and the generalisation of dates, timestamps without time zone and numbers
+-- qualify; randomise (a volatile random value, and on a reference table a
+-- different one on each placement) and the generalisation of a timestamp
+-- with time zone (a STABLE cast) do not, nor does an UPDATE of the
+-- distribution column (the row would belong on another shard).  Those are
+-- refused before anything is erased, saying which action works instead.
+
+-- Raises feature_not_supported if erasure's anonymising UPDATE (its SET
+-- list, set_list) cannot be done on tbl, a Citus table; nothing for other
+-- tables.
+CREATE FUNCTION pdp._citus_anonymise_check(tbl regclass, set_list text) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text := pdp._citus_table_kind(tbl);
+    dist name;
+    z record;
+BEGIN
+    IF kind IS NULL THEN
+        RETURN;
+    END IF;
+    IF kind NOT IN ('distributed', 'reference') OR pdp._has_children(tbl) THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'anonymise rows of');
+    END IF;
+    -- (pdp builds every entry of the SET list as "<quoted column> = ...".)
+    dist := pdp._citus_distribution_column(tbl);
+    IF dist IS NOT NULL
+       AND pg_catalog.strpos(', ' OPERATOR(pg_catalog.||) set_list,
+                             ', ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(dist) OPERATOR(pg_catalog.||) ' = ') > 0 THEN
+        RAISE EXCEPTION 'cannot anonymise rows of distributed table "%": it would change the distribution column "%"',
+                        pdp._relname(tbl), dist
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Citus cannot change a distribution column in place: a changed value belongs on another shard. Nothing was erased.',
+                  HINT = 'Register the distribution column with on_erase => ''delete'' (the subject''s rows are then deleted by key) '
+                         'or ''keep'', or distribute the table by another column.';
+    END IF;
+    FOR z IN SELECT x.col, x.action, a.atttypid FROM pdp._anonymisers(tbl, '$0') x
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) x.col
+              WHERE x.action OPERATOR(pg_catalog.=) 'randomise'
+                 OR x.action OPERATOR(pg_catalog.=) 'generalise' AND a.atttypid OPERATOR(pg_catalog.=) 'timestamptz'::regtype LOOP
+        RAISE EXCEPTION 'cannot % column "%" of Citus table "%"', CASE WHEN z.action = 'randomise' THEN 'randomise' ELSE 'generalise' END,
+                        z.col, pdp._relname(tbl)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = CASE WHEN z.action = 'randomise'
+                                THEN 'Citus runs no volatile function in an UPDATE of a distributed table, and a reference table''s '
+                                     'placements would get different random values. Nothing was erased.'
+                                ELSE 'Truncating a timestamp with time zone depends on the session''s time zone, which Citus does not '
+                                     'evaluate on the shards in an UPDATE. Nothing was erased.' END,
+                  HINT = pg_catalog.format('Declare another anonymisation for it: pdp.set_anonymisation(%L, %L, ''set_null'') or ''set_value''%s.',
+                                           tbl::text, z.col, CASE WHEN z.action = 'randomise' THEN '' ELSE ', or store it as timestamp or date' END);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_anonymise_check(regclass, text) IS
+    'raises feature_not_supported if erasure''s anonymising UPDATE cannot run on a Citus table (distribution column, randomise, timestamptz generalisation)';
+
+-- Why the inactivity cut (pdp._cut_inactive_links: the set_null and
+-- set_value subject columns, then the anonymisers where a row names nobody)
+-- cannot run on tbl, a Citus table: pdp._citus_anonymise_check's message,
+-- or NULL.  SECURITY DEFINER: the purges' refusal check (run by pdp_admin)
+-- reads the anonymisers.
+CREATE FUNCTION pdp._citus_cut_refusal(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._citus_anonymise_check(tbl, concat_ws(', ',
+        (SELECT pg_catalog.string_agg(pg_catalog.format('%I = NULL', s.col), ', ') FROM pdp.subject_column s
+          WHERE s.tbl OPERATOR(pg_catalog.=) _citus_cut_refusal.tbl AND s.on_erase IN ('set_null', 'set_value')),
+        (pdp._anonymise_set(tbl, '$2', 0, 'true')).set_list));
+    RETURN NULL;
+EXCEPTION WHEN feature_not_supported THEN
+    RETURN SQLERRM;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_cut_refusal(regclass) IS
+    'why cutting the links to inactive subjects cannot run on a Citus table (the anonymise check''s message), or NULL';
 
 -- One audit trail and one key across a Citus cluster (issue 18, step 6) ---
 --

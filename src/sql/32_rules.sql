@@ -290,7 +290,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    PERFORM pdp._refuse_on_citus(tbl, 'set column rules on');
+    -- Distributed and reference tables take rules (pdp.apply_rules rewrites
+    -- them by key range; the triggers rules need are refused where they are
+    -- installed); Citus local tables are refused.
+    IF coalesce(pdp._citus_table_kind(tbl), 'none') NOT IN ('none', 'distributed', 'reference') THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'set column rules on');
+    END IF;
     IF col IS NULL OR rule IS NULL THEN
         RAISE EXCEPTION 'column and rule must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -310,6 +315,14 @@ BEGIN
     END IF;
     IF rule = 'shred' THEN
         PERFORM pdp._shred_subject_column(tbl);  -- the key of each row's subject encrypts it
+    END IF;
+    -- On Citus, what apply_rules could not do is refused now (the
+    -- distribution column, shred, keyed rules on other types).
+    IF pdp._citus_table_kind(tbl) IS NOT NULL THEN
+        PERFORM pdp._citus_rule_sql(tbl, rule, col,
+                                    (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                                      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) col
+                                        AND NOT a.attisdropped AND a.attnum > 0), '');
     END IF;
     INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category, set_by)
     VALUES (tbl, col, 0, rule, category, pg_catalog.pg_get_userbyid(pdp._caller()))
@@ -444,6 +457,150 @@ $$;
 COMMENT ON FUNCTION pdp._api__apply_progress(regclass, text, name[], text[], bigint) IS
     'pdp._apply_progress''s implementation, run as pdp_ext''s owner (callable by no role)';
 
+-- apply_rules on Citus tables (issue 18, step 4) --------------------------
+--
+-- On a distributed or reference table the rows are rewritten by primary key
+-- range, which on Citus includes the distribution column: each batch first
+-- finds the batch's highest key (the first batch_size keys after the last
+-- one done, ORDER BY key LIMIT pushed to every shard and merged on the
+-- coordinator), then runs one UPDATE of the key range (last, highest], which
+-- Citus runs on every shard in parallel (each through its own primary key
+-- index), or on every placement of a reference table (the same range, so
+-- the same rows).  No FOR UPDATE (Citus refuses it in multi-shard queries):
+-- the UPDATE locks its own rows.  Citus also refuses STABLE functions of
+-- columns in an UPDATE; the keyed rules' functions are STABLE because they
+-- depend on the key file, so on Citus they are called through
+-- pdp._citus_keyed, IMMUTABLE, which is given the coordinator's key
+-- fingerprints as a constant and raises on any node whose key file differs:
+-- given its arguments, its result is fixed, or it fails.  Keyless rules
+-- (masks, generalisations, null) are IMMUTABLE already.  A rule on the
+-- distribution column is refused (Citus cannot change it in place: the row
+-- would move to another shard), as are shred (its subject keys are one
+-- node's) and Citus local tables.
+
+-- This server's key versions and fingerprints as one string ("1:ab..*" for
+-- the active version), compared between the coordinator and each node that
+-- computes a keyed rule (src/keys.c, cached until the key file is read
+-- again: it is called once per row).  Public fingerprints only, never key bytes.
+CREATE FUNCTION pdp._key_set() RETURNS text
+LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_key_set';
+COMMENT ON FUNCTION pdp._key_set() IS
+    'this server''s key versions and public fingerprints as one string (the active one starred), compared across Citus nodes by pdp._citus_keyed';
+
+-- A keyed rule's value, computed where Citus runs it (a worker, for a
+-- shard), under the key file whose fingerprints the coordinator passed in
+-- key_set: raises 55000 on a node whose key file differs, so no row is
+-- rewritten with other pseudonyms.  IMMUTABLE (see above), so that Citus
+-- pushes it down in an UPDATE.  Text in, text out, as the rule's own
+-- function (the column's type is applied by the assignment, as on one node).
+CREATE FUNCTION pdp._citus_keyed(key_set text, rule text, value text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pdp._key_set() IS DISTINCT FROM key_set THEN
+        RAISE EXCEPTION 'the key file of this Citus node differs from the coordinator''s'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'A keyed column rule computed here would give other pseudonyms than on the coordinator.',
+                  HINT = 'Give every node the same pdp.key_file; pdp.key_status() on the coordinator shows which node differs.';
+    END IF;
+    CASE rule
+    WHEN 'pseudonym' THEN RETURN pdp.pseudonym(value);
+    WHEN 'pseudo_email' THEN RETURN pdp.pseudo_email(value);
+    WHEN 'pseudo_phone' THEN RETURN pdp.pseudo_phone(value);
+    WHEN 'pseudo_iin' THEN RETURN pdp.pseudo_iin(value);
+    WHEN 'pseudo_name' THEN RETURN pdp.pseudo_name(value);
+    WHEN 'pseudo_ip' THEN RETURN pdp.pseudo_ip_text(value);
+    WHEN 'encrypt' THEN RETURN pdp.encrypt(value);
+    WHEN 'fpe_iin' THEN RETURN pdp.fpe_iin(value);
+    ELSE
+        RAISE EXCEPTION 'unknown keyed column rule' USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_keyed(text, text, text) IS
+    'a keyed rule''s value on a Citus node, IMMUTABLE for Citus''s UPDATE pushdown: fails unless the node''s key fingerprints are the given ones';
+
+-- The same for pseudo_ip on an inet column.
+CREATE FUNCTION pdp._citus_keyed_inet(key_set text, value inet) RETURNS inet
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pdp._key_set() IS DISTINCT FROM key_set THEN
+        RAISE EXCEPTION 'the key file of this Citus node differs from the coordinator''s'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'A keyed column rule computed here would give other pseudonyms than on the coordinator.',
+                  HINT = 'Give every node the same pdp.key_file; pdp.key_status() on the coordinator shows which node differs.';
+    END IF;
+    RETURN pdp.pseudo_ip(value);
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_keyed_inet(text, inet) IS
+    'pseudo_ip of an inet value on a Citus node, IMMUTABLE for Citus''s UPDATE pushdown: fails unless the node''s key fingerprints are the given ones';
+
+-- The distribution column of a distributed Citus table (NULL for any other
+-- table, and without Citus).
+CREATE FUNCTION pdp._citus_distribution_column(tbl regclass) RETURNS name
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col name;
+BEGIN
+    IF tbl IS NULL OR pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) FROM pg_catalog.pg_dist_partition p '
+            ' WHERE p.logicalrelid::oid OPERATOR(pg_catalog.=) $1 AND p.partkey IS NOT NULL'
+       INTO col USING tbl::oid;
+    RETURN col;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_distribution_column(regclass) IS
+    'the distribution column of a distributed Citus table; NULL for other tables or without Citus';
+
+-- The SET list entry of a rule on a Citus table (kind distributed or
+-- reference): the keyless rules' own expression, the keyed ones through
+-- pdp._citus_keyed with the coordinator's key set.  Refuses (0A000) what
+-- Citus cannot do right: a rule on the distribution column, shred, pseudo_ip
+-- on a column neither inet nor character.
+CREATE FUNCTION pdp._citus_rule_sql(tbl regclass, rule text, col name, typ oid, key_set text) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF col OPERATOR(pg_catalog.=) pdp._citus_distribution_column(tbl) THEN
+        RAISE EXCEPTION 'cannot apply a column rule to the distribution column "%" of distributed table "%"', col, pdp._relname(tbl)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Citus cannot change a distribution column in place: a changed value belongs on another shard.',
+                  HINT = 'Drop the rule (pdp.drop_column_rule) and pseudonymise the column while the table is local: '
+                         'undistribute_table, pdp.apply_rules, then create_distributed_table again; or distribute by another column.';
+    END IF;
+    IF rule OPERATOR(pg_catalog.=) 'shred' THEN
+        RAISE EXCEPTION 'cannot apply column rule "shred" to Citus table "%"', pdp._relname(tbl)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Shredding encrypts under each subject''s own key, which is kept on one node.',
+                  HINT = 'Choose a keyed pseudonym (pseudonym, encrypt) for Citus tables.';
+    END IF;
+    IF rule IN ('pseudonym', 'pseudo_email', 'pseudo_phone', 'pseudo_iin', 'pseudo_name', 'pseudo_ip', 'encrypt', 'fpe_iin') THEN
+        IF rule OPERATOR(pg_catalog.=) 'pseudo_ip' AND typ OPERATOR(pg_catalog.=) 'inet'::regtype THEN
+            RETURN pg_catalog.format('pdp._citus_keyed_inet(%L, %I)', key_set, col);
+        END IF;
+        IF typ NOT IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype) THEN
+            RAISE EXCEPTION 'cannot apply column rule "%" to column "%" of Citus table "%"', rule, col, pdp._relname(tbl)
+                USING ERRCODE = 'feature_not_supported',
+                      DETAIL = 'On Citus tables keyed rules are applied to text, varchar, char and (pseudo_ip) inet columns.',
+                      HINT = 'Store the column as text.';
+        END IF;
+        RETURN pg_catalog.format('pdp._citus_keyed(%L, %L, %I)', key_set, rule, col);
+    END IF;
+    RETURN pdp._rule_sql(rule, col, typ);
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_rule_sql(regclass, text, name, oid, text) IS
+    'a column rule''s SET expression on a Citus table (keyed rules through pdp._citus_keyed); refuses the distribution column and shred';
+
 CREATE PROCEDURE pdp.apply_rules(tbl regclass, batch_size integer DEFAULT 10000, restart boolean DEFAULT false)
 LANGUAGE plpgsql
 -- No SET clause: a procedure with one cannot COMMIT.  Names are qualified instead.
@@ -459,9 +616,21 @@ DECLARE
     last text[];
     n bigint;
     qtbl text;   -- the table's qualified name: its statements run under search_path pg_catalog, pg_temp
+    kind text;   -- the Citus table kind, NULL for any other table
+    key_set text;
+    hi_sql text;
+    hi text[];
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    PERFORM pdp._refuse_on_citus(tbl, 'apply column rules to');
+    kind := pdp._citus_table_kind(tbl);
+    -- Distributed and reference tables are rewritten by key range (see
+    -- pdp._citus_rule_sql); Citus local and partitioned ones are refused.
+    IF kind IS NOT NULL AND (kind NOT IN ('distributed', 'reference') OR pdp._has_children(tbl)) THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'apply column rules to');
+    END IF;
+    IF kind IS NOT NULL THEN
+        key_set := pdp._key_set();
+    END IF;
     SELECT pg_catalog.format('%I.%I', ns.nspname, cl.relname) INTO qtbl
       FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) cl.relnamespace
      WHERE cl.oid OPERATOR(pg_catalog.=) tbl::oid;
@@ -470,7 +639,9 @@ BEGIN
     END IF;
     -- No cast to the column's type: assignment checks varchar lengths where a
     -- cast would silently truncate.
-    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pdp._rule_sql(r.rule, r.col, a.atttypid)), ', ')
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col,
+               CASE WHEN kind IS NULL THEN pdp._rule_sql(r.rule, r.col, a.atttypid)
+                    ELSE pdp._citus_rule_sql(apply_rules.tbl, r.rule, r.col, a.atttypid, key_set) END), ', ' ORDER BY r.attnum)
       INTO set_list
       FROM pdp.column_rule r
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum
@@ -520,7 +691,10 @@ BEGIN
                                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c)))
                AS x(k text[]);
         run := pdp._apply_progress(tbl, 'start', keys, last, NULL);
-        PERFORM pdp._audit('apply_rules_start', tbl::text, NULL, pg_catalog.jsonb_build_object('batch_size', batch_size));
+        PERFORM pdp._audit('apply_rules_start', tbl::text, NULL,
+                           pg_catalog.jsonb_build_object('batch_size', batch_size)
+                           OPERATOR(pg_catalog.||) CASE WHEN kind IS NULL THEN '{}'::jsonb
+                                                        ELSE pg_catalog.jsonb_build_object('citus', kind) END);
     END IF;
     COMMIT;
 
@@ -541,11 +715,40 @@ BEGIN
             (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
             (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
             (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c));
+        IF kind IS NOT NULL THEN
+            -- Citus: the batch's highest key (the first batch_size keys after
+            -- last_key, up to upper_key), then one UPDATE of the key range.
+            hi_sql := pg_catalog.format(
+                'SELECT ARRAY[%1$s]::text[] FROM (SELECT %2$s FROM %3$s WHERE (%2$s) <= (%4$s) AND ($2::text[] IS NULL OR (%2$s) > (%5$s)) '
+                'ORDER BY %2$s LIMIT $3) b ORDER BY %6$s LIMIT 1',
+                (SELECT pg_catalog.string_agg(pg_catalog.format('b.%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
+                key_row, qtbl,
+                pg_catalog.replace(key_params, '$0', '$1'),
+                pg_catalog.replace(key_params, '$0', '$2'),
+                (SELECT pg_catalog.string_agg(pg_catalog.format('b.%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c));
+            batch_sql := pg_catalog.format(
+                'WITH done AS (UPDATE %1$s t SET %2$s WHERE (%3$s) <= (%4$s) AND ($2::text[] IS NULL OR (%3$s) > (%5$s)) RETURNING 1) '
+                'SELECT $1, (SELECT pg_catalog.count(*) FROM done)',
+                qtbl, set_list,
+                (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+                pg_catalog.replace(key_params, '$0', '$1'),
+                pg_catalog.replace(key_params, '$0', '$2'));
+        END IF;
         LOOP
             run := pdp._apply_progress(tbl, 'lock', NULL, NULL, NULL);
-            SELECT x.l, x.n INTO last, n
-              FROM pdp._exec_as_owner(tbl, batch_sql, run.upper_key, run.last_key, batch_size) AS x(l text[], n bigint);
-            EXIT WHEN n = 0;
+            IF kind IS NULL THEN
+                SELECT x.l, x.n INTO last, n
+                  FROM pdp._exec_as_owner(tbl, batch_sql, run.upper_key, run.last_key, batch_size) AS x(l text[], n bigint);
+            ELSE
+                SELECT x.h INTO hi
+                  FROM pdp._exec_as_owner(tbl, hi_sql, run.upper_key, run.last_key, batch_size) AS x(h text[]);
+                EXIT WHEN hi IS NULL;
+                SELECT x.l, x.n INTO last, n
+                  FROM pdp._exec_as_owner(tbl, batch_sql, hi, run.last_key) AS x(l text[], n bigint);
+            END IF;
+            -- (On Citus a range found is recorded even if its rows were
+            -- deleted meanwhile: only an empty range ends the run.)
+            EXIT WHEN n = 0 AND kind IS NULL;
             PERFORM pdp._apply_progress(tbl, 'step', NULL, last, n);
             RAISE NOTICE 'apply_rules on table "%": % rows rewritten so far', pdp._relname(tbl), run.rows_done + n;
             COMMIT;

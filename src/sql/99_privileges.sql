@@ -65,6 +65,12 @@ GRANT EXECUTE ON FUNCTION
     pdp._pseudonymise_on_write()
 TO pdp_admin;
 GRANT EXECUTE ON PROCEDURE pdp.apply_rules(regclass, integer, boolean) TO pdp_admin;
+-- apply_rules on Citus tables: its helpers, and the keyed rules' IMMUTABLE
+-- wrappers, which the table's owner runs on every node (a keyed rule is
+-- declared by a member of pdp_pseudonymiser).
+GRANT EXECUTE ON FUNCTION pdp._citus_rule_sql(regclass, text, name, oid, text), pdp._citus_distribution_column(regclass),
+                          pdp._key_set() TO pdp_admin;
+GRANT EXECUTE ON FUNCTION pdp._citus_keyed(text, text, text), pdp._citus_keyed_inet(text, inet), pdp._key_set() TO pdp_pseudonymiser;
 GRANT EXECUTE ON FUNCTION pdp._rule_sql(text, name, oid), pdp._masked_column_sql(regclass, smallint),
                           pdp._guarded_rule_sql(regclass, smallint, text, name, oid, text) TO pdp_admin;
 -- A masked view's readers run its guard and its failure counter (which
@@ -157,7 +163,7 @@ GRANT EXECUTE ON FUNCTION pdp._failed_scheduled_purges(), pdp._purge_schedule_st
 -- Citus checks, called by the functions above that run as their caller.
 GRANT EXECUTE ON FUNCTION pdp._citus_table_kind(regclass), pdp._refuse_on_citus(regclass, text),
                           pdp._citus_skip_purge(regclass, bigint), pdp._has_children(regclass),
-                          pdp._citus_purge_refusal(regclass), pdp._citus_purge_hint() TO pdp_admin;
+                          pdp._citus_purge_refusal(regclass), pdp._citus_purge_hint(), pdp._citus_cut_refusal(regclass) TO pdp_admin;
 -- pdp._purge_citus_batch deletes rows and is granted to no role: pdp._purge_batch calls it.
 -- The report's readers ask whether this is a Citus coordinator, and read the
 -- nodes' facts (through pdp.verify_audit_log and pdp.key_status, which run as

@@ -36,10 +36,20 @@
 # the condition counts beforehand (a held and a restricted learner's rows
 # kept, every other row unchanged, the reference table's copies on the
 # workers alike, the counts recorded equal); with inactivity retention, the
-# inactive learners' rows likewise (held and restricted ones kept); a table
-# without a primary key, an anonymising retention (or inactive rows to
-# anonymise), and, for inactivity, links to cut are still skipped with a
-# warning saying why; no role calls the per-shard delete.
+# inactive learners' rows likewise (held and restricted ones kept), and the
+# links to them cut in a distributed table (exactly those); a table without
+# a primary key, an anonymising retention, and a cut Citus cannot run (a
+# randomised column) are still skipped with a warning saying why; no role
+# calls the per-shard delete.  apply_rules on a
+# distributed table (also with a composite key distributed by a text
+# column, owned by a role without superuser) and a reference table gives
+# exactly the rows it gives an ordinary table (keyed and keyless rules), the
+# reference placements alike; a rule on the distribution column is refused;
+# with a worker given another key file it fails (55000), no row changed.
+# Anonymising erasure (set_null and set_value subject columns, set_value and
+# generalise anonymisers) leaves distributed and reference tables exactly as
+# an ordinary table, the rows not naming the learner unchanged; changing a
+# distribution column, or randomising, refuses the whole erasure.
 #
 # Step 5 (pdp's triggers on shards): protect_table on a distributed and a
 # reference table: Citus copies the policies (permissive: Citus drops AS
@@ -145,6 +155,7 @@ sub counts
 }
 sub all_counts { return join("\n", map { "$_: " . counts($_) } @$tables); }
 my $before = all_counts();
+my ($ret, $out, $err);
 like($before, qr/^activity: 1200 rows; /, 'the distributed table has its rows');
 
 # A refused call: SQLSTATE 0A000, the message naming the table, the hint,
@@ -165,17 +176,27 @@ $c->safe_psql('postgres', q{
 	SELECT citus_add_local_table_to_metadata('citus_loc');
 });
 refused(q{SELECT pdp.protect_table('citus_loc')}, 'cannot protect citus local table "citus_loc"', 'protect_table on a Citus local table');
+# (Column rules on distributed and reference tables are applied by key range,
+# step 4 below; a registered table's rules need the rectification trigger.)
 refused(q{SELECT pdp.set_column_rule('activity', 'note', 'mask')},
-	'cannot set column rules on distributed table "activity"', 'set_column_rule');
-refused(q{CALL pdp.apply_rules('grades')}, 'cannot apply column rules to distributed table "grades"', 'apply_rules');
+	'cannot install a rectification trigger on distributed table "activity"', 'set_column_rule on a registered distributed table');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.column_rule}), '0', 'no rule was recorded');
+refused(q{SELECT pdp.set_column_rule('citus_loc', 'id', 'mask')}, 'cannot set column rules on citus local table "citus_loc"', 'set_column_rule on a Citus local table');
+refused(q{CALL pdp.apply_rules('citus_loc')}, 'cannot apply column rules to citus local table "citus_loc"', 'apply_rules on a Citus local table');
 refused(q{SELECT pdp.pseudonymise_on_write('ref')},
 	'cannot install the on-write trigger on reference table "ref"', 'pseudonymise_on_write');
 refused(q{SELECT pdp.set_retention('activity', '2 years')},
 	'cannot set retention without an anchor column on distributed table "activity"', 'set_retention without an anchor');
 refused(q{SELECT pdp._purge_rows('activity', 'delete', ARRAY(SELECT ctid FROM activity WHERE at < now() - interval '1 year' LIMIT 50))},
 	'cannot purge distributed table "activity"', 'deleting by ctid');
-refused(q{SELECT pdp.erase_subject(12, 'asked')},
-	'cannot anonymise rows of distributed table "grades"', 'anonymising erasure (the whole erasure)');
+# (Anonymising erasure works on Citus tables, step 4 below, except what Citus
+# cannot run in an UPDATE: here a randomised column of grades.)
+$c->safe_psql('postgres', q{SELECT pdp.set_anonymisation('grades', 'note', 'randomise')});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.erase_subject(12, 'asked')");
+like($err, qr/ERROR:  0A000: cannot randomise column "note" of Citus table "grades"/, 'anonymising erasure randomising a column of a Citus table: refused');
+like($err, qr/HINT:  Declare another anonymisation for it: pdp.set_anonymisation\('public.grades', 'note', 'set_null'\) or 'set_value'\./, 'with a hint');
+is(all_counts(), $before, 'the whole erasure: no row changed');
+$c->safe_psql('postgres', q{SELECT pdp.drop_anonymisation('grades', 'note')});
 is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.erasure}), '0', 'no erasure receipt was stored');
 is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('activity'::regclass, 'ref'::regclass, 'citus_loc'::regclass) AND NOT tgisinternal}),
 	'0', 'no trigger was installed on the Citus tables');
@@ -227,7 +248,7 @@ my %kept_before = map { $_ => counts($_) } @kept;
 my %held = map { $_ => $c->safe_psql('postgres', "SELECT count(*) || '/' || count(*) FILTER (WHERE learner = 7) FROM $_ WHERE learner IN (7, 11)") } @purged;
 cmp_ok($due{$_}, '>', 400, "$due{$_} rows of $_ are due") for @purged;
 
-my ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text");
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text");
 is($ret, 0, 'dry run succeeds');
 is($out, join("\n", map { "$_|$due{$_}" } sort @purged), 'the dry run counts exactly the due rows of every purgeable table, Citus ones included');
 like($err, qr/WARNING:  01000: purge: skipped distributed table "nokey"\nDETAIL:  The table has no primary key: on Citus, a purge finds and deletes expired rows by primary key/,
@@ -306,8 +327,10 @@ $c->safe_psql('postgres', q{CREATE ROLE tap_purger LOGIN; GRANT pdp_admin TO tap
 like($err, qr/ERROR:  42501: permission denied for function _purge_citus_batch/, 'attack: no role calls the per-shard delete');
 # Inactivity retention: learners 7 (held), 11 (restricted) and 30..33 were
 # last seen four years ago.  The inactive unheld learners' rows go from every
-# purgeable table, by key on the Citus tables; tables that would need their
-# links cut or their rows anonymised are skipped, saying why.
+# purgeable table, by key on the Citus tables; in grades (distributed, its
+# learner column set_null) the links to them are cut, by one UPDATE on the
+# shards; a Citus table whose cut Citus cannot run (a randomised column) is
+# skipped, saying why.
 $c->safe_psql('postgres', q{
 	CREATE TABLE seen (learner bigint PRIMARY KEY, at timestamptz NOT NULL);
 	INSERT INTO seen SELECT g, CASE WHEN g IN (7, 11, 30, 31, 32, 33) THEN now() - interval '4 years' ELSE now() END FROM generate_series(0, 39) g;
@@ -324,24 +347,35 @@ my $rest = sub {
 };
 my %gone = map { $_ => $c->safe_psql('postgres', "SELECT count(*) FROM $_ WHERE $gone_sql") } @inact;
 my %rest = map { my $x = $rest->($_); $x =~ s/^\d+ inactive/0 inactive/; $_ => $x } @inact;
-%kept_before = map { $_ => counts($_) } @kept;
+my @kept_i = grep { $_ ne 'grades' } @kept;
+%kept_before = map { $_ => counts($_) } @kept_i;
+my $cut = $c->safe_psql('postgres', "SELECT count(*) FROM grades WHERE $gone_sql");
+my $grades_others = sub { $c->safe_psql('postgres', qq{SELECT count(*) FILTER (WHERE learner IS NULL) || ' ' || md5(string_agg(concat_ws('|', id, learner, at, note), ',' ORDER BY id)
+                                                        FILTER (WHERE learner IS NOT NULL)) FROM grades}) };
+my $grades_others_before = $c->safe_psql('postgres', qq{SELECT '$cut ' || md5(string_agg(concat_ws('|', id, learner, at, note), ',' ORDER BY id)
+                                                        FILTER (WHERE NOT ($gone_sql))) FROM grades});
 cmp_ok($gone{$_}, '>', 0, "$gone{$_} rows of $_ belong to inactive learners") for qw(activity ref enrol later);
+cmp_ok($cut, '>', 0, "$cut rows of grades name inactive learners");
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text");
-is($out, join("\n", map { "$_|$gone{$_}" } sort @inact), 'the dry run counts exactly the inactive unheld learners\' rows, Citus tables included');
-like($err, qr/WARNING:  01000: purge: skipped distributed table "grades"\nDETAIL:  Anonymising purges are not done on Citus tables/,
-	'a Citus table whose inactive rows would be anonymised is skipped, saying why');
+is($out, join("\n", sort(map({ "$_|$gone{$_}" } @inact), 'grades|0', "grades|$cut")),   # (no row of its own to remove, then the links)
+	'the dry run counts exactly the inactive unheld learners\' rows, and the links to cut in grades, Citus tables included');
+unlike($err, qr/skipped distributed table "grades"/, 'grades (links to cut) is not skipped');
 unlike($err, qr/skipped \w+ table "(activity|ref|enrol|later)"/, 'no purgeable Citus table is skipped');
 ($ret, $out, $err) = $c->psql('postgres', 'CALL pdp.purge(batch_size => 7)');
 is($ret, 0, 'CALL pdp.purge for inactivity succeeds') or diag($err);
 is($rest->($_), $rest{$_}, "inactivity: $_ lost exactly the inactive unheld learners' rows, every other row as it was") for @inact;
 is($rest->('ref', $node{$_}), $rest{ref}, "inactivity: ${_}'s copy of ref agrees") for qw(worker1 worker2);
-is(counts($_), $kept_before{$_}, "inactivity: no row of $_ changed") for @kept;
-# A Citus table with a link to cut (a set_null column) is skipped, saying why.
-$c->safe_psql('postgres', q{SELECT pdp.register_table('enrol', 'note', on_erase => 'set_null')});
+is(counts($_), $kept_before{$_}, "inactivity: no row of $_ changed") for @kept_i;
+is($grades_others->(), $grades_others_before, 'inactivity: grades\' links to the inactive unheld learners cut, every other row as it was');
+is($c->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE learner = 7) || ' ' || count(*) FILTER (WHERE learner = 11) FROM grades}),
+	$c->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE learner = 7) || ' ' || count(*) FILTER (WHERE learner = 11) FROM local_log}),
+	'grades still names the held and the restricted learner');
+# A Citus table whose cut Citus cannot run (a randomised column) is skipped, saying why.
+$c->safe_psql('postgres', q{SELECT pdp.set_anonymisation('grades', 'note', 'randomise')});
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true)");
-like($err, qr/WARNING:  01000: purge: skipped distributed table "enrol"\nDETAIL:  Inactivity retention \(pdp.set_subject_retention\) cuts the links/,
-	'with inactivity retention, a Citus table with links to cut is skipped, saying why');
-$c->safe_psql('postgres', q{SELECT pdp.unregister_table('enrol', 'note'); SELECT pdp.unregister_table('seen'); DROP TABLE seen});
+like($err, qr/WARNING:  01000: purge: skipped distributed table "grades"\nDETAIL:  Inactivity retention \(pdp.set_subject_retention\) cuts the links.*cannot randomise column "note"/,
+	'with inactivity retention, a Citus table whose cut cannot run on the shards is skipped, saying why');
+$c->safe_psql('postgres', q{SELECT pdp.drop_anonymisation('grades', 'note'); SELECT pdp.unregister_table('seen'); DROP TABLE seen});
 $c->safe_psql('postgres', q{SELECT pdp.drop_subject_retention(); SELECT pdp.lift_restriction(11::bigint); SELECT pdp.unregister_table(t) FROM unnest(ARRAY['nokey', 'anon']::regclass[]) t});
 
 # Export and delete-erasure work on Citus tables: exactly the subject's rows.
@@ -770,6 +804,168 @@ for my $w (qw(worker1 worker2))
 		"unprotected: ${w}'s shards have neither policies nor trigger");
 }
 
+# --- Step 4: apply_rules on distributed and reference tables -------------
+# The same 900 rows in an ordinary table (people_l), a distributed table
+# (people_d, by id), a distributed table with a composite key distributed by
+# its text column org (people_c, owned by tap_owner, no superuser) and a
+# reference table (people_r), with the same rules (keyed: pseudo_email,
+# pseudo_phone, pseudo_ip on inet, encrypt; keyless: generalize_year, mask):
+# apply_rules in batches of 77 gives every Citus table exactly the rows it
+# gives the ordinary one (digest over every column), the reference table's
+# placements on every node are alike, the run is recorded and audited as on
+# one node.  A rule on the distribution column is refused (0A000), at
+# set_column_rule and, declared before the table was distributed, at
+# apply_rules, with no row changed.
+my $people_cols = q{id, org, email, phone, ip, born, note};
+$c->safe_psql('postgres', qq{
+	CREATE TABLE people_l (id bigint PRIMARY KEY, org text NOT NULL, email text, phone varchar(40), ip inet, born date, note text);
+	INSERT INTO people_l SELECT g, 'org' || g % 5, CASE WHEN g % 17 = 0 THEN NULL ELSE 'user' || g || '\@example.kz' END,
+	       '+7 7' || lpad(g::text, 9, '0'), ('10.0.' || g / 256 || '.' || g % 256)::inet, date '1990-01-01' + g, 'note ' || g
+	  FROM generate_series(1, 900) g;
+	CREATE TABLE people_d (LIKE people_l INCLUDING ALL);
+	CREATE TABLE people_r (LIKE people_l INCLUDING ALL);
+	CREATE TABLE people_c (id bigint NOT NULL, org text NOT NULL, email text, phone varchar(40), ip inet, born date, note text,
+	                       PRIMARY KEY (org, id));
+	INSERT INTO people_d SELECT * FROM people_l;
+	INSERT INTO people_r SELECT * FROM people_l;
+	INSERT INTO people_c SELECT * FROM people_l;
+	SELECT create_distributed_table('people_d', 'id');
+	SELECT create_reference_table('people_r');
+	SELECT create_distributed_table('people_c', 'org');
+	ALTER TABLE people_c OWNER TO tap_owner;
+	GRANT pdp_admin, pdp_pseudonymiser TO tap_owner;   -- (a table owner declaring keyed rules)
+	CREATE TABLE people_x (email text NOT NULL, id bigint NOT NULL, PRIMARY KEY (email, id));
+	INSERT INTO people_x SELECT 'user' || g || '\@example.kz', g FROM generate_series(1, 50) g;
+	SELECT pdp.set_column_rule('people_x', 'email', 'pseudo_email');
+	SELECT create_distributed_table('people_x', 'email');
+});
+sub people_digest
+{
+	my ($t) = @_;
+	return $c->safe_psql('postgres', "SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', $people_cols), ',' ORDER BY id)) FROM $t");
+}
+my $people_before = people_digest('people_l');
+is(people_digest($_), $people_before, "$_ holds the same rows as the ordinary table") for qw(people_d people_r people_c);
+my $people_x_before = $c->safe_psql('postgres', q{SELECT md5(string_agg(email, ',' ORDER BY id)) FROM people_x});
+
+# Rules: the ordinary and the reference table as the superuser, people_c as its owner.
+my $set_rules = join('', map { "SELECT pdp.set_column_rule('%s', '$_->[0]', '$_->[1]');" }
+	(['email', 'pseudo_email'], ['phone', 'pseudo_phone'], ['ip', 'pseudo_ip'], ['born', 'generalize_year'], ['note', 'encrypt']));
+$c->safe_psql('postgres', sprintf($set_rules, ('people_l') x 5) . sprintf($set_rules, ('people_d') x 5) . sprintf($set_rules, ('people_r') x 5));
+$c->safe_psql('postgres', "SET ROLE tap_owner;\n" . sprintf($set_rules, ('people_c') x 5));
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_owner;\nSELECT pdp.set_column_rule('people_c', 'org', 'pseudonym')");
+like($err, qr/ERROR:  0A000: cannot apply a column rule to the distribution column "org" of distributed table "people_c"/,
+	'set_column_rule refuses a rule on the distribution column');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.column_rule WHERE tbl = 'people_c'::regclass AND col = 'org'}), '0', 'and records none');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nCALL pdp.apply_rules('people_x')");
+like($err, qr/ERROR:  0A000: cannot apply a column rule to the distribution column "email" of distributed table "people_x"/,
+	'apply_rules refuses a rule on the distribution column declared before the table was distributed');
+like($err, qr/HINT:  Drop the rule \(pdp.drop_column_rule\) and pseudonymise the column while the table is local/, 'with a hint');
+is($c->safe_psql('postgres', q{SELECT md5(string_agg(email, ',' ORDER BY id)) FROM people_x}), $people_x_before, 'and no row of it changed');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.apply_run WHERE tbl = 'people_x'::regclass}), '0', 'nor a run started');
+
+$c->safe_psql('postgres', q{CALL pdp.apply_rules('people_l', batch_size => 77)});
+my $people_after = people_digest('people_l');
+isnt($people_after, $people_before, 'apply_rules rewrote the ordinary table');
+for my $t (qw(people_d people_r people_c))
+{
+	my $as = $t eq 'people_c' ? "SET ROLE tap_owner;\n" : '';
+	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\n${as}CALL pdp.apply_rules('$t', batch_size => 77)");
+	is($ret, 0, "apply_rules on $t succeeds") or diag($err);
+	is(people_digest($t), $people_after, "$t now holds exactly the rows apply_rules gives on one node");
+	is($c->safe_psql('postgres', qq{SELECT rows_done || ' ' || (finished_at IS NOT NULL) FROM pdp.apply_run WHERE tbl = '$t'::regclass}),
+		'900 true', "$t: the run recorded 900 rows, finished");
+	like($err, qr/apply_rules on table "$t": 900 rows rewritten so far/, "$t: in batches, the last notice at 900 rows");
+	unlike($err, qr/user\d+\@example/, "$t: no value in the notices");
+}
+is($c->safe_psql('postgres', q{SELECT string_agg(action || ' ' || coalesce(details->>'citus', '-') || ' ' || coalesce(details->>'rows', '-'), '; ' ORDER BY id)
+                                FROM pdp.audit_log WHERE action LIKE 'apply_rules%' AND object IN ('people_d', 'people_r', 'people_c')}),
+	'apply_rules_start distributed -; apply_rules_finish - 900; apply_rules_start reference -; apply_rules_finish - 900; apply_rules_start distributed -; apply_rules_finish - 900',
+	'the audit trail records each run, the Citus table kind and the rows');
+is($c->safe_psql('postgres', q{SELECT count(DISTINCT result) || ' ' || count(*) FROM run_command_on_placements('people_r',
+                                  $$SELECT md5(string_agg(concat_ws('|', id, org, email, phone, ip, born, note), ',' ORDER BY id)) FROM %s$$)}),
+	'1 3', 'the reference table\'s placements (coordinator and both workers) are alike');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM people_d WHERE email LIKE 'user%' OR note LIKE 'note%'}), '0', 'no raw value left in people_d');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nCALL pdp.apply_rules('people_d')");
+like($err, qr/ERROR:  55000: rules were already applied to table "people_d"/, 'a second run is refused as on one node');
+
+# --- Step 4: anonymising erasure on distributed and reference tables -----
+# The same 800 marks in an ordinary table (marks_l), a distributed table
+# (marks_d) and a reference table (marks_r), learners 100..139 in two
+# subject columns (learner: set_null; grader: set_value 0), a comment set to
+# a constant and a date generalised to its year in the rows kept: erasing
+# learner 121 leaves every Citus table exactly as it leaves the ordinary one
+# (digest over every column), changes exactly the rows that named 121 (the
+# others' digest unchanged), and the reference table's placements alike.
+# A table distributed by its subject column (set_null would move its rows)
+# (set_value) makes the whole erasure fail with 0A000, nothing erased.
+my $marks_cols = q{id, learner, grader, score, day, comment};
+$c->safe_psql('postgres', q{
+	CREATE TABLE marks_l (id bigint PRIMARY KEY, learner bigint, grader bigint, score int, day date, comment text);
+	INSERT INTO marks_l SELECT g, 100 + g % 40, CASE WHEN g % 3 > 0 THEN 100 + (g * 7) % 40 END, g % 100, date '2020-01-01' + g, 'comment ' || g
+	  FROM generate_series(1, 800) g;
+	CREATE TABLE marks_d (LIKE marks_l INCLUDING ALL);
+	CREATE TABLE marks_r (LIKE marks_l INCLUDING ALL);
+	INSERT INTO marks_d SELECT * FROM marks_l;
+	INSERT INTO marks_r SELECT * FROM marks_l;
+	SELECT create_distributed_table('marks_d', 'id');
+	SELECT create_reference_table('marks_r');
+	SELECT pdp.register_table(t, 'learner', on_erase => 'set_null'), pdp.register_table(t, 'grader', on_erase => 'set_value', erase_value => '0'),
+	       pdp.set_anonymisation(t, 'comment', 'set_value', erase_value => 'removed'),
+	       pdp.set_anonymisation(t, 'day', 'generalise', granularity => 'year')
+	  FROM unnest(ARRAY['marks_l', 'marks_d', 'marks_r']::regclass[]) t;
+	CREATE TABLE marks_x (learner bigint NOT NULL, id bigint NOT NULL, note text, PRIMARY KEY (learner, id));
+	INSERT INTO marks_x SELECT 100 + g % 40, g, 'x' FROM generate_series(1, 200) g;
+	SELECT create_distributed_table('marks_x', 'learner');
+});
+sub marks_digest
+{
+	my ($t, $where) = @_;
+	$where //= 'true';
+	return $c->safe_psql('postgres', "SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', $marks_cols), ',' ORDER BY id)) FROM $t WHERE $where");
+}
+my $marks_before = marks_digest('marks_l');
+is(marks_digest($_), $marks_before, "$_ holds the same marks as the ordinary table") for qw(marks_d marks_r);
+my $named_ids = $c->safe_psql('postgres', q{SELECT string_agg(id::text, ',') FROM marks_l WHERE learner = 121 OR grader = 121});
+my $others_where = "id NOT IN ($named_ids)";
+my $others_before = marks_digest('marks_l', $others_where);
+my $named = $c->safe_psql('postgres', q{SELECT count(*) FROM marks_l WHERE learner = 121 OR grader = 121});
+# (A row is anonymised once it names nobody: every subject column cut or empty.)
+my $nobody = $c->safe_psql('postgres', q{SELECT count(*) FROM marks_l WHERE (learner = 121 OR grader = 121)
+                                           AND (learner = 121 OR learner IS NULL) AND (grader = 121 OR grader IS NULL)});
+cmp_ok($named, '>', 20, 'learner 121 is named in some marks');
+cmp_ok($nobody, '>', 5, 'some of which name nobody else');
+my $receipts = $c->safe_psql('postgres', q{SELECT count(*) FROM pdp.erasure});
+
+# Refused: marks_x is distributed by its subject column.
+$c->safe_psql('postgres', q{SELECT pdp.register_table('marks_x', 'learner', on_erase => 'set_value', erase_value => '0')});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.erase_subject(121::bigint, 'asked')");
+like($err, qr/ERROR:  0A000: cannot anonymise rows of distributed table "marks_x": it would change the distribution column "learner"/,
+	'erasure that would change a distribution column is refused');
+like($err, qr/HINT:  Register the distribution column with on_erase => 'delete'/, 'with a hint saying what works');
+is(marks_digest($_), $marks_before, "$_: nothing erased") for qw(marks_d marks_r marks_l);
+is($c->safe_psql('postgres', q{SELECT count(*) FROM marks_x WHERE learner = 121}), '5', 'marks_x: nothing erased');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.erasure}), $receipts, 'no receipt stored');
+$c->safe_psql('postgres', q{SELECT pdp.unregister_table('marks_x')});
+
+($ret, $out, $err) = $c->psql('postgres', q{SELECT string_agg((t->>'table') || ' ' || (t->>'action') || ' ' || (t->>'rows') || ' ' || (t->>'anonymised'), '; ' ORDER BY t->>'table')
+                                             FROM jsonb_array_elements(pdp.erase_subject(121::bigint, 'asked') -> 'tables') t});
+is($ret, 0, 'erase_subject anonymises on distributed and reference tables') or diag($err);
+is($out, "public.marks_d set_null+set_value $named $nobody; public.marks_l set_null+set_value $named $nobody; public.marks_r set_null+set_value $named $nobody",
+	'the receipt counts the rows that named learner 121, and those anonymised, in every table');
+my $marks_after = marks_digest('marks_l');
+isnt($marks_after, $marks_before, 'the ordinary table changed');
+is(marks_digest($_), $marks_after, "$_ holds exactly the rows erasure leaves on one node") for qw(marks_d marks_r);
+is(marks_digest($_, $others_where), $others_before, "$_: every row that did not name learner 121 unchanged") for qw(marks_d marks_r);
+is($c->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE learner = 121 OR grader = 121) || ' '
+                                      || count(*) FILTER (WHERE comment = 'removed' AND extract(doy FROM day) = 1 AND learner IS NULL AND (grader IS NULL OR grader = 0))
+                                 FROM marks_d}),
+	"0 $nobody", 'marks_d: no row names learner 121; each that names nobody now has its comment removed and its date generalised');
+is($c->safe_psql('postgres', q{SELECT count(DISTINCT result) || ' ' || count(*) FROM run_command_on_placements('marks_r',
+                                  $$SELECT md5(string_agg(concat_ws('|', id, learner, grader, score, day, comment), ',' ORDER BY id)) FROM %s$$)}),
+	'1 3', 'the reference table\'s placements are alike after the erasure');
+$c->safe_psql('postgres', q{SELECT pdp.unregister_table(t) FROM unnest(ARRAY['marks_l', 'marks_d', 'marks_r']::regclass[]) t});
+
 # --- Step 6: one audit trail and one key, collected on read --------------
 my %addr = map { $_ => '127.0.0.1:' . $node{$_}->port } qw(worker1 worker2);
 my $nodes_in_order = join(' ', 'coordinator', sort { $a cmp $b } values %addr);
@@ -874,6 +1070,18 @@ my $json = $c->safe_psql('postgres', q{SELECT pdp.report('json')});
 like($json, qr/"key_mismatch": true/, 'the report flags the mismatch');
 like($c->safe_psql('postgres', q{SELECT pdp.report('markdown')}),
 	qr/\*\*The key file differs between nodes\*\*.*\| \Q$addr{worker2}\E \|[^\n]*\| \*\*differs\*\* \|/s, 'the markdown report names the worker');
+# apply_rules computes no pseudonym on worker2 now: it fails with 55000 there, and no row changes on any node.
+$c->safe_psql('postgres', q{
+	CREATE TABLE people_k (id bigint PRIMARY KEY, email text);
+	INSERT INTO people_k SELECT g, 'user' || g || '@example.kz' FROM generate_series(1, 100) g;
+	SELECT create_distributed_table('people_k', 'id');
+	SELECT pdp.set_column_rule('people_k', 'email', 'pseudo_email');
+});
+my $k_before = $c->safe_psql('postgres', q{SELECT md5(string_agg(email, ',' ORDER BY id)) FROM people_k});
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nCALL pdp.apply_rules('people_k', batch_size => 1000)");
+like($err, qr/ERROR:  55000: the key file of this Citus node differs from the coordinator's/, 'apply_rules refuses on the worker with another key file');
+like($err, qr/HINT:  Give every node the same pdp.key_file/, 'with the hint');
+is($c->safe_psql('postgres', q{SELECT md5(string_agg(email, ',' ORDER BY id)) FROM people_k}), $k_before, 'and no row changed, on either worker');
 for my $k ($key, $other_key)
 {
 	my ($hex) = slurp_file($k) =~ /^1 ([0-9a-f]{64})$/m;

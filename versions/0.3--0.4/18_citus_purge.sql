@@ -19,6 +19,7 @@ AS $$
 DECLARE
     kind text := pdp._citus_table_kind(tbl);
     p record;
+    why text;
 BEGIN
     IF kind IS NULL THEN
         RETURN NULL;
@@ -30,7 +31,10 @@ BEGIN
     IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM pdp.subject_retention) THEN
         RETURN NULL;   -- nothing to purge
     END IF;
-    IF pdp._purge_action(tbl) IS DISTINCT FROM 'delete' THEN
+    -- (A table with no retention of its own and no delete column is purged
+    -- for inactivity only, by cutting its links, checked below.)
+    IF pdp._purge_action(tbl) IS DISTINCT FROM 'delete'
+       AND NOT (p.tbl IS NULL AND pdp._purge_action(tbl) = 'anonymise') THEN
         RETURN 'Anonymising purges are not done on Citus tables: the anonymising UPDATE would run rule functions '
                'on the workers and could change the distribution column.';
     END IF;
@@ -39,12 +43,18 @@ BEGIN
     END IF;
     -- Inactivity: the inactive subjects' own rows are deleted by key as the
     -- expired ones are; the links to them in the rows kept (set_null and
-    -- set_value columns) would be cut by an UPDATE, not done here.
+    -- set_value columns) are cut by one UPDATE (pdp._cut_inactive_links),
+    -- which Citus runs on every shard unless pdp._citus_anonymise_check
+    -- refuses it (the distribution column, randomise, timestamptz).
     IF EXISTS (SELECT 1 FROM pdp.subject_retention)
        AND EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _citus_purge_refusal.tbl
                      AND s.on_erase IN ('set_null', 'set_value')) THEN
-        RETURN 'Inactivity retention (pdp.set_subject_retention) cuts the links (set_null and set_value columns) '
-               'to inactive subjects in the rows it keeps; that UPDATE is not done on Citus tables yet.';
+        why := pdp._citus_cut_refusal(tbl);
+        IF why IS NOT NULL THEN
+            RETURN 'Inactivity retention (pdp.set_subject_retention) cuts the links (set_null and set_value columns) '
+                   'to inactive subjects in the rows it keeps; on this table that UPDATE cannot run on Citus: '
+                   OPERATOR(pg_catalog.||) why OPERATOR(pg_catalog.||) '.';
+        END IF;
     END IF;
     IF pdp._row_key_sql(tbl) IS NULL THEN
         RETURN 'The table has no primary key: on Citus, a purge finds and deletes expired rows by primary key '

@@ -283,7 +283,8 @@ DECLARE
     z record;
 BEGIN
     v := pdp._expired_params(tbl, 'inactivity');
-    IF NOT v.purgeable OR pdp._citus_table_kind(tbl) IS NOT NULL THEN
+    -- (A Citus table the purges skip is never cut: pdp._citus_skip_purge.)
+    IF NOT v.purgeable OR pdp._citus_purge_refusal(tbl) IS NOT NULL THEN
         RETURN 0;
     END IF;
     subjects := ARRAY(SELECT k FROM pg_catalog.unnest(v.keys) k WHERE k OPERATOR(pg_catalog.<>) ALL (v.held));
@@ -320,6 +321,9 @@ BEGIN
     SELECT * INTO z FROM pdp._anonymise_set(tbl, '$2', i, '(' || anon || ')');
     vals := vals || z.vals;
     set_list := concat_ws(', ', set_list, z.set_list);
+    -- On a Citus table Citus runs the UPDATE on every shard or placement,
+    -- unless this refuses it (0A000; the purges skip such tables first).
+    PERFORM pdp._citus_anonymise_check(tbl, set_list);
     IF coalesce(dry_run, false) THEN
         RETURN (SELECT x.n FROM pdp._exec_as_owner(tbl, pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE (%s) AND %s',
                                                                          tbl, cond, guard), subjects, vals, v.restricted) AS x(n bigint));

@@ -207,9 +207,21 @@ DECLARE
     last text[];
     n bigint;
     qtbl text;   -- the table's qualified name: its statements run under search_path pg_catalog, pg_temp
+    kind text;   -- the Citus table kind, NULL for any other table
+    key_set text;
+    hi_sql text;
+    hi text[];
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    PERFORM pdp._refuse_on_citus(tbl, 'apply column rules to');
+    kind := pdp._citus_table_kind(tbl);
+    -- Distributed and reference tables are rewritten by key range (see
+    -- pdp._citus_rule_sql); Citus local and partitioned ones are refused.
+    IF kind IS NOT NULL AND (kind NOT IN ('distributed', 'reference') OR pdp._has_children(tbl)) THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'apply column rules to');
+    END IF;
+    IF kind IS NOT NULL THEN
+        key_set := pdp._key_set();
+    END IF;
     SELECT pg_catalog.format('%I.%I', ns.nspname, cl.relname) INTO qtbl
       FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) cl.relnamespace
      WHERE cl.oid OPERATOR(pg_catalog.=) tbl::oid;
@@ -218,7 +230,9 @@ BEGIN
     END IF;
     -- No cast to the column's type: assignment checks varchar lengths where a
     -- cast would silently truncate.
-    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col, pdp._rule_sql(r.rule, r.col, a.atttypid)), ', ')
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I = %s', r.col,
+               CASE WHEN kind IS NULL THEN pdp._rule_sql(r.rule, r.col, a.atttypid)
+                    ELSE pdp._citus_rule_sql(apply_rules.tbl, r.rule, r.col, a.atttypid, key_set) END), ', ' ORDER BY r.attnum)
       INTO set_list
       FROM pdp.column_rule r
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) r.attnum
@@ -268,7 +282,10 @@ BEGIN
                                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c)))
                AS x(k text[]);
         run := pdp._apply_progress(tbl, 'start', keys, last, NULL);
-        PERFORM pdp._audit('apply_rules_start', tbl::text, NULL, pg_catalog.jsonb_build_object('batch_size', batch_size));
+        PERFORM pdp._audit('apply_rules_start', tbl::text, NULL,
+                           pg_catalog.jsonb_build_object('batch_size', batch_size)
+                           OPERATOR(pg_catalog.||) CASE WHEN kind IS NULL THEN '{}'::jsonb
+                                                        ELSE pg_catalog.jsonb_build_object('citus', kind) END);
     END IF;
     COMMIT;
 
@@ -289,11 +306,40 @@ BEGIN
             (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
             (SELECT pg_catalog.string_agg(pg_catalog.format('%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
             (SELECT pg_catalog.string_agg(pg_catalog.format('%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c));
+        IF kind IS NOT NULL THEN
+            -- Citus: the batch's highest key (the first batch_size keys after
+            -- last_key, up to upper_key), then one UPDATE of the key range.
+            hi_sql := pg_catalog.format(
+                'SELECT ARRAY[%1$s]::text[] FROM (SELECT %2$s FROM %3$s WHERE (%2$s) <= (%4$s) AND ($2::text[] IS NULL OR (%2$s) > (%5$s)) '
+                'ORDER BY %2$s LIMIT $3) b ORDER BY %6$s LIMIT 1',
+                (SELECT pg_catalog.string_agg(pg_catalog.format('b.%I::text', c), ', ') FROM pg_catalog.unnest(keys) c),
+                key_row, qtbl,
+                pg_catalog.replace(key_params, '$0', '$1'),
+                pg_catalog.replace(key_params, '$0', '$2'),
+                (SELECT pg_catalog.string_agg(pg_catalog.format('b.%I DESC', c), ', ') FROM pg_catalog.unnest(keys) c));
+            batch_sql := pg_catalog.format(
+                'WITH done AS (UPDATE %1$s t SET %2$s WHERE (%3$s) <= (%4$s) AND ($2::text[] IS NULL OR (%3$s) > (%5$s)) RETURNING 1) '
+                'SELECT $1, (SELECT pg_catalog.count(*) FROM done)',
+                qtbl, set_list,
+                (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') FROM pg_catalog.unnest(keys) c),
+                pg_catalog.replace(key_params, '$0', '$1'),
+                pg_catalog.replace(key_params, '$0', '$2'));
+        END IF;
         LOOP
             run := pdp._apply_progress(tbl, 'lock', NULL, NULL, NULL);
-            SELECT x.l, x.n INTO last, n
-              FROM pdp._exec_as_owner(tbl, batch_sql, run.upper_key, run.last_key, batch_size) AS x(l text[], n bigint);
-            EXIT WHEN n = 0;
+            IF kind IS NULL THEN
+                SELECT x.l, x.n INTO last, n
+                  FROM pdp._exec_as_owner(tbl, batch_sql, run.upper_key, run.last_key, batch_size) AS x(l text[], n bigint);
+            ELSE
+                SELECT x.h INTO hi
+                  FROM pdp._exec_as_owner(tbl, hi_sql, run.upper_key, run.last_key, batch_size) AS x(h text[]);
+                EXIT WHEN hi IS NULL;
+                SELECT x.l, x.n INTO last, n
+                  FROM pdp._exec_as_owner(tbl, batch_sql, hi, run.last_key) AS x(l text[], n bigint);
+            END IF;
+            -- (On Citus a range found is recorded even if its rows were
+            -- deleted meanwhile: only an empty range ends the run.)
+            EXIT WHEN n = 0 AND kind IS NULL;
             PERFORM pdp._apply_progress(tbl, 'step', NULL, last, n);
             RAISE NOTICE 'apply_rules on table "%": % rows rewritten so far', pdp._relname(tbl), run.rows_done + n;
             COMMIT;

@@ -665,8 +665,6 @@ BEGIN
 
         -- 2. In the rows left, links to the subject are cut, column by column.
         CONTINUE WHEN cut_cond IS NULL;
-        -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
-        PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
         -- A row left naming nobody is anonymised: the table's rules, and its
         -- nullable foreign keys into tables with delete columns emptied (an
         -- anonymised grade keeps no link to the deleted enrolment).
@@ -676,6 +674,9 @@ BEGIN
         SELECT * INTO z FROM pdp._anonymise_set(t, '$3', i, anon);
         erase_values := erase_values || z.vals;
         set_list := concat_ws(', ', set_list, z.set_list);
+        -- On a Citus table, Citus runs the UPDATE on every shard or placement
+        -- unless it is refused here (the whole erasure, nothing changed).
+        PERFORM pdp._citus_anonymise_check(t, set_list);
         SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE x.anonymised) INTO n, m
           FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING %s', t, set_list, cut_cond, anon),
                                   subject, held, erase_values) AS x(anonymised boolean);

@@ -158,7 +158,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pdp._require_owner(tbl);
-    PERFORM pdp._refuse_on_citus(tbl, 'set column rules on');
+    -- Distributed and reference tables take rules (pdp.apply_rules rewrites
+    -- them by key range; the triggers rules need are refused where they are
+    -- installed); Citus local tables are refused.
+    IF coalesce(pdp._citus_table_kind(tbl), 'none') NOT IN ('none', 'distributed', 'reference') THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'set column rules on');
+    END IF;
     IF col IS NULL OR rule IS NULL THEN
         RAISE EXCEPTION 'column and rule must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -178,6 +183,14 @@ BEGIN
     END IF;
     IF rule = 'shred' THEN
         PERFORM pdp._shred_subject_column(tbl);  -- the key of each row's subject encrypts it
+    END IF;
+    -- On Citus, what apply_rules could not do is refused now (the
+    -- distribution column, shred, keyed rules on other types).
+    IF pdp._citus_table_kind(tbl) IS NOT NULL THEN
+        PERFORM pdp._citus_rule_sql(tbl, rule, col,
+                                    (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                                      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) col
+                                        AND NOT a.attisdropped AND a.attnum > 0), '');
     END IF;
     INSERT INTO pdp.column_rule AS r (tbl, col, attnum, rule, category, set_by)
     VALUES (tbl, col, 0, rule, category, pg_catalog.pg_get_userbyid(pdp._caller()))
@@ -340,8 +353,6 @@ BEGIN
 
         -- 2. In the rows left, links to the subject are cut, column by column.
         CONTINUE WHEN cut_cond IS NULL;
-        -- Not on Citus tables yet (the whole erasure is refused, nothing is changed).
-        PERFORM pdp._refuse_on_citus(t, 'anonymise rows of');
         -- A row left naming nobody is anonymised: the table's rules, and its
         -- nullable foreign keys into tables with delete columns emptied (an
         -- anonymised grade keeps no link to the deleted enrolment).
@@ -351,6 +362,9 @@ BEGIN
         SELECT * INTO z FROM pdp._anonymise_set(t, '$3', i, anon);
         erase_values := erase_values || z.vals;
         set_list := concat_ws(', ', set_list, z.set_list);
+        -- On a Citus table, Citus runs the UPDATE on every shard or placement
+        -- unless it is refused here (the whole erasure, nothing changed).
+        PERFORM pdp._citus_anonymise_check(t, set_list);
         SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE x.anonymised) INTO n, m
           FROM pdp._exec_as_owner(t, pg_catalog.format('UPDATE %s t SET %s WHERE %s RETURNING %s', t, set_list, cut_cond, anon),
                                   subject, held, erase_values) AS x(anonymised boolean);

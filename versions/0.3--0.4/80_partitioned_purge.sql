@@ -31,9 +31,9 @@ BEGIN
             'Citus runs the statement on every shard or placement, where pdp''s row identifiers '
             '(ctid, unique only within one shard) and its bookkeeping tables do not reach; '
             'it could change rows other than the expired or erased ones.'
-        WHEN what = 'apply column rules to' THEN
-            'Citus cannot rewrite the rows in pdp''s locked, key-ordered batches, and the rules'' '
-            'functions would run on the workers.'
+        WHEN what IN ('apply column rules to', 'set column rules on') THEN
+            'Column rules are applied to distributed and reference tables by key range; '
+            'Citus local and partitioned Citus tables have not been verified.'
         ELSE
             'The triggers and policies it installs would run on the shards, which pdp''s registry, '
             'disclosure and retention state does not name (consent state reaches the workers after '
