@@ -74,6 +74,13 @@ subject_kinds(void)
 	return kinds;
 }
 
+/* The registered kinds, for C callers that canonicalise many subjects. */
+int
+pdp_subject_kinds(void)
+{
+	return subject_kinds();
+}
+
 /*
  * pdp._canonical_subject(subject text) RETURNS text
  *

@@ -1,0 +1,83 @@
+-- Faster consent import (issue 13, second step): each row's own rules and
+-- its subject's canonical form in one C call (pdp._import_check), the
+-- history check also telling whether an upsert is needed, one statement text
+-- for the plain inserts and the upsert, and event numbers cached per session.
+
+CREATE OR REPLACE FUNCTION pdp._import_check(consents pdp.consent_import[]) RETURNS text[]
+LANGUAGE C STRICT STABLE
+AS 'MODULE_PATHNAME', 'pdp_import_check';
+COMMENT ON FUNCTION pdp._import_check(pdp.consent_import[]) IS
+    'for pdp._import_consents: checks each row''s own rules in one pass (naming the first bad row by its number) and returns the canonical subjects';
+REVOKE ALL ON FUNCTION pdp._import_check(pdp.consent_import[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION pdp._import_consents(consents pdp.consent_import[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad record;
+    hist record;
+    total bigint;
+    canon text[];
+    upsert boolean;
+BEGIN
+    IF consents IS NULL THEN
+        RAISE EXCEPTION 'consents must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    canon := pdp._import_check(consents);
+    -- The first row not newer than the subject's recorded history for the
+    -- purpose; and whether any subject may already hold a state for it:
+    -- every withdrawal event follows a grant it ends, so a pair without
+    -- more grants than withdrawals holds none.
+    SELECT pg_catalog.min(u.n) FILTER (WHERE e.at OPERATOR(pg_catalog.>=) u.given_at) AS n,
+           pg_catalog.count(*) FILTER (WHERE e.action OPERATOR(pg_catalog.=) 'grant')
+             OPERATOR(pg_catalog.>) pg_catalog.count(*) FILTER (WHERE e.action OPERATOR(pg_catalog.=) 'withdraw') AS held
+      INTO hist
+      FROM ROWS FROM (pg_catalog.unnest(consents), pg_catalog.unnest(canon)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)
+      JOIN pdp.consent_event e ON e.subject OPERATOR(pg_catalog.=) u.canon AND e.purpose OPERATOR(pg_catalog.=) u.purpose;
+    IF hist.n IS NOT NULL THEN
+        RAISE EXCEPTION 'row % of the import is not newer than the subject''s recorded consent history for the purpose', hist.n
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Nothing was imported.';
+    END IF;
+    upsert := hist.held;
+    LOOP
+        BEGIN
+            EXECUTE
+               'WITH ev AS (
+                    INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until, at)
+                    SELECT u.canon, u.purpose, ''grant'', u.policy_version, coalesce(u.evidence, ''{}''), u.valid_until, u.given_at
+                      FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)
+                     ORDER BY u.n
+                    RETURNING id, subject, purpose, policy_version, valid_until)
+                INSERT INTO pdp.consent_state AS s (subject, purpose, event_id, policy_version, valid_until)
+                SELECT ev.subject, ev.purpose, ev.id, ev.policy_version, ev.valid_until FROM ev'
+                || CASE WHEN upsert THEN '
+                ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
+                   SET event_id = EXCLUDED.event_id, policy_version = EXCLUDED.policy_version, valid_until = EXCLUDED.valid_until'
+                   ELSE '' END
+              USING consents, canon;
+            GET DIAGNOSTICS total = ROW_COUNT;
+            EXIT;
+        EXCEPTION
+            WHEN unique_violation THEN
+                IF upsert THEN
+                    RAISE;
+                END IF;
+                upsert := true;
+            WHEN cardinality_violation THEN
+                -- Two rows for one subject and purpose: only now is the input
+                -- sorted to name the row.
+                SELECT d.n INTO bad FROM (
+                    SELECT u.n, pg_catalog.row_number() OVER (PARTITION BY u.canon, u.purpose ORDER BY u.n) AS k
+                      FROM ROWS FROM (pg_catalog.unnest(consents), pg_catalog.unnest(canon)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)) d
+                 WHERE d.k > 1 ORDER BY d.n LIMIT 1;
+                RAISE EXCEPTION 'row % of the import repeats the subject and purpose of an earlier row', bad.n
+                    USING ERRCODE = 'unique_violation', DETAIL = 'Nothing was imported.';
+        END;
+    END LOOP;
+    PERFORM pdp._audit('import_consents', NULL, NULL, pg_catalog.jsonb_build_object('consents', total));
+    RETURN total;
+END
+$$;
+
+ALTER SEQUENCE pdp.consent_event_id_seq CACHE 100;
