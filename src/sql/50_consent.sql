@@ -511,8 +511,8 @@ BEGIN
         BEGIN
             EXECUTE
                'WITH ev AS (
-                    INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until, at)
-                    SELECT u.canon, u.purpose, ''grant'', u.policy_version, coalesce(u.evidence, ''{}''), u.valid_until, u.given_at
+                    INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until, at, recorded_by)
+                    SELECT u.canon, u.purpose, ''grant'', u.policy_version, coalesce(u.evidence, ''{}''), u.valid_until, u.given_at, $3
                       FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)
                      ORDER BY u.n
                     RETURNING id, subject, purpose, policy_version, valid_until)
@@ -522,7 +522,7 @@ BEGIN
                 ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
                    SET event_id = EXCLUDED.event_id, policy_version = EXCLUDED.policy_version, valid_until = EXCLUDED.valid_until'
                    ELSE '' END
-              USING consents, canon;
+              USING consents, canon, SESSION_USER;  -- the column's default, read once
             GET DIAGNOSTICS total = ROW_COUNT;
             EXIT;
         EXCEPTION
