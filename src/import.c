@@ -52,7 +52,7 @@ typedef struct name_list
 } name_list;
 
 static void
-read_names(const char *sql, name_list *list)
+import_read_names(const char *sql, name_list *list)
 {
 	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s", sql);
@@ -85,7 +85,7 @@ read_names(const char *sql, name_list *list)
 }
 
 static bool
-in_list(name_list *list, const char *s, int len)
+import_in_list(name_list *list, const char *s, int len)
 {
 	if (list->n > 0 && list->lens[list->last] == len && memcmp(list->names[list->last], s, len) == 0)
 		return true;
@@ -104,7 +104,7 @@ in_list(name_list *list, const char *s, int len)
  * 'strict $.**') and jsonb_object_keys find them in pdp._credential_evidence.
  */
 static bool
-holds_credential(Jsonb *jb, text *pattern, name_list *cred_names)
+import_holds_credential(Jsonb *jb, text *pattern, name_list *cred_names)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -120,7 +120,7 @@ holds_credential(Jsonb *jb, text *pattern, name_list *cred_names)
 
 		if (tok != WJB_KEY)
 			continue;
-		if (in_list(cred_names, v.val.string.val, v.val.string.len))
+		if (import_in_list(cred_names, v.val.string.val, v.val.string.len))
 			return true;
 		key = cstring_to_text_with_len(v.val.string.val, v.val.string.len);
 		match = DatumGetBool(DirectFunctionCall2Coll(texticregexeq, DEFAULT_COLLATION_OID,
@@ -132,10 +132,10 @@ holds_credential(Jsonb *jb, text *pattern, name_list *cred_names)
 	return false;
 }
 
-static void refuse(int64 n, int sqlstate, const char *rule) pg_attribute_noreturn();
+static void import_refuse(int64 n, int sqlstate, const char *rule) pg_attribute_noreturn();
 
 static void
-refuse(int64 n, int sqlstate, const char *rule)
+import_refuse(int64 n, int sqlstate, const char *rule)
 {
 	ereport(ERROR,
 			(errcode(sqlstate),
@@ -184,10 +184,10 @@ pdp_import_check(PG_FUNCTION_ARGS)
 	kinds = pdp_subject_kinds();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	read_names("SELECT p.purpose FROM pdp.purpose p", &purposes);
-	read_names("SELECT v.version FROM pdp.policy_version v", &versions);
+	import_read_names("SELECT p.purpose FROM pdp.purpose p", &purposes);
+	import_read_names("SELECT v.version FROM pdp.policy_version v", &versions);
 	/* pdp._credential_evidence's declared names, kept alike */
-	read_names("SELECT a.attname::text FROM pdp.credential_column c "
+	import_read_names("SELECT a.attname::text FROM pdp.credential_column c "
 			   "JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.tbl::oid "
 			   "AND a.attnum OPERATOR(pg_catalog.=) c.attnum", &cred_names);
 	SPI_finish();
@@ -204,7 +204,7 @@ pdp_import_check(PG_FUNCTION_ARGS)
 		char		out[PDP_SUBJECT_CANON_MAX];
 
 		if (elemnulls[i])
-			refuse(n, ERRCODE_INVALID_TEXT_REPRESENTATION, "has no subject");
+			import_refuse(n, ERRCODE_INVALID_TEXT_REPRESENTATION, "has no subject");
 		else
 		{
 			HeapTupleHeader th = DatumGetHeapTupleHeader(elems[i]);
@@ -218,12 +218,12 @@ pdp_import_check(PG_FUNCTION_ARGS)
 		}
 
 		if (isnull[IMP_SUBJECT])
-			refuse(n, ERRCODE_INVALID_TEXT_REPRESENTATION, "has no subject");
+			import_refuse(n, ERRCODE_INVALID_TEXT_REPRESENTATION, "has no subject");
 		subject = (text *) pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[IMP_SUBJECT]));
 		s = VARDATA_ANY(subject);
 		len = VARSIZE_ANY_EXHDR(subject);
 		if (len == 0)
-			refuse(n, ERRCODE_INVALID_TEXT_REPRESENTATION, "has no subject");
+			import_refuse(n, ERRCODE_INVALID_TEXT_REPRESENTATION, "has no subject");
 		switch (pdp_subject_canonical(s, len, kinds, out))
 		{
 			case PDP_SUBJECT_CANONICAL:
@@ -233,41 +233,41 @@ pdp_import_check(PG_FUNCTION_ARGS)
 				canon[i] = PointerGetDatum(subject);
 				break;
 			case PDP_SUBJECT_MALFORMED:
-				refuse(n, ERRCODE_INVALID_TEXT_REPRESENTATION, "has a subject that fits no registered subject column");
+				import_refuse(n, ERRCODE_INVALID_TEXT_REPRESENTATION, "has a subject that fits no registered subject column");
 		}
 
 		if (isnull[IMP_PURPOSE])
-			refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "has no purpose");
+			import_refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "has no purpose");
 		{
 			text	   *p = (text *) pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[IMP_PURPOSE]));
 
-			if (!in_list(&purposes, VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p)))
-				refuse(n, ERRCODE_UNDEFINED_OBJECT, "names an unknown purpose");
+			if (!import_in_list(&purposes, VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p)))
+				import_refuse(n, ERRCODE_UNDEFINED_OBJECT, "names an unknown purpose");
 		}
 		if (isnull[IMP_GIVEN_AT])
-			refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "has no time of consent");
+			import_refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "has no time of consent");
 		if (DatumGetTimestampTz(values[IMP_GIVEN_AT]) > now)
-			refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "gives a time of consent in the future");
+			import_refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "gives a time of consent in the future");
 		if (!isnull[IMP_POLICY_VERSION])
 		{
 			text	   *v = (text *) pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[IMP_POLICY_VERSION]));
 
-			if (!in_list(&versions, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v)))
-				refuse(n, ERRCODE_UNDEFINED_OBJECT, "names an unknown policy version");
+			if (!import_in_list(&versions, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v)))
+				import_refuse(n, ERRCODE_UNDEFINED_OBJECT, "names an unknown policy version");
 		}
 		if (!isnull[IMP_EVIDENCE])		/* none is {} */
 		{
 			Jsonb	   *jb = DatumGetJsonbP(values[IMP_EVIDENCE]);
 
 			if (!JB_ROOT_IS_OBJECT(jb))
-				refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "has evidence that is not a JSON object");
-			if (holds_credential(jb, pattern, &cred_names))
-				refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "has evidence holding a credential");
+				import_refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "has evidence that is not a JSON object");
+			if (import_holds_credential(jb, pattern, &cred_names))
+				import_refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "has evidence holding a credential");
 			if ((Pointer) jb != DatumGetPointer(values[IMP_EVIDENCE]))
 				pfree(jb);
 		}
 		if (!isnull[IMP_VALID_UNTIL] && DatumGetTimestampTz(values[IMP_VALID_UNTIL]) <= now)
-			refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "has a validity that has already ended");
+			import_refuse(n, ERRCODE_INVALID_PARAMETER_VALUE, "has a validity that has already ended");
 	}
 	ReleaseTupleDesc(tupdesc);
 
