@@ -4,7 +4,7 @@
 -- for the plain inserts and the upsert, and event numbers cached per session.
 
 CREATE OR REPLACE FUNCTION pdp._import_check(consents pdp.consent_import[]) RETURNS text[]
-LANGUAGE C STRICT STABLE
+LANGUAGE C STRICT STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'pdp_import_check';
 COMMENT ON FUNCTION pdp._import_check(pdp.consent_import[]) IS
     'for pdp._import_consents: checks each row''s own rules in one pass (naming the first bad row by its number) and returns the canonical subjects';
