@@ -256,6 +256,11 @@ SELECT pdp.has_consent(700002, 'marketing') AS feed_2_consents_again,
          WHERE s.subject = '700002' AND s.purpose = 'marketing') AS state_event_form;
 SELECT count(*) AS withdraw_events FROM pdp.consent_event WHERE subject IN ('700001', '700002', '700003') AND action = 'withdraw';
 SELECT pdp.withdraw_consents(ARRAY['700004'], 'no such purpose');
+-- Its subjects are canonicalised in one call: a NULL matches nothing, a
+-- subject of no registered kind refuses the call (nothing withdrawn).
+SELECT pdp.withdraw_consents(ARRAY[NULL, '999998'], 'marketing') AS withdrawn;
+SELECT pdp.withdraw_consents(ARRAY['700005', 'not a learner'], 'marketing');
+SELECT pdp.has_consent(700005, 'marketing') AS feed_5_still_consents;
 -- Importing is pdp_admin's, as recording one consent is.
 SET ROLE regress_app;
 SELECT pdp.import_consents(ARRAY[ROW('x', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);

@@ -108,7 +108,7 @@ my @templates = (
 	# and uuid overloads get no markers: PostgreSQL's own input functions
 	# quote what they cannot parse, before any pdp code runs.
 	['SELECT pdp._canonical_subject(%s) IS NULL', 'v'], ['SELECT pdp._subject_pseudonym(%s) IS NULL', 'v'],
-	['SELECT pdp._canonical_subject_or_null(%s) IS NULL', 'v'], [q{SELECT pdp._report_counts() IS NULL AND %s IS NULL}, 'n'],
+	['SELECT pdp._canonical_subject_or_null(%s) IS NULL', 'v'], ['SELECT pdp._canonical_subjects(ARRAY[%s, NULL]) IS NULL', 'v'], [q{SELECT pdp._report_counts() IS NULL AND %s IS NULL}, 'n'],
 	[q{SELECT pdp.citus_sync_state() IS NULL AND %s IS NULL}, 'n'],
 	[q{SELECT pdp._audit('matrix', NULL, %s)}, 'v'], [q{SELECT pdp._audit(%s, NULL, '1')}, 'n'],
 	[q{SELECT pdp.pseudonym(%s, 'audit') IS NULL}, 'v'], [q{SELECT pdp.encrypt(%s, 'erasure') IS NULL}, 'v'],

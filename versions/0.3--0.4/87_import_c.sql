@@ -1,7 +1,8 @@
 -- Faster consent import (issue 13, second step): each row's own rules and
 -- its subject's canonical form in one C call (pdp._import_check), the
 -- history check also telling whether an upsert is needed, one statement text
--- for the plain inserts and the upsert, and event numbers cached per session.
+-- for the plain inserts and the upsert, and event numbers cached per session;
+-- the set-based withdrawal's subjects canonicalised in one C call.
 
 CREATE OR REPLACE FUNCTION pdp._import_check(consents pdp.consent_import[]) RETURNS text[]
 LANGUAGE C STRICT STABLE PARALLEL SAFE
@@ -81,3 +82,36 @@ END
 $$;
 
 ALTER SEQUENCE pdp.consent_event_id_seq CACHE 100;
+
+-- The set-based withdrawal canonicalises its subjects in one C call too.
+CREATE OR REPLACE FUNCTION pdp._canonical_subjects(subjects text[]) RETURNS text[]
+LANGUAGE C STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pdp_canonical_subjects';
+COMMENT ON FUNCTION pdp._canonical_subjects(text[]) IS
+    'pdp._canonical_subject of every element in one call (NULL stays NULL), for the bulk entry points';
+REVOKE ALL ON FUNCTION pdp._canonical_subjects(text[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION pdp.withdraw_consents(subjects text[], purpose text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF subjects IS NULL THEN
+        RAISE EXCEPTION 'subjects must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    subjects := pdp._canonical_subjects(subjects);  -- issue 14, class 7; one C call, not one per subject
+    PERFORM pdp._require_purpose(purpose);
+    WITH gone AS (
+        DELETE FROM pdp.consent_state s
+         WHERE s.purpose OPERATOR(pg_catalog.=) withdraw_consents.purpose
+           AND s.subject OPERATOR(pg_catalog.=) ANY (withdraw_consents.subjects)
+        RETURNING s.subject)
+    INSERT INTO pdp.consent_event (subject, purpose, action)
+    SELECT gone.subject, withdraw_consents.purpose, 'withdraw' FROM gone;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM pdp._audit('withdraw_consents', purpose, NULL, pg_catalog.jsonb_build_object('consents', n));
+    RETURN n;
+END
+$$;
