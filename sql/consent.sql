@@ -223,6 +223,17 @@ SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), NULL, '{}', N
                                  ROW('no learner', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
 SELECT pdp.import_consents_from('"LMS App".activity');
 SELECT pdp.import_consents(NULL::pdp.consent_import[]);
+-- Rows the C pass (pdp._import_check) refuses on their own: a NULL row, no
+-- purpose, no time; a later bad row is named even after good ones.
+SELECT pdp.import_consents(ARRAY[NULL]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('800001', NULL, now(), NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', NULL, NULL, '{}', NULL)]::pdp.consent_import[]);
+SELECT pdp.import_consents(ARRAY(SELECT ROW(800100 + g, 'marketing', now(), NULL,
+                                            CASE WHEN g = 3 THEN jsonb_build_object('user', jsonb_build_object('API_Key', 1)) END,
+                                            NULL)::pdp.consent_import FROM generate_series(1, 5) g));
+SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), NULL, '{}', NULL),
+                                 ROW('800002', 'marketing', now() - interval '1 day', NULL, '{}', NULL),
+                                 ROW('700001', 'marketing', now() - interval '2 days', NULL, '{}', NULL)]::pdp.consent_import[]);
 SELECT count(*) AS nothing_half_written FROM pdp.consent_event WHERE subject = '800001';
 -- A re-import over consents already held (here 700010, beside a new 800002):
 -- the plain inserts fail on the existing state and are undone, the upsert
@@ -237,8 +248,19 @@ SELECT s.subject, e.evidence->>'form' AS state_event_form,
 -- Set-based withdrawal, with history and one audit entry.
 SELECT pdp.withdraw_consents(ARRAY['700001', '+700002', ' 700003', '999999'], 'marketing') AS withdrawn;
 SELECT pdp.has_consent(700002, 'marketing') AS feed_2_consents;
+-- A withdrawn subject imported again, newer than its withdrawal: more grants
+-- than withdrawals nowhere, so the plain inserts record it.
+SELECT pdp.import_consents(ARRAY[ROW('0700002', 'marketing', now(), 'v1', '{"form": "back"}', NULL)]::pdp.consent_import[]) AS reimported;
+SELECT pdp.has_consent(700002, 'marketing') AS feed_2_consents_again,
+       (SELECT e.evidence->>'form' FROM pdp.consent_state s JOIN pdp.consent_event e ON e.id = s.event_id
+         WHERE s.subject = '700002' AND s.purpose = 'marketing') AS state_event_form;
 SELECT count(*) AS withdraw_events FROM pdp.consent_event WHERE subject IN ('700001', '700002', '700003') AND action = 'withdraw';
 SELECT pdp.withdraw_consents(ARRAY['700004'], 'no such purpose');
+-- Its subjects are canonicalised in one call: a NULL matches nothing, a
+-- subject of no registered kind refuses the call (nothing withdrawn).
+SELECT pdp.withdraw_consents(ARRAY[NULL, '999998'], 'marketing') AS withdrawn;
+SELECT pdp.withdraw_consents(ARRAY['700005', 'not a learner'], 'marketing');
+SELECT pdp.has_consent(700005, 'marketing') AS feed_5_still_consents;
 -- Importing is pdp_admin's, as recording one consent is.
 SET ROLE regress_app;
 SELECT pdp.import_consents(ARRAY[ROW('x', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);

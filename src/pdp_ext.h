@@ -114,6 +114,7 @@ extern void pdp_derive_subkey(const pdp_key *key, const char *label,
 
 /* Subjects (subject.c) */
 extern bool pdp_subject_canonical_form(const char *s, size_t len, char **out, size_t *out_len);
+extern int	pdp_subject_kinds(void);
 
 /* Key file checks shared with the subject key store (keys.c) */
 extern bool pdp_fd_in_data_directory(int fd, const char *path);

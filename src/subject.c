@@ -11,6 +11,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "storage/proc.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -18,6 +19,7 @@
 
 PG_FUNCTION_INFO_V1(pdp_canonical_subject);
 PG_FUNCTION_INFO_V1(pdp_canonical_subject_or_null);
+PG_FUNCTION_INFO_V1(pdp_canonical_subjects);
 
 /*
  * The kinds of the registered subject columns, as a PDP_SUBJECT_* mask.
@@ -74,6 +76,36 @@ subject_kinds(void)
 	return kinds;
 }
 
+/* The registered kinds, for C callers that canonicalise many subjects. */
+int
+pdp_subject_kinds(void)
+{
+	return subject_kinds();
+}
+
+/*
+ * The error for a subject of none of the registered kinds; it never
+ * contains the subject.
+ */
+static void subject_refuse(int kinds) pg_attribute_noreturn();
+
+static void
+subject_refuse(int kinds)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid subject for the registered subject columns"),
+			 errdetail("%s",
+					   (kinds & PDP_SUBJECT_INT) && (kinds & PDP_SUBJECT_UUID) ?
+					   "Registered subject columns hold integers and uuids; a subject must be one of them." :
+					   (kinds & PDP_SUBJECT_INT) ?
+					   "Registered subject columns hold integers; a subject must be an integer." :
+					   "Registered subject columns hold uuids; a subject must be a uuid."),
+			 errhint("Give the subject as a registered column holds it."),
+			 errhidestmt(true)));
+	pg_unreachable();
+}
+
 /*
  * pdp._canonical_subject(subject text) RETURNS text
  *
@@ -100,17 +132,7 @@ pdp_canonical_subject(PG_FUNCTION_ARGS)
 		case PDP_SUBJECT_MALFORMED:
 			break;
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid subject for the registered subject columns"),
-			 errdetail("%s",
-					   (kinds & PDP_SUBJECT_INT) && (kinds & PDP_SUBJECT_UUID) ?
-					   "Registered subject columns hold integers and uuids; a subject must be one of them." :
-					   (kinds & PDP_SUBJECT_INT) ?
-					   "Registered subject columns hold integers; a subject must be an integer." :
-					   "Registered subject columns hold uuids; a subject must be a uuid."),
-			 errhint("Give the subject as a registered column holds it."),
-			 errhidestmt(true)));
+	subject_refuse(kinds);
 	PG_RETURN_NULL();			/* keep compiler quiet */
 }
 
@@ -136,6 +158,49 @@ pdp_canonical_subject_or_null(PG_FUNCTION_ARGS)
 			break;
 	}
 	PG_RETURN_NULL();
+}
+
+/*
+ * pdp._canonical_subjects(subjects text[]) RETURNS text[]
+ * pdp._canonical_subject of every element in one call (a NULL stays NULL),
+ * for the bulk entry points: no function call per subject.  The result, of
+ * the input's shape, is in the caller's memory context.
+ */
+Datum
+pdp_canonical_subjects(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			kinds;
+	char		out[PDP_SUBJECT_CANON_MAX];
+
+	pdp_note_pdp_ran();			/* not wrapped by the fmgr hook (pdp_ext.c) */
+	kinds = subject_kinds();
+	if (ARR_NDIM(arr) == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(TEXTOID));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		text	   *subject;
+
+		if (nulls[i])
+			continue;
+		subject = (text *) pg_detoast_datum_packed((struct varlena *) DatumGetPointer(elems[i]));
+		switch (pdp_subject_canonical(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), kinds, out))
+		{
+			case PDP_SUBJECT_CANONICAL:
+				elems[i] = PointerGetDatum(cstring_to_text(out));
+				break;
+			case PDP_SUBJECT_AS_GIVEN:
+				break;
+			case PDP_SUBJECT_MALFORMED:
+				subject_refuse(kinds);
+		}
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(elems, nulls, ARR_NDIM(arr), ARR_DIMS(arr), ARR_LBOUND(arr),
+											 TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /*

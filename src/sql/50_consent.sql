@@ -76,6 +76,11 @@ CREATE TABLE pdp.consent_event (
 CREATE INDEX consent_event_subject_idx ON pdp.consent_event (subject, purpose, at);
 COMMENT ON TABLE pdp.consent_event IS 'every grant and withdrawal of consent, never updated or deleted';
 COMMENT ON SEQUENCE pdp.consent_event_id_seq IS 'numbers consent events';
+-- Each session takes event numbers 100 at a time (a bulk import one per
+-- row, without touching the sequence's page for each): numbers are unique,
+-- not gapless, and follow time only within a session; history is ordered by
+-- its time, then its number.
+ALTER SEQUENCE pdp.consent_event_id_seq CACHE 100;
 COMMENT ON COLUMN pdp.consent_event.id IS 'the event''s number; grant_consent returns it';
 COMMENT ON COLUMN pdp.consent_event.subject IS 'the subject''s identifier, in text form';
 COMMENT ON COLUMN pdp.consent_event.purpose IS 'the purpose consented to or withdrawn from';
@@ -449,153 +454,94 @@ CREATE TYPE pdp.consent_import AS (
 COMMENT ON TYPE pdp.consent_import IS
     'one consent for pdp.import_consents: subject, purpose, when it was given, policy version, evidence, expiry';
 
--- The set-based core of import_consents: validates every row first (the
--- first bad row refuses the whole call, named by its position, never by its
--- values), then records the grants in two statements and one audit entry.
--- Per row it calls nothing it can avoid: each subject is canonicalised once
--- (a SECURITY DEFINER call, which saves and restores settings) into canon,
--- read back beside the rows (ROWS FROM two unnests); the credential check is
--- one query over all rows (not a SQL function call per row); and the
--- history check is one query the planner may hash, not a probe per row.
+-- One pass over the rows in C (src/import.c): every rule a row can break on
+-- its own, grant_consent's, in its order, and each subject in canonical form
+-- (issue 14, class 7).  The first row that breaks one refuses the call,
+-- named by its number, never by its values.
+CREATE FUNCTION pdp._import_check(consents pdp.consent_import[]) RETURNS text[]
+LANGUAGE C STRICT STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pdp_import_check';
+COMMENT ON FUNCTION pdp._import_check(pdp.consent_import[]) IS
+    'for pdp._import_consents: checks each row''s own rules in one pass (naming the first bad row by its number) and returns the canonical subjects';
+
+-- The set-based core of import_consents: validates every row first, then
+-- records the grants in one statement and one audit entry, all or nothing.
+-- Per row it calls no SQL or plpgsql function: pdp._import_check checks the
+-- rows' own rules and canonicalises the subjects in one C call; the history
+-- check is one join with pdp.consent_event (hashed for a large import,
+-- probed for a small one), which also tells whether any subject may hold a
+-- state for its purpose already.  Then the events and states are written by
+-- one statement: plain inserts when none may, an upsert when one may (a
+-- re-import), or when the plain inserts meet a state after all (a grant
+-- committed concurrently, or two rows for one subject and purpose): those
+-- are undone and the upsert does the same work.  Which row is named: the
+-- first that breaks a rule of its own; else the first not newer than its
+-- history; else the first that repeats an earlier row's subject and purpose.
 CREATE FUNCTION pdp._import_consents(consents pdp.consent_import[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     bad record;
-    bad_n bigint;
-    hist_n bigint;
-    cred_n bigint;
-    cred_names text[];
+    hist record;
     total bigint;
     canon text[];
+    upsert boolean;
 BEGIN
     IF consents IS NULL THEN
         RAISE EXCEPTION 'consents must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    -- One form per subject (issue 14, class 7): NULL in canon where a subject
-    -- fits no registered subject column; the first such row is named by its
-    -- number.
-    canon := ARRAY(SELECT pdp._canonical_subject_or_null(u.subject)
-                     FROM pg_catalog.unnest(consents) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
-                    ORDER BY u.n);
-    SELECT pg_catalog.min(u.n) INTO bad_n
-      FROM ROWS FROM (pg_catalog.unnest(consents), pg_catalog.unnest(canon)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)
-     WHERE u.subject OPERATOR(pg_catalog.<>) '' AND u.canon IS NULL;
-    IF bad_n IS NOT NULL THEN
-        RAISE EXCEPTION 'row % of the import has a subject that fits no registered subject column', bad_n
-            USING ERRCODE = 'invalid_text_representation', DETAIL = 'Nothing was imported.';
-    END IF;
+    canon := pdp._import_check(consents);
     -- The first row not newer than the subject's recorded history for the
-    -- purpose (one join: hashed for a large import, probed for a small one).
-    SELECT pg_catalog.min(i.n) INTO hist_n
-      FROM (SELECT u.n, coalesce(u.canon, u.subject) AS subject, u.purpose, u.given_at
-              FROM ROWS FROM (pg_catalog.unnest(consents), pg_catalog.unnest(canon)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)) i
-     WHERE EXISTS (SELECT 1 FROM pdp.consent_event e
-                    WHERE e.subject OPERATOR(pg_catalog.=) i.subject AND e.purpose OPERATOR(pg_catalog.=) i.purpose
-                      AND e.at OPERATOR(pg_catalog.>=) i.given_at);
-    -- The first row whose evidence holds a credential: the rule of
-    -- pdp._credential_evidence (keep the two alike), over all rows in one
-    -- query, with the declared credential columns' names read once.
-    cred_names := ARRAY(SELECT a.attname::text FROM pdp.credential_column c
-                          JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.tbl::oid
-                                                        AND a.attnum OPERATOR(pg_catalog.=) c.attnum);
-    SELECT pg_catalog.min(u.n) INTO cred_n
-      FROM ROWS FROM (pg_catalog.unnest(consents)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, n)
-     WHERE u.evidence IS NOT NULL AND pg_catalog.jsonb_typeof(u.evidence) OPERATOR(pg_catalog.=) 'object'
-       AND u.evidence OPERATOR(pg_catalog.<>) '{}'::jsonb
-       AND EXISTS (SELECT 1 FROM pg_catalog.jsonb_path_query(u.evidence, 'strict $.**') v,
-                                 pg_catalog.jsonb_object_keys(CASE WHEN pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'object'
-                                                                   THEN v ELSE '{}'::jsonb END) k
-                    WHERE k OPERATOR(pg_catalog.~*) '(passw|secret|token|api_?key|private_?key|пароль)'
-                       OR k OPERATOR(pg_catalog.=) ANY (cred_names));
-    -- The first row that breaks a rule (up to hist_n), and which rule.
-    -- Purposes and policy versions are joined (hashed once), not looked up
-    -- per row.
-    SELECT i.n, CASE
-             WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN 'has no subject'
-             WHEN i.purpose IS NULL THEN 'has no purpose'
-             WHEN p.purpose IS NULL THEN 'names an unknown purpose'
-             WHEN i.given_at IS NULL THEN 'has no time of consent'
-             WHEN i.given_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'gives a time of consent in the future'
-             WHEN i.policy_version IS NOT NULL AND v.version IS NULL THEN 'names an unknown policy version'
-             WHEN pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object' THEN 'has evidence that is not a JSON object'
-             WHEN i.n OPERATOR(pg_catalog.=) cred_n THEN 'has evidence holding a credential'
-             WHEN i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now()
-                  THEN 'has a validity that has already ended'
-             ELSE 'is not newer than the subject''s recorded consent history for the purpose'
-           END AS rule,
-           CASE WHEN (i.purpose IS NOT NULL AND p.purpose IS NULL) OR (i.policy_version IS NOT NULL AND v.version IS NULL)
-                THEN '42704' WHEN i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' THEN '22P02'
-                ELSE '22023' END AS state
-      INTO bad
-      FROM (SELECT u.n, coalesce(u.canon, u.subject) AS subject, u.purpose, u.given_at,
-                   u.policy_version, coalesce(u.evidence, '{}') AS evidence, u.valid_until
-              FROM ROWS FROM (pg_catalog.unnest(consents), pg_catalog.unnest(canon)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)) i
-      LEFT JOIN pdp.purpose p ON p.purpose OPERATOR(pg_catalog.=) i.purpose
-      LEFT JOIN pdp.policy_version v ON v.version OPERATOR(pg_catalog.=) i.policy_version
-     WHERE (hist_n IS NULL OR i.n OPERATOR(pg_catalog.<=) hist_n)
-       AND (i.subject IS NULL OR i.subject OPERATOR(pg_catalog.=) '' OR i.purpose IS NULL OR i.given_at IS NULL
-        OR i.given_at OPERATOR(pg_catalog.>) pg_catalog.now()
-        OR pg_catalog.jsonb_typeof(i.evidence) OPERATOR(pg_catalog.<>) 'object'
-        OR i.n OPERATOR(pg_catalog.=) cred_n
-        OR (i.valid_until IS NOT NULL AND i.valid_until OPERATOR(pg_catalog.<=) pg_catalog.now())
-        OR p.purpose IS NULL
-        OR (i.policy_version IS NOT NULL AND v.version IS NULL))
-     ORDER BY i.n LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'row % of the import %', bad.n, bad.rule
-            USING ERRCODE = bad.state, DETAIL = 'Nothing was imported.';
-    END IF;
-    IF hist_n IS NOT NULL THEN
-        RAISE EXCEPTION 'row % of the import is not newer than the subject''s recorded consent history for the purpose', hist_n
+    -- purpose; and whether any subject may already hold a state for it:
+    -- every withdrawal event follows a grant it ends, so a pair without
+    -- more grants than withdrawals holds none.
+    SELECT pg_catalog.min(u.n) FILTER (WHERE e.at OPERATOR(pg_catalog.>=) u.given_at) AS n,
+           pg_catalog.count(*) FILTER (WHERE e.action OPERATOR(pg_catalog.=) 'grant')
+             OPERATOR(pg_catalog.>) pg_catalog.count(*) FILTER (WHERE e.action OPERATOR(pg_catalog.=) 'withdraw') AS held
+      INTO hist
+      FROM ROWS FROM (pg_catalog.unnest(consents), pg_catalog.unnest(canon)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)
+      JOIN pdp.consent_event e ON e.subject OPERATOR(pg_catalog.=) u.canon AND e.purpose OPERATOR(pg_catalog.=) u.purpose;
+    IF hist.n IS NOT NULL THEN
+        RAISE EXCEPTION 'row % of the import is not newer than the subject''s recorded consent history for the purpose', hist.n
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Nothing was imported.';
     END IF;
-    -- Most imports record consents nobody has yet: the events and states
-    -- are then plain inserts.  A subject that already has a state for the
-    -- purpose (or a concurrent grant, or two rows for one subject and
-    -- purpose) fails that attempt with a unique violation; it is undone and
-    -- the upsert below does the same work.
-    BEGIN
-        WITH ev AS (
-            INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until, at)
-            SELECT coalesce(u.canon, u.subject), u.purpose, 'grant', u.policy_version,
-                   coalesce(u.evidence, '{}'), u.valid_until, u.given_at
-              FROM ROWS FROM (pg_catalog.unnest(consents), pg_catalog.unnest(canon)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)
-             ORDER BY u.n
-            RETURNING id, subject, purpose, policy_version, valid_until)
-        INSERT INTO pdp.consent_state (subject, purpose, event_id, policy_version, valid_until)
-        SELECT ev.subject, ev.purpose, ev.id, ev.policy_version, ev.valid_until FROM ev;
-        GET DIAGNOSTICS total = ROW_COUNT;
-    EXCEPTION WHEN unique_violation THEN
-        total := NULL;
-    END;
-    -- Two rows for one subject and purpose make the upsert below fail
-    -- (cardinality_violation); only then is the input sorted to name the row.
-    IF total IS NULL THEN
-    BEGIN
-        WITH ev AS (
-            INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until, at)
-            SELECT coalesce(u.canon, u.subject), u.purpose, 'grant', u.policy_version,
-                   coalesce(u.evidence, '{}'), u.valid_until, u.given_at
-              FROM ROWS FROM (pg_catalog.unnest(consents), pg_catalog.unnest(canon)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)
-             ORDER BY u.n
-            RETURNING id, subject, purpose, policy_version, valid_until)
-        INSERT INTO pdp.consent_state AS s (subject, purpose, event_id, policy_version, valid_until)
-        SELECT ev.subject, ev.purpose, ev.id, ev.policy_version, ev.valid_until FROM ev
-        ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
-           SET event_id = EXCLUDED.event_id, policy_version = EXCLUDED.policy_version, valid_until = EXCLUDED.valid_until;
-        GET DIAGNOSTICS total = ROW_COUNT;
-    EXCEPTION WHEN cardinality_violation THEN
-        SELECT d.n INTO bad FROM (
-            SELECT i.n, pg_catalog.row_number() OVER (PARTITION BY i.subject, i.purpose ORDER BY i.n) AS k
-              FROM (SELECT u.n, coalesce(u.canon, u.subject) AS subject, u.purpose
-                      FROM ROWS FROM (pg_catalog.unnest(consents), pg_catalog.unnest(canon)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)) i) d
-         WHERE d.k > 1 ORDER BY d.n LIMIT 1;
-        RAISE EXCEPTION 'row % of the import repeats the subject and purpose of an earlier row', bad.n
-            USING ERRCODE = 'unique_violation', DETAIL = 'Nothing was imported.';
-    END;
-    END IF;
+    upsert := hist.held;
+    LOOP
+        BEGIN
+            EXECUTE
+               'WITH ev AS (
+                    INSERT INTO pdp.consent_event (subject, purpose, action, policy_version, evidence, valid_until, at, recorded_by)
+                    SELECT u.canon, u.purpose, ''grant'', u.policy_version, coalesce(u.evidence, ''{}''), u.valid_until, u.given_at, $3
+                      FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)
+                     ORDER BY u.n
+                    RETURNING id, subject, purpose, policy_version, valid_until)
+                INSERT INTO pdp.consent_state AS s (subject, purpose, event_id, policy_version, valid_until)
+                SELECT ev.subject, ev.purpose, ev.id, ev.policy_version, ev.valid_until FROM ev'
+                || CASE WHEN upsert THEN '
+                ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
+                   SET event_id = EXCLUDED.event_id, policy_version = EXCLUDED.policy_version, valid_until = EXCLUDED.valid_until'
+                   ELSE '' END
+              USING consents, canon, SESSION_USER;  -- the column's default, read once
+            GET DIAGNOSTICS total = ROW_COUNT;
+            EXIT;
+        EXCEPTION
+            WHEN unique_violation THEN
+                IF upsert THEN
+                    RAISE;
+                END IF;
+                upsert := true;
+            WHEN cardinality_violation THEN
+                -- Two rows for one subject and purpose: only now is the input
+                -- sorted to name the row.
+                SELECT d.n INTO bad FROM (
+                    SELECT u.n, pg_catalog.row_number() OVER (PARTITION BY u.canon, u.purpose ORDER BY u.n) AS k
+                      FROM ROWS FROM (pg_catalog.unnest(consents), pg_catalog.unnest(canon)) WITH ORDINALITY AS u(subject, purpose, given_at, policy_version, evidence, valid_until, canon, n)) d
+                 WHERE d.k > 1 ORDER BY d.n LIMIT 1;
+                RAISE EXCEPTION 'row % of the import repeats the subject and purpose of an earlier row', bad.n
+                    USING ERRCODE = 'unique_violation', DETAIL = 'Nothing was imported.';
+        END;
+    END LOOP;
     PERFORM pdp._audit('import_consents', NULL, NULL, pg_catalog.jsonb_build_object('consents', total));
     RETURN total;
 END
@@ -645,7 +591,7 @@ BEGIN
     IF subjects IS NULL THEN
         RAISE EXCEPTION 'subjects must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    subjects := ARRAY(SELECT pdp._canonical_subject(x) FROM pg_catalog.unnest(subjects) x);  -- issue 14, class 7
+    subjects := pdp._canonical_subjects(subjects);  -- issue 14, class 7; one C call, not one per subject
     PERFORM pdp._require_purpose(purpose);
     WITH gone AS (
         DELETE FROM pdp.consent_state s

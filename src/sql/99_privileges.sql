@@ -237,7 +237,8 @@ GRANT EXECUTE ON FUNCTION pdp._expiry_counts(regclass), pdp._sample_column(regcl
 -- The canonicaliser reads only which types the registered subject columns
 -- have; the roles that enter subjects may ask it what a subject becomes.
 GRANT EXECUTE ON FUNCTION pdp._canonical_subject(text) TO pdp_admin, pdp_auditor;
--- pdp._canonical_subject_or_null: for pdp._import_consents (SECURITY DEFINER) only.
+-- pdp._canonical_subject_or_null and pdp._import_check: for pdp._import_consents (SECURITY DEFINER) only;
+-- pdp._canonical_subjects: for pdp.withdraw_consents (SECURITY DEFINER) only.
 -- ---------------------------------------------------------------------------
 
 -- Issue 14, class 13 (roles that cannot do their job) -----------------------

@@ -108,13 +108,16 @@ my @templates = (
 	# and uuid overloads get no markers: PostgreSQL's own input functions
 	# quote what they cannot parse, before any pdp code runs.
 	['SELECT pdp._canonical_subject(%s) IS NULL', 'v'], ['SELECT pdp._subject_pseudonym(%s) IS NULL', 'v'],
-	['SELECT pdp._canonical_subject_or_null(%s) IS NULL', 'v'], [q{SELECT pdp._report_counts() IS NULL AND %s IS NULL}, 'n'],
+	['SELECT pdp._canonical_subject_or_null(%s) IS NULL', 'v'], ['SELECT pdp._canonical_subjects(ARRAY[%s, NULL]) IS NULL', 'v'], [q{SELECT pdp._report_counts() IS NULL AND %s IS NULL}, 'n'],
 	[q{SELECT pdp.citus_sync_state() IS NULL AND %s IS NULL}, 'n'],
 	[q{SELECT pdp._audit('matrix', NULL, %s)}, 'v'], [q{SELECT pdp._audit(%s, NULL, '1')}, 'n'],
 	[q{SELECT pdp.pseudonym(%s, 'audit') IS NULL}, 'v'], [q{SELECT pdp.encrypt(%s, 'erasure') IS NULL}, 'v'],
 	[q{SELECT pdp.fpe_encrypt(%s, 'pdp.x') IS NULL}, 'v'], [q{SELECT pdp.pseudonym(1::bigint, %s) IS NULL}, 'n'],
 	[q{SELECT pdp.withdraw_consents(ARRAY[%s]::text[], 'p1') >= 0}, 'v'],
 	[q{SELECT pdp.import_consents(ARRAY[ROW(%s, 'p1', now() - interval '1 day', NULL, NULL, NULL)::pdp.consent_import]) >= 0}, 'v'],
+	[q{SELECT pdp._import_check(ARRAY[ROW(%s, 'p1', now() - interval '1 day', NULL, NULL, NULL)::pdp.consent_import]) IS NULL}, 'v'],
+	[q{SELECT pdp._import_check(ARRAY[ROW('1', 'p1', now() - interval '1 day', NULL, jsonb_build_object(%s::text, 1), NULL)::pdp.consent_import]) IS NULL}, 'v'],
+	[q{SELECT pdp.import_consents(ARRAY[ROW('1', 'p1', now() - interval '1 day', %s, NULL, NULL)::pdp.consent_import]) >= 0}, 'n'],
 	[q{SELECT pdp.has_consent(%s::text, 'p1', now() - interval '1 hour')}, 'v'],
 	[q{SELECT pdp.place_hold(%s::text, 'r', now() + interval '1 day') > 0}, 'v'],
 	['SELECT pdp.export_subject(%s::uuid) IS NULL', 'n'], [q{SELECT pdp.erase_subject(%s::bigint, 'r') IS NULL}, 'n'],
