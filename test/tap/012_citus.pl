@@ -1124,7 +1124,7 @@ my $rect_notices = q{SELECT count(*) FROM pdp.rectification_notice WHERE tbl = '
 is($c->safe_psql('postgres', q{UPDATE rect SET email = 'new7@example.kz' WHERE id = 7} . ";\n" . $rect_notices), '1',
 	'on one node, a rectification of a classified column records the recipient\'s notice');
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.set_column_rule('activity', 'note', 'mask')");
-like($err, qr/ERROR:  0A000: cannot set column rules on distributed table "activity"/, 'column rules (and so the trigger) are refused on a distributed table');
+like($err, qr/ERROR:  0A000: cannot install a rectification trigger on distributed table "activity"/, 'column rules on a registered distributed table are refused (their rectification trigger)');
 ($ret, $out, $err) = $c->psql('postgres', q{SET citus.enable_unsafe_triggers = on; SELECT create_distributed_table('rect', 'id')});
 is($ret, 0, 'a DBA distributes the table with its rectification trigger (citus.enable_unsafe_triggers on)') or diag($err);
 like($node{worker1}->safe_psql('postgres', q{SET citus.override_table_visibility = off;
