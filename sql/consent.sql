@@ -213,6 +213,12 @@ SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), NULL, '{}', N
                                  ROW('77012345678', 'nope', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
 SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now() + interval '1 hour', NULL, '{}', NULL)]::pdp.consent_import[]);
 SELECT pdp.import_consents(ARRAY[ROW('', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
+-- Under REPEATABLE READ the snapshot may predate the import's lock, so its
+-- history check could miss a withdrawal: refused (25000), nothing written.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT pdp.import_consents(ARRAY[ROW('800002', 'marketing', now(), NULL, '{}', NULL)]::pdp.consent_import[]);
+ROLLBACK;
+SELECT count(*) AS rr_import_wrote FROM pdp.consent_event WHERE subject = '800002';
 SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), 'v9', '{}', NULL)]::pdp.consent_import[]);
 SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), NULL, '[1]', NULL)]::pdp.consent_import[]);
 SELECT pdp.import_consents(ARRAY[ROW('800001', 'marketing', now(), NULL, '{}', now() - interval '1 day')]::pdp.consent_import[]);

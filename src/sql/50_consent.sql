@@ -472,9 +472,9 @@ COMMENT ON FUNCTION pdp._import_check(pdp.consent_import[]) IS
 -- probed for a small one), which also tells whether any subject may hold a
 -- state for its purpose already.  Then the events and states are written by
 -- one statement: plain inserts when none may, an upsert when one may (a
--- re-import), or when the plain inserts meet a state after all (a grant
--- committed concurrently, or two rows for one subject and purpose): those
--- are undone and the upsert does the same work.  Which row is named: the
+-- re-import), or when the plain inserts meet a state after all (two rows for
+-- one subject and purpose): those are undone and the upsert does the same
+-- work.  Consent changes of other sessions wait for the import (a lock).  Which row is named: the
 -- first that breaks a rule of its own; else the first not newer than its
 -- history; else the first that repeats an earlier row's subject and purpose.
 CREATE FUNCTION pdp._import_consents(consents pdp.consent_import[]) RETURNS bigint
@@ -491,6 +491,18 @@ BEGIN
     IF consents IS NULL THEN
         RAISE EXCEPTION 'consents must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- The history check must see every consent change committed before the
+    -- import writes, and none may commit in between: grants and withdrawals
+    -- (ROW EXCLUSIVE on pdp.consent_event) wait for the import to end, and
+    -- it for them.  Under REPEATABLE READ or SERIALIZABLE the transaction's
+    -- snapshot may predate the lock, so the check could miss a withdrawal.
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'pdp.import_consents must run in a READ COMMITTED transaction'
+            USING ERRCODE = 'invalid_transaction_state',
+                  DETAIL = 'An older snapshot could miss a consent change another session committed before the import.',
+                  HINT = 'Run it outside an explicit REPEATABLE READ or SERIALIZABLE transaction.';
+    END IF;
+    LOCK TABLE pdp.consent_event IN SHARE ROW EXCLUSIVE MODE;
     canon := pdp._import_check(consents);
     -- The first row not newer than the subject's recorded history for the
     -- purpose; and whether any subject may already hold a state for it:
