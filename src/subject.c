@@ -20,6 +20,7 @@
 PG_FUNCTION_INFO_V1(pdp_canonical_subject);
 PG_FUNCTION_INFO_V1(pdp_canonical_subject_or_null);
 PG_FUNCTION_INFO_V1(pdp_canonical_subjects);
+PG_FUNCTION_INFO_V1(pdp_integer_spelling);
 
 /*
  * The kinds of the registered subject columns, as a PDP_SUBJECT_* mask.
@@ -227,4 +228,24 @@ pdp_subject_canonical_form(const char *s, size_t len, char **out, size_t *out_le
 			break;
 	}
 	return false;
+}
+
+/*
+ * pdp._integer_spelling(value text) RETURNS text
+ *
+ * The canonical decimal of a text that spells an integer ('007', ' 7', '+7'
+ * give '7'), or NULL when it spells none.  Whatever the registry says: a
+ * text subject column's cell '007' is compared with the canonical subjects
+ * pdp's tables hold ('7') by the purges' guards, erasure and export, as the
+ * row test compares it (visibility.c).
+ */
+Datum
+pdp_integer_spelling(PG_FUNCTION_ARGS)
+{
+	text	   *value = PG_GETARG_TEXT_PP(0);
+	int64_t		v;
+
+	if (!pdp_subject_parse_int(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), &v))
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf(INT64_FORMAT, (int64) v)));
 }

@@ -238,8 +238,7 @@ CREATE FUNCTION pdp._owned_by_sql(tbl regclass, param text) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce('(' || pg_catalog.string_agg(pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY (%s), false)',
-                                                                    o.col, param), ' OR ') || ')',
+    SELECT coalesce('(' || pg_catalog.string_agg(pdp._cell_in_sql(tbl, o.col, param), ' OR ') || ')',
                     'false')
       FROM pdp._own_columns(tbl) o
 $$;
@@ -252,7 +251,7 @@ LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce('(' || pg_catalog.string_agg(pg_catalog.format(
-                        '(t.%1$I IS NOT NULL AND t.%1$I::text OPERATOR(pg_catalog.<>) ALL (%2$s))', o.col, param), ' OR ') || ')',
+                        '(t.%I IS NOT NULL AND NOT %s)', o.col, pdp._cell_in_sql(tbl, o.col, param)), ' OR ') || ')',
                     'false')
       FROM pdp._own_columns(tbl) o
 $$;
@@ -337,7 +336,7 @@ BEGIN
                                     AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()));
             mine := CASE WHEN table_held THEN 'true'
                          ELSE '(' || pdp._owned_by_sql(l.child, '$3') || coalesce((
-                                  SELECT ' OR ' || pg_catalog.string_agg(pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY ($5), false)', c.col), ' OR ')
+                                  SELECT ' OR ' || pg_catalog.string_agg(pdp._cell_in_sql(l.child, c.col, '$5'), ' OR ')
                                     FROM pdp.subject_column c WHERE c.tbl OPERATOR(pg_catalog.=) l.child), '') || ')' END;
             other := pdp._owned_by_other_sql(l.child, '$2');
             SELECT x.h, x.o INTO n_held, n_other

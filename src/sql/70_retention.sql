@@ -856,9 +856,9 @@ BEGIN
     -- statement, so the planner hashes them once per batch instead of
     -- probing per row.
     SELECT pg_catalog.string_agg(pg_catalog.format(
-               ' AND (t.%1$I IS NULL OR (%2$st.%1$I::text OPERATOR(pg_catalog.<>) ALL ($4)))', s.col,
+               ' AND NOT (%s%s)', pdp._cell_in_sql(_expired_where_sql.tbl, s.col, '$4'),
                CASE WHEN s.col IN (SELECT o.col FROM pdp._own_columns(_expired_where_sql.tbl) o)
-                    THEN pg_catalog.format('t.%I::text OPERATOR(pg_catalog.<>) ALL ($3) AND ', s.col) ELSE '' END), '')
+                    THEN ' OR ' || pdp._cell_in_sql(_expired_where_sql.tbl, s.col, '$3') ELSE '' END), '')
       INTO guard
       FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_where_sql.tbl;
     IF pdp._purge_action(tbl) = 'anonymise' THEN
@@ -1295,7 +1295,7 @@ BEGIN
                JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) s.attnum
               WHERE s.tbl OPERATOR(pg_catalog.=) _cut_inactive_links.tbl
               ORDER BY s.attnum LOOP
-        guard := concat_ws(' AND ', guard, pg_catalog.format('(t.%1$I IS NULL OR t.%1$I::text OPERATOR(pg_catalog.<>) ALL ($3))', c.col));
+        guard := concat_ws(' AND ', guard, 'NOT ' || pdp._cell_in_sql(tbl, c.col, '$3'));
         IF c.on_erase NOT IN ('set_null', 'set_value') THEN
             anon := concat_ws(' AND ', anon, pg_catalog.format('t.%I IS NULL', c.col));
             CONTINUE;
@@ -1303,12 +1303,13 @@ BEGIN
         i := i + 1;
         vals := vals || c.erase_value;
         anon := concat_ws(' AND ', anon, pg_catalog.format(
-                    '(t.%1$I IS NULL OR t.%1$I OPERATOR(pg_catalog.=) ($2)[%2$s]::%3$s OR t.%1$I::text OPERATOR(pg_catalog.=) ANY ($1))',
-                    c.col, i, c.typ));
-        cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I::text OPERATOR(pg_catalog.=) ANY ($1)', c.col));
+                    '(t.%1$I IS NULL OR t.%1$I OPERATOR(pg_catalog.=) ($2)[%2$s]::%3$s OR %4$s)',
+                    c.col, i, c.typ, pdp._cell_in_sql(tbl, c.col, '$1')));
+        cond := concat_ws(' OR ', cond, pdp._cell_in_sql(tbl, c.col, '$1'));
         set_list := concat_ws(', ', set_list, pg_catalog.format(
-                        '%1$I = CASE WHEN t.%1$I::text OPERATOR(pg_catalog.=) ANY ($1) THEN %2$s ELSE t.%1$I END', c.col,
-                        CASE WHEN c.on_erase = 'set_null' THEN 'NULL' ELSE pg_catalog.format('($2)[%s]::%s', i, c.typ) END));
+                        '%1$I = CASE WHEN %3$s THEN %2$s ELSE t.%1$I END', c.col,
+                        CASE WHEN c.on_erase = 'set_null' THEN 'NULL' ELSE pg_catalog.format('($2)[%s]::%s', i, c.typ) END,
+                        pdp._cell_in_sql(tbl, c.col, '$1')));
     END LOOP;
     IF cond IS NULL THEN
         RETURN 0;

@@ -91,6 +91,9 @@ GRANT SELECT ON pdp.purpose, pdp.purpose_grant, pdp.purposes, pdp.policy_version
                 pdp.protected_tables, pdp.protection TO pdp_admin, pdp_auditor;
 GRANT SELECT ON pdp.consent_event, pdp.consent_state, pdp.restriction, pdp.restriction_event TO pdp_auditor;
 GRANT EXECUTE ON FUNCTION pdp._visible(bigint), pdp._visible(text), pdp._visible(uuid), pdp._unprotected(regclass) TO PUBLIC;
+-- The statements pdp's builders write run as the table's owner, whoever that
+-- is, and may compare a text cell's other spellings of an integer.
+GRANT EXECUTE ON FUNCTION pdp._integer_spelling(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     pdp.define_purpose(text, text, text, boolean, boolean), pdp.define_maintenance_purpose(text, text),
     pdp.allow_purpose(regrole, text), pdp.disallow_purpose(regrole, text),
@@ -262,6 +265,7 @@ TO pdp_admin;
 -- (pdp._subject_match, pdp._expired_where_sql).  pdp._follow_links deletes
 -- rows and is granted to no role: erasure and pdp._purge_rows call it.
 GRANT EXECUTE ON FUNCTION pdp._subject_types(text), pdp._subject_columns(regclass, regtype[]), pdp._match_sql(regclass, regtype[], text[]),
+                          pdp._spellings_apply(), pdp._subject_eq_sql(regclass, name, regtype[]), pdp._cell_in_sql(regclass, name, text),
                           pdp._own_columns(regclass),
                           pdp._owned_by_sql(regclass, text), pdp._owned_by_other_sql(regclass, text),
                           pdp._link_returning(regclass), pdp._row_key_sql(regclass), pdp._require_row_key_sql(regclass)

@@ -226,9 +226,9 @@ BEGIN
     -- statement, so the planner hashes them once per batch instead of
     -- probing per row.
     SELECT pg_catalog.string_agg(pg_catalog.format(
-               ' AND (t.%1$I IS NULL OR (%2$st.%1$I::text OPERATOR(pg_catalog.<>) ALL ($4)))', s.col,
+               ' AND NOT (%s%s)', pdp._cell_in_sql(_expired_where_sql.tbl, s.col, '$4'),
                CASE WHEN s.col IN (SELECT o.col FROM pdp._own_columns(_expired_where_sql.tbl) o)
-                    THEN pg_catalog.format('t.%I::text OPERATOR(pg_catalog.<>) ALL ($3) AND ', s.col) ELSE '' END), '')
+                    THEN ' OR ' || pdp._cell_in_sql(_expired_where_sql.tbl, s.col, '$3') ELSE '' END), '')
       INTO guard
       FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_where_sql.tbl;
     IF pdp._purge_action(tbl) = 'anonymise' THEN

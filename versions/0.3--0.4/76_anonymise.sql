@@ -593,23 +593,23 @@ BEGIN
             i := i + 1;
             erase_values := erase_values || c.erase_value;
             IF c.fits THEN
-                cond := concat_ws(' OR ', cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+                cond := concat_ws(' OR ', cond, pdp._subject_eq_sql(t, c.col, fit));
             END IF;
             IF c.on_erase = 'delete' THEN
                 -- (coalesce: a NULL column names nobody, so it must not make the test NULL)
-                co_held := concat_ws(' OR ', co_held, pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY ($2), false)', c.col));
+                co_held := concat_ws(' OR ', co_held, pdp._cell_in_sql(t, c.col, '$2'));
                 IF c.fits THEN
-                    own_cond := concat_ws(' OR ', own_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+                    own_cond := concat_ws(' OR ', own_cond, pdp._subject_eq_sql(t, c.col, fit));
                 END IF;
             END IF;
             IF c.on_erase IN ('set_null', 'set_value') THEN
                 anon := concat_ws(' AND ', anon, pg_catalog.format(
                             '(t.%1$I IS NULL OR t.%1$I OPERATOR(pg_catalog.=) ($3)[%2$s]::%3$s%4$s)', c.col, i, c.typ,
-                            CASE WHEN c.fits THEN pg_catalog.format(' OR t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ) ELSE '' END));
+                            CASE WHEN c.fits THEN ' OR ' || pdp._subject_eq_sql(t, c.col, fit) ELSE '' END));
                 IF c.fits THEN
-                    cut_cond := concat_ws(' OR ', cut_cond, pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', c.col, c.typ));
+                    cut_cond := concat_ws(' OR ', cut_cond, pdp._subject_eq_sql(t, c.col, fit));
                     set_list := concat_ws(', ', set_list, pg_catalog.format(
-                                    '%1$I = CASE WHEN t.%1$I OPERATOR(pg_catalog.=) $1::%2$s THEN %3$s ELSE t.%1$I END', c.col, c.typ,
+                                    '%1$I = CASE WHEN %2$s THEN %3$s ELSE t.%1$I END', c.col, pdp._subject_eq_sql(t, c.col, fit),
                                     CASE WHEN c.on_erase = 'set_null' THEN 'NULL' ELSE pg_catalog.format('($3)[%s]::%s', i, c.typ) END));
                     cut_actions := CASE WHEN cut_actions IS NULL OR cut_actions = c.on_erase THEN c.on_erase
                                         ELSE 'set_null+set_value' END;
