@@ -206,7 +206,10 @@ COMMENT ON FUNCTION pdp.record_disclosure(uuid, text, text, text[]) IS 'record_d
 CREATE VIEW pdp.pending_notices AS
 SELECT n.id, n.subject, n.recipient, r.country, n.tbl AS table_name, n.columns, n.raised_at, n.kind
   FROM pdp.rectification_notice n LEFT JOIN pdp.recipient r ON r.name OPERATOR(pg_catalog.=) n.recipient
- WHERE n.acknowledged_at IS NULL;
+ WHERE n.acknowledged_at IS NULL
+UNION ALL   -- on a Citus coordinator: the notices recorded on the workers' shards (src/sql/15_citus.sql)
+SELECT w.id, w.subject, w.recipient, r.country, w.tbl, w.columns, w.raised_at, 'rectification'::text
+  FROM pdp._citus_worker_notices() w LEFT JOIN pdp.recipient r ON r.name OPERATOR(pg_catalog.=) w.recipient;
 COMMENT ON VIEW pdp.pending_notices IS
     'rectifications, erasures, restrictions and lifted restrictions still to be told to the recipients of the subject''s data';
 
@@ -287,6 +290,7 @@ AS $$
 DECLARE
     n record;
 BEGIN
+    PERFORM pdp._citus_collect_notice(id);   -- a notice recorded on a Citus worker: copied here first
     UPDATE pdp.rectification_notice x SET acknowledged_at = pg_catalog.now(), acknowledged_by = SESSION_USER
      WHERE x.id OPERATOR(pg_catalog.=) acknowledge_notice.id AND x.acknowledged_at IS NULL
     RETURNING * INTO n;

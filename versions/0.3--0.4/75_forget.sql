@@ -155,6 +155,7 @@ AS $$
 DECLARE
     n record;
 BEGIN
+    PERFORM pdp._citus_collect_notice(id);   -- a notice recorded on a Citus worker: copied here first
     UPDATE pdp.rectification_notice x SET acknowledged_at = pg_catalog.now(), acknowledged_by = SESSION_USER
      WHERE x.id OPERATOR(pg_catalog.=) acknowledge_notice.id AND x.acknowledged_at IS NULL
     RETURNING * INTO n;
