@@ -684,6 +684,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    parts text[];
     shardname text;
     shardnsp oid;
     shardid bigint;
@@ -692,7 +693,10 @@ DECLARE
     groupid integer;
     placement regclass;
 BEGIN
-    SELECT c.relname, c.relnamespace INTO shardname, shardnsp FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) shard::oid;
+    -- (Not from pg_class: Citus hides shards there from a client's session.)
+    parts := pg_catalog.parse_ident(shard::text);
+    shardname := parts[pg_catalog.cardinality(parts)];
+    shardnsp := CASE WHEN pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 2 THEN pg_catalog.to_regnamespace(parts[1])::oid END;
     shardid := pg_catalog.substring(shardname, '_([0-9]{1,18})$')::bigint;
     IF shardid IS NOT NULL AND pg_catalog.to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL THEN
         -- (Dynamic SQL: the catalogs exist only where Citus does.)

@@ -390,17 +390,17 @@ for my $w (qw(worker1 worker2))
 like($err, qr/ERROR:  55000: pdp.citus_sync_state runs on the Citus coordinator/, 'citus_sync_state is refused on a worker');
 $c->safe_psql('postgres', q{SELECT pdp.define_purpose('early', 'contract'); SELECT pdp.restrict_subject(39::bigint, 'asked')});
 ($ret, $out, $err) = $c->psql('postgres', q{SELECT pdp.citus_sync_state()});
-is($out, '{"purpose": 1, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'the first sync copies the state there is')
+is($out, '{"purpose": 1, "disclosure": 0, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'the first sync copies the state there is')
   or diag($err);
 is($c->safe_psql('postgres', q{SELECT pdp.citus_sync_state()}),
-	'{"purpose": 1, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'a second sync copies it again, once');
+	'{"purpose": 1, "disclosure": 0, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'a second sync copies it again, once');
 is( $c->safe_psql('postgres', q{
 		SELECT string_agg(t || '=' || coalesce(pdp._citus_table_kind(('pdp.' || t)::regclass), 'none'), ' ' ORDER BY t)
 		  FROM unnest(ARRAY['citus_purpose', 'citus_purpose_grant', 'citus_consent_state', 'citus_restriction']) t}),
 	'citus_consent_state=reference citus_purpose=reference citus_purpose_grant=reference citus_restriction=reference',
 	'the mirror is four reference tables');
 is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'citus_mirror%' AND tgrelid::regclass::text LIKE 'pdp.%'}),
-	'16', 'each of pdp\'s four state tables has its four mirror triggers, once');
+	'20', 'each of pdp\'s four state tables and pdp.disclosure has its four mirror triggers, once');
 $c->safe_psql('postgres', q{SELECT pdp.lift_restriction(39::bigint)});
 for my $w (qw(worker1 worker2))
 {
@@ -924,22 +924,116 @@ like($node{worker1}->safe_psql('postgres', q{SET citus.override_table_visibility
 	qr/^[1-8]$/, 'the trigger is on worker1\'s shards');
 my $rect_rows = q{SELECT count(*) || ' ' || md5(string_agg(id || email || note, ',' ORDER BY id)) FROM rect};
 my $rect_before = $c->safe_psql('postgres', $rect_rows);
-for my $sql (q{UPDATE rect SET email = 'changed@example.kz' WHERE learner = 7}, q{UPDATE rect SET email = NULL WHERE id = 47},
-	q{UPDATE rect SET email = 'x', note = 'y'})
+my $all_notices = q{SELECT (SELECT count(*) FROM pdp.rectification_notice) || '/'
+	|| (SELECT count(*) FROM pdp.pending_notices)};
+
+# --- Step 5, second half: the notices reach the coordinator --------------
+# pdp.citus_sync_state mirrors pdp.disclosure's (subject, recipient) pairs
+# into the reference table pdp.citus_disclosure.  Where a worker has no
+# placement of it the shard's trigger refuses (55000, fail closed); with it,
+# the trigger records the notices in the worker's own
+# pdp.rectification_notice, naming the distributed table, and the
+# coordinator's pdp.pending_notices lists them and acknowledge_notice
+# closes them.
+$node{worker1}->safe_psql('postgres', q{SET citus.enable_manual_changes_to_shards = on;
+	DO $$ BEGIN EXECUTE (SELECT format('ALTER TABLE pdp.%I RENAME TO hidden_placement', 'citus_disclosure_' || shardid)
+	                       FROM pg_dist_shard WHERE logicalrelid = 'pdp.citus_disclosure'::regclass); END $$});
+my $notice_before = $c->safe_psql('postgres', $all_notices);
+for my $sql (q{UPDATE rect SET email = 'changed@example.kz' WHERE learner = 7}, q{UPDATE rect SET email = 'x', note = 'y'})
 {
 	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\n$sql");
-	isnt($ret, 0, "$sql on the shards: refused");
-	like($err, qr/ERROR:  0A000: cannot record the rectification notices of a change to table "rect_\d+"/,
-		"$sql: SQLSTATE 0A000, the shard's table named, reaching the coordinator's client");
-	like($err, qr/HINT:  See "What is refused on Citus tables" in doc\/scaling\.md/, "$sql: with the hint");
-	unlike($err, qr/example\.kz|learner = |\b47\b/, "$sql: no value in the error");
+	isnt($ret, 0, "$sql on a worker without the mirror's placement: refused");
+	like($err, qr/ERROR:  55000: cannot record the rectification notices of a change to table "rect"/,
+		"$sql: SQLSTATE 55000, the distributed table named, reaching the coordinator's client");
+	like($err, qr/HINT:  On the coordinator, run SELECT replicate_reference_tables\(\)/, "$sql: with the hint");
+	unlike($err, qr/example\.kz|learner = /, "$sql: no value in the error");
 }
 is($c->safe_psql('postgres', $rect_rows), $rect_before, 'the refused rectifications changed no row');
-is($c->safe_psql('postgres', $rect_notices), '1', 'and recorded no notice on the coordinator');
+is($c->safe_psql('postgres', $all_notices), $notice_before, 'and recorded no notice');
+$node{worker1}->safe_psql('postgres', q{SET citus.enable_manual_changes_to_shards = on;
+	DO $$ BEGIN EXECUTE (SELECT format('ALTER TABLE pdp.hidden_placement RENAME TO %I', 'citus_disclosure_' || shardid)
+	                       FROM pg_dist_shard WHERE logicalrelid = 'pdp.citus_disclosure'::regclass); END $$});
+
+# The one-node notice above is sent and closed first.
+$c->safe_psql('postgres', q{SELECT pdp.acknowledge_notice(id) FROM pdp.rectification_notice WHERE tbl = 'rect'::regclass});
+
+# With the mirror in place: learner 7 has one recipient (and a second now),
+# learner 8 none; learner 7's rows are on both workers' shards.
+$c->safe_psql('postgres', q{SELECT pdp.define_recipient('tap registry', 'KZ');
+	SELECT pdp.record_disclosure(7::bigint, 'tap registry', 'teaching', ARRAY['email']);
+	SELECT pdp.record_disclosure(7::bigint, 'tap registry', 'teaching', ARRAY['email'])});
+is($c->safe_psql('postgres', q{SELECT string_agg(subject || ':' || recipient, ',' ORDER BY recipient) FROM pdp.citus_disclosure WHERE subject = '7'}),
+	'7:tap ministry,7:tap registry', 'the sync and the triggers mirror learner 7\'s two recipients, once each');
+my $pending_rect = q{SELECT coalesce(string_agg(subject || ' ' || recipient || ' ' || table_name::text || ' ' || array_to_string(columns, ','), E'\n'
+	ORDER BY recipient, id), '') FROM pdp.pending_notices WHERE table_name = 'rect'::regclass};
+my $pending_before = $c->safe_psql('postgres', $pending_rect);
+is($pending_before, '', 'no pending notice of rect yet');
+
+# A rolled-back rectification leaves no notice anywhere.
+$c->safe_psql('postgres', q{BEGIN; UPDATE rect SET email = 'rolled@example.kz' WHERE id = 47; ROLLBACK});
+is($c->safe_psql('postgres', $pending_rect), '', 'a rolled-back rectification leaves no notice');
 is($node{worker1}->safe_psql('postgres', q{SELECT count(*) FROM pdp.rectification_notice}) . '/'
 	  . $node{worker2}->safe_psql('postgres', q{SELECT count(*) FROM pdp.rectification_notice}),
-	'0/0', 'nor on the workers');
-is($c->safe_psql('postgres', q{UPDATE rect SET note = 'other' WHERE id = 7 RETURNING learner}), '7',
-	'an update of an unclassified column is still written on the shards');
+	'0/0', 'on no worker');
+
+# A subject without disclosures: its rows change, no notice.
+$c->safe_psql('postgres', q{UPDATE rect SET email = 'eight@example.kz' WHERE learner = 8});
+is($c->safe_psql('postgres', q{SELECT count(*) FROM rect WHERE email = 'eight@example.kz'}), '2', 'learner 8\'s two rows are rectified');
+is($c->safe_psql('postgres', $pending_rect), '', 'with no notice: learner 8 has no recipient');
+
+# Learner 7: rows 7 and 47, and one more on a shard of the other worker.
+my $node_of = q{SELECT s.nodeport FROM citus_shards s WHERE s.shardid = get_shard_id_for_distribution_column('rect', %d)};
+$c->safe_psql('postgres', sprintf(q{INSERT INTO rect SELECT min(g), 7, 'l7b@example.kz', 'n' FROM generate_series(100, 200) g
+	WHERE (SELECT s.nodeport FROM citus_shards s WHERE s.shardid = get_shard_id_for_distribution_column('rect', g)) <> (%s)}, sprintf($node_of, 7)));
+is($c->safe_psql('postgres', q{SELECT count(DISTINCT s.nodeport) FROM rect r JOIN citus_shards s ON s.shardid = get_shard_id_for_distribution_column('rect', r.id) WHERE r.learner = 7}),
+	'2', 'learner 7\'s rows are on both workers');
+($ret, $out, $err) = $c->psql('postgres', q{UPDATE rect SET email = 'changed@example.kz' WHERE learner = 7});
+is($ret, 0, 'a rectification of learner 7 through the coordinator is written') or diag($err);
+unlike($err, qr/example\.kz|\b7\b/, 'and says nothing of the values');
+is($c->safe_psql('postgres', $pending_rect),
+	join("\n", ("7 tap ministry rect email") x 3, ("7 tap registry rect email") x 3),
+	'one notice per recipient and changed row, listed on the coordinator with the distributed table named');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.rectification_notice WHERE tbl = 'rect'::regclass}), '1',
+	'(the coordinator itself holds only its one-node notice: the others are the workers\')');
+is(join('/', sort map { $node{$_}->safe_psql('postgres', q{SELECT count(*) || ' ' || string_agg(DISTINCT tbl::text, ',') FROM pdp.rectification_notice}) } qw(worker1 worker2)),
+	'2 rect/4 rect', 'each worker recorded its rows\' notices, naming the distributed table, not the shard');
+is($c->safe_psql('postgres', q{SELECT count(DISTINCT id) FROM pdp.pending_notices}), $c->safe_psql('postgres', q{SELECT count(*) FROM pdp.pending_notices}),
+	'notice numbers are unique across the nodes');
+is($c->safe_psql('postgres', q{SET ROLE pdp_auditor; SELECT count(*) FROM pdp.pending_notices WHERE table_name = 'rect'::regclass}), '6',
+	'pdp_auditor reads the workers\' notices too');
+
+# Acknowledging a worker's notice on the coordinator closes it there.
+my $wid = $c->safe_psql('postgres', q{SELECT min(id) FROM pdp.pending_notices WHERE table_name = 'rect'::regclass AND recipient = 'tap registry'});
+cmp_ok($wid, '>=', 1000000000000000, 'a worker\'s notice is numbered in its group\'s range');
+$c->safe_psql('postgres', qq{BEGIN; SELECT pdp.acknowledge_notice($wid); ROLLBACK});
+is($c->safe_psql('postgres', qq{SELECT count(*) FROM pdp.pending_notices WHERE id = $wid}), '1', 'an acknowledgement rolled back leaves it pending');
+$c->safe_psql('postgres', qq{SELECT pdp.acknowledge_notice($wid)});
+is($c->safe_psql('postgres', qq{SELECT count(*) FROM pdp.pending_notices WHERE id = $wid}), '0', 'acknowledge_notice on the coordinator closes a worker\'s notice');
+is($c->safe_psql('postgres', qq{SELECT tbl::text || ' ' || (acknowledged_at IS NOT NULL) FROM pdp.rectification_notice WHERE id = $wid}), 'rect true',
+	'the coordinator keeps it, acknowledged');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.pending_notices WHERE table_name = 'rect'::regclass}), '5', 'the others stay pending');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.acknowledge_notice($wid)");
+like($err, qr/ERROR:  42704: notice \d+ does not exist or is acknowledged already/, 'a second acknowledgement is refused');
+
+# A worker that cannot be asked: the listing refuses rather than leave its notices out.
+$node{worker2}->stop;
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT count(*) FROM pdp.pending_notices");
+like($err, qr/ERROR:  55000: cannot read the rectification notices recorded on worker 127\.0\.0\.1:\d+/, 'pending_notices refuses while a worker is unreachable');
+$node{worker2}->start;
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.pending_notices WHERE table_name = 'rect'::regclass}), '5', 'and lists its notices again once it is back');
+
+# A reference table with a classified column: one notice per recipient, not one per placement.
+$c->safe_psql('postgres', q{
+	CREATE TABLE rect_ref (id bigint PRIMARY KEY, learner bigint NOT NULL, email text);
+	INSERT INTO rect_ref VALUES (1, 7, 'a@example.kz'), (2, 8, 'b@example.kz');
+	SELECT pdp.register_table('rect_ref', 'learner');
+	SELECT pdp.set_column_rule('rect_ref', 'email', 'mask');
+	SET citus.enable_unsafe_triggers = on;
+	SELECT create_reference_table('rect_ref');
+});
+($ret, $out, $err) = $c->psql('postgres', q{UPDATE rect_ref SET email = 'new@example.kz'});
+is($ret, 0, 'a rectification of a reference table is written') or diag($err);
+is($c->safe_psql('postgres', q{SELECT string_agg(subject || ' ' || recipient, ',' ORDER BY recipient) FROM pdp.pending_notices WHERE table_name = 'rect_ref'::regclass}),
+	'7 tap ministry,7 tap registry', 'one notice per recipient of learner 7 from the reference table\'s placements, none for learner 8');
 
 done_testing();
