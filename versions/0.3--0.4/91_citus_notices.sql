@@ -376,4 +376,7 @@ BEGIN
 END
 $$;
 
+REVOKE ALL ON FUNCTION pdp._citus_mirror_disclosure_change(), pdp._citus_sync_disclosure(),
+                       pdp._citus_shard_notices(regclass, text, text[]), pdp._citus_worker_notices(),
+                       pdp._citus_collect_notice(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pdp._citus_worker_notices() TO pdp_admin, pdp_auditor;
