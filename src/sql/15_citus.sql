@@ -809,3 +809,33 @@ END
 $$;
 COMMENT ON FUNCTION pdp._citus_collect_notice(bigint) IS
     'before acknowledging a worker''s rectification notice: copies it into the coordinator''s pdp.rectification_notice';
+
+-- Inside an erasure (pdp._forget_subject): the workers' pending rectification
+-- notices of the erased subject are copied into the coordinator's
+-- pdp.rectification_notice under the subject's erased name, closed as
+-- superseded by the erasure, as its own pending notices are; they are then
+-- no longer listed.  Returns how many.  (The workers' own rows keep the
+-- identifier: nothing is written on a worker outside the transaction.)
+CREATE FUNCTION pdp._citus_forget_worker_notices(subject text, erased text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    IF NOT pdp._erasing() THEN
+        RAISE EXCEPTION 'pdp._citus_forget_worker_notices runs only inside an erasure' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF pg_catalog.to_regclass('pdp.citus_disclosure') IS NULL OR NOT pdp._citus_has_workers() THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO pdp.rectification_notice (id, subject, recipient, tbl, columns, raised_at, acknowledged_at, acknowledged_by)
+    SELECT w.id, erased, w.recipient, w.tbl, w.columns, w.raised_at, pg_catalog.now(), 'pdp: superseded by erasure'
+      FROM pdp._citus_worker_notices() w
+     WHERE w.subject OPERATOR(pg_catalog.=) _citus_forget_worker_notices.subject AND w.tbl IS NOT NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_forget_worker_notices(text, text) IS
+    'inside an erasure on a Citus coordinator: closes the workers'' pending rectification notices of the erased subject on the coordinator, under its erased name';

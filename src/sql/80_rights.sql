@@ -273,7 +273,9 @@ BEGIN
            acknowledged_by = coalesce(x.acknowledged_by, 'pdp: superseded by erasure')
      WHERE x.subject OPERATOR(pg_catalog.=) _forget_subject.subject
        AND (x.kind OPERATOR(pg_catalog.<>) 'erasure' OR x.acknowledged_at IS NOT NULL);
-    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('notice', n);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    n := n + pdp._citus_forget_worker_notices(subject, erased);   -- those on Citus workers (src/sql/15_citus.sql)
+    done := done || pg_catalog.jsonb_build_object('notice', n);
     -- Holds in force refuse the erasure, so these are released ones.
     UPDATE pdp.hold h SET subject = erased, reason = '(subject erased)' WHERE h.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
     GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('hold', n);

@@ -1036,4 +1036,17 @@ is($ret, 0, 'a rectification of a reference table is written') or diag($err);
 is($c->safe_psql('postgres', q{SELECT string_agg(subject || ' ' || recipient, ',' ORDER BY recipient) FROM pdp.pending_notices WHERE table_name = 'rect_ref'::regclass}),
 	'7 tap ministry,7 tap registry', 'one notice per recipient of learner 7 from the reference table\'s placements, none for learner 8');
 
+# An erasure on the coordinator closes the workers' pending notices of the
+# erased learner there (under its erased name): none is listed with its
+# identifier afterwards; the erasure notice to its recipient is raised.
+$c->safe_psql('postgres', q{SELECT pdp.record_disclosure(9::bigint, 'tap registry', 'teaching', ARRAY['email']);
+	UPDATE rect SET email = 'nine@example.kz' WHERE learner = 9});
+my $notices9 = q{SELECT coalesce(string_agg(kind || ' ' || recipient, ',' ORDER BY kind, id), '') FROM pdp.pending_notices WHERE subject = '9'};
+is($c->safe_psql('postgres', $notices9), 'rectification tap registry,rectification tap registry', 'learner 9\'s two rows\' notices are pending on the workers');
+($ret, $out, $err) = $c->psql('postgres', q{SELECT pdp.erase_subject(9::bigint, 'asked') -> 'pdp_tables' ->> 'notice'});
+is($ret . ' ' . $out, '0 2', 'learner 9 is erased on the coordinator, its two workers\' notices counted among the notices it closed') or diag($err);
+is($c->safe_psql('postgres', $notices9), 'erasure tap registry', 'then only the erasure notice names learner 9: the workers\' rectification notices are closed');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.rectification_notice WHERE subject LIKE '~erased:%' AND acknowledged_by = 'pdp: superseded by erasure' AND tbl = 'rect'::regclass}),
+	'2', 'kept on the coordinator under the erased name, superseded by the erasure');
+
 done_testing();

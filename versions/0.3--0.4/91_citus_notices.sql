@@ -376,7 +376,77 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION pdp._citus_mirror_disclosure_change(), pdp._citus_sync_disclosure(),
+-- Inside an erasure (pdp._forget_subject): the workers' pending rectification
+-- notices of the erased subject are copied into the coordinator's
+-- pdp.rectification_notice under the subject's erased name, closed as
+-- superseded by the erasure, as its own pending notices are; they are then
+-- no longer listed.  Returns how many.  (The workers' own rows keep the
+-- identifier: nothing is written on a worker outside the transaction.)
+CREATE OR REPLACE FUNCTION pdp._citus_forget_worker_notices(subject text, erased text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    IF NOT pdp._erasing() THEN
+        RAISE EXCEPTION 'pdp._citus_forget_worker_notices runs only inside an erasure' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF pg_catalog.to_regclass('pdp.citus_disclosure') IS NULL OR NOT pdp._citus_has_workers() THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO pdp.rectification_notice (id, subject, recipient, tbl, columns, raised_at, acknowledged_at, acknowledged_by)
+    SELECT w.id, erased, w.recipient, w.tbl, w.columns, w.raised_at, pg_catalog.now(), 'pdp: superseded by erasure'
+      FROM pdp._citus_worker_notices() w
+     WHERE w.subject OPERATOR(pg_catalog.=) _citus_forget_worker_notices.subject AND w.tbl IS NOT NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_forget_worker_notices(text, text) IS
+    'inside an erasure on a Citus coordinator: closes the workers'' pending rectification notices of the erased subject on the coordinator, under its erased name';
+
+CREATE OR REPLACE FUNCTION pdp._forget_subject(subject text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    erased text := '~erased:' || pdp._subject_pseudonym(subject);
+    n integer;
+    done jsonb := '{}';
+BEGIN
+    IF NOT pdp._erasing() THEN
+        RAISE EXCEPTION 'pdp._forget_subject runs only inside an erasure' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    DELETE FROM pdp.consent_state c WHERE c.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('consent_state', n);
+    UPDATE pdp.consent_event c SET subject = erased, evidence = '{}' WHERE c.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('consent_event', n);
+    DELETE FROM pdp.restriction r WHERE r.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('restriction', n);
+    UPDATE pdp.restriction_event r SET subject = erased, reason = NULL WHERE r.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('restriction_event', n);
+    UPDATE pdp.disclosure d SET subject = erased WHERE d.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('disclosure', n);
+    UPDATE pdp.subject_request q SET subject = erased WHERE q.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('subject_request', n);
+    UPDATE pdp.rectification_notice x
+       SET subject = erased,
+           acknowledged_at = coalesce(x.acknowledged_at, pg_catalog.now()),
+           acknowledged_by = coalesce(x.acknowledged_by, 'pdp: superseded by erasure')
+     WHERE x.subject OPERATOR(pg_catalog.=) _forget_subject.subject
+       AND (x.kind OPERATOR(pg_catalog.<>) 'erasure' OR x.acknowledged_at IS NOT NULL);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    n := n + pdp._citus_forget_worker_notices(subject, erased);   -- those on Citus workers (src/sql/15_citus.sql)
+    done := done || pg_catalog.jsonb_build_object('notice', n);
+    -- Holds in force refuse the erasure, so these are released ones.
+    UPDATE pdp.hold h SET subject = erased, reason = '(subject erased)' WHERE h.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
+    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('hold', n);
+    RETURN done;
+END
+$$;
+
+REVOKE ALL ON FUNCTION pdp._citus_forget_worker_notices(text, text), pdp._citus_mirror_disclosure_change(), pdp._citus_sync_disclosure(),
                        pdp._citus_shard_notices(regclass, text, text[]), pdp._citus_worker_notices(),
                        pdp._citus_collect_notice(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pdp._citus_worker_notices() TO pdp_admin, pdp_auditor;
