@@ -1049,4 +1049,22 @@ is($c->safe_psql('postgres', $notices9), 'erasure tap registry', 'then only the 
 is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.rectification_notice WHERE subject LIKE '~erased:%' AND acknowledged_by = 'pdp: superseded by erasure' AND tbl = 'rect'::regclass}),
 	'2', 'kept on the coordinator under the erased name, superseded by the erasure');
 
+# Attacks: no role of the application reads or writes the mirror of who was
+# told what (on the coordinator or a worker's placement), or forges notices.
+my $disc_placement = $node{worker1}->safe_psql('postgres', q{SELECT 'pdp.citus_disclosure_' || shardid FROM pg_dist_shard WHERE logicalrelid = 'pdp.citus_disclosure'::regclass});
+for my $sql (q{SELECT count(*) FROM pdp.citus_disclosure}, q{INSERT INTO pdp.citus_disclosure VALUES ('1', 'x')},
+	q{SELECT pdp._citus_shard_notices('rect'::regclass, '7', ARRAY['email'])}, q{SELECT pdp._citus_collect_notice(1000000000000001)},
+	q{SELECT * FROM pdp._citus_worker_notices()})
+{
+	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_app; $sql");
+	like($err, qr/ERROR:  42501: permission denied/, "attack as the application on the coordinator: $sql: refused");
+}
+for my $sql ("SELECT count(*) FROM $disc_placement", "DELETE FROM $disc_placement", q{UPDATE pdp.rectification_notice SET acknowledged_at = now()})
+{
+	($ret, $out, $err) = $node{worker1}->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_app; $sql");
+	like($err, qr/ERROR:  42501: permission denied/, "attack as the application on worker1: $sql: refused");
+}
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.citus_disclosure}), $c->safe_psql('postgres', q{SELECT count(DISTINCT (subject, recipient)) FROM pdp.disclosure}),
+	'the mirror still holds exactly the disclosures\' pairs');
+
 done_testing();
