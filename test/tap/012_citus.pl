@@ -1036,6 +1036,32 @@ is($ret, 0, 'a rectification of a reference table is written') or diag($err);
 is($c->safe_psql('postgres', q{SELECT string_agg(subject || ' ' || recipient, ',' ORDER BY recipient) FROM pdp.pending_notices WHERE table_name = 'rect_ref'::regclass}),
 	'7 tap ministry,7 tap registry', 'one notice per recipient of learner 7 from the reference table\'s placements, none for learner 8');
 
+# Registering a distributed table that has column rules installs the
+# rectification trigger on every shard (pdp turns citus.enable_unsafe_triggers
+# on for that statement only); unregistering drops it from every shard.
+my $shard_triggers = sub {
+	my ($t) = @_;
+	return join('/', map { $node{$_}->safe_psql('postgres', qq{SET citus.override_table_visibility = off;
+		SELECT count(*) FROM pg_trigger t WHERE t.tgname ~ '^pdp_rectification' AND t.tgrelid::regclass::text ~ '^${t}_[0-9]+\$'}) } qw(worker1 worker2));
+};
+$c->safe_psql('postgres', q{
+	CREATE TABLE rect_later (id bigint PRIMARY KEY, learner bigint NOT NULL, email text);
+	INSERT INTO rect_later SELECT g, g % 40, 'r' || g || '@example.kz' FROM generate_series(1, 80) g;
+	SELECT pdp.set_column_rule('rect_later', 'email', 'mask');
+	SELECT create_distributed_table('rect_later', 'id');
+});
+is($shard_triggers->('rect_later'), '0/0', 'a distributed table with rules but unregistered has no rectification trigger');
+is($c->safe_psql('postgres', q{SELECT pdp.register_table('rect_later', 'learner'); SHOW citus.enable_unsafe_triggers}), "\noff",
+	'register_table of a distributed table with column rules succeeds, and leaves citus.enable_unsafe_triggers off');
+like($shard_triggers->('rect_later'), qr/^[1-8]\/[1-8]$/, 'the trigger is on every worker\'s shards');
+$c->safe_psql('postgres', q{UPDATE rect_later SET email = 'later@example.kz' WHERE learner = 7});
+is($c->safe_psql('postgres', q{SELECT string_agg(subject || ' ' || recipient, ',' ORDER BY recipient, id) FROM pdp.pending_notices WHERE table_name = 'rect_later'::regclass}),
+	'7 tap ministry,7 tap ministry,7 tap registry,7 tap registry', 'its rectifications raise one notice per recipient and row, on the coordinator');
+$c->safe_psql('postgres', q{SELECT pdp.unregister_table('rect_later')});
+is($shard_triggers->('rect_later'), '0/0', 'unregister_table drops the trigger from every shard');
+$c->safe_psql('postgres', q{SELECT pdp.acknowledge_notice(id) FROM pdp.pending_notices WHERE table_name = 'rect_later'::regclass});
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.pending_notices WHERE table_name = 'rect_later'::regclass}), '0', 'acknowledged, they are listed no more');
+
 # An erasure on the coordinator closes the workers' pending notices of the
 # erased learner there (under its erased name): none is listed with its
 # identifier afterwards; the erasure notice to its recipient is raised.

@@ -446,6 +446,57 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION pdp._sync_rectification_trigger(tbl regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args text;
+    kind text := pdp._citus_table_kind(tbl);
+    unsafe text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid) THEN
+        RETURN;
+    END IF;
+    -- On a distributed or reference table Citus creates and drops the
+    -- trigger on every shard only with citus.enable_unsafe_triggers, turned
+    -- on here for the two statements and restored; the shards' trigger
+    -- records the notices from pdp.citus_disclosure (src/sql/15_citus.sql).
+    IF kind IN ('distributed', 'reference') THEN
+        unsafe := pg_catalog.current_setting('citus.enable_unsafe_triggers', true);
+        PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
+                 AND t.tgname OPERATOR(pg_catalog.=) 'pdp_rectification') THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER pdp_rectification ON %s', tbl);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl)
+       OR NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl) THEN
+        IF unsafe IS NOT NULL THEN
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', unsafe, true);
+        END IF;
+        RETURN;
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a), ', ') INTO args FROM (
+        SELECT 's:' || s.col AS a FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl
+        UNION ALL
+        SELECT 'c:' || r.col FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl) x;
+    IF kind IS NULL OR kind NOT IN ('distributed', 'reference') OR pdp._has_children(tbl) THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'install a rectification trigger on');
+    ELSIF pg_catalog.to_regclass('pdp.citus_disclosure') IS NULL THEN
+        RAISE EXCEPTION 'cannot install a rectification trigger on % table "%"', kind, pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The trigger on the shards reads pdp''s mirror of pdp.disclosure on every node, which does not exist yet.',
+                  HINT = 'Run SELECT pdp.citus_sync_state(); on the coordinator first; see "Rectification notices on Citus" in doc/scaling.md.';
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TRIGGER pdp_rectification AFTER UPDATE ON %s FOR EACH ROW '
+                              'EXECUTE FUNCTION pdp._rectification(%s)', tbl, args);
+    IF unsafe IS NOT NULL THEN
+        PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', unsafe, true);
+    END IF;
+END
+$$;
+
 REVOKE ALL ON FUNCTION pdp._citus_forget_worker_notices(text, text), pdp._citus_mirror_disclosure_change(), pdp._citus_sync_disclosure(),
                        pdp._citus_shard_notices(regclass, text, text[]), pdp._citus_worker_notices(),
                        pdp._citus_collect_notice(bigint) FROM PUBLIC;
