@@ -247,7 +247,8 @@ BEGIN
     END IF;
     INSERT INTO pdp.rectification_notice (id, subject, recipient, tbl, columns, raised_at)
     SELECT w.id, w.subject, w.recipient, w.tbl, w.columns, w.raised_at
-      FROM pdp._citus_worker_notices() w WHERE w.id OPERATOR(pg_catalog.=) _citus_collect_notice.id AND w.tbl IS NOT NULL;
+      FROM pdp._citus_worker_notices() w WHERE w.id OPERATOR(pg_catalog.=) _citus_collect_notice.id AND w.tbl IS NOT NULL
+    ON CONFLICT ON CONSTRAINT rectification_notice_pkey DO NOTHING;   -- (copied meanwhile by a concurrent acknowledgement)
 END
 $$;
 COMMENT ON FUNCTION pdp._citus_collect_notice(bigint) IS
@@ -398,7 +399,8 @@ BEGIN
     INSERT INTO pdp.rectification_notice (id, subject, recipient, tbl, columns, raised_at, acknowledged_at, acknowledged_by)
     SELECT w.id, erased, w.recipient, w.tbl, w.columns, w.raised_at, pg_catalog.now(), 'pdp: superseded by erasure'
       FROM pdp._citus_worker_notices() w
-     WHERE w.subject OPERATOR(pg_catalog.=) _citus_forget_worker_notices.subject AND w.tbl IS NOT NULL;
+     WHERE w.subject OPERATOR(pg_catalog.=) _citus_forget_worker_notices.subject AND w.tbl IS NOT NULL
+    ON CONFLICT ON CONSTRAINT rectification_notice_pkey DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
