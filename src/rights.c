@@ -107,6 +107,7 @@ pdp_rectification(PG_FUNCTION_ARGS)
 	{
 		Datum		relarg[1];
 		Oid			relargtype[1] = {OIDOID};
+		bool		on_shard;
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
@@ -115,10 +116,14 @@ pdp_rectification(PG_FUNCTION_ARGS)
 		 * The recipients are found through this server's registry and
 		 * disclosures.  A table the registry does not name (itself or, for a
 		 * partition, an ancestor) is one whose trigger was copied where pdp's
-		 * state is not kept: a Citus shard on a worker, where pdp.disclosure
-		 * is empty, when a table with classified columns was distributed with
-		 * citus.enable_unsafe_triggers.  Refuse the change rather than record
-		 * no notice (fail closed).
+		 * state is not kept: a Citus shard (on a worker, or a reference
+		 * table's placement on the coordinator), when a table with
+		 * classified columns was distributed with
+		 * citus.enable_unsafe_triggers.  There pdp._citus_shard_notices
+		 * records the notices from the mirror of pdp.disclosure that
+		 * pdp.citus_sync_state keeps on every node, naming the distributed
+		 * table; it refuses where the table is no shard or the mirror is
+		 * missing (fail closed: never a change without its notices).
 		 */
 		relarg[0] = ObjectIdGetDatum(RelationGetRelid(td->tg_relation));
 		if (SPI_execute_with_args(
@@ -128,15 +133,7 @@ pdp_rectification(PG_FUNCTION_ARGS)
 				"        FROM pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) a)) LIMIT 1",
 				1, relargtype, relarg, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read pdp's registry");
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot record the rectification notices of a change to table \"%s\"",
-							RelationGetRelationName(td->tg_relation)),
-					 errdetail("The table is not registered with pdp_ext on this server (a Citus shard on a worker, "
-							   "where pdp.disclosure is not kept): the recipients would not be told."),
-					 errhint("See \"What is refused on Citus tables\" in doc/scaling.md: classified columns "
-							 "(column rules) are not supported on Citus tables.")));
+		on_shard = (SPI_processed == 0);
 		for (int i = 0; i < td->tg_trigger->tgnargs; i++)
 		{
 			const char *arg = td->tg_trigger->tgargs[i];
@@ -157,6 +154,14 @@ pdp_rectification(PG_FUNCTION_ARGS)
 			args[0] = CStringGetTextDatum(OidOutputFunctionCall(typoutput, v));
 			args[1] = ObjectIdGetDatum(RelationGetRelid(td->tg_relation));
 			args[2] = CStringGetTextDatum(changed.data);
+			if (on_shard)
+			{
+				if (SPI_execute_with_args(
+						"SELECT pdp._citus_shard_notices($2::pg_catalog.regclass, $1, pg_catalog.string_to_array($3, ','))",
+						3, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+					elog(ERROR, "could not record rectification notices");
+				continue;
+			}
 			if (SPI_execute_with_args(
 					"INSERT INTO pdp.rectification_notice (subject, recipient, tbl, columns) "
 					"SELECT DISTINCT d.subject, d.recipient, $2::regclass, pg_catalog.string_to_array($3, ',') "

@@ -652,9 +652,289 @@ BEGIN
                                       'FOR EACH STATEMENT EXECUTE FUNCTION pdp._citus_mirror_change()', src);
         END IF;
     END LOOP;
+    counts := counts OPERATOR(pg_catalog.||) pdp._citus_sync_disclosure();   -- for the rectification trigger on the shards
     PERFORM pdp._audit('citus_sync_state', NULL, NULL, counts);
     RETURN counts;
 END
 $$;
 COMMENT ON FUNCTION pdp.citus_sync_state() IS
     'on a Citus coordinator: mirrors purposes, grants, consents and restrictions into reference tables read by the row check on every worker, kept in step by triggers; returns the rows mirrored per table';
+
+-- Rectification notices from the shards (issue 18, step 5's second half) --
+--
+-- pdp's rectification trigger (src/rights.c) finds the recipients of a
+-- changed row's subjects in pdp.disclosure.  On a Citus table the trigger
+-- fires on the shards (citus.enable_unsafe_triggers copies it there), on
+-- workers whose pdp.disclosure is empty.  pdp.citus_sync_state() therefore
+-- also mirrors pdp.disclosure's (subject, recipient) pairs into the Citus
+-- reference table pdp.citus_disclosure, kept in step by statement triggers
+-- on pdp.disclosure as the consent mirror is.  The trigger on a shard calls
+-- pdp._citus_shard_notices, which reads the local placement of that mirror
+-- and records the notices in the node's own pdp.rectification_notice, in
+-- the statement's transaction (a rolled-back UPDATE leaves none), naming the
+-- distributed table, not the shard, with a number unique in the cluster:
+-- the node's Citus group times 10^15 plus its own sequence's next value.
+-- Of a reference table's placements, only the one of the lowest group
+-- records them (each placement runs the UPDATE).  Where the mirror or its
+-- placement is missing, the change is refused (55000), never left without
+-- its notices.  On the coordinator, pdp.pending_notices adds the workers'
+-- pending notices (pdp._citus_worker_notices, collected on read through
+-- run_command_on_workers, as the audit trail is), and
+-- pdp.acknowledge_notice of a worker's notice first copies it into the
+-- coordinator's pdp.rectification_notice (pdp._citus_collect_notice), where
+-- it is acknowledged in the caller's transaction; a notice copied so is no
+-- longer listed from the worker.
+
+-- The statement trigger on pdp.disclosure: the (subject, recipient) pairs
+-- of the subjects the statement touched, re-mirrored from pdp.disclosure in
+-- two distributed statements (gathered into arrays first: Citus plans no
+-- local table into a write to a reference table).
+CREATE FUNCTION pdp._citus_mirror_disclosure_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    touched text[];
+    s text[];
+    r text[];
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM pdp.citus_disclosure;
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        touched := ARRAY(SELECT DISTINCT n.subject FROM new_rows n);
+    ELSIF TG_OP = 'DELETE' THEN
+        touched := ARRAY(SELECT DISTINCT o.subject FROM old_rows o);
+    ELSE
+        touched := ARRAY(SELECT o.subject FROM old_rows o UNION SELECT n.subject FROM new_rows n);
+    END IF;
+    SELECT pg_catalog.array_agg(d.subject), pg_catalog.array_agg(d.recipient) INTO s, r
+      FROM (SELECT DISTINCT x.subject, x.recipient FROM pdp.disclosure x WHERE x.subject = ANY (touched)) d;
+    DELETE FROM pdp.citus_disclosure m WHERE m.subject = ANY (touched);
+    IF s IS NOT NULL THEN
+        INSERT INTO pdp.citus_disclosure (subject, recipient)
+        SELECT u.subject, u.recipient FROM ROWS FROM (pg_catalog.unnest(s), pg_catalog.unnest(r)) AS u(subject, recipient)
+        ON CONFLICT (subject, recipient) DO NOTHING;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_mirror_disclosure_change() IS
+    'statement trigger on pdp.disclosure, installed by pdp.citus_sync_state: re-mirrors the touched subjects'' recipients into pdp.citus_disclosure';
+
+-- Create (first call) and refill pdp.citus_disclosure, and install its
+-- triggers on pdp.disclosure; the rows mirrored.  Called by
+-- pdp.citus_sync_state on the coordinator.
+CREATE FUNCTION pdp._citus_sync_disclosure() RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text;
+    n bigint;
+BEGIN
+    LOCK TABLE pdp.disclosure IN SHARE MODE;
+    IF pg_catalog.to_regclass('pdp.citus_disclosure') IS NULL THEN
+        CREATE TABLE pdp.citus_disclosure (subject text NOT NULL, recipient text NOT NULL, PRIMARY KEY (subject, recipient));
+        COMMENT ON TABLE pdp.citus_disclosure IS
+            'Citus reference table mirroring pdp.disclosure''s subjects and recipients for the rectification trigger on the shards (pdp.citus_sync_state)';
+        REVOKE ALL ON pdp.citus_disclosure FROM PUBLIC;
+    END IF;
+    kind := pdp._citus_table_kind('pdp.citus_disclosure'::regclass);
+    IF kind IS NULL THEN
+        PERFORM pg_catalog.create_reference_table('pdp.citus_disclosure'::regclass);
+    ELSIF kind <> 'reference' THEN
+        RAISE EXCEPTION 'pdp''s mirror table "citus_disclosure" is a % table, not a reference table', kind
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Drop it and run pdp.citus_sync_state again.';
+    END IF;
+    DELETE FROM pdp.citus_disclosure;
+    INSERT INTO pdp.citus_disclosure SELECT DISTINCT d.subject, d.recipient FROM pdp.disclosure d;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                    WHERE t.tgrelid OPERATOR(pg_catalog.=) 'pdp.disclosure'::regclass::oid
+                      AND t.tgname OPERATOR(pg_catalog.=) 'citus_mirror_insert') THEN
+        CREATE TRIGGER citus_mirror_insert AFTER INSERT ON pdp.disclosure REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION pdp._citus_mirror_disclosure_change();
+        CREATE TRIGGER citus_mirror_update AFTER UPDATE ON pdp.disclosure REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION pdp._citus_mirror_disclosure_change();
+        CREATE TRIGGER citus_mirror_delete AFTER DELETE ON pdp.disclosure REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION pdp._citus_mirror_disclosure_change();
+        CREATE TRIGGER citus_mirror_truncate AFTER TRUNCATE ON pdp.disclosure
+            FOR EACH STATEMENT EXECUTE FUNCTION pdp._citus_mirror_disclosure_change();
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('disclosure', n);
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_sync_disclosure() IS
+    'inside pdp.citus_sync_state: mirrors pdp.disclosure''s subjects and recipients into the reference table pdp.citus_disclosure, kept in step by triggers';
+
+-- Called by the rectification trigger for a table pdp's registry does not
+-- name: records the notices of subject's change of columns on shard, a
+-- Citus shard of a distributed or reference table, from the local
+-- placement of pdp.citus_disclosure (see above).  Refuses (0A000) a table
+-- that is no Citus shard, and (55000) a shard where the mirror or its
+-- placement is missing.  Never names a value.
+CREATE FUNCTION pdp._citus_shard_notices(shard regclass, subject text, columns text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    parts text[];
+    shardname text;
+    shardnsp oid;
+    shardid bigint;
+    dist regclass;
+    dist_kind text;
+    groupid integer;
+    placement regclass;
+BEGIN
+    -- (Not from pg_class: Citus hides shards there from a client's session.)
+    parts := pg_catalog.parse_ident(shard::text);
+    shardname := parts[pg_catalog.cardinality(parts)];
+    shardnsp := CASE WHEN pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 2 THEN pg_catalog.to_regnamespace(parts[1])::oid END;
+    shardid := pg_catalog.substring(shardname, '_([0-9]{1,18})$')::bigint;
+    IF shardid IS NOT NULL AND pg_catalog.to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL THEN
+        -- (Dynamic SQL: the catalogs exist only where Citus does.)
+        EXECUTE 'SELECT s.logicalrelid FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) s.logicalrelid '
+                ' WHERE s.shardid OPERATOR(pg_catalog.=) $1 AND c.relnamespace OPERATOR(pg_catalog.=) $2'
+           INTO dist USING shardid, shardnsp;
+    END IF;
+    IF dist IS NULL THEN
+        RAISE EXCEPTION 'cannot record the rectification notices of a change to table "%"', shardname
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'The table is not registered with pdp_ext on this server, nor a shard of a Citus table: '
+                           'the recipients would not be told.',
+                  HINT = 'See "Rectification notices on Citus" in doc/scaling.md: register the table, or distribute it '
+                         'with its column rules and run pdp.citus_sync_state() on the coordinator.';
+    END IF;
+    IF pg_catalog.to_regclass('pdp.citus_disclosure') IS NULL THEN
+        RAISE EXCEPTION 'cannot record the rectification notices of a change to table "%"', pdp._relname(dist)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'This node has no mirror of pdp.disclosure (pdp.citus_disclosure): the recipients would not be told.',
+                  HINT = 'On the coordinator, run SELECT pdp.citus_sync_state(); see "Rectification notices on Citus" in doc/scaling.md.';
+    END IF;
+    EXECUTE 'SELECT g.groupid FROM pg_catalog.pg_dist_local_group g' INTO groupid;
+    EXECUTE 'SELECT pg_catalog.to_regclass(pg_catalog.format(''pdp.%I'', ''citus_disclosure_'' OPERATOR(pg_catalog.||) s.shardid)) '
+            '  FROM pg_catalog.pg_dist_shard s WHERE s.logicalrelid OPERATOR(pg_catalog.=) ''pdp.citus_disclosure''::pg_catalog.regclass'
+       INTO placement;
+    IF placement IS NULL THEN
+        RAISE EXCEPTION 'cannot record the rectification notices of a change to table "%"', pdp._relname(dist)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'This node has no placement of pdp''s mirror of pdp.disclosure (pdp.citus_disclosure): the recipients would not be told.',
+                  HINT = 'On the coordinator, run SELECT replicate_reference_tables(); then SELECT pdp.citus_sync_state(); '
+                         'see "Rectification notices on Citus" in doc/scaling.md.';
+    END IF;
+    -- Each placement of a reference table runs the UPDATE: the lowest group records.
+    dist_kind := pdp._citus_table_kind(dist);
+    IF dist_kind = 'reference' THEN
+        EXECUTE 'SELECT pg_catalog.min(p.groupid) OPERATOR(pg_catalog.=) $2 FROM pg_catalog.pg_dist_placement p '
+                ' WHERE p.shardid OPERATOR(pg_catalog.=) $1'
+           INTO STRICT dist_kind USING shardid, groupid;
+        IF dist_kind IS DISTINCT FROM 'true' THEN
+            RETURN;
+        END IF;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'INSERT INTO pdp.rectification_notice (id, subject, recipient, tbl, columns) '
+        'SELECT $1::bigint OPERATOR(pg_catalog.*) 1000000000000000 OPERATOR(pg_catalog.+) pg_catalog.nextval(''pdp.rectification_notice_id_seq''), '
+        '       m.subject, m.recipient, $2, $3 '
+        '  FROM (SELECT DISTINCT d.subject, d.recipient FROM %s d WHERE d.subject OPERATOR(pg_catalog.=) $4) m', placement)
+        USING groupid, dist, columns, subject;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_shard_notices(regclass, text, text[]) IS
+    'rectification trigger on a Citus shard: records the notices of a subject''s change in this node''s pdp.rectification_notice, naming the distributed table, from the mirror of pdp.disclosure; refuses where the mirror is missing';
+
+-- The pending rectification notices recorded on the workers (see above),
+-- collected on read, those the coordinator has copied left out; on a
+-- server that is not a coordinator with workers and a disclosure mirror,
+-- none.  A worker that cannot be asked refuses the read (55000) rather than
+-- leave its notices out.
+CREATE FUNCTION pdp._citus_worker_notices(OUT id bigint, OUT subject text, OUT recipient text, OUT tbl regclass,
+                                          OUT columns text[], OUT raised_at timestamptz)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record;
+BEGIN
+    IF pg_catalog.to_regclass('pdp.citus_disclosure') IS NULL OR NOT pdp._citus_has_workers() THEN
+        RETURN;
+    END IF;
+    FOR w IN SELECT * FROM pdp._citus_on_workers(
+            'SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(''id'', n.id, ''subject'', n.subject, '
+            '''recipient'', n.recipient, ''tbl'', pg_catalog.format(''%I.%I'', s.nspname, c.relname), '
+            '''columns'', n.columns, ''raised_at'', n.raised_at)), ''[]'') '
+            '  FROM pdp.rectification_notice n LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) n.tbl::oid '
+            '  LEFT JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) c.relnamespace '
+            ' WHERE n.acknowledged_at IS NULL AND n.kind OPERATOR(pg_catalog.=) ''rectification''') LOOP
+        IF NOT w.ok THEN
+            RAISE EXCEPTION 'cannot read the rectification notices recorded on worker %', w.node
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'The worker''s notices would be left out: bring it back (citus_get_active_worker_nodes()) and read again.';
+        END IF;
+        RETURN QUERY
+            SELECT (e->>'id')::bigint, e->>'subject', e->>'recipient', pg_catalog.to_regclass(e->>'tbl'),
+                   ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e->'columns')), (e->>'raised_at')::timestamptz
+              FROM pg_catalog.jsonb_array_elements(w.result::jsonb) e
+             WHERE NOT EXISTS (SELECT 1 FROM pdp.rectification_notice x WHERE x.id OPERATOR(pg_catalog.=) (e->>'id')::bigint);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_worker_notices() IS
+    'on a Citus coordinator: the workers'' pending rectification notices not yet copied to the coordinator, collected through run_command_on_workers';
+
+-- Before pdp.acknowledge_notice: a notice numbered as a worker's (10^15 and
+-- above) that only a worker holds is copied, pending, into the coordinator's
+-- pdp.rectification_notice, in the caller's transaction; nothing otherwise.
+CREATE FUNCTION pdp._citus_collect_notice(id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF id IS NULL OR id OPERATOR(pg_catalog.<) 1000000000000000
+       OR EXISTS (SELECT 1 FROM pdp.rectification_notice x WHERE x.id OPERATOR(pg_catalog.=) _citus_collect_notice.id) THEN
+        RETURN;
+    END IF;
+    INSERT INTO pdp.rectification_notice (id, subject, recipient, tbl, columns, raised_at)
+    SELECT w.id, w.subject, w.recipient, w.tbl, w.columns, w.raised_at
+      FROM pdp._citus_worker_notices() w WHERE w.id OPERATOR(pg_catalog.=) _citus_collect_notice.id AND w.tbl IS NOT NULL
+    ON CONFLICT ON CONSTRAINT rectification_notice_pkey DO NOTHING;   -- (copied meanwhile by a concurrent acknowledgement)
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_collect_notice(bigint) IS
+    'before acknowledging a worker''s rectification notice: copies it into the coordinator''s pdp.rectification_notice';
+
+-- Inside an erasure (pdp._forget_subject): the workers' pending rectification
+-- notices of the erased subject are copied into the coordinator's
+-- pdp.rectification_notice under the subject's erased name, closed as
+-- superseded by the erasure, as its own pending notices are; they are then
+-- no longer listed.  Returns how many.  (The workers' own rows keep the
+-- identifier: nothing is written on a worker outside the transaction.)
+CREATE FUNCTION pdp._citus_forget_worker_notices(subject text, erased text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    IF NOT pdp._erasing() THEN
+        RAISE EXCEPTION 'pdp._citus_forget_worker_notices runs only inside an erasure' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF pg_catalog.to_regclass('pdp.citus_disclosure') IS NULL OR NOT pdp._citus_has_workers() THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO pdp.rectification_notice (id, subject, recipient, tbl, columns, raised_at, acknowledged_at, acknowledged_by)
+    SELECT w.id, erased, w.recipient, w.tbl, w.columns, w.raised_at, pg_catalog.now(), 'pdp: superseded by erasure'
+      FROM pdp._citus_worker_notices() w
+     WHERE w.subject OPERATOR(pg_catalog.=) _citus_forget_worker_notices.subject AND w.tbl IS NOT NULL
+    ON CONFLICT ON CONSTRAINT rectification_notice_pkey DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_forget_worker_notices(text, text) IS
+    'inside an erasure on a Citus coordinator: closes the workers'' pending rectification notices of the erased subject on the coordinator, under its erased name';

@@ -97,9 +97,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     args text;
+    kind text := pdp._citus_table_kind(tbl);
+    unsafe text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl::oid) THEN
         RETURN;
+    END IF;
+    -- On a distributed or reference table Citus creates and drops the
+    -- trigger on every shard only with citus.enable_unsafe_triggers, turned
+    -- on here for the two statements and restored; the shards' trigger
+    -- records the notices from pdp.citus_disclosure (src/sql/15_citus.sql).
+    IF kind IN ('distributed', 'reference') THEN
+        unsafe := pg_catalog.current_setting('citus.enable_unsafe_triggers', true);
+        PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
     END IF;
     IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl::oid
                  AND t.tgname OPERATOR(pg_catalog.=) 'pdp_rectification') THEN
@@ -107,15 +117,28 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl)
        OR NOT EXISTS (SELECT 1 FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl) THEN
+        IF unsafe IS NOT NULL THEN
+            PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', unsafe, true);
+        END IF;
         RETURN;
     END IF;
     SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a), ', ') INTO args FROM (
         SELECT 's:' || s.col AS a FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl
         UNION ALL
         SELECT 'c:' || r.col FROM pdp.column_rule r WHERE r.tbl OPERATOR(pg_catalog.=) _sync_rectification_trigger.tbl) x;
-    PERFORM pdp._refuse_on_citus(tbl, 'install a rectification trigger on');
+    IF kind IS NULL OR kind NOT IN ('distributed', 'reference') OR pdp._has_children(tbl) THEN
+        PERFORM pdp._refuse_on_citus(tbl, 'install a rectification trigger on');
+    ELSIF pg_catalog.to_regclass('pdp.citus_disclosure') IS NULL THEN
+        RAISE EXCEPTION 'cannot install a rectification trigger on % table "%"', kind, pdp._relname(tbl)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The trigger on the shards reads pdp''s mirror of pdp.disclosure on every node, which does not exist yet.',
+                  HINT = 'Run SELECT pdp.citus_sync_state(); on the coordinator first; see "Rectification notices on Citus" in doc/scaling.md.';
+    END IF;
     EXECUTE pg_catalog.format('CREATE TRIGGER pdp_rectification AFTER UPDATE ON %s FOR EACH ROW '
                               'EXECUTE FUNCTION pdp._rectification(%s)', tbl, args);
+    IF unsafe IS NOT NULL THEN
+        PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', unsafe, true);
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION pdp._sync_rectification_trigger(regclass) IS
@@ -206,7 +229,10 @@ COMMENT ON FUNCTION pdp.record_disclosure(uuid, text, text, text[]) IS 'record_d
 CREATE VIEW pdp.pending_notices AS
 SELECT n.id, n.subject, n.recipient, r.country, n.tbl AS table_name, n.columns, n.raised_at, n.kind
   FROM pdp.rectification_notice n LEFT JOIN pdp.recipient r ON r.name OPERATOR(pg_catalog.=) n.recipient
- WHERE n.acknowledged_at IS NULL;
+ WHERE n.acknowledged_at IS NULL
+UNION ALL   -- on a Citus coordinator: the notices recorded on the workers' shards (src/sql/15_citus.sql)
+SELECT w.id, w.subject, w.recipient, r.country, w.tbl, w.columns, w.raised_at, 'rectification'::text
+  FROM pdp._citus_worker_notices() w LEFT JOIN pdp.recipient r ON r.name OPERATOR(pg_catalog.=) w.recipient;
 COMMENT ON VIEW pdp.pending_notices IS
     'rectifications, erasures, restrictions and lifted restrictions still to be told to the recipients of the subject''s data';
 
@@ -270,7 +296,9 @@ BEGIN
            acknowledged_by = coalesce(x.acknowledged_by, 'pdp: superseded by erasure')
      WHERE x.subject OPERATOR(pg_catalog.=) _forget_subject.subject
        AND (x.kind OPERATOR(pg_catalog.<>) 'erasure' OR x.acknowledged_at IS NOT NULL);
-    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('notice', n);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    n := n + pdp._citus_forget_worker_notices(subject, erased);   -- those on Citus workers (src/sql/15_citus.sql)
+    done := done || pg_catalog.jsonb_build_object('notice', n);
     -- Holds in force refuse the erasure, so these are released ones.
     UPDATE pdp.hold h SET subject = erased, reason = '(subject erased)' WHERE h.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
     GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('hold', n);
@@ -287,6 +315,7 @@ AS $$
 DECLARE
     n record;
 BEGIN
+    PERFORM pdp._citus_collect_notice(id);   -- a notice recorded on a Citus worker: copied here first
     UPDATE pdp.rectification_notice x SET acknowledged_at = pg_catalog.now(), acknowledged_by = SESSION_USER
      WHERE x.id OPERATOR(pg_catalog.=) acknowledge_notice.id AND x.acknowledged_at IS NULL
     RETURNING * INTO n;

@@ -176,6 +176,9 @@ GRANT EXECUTE ON FUNCTION pdp._citus_has_workers(), pdp._report_nodes(jsonb, boo
 -- pdp_admin mirrors the consent state to a Citus cluster's workers (issue 18, step 2);
 -- the mirror's trigger and naming helper are pdp's own (the trigger runs as its owner).
 GRANT EXECUTE ON FUNCTION pdp.citus_sync_state() TO pdp_admin;
+-- pdp.pending_notices (read by pdp_admin and pdp_auditor, running as them)
+-- adds the Citus workers' rectification notices through this reader.
+GRANT EXECUTE ON FUNCTION pdp._citus_worker_notices() TO pdp_admin, pdp_auditor;
 -- Every interval pdp_ext accepts is judged by one check (src/sql/05_checks.sql),
 -- which functions running as their caller (pdp_admin members) call.
 REVOKE ALL ON FUNCTION pdp._check_interval(interval, text, interval), pdp._check_period() FROM PUBLIC;

@@ -178,8 +178,15 @@ $c->safe_psql('postgres', q{
 refused(q{SELECT pdp.protect_table('citus_loc')}, 'cannot protect citus local table "citus_loc"', 'protect_table on a Citus local table');
 # (Column rules on distributed and reference tables are applied by key range,
 # step 4 below; a registered table's rules need the rectification trigger.)
-refused(q{SELECT pdp.set_column_rule('activity', 'note', 'mask')},
-	'cannot install a rectification trigger on distributed table "activity"', 'set_column_rule on a registered distributed table');
+# Before pdp.citus_sync_state() has made the disclosure mirror, column rules
+# on a registered distributed table (their rectification trigger) wait for it.
+{
+	my ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.set_column_rule('activity', 'note', 'mask')");
+	isnt($ret, 0, 'set_column_rule on a registered distributed table before the sync: fails');
+	like($err, qr/ERROR:  55000: cannot install a rectification trigger on distributed table "activity"/, 'set_column_rule before the sync: 55000');
+	like($err, qr/HINT:  Run SELECT pdp.citus_sync_state\(\); on the coordinator first/, 'set_column_rule before the sync: the hint says to sync');
+	is(all_counts(), $before, 'set_column_rule before the sync: no row changed');
+}
 is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.column_rule}), '0', 'no rule was recorded');
 refused(q{SELECT pdp.set_column_rule('citus_loc', 'id', 'mask')}, 'cannot set column rules on citus local table "citus_loc"', 'set_column_rule on a Citus local table');
 refused(q{CALL pdp.apply_rules('citus_loc')}, 'cannot apply column rules to citus local table "citus_loc"', 'apply_rules on a Citus local table');
@@ -424,17 +431,17 @@ for my $w (qw(worker1 worker2))
 like($err, qr/ERROR:  55000: pdp.citus_sync_state runs on the Citus coordinator/, 'citus_sync_state is refused on a worker');
 $c->safe_psql('postgres', q{SELECT pdp.define_purpose('early', 'contract'); SELECT pdp.restrict_subject(39::bigint, 'asked')});
 ($ret, $out, $err) = $c->psql('postgres', q{SELECT pdp.citus_sync_state()});
-is($out, '{"purpose": 1, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'the first sync copies the state there is')
+is($out, '{"purpose": 1, "disclosure": 0, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'the first sync copies the state there is')
   or diag($err);
 is($c->safe_psql('postgres', q{SELECT pdp.citus_sync_state()}),
-	'{"purpose": 1, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'a second sync copies it again, once');
+	'{"purpose": 1, "disclosure": 0, "restriction": 1, "consent_state": 0, "purpose_grant": 0}', 'a second sync copies it again, once');
 is( $c->safe_psql('postgres', q{
 		SELECT string_agg(t || '=' || coalesce(pdp._citus_table_kind(('pdp.' || t)::regclass), 'none'), ' ' ORDER BY t)
 		  FROM unnest(ARRAY['citus_purpose', 'citus_purpose_grant', 'citus_consent_state', 'citus_restriction']) t}),
 	'citus_consent_state=reference citus_purpose=reference citus_purpose_grant=reference citus_restriction=reference',
 	'the mirror is four reference tables');
 is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'citus_mirror%' AND tgrelid::regclass::text LIKE 'pdp.%'}),
-	'16', 'each of pdp\'s four state tables has its four mirror triggers, once');
+	'20', 'each of pdp\'s four state tables and pdp.disclosure has its four mirror triggers, once');
 $c->safe_psql('postgres', q{SELECT pdp.lift_restriction(39::bigint)});
 for my $w (qw(worker1 worker2))
 {
@@ -1123,8 +1130,6 @@ $c->safe_psql('postgres', q{
 my $rect_notices = q{SELECT count(*) FROM pdp.rectification_notice WHERE tbl = 'rect'::regclass AND recipient = 'tap ministry'};
 is($c->safe_psql('postgres', q{UPDATE rect SET email = 'new7@example.kz' WHERE id = 7} . ";\n" . $rect_notices), '1',
 	'on one node, a rectification of a classified column records the recipient\'s notice');
-($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.set_column_rule('activity', 'note', 'mask')");
-like($err, qr/ERROR:  0A000: cannot install a rectification trigger on distributed table "activity"/, 'column rules on a registered distributed table are refused (their rectification trigger)');
 ($ret, $out, $err) = $c->psql('postgres', q{SET citus.enable_unsafe_triggers = on; SELECT create_distributed_table('rect', 'id')});
 is($ret, 0, 'a DBA distributes the table with its rectification trigger (citus.enable_unsafe_triggers on)') or diag($err);
 like($node{worker1}->safe_psql('postgres', q{SET citus.override_table_visibility = off;
@@ -1132,22 +1137,173 @@ like($node{worker1}->safe_psql('postgres', q{SET citus.override_table_visibility
 	qr/^[1-8]$/, 'the trigger is on worker1\'s shards');
 my $rect_rows = q{SELECT count(*) || ' ' || md5(string_agg(id || email || note, ',' ORDER BY id)) FROM rect};
 my $rect_before = $c->safe_psql('postgres', $rect_rows);
-for my $sql (q{UPDATE rect SET email = 'changed@example.kz' WHERE learner = 7}, q{UPDATE rect SET email = NULL WHERE id = 47},
-	q{UPDATE rect SET email = 'x', note = 'y'})
+my $all_notices = q{SELECT (SELECT count(*) FROM pdp.rectification_notice) || '/'
+	|| (SELECT count(*) FROM pdp.pending_notices)};
+
+# --- Step 5, second half: the notices reach the coordinator --------------
+# pdp.citus_sync_state mirrors pdp.disclosure's (subject, recipient) pairs
+# into the reference table pdp.citus_disclosure.  Where a worker has no
+# placement of it the shard's trigger refuses (55000, fail closed); with it,
+# the trigger records the notices in the worker's own
+# pdp.rectification_notice, naming the distributed table, and the
+# coordinator's pdp.pending_notices lists them and acknowledge_notice
+# closes them.
+$node{worker1}->safe_psql('postgres', q{SET citus.enable_manual_changes_to_shards = on;
+	DO $$ BEGIN EXECUTE (SELECT format('ALTER TABLE pdp.%I RENAME TO hidden_placement', 'citus_disclosure_' || shardid)
+	                       FROM pg_dist_shard WHERE logicalrelid = 'pdp.citus_disclosure'::regclass); END $$});
+my $notice_before = $c->safe_psql('postgres', $all_notices);
+for my $sql (q{UPDATE rect SET email = 'changed@example.kz' WHERE learner = 7}, q{UPDATE rect SET email = 'x', note = 'y'})
 {
 	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\n$sql");
-	isnt($ret, 0, "$sql on the shards: refused");
-	like($err, qr/ERROR:  0A000: cannot record the rectification notices of a change to table "rect_\d+"/,
-		"$sql: SQLSTATE 0A000, the shard's table named, reaching the coordinator's client");
-	like($err, qr/HINT:  See "What is refused on Citus tables" in doc\/scaling\.md/, "$sql: with the hint");
-	unlike($err, qr/example\.kz|learner = |\b47\b/, "$sql: no value in the error");
+	isnt($ret, 0, "$sql on a worker without the mirror's placement: refused");
+	like($err, qr/ERROR:  55000: cannot record the rectification notices of a change to table "rect"/,
+		"$sql: SQLSTATE 55000, the distributed table named, reaching the coordinator's client");
+	like($err, qr/HINT:  On the coordinator, run SELECT replicate_reference_tables\(\)/, "$sql: with the hint");
+	unlike($err, qr/example\.kz|learner = /, "$sql: no value in the error");
 }
 is($c->safe_psql('postgres', $rect_rows), $rect_before, 'the refused rectifications changed no row');
-is($c->safe_psql('postgres', $rect_notices), '1', 'and recorded no notice on the coordinator');
+is($c->safe_psql('postgres', $all_notices), $notice_before, 'and recorded no notice');
+$node{worker1}->safe_psql('postgres', q{SET citus.enable_manual_changes_to_shards = on;
+	DO $$ BEGIN EXECUTE (SELECT format('ALTER TABLE pdp.hidden_placement RENAME TO %I', 'citus_disclosure_' || shardid)
+	                       FROM pg_dist_shard WHERE logicalrelid = 'pdp.citus_disclosure'::regclass); END $$});
+
+# The one-node notice above is sent and closed first.
+$c->safe_psql('postgres', q{SELECT pdp.acknowledge_notice(id) FROM pdp.rectification_notice WHERE tbl = 'rect'::regclass});
+
+# With the mirror in place: learner 7 has one recipient (and a second now),
+# learner 8 none; learner 7's rows are on both workers' shards.
+$c->safe_psql('postgres', q{SELECT pdp.define_recipient('tap registry', 'KZ');
+	SELECT pdp.record_disclosure(7::bigint, 'tap registry', 'teaching', ARRAY['email']);
+	SELECT pdp.record_disclosure(7::bigint, 'tap registry', 'teaching', ARRAY['email'])});
+is($c->safe_psql('postgres', q{SELECT string_agg(subject || ':' || recipient, ',' ORDER BY recipient) FROM pdp.citus_disclosure WHERE subject = '7'}),
+	'7:tap ministry,7:tap registry', 'the sync and the triggers mirror learner 7\'s two recipients, once each');
+my $pending_rect = q{SELECT coalesce(string_agg(subject || ' ' || recipient || ' ' || table_name::text || ' ' || array_to_string(columns, ','), E'\n'
+	ORDER BY recipient, id), '') FROM pdp.pending_notices WHERE table_name = 'rect'::regclass};
+my $pending_before = $c->safe_psql('postgres', $pending_rect);
+is($pending_before, '', 'no pending notice of rect yet');
+
+# A rolled-back rectification leaves no notice anywhere.
+$c->safe_psql('postgres', q{BEGIN; UPDATE rect SET email = 'rolled@example.kz' WHERE id = 47; ROLLBACK});
+is($c->safe_psql('postgres', $pending_rect), '', 'a rolled-back rectification leaves no notice');
 is($node{worker1}->safe_psql('postgres', q{SELECT count(*) FROM pdp.rectification_notice}) . '/'
 	  . $node{worker2}->safe_psql('postgres', q{SELECT count(*) FROM pdp.rectification_notice}),
-	'0/0', 'nor on the workers');
-is($c->safe_psql('postgres', q{UPDATE rect SET note = 'other' WHERE id = 7 RETURNING learner}), '7',
-	'an update of an unclassified column is still written on the shards');
+	'0/0', 'on no worker');
+
+# A subject without disclosures: its rows change, no notice.
+$c->safe_psql('postgres', q{UPDATE rect SET email = 'eight@example.kz' WHERE learner = 8});
+is($c->safe_psql('postgres', q{SELECT count(*) FROM rect WHERE email = 'eight@example.kz'}), '2', 'learner 8\'s two rows are rectified');
+is($c->safe_psql('postgres', $pending_rect), '', 'with no notice: learner 8 has no recipient');
+
+# Learner 7: rows 7 and 47, and one more on a shard of the other worker.
+my $node_of = q{SELECT s.nodeport FROM citus_shards s WHERE s.shardid = get_shard_id_for_distribution_column('rect', %d)};
+$c->safe_psql('postgres', sprintf(q{INSERT INTO rect SELECT min(g), 7, 'l7b@example.kz', 'n' FROM generate_series(100, 200) g
+	WHERE (SELECT s.nodeport FROM citus_shards s WHERE s.shardid = get_shard_id_for_distribution_column('rect', g)) <> (%s)}, sprintf($node_of, 7)));
+is($c->safe_psql('postgres', q{SELECT count(DISTINCT s.nodeport) FROM rect r JOIN citus_shards s ON s.shardid = get_shard_id_for_distribution_column('rect', r.id) WHERE r.learner = 7}),
+	'2', 'learner 7\'s rows are on both workers');
+($ret, $out, $err) = $c->psql('postgres', q{UPDATE rect SET email = 'changed@example.kz' WHERE learner = 7});
+is($ret, 0, 'a rectification of learner 7 through the coordinator is written') or diag($err);
+unlike($err, qr/example\.kz|\b7\b/, 'and says nothing of the values');
+is($c->safe_psql('postgres', $pending_rect),
+	join("\n", ("7 tap ministry rect email") x 3, ("7 tap registry rect email") x 3),
+	'one notice per recipient and changed row, listed on the coordinator with the distributed table named');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.rectification_notice WHERE tbl = 'rect'::regclass}), '1',
+	'(the coordinator itself holds only its one-node notice: the others are the workers\')');
+is(join('/', sort map { $node{$_}->safe_psql('postgres', q{SELECT count(*) || ' ' || string_agg(DISTINCT tbl::text, ',') FROM pdp.rectification_notice}) } qw(worker1 worker2)),
+	'2 rect/4 rect', 'each worker recorded its rows\' notices, naming the distributed table, not the shard');
+is($c->safe_psql('postgres', q{SELECT count(DISTINCT id) FROM pdp.pending_notices}), $c->safe_psql('postgres', q{SELECT count(*) FROM pdp.pending_notices}),
+	'notice numbers are unique across the nodes');
+is($c->safe_psql('postgres', q{SET ROLE pdp_auditor; SELECT count(*) FROM pdp.pending_notices WHERE table_name = 'rect'::regclass}), '6',
+	'pdp_auditor reads the workers\' notices too');
+
+# Acknowledging a worker's notice on the coordinator closes it there.
+my $wid = $c->safe_psql('postgres', q{SELECT min(id) FROM pdp.pending_notices WHERE table_name = 'rect'::regclass AND recipient = 'tap registry'});
+cmp_ok($wid, '>=', 1000000000000000, 'a worker\'s notice is numbered in its group\'s range');
+$c->safe_psql('postgres', qq{BEGIN; SELECT pdp.acknowledge_notice($wid); ROLLBACK});
+is($c->safe_psql('postgres', qq{SELECT count(*) FROM pdp.pending_notices WHERE id = $wid}), '1', 'an acknowledgement rolled back leaves it pending');
+$c->safe_psql('postgres', qq{SELECT pdp.acknowledge_notice($wid)});
+is($c->safe_psql('postgres', qq{SELECT count(*) FROM pdp.pending_notices WHERE id = $wid}), '0', 'acknowledge_notice on the coordinator closes a worker\'s notice');
+is($c->safe_psql('postgres', qq{SELECT tbl::text || ' ' || (acknowledged_at IS NOT NULL) FROM pdp.rectification_notice WHERE id = $wid}), 'rect true',
+	'the coordinator keeps it, acknowledged');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.pending_notices WHERE table_name = 'rect'::regclass}), '5', 'the others stay pending');
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT pdp.acknowledge_notice($wid)");
+like($err, qr/ERROR:  42704: notice \d+ does not exist or is acknowledged already/, 'a second acknowledgement is refused');
+
+# A worker that cannot be asked: the listing refuses rather than leave its notices out.
+$node{worker2}->stop;
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT count(*) FROM pdp.pending_notices");
+like($err, qr/ERROR:  55000: cannot read the rectification notices recorded on worker 127\.0\.0\.1:\d+/, 'pending_notices refuses while a worker is unreachable');
+$node{worker2}->start;
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.pending_notices WHERE table_name = 'rect'::regclass}), '5', 'and lists its notices again once it is back');
+
+# A reference table with a classified column: one notice per recipient, not one per placement.
+$c->safe_psql('postgres', q{
+	CREATE TABLE rect_ref (id bigint PRIMARY KEY, learner bigint NOT NULL, email text);
+	INSERT INTO rect_ref VALUES (1, 7, 'a@example.kz'), (2, 8, 'b@example.kz');
+	SELECT pdp.register_table('rect_ref', 'learner');
+	SELECT pdp.set_column_rule('rect_ref', 'email', 'mask');
+	SET citus.enable_unsafe_triggers = on;
+	SELECT create_reference_table('rect_ref');
+});
+($ret, $out, $err) = $c->psql('postgres', q{UPDATE rect_ref SET email = 'new@example.kz'});
+is($ret, 0, 'a rectification of a reference table is written') or diag($err);
+is($c->safe_psql('postgres', q{SELECT string_agg(subject || ' ' || recipient, ',' ORDER BY recipient) FROM pdp.pending_notices WHERE table_name = 'rect_ref'::regclass}),
+	'7 tap ministry,7 tap registry', 'one notice per recipient of learner 7 from the reference table\'s placements, none for learner 8');
+
+# Registering a distributed table that has column rules installs the
+# rectification trigger on every shard (pdp turns citus.enable_unsafe_triggers
+# on for that statement only); unregistering drops it from every shard.
+my $shard_triggers = sub {
+	my ($t) = @_;
+	return join('/', map { $node{$_}->safe_psql('postgres', qq{SET citus.override_table_visibility = off;
+		SELECT count(*) FROM pg_trigger t WHERE t.tgname ~ '^pdp_rectification' AND t.tgrelid::regclass::text ~ '^${t}_[0-9]+\$'}) } qw(worker1 worker2));
+};
+$c->safe_psql('postgres', q{
+	CREATE TABLE rect_later (id bigint PRIMARY KEY, learner bigint NOT NULL, email text);
+	INSERT INTO rect_later SELECT g, g % 40, 'r' || g || '@example.kz' FROM generate_series(1, 80) g;
+	SELECT pdp.set_column_rule('rect_later', 'email', 'mask');
+	SELECT create_distributed_table('rect_later', 'id');
+});
+is($shard_triggers->('rect_later'), '0/0', 'a distributed table with rules but unregistered has no rectification trigger');
+is($c->safe_psql('postgres', q{SELECT pdp.register_table('rect_later', 'learner'); SHOW citus.enable_unsafe_triggers}), "\noff",
+	'register_table of a distributed table with column rules succeeds, and leaves citus.enable_unsafe_triggers off');
+like($shard_triggers->('rect_later'), qr/^[1-8]\/[1-8]$/, 'the trigger is on every worker\'s shards');
+$c->safe_psql('postgres', q{UPDATE rect_later SET email = 'later@example.kz' WHERE learner = 7});
+is($c->safe_psql('postgres', q{SELECT string_agg(subject || ' ' || recipient, ',' ORDER BY recipient, id) FROM pdp.pending_notices WHERE table_name = 'rect_later'::regclass}),
+	'7 tap ministry,7 tap ministry,7 tap registry,7 tap registry', 'its rectifications raise one notice per recipient and row, on the coordinator');
+$c->safe_psql('postgres', q{SELECT pdp.unregister_table('rect_later')});
+is($shard_triggers->('rect_later'), '0/0', 'unregister_table drops the trigger from every shard');
+$c->safe_psql('postgres', q{SELECT pdp.acknowledge_notice(id) FROM pdp.pending_notices WHERE table_name = 'rect_later'::regclass});
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.pending_notices WHERE table_name = 'rect_later'::regclass}), '0', 'acknowledged, they are listed no more');
+
+# An erasure on the coordinator closes the workers' pending notices of the
+# erased learner there (under its erased name): none is listed with its
+# identifier afterwards; the erasure notice to its recipient is raised.
+$c->safe_psql('postgres', q{SELECT pdp.record_disclosure(9::bigint, 'tap registry', 'teaching', ARRAY['email']);
+	UPDATE rect SET email = 'nine@example.kz' WHERE learner = 9});
+my $notices9 = q{SELECT coalesce(string_agg(kind || ' ' || recipient, ',' ORDER BY kind, id), '') FROM pdp.pending_notices WHERE subject = '9'};
+is($c->safe_psql('postgres', $notices9), 'rectification tap registry,rectification tap registry', 'learner 9\'s two rows\' notices are pending on the workers');
+($ret, $out, $err) = $c->psql('postgres', q{SELECT pdp.erase_subject(9::bigint, 'asked') -> 'pdp_tables' ->> 'notice'});
+is($ret . ' ' . $out, '0 2', 'learner 9 is erased on the coordinator, its two workers\' notices counted among the notices it closed') or diag($err);
+is($c->safe_psql('postgres', $notices9), 'erasure tap registry', 'then only the erasure notice names learner 9: the workers\' rectification notices are closed');
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.rectification_notice WHERE subject LIKE '~erased:%' AND acknowledged_by = 'pdp: superseded by erasure' AND tbl = 'rect'::regclass}),
+	'2', 'kept on the coordinator under the erased name, superseded by the erasure');
+
+# Attacks: no role of the application reads or writes the mirror of who was
+# told what (on the coordinator or a worker's placement), or forges notices.
+my $disc_placement = $node{worker1}->safe_psql('postgres', q{SELECT 'pdp.citus_disclosure_' || shardid FROM pg_dist_shard WHERE logicalrelid = 'pdp.citus_disclosure'::regclass});
+for my $sql (q{SELECT count(*) FROM pdp.citus_disclosure}, q{INSERT INTO pdp.citus_disclosure VALUES ('1', 'x')},
+	q{SELECT pdp._citus_shard_notices('rect'::regclass, '7', ARRAY['email'])}, q{SELECT pdp._citus_collect_notice(1000000000000001)},
+	q{SELECT * FROM pdp._citus_worker_notices()})
+{
+	($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_app; $sql");
+	like($err, qr/ERROR:  42501: permission denied/, "attack as the application on the coordinator: $sql: refused");
+}
+for my $sql ("SELECT count(*) FROM $disc_placement", "DELETE FROM $disc_placement", q{UPDATE pdp.rectification_notice SET acknowledged_at = now()})
+{
+	($ret, $out, $err) = $node{worker1}->psql('postgres', "\\set VERBOSITY verbose\nSET ROLE tap_app; $sql");
+	like($err, qr/ERROR:  42501: permission denied/, "attack as the application on worker1: $sql: refused");
+}
+is($c->safe_psql('postgres', q{SELECT count(*) FROM pdp.citus_disclosure}), $c->safe_psql('postgres', q{SELECT count(DISTINCT (subject, recipient)) FROM pdp.disclosure}),
+	'the mirror still holds exactly the disclosures\' pairs');
 
 done_testing();

@@ -202,6 +202,7 @@ BEGIN
                                       'FOR EACH STATEMENT EXECUTE FUNCTION pdp._citus_mirror_change()', src);
         END IF;
     END LOOP;
+    counts := counts OPERATOR(pg_catalog.||) pdp._citus_sync_disclosure();   -- for the rectification trigger on the shards
     PERFORM pdp._audit('citus_sync_state', NULL, NULL, counts);
     RETURN counts;
 END

@@ -99,7 +99,9 @@ BEGIN
            acknowledged_by = coalesce(x.acknowledged_by, 'pdp: superseded by erasure')
      WHERE x.subject OPERATOR(pg_catalog.=) _forget_subject.subject
        AND (x.kind OPERATOR(pg_catalog.<>) 'erasure' OR x.acknowledged_at IS NOT NULL);
-    GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('notice', n);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    n := n + pdp._citus_forget_worker_notices(subject, erased);   -- those on Citus workers (src/sql/15_citus.sql)
+    done := done || pg_catalog.jsonb_build_object('notice', n);
     -- Holds in force refuse the erasure, so these are released ones.
     UPDATE pdp.hold h SET subject = erased, reason = '(subject erased)' WHERE h.subject OPERATOR(pg_catalog.=) _forget_subject.subject;
     GET DIAGNOSTICS n = ROW_COUNT; done := done || pg_catalog.jsonb_build_object('hold', n);
@@ -155,6 +157,7 @@ AS $$
 DECLARE
     n record;
 BEGIN
+    PERFORM pdp._citus_collect_notice(id);   -- a notice recorded on a Citus worker: copied here first
     UPDATE pdp.rectification_notice x SET acknowledged_at = pg_catalog.now(), acknowledged_by = SESSION_USER
      WHERE x.id OPERATOR(pg_catalog.=) acknowledge_notice.id AND x.acknowledged_at IS NULL
     RETURNING * INTO n;
