@@ -126,26 +126,35 @@ COMMENT ON FUNCTION pdp._citus_skip_purge(regclass, bigint) IS
 -- Purging Citus tables by key (issue 18, step 4) ---------------------------
 --
 -- pdp's ordinary batches name rows by (tableoid, ctid), unique only within
--- one shard.  On a distributed or reference table a batch is instead one
--- DELETE by primary key, which on Citus includes the distribution column and
--- so names one row in the whole table:
---   DELETE FROM t WHERE (k1, k2) IN (SELECT k1, k2 FROM t WHERE <expired
---          after $2, unheld, unrestricted> ORDER BY <expiry>, k1, k2 LIMIT $1)
---      AND <expired after $2, unheld, unrestricted> RETURNING <position>
--- (in a WITH, counted, with the batch's highest position, on the coordinator)
--- Citus runs the inner query on every shard in parallel (each shard's
--- expired rows through its expiry index, LIMIT pushed down, merged on the
--- coordinator), then the DELETE on every shard in parallel, each deleting
--- only its own rows of the batch.  The order is total (the key breaks ties),
--- so a reference table's placements, each running the statement on the
--- same rows, delete the same rows.  The condition is checked again in the
--- DELETE, so a row changed meanwhile is not removed.  The held and restricted
--- subjects are constants passed as parameters, as on one server; the count
--- is the DELETE's own.  Done only for anchored retention with action delete,
--- on a table with a primary key, no declared links from it and no
--- partitions; for inactivity retention, the inactive subjects' own rows the
--- same way, by key, where the table has no links to cut (set_null or
--- set_value columns); everything else is refused.
+-- one shard.  On a distributed or reference table a batch is instead a range
+-- of the total order (expiry, primary key), the key including the
+-- distribution column, so a bound in that order names the same rows on every
+-- shard and every placement.  A batch is one statement:
+--   WITH b AS (SELECT <expiry>, k1, k2 FROM (SELECT <expiry>, k1, k2 FROM t
+--                WHERE <expired after $2, unheld, unrestricted>
+--                ORDER BY <expiry>, k1, k2 LIMIT $1) s ORDER BY ... DESC LIMIT 1),
+--        x AS (DELETE FROM t WHERE <expired after $2, unheld, unrestricted>
+--                AND <expiry> <= (SELECT <expiry> FROM b)
+--                AND (<expiry>, k1, k2) <= (SELECT * FROM b) RETURNING <position>)
+--   SELECT count(*), <the batch's highest position> FROM x
+-- Citus finds the bound first: the inner query runs on every shard in
+-- parallel (each shard's expired rows through its expiry index, the LIMIT
+-- pushed down), and the coordinator keeps the batch_size-th tuple (or the
+-- last).  Then one DELETE runs on every shard in parallel, each deleting
+-- its own expired rows up to that bound through its expiry index: one row
+-- (the bound) goes to the workers, not the batch's keys, and no shard probes
+-- keys that are not its own.  The order is total (the key breaks ties), so
+-- the batch holds at most batch_size rows (plus any expired row inserted
+-- meanwhile below the bound), and a reference table's placements, each
+-- running the DELETE with the same bound, delete the same rows.  The
+-- condition is the DELETE's own, so a row changed meanwhile is not removed.
+-- The held and restricted subjects are constants passed as parameters, as
+-- on one server; the count is the DELETE's own.  Done only for anchored
+-- retention with action delete, on a table with a primary key, no declared
+-- links from it and no partitions; for inactivity retention, the inactive
+-- subjects' own rows the same way (the order then the key alone), where the
+-- table has no links to cut (set_null or set_value columns); everything
+-- else is refused.
 
 -- The hint of a refused purge of a Citus table.
 CREATE FUNCTION pdp._citus_purge_hint() RETURNS text
@@ -236,6 +245,9 @@ DECLARE
     v record;
     w record;
     keys text;
+    s_keys text;
+    s_desc text;
+    ord text;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -258,24 +270,43 @@ BEGIN
     IF w.cond IS NULL THEN
         RETURN;
     END IF;
-    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.i) INTO keys
+    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.i),
+           pg_catalog.string_agg(pg_catalog.format('s.%I', a.attname), ', ' ORDER BY k.i),
+           pg_catalog.string_agg(pg_catalog.format('s.%I DESC', a.attname), ', ' ORDER BY k.i),
+           pg_catalog.format('t.%I', pg_catalog.min(a.attname) FILTER (WHERE k.i = 1))
+      INTO keys, s_keys, s_desc, ord
       FROM pg_catalog.pg_index x
       CROSS JOIN LATERAL pg_catalog.unnest(x.indkey::smallint[]) WITH ORDINALITY k(attnum, i)
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
      WHERE x.indrelid OPERATOR(pg_catalog.=) tbl::oid AND x.indisprimary;
-    -- (The inner t is the subquery's own; the outer condition re-checks each
-    -- row deleted.  Citus runs the DELETE first, then counts its RETURNING.)
+    -- The order: the expiry, then the key, for anchored retention (the
+    -- expiry's index expression, IMMUTABLE); the key alone for inactivity
+    -- (its first column, then the key: Citus refuses the key's text, a
+    -- STABLE cast of columns, in a DELETE's condition).
+    IF reason = 'retention' THEN
+        ord := w.order_by;
+    END IF;
+    -- b: the batch's bound, the batch_size-th (or last) row in that order
+    -- after the position; the DELETE takes every row up to it.  The scalar
+    -- bound on the order's first column makes each shard's DELETE a range
+    -- scan of its expiry (or key) index; the row comparison then cuts ties
+    -- at the bound by key.  (Citus computes b first, on the coordinator, and
+    -- sends its one row to the shards; it runs the DELETE before counting its
+    -- RETURNING.)
     SELECT x.n, x.p INTO n, pos
       FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-               'WITH x AS (DELETE FROM %1$s t WHERE (%2$s) IN (SELECT %2$s FROM %1$s t WHERE %3$s ORDER BY %4$s, %2$s LIMIT $1) '
-               'AND %3$s RETURNING %5$s AS pos) SELECT pg_catalog.count(*), %6$s FROM x',
-               tbl, keys, w.cond, w.order_by, w.pos, w.pos_max),
+               'WITH b AS (SELECT s.pdp_o, %7$s FROM (SELECT %4$s AS pdp_o, %2$s FROM %1$s t WHERE %3$s '
+                          'ORDER BY 1, %2$s LIMIT $1) s ORDER BY s.pdp_o DESC, %8$s LIMIT 1), '
+               'x AS (DELETE FROM %1$s t WHERE %3$s AND %4$s OPERATOR(pg_catalog.<=) (SELECT b.pdp_o FROM b) '
+                     'AND (%4$s, %2$s) OPERATOR(pg_catalog.<=) (SELECT b.* FROM b) RETURNING %5$s AS pos) '
+               'SELECT pg_catalog.count(*), %6$s FROM x',
+               tbl, keys, w.cond, ord, w.pos, w.pos_max, s_keys, s_desc),
                batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(n bigint, p timestamptz);
 END
 $$;
 COMMENT ON FUNCTION pdp._purge_citus_batch(regclass, text, integer, timestamptz) IS
-    'one purge batch of a distributed or reference table: its expired, unheld rows after a position deleted by primary key, shard by shard, as its owner; how many, and the position';
+    'one purge batch of a distributed or reference table: its expired, unheld rows after a position up to a bound in (expiry, primary key) deleted on every shard, as its owner; how many, and the position';
 
 -- Anonymising erasure on Citus tables (issue 18, step 4) ------------------
 --

@@ -83,6 +83,9 @@ DECLARE
     v record;
     w record;
     keys text;
+    s_keys text;
+    s_desc text;
+    ord text;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -105,18 +108,37 @@ BEGIN
     IF w.cond IS NULL THEN
         RETURN;
     END IF;
-    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.i) INTO keys
+    SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.i),
+           pg_catalog.string_agg(pg_catalog.format('s.%I', a.attname), ', ' ORDER BY k.i),
+           pg_catalog.string_agg(pg_catalog.format('s.%I DESC', a.attname), ', ' ORDER BY k.i),
+           pg_catalog.format('t.%I', pg_catalog.min(a.attname) FILTER (WHERE k.i = 1))
+      INTO keys, s_keys, s_desc, ord
       FROM pg_catalog.pg_index x
       CROSS JOIN LATERAL pg_catalog.unnest(x.indkey::smallint[]) WITH ORDINALITY k(attnum, i)
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
      WHERE x.indrelid OPERATOR(pg_catalog.=) tbl::oid AND x.indisprimary;
-    -- (The inner t is the subquery's own; the outer condition re-checks each
-    -- row deleted.  Citus runs the DELETE first, then counts its RETURNING.)
+    -- The order: the expiry, then the key, for anchored retention (the
+    -- expiry's index expression, IMMUTABLE); the key alone for inactivity
+    -- (its first column, then the key: Citus refuses the key's text, a
+    -- STABLE cast of columns, in a DELETE's condition).
+    IF reason = 'retention' THEN
+        ord := w.order_by;
+    END IF;
+    -- b: the batch's bound, the batch_size-th (or last) row in that order
+    -- after the position; the DELETE takes every row up to it.  The scalar
+    -- bound on the order's first column makes each shard's DELETE a range
+    -- scan of its expiry (or key) index; the row comparison then cuts ties
+    -- at the bound by key.  (Citus computes b first, on the coordinator, and
+    -- sends its one row to the shards; it runs the DELETE before counting its
+    -- RETURNING.)
     SELECT x.n, x.p INTO n, pos
       FROM pdp._exec_as_owner(tbl, pg_catalog.format(
-               'WITH x AS (DELETE FROM %1$s t WHERE (%2$s) IN (SELECT %2$s FROM %1$s t WHERE %3$s ORDER BY %4$s, %2$s LIMIT $1) '
-               'AND %3$s RETURNING %5$s AS pos) SELECT pg_catalog.count(*), %6$s FROM x',
-               tbl, keys, w.cond, w.order_by, w.pos, w.pos_max),
+               'WITH b AS (SELECT s.pdp_o, %7$s FROM (SELECT %4$s AS pdp_o, %2$s FROM %1$s t WHERE %3$s '
+                          'ORDER BY 1, %2$s LIMIT $1) s ORDER BY s.pdp_o DESC, %8$s LIMIT 1), '
+               'x AS (DELETE FROM %1$s t WHERE %3$s AND %4$s OPERATOR(pg_catalog.<=) (SELECT b.pdp_o FROM b) '
+                     'AND (%4$s, %2$s) OPERATOR(pg_catalog.<=) (SELECT b.* FROM b) RETURNING %5$s AS pos) '
+               'SELECT pg_catalog.count(*), %6$s FROM x',
+               tbl, keys, w.cond, ord, w.pos, w.pos_max, s_keys, s_desc),
                batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(n bigint, p timestamptz);
 END
