@@ -113,6 +113,48 @@ SELECT n, pdp._integer_spelling(s) AS spelling
                     '-9223372036854775808', '-9223372036854775809', '0000000000000000000000001', '1e3', '7 7', '--7',
                     '+-7', '0x10']) WITH ORDINALITY AS u(s, n) ORDER BY n;
 
+-- 8. The rectification trigger on a Citus shard (stand-in catalogs, as in
+-- sql/citus.sql): the shard's schema is found from its qualified name, also
+-- where the schema's name needs quoting (capitals, a space).  A lowercase
+-- schema and an odd one each record learner 7's notice, naming the
+-- distributed table; a table that is no shard refuses.
+SET allow_system_table_mods = on;
+CREATE TABLE pg_catalog.pg_dist_partition (logicalrelid regclass, partmethod "char", colocationid integer, repmodel "char",
+                                           partkey text);
+CREATE TABLE pg_catalog.pg_dist_local_group (groupid integer);
+CREATE TABLE pg_catalog.pg_dist_shard (logicalrelid regclass, shardid bigint);
+RESET allow_system_table_mods;
+INSERT INTO pg_catalog.pg_dist_local_group VALUES (1);
+CREATE SCHEMA ra_sh;
+CREATE SCHEMA "RA Shards";
+CREATE TABLE ra_sh.t (id int PRIMARY KEY, learner bigint, body text);
+CREATE TABLE "RA Shards"."T" (id int PRIMARY KEY, learner bigint, body text);
+CREATE TABLE ra_sh.t_102008 (LIKE ra_sh.t);
+CREATE TABLE "RA Shards"."T_102009" (LIKE "RA Shards"."T");
+CREATE TABLE ra_sh.plain (LIKE ra_sh.t);
+CREATE TABLE pdp.citus_disclosure (subject text NOT NULL, recipient text NOT NULL, PRIMARY KEY (subject, recipient));
+CREATE TABLE pdp.citus_disclosure_105 (LIKE pdp.citus_disclosure INCLUDING ALL);
+INSERT INTO pdp.citus_disclosure_105 VALUES ('7', 'RA Mailer');
+INSERT INTO pg_catalog.pg_dist_partition VALUES ('ra_sh.t', 'h', 1, 's', 'id'), ('"RA Shards"."T"', 'h', 1, 's', 'id'),
+                                                 ('pdp.citus_disclosure', 'n', 2, 't', NULL);
+INSERT INTO pg_catalog.pg_dist_shard VALUES ('ra_sh.t', 102008), ('"RA Shards"."T"', 102009), ('pdp.citus_disclosure', 105);
+INSERT INTO ra_sh.t_102008 VALUES (1, 7, 'a');
+INSERT INTO "RA Shards"."T_102009" VALUES (1, 7, 'a');
+INSERT INTO ra_sh.plain VALUES (1, 7, 'a');
+CREATE TRIGGER pdp_rectification AFTER UPDATE ON ra_sh.t_102008 FOR EACH ROW EXECUTE FUNCTION pdp._rectification('s:learner', 'c:body');
+CREATE TRIGGER pdp_rectification AFTER UPDATE ON "RA Shards"."T_102009" FOR EACH ROW EXECUTE FUNCTION pdp._rectification('s:learner', 'c:body');
+CREATE TRIGGER pdp_rectification AFTER UPDATE ON ra_sh.plain FOR EACH ROW EXECUTE FUNCTION pdp._rectification('s:learner', 'c:body');
+UPDATE ra_sh.t_102008 SET body = 'b';
+UPDATE "RA Shards"."T_102009" SET body = 'b';
+UPDATE ra_sh.plain SET body = 'b';
+SELECT n.id >= 1000000000000000 AS workers_number, n.subject, n.recipient, n.tbl, n.columns
+  FROM pdp.rectification_notice n WHERE n.acknowledged_at IS NULL ORDER BY n.tbl::text;
+DROP TABLE pdp.citus_disclosure, pdp.citus_disclosure_105;
+SET allow_system_table_mods = on;
+DROP TABLE pg_catalog.pg_dist_partition, pg_catalog.pg_dist_local_group, pg_catalog.pg_dist_shard;
+RESET allow_system_table_mods;
+DROP SCHEMA ra_sh, "RA Shards" CASCADE;
+
 SELECT pdp.withdraw_consents(ARRAY['9', '10'], 'ra_news');
 DROP SCHEMA ra CASCADE;
 DROP ROLE regress_ra_app, regress_ra_admin, regress_ra_dpo;
