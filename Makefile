@@ -27,7 +27,7 @@ DATA_built   = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(PREVVERSION)--$(E
 # ALTER EXTENSION ... UPDATE works (and is tested) from every release.
 DATA         = $(wildcard versions/$(EXTENSION)--*.sql)
 
-REGRESS      = init roles registry keys pseudonym rules consent owner audit retention rights erasure register forget anonymise profile purge_range parallel citus shred spelling
+REGRESS      = init roles registry keys pseudonym rules consent owner audit retention rights erasure register forget anonymise profile purge_range parallel citus shred spelling review_attacks
 REGRESS_OPTS = --inputdir=. --use-existing
 ISOLATION    = registry_concurrency consent_withdrawal consent_import_race consent_snapshot audit_concurrency audit_keyed_chain audit_sealing purge_concurrency erasure_race key_reload shred_concurrency
 ISOLATION_OPTS = --use-existing

@@ -162,10 +162,17 @@ pdp_rectification(PG_FUNCTION_ARGS)
 					elog(ERROR, "could not record rectification notices");
 				continue;
 			}
+			/*
+			 * A text cell spelling an integer ('007') names that integer's
+			 * subject ('7', as pdp's tables hold it) where integer and text
+			 * subject columns are both registered, as export and erasure
+			 * read it (pdp._subject_eq_sql).
+			 */
 			if (SPI_execute_with_args(
 					"INSERT INTO pdp.rectification_notice (subject, recipient, tbl, columns) "
 					"SELECT DISTINCT d.subject, d.recipient, $2::regclass, pg_catalog.string_to_array($3, ',') "
-					"FROM pdp.disclosure d WHERE d.subject OPERATOR(pg_catalog.=) $1",
+					"FROM pdp.disclosure d WHERE d.subject OPERATOR(pg_catalog.=) $1 "
+					"   OR (d.subject OPERATOR(pg_catalog.=) pdp._integer_spelling($1) AND pdp._spellings_apply())",
 					3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "could not record rectification notices");
 		}

@@ -139,7 +139,9 @@ BEGIN
     -- (Not from pg_class: Citus hides shards there from a client's session.)
     parts := pg_catalog.parse_ident(shard::text);
     shardname := parts[pg_catalog.cardinality(parts)];
-    shardnsp := CASE WHEN pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 2 THEN pg_catalog.to_regnamespace(parts[1])::oid END;
+    -- (parse_ident gives the schema's name as it is, which to_regnamespace would parse again.)
+    shardnsp := CASE WHEN pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 2 THEN
+                    (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) parts[1]) END;
     shardid := pg_catalog.substring(shardname, '_([0-9]{1,18})$')::bigint;
     IF shardid IS NOT NULL AND pg_catalog.to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL THEN
         -- (Dynamic SQL: the catalogs exist only where Citus does.)
