@@ -487,6 +487,24 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_key_set';
 COMMENT ON FUNCTION pdp._key_set() IS
     'this server''s key versions and public fingerprints as one string (the active one starred), compared across Citus nodes by pdp._citus_keyed';
 
+-- Raises 55000 unless this node's key fingerprints (pdp._key_set) are the
+-- coordinator's, key_set: the check of pdp._citus_keyed and _citus_keyed_inet.
+CREATE FUNCTION pdp._citus_require_key_set(key_set text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pdp._key_set() IS DISTINCT FROM key_set THEN
+        RAISE EXCEPTION 'the key file of this Citus node differs from the coordinator''s'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'A keyed column rule computed here would give other pseudonyms than on the coordinator.',
+                  HINT = 'Give every node the same pdp.key_file; pdp.key_status() on the coordinator shows which node differs.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_require_key_set(text) IS
+    'raises 55000 unless this Citus node''s key fingerprints are the given ones (the coordinator''s)';
+
 -- A keyed rule's value, computed where Citus runs it (a worker, for a
 -- shard), under the key file whose fingerprints the coordinator passed in
 -- key_set: raises 55000 on a node whose key file differs, so no row is
@@ -498,12 +516,7 @@ LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF pdp._key_set() IS DISTINCT FROM key_set THEN
-        RAISE EXCEPTION 'the key file of this Citus node differs from the coordinator''s'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = 'A keyed column rule computed here would give other pseudonyms than on the coordinator.',
-                  HINT = 'Give every node the same pdp.key_file; pdp.key_status() on the coordinator shows which node differs.';
-    END IF;
+    PERFORM pdp._citus_require_key_set(key_set);
     CASE rule
     WHEN 'pseudonym' THEN RETURN pdp.pseudonym(value);
     WHEN 'pseudo_email' THEN RETURN pdp.pseudo_email(value);
@@ -527,12 +540,7 @@ LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF pdp._key_set() IS DISTINCT FROM key_set THEN
-        RAISE EXCEPTION 'the key file of this Citus node differs from the coordinator''s'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = 'A keyed column rule computed here would give other pseudonyms than on the coordinator.',
-                  HINT = 'Give every node the same pdp.key_file; pdp.key_status() on the coordinator shows which node differs.';
-    END IF;
+    PERFORM pdp._citus_require_key_set(key_set);
     RETURN pdp.pseudo_ip(value);
 END
 $$;

@@ -70,7 +70,8 @@ GRANT EXECUTE ON PROCEDURE pdp.apply_rules(regclass, integer, boolean) TO pdp_ad
 -- declared by a member of pdp_pseudonymiser).
 GRANT EXECUTE ON FUNCTION pdp._citus_rule_sql(regclass, text, name, oid, text), pdp._citus_distribution_column(regclass),
                           pdp._key_set() TO pdp_admin;
-GRANT EXECUTE ON FUNCTION pdp._citus_keyed(text, text, text), pdp._citus_keyed_inet(text, inet), pdp._key_set() TO pdp_pseudonymiser;
+GRANT EXECUTE ON FUNCTION pdp._citus_keyed(text, text, text), pdp._citus_keyed_inet(text, inet), pdp._key_set(),
+                          pdp._citus_require_key_set(text) TO pdp_pseudonymiser;
 GRANT EXECUTE ON FUNCTION pdp._rule_sql(text, name, oid), pdp._masked_column_sql(regclass, smallint),
                           pdp._guarded_rule_sql(regclass, smallint, text, name, oid, text) TO pdp_admin;
 -- A masked view's readers run its guard and its failure counter (which

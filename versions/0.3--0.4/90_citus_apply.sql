@@ -44,7 +44,7 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_key_set';
 COMMENT ON FUNCTION pdp._key_set() IS
     'this server''s key versions and public fingerprints as one string (the active one starred), compared across Citus nodes by pdp._citus_keyed';
 
-CREATE OR REPLACE FUNCTION pdp._citus_keyed(key_set text, rule text, value text) RETURNS text
+CREATE OR REPLACE FUNCTION pdp._citus_require_key_set(key_set text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -55,6 +55,17 @@ BEGIN
                   DETAIL = 'A keyed column rule computed here would give other pseudonyms than on the coordinator.',
                   HINT = 'Give every node the same pdp.key_file; pdp.key_status() on the coordinator shows which node differs.';
     END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_require_key_set(text) IS
+    'raises 55000 unless this Citus node''s key fingerprints are the given ones (the coordinator''s)';
+
+CREATE OR REPLACE FUNCTION pdp._citus_keyed(key_set text, rule text, value text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pdp._citus_require_key_set(key_set);
     CASE rule
     WHEN 'pseudonym' THEN RETURN pdp.pseudonym(value);
     WHEN 'pseudo_email' THEN RETURN pdp.pseudo_email(value);
@@ -77,12 +88,7 @@ LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF pdp._key_set() IS DISTINCT FROM key_set THEN
-        RAISE EXCEPTION 'the key file of this Citus node differs from the coordinator''s'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = 'A keyed column rule computed here would give other pseudonyms than on the coordinator.',
-                  HINT = 'Give every node the same pdp.key_file; pdp.key_status() on the coordinator shows which node differs.';
-    END IF;
+    PERFORM pdp._citus_require_key_set(key_set);
     RETURN pdp.pseudo_ip(value);
 END
 $$;
@@ -144,11 +150,12 @@ $$;
 COMMENT ON FUNCTION pdp._citus_rule_sql(regclass, text, name, oid, text) IS
     'a column rule''s SET expression on a Citus table (keyed rules through pdp._citus_keyed); refuses the distribution column and shred';
 
-REVOKE ALL ON FUNCTION pdp._key_set(), pdp._citus_keyed(text, text, text), pdp._citus_keyed_inet(text, inet),
+REVOKE ALL ON FUNCTION pdp._key_set(), pdp._citus_keyed(text, text, text), pdp._citus_keyed_inet(text, inet), pdp._citus_require_key_set(text),
                        pdp._citus_distribution_column(regclass), pdp._citus_rule_sql(regclass, text, name, oid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pdp._citus_rule_sql(regclass, text, name, oid, text), pdp._citus_distribution_column(regclass),
                           pdp._key_set() TO pdp_admin;
-GRANT EXECUTE ON FUNCTION pdp._citus_keyed(text, text, text), pdp._citus_keyed_inet(text, inet), pdp._key_set() TO pdp_pseudonymiser;
+GRANT EXECUTE ON FUNCTION pdp._citus_keyed(text, text, text), pdp._citus_keyed_inet(text, inet), pdp._key_set(),
+                          pdp._citus_require_key_set(text) TO pdp_pseudonymiser;
 
 CREATE OR REPLACE FUNCTION pdp._api_set_column_rule(tbl regclass, col name, rule text, category text)
 RETURNS void
