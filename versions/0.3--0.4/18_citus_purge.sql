@@ -90,7 +90,7 @@ DECLARE
     s_keys text;
     s_desc text;
     ord text;
-    a record;
+    anon record;
     verb text := pg_catalog.format('DELETE FROM %s t', tbl);
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
@@ -133,9 +133,9 @@ BEGIN
     -- An anonymising purge: the same bound, then one UPDATE on every shard
     -- instead of the DELETE, its constants literals (pdp._citus_anonymise_sql).
     IF pdp._purge_action(tbl) = 'anonymise' THEN
-        a := pdp._citus_anonymise_sql(tbl);
-        PERFORM pdp._citus_anonymise_check(tbl, a.set_list);
-        verb := pg_catalog.format('UPDATE %s t SET %s', tbl, a.set_list);
+        anon := pdp._citus_anonymise_sql(tbl);
+        PERFORM pdp._citus_anonymise_check(tbl, anon.set_list);
+        verb := pg_catalog.format('UPDATE %s t SET %s', tbl, anon.set_list);
     END IF;
     -- b: the batch's bound, the batch_size-th (or last) row in that order
     -- after the position; the DELETE takes every row up to it.  The scalar
