@@ -9,7 +9,7 @@ CREATE OR REPLACE FUNCTION pdp._citus_purge_hint() RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'See "What is refused on Citus tables" in doc/scaling.md: Citus tables are purged by primary key '
-             '(anchored and inactivity retention, action delete).'::text $$;
+             '(anchored and inactivity retention, action delete or anonymise).'::text $$;
 COMMENT ON FUNCTION pdp._citus_purge_hint() IS 'the hint of a refused purge of a Citus table';
 
 CREATE OR REPLACE FUNCTION pdp._citus_purge_refusal(tbl regclass) RETURNS text

@@ -13,14 +13,18 @@ DECLARE
     consts text;
     n integer := 0;
 BEGIN
-    FOR f IN SELECT s.col, s.on_erase, s.erase_value, a.atttypid::regtype AS typ, a.attnotnull
+    -- (The SET list casts an erase value to the column's type as
+    -- pdp._purge_rows does; the condition to its type and modifier, the
+    -- value as stored: a numeric(3,1) column stores '1.55' as 1.6.)
+    FOR f IN SELECT s.col, s.on_erase, s.erase_value, a.atttypid::regtype AS typ, a.attnotnull,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod) AS typmod
                FROM pdp.subject_column s
                JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) s.attnum
               WHERE s.tbl OPERATOR(pg_catalog.=) _citus_anonymise_sql.tbl
               ORDER BY s.attnum LOOP
         IF f.on_erase = 'set_value' THEN
             set_list := concat_ws(', ', set_list, pg_catalog.format('%I = %L::%s', f.col, f.erase_value, f.typ));
-            done := concat_ws(' AND ', done, pg_catalog.format('t.%I IS NOT DISTINCT FROM %L::%s', f.col, f.erase_value, f.typ));
+            done := concat_ws(' AND ', done, pg_catalog.format('t.%I IS NOT DISTINCT FROM %L::%s', f.col, f.erase_value, f.typmod));
         ELSIF f.on_erase = 'set_null' OR (f.on_erase = 'delete' AND NOT f.attnotnull) THEN
             set_list := concat_ws(', ', set_list, pg_catalog.format('%I = NULL', f.col));
             done := concat_ws(' AND ', done, pg_catalog.format('t.%I IS NULL', f.col));
@@ -81,6 +85,12 @@ END
 $$;
 COMMENT ON FUNCTION pdp._citus_anonymise_refusal(regclass) IS
     'why an anonymising purge cannot run on a Citus table (its SET list, or the anonymise check''s message), or NULL';
+
+CREATE OR REPLACE FUNCTION pdp._citus_purge_hint() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 'See "What is refused on Citus tables" in doc/scaling.md: Citus tables are purged by primary key '
+             '(anchored and inactivity retention, action delete or anonymise).'::text $$;
 
 CREATE OR REPLACE FUNCTION pdp._citus_purge_refusal(tbl regclass) RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
