@@ -150,7 +150,8 @@ COMMENT ON FUNCTION pdp._citus_skip_purge(regclass, bigint) IS
 -- condition is the DELETE's own, so a row changed meanwhile is not removed.
 -- The held and restricted subjects are constants passed as parameters, as
 -- on one server; the count is the DELETE's own.  Done only for anchored
--- retention with action delete, on a table with a primary key, no declared
+-- retention with action delete (or anonymise: one UPDATE in place of the
+-- DELETE, "Anonymising purges" below), on a table with a primary key, no declared
 -- links from it and no partitions; for inactivity retention, the inactive
 -- subjects' own rows the same way (the order then the key alone), where the
 -- table has no links to cut (set_null or set_value columns); everything
