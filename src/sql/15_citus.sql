@@ -150,7 +150,8 @@ COMMENT ON FUNCTION pdp._citus_skip_purge(regclass, bigint) IS
 -- condition is the DELETE's own, so a row changed meanwhile is not removed.
 -- The held and restricted subjects are constants passed as parameters, as
 -- on one server; the count is the DELETE's own.  Done only for anchored
--- retention with action delete, on a table with a primary key, no declared
+-- retention with action delete (or anonymise: one UPDATE in place of the
+-- DELETE, "Anonymising purges" below), on a table with a primary key, no declared
 -- links from it and no partitions; for inactivity retention, the inactive
 -- subjects' own rows the same way (the order then the key alone), where the
 -- table has no links to cut (set_null or set_value columns); everything
@@ -161,7 +162,7 @@ CREATE FUNCTION pdp._citus_purge_hint() RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'See "What is refused on Citus tables" in doc/scaling.md: Citus tables are purged by primary key '
-             '(anchored and inactivity retention, action delete).'::text $$;
+             '(anchored and inactivity retention, action delete or anonymise).'::text $$;
 COMMENT ON FUNCTION pdp._citus_purge_hint() IS 'the hint of a refused purge of a Citus table';
 
 -- Why a purge cannot be done correctly on tbl, a Citus table; NULL when it
@@ -187,10 +188,14 @@ BEGIN
     END IF;
     -- (A table with no retention of its own and no delete column is purged
     -- for inactivity only, by cutting its links, checked below.)
-    IF pdp._purge_action(tbl) IS DISTINCT FROM 'delete'
-       AND NOT (p.tbl IS NULL AND pdp._purge_action(tbl) = 'anonymise') THEN
-        RETURN 'Anonymising purges are not done on Citus tables: the anonymising UPDATE would run rule functions '
-               'on the workers and could change the distribution column.';
+    -- An anonymising retention: its batches are one UPDATE on every shard
+    -- (pdp._citus_anonymise_sql), unless Citus cannot run it.
+    IF p.tbl IS NOT NULL AND pdp._purge_action(tbl) = 'anonymise' THEN
+        why := pdp._citus_anonymise_refusal(tbl);
+        IF why IS NOT NULL THEN
+            RETURN 'An anonymising purge of a Citus table is one UPDATE that Citus runs on every shard; '
+                   'on this table it cannot run: ' OPERATOR(pg_catalog.||) why OPERATOR(pg_catalog.||) '.';
+        END IF;
     END IF;
     IF p.tbl IS NOT NULL AND p.anchor_column IS NULL THEN
         RETURN 'Retention without an anchor column tags rows with a trigger, which does not run on the shards.';
@@ -248,6 +253,8 @@ DECLARE
     s_keys text;
     s_desc text;
     ord text;
+    anon record;
+    verb text := pg_catalog.format('DELETE FROM %s t', tbl);
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -286,6 +293,13 @@ BEGIN
     IF reason = 'retention' THEN
         ord := w.order_by;
     END IF;
+    -- An anonymising purge: the same bound, then one UPDATE on every shard
+    -- instead of the DELETE, its constants literals (pdp._citus_anonymise_sql).
+    IF pdp._purge_action(tbl) = 'anonymise' THEN
+        anon := pdp._citus_anonymise_sql(tbl);
+        PERFORM pdp._citus_anonymise_check(tbl, anon.set_list);
+        verb := pg_catalog.format('UPDATE %s t SET %s', tbl, anon.set_list);
+    END IF;
     -- b: the batch's bound, the batch_size-th (or last) row in that order
     -- after the position; the DELETE takes every row up to it.  The scalar
     -- bound on the order's first column makes each shard's DELETE a range
@@ -297,16 +311,129 @@ BEGIN
       FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                'WITH b AS (SELECT s.pdp_o, %7$s FROM (SELECT %4$s AS pdp_o, %2$s FROM %1$s t WHERE %3$s '
                           'ORDER BY 1, %2$s LIMIT $1) s ORDER BY s.pdp_o DESC, %8$s LIMIT 1), '
-               'x AS (DELETE FROM %1$s t WHERE %3$s AND %4$s OPERATOR(pg_catalog.<=) (SELECT b.pdp_o FROM b) '
+               'x AS (%9$s WHERE %3$s AND %4$s OPERATOR(pg_catalog.<=) (SELECT b.pdp_o FROM b) '
                      'AND (%4$s, %2$s) OPERATOR(pg_catalog.<=) (SELECT b.* FROM b) RETURNING %5$s AS pos) '
                'SELECT pg_catalog.count(*), %6$s FROM x',
-               tbl, keys, w.cond, ord, w.pos, w.pos_max, s_keys, s_desc),
+               tbl, keys, w.cond, ord, w.pos, w.pos_max, s_keys, s_desc, verb),
                batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(n bigint, p timestamptz);
 END
 $$;
 COMMENT ON FUNCTION pdp._purge_citus_batch(regclass, text, integer, timestamptz) IS
     'one purge batch of a distributed or reference table: its expired, unheld rows after a position up to a bound in (expiry, primary key) deleted on every shard, as its owner; how many, and the position';
+
+-- Anonymising purges on Citus tables (issue 18, step 4) -------------------
+--
+-- A table with retention action 'anonymise' keeps its expired rows, each
+-- made to name nobody as pdp._purge_rows does it on one server: subject
+-- columns set_null (and nullable delete columns) to NULL, set_value ones to
+-- their erase value, the table's anonymisers, its nullable foreign keys into
+-- tables with delete columns emptied.  On Citus a batch is the delete's
+-- batch (pdp._purge_citus_batch: a bound in (expiry, key) found on the
+-- shards) with one UPDATE on every shard in place of the DELETE.  Its
+-- constants are literals of the statement (pdp's erase values, never a
+-- subject's), so no parameter clashes with the purge condition's.  The rows
+-- already anonymised are not recognised by key (pdp.anonymised_row: the
+-- key's text is a STABLE cast of columns for a composite key, which Citus
+-- refuses in an UPDATE's condition, and the list would grow with the table)
+-- but by their values: a row every entry of whose SET list would leave as
+-- it is (each is idempotent: NULL, a constant, a date or number truncated)
+-- is done, and pdp._expired_where_sql leaves it out.  A row that looked so
+-- before any purge (e.g. no subject and the erase values already there) is
+-- therefore not counted, where one server counts it once; its values are
+-- the same either way.  What Citus cannot run (the distribution column
+-- changed, randomise, a timestamptz generalised) is refused by
+-- pdp._citus_anonymise_check, and the table is skipped with that reason.
+
+-- The anonymising purge's SET list on tbl, its constants literals, and the
+-- condition "anonymised already" (every entry would leave the row as it
+-- is); why is set, and the others NULL, when the table cannot be anonymised
+-- so (a NOT NULL delete column, nothing to anonymise with).  SECURITY
+-- DEFINER: the purges' refusal check (run by pdp_admin) reads the
+-- anonymisers.
+CREATE FUNCTION pdp._citus_anonymise_sql(tbl regclass, OUT set_list text, OUT done text, OUT why text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f record;
+    consts text;
+    n integer := 0;
+BEGIN
+    -- (The SET list casts an erase value to the column's type as
+    -- pdp._purge_rows does; the condition to its type and modifier, the
+    -- value as stored: a numeric(3,1) column stores '1.55' as 1.6.)
+    FOR f IN SELECT s.col, s.on_erase, s.erase_value, a.atttypid::regtype AS typ, a.attnotnull,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod) AS typmod
+               FROM pdp.subject_column s
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) s.attnum
+              WHERE s.tbl OPERATOR(pg_catalog.=) _citus_anonymise_sql.tbl
+              ORDER BY s.attnum LOOP
+        IF f.on_erase = 'set_value' THEN
+            set_list := concat_ws(', ', set_list, pg_catalog.format('%I = %L::%s', f.col, f.erase_value, f.typ));
+            done := concat_ws(' AND ', done, pg_catalog.format('t.%I IS NOT DISTINCT FROM %L::%s', f.col, f.erase_value, f.typmod));
+        ELSIF f.on_erase = 'set_null' OR (f.on_erase = 'delete' AND NOT f.attnotnull) THEN
+            set_list := concat_ws(', ', set_list, pg_catalog.format('%I = NULL', f.col));
+            done := concat_ws(' AND ', done, pg_catalog.format('t.%I IS NULL', f.col));
+        ELSIF f.on_erase = 'delete' THEN
+            why := 'a subject column is NOT NULL and owns its rows';
+        END IF;
+    END LOOP;
+    -- The anonymisers' constants: one literal array in place of a parameter.
+    consts := pg_catalog.format('%L::pg_catalog.text[]',
+                                ARRAY(SELECT x.val FROM pdp._anonymisers(tbl, '$0') x WHERE x.k IS NOT NULL ORDER BY x.k)::text);
+    FOR f IN SELECT x.col, x.expr FROM pdp._anonymisers(tbl, consts) x LOOP
+        n := n + 1;
+        set_list := concat_ws(', ', set_list, pg_catalog.format('%I = %s', f.col, f.expr));
+        done := concat_ws(' AND ', done, pg_catalog.format('t.%I IS NOT DISTINCT FROM (%s)', f.col, f.expr));
+    END LOOP;
+    IF n = 0 THEN
+        why := coalesce(why, 'it has no column rules or anonymisations to anonymise with');
+    END IF;
+    -- Nullable foreign keys into tables with delete columns (pdp._anonymise_set).
+    FOR f IN SELECT DISTINCT a.attname AS col
+               FROM pg_catalog.pg_constraint k
+               CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) ka(attnum)
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid AND a.attnum OPERATOR(pg_catalog.=) ka.attnum
+              WHERE k.contype = 'f' AND k.conrelid OPERATOR(pg_catalog.=) tbl::oid AND NOT a.attnotnull
+                AND EXISTS (SELECT 1 FROM pdp.subject_column p WHERE p.tbl::oid OPERATOR(pg_catalog.=) k.confrelid AND p.on_erase = 'delete')
+                AND NOT EXISTS (SELECT 1 FROM pdp.subject_column s2 WHERE s2.tbl OPERATOR(pg_catalog.=) _citus_anonymise_sql.tbl
+                                  AND s2.attnum OPERATOR(pg_catalog.=) a.attnum)
+                AND a.attname NOT IN (SELECT x.col FROM pdp._anonymisers(tbl, '$0') x)
+              ORDER BY 1 LOOP
+        set_list := concat_ws(', ', set_list, pg_catalog.format('%I = NULL', f.col));
+        done := concat_ws(' AND ', done, pg_catalog.format('t.%I IS NULL', f.col));
+    END LOOP;
+    IF why IS NOT NULL THEN
+        set_list := NULL;
+        done := NULL;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_anonymise_sql(regclass) IS
+    'an anonymising purge''s SET list on a Citus table (constants as literals), the condition of rows already anonymised, or why it cannot be built';
+
+-- Why an anonymising purge cannot run on tbl, a Citus table: its SET list
+-- cannot be built, or pdp._citus_anonymise_check refuses it; NULL when it can.
+CREATE FUNCTION pdp._citus_anonymise_refusal(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a record;
+BEGIN
+    a := pdp._citus_anonymise_sql(tbl);
+    IF a.why IS NOT NULL THEN
+        RETURN a.why;
+    END IF;
+    PERFORM pdp._citus_anonymise_check(tbl, a.set_list);
+    RETURN NULL;
+EXCEPTION WHEN feature_not_supported THEN
+    RETURN SQLERRM;
+END
+$$;
+COMMENT ON FUNCTION pdp._citus_anonymise_refusal(regclass) IS
+    'why an anonymising purge cannot run on a Citus table (its SET list, or the anonymise check''s message), or NULL';
 
 -- Anonymising erasure on Citus tables (issue 18, step 4) ------------------
 --

@@ -167,7 +167,8 @@ GRANT EXECUTE ON FUNCTION pdp._failed_scheduled_purges(), pdp._purge_schedule_st
 -- Citus checks, called by the functions above that run as their caller.
 GRANT EXECUTE ON FUNCTION pdp._citus_table_kind(regclass), pdp._refuse_on_citus(regclass, text),
                           pdp._citus_skip_purge(regclass, bigint), pdp._has_children(regclass),
-                          pdp._citus_purge_refusal(regclass), pdp._citus_purge_hint(), pdp._citus_cut_refusal(regclass) TO pdp_admin;
+                          pdp._citus_purge_refusal(regclass), pdp._citus_purge_hint(), pdp._citus_cut_refusal(regclass),
+                          pdp._citus_anonymise_refusal(regclass) TO pdp_admin;
 -- pdp._purge_citus_batch deletes rows and is granted to no role: pdp._purge_batch calls it.
 -- The report's readers ask whether this is a Citus coordinator, and read the
 -- nodes' facts (through pdp.verify_audit_log and pdp.key_status, which run as

@@ -37,8 +37,13 @@
 # kept, every other row unchanged, the reference table's copies on the
 # workers alike, the counts recorded equal); with inactivity retention, the
 # inactive learners' rows likewise (held and restricted ones kept), and the
-# links to them cut in a distributed table (exactly those); a table without
-# a primary key, an anonymising retention, and a cut Citus cannot run (a
+# links to them cut in a distributed table (exactly those); anonymising
+# retention on distributed tables (one with a composite key) and a
+# reference table anonymises, by the same per-shard bound, exactly the rows
+# it anonymises in an ordinary copy (identical digests, the placements
+# alike, the run's counts and audit equal), for retention and inactivity,
+# and never again; a table without a primary key, an anonymising UPDATE
+# that would change the distribution column, and a cut Citus cannot run (a
 # randomised column) are still skipped with a warning saying why; no role
 # calls the per-shard delete.  apply_rules on a
 # distributed table (also with a composite key distributed by a text
@@ -216,12 +221,29 @@ is($c->safe_psql('postgres', q{SELECT count(*) FROM pg_policy WHERE polrelid IN 
 # table), enrol (a composite key (learner, id), distributed by learner).
 # Learner 7 is held, learner 11 restricted: their rows stay.  What cannot be
 # purged correctly is skipped with a warning saying why: nokey (no primary
-# key), anon (action anonymise); with inactivity retention, every Citus table.
+# key), anon_bad (its anonymising UPDATE would change the distribution column).
+# Anonymising retention: anon (distributed, its learner set_null), anon_c
+# (distributed, a composite key (code, id)) and anon_ref (a reference table
+# with that key; learner a delete column) are anonymised by the same bound,
+# one UPDATE on every shard, exactly as anon_copy, an ordinary table with the
+# same rows, registered as anon_c.
 # enrol belongs to a role without superuser: its batches run as that owner.
 $c->safe_psql('postgres', qq{
 	CREATE TABLE enrol (learner bigint NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, note text, PRIMARY KEY (learner, id));
 	CREATE TABLE nokey (id bigint NOT NULL, learner bigint, at timestamptz NOT NULL, note text);
 	CREATE TABLE anon (id bigint PRIMARY KEY, learner bigint, at timestamptz NOT NULL, note text);
+	CREATE TABLE anon_c (id bigint NOT NULL, code text NOT NULL, learner bigint, at timestamptz NOT NULL, note text, PRIMARY KEY (code, id));
+	CREATE TABLE anon_ref (id bigint NOT NULL, code text NOT NULL, learner bigint, at timestamptz NOT NULL, note text, PRIMARY KEY (code, id));
+	CREATE TABLE anon_copy (id bigint NOT NULL, code text NOT NULL, learner bigint, at timestamptz NOT NULL, note text, PRIMARY KEY (code, id));
+	CREATE TABLE anon_bad (learner bigint NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL, note text, PRIMARY KEY (learner, id));
+	SELECT create_distributed_table('anon_c', 'id');
+	SELECT create_reference_table('anon_ref');
+	SELECT create_distributed_table('anon_bad', 'learner');
+	INSERT INTO anon_bad SELECT g % 40, g, now() - g * interval '13 hours', 'note ' || g FROM generate_series(1, 1200) g;
+	SELECT pdp.register_table(t, 'learner') FROM unnest(ARRAY['anon_c', 'anon_ref', 'anon_copy']::regclass[]) t;
+	SELECT pdp.register_table('anon_bad', 'learner', on_erase => 'set_value', erase_value => '0');
+	SELECT pdp.set_anonymisation(t, 'note', 'set_value', erase_value => '(gone)') FROM unnest(ARRAY['anon_c', 'anon_ref', 'anon_copy', 'anon_bad']::regclass[]) t;
+	SELECT pdp.set_retention(t, '1 year', 'at', action => 'anonymise') FROM unnest(ARRAY['anon_c', 'anon_ref', 'anon_copy', 'anon_bad']::regclass[]) t;
 	SELECT create_distributed_table('enrol', 'learner');
 	CREATE ROLE tap_owner LOGIN;   -- (Citus connects to the workers as the statement's user: the owner must log in there)
 	ALTER TABLE enrol OWNER TO tap_owner;   -- its purge runs as this owner, not as a superuser
@@ -230,6 +252,9 @@ $c->safe_psql('postgres', qq{
 	INSERT INTO enrol SELECT g % 40, g, now() - g * interval '13 hours', 'note ' || g FROM generate_series(1, 1200) g;
 	INSERT INTO nokey $rows;
 	INSERT INTO anon $rows;
+	INSERT INTO anon_c SELECT id, (ARRAY['a-', 'A', '_b', 'B.', 'z'])[id % 5 + 1] || id, learner, at, note FROM anon;
+	INSERT INTO anon_ref SELECT * FROM anon_c;
+	INSERT INTO anon_copy SELECT * FROM anon_c;
 	SELECT pdp.register_table(t, 'learner') FROM unnest(ARRAY['enrol', 'nokey']::regclass[]) t;
 	SELECT pdp.register_table('anon', 'learner', on_erase => 'set_null');
 	SELECT pdp.set_anonymisation('anon', 'note', 'set_value', erase_value => '(gone)');
@@ -238,8 +263,21 @@ $c->safe_psql('postgres', qq{
 	SELECT pdp.restrict_subject(11::bigint, 'asked');
 });
 my @purged = qw(activity ref enrol later local_log);
-my @kept = qw(nokey anon grades);
 my $due_sql = q{at + interval '1 year' < now() AND learner NOT IN (7, 11)};
+my @kept = qw(nokey anon_bad grades);
+my @anon = qw(anon anon_c anon_ref anon_copy);
+# The anonymised tables' rows (their common columns), and what they are to
+# become: the due rows with learner NULL and note '(gone)', the others as they were.
+my $anon_rows = sub {
+	my ($t, $n) = @_;
+	$n //= $c;
+	return $n->safe_psql('postgres', qq{SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', id, learner, at, note), ',' ORDER BY id)) FROM $t});
+};
+my $anon_want = $c->safe_psql('postgres', qq{SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', id, CASE WHEN $due_sql THEN NULL ELSE learner END, at,
+                                                                                CASE WHEN $due_sql THEN '(gone)' ELSE note END), ',' ORDER BY id)) FROM anon_copy});
+my %anon_due = map { $_ => $c->safe_psql('postgres', "SELECT count(*) FROM $_ WHERE $due_sql") } @anon;
+is($anon_rows->($_), $anon_rows->('anon_copy'), "$_ has anon_copy's rows") for qw(anon anon_c anon_ref);
+isnt($anon_rows->('anon_copy'), $anon_want, 'which are not yet anonymised');
 # Per table: how many rows are due (a plain SELECT of the condition), and a
 # digest of the rows that are not (which the purge must leave exactly).
 my $state = sub {
@@ -257,11 +295,13 @@ cmp_ok($due{$_}, '>', 400, "$due{$_} rows of $_ are due") for @purged;
 
 ($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text");
 is($ret, 0, 'dry run succeeds');
-is($out, join("\n", map { "$_|$due{$_}" } sort @purged), 'the dry run counts exactly the due rows of every purgeable table, Citus ones included');
+is($out, join("\n", map { "$_|" . ($due{$_} // $anon_due{$_}) } sort(@purged, @anon)),
+	'the dry run counts exactly the due rows of every purgeable table, Citus ones and anonymised ones included');
 like($err, qr/WARNING:  01000: purge: skipped distributed table "nokey"\nDETAIL:  The table has no primary key: on Citus, a purge finds and deletes expired rows by primary key/,
 	'the table without a primary key is skipped, saying why');
-like($err, qr/WARNING:  01000: purge: skipped distributed table "anon"\nDETAIL:  Anonymising purges are not done on Citus tables/,
-	'the anonymised table is skipped, saying why');
+like($err, qr/WARNING:  01000: purge: skipped distributed table "anon_bad"\nDETAIL:  An anonymising purge of a Citus table is one UPDATE that Citus runs on every shard; on this table it cannot run: cannot anonymise rows of distributed table "anon_bad": it would change the distribution column "learner"\./,
+	'the table whose anonymising UPDATE would change its distribution column is skipped, saying why');
+unlike($err, qr/skipped \w+ table "anon(_c|_ref)?"/, 'no anonymised Citus table is skipped');
 like($err, qr/HINT:  See "What is refused on Citus tables" in doc\/scaling\.md/, 'with the hint');
 unlike($err, qr/skipped \w+ table "(activity|ref|enrol|later)"/, 'no purgeable Citus table is skipped');
 
@@ -274,6 +314,13 @@ for my $t (@purged)
 		$held{$t}, "purge: the held and the restricted learner's rows of $t are kept");
 }
 like($err, qr/NOTICE:  purge: 100 rows of table "activity" \(delete\)/, 'the distributed table went in batches of 100');
+like($err, qr/NOTICE:  purge: 100 rows of table "anon_c" \(anonymise\)/, 'the anonymised distributed table too');
+is($anon_rows->($_), $anon_want, "purge: $_ has exactly its due rows anonymised (held and restricted learners' kept), every other row as it was") for @anon;
+is($anon_rows->('anon_ref', $node{$_}), $anon_want, "purge: ${_}'s copy of anon_ref agrees") for qw(worker1 worker2);
+is($c->safe_psql('postgres', q{SELECT string_agg(object || ' ' || s, ' ' ORDER BY object) FROM (SELECT object, sum((details->>'rows')::bigint) AS s FROM pdp.audit_log
+                                WHERE action = 'purge_batch' AND details->>'action' = 'anonymise'
+                                  AND (details->>'run')::bigint = (SELECT max(id) FROM pdp.purge_run) GROUP BY object) x}),
+	join(' ', map { "public.$_ $anon_due{$_}" } sort @anon), 'the audit trail records the anonymised batches, as many rows as anon_copy\'s');
 # The form of a batch: Citus finds the batch's bound (its last row in the
 # order (expiry, key)) on every shard, the LIMIT pushed down, and keeps it on
 # the coordinator; then every shard deletes its own expired rows up to the
@@ -303,9 +350,9 @@ is( $c->safe_psql('postgres', q{
 		       (SELECT string_agg(e->>'table' || ' ' || (e->>'sqlstate') || ' ' || (e->>'message'), '; ' ORDER BY e->>'table')
 		          FROM jsonb_array_elements(l.errors) e)
 		  FROM pdp.purge_log l ORDER BY l.id DESC LIMIT 1}),
-	'finished ' . (eval { my $n = 0; $n += $due{$_} for @purged; $n }) . ' '
-	  . join(' ', map { "public.$_ delete=$due{$_}" } sort @purged) . ' '
-	  . qq{public.anon 0A000 cannot purge distributed table "anon"; public.nokey 0A000 cannot purge distributed table "nokey"},
+	'finished ' . (eval { my $n = 0; $n += $due{$_} for @purged; $n += $anon_due{$_} for @anon; $n }) . ' '
+	  . join(' ', sort(map({ "public.$_ delete=$due{$_}" } @purged), map({ "public.$_ anonymise=$anon_due{$_}" } @anon))) . ' '
+	  . qq{public.anon_bad 0A000 cannot purge distributed table "anon_bad"; public.nokey 0A000 cannot purge distributed table "nokey"},
 	'the run is recorded: each table\'s count equals the plain SELECT\'s, the refusals among its errors');
 
 # purge_expired: new expired rows, removed exactly, the count returned equal
@@ -333,7 +380,8 @@ is($state->($_), $left{$_}, "purge_expired: $_ lost exactly its due rows") for q
 is($state->('ref', $node{$_}), $left{ref}, "purge_expired: ${_}'s copy of ref agrees") for qw(worker1 worker2);
 is(counts($_), $kept_before{$_}, "purge_expired changed no row of $_") for @kept;
 ($ret, $out, $err) = $c->psql('postgres', 'SELECT table_name, rows FROM pdp.purge_expired() ORDER BY 1::text');
-is($out, '', 'a second purge_expired finds nothing more to purge');
+is($out, '', 'a second purge_expired finds nothing more to purge (nor to anonymise: the rows anonymised are known by their values)');
+is($anon_rows->($_), $anon_want, "purge_expired: $_ as it was") for @anon;
 
 # Still refused: a batch of a table that cannot be purged correctly; a
 # role calling the per-shard delete; inactivity retention (every Citus table skipped).
@@ -365,6 +413,12 @@ my $rest = sub {
 my %gone = map { $_ => $c->safe_psql('postgres', "SELECT count(*) FROM $_ WHERE $gone_sql") } @inact;
 my %rest = map { my $x = $rest->($_); $x =~ s/^\d+ inactive/0 inactive/; $_ => $x } @inact;
 my @kept_i = grep { $_ ne 'grades' } @kept;
+# The anonymised tables: the inactive unheld learners' rows anonymised, in
+# anon by cutting its set_null learner column, in the others (learner a
+# delete column, retention action anonymise) by the per-shard batches for
+# inactivity; all as anon_copy.
+my $anon_want_i = $c->safe_psql('postgres', qq{SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', id, CASE WHEN $gone_sql THEN NULL ELSE learner END, at,
+                                                                                CASE WHEN $gone_sql THEN '(gone)' ELSE note END), ',' ORDER BY id)) FROM anon_copy});
 %kept_before = map { $_ => counts($_) } @kept_i;
 my $cut = $c->safe_psql('postgres', "SELECT count(*) FROM grades WHERE $gone_sql");
 my $grades_others = sub { $c->safe_psql('postgres', qq{SELECT count(*) FILTER (WHERE learner IS NULL) || ' ' || md5(string_agg(concat_ws('|', id, learner, at, note), ',' ORDER BY id)
@@ -373,7 +427,10 @@ my $grades_others_before = $c->safe_psql('postgres', qq{SELECT '$cut ' || md5(st
                                                         FILTER (WHERE NOT ($gone_sql))) FROM grades});
 cmp_ok($gone{$_}, '>', 0, "$gone{$_} rows of $_ belong to inactive learners") for qw(activity ref enrol later);
 cmp_ok($cut, '>', 0, "$cut rows of grades name inactive learners");
-($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text");
+($ret, $out, $err) = $c->psql('postgres', "\\set VERBOSITY verbose\nSELECT table_name, rows FROM pdp.purge_expired(dry_run => true) ORDER BY table_name::text, rows");
+my %anon_dry = map { my $t = $_; $t => join(',', map { (split /\|/)[1] } grep { /^\Q$t\E\|/ } split /\n/, $out) } @anon;
+is($anon_dry{$_}, $anon_dry{anon_copy}, "the dry run counts in $_ what it counts in anon_copy ($anon_dry{anon_copy})") for qw(anon_c anon_ref);
+$out = join("\n", grep { !/^anon/ } split /\n/, $out);
 is($out, join("\n", sort(map({ "$_|$gone{$_}" } @inact), 'grades|0', "grades|$cut")),   # (no row of its own to remove, then the links)
 	'the dry run counts exactly the inactive unheld learners\' rows, and the links to cut in grades, Citus tables included');
 unlike($err, qr/skipped distributed table "grades"/, 'grades (links to cut) is not skipped');
@@ -384,6 +441,8 @@ is($rest->($_), $rest{$_}, "inactivity: $_ lost exactly the inactive unheld lear
 is($rest->('ref', $node{$_}), $rest{ref}, "inactivity: ${_}'s copy of ref agrees") for qw(worker1 worker2);
 is(counts($_), $kept_before{$_}, "inactivity: no row of $_ changed") for @kept_i;
 is($grades_others->(), $grades_others_before, 'inactivity: grades\' links to the inactive unheld learners cut, every other row as it was');
+is($anon_rows->($_), $anon_want_i, "inactivity: $_ has exactly the inactive unheld learners' rows anonymised, every other row as it was") for @anon;
+is($anon_rows->('anon_ref', $node{$_}), $anon_want_i, "inactivity: ${_}'s copy of anon_ref agrees") for qw(worker1 worker2);
 is($c->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE learner = 7) || ' ' || count(*) FILTER (WHERE learner = 11) FROM grades}),
 	$c->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE learner = 7) || ' ' || count(*) FILTER (WHERE learner = 11) FROM local_log}),
 	'grades still names the held and the restricted learner');
@@ -393,7 +452,7 @@ $c->safe_psql('postgres', q{SELECT pdp.set_anonymisation('grades', 'note', 'rand
 like($err, qr/WARNING:  01000: purge: skipped distributed table "grades"\nDETAIL:  Inactivity retention \(pdp.set_subject_retention\) cuts the links.*cannot randomise column "note"/,
 	'with inactivity retention, a Citus table whose cut cannot run on the shards is skipped, saying why');
 $c->safe_psql('postgres', q{SELECT pdp.drop_anonymisation('grades', 'note'); SELECT pdp.unregister_table('seen'); DROP TABLE seen});
-$c->safe_psql('postgres', q{SELECT pdp.drop_subject_retention(); SELECT pdp.lift_restriction(11::bigint); SELECT pdp.unregister_table(t) FROM unnest(ARRAY['nokey', 'anon']::regclass[]) t});
+$c->safe_psql('postgres', q{SELECT pdp.drop_subject_retention(); SELECT pdp.lift_restriction(11::bigint); SELECT pdp.unregister_table(t) FROM unnest(ARRAY['nokey', 'anon', 'anon_c', 'anon_ref', 'anon_copy', 'anon_bad']::regclass[]) t});
 
 # Batches by a bound in (expiry, key): rows with one expiry (a bulk load)
 # and a text key in the database's collation (case and punctuation ordered

@@ -9,7 +9,7 @@ CREATE OR REPLACE FUNCTION pdp._citus_purge_hint() RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'See "What is refused on Citus tables" in doc/scaling.md: Citus tables are purged by primary key '
-             '(anchored and inactivity retention, action delete).'::text $$;
+             '(anchored and inactivity retention, action delete or anonymise).'::text $$;
 COMMENT ON FUNCTION pdp._citus_purge_hint() IS 'the hint of a refused purge of a Citus table';
 
 CREATE OR REPLACE FUNCTION pdp._citus_purge_refusal(tbl regclass) RETURNS text
@@ -33,10 +33,14 @@ BEGIN
     END IF;
     -- (A table with no retention of its own and no delete column is purged
     -- for inactivity only, by cutting its links, checked below.)
-    IF pdp._purge_action(tbl) IS DISTINCT FROM 'delete'
-       AND NOT (p.tbl IS NULL AND pdp._purge_action(tbl) = 'anonymise') THEN
-        RETURN 'Anonymising purges are not done on Citus tables: the anonymising UPDATE would run rule functions '
-               'on the workers and could change the distribution column.';
+    -- An anonymising retention: its batches are one UPDATE on every shard
+    -- (pdp._citus_anonymise_sql), unless Citus cannot run it.
+    IF p.tbl IS NOT NULL AND pdp._purge_action(tbl) = 'anonymise' THEN
+        why := pdp._citus_anonymise_refusal(tbl);
+        IF why IS NOT NULL THEN
+            RETURN 'An anonymising purge of a Citus table is one UPDATE that Citus runs on every shard; '
+                   'on this table it cannot run: ' OPERATOR(pg_catalog.||) why OPERATOR(pg_catalog.||) '.';
+        END IF;
     END IF;
     IF p.tbl IS NOT NULL AND p.anchor_column IS NULL THEN
         RETURN 'Retention without an anchor column tags rows with a trigger, which does not run on the shards.';
@@ -86,6 +90,8 @@ DECLARE
     s_keys text;
     s_desc text;
     ord text;
+    anon record;
+    verb text := pg_catalog.format('DELETE FROM %s t', tbl);
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -124,6 +130,13 @@ BEGIN
     IF reason = 'retention' THEN
         ord := w.order_by;
     END IF;
+    -- An anonymising purge: the same bound, then one UPDATE on every shard
+    -- instead of the DELETE, its constants literals (pdp._citus_anonymise_sql).
+    IF pdp._purge_action(tbl) = 'anonymise' THEN
+        anon := pdp._citus_anonymise_sql(tbl);
+        PERFORM pdp._citus_anonymise_check(tbl, anon.set_list);
+        verb := pg_catalog.format('UPDATE %s t SET %s', tbl, anon.set_list);
+    END IF;
     -- b: the batch's bound, the batch_size-th (or last) row in that order
     -- after the position; the DELETE takes every row up to it.  The scalar
     -- bound on the order's first column makes each shard's DELETE a range
@@ -135,10 +148,10 @@ BEGIN
       FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                'WITH b AS (SELECT s.pdp_o, %7$s FROM (SELECT %4$s AS pdp_o, %2$s FROM %1$s t WHERE %3$s '
                           'ORDER BY 1, %2$s LIMIT $1) s ORDER BY s.pdp_o DESC, %8$s LIMIT 1), '
-               'x AS (DELETE FROM %1$s t WHERE %3$s AND %4$s OPERATOR(pg_catalog.<=) (SELECT b.pdp_o FROM b) '
+               'x AS (%9$s WHERE %3$s AND %4$s OPERATOR(pg_catalog.<=) (SELECT b.pdp_o FROM b) '
                      'AND (%4$s, %2$s) OPERATOR(pg_catalog.<=) (SELECT b.* FROM b) RETURNING %5$s AS pos) '
                'SELECT pg_catalog.count(*), %6$s FROM x',
-               tbl, keys, w.cond, ord, w.pos, w.pos_max, s_keys, s_desc),
+               tbl, keys, w.cond, ord, w.pos, w.pos_max, s_keys, s_desc, verb),
                batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(n bigint, p timestamptz);
 END

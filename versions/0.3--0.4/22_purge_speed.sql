@@ -231,7 +231,12 @@ BEGIN
                     THEN ' OR ' || pdp._cell_in_sql(_expired_where_sql.tbl, s.col, '$3') ELSE '' END), '')
       INTO guard
       FROM pdp.subject_column s WHERE s.tbl OPERATOR(pg_catalog.=) _expired_where_sql.tbl;
-    IF pdp._purge_action(tbl) = 'anonymise' THEN
+    IF pdp._purge_action(tbl) = 'anonymise' AND pdp._citus_table_kind(tbl) IS NOT NULL THEN
+        -- A Citus table: the rows anonymised already are known by their
+        -- values (pdp._citus_anonymise_sql), not by key; none when the
+        -- purge of the table is refused.
+        guard := guard || coalesce(' AND NOT (' || (pdp._citus_anonymise_sql(tbl)).done || ')', ' AND false');
+    ELSIF pdp._purge_action(tbl) = 'anonymise' THEN
         guard := guard || pg_catalog.format(' AND %s OPERATOR(pg_catalog.<>) ALL ($6)', pdp._require_row_key_sql(tbl));
     END IF;
     cond := cond || guard;

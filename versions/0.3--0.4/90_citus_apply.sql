@@ -676,10 +676,14 @@ BEGIN
     END IF;
     -- (A table with no retention of its own and no delete column is purged
     -- for inactivity only, by cutting its links, checked below.)
-    IF pdp._purge_action(tbl) IS DISTINCT FROM 'delete'
-       AND NOT (p.tbl IS NULL AND pdp._purge_action(tbl) = 'anonymise') THEN
-        RETURN 'Anonymising purges are not done on Citus tables: the anonymising UPDATE would run rule functions '
-               'on the workers and could change the distribution column.';
+    -- An anonymising retention: its batches are one UPDATE on every shard
+    -- (pdp._citus_anonymise_sql), unless Citus cannot run it.
+    IF p.tbl IS NOT NULL AND pdp._purge_action(tbl) = 'anonymise' THEN
+        why := pdp._citus_anonymise_refusal(tbl);
+        IF why IS NOT NULL THEN
+            RETURN 'An anonymising purge of a Citus table is one UPDATE that Citus runs on every shard; '
+                   'on this table it cannot run: ' OPERATOR(pg_catalog.||) why OPERATOR(pg_catalog.||) '.';
+        END IF;
     END IF;
     IF p.tbl IS NOT NULL AND p.anchor_column IS NULL THEN
         RETURN 'Retention without an anchor column tags rows with a trigger, which does not run on the shards.';

@@ -19,6 +19,8 @@ DECLARE
     s_keys text;
     s_desc text;
     ord text;
+    anon record;
+    verb text := pg_catalog.format('DELETE FROM %s t', tbl);
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -57,6 +59,13 @@ BEGIN
     IF reason = 'retention' THEN
         ord := w.order_by;
     END IF;
+    -- An anonymising purge: the same bound, then one UPDATE on every shard
+    -- instead of the DELETE, its constants literals (pdp._citus_anonymise_sql).
+    IF pdp._purge_action(tbl) = 'anonymise' THEN
+        anon := pdp._citus_anonymise_sql(tbl);
+        PERFORM pdp._citus_anonymise_check(tbl, anon.set_list);
+        verb := pg_catalog.format('UPDATE %s t SET %s', tbl, anon.set_list);
+    END IF;
     -- b: the batch's bound, the batch_size-th (or last) row in that order
     -- after the position; the DELETE takes every row up to it.  The scalar
     -- bound on the order's first column makes each shard's DELETE a range
@@ -68,10 +77,10 @@ BEGIN
       FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                'WITH b AS (SELECT s.pdp_o, %7$s FROM (SELECT %4$s AS pdp_o, %2$s FROM %1$s t WHERE %3$s '
                           'ORDER BY 1, %2$s LIMIT $1) s ORDER BY s.pdp_o DESC, %8$s LIMIT 1), '
-               'x AS (DELETE FROM %1$s t WHERE %3$s AND %4$s OPERATOR(pg_catalog.<=) (SELECT b.pdp_o FROM b) '
+               'x AS (%9$s WHERE %3$s AND %4$s OPERATOR(pg_catalog.<=) (SELECT b.pdp_o FROM b) '
                      'AND (%4$s, %2$s) OPERATOR(pg_catalog.<=) (SELECT b.* FROM b) RETURNING %5$s AS pos) '
                'SELECT pg_catalog.count(*), %6$s FROM x',
-               tbl, keys, w.cond, ord, w.pos, w.pos_max, s_keys, s_desc),
+               tbl, keys, w.cond, ord, w.pos, w.pos_max, s_keys, s_desc, verb),
                batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
            AS x(n bigint, p timestamptz);
 END
