@@ -170,6 +170,8 @@ DECLARE
     ord text;
     anon record;
     verb text := pg_catalog.format('DELETE FROM %s t', tbl);
+    done text := 'true';
+    undone bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -214,6 +216,10 @@ BEGIN
         anon := pdp._citus_anonymise_sql(tbl);
         PERFORM pdp._citus_anonymise_check(tbl, anon.set_list);
         verb := pg_catalog.format('UPDATE %s t SET %s', tbl, anon.set_list);
+        -- Each row the UPDATE wrote must now count as anonymised (the guard
+        -- that keeps it out of the next batch); one that does not would be
+        -- anonymised again by every batch, so the batch is refused instead.
+        done := anon.done;
     END IF;
     -- b: the batch's bound, the batch_size-th (or last) row in that order
     -- after the position; the DELETE takes every row up to it.  The scalar
@@ -222,16 +228,22 @@ BEGIN
     -- at the bound by key.  (Citus computes b first, on the coordinator, and
     -- sends its one row to the shards; it runs the DELETE before counting its
     -- RETURNING.)
-    SELECT x.n, x.p INTO n, pos
+    SELECT x.n, x.p, x.u INTO n, pos, undone
       FROM pdp._exec_as_owner(tbl, pg_catalog.format(
                'WITH b AS (SELECT s.pdp_o, %7$s FROM (SELECT %4$s AS pdp_o, %2$s FROM %1$s t WHERE %3$s '
                           'ORDER BY 1, %2$s LIMIT $1) s ORDER BY s.pdp_o DESC, %8$s LIMIT 1), '
                'x AS (%9$s WHERE %3$s AND %4$s OPERATOR(pg_catalog.<=) (SELECT b.pdp_o FROM b) '
-                     'AND (%4$s, %2$s) OPERATOR(pg_catalog.<=) (SELECT b.* FROM b) RETURNING %5$s AS pos) '
-               'SELECT pg_catalog.count(*), %6$s FROM x',
-               tbl, keys, w.cond, ord, w.pos, w.pos_max, s_keys, s_desc, verb),
+                     'AND (%4$s, %2$s) OPERATOR(pg_catalog.<=) (SELECT b.* FROM b) RETURNING %5$s AS pos, (%10$s) AS pdp_done) '
+               'SELECT pg_catalog.count(*), %6$s, pg_catalog.count(*) FILTER (WHERE x.pdp_done IS NOT TRUE) FROM x',
+               tbl, keys, w.cond, ord, w.pos, w.pos_max, s_keys, s_desc, verb, done),
                batch_size, coalesce(after, '-infinity'::timestamptz), v.held, v.restricted, v.keys, v.anonymised)
-           AS x(n bigint, p timestamptz);
+           AS x(n bigint, p timestamptz, u bigint);
+    IF undone > 0 THEN
+        RAISE EXCEPTION 'an anonymising purge batch of table "%" left % rows that do not read as anonymised', tbl, undone
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Every later batch would anonymise them again; the batch was rolled back.',
+                  HINT = 'Check the table''s anonymisers and erase values (pdp.set_anonymisation, pdp.register_table): each must leave an anonymised value unchanged.';
+    END IF;
 END
 $$;
 
