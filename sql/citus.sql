@@ -112,6 +112,17 @@ SELECT t ->> 'table' AS tbl, t ->> 'action' AS action, t ->> 'rows' AS erased_ro
  WHERE t ->> 'table' LIKE 'cz.%' ORDER BY 1;
 SELECT (SELECT pg_catalog.count(*) FROM cz.dist) AS dist_rows,
        (SELECT pg_catalog.count(*) FROM cz.anon WHERE learner IS NOT NULL) AS anon_linked;   -- 12, 8
+-- Links declared from a Citus table are not followed on the shards: an
+-- erasure reaching one is refused whole, nothing erased.
+CREATE TABLE cz.kid (id bigint PRIMARY KEY, dist_id bigint);
+INSERT INTO cz.kid SELECT g, g FROM generate_series(1, 20) g;
+SELECT pdp.declare_link('cz.kid', 'dist_id', 'cz.dist', 'id');
+\set VERBOSITY default
+SELECT pdp.erase_subject(9001, 'asked');
+\set VERBOSITY terse
+SELECT (SELECT pg_catalog.count(*) FROM cz.dist) AS dist_rows, (SELECT pg_catalog.count(*) FROM cz.kid) AS kid_rows;   -- 12, 20
+SELECT pdp.drop_link('cz.kid', 'dist_id');
+DROP TABLE cz.kid;
 
 SET allow_system_table_mods = on;
 DROP TABLE pg_catalog.pg_dist_partition;
