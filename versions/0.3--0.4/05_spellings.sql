@@ -42,9 +42,11 @@ AS $$ SELECT CASE WHEN a.atttypid IN ('pg_catalog.text'::pg_catalog.regtype, 'pg
                         AND 'pg_catalog.int8'::pg_catalog.regtype OPERATOR(pg_catalog.=) ANY (fit) AND pdp._spellings_apply()
                    THEN pg_catalog.format('(t.%1$I OPERATOR(pg_catalog.=) $1::%2$s OR pdp._integer_spelling(t.%1$I::text) OPERATOR(pg_catalog.=) $1::text)',
                                           col, a.atttypid::pg_catalog.regtype)
-                   ELSE pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', col, a.atttypid::pg_catalog.regtype) END
-        FROM pg_catalog.pg_attribute a
-       WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) col AND NOT a.attisdropped $$;
+                   ELSE pg_catalog.format('t.%I OPERATOR(pg_catalog.=) $1::%s', col,
+                                          coalesce(a.atttypid::pg_catalog.regtype, 'pg_catalog.text'::pg_catalog.regtype)) END
+        FROM (SELECT NULL) one
+        LEFT JOIN pg_catalog.pg_attribute a   -- (no such column: the SQL names it anyway and fails, never matches nothing)
+          ON a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) col AND NOT a.attisdropped $$;
 COMMENT ON FUNCTION pdp._subject_eq_sql(regclass, name, regtype[]) IS
     'SQL condition: a subject column names the subject in $1 (a text column also in another spelling of an integer subject)';
 
@@ -59,8 +61,9 @@ AS $$ SELECT CASE WHEN a.atttypid IN ('pg_catalog.text'::pg_catalog.regtype, 'pg
                    THEN pg_catalog.format('coalesce(t.%1$I::text OPERATOR(pg_catalog.=) ANY (%2$s) OR pdp._integer_spelling(t.%1$I::text) OPERATOR(pg_catalog.=) ANY (%2$s), false)',
                                           col, arr)
                    ELSE pg_catalog.format('coalesce(t.%I::text OPERATOR(pg_catalog.=) ANY (%s), false)', col, arr) END
-        FROM pg_catalog.pg_attribute a
-       WHERE a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) col AND NOT a.attisdropped $$;
+        FROM (SELECT NULL) one
+        LEFT JOIN pg_catalog.pg_attribute a   -- (no such column: the SQL names it anyway and fails, never matches nothing)
+          ON a.attrelid OPERATOR(pg_catalog.=) tbl::oid AND a.attname OPERATOR(pg_catalog.=) col AND NOT a.attisdropped $$;
 COMMENT ON FUNCTION pdp._cell_in_sql(regclass, name, text) IS
     'SQL condition, never NULL: a subject column names one of the subjects of a text[] expression (a text column also in another spelling of an integer)';
 
