@@ -21,6 +21,7 @@ PG_FUNCTION_INFO_V1(pdp_canonical_subject);
 PG_FUNCTION_INFO_V1(pdp_canonical_subject_or_null);
 PG_FUNCTION_INFO_V1(pdp_canonical_subjects);
 PG_FUNCTION_INFO_V1(pdp_integer_spelling);
+PG_FUNCTION_INFO_V1(pdp_spellings_apply);
 
 /*
  * The kinds of the registered subject columns, as a PDP_SUBJECT_* mask.
@@ -248,4 +249,20 @@ pdp_integer_spelling(PG_FUNCTION_ARGS)
 	if (!pdp_subject_parse_int(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), &v))
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(psprintf(INT64_FORMAT, (int64) v)));
+}
+
+/*
+ * pdp._spellings_apply() RETURNS boolean
+ *
+ * Are integer and text subject columns both registered, so that a text
+ * cell spelling an integer names that integer's subject?  From the kinds
+ * read once per statement and command (subject_kinds), so the SQL builders
+ * and the rectification trigger may ask for every column or row.
+ */
+Datum
+pdp_spellings_apply(PG_FUNCTION_ARGS)
+{
+	int			kinds = subject_kinds();
+
+	PG_RETURN_BOOL((kinds & PDP_SUBJECT_INT) && (kinds & PDP_SUBJECT_TEXT));
 }

@@ -939,12 +939,13 @@ BEGIN
         -- 1. Rows the subject owns are deleted (delete wins), and what follows them.
         -- Following links from a Citus table needs a RETURNING list Citus
         -- refuses in a DELETE: the whole erasure is refused, nothing erased.
-        IF own_cond IS NOT NULL AND pdp._citus_table_kind(t) IS NOT NULL
-           AND EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t) THEN
+        IF own_cond IS NOT NULL AND EXISTS (SELECT 1 FROM pdp.link l WHERE l.parent OPERATOR(pg_catalog.=) t) THEN
+          IF pdp._citus_table_kind(t) IS NOT NULL THEN
             RAISE EXCEPTION 'cannot erase through the links declared from % table "%"', pdp._citus_table_kind(t), pdp._relname(t)
                 USING ERRCODE = 'feature_not_supported',
                       DETAIL = 'Following the links needs the deleted rows'' link columns, which Citus does not return from a DELETE on the shards; nothing was erased.',
                       HINT = 'See "What is refused on Citus tables" in doc/scaling.md: drop the links (pdp.drop_link), or keep the parent table local.';
+          END IF;
         END IF;
         IF own_cond IS NOT NULL THEN
             SELECT pg_catalog.count(*), pg_catalog.jsonb_agg(x.r) INTO n, rets

@@ -18,16 +18,9 @@ COMMENT ON FUNCTION pdp._integer_spelling(text) IS
     'the canonical decimal of a text spelling an integer (''007'' gives ''7''), NULL for any other text';
 
 CREATE OR REPLACE FUNCTION pdp._spellings_apply() RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE C STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT EXISTS (SELECT 1 FROM pdp.subject_column s JOIN pg_catalog.pg_attribute a
-                       ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) s.attnum
-                      WHERE a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
-                                           'pg_catalog.int8'::pg_catalog.regtype))
-       AND EXISTS (SELECT 1 FROM pdp.subject_column s JOIN pg_catalog.pg_attribute a
-                       ON a.attrelid OPERATOR(pg_catalog.=) s.tbl::oid AND a.attnum OPERATOR(pg_catalog.=) s.attnum
-                      WHERE a.atttypid IN ('pg_catalog.text'::pg_catalog.regtype, 'pg_catalog.varchar'::pg_catalog.regtype,
-                                           'pg_catalog.bpchar'::pg_catalog.regtype)) $$;
+AS 'MODULE_PATHNAME', 'pdp_spellings_apply';
 COMMENT ON FUNCTION pdp._spellings_apply() IS
     'are integer and text subject columns both registered, so that a text cell spelling an integer names that integer''s subject?';
 
