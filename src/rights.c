@@ -7,11 +7,13 @@
 #include "pdp_ext.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
@@ -45,6 +47,12 @@ pdp_erasing(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(pdp_erasure_in_progress);
 }
+
+/* Whether the last table the trigger fired on is registered, and when it was asked. */
+static Oid	registered_relid = InvalidOid;
+static LocalTransactionId registered_lxid = InvalidLocalTransactionId;
+static TimestampTz registered_stmt = 0;
+static bool registered_on_shard = false;
 
 /*
  * AFTER UPDATE row trigger on registered tables with classified columns.
@@ -125,15 +133,31 @@ pdp_rectification(PG_FUNCTION_ARGS)
 		 * table; it refuses where the table is no shard or the mirror is
 		 * missing (fail closed: never a change without its notices).
 		 */
+		/*
+		 * Asked once per table and top-level statement, not per row: the
+		 * trigger exists on an ordinary table only while it is registered
+		 * (unregistering drops it), and a shard is never registered.
+		 */
 		relarg[0] = ObjectIdGetDatum(RelationGetRelid(td->tg_relation));
-		if (SPI_execute_with_args(
-				"SELECT 1 FROM pdp.subject_column s "
-				"WHERE s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
-				"   OR s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT a.relid::pg_catalog.oid "
-				"        FROM pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) a)) LIMIT 1",
-				1, relargtype, relarg, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read pdp's registry");
-		on_shard = (SPI_processed == 0);
+		if (RelationGetRelid(td->tg_relation) == registered_relid &&
+			MyProc->lxid == registered_lxid &&
+			GetCurrentStatementStartTimestamp() == registered_stmt)
+			on_shard = registered_on_shard;
+		else
+		{
+			if (SPI_execute_with_args(
+					"SELECT 1 FROM pdp.subject_column s "
+					"WHERE s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
+					"   OR s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT a.relid::pg_catalog.oid "
+					"        FROM pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) a)) LIMIT 1",
+					1, relargtype, relarg, NULL, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not read pdp's registry");
+			on_shard = (SPI_processed == 0);
+			registered_relid = RelationGetRelid(td->tg_relation);
+			registered_lxid = MyProc->lxid;
+			registered_stmt = GetCurrentStatementStartTimestamp();
+			registered_on_shard = on_shard;
+		}
 		for (int i = 0; i < td->tg_trigger->tgnargs; i++)
 		{
 			const char *arg = td->tg_trigger->tgargs[i];
