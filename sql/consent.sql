@@ -337,5 +337,27 @@ DELETE FROM "LMS App".mixed WHERE id = 12;
 SELECT pdp.lift_restriction(12::bigint);
 UPDATE "LMS App".mixed SET id = id WHERE id = 12;
 
+-- The SELECT policy's row test is given the row's ctid, with no OR of its
+-- own to plan: a row the statement is writing (ctid (4294967295,0), which no
+-- stored row has) passes, as the policy's "ctid = ... OR" let it; a stored
+-- row's ctid changes nothing, and no purpose still shows nothing.
+SELECT pg_get_expr(polqual, polrelid) AS select_policy FROM pg_policy
+ WHERE polrelid = '"LMS App".mixed'::regclass AND polname = 'pdp_select';
+SET ROLE regress_analyst;
+SELECT pdp._visible(12::bigint) AS no_purpose, pdp._visible(12::bigint, '(0,1)') AS no_purpose_stored,
+       pdp._visible(12::bigint, '(4294967295,0)') AS being_written,
+       pdp._visible('12'::text, '(4294967295,0)') AS being_written_text,
+       pdp._visible('00000000-0000-0000-0000-00000000000c'::uuid, '(4294967295,0)') AS being_written_uuid,
+       pdp._visible(12::bigint, NULL) AS no_row_id;
+RESET ROLE;
+SELECT pdp.restrict_subject(12::bigint, 'row id test');
+SET ROLE regress_analyst;
+SET pdp.purpose = 'analytics';
+SELECT pdp._visible(12::bigint, '(0,1)') AS restricted_stored, pdp._visible(12::bigint, '(4294967295,1)') AS restricted_offset_1,
+       pdp._visible(12::bigint, '(4294967295,0)') AS restricted_being_written;
+RESET pdp.purpose;
+RESET ROLE;
+SELECT pdp.lift_restriction(12::bigint);
+
 DROP SCHEMA "LMS App" CASCADE;
 DROP ROLE regress_app, regress_analyst, regress_clerk, regress_owner;

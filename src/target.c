@@ -62,14 +62,19 @@ pdp_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count, bo
 	PG_END_TRY();
 }
 
-/* The relation argument of a row-test call: a Var, under implicit casts at most. */
+/*
+ * The relation argument of a row-test call (its first: the SELECT policy's
+ * form passes the row's ctid as a second): a Var, under implicit casts at
+ * most.
+ */
 static Var *
 scanned_var(FunctionCallInfo fcinfo)
 {
 	Node	   *expr = fcinfo->flinfo ? fcinfo->flinfo->fn_expr : NULL;
 	Node	   *arg;
 
-	if (expr == NULL || !IsA(expr, FuncExpr) || list_length(((FuncExpr *) expr)->args) != 1)
+	if (expr == NULL || !IsA(expr, FuncExpr) || list_length(((FuncExpr *) expr)->args) < 1 ||
+		list_length(((FuncExpr *) expr)->args) > 2)
 		return NULL;
 	arg = linitial(((FuncExpr *) expr)->args);
 	for (;;)

@@ -46,7 +46,13 @@
  * vacuum finds the row dead to every snapshot, this one included), so when
  * the block count read for the threshold is zero the probes are skipped:
  * the usual pdp.restriction of a platform with no restricted learner costs
- * a primary-key lookup one block count instead of an index probe.
+ * a primary-key lookup one block count instead of an index probe.  (For
+ * pdp.consent_state the count is read only after VIS_MIN_PROBES probes.)
+ *
+ * Locks: every probe opens its relation and index under AccessShareLock
+ * and keeps the lock to the end of the transaction, as a query keeps its
+ * locks on the tables it reads; the next probe then finds it in the local
+ * lock table.
  *
  * The write guard probes pdp.restriction's primary key for each subject of
  * each updated or deleted row (in both spellings of an integer, as the row
@@ -78,6 +84,7 @@
 #include "storage/condition_variable.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
+#include "storage/itemptr.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -261,11 +268,12 @@ key_probe(Oid relid, Oid indexoid, const char *key, const char *key2,
 	text	   *t = cstring_to_text(key);
 	text	   *t2 = key2 ? cstring_to_text(key2) : NULL;
 
+	/* The index's own collations: its order is theirs. */
 	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   DEFAULT_COLLATION_OID, F_TEXTEQ, PointerGetDatum(t));
+						   index->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(t));
 	if (key2)
 		ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
-							   DEFAULT_COLLATION_OID, F_TEXTEQ, PointerGetDatum(t2));
+							   index->rd_indcollation[1], F_TEXTEQ, PointerGetDatum(t2));
 	scan = index_beginscan(heap, index, s, nkeys, 0);
 	index_rescan(scan, skey, nkeys, NULL, 0);
 	slot = table_slot_create(heap, NULL);
@@ -281,8 +289,9 @@ key_probe(Oid relid, Oid indexoid, const char *key, const char *key2,
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
 	UnregisterSnapshot(s);
-	index_close(index, AccessShareLock);
-	table_close(heap, AccessShareLock);
+	/* Locks kept to the end of the transaction, as a query's are. */
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
 	pfree(t);
 	if (t2)
 		pfree(t2);
@@ -302,7 +311,7 @@ relation_has_no_blocks(Oid relid)
 	Relation	rel = table_open(relid, AccessShareLock);
 	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
 
-	table_close(rel, AccessShareLock);
+	table_close(rel, NoLock);
 	return nblocks == 0;
 }
 
@@ -650,42 +659,42 @@ typedef struct SetScan
 
 typedef void (*subject_cb) (void *arg, const char *s, size_t len);
 
-/* Call cb for each subject of a row the set takes in. */
+/*
+ * Call cb for each subject of a row the set takes in.  Each row's columns
+ * are taken apart once, up to the last one needed (slot_getsomeattrs):
+ * heap_getattr walked the row from its start again for each column after
+ * the first text one, a third of the cost of reading the set.
+ */
 static void
 scan_subjects(SetScan *ss, subject_cb cb, void *arg)
 {
-	TupleDesc	desc = RelationGetDescr(ss->rel);
 	TableScanDesc scan = table_beginscan(ss->rel, ss->snap, 0, NULL);
-	HeapTuple	tuple;
+	TupleTableSlot *slot = table_slot_create(ss->rel, NULL);
+	int			last = Max(ss->subject_att, Max(ss->purpose_att, ss->until_att));
 
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		bool		isnull;
-		Datum		d;
 		text	   *t;
 
 		CHECK_FOR_INTERRUPTS();
+		slot_getsomeattrs(slot, last);
 		if (ss->purpose_att > 0)
 		{
-			d = heap_getattr(tuple, ss->purpose_att, desc, &isnull);
-			if (isnull)
+			if (slot->tts_isnull[ss->purpose_att - 1])
 				continue;
-			t = DatumGetTextPP(d);
+			t = DatumGetTextPP(slot->tts_values[ss->purpose_att - 1]);
 			if (VARSIZE_ANY_EXHDR(t) != ss->plen || memcmp(VARDATA_ANY(t), ss->purpose, ss->plen) != 0)
 				continue;
 		}
-		if (ss->until_att > 0)
-		{
-			d = heap_getattr(tuple, ss->until_att, desc, &isnull);
-			if (!isnull && DatumGetTimestampTz(d) <= ss->now)
-				continue;
-		}
-		d = heap_getattr(tuple, ss->subject_att, desc, &isnull);
-		if (isnull)
+		if (ss->until_att > 0 && !slot->tts_isnull[ss->until_att - 1] &&
+			DatumGetTimestampTz(slot->tts_values[ss->until_att - 1]) <= ss->now)
 			continue;
-		t = DatumGetTextPP(d);
+		if (slot->tts_isnull[ss->subject_att - 1])
+			continue;
+		t = DatumGetTextPP(slot->tts_values[ss->subject_att - 1]);
 		cb(arg, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 	}
+	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
 }
 
@@ -889,6 +898,10 @@ build_set(VisSet *set, Oid relid, AttrNumber subject_att, AttrNumber purpose_att
 	set->bytes = 0;
 	memset(&set->ints, 0, sizeof(set->ints));
 
+	if (subject_att <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pdp_ext's consent or restriction table has no subject column")));
 	memset(&ss, 0, sizeof(ss));
 	ss.rel = table_open(relid, AccessShareLock);
 	ss.subject_att = subject_att;
@@ -984,29 +997,41 @@ build_set(VisSet *set, Oid relid, AttrNumber subject_att, AttrNumber purpose_att
 
 /*
  * Should this probe be the last one before the set is built?  After about
- * as many probes as reading the table costs (4 per block).  In a parallel
- * group that is the group's count: each process's share of it, taking the
- * group to be as large as max_parallel_workers_per_gather allows, since
- * each process counts only its own probes.
+ * as many probes as reading the table costs (4 per block), and at least
+ * VIS_MIN_PROBES.  In a parallel group that is the group's count: each
+ * process's share of it, taking the group to be as large as
+ * max_parallel_workers_per_gather allows, since each process counts only
+ * its own probes.  The relation's size is asked only once VIS_MIN_PROBES
+ * probes are made, so a statement that probes a few times (a primary-key
+ * lookup) never asks it; with ask_empty (pdp.restriction, usually empty) it
+ * is asked at the first probe, as its emptiness spares the probes.
  */
+#define VIS_MIN_PROBES 32
+
 static bool
-time_to_build(VisSet *set, Oid relid)
+time_to_build(VisSet *set, Oid relid, bool ask_empty)
 {
 	if (set->state != SET_PROBING)
 		return false;
+	set->probes++;
 	if (set->threshold == 0)
 	{
-		Relation	rel = table_open(relid, AccessShareLock);
-		BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
-		uint64		probes = 4 * (uint64) nblocks;
+		Relation	rel;
+		BlockNumber nblocks;
+		uint64		probes;
 
-		table_close(rel, AccessShareLock);
+		if (!ask_empty && set->probes < VIS_MIN_PROBES)
+			return false;
+		rel = table_open(relid, AccessShareLock);
+		nblocks = RelationGetNumberOfBlocks(rel);
+		table_close(rel, NoLock);
+		probes = 4 * (uint64) nblocks;
 		set->rel_empty = (nblocks == 0);
 		if (vis.slot >= 0)
 			probes /= (uint64) (1 + Max(max_parallel_workers_per_gather, 0));
-		set->threshold = 32 + probes;
+		set->threshold = VIS_MIN_PROBES + probes;
 	}
-	return ++set->probes >= set->threshold;
+	return set->probes >= set->threshold;
 }
 
 /* Order of text keys in a shared set. */
@@ -1347,7 +1372,7 @@ subject_consents(const char *s, size_t len, bool have_id, int64 id)
 				 errmsg("pdp_ext is not installed in this database")));
 	if (vis.consent.state == SET_PROBING)
 	{
-		bool		due = time_to_build(&vis.consent, relid);
+		bool		due = time_to_build(&vis.consent, relid, false);
 
 		if (vis.slot >= 0)
 			shared_step(&vis.consent, due, build_consent_set);
@@ -1388,7 +1413,7 @@ subject_restricted(const char *s, size_t len, bool have_id, int64 id)
 				 errmsg("pdp_ext is not installed in this database")));
 	if (vis.restricted.state == SET_PROBING)
 	{
-		bool		due = time_to_build(&vis.restricted, relid);
+		bool		due = time_to_build(&vis.restricted, relid, true);
 
 		if (vis.slot >= 0)
 			shared_step(&vis.restricted, due, build_restricted_set);
@@ -1433,10 +1458,32 @@ subject_visible(FunctionCallInfo fcinfo, int flags, const char *s, size_t len, b
 }
 
 /*
- * pdp._visible(subject) RETURNS boolean, for bigint (and integer), text
- * (and varchar) and uuid subjects: the per-row test of the policies that
- * pdp.protect_table creates.  A NULL subject names nobody: visible whenever
- * any row is.
+ * A row the statement itself is writing (INSERT ... RETURNING, ON CONFLICT,
+ * UPDATE ... RETURNING check it against the SELECT policy before it is
+ * stored) has no tuple identifier yet: its ctid, which the SELECT policy
+ * passes as the row test's second argument, reads (4294967295,0), which no
+ * stored row has.  It passes, as its values came from the statement.  (The
+ * test used to be the policy's own "ctid = '(4294967295,0)' OR ...", whose
+ * OR cost every protected query about 14,000 instructions of planning.)
+ */
+static inline bool
+row_being_written(FunctionCallInfo fcinfo)
+{
+	ItemPointer tid;
+
+	if (PG_NARGS() < 2 || PG_ARGISNULL(1))
+		return false;
+	tid = (ItemPointer) PG_GETARG_POINTER(1);
+	return ItemPointerGetBlockNumberNoCheck(tid) == InvalidBlockNumber &&
+		ItemPointerGetOffsetNumberNoCheck(tid) == 0;
+}
+
+/*
+ * pdp._visible(subject [, row tid]) RETURNS boolean, for bigint (and
+ * integer), text (and varchar) and uuid subjects: the per-row test of the
+ * policies that pdp.protect_table creates (the SELECT policy passes the
+ * row's ctid, see row_being_written).  A NULL subject names nobody: visible
+ * whenever any row is.
  */
 Datum
 pdp_visible_int8(PG_FUNCTION_ARGS)
@@ -1444,6 +1491,8 @@ pdp_visible_int8(PG_FUNCTION_ARGS)
 	int			flags;
 
 	pdp_note_pdp_ran();
+	if (row_being_written(fcinfo))
+		PG_RETURN_BOOL(true);
 	flags = pdp_statement_flags(true);
 
 	if (PG_ARGISNULL(0))
@@ -1458,6 +1507,8 @@ pdp_visible_text(PG_FUNCTION_ARGS)
 	text	   *t;
 
 	pdp_note_pdp_ran();
+	if (row_being_written(fcinfo))
+		PG_RETURN_BOOL(true);
 	flags = pdp_statement_flags(true);
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(flags != 0);
@@ -1475,6 +1526,8 @@ pdp_visible_uuid(PG_FUNCTION_ARGS)
 	int			p = 0;
 
 	pdp_note_pdp_ran();
+	if (row_being_written(fcinfo))
+		PG_RETURN_BOOL(true);
 	flags = pdp_statement_flags(true);
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(flags != 0);

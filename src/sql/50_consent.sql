@@ -197,6 +197,19 @@ COMMENT ON FUNCTION pdp._visible(text) IS 'pdp._visible for text and varchar sub
 CREATE FUNCTION pdp._visible(subject uuid) RETURNS boolean
 LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_visible_uuid';
 COMMENT ON FUNCTION pdp._visible(uuid) IS 'pdp._visible for uuid subjects';
+-- The SELECT policy's form: the row's ctid as well, so that a row the
+-- statement is writing (no tuple identifier yet) passes without an OR in the
+-- policy, which every protected query would plan.
+CREATE FUNCTION pdp._visible(subject bigint, row_id tid) RETURNS boolean
+LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_visible_int8';
+COMMENT ON FUNCTION pdp._visible(bigint, tid) IS
+    'row test of the SELECT policy: pdp._visible(subject), and true for a row the statement is writing (its ctid is (4294967295,0))';
+CREATE FUNCTION pdp._visible(subject text, row_id tid) RETURNS boolean
+LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_visible_text';
+COMMENT ON FUNCTION pdp._visible(text, tid) IS 'pdp._visible(subject, ctid) for text and varchar subjects';
+CREATE FUNCTION pdp._visible(subject uuid, row_id tid) RETURNS boolean
+LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pdp_visible_uuid';
+COMMENT ON FUNCTION pdp._visible(uuid, tid) IS 'pdp._visible(subject, ctid) for uuid subjects';
 
 CREATE FUNCTION pdp._config_changed() RETURNS trigger
 LANGUAGE C AS 'MODULE_PATHNAME', 'pdp_config_changed';
@@ -901,8 +914,10 @@ COMMENT ON FUNCTION pdp._require_outer_owner(regclass) IS
 -- Row visibility -------------------------------------------------------------
 
 -- The row test of a protected table over its registered subject columns,
--- as SQL for a policy or a masked view's WHERE (NULL when none is registered).
-CREATE FUNCTION pdp._visibility_sql(tbl regclass) RETURNS text
+-- as SQL for a policy or a masked view's WHERE (NULL when none is
+-- registered); with_row_id, in the SELECT policy's form, which passes each
+-- call the row's ctid too (pdp._visible(subject, tid)).
+CREATE FUNCTION pdp._visibility_sql(tbl regclass, with_row_id boolean) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ WITH RECURSIVE up(rel, depth) AS (
@@ -913,8 +928,15 @@ AS $$ WITH RECURSIVE up(rel, depth) AS (
       owner AS (   -- the table itself if registered, else its nearest registered ancestor
           SELECT up.rel FROM up WHERE EXISTS (SELECT 1 FROM pdp.subject_column s WHERE s.tbl::oid OPERATOR(pg_catalog.=) up.rel)
            ORDER BY up.depth LIMIT 1)
-      SELECT pg_catalog.string_agg(pg_catalog.format('pdp._visible(%I)', s.col), ' AND ' ORDER BY s.attnum)
+      SELECT pg_catalog.string_agg(pg_catalog.format(CASE WHEN with_row_id THEN 'pdp._visible(%I, ctid)' ELSE 'pdp._visible(%I)' END,
+                                                     s.col), ' AND ' ORDER BY s.attnum)
         FROM pdp.subject_column s JOIN owner ON s.tbl::oid OPERATOR(pg_catalog.=) owner.rel $$;
+COMMENT ON FUNCTION pdp._visibility_sql(regclass, boolean) IS
+    'the row test of a protected table, as SQL: its registered subject columns, or those of its nearest registered ancestor (NULL when none); with_row_id passes each call the row''s ctid (the SELECT policy''s form)';
+CREATE FUNCTION pdp._visibility_sql(tbl regclass) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pdp._visibility_sql(tbl, false) $$;
 COMMENT ON FUNCTION pdp._visibility_sql(regclass) IS
     'the row test of a protected table, as SQL: its registered subject columns, or those of its nearest registered ancestor (NULL when none)';
 
@@ -998,10 +1020,11 @@ BEGIN
     -- A row the statement itself is writing (INSERT ... RETURNING, ON
     -- CONFLICT, UPDATE ... RETURNING check it against this policy before it
     -- is stored) has no tuple identifier yet: it passes, as its values came
-    -- from the statement.  Every stored row has a valid one.
+    -- from the statement.  Every stored row has a valid one.  The SELECT
+    -- policy's row test is given the ctid to tell (pdp._visible(subject, tid)).
     kind := CASE WHEN citus THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END;
-    EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s AS %s FOR SELECT USING '
-                              '(ctid OPERATOR(pg_catalog.=) ''(4294967295,0)''::pg_catalog.tid OR %s)', tbl, kind, vis);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s AS %s FOR SELECT USING (%s)', tbl, kind,
+                              pdp._visibility_sql(tbl, true));
     EXECUTE pg_catalog.format('CREATE POLICY pdp_insert ON %s AS %s FOR INSERT WITH CHECK (true)', tbl, kind);
     EXECUTE pg_catalog.format('CREATE POLICY pdp_update ON %s AS %s FOR UPDATE USING (%s) WITH CHECK (true)', tbl, kind, vis);
     EXECUTE pg_catalog.format('CREATE POLICY pdp_delete ON %s AS %s FOR DELETE USING (%s)', tbl, kind, vis);

@@ -91,7 +91,8 @@ GRANT EXECUTE ON FUNCTION pdp._on_write_enabled(regclass) TO pdp_auditor;
 GRANT SELECT ON pdp.purpose, pdp.purpose_grant, pdp.purposes, pdp.policy_version, pdp.policies,
                 pdp.protected_tables, pdp.protection TO pdp_admin, pdp_auditor;
 GRANT SELECT ON pdp.consent_event, pdp.consent_state, pdp.restriction, pdp.restriction_event TO pdp_auditor;
-GRANT EXECUTE ON FUNCTION pdp._visible(bigint), pdp._visible(text), pdp._visible(uuid), pdp._unprotected(regclass) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION pdp._visible(bigint), pdp._visible(text), pdp._visible(uuid),
+    pdp._visible(bigint, tid), pdp._visible(text, tid), pdp._visible(uuid, tid), pdp._unprotected(regclass) TO PUBLIC;
 -- The statements pdp's builders write run as the table's owner, whoever that
 -- is, and may compare a text cell's other spellings of an integer.
 GRANT EXECUTE ON FUNCTION pdp._integer_spelling(text) TO PUBLIC;
@@ -101,7 +102,7 @@ GRANT EXECUTE ON FUNCTION
     pdp.publish_policy(text, timestamptz, text),
     pdp.protect_table(regclass, boolean), pdp.unprotect_table(regclass), pdp._unprotect(regclass),
     pdp._require_purpose(text), pdp._sync_protection(regclass), pdp._install_protection(regclass, boolean),
-    pdp._visibility_sql(regclass), pdp._refuse_restricted()
+    pdp._visibility_sql(regclass), pdp._visibility_sql(regclass, boolean), pdp._refuse_restricted()
 TO pdp_admin;
 GRANT EXECUTE ON FUNCTION
     pdp.grant_consent(text, text, text, jsonb, timestamptz), pdp.grant_consent(bigint, text, text, jsonb, timestamptz),

@@ -163,6 +163,11 @@ foreach my $v (@old)
 		INSERT INTO learner (id, email) VALUES (21, 'new\@mail.kz') RETURNING email = pdp.pseudo_email('new\@mail.kz');}),
 		"t\n45\n45\nt\nt",
 		"$v: consents, protection, the audit chain (keyed after the legacy segment) and the on-write trigger keep working after the update");
+	# Protection re-installed by the update takes the current policies: the
+	# SELECT policy's row test is given the row's ctid, with no OR of its own.
+	is($node->safe_psql($db, q{
+		SELECT pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polrelid = 'activity'::regclass AND polname = 'pdp_select'}),
+		'pdp._visible(learner, ctid)', "$v: the protected table's SELECT policy is the current one");
 	# 0.3's per-table "anonymise" is 0.4's per-column set_null, and erasure takes it.
 	is($node->safe_psql($db, qq{
 		SELECT on_erase FROM pdp.registered_tables WHERE table_name = 'note'::regclass;

@@ -70,10 +70,11 @@ BEGIN
     -- A row the statement itself is writing (INSERT ... RETURNING, ON
     -- CONFLICT, UPDATE ... RETURNING check it against this policy before it
     -- is stored) has no tuple identifier yet: it passes, as its values came
-    -- from the statement.  Every stored row has a valid one.
+    -- from the statement.  Every stored row has a valid one.  The SELECT
+    -- policy's row test is given the ctid to tell (pdp._visible(subject, tid)).
     kind := CASE WHEN citus THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END;
-    EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s AS %s FOR SELECT USING '
-                              '(ctid OPERATOR(pg_catalog.=) ''(4294967295,0)''::pg_catalog.tid OR %s)', tbl, kind, vis);
+    EXECUTE pg_catalog.format('CREATE POLICY pdp_select ON %s AS %s FOR SELECT USING (%s)', tbl, kind,
+                              pdp._visibility_sql(tbl, true));
     EXECUTE pg_catalog.format('CREATE POLICY pdp_insert ON %s AS %s FOR INSERT WITH CHECK (true)', tbl, kind);
     EXECUTE pg_catalog.format('CREATE POLICY pdp_update ON %s AS %s FOR UPDATE USING (%s) WITH CHECK (true)', tbl, kind, vis);
     EXECUTE pg_catalog.format('CREATE POLICY pdp_delete ON %s AS %s FOR DELETE USING (%s)', tbl, kind, vis);
