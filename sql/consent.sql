@@ -358,6 +358,31 @@ SELECT pdp._visible(12::bigint, '(0,1)') AS restricted_stored, pdp._visible(12::
 RESET pdp.purpose;
 RESET ROLE;
 SELECT pdp.lift_restriction(12::bigint);
+-- A backend holds no set between transactions: a statement's sets are kept
+-- for the rest of its snapshot's life, and freed when the transaction ends.
+BEGIN;
+SET LOCAL ROLE regress_analyst;
+SET LOCAL pdp.purpose = 'analytics';
+SELECT count(*) > 0 AS counted FROM "LMS App".mixed;
+RESET ROLE;
+SELECT count(*) AS set_contexts_in_transaction FROM pg_backend_memory_contexts
+ WHERE name IN ('pdp_ext consent set', 'pdp_ext restriction set');
+COMMIT;
+SELECT count(*) AS set_contexts_after FROM pg_backend_memory_contexts
+ WHERE name IN ('pdp_ext consent set', 'pdp_ext restriction set');
+BEGIN;
+SET LOCAL ROLE regress_analyst;
+SET LOCAL pdp.purpose = 'analytics';
+SELECT count(*) > 0 AS counted FROM "LMS App".mixed;
+ROLLBACK;
+SELECT count(*) AS set_contexts_after_rollback FROM pg_backend_memory_contexts
+ WHERE name IN ('pdp_ext consent set', 'pdp_ext restriction set');
+-- and the next statement reads afresh.
+SET ROLE regress_analyst;
+SET pdp.purpose = 'analytics';
+SELECT count(*) AS mixed_again FROM "LMS App".mixed;
+RESET pdp.purpose;
+RESET ROLE;
 
 DROP SCHEMA "LMS App" CASCADE;
 DROP ROLE regress_app, regress_analyst, regress_clerk, regress_owner;

@@ -486,20 +486,34 @@ vis_release_own_slot(void)
 }
 
 static void detach_set(VisSet *set);
+static void reset_set(VisSet *set, MemoryContext cxt);
 
 static void
 vis_xact_callback(XactEvent event, void *arg)
 {
-	/* Before commit, not after: an error there still aborts cleanly. */
+	/*
+	 * Before commit, not after: an error there still aborts cleanly.  (A
+	 * holdable cursor is read to its end before this event: no statement of
+	 * the transaction runs after it.)
+	 */
 	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE || event == XACT_EVENT_ABORT)
 	{
 		vis_release_own_slot();
-		/* The transaction's statements are over: unmap shared sets now. */
-		if (vis.consent.seg || vis.restricted.seg)
+		/*
+		 * The transaction's statements are over: unmap shared sets and free
+		 * the private ones now, so that a backend holds no set between
+		 * transactions (an idle pooled connection keeps nothing).  The next
+		 * statement starts afresh (ensure_vis_state).
+		 */
+		if (vis.valid || vis.consent.seg || vis.restricted.seg)
 		{
 			vis.valid = false;
 			detach_set(&vis.consent);
 			detach_set(&vis.restricted);
+			if (vis.cxt)
+				MemoryContextReset(vis.cxt);
+			reset_set(&vis.consent, NULL);
+			reset_set(&vis.restricted, NULL);
 		}
 	}
 }
