@@ -36,7 +36,9 @@
  * Memory
  * ------
  * Sets live in "pdp_ext visibility sets" (a child of TopMemoryContext),
- * one child context per set, reset when the next snapshot is seen.  Nothing
+ * one child context per set, made when the set is built and dropped when
+ * the next snapshot is seen or the transaction ends (vis_xact_callback), so
+ * that a backend holds no set between transactions.  Nothing
  * in them points to anything else, and no callback touches them, so an
  * invalidation or an error during a build cannot leave a dangling pointer:
  * a set is published only once it is complete.
@@ -247,6 +249,26 @@ subject_key(const char *s, size_t len, SubjectKey *key)
 	key->len = 32 | SUBJECT_DIGEST_FLAG;
 }
 
+/* A probe's key as text: on the stack when short, else palloc'd. */
+#define PROBE_TEXT_INLINE 64
+typedef union ProbeText
+{
+	int32		align;			/* a varlena header's alignment */
+	char		data[VARHDRSZ + PROBE_TEXT_INLINE];
+} ProbeText;
+
+static text *
+probe_text(ProbeText *buf, const char *s)
+{
+	size_t		len = strlen(s);
+
+	if (len > PROBE_TEXT_INLINE)
+		return cstring_to_text_with_len(s, (int) len);
+	SET_VARSIZE(buf->data, VARHDRSZ + len);
+	memcpy(buf->data + VARHDRSZ, s, len);
+	return (text *) buf->data;
+}
+
 /*
  * Does the unique index indexoid on relid hold (key) or (key, key2)?
  * Under snap, or a fresh catalog snapshot when snap is NULL (which sees
@@ -265,8 +287,10 @@ key_probe(Oid relid, Oid indexoid, const char *key, const char *key2,
 	TupleTableSlot *slot;
 	bool		found;
 	int			nkeys = key2 ? 2 : 1;
-	text	   *t = cstring_to_text(key);
-	text	   *t2 = key2 ? cstring_to_text(key2) : NULL;
+	ProbeText	b1,
+				b2;
+	text	   *t = probe_text(&b1, key);
+	text	   *t2 = key2 ? probe_text(&b2, key2) : NULL;
 
 	/* The index's own collations: its order is theirs. */
 	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
@@ -292,8 +316,9 @@ key_probe(Oid relid, Oid indexoid, const char *key, const char *key2,
 	/* Locks kept to the end of the transaction, as a query's are. */
 	index_close(index, NoLock);
 	table_close(heap, NoLock);
-	pfree(t);
-	if (t2)
+	if ((char *) t != b1.data)
+		pfree(t);
+	if (t2 && (char *) t2 != b2.data)
 		pfree(t2);
 	return found;
 }
@@ -623,8 +648,9 @@ ensure_vis_state(void)
 	detach_set(&vis.consent);
 	detach_set(&vis.restricted);
 	MemoryContextReset(vis.cxt);
-	reset_set(&vis.consent, AllocSetContextCreate(vis.cxt, "pdp_ext consent set", ALLOCSET_SMALL_SIZES));
-	reset_set(&vis.restricted, AllocSetContextCreate(vis.cxt, "pdp_ext restriction set", ALLOCSET_SMALL_SIZES));
+	/* Each set's own context is made when it is built (build_set). */
+	reset_set(&vis.consent, NULL);
+	reset_set(&vis.restricted, NULL);
 	vis.consent.which = VIS_CONSENT;
 	vis.restricted.which = VIS_RESTRICTED;
 	vis.snap = snap;
@@ -907,7 +933,12 @@ build_set(VisSet *set, Oid relid, AttrNumber subject_att, AttrNumber purpose_att
 	bool		use_bitmap;
 
 	/* A build that an error interrupted left its memory: start clean. */
-	MemoryContextReset(set->cxt);
+	if (set->cxt == NULL && set->which == VIS_CONSENT)
+		set->cxt = AllocSetContextCreate(vis.cxt, "pdp_ext consent set", ALLOCSET_SMALL_SIZES);
+	else if (set->cxt == NULL)
+		set->cxt = AllocSetContextCreate(vis.cxt, "pdp_ext restriction set", ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(set->cxt);
 	set->texts = NULL;
 	set->bytes = 0;
 	memset(&set->ints, 0, sizeof(set->ints));
@@ -1369,6 +1400,19 @@ build_restricted_set(VisSet *set)
 	build_set(set, relid, get_attnum(relid, "subject"), 0, NULL, 0, vis.snap);
 }
 
+/*
+ * The subject as a C string for a probe: an integer id written into buf
+ * (no allocation on a primary-key lookup's path), else a palloc'd copy.
+ */
+static char *
+subject_cstring(const char *s, size_t len, int64 id, char *buf)
+{
+	if (s != NULL)
+		return pnstrdup(s, len);
+	pg_lltoa(id, buf);
+	return buf;
+}
+
 /* Does the subject consent to the declared purpose (under the active snapshot)? */
 static bool
 subject_consents(const char *s, size_t len, bool have_id, int64 id)
@@ -1376,6 +1420,7 @@ subject_consents(const char *s, size_t len, bool have_id, int64 id)
 	Oid			relid;
 	char	   *cstr;
 	bool		found;
+	char		numbuf[MAXINT8LEN + 1];
 
 	if (vis.consent.state == SET_BUILT)
 		return set_contains(&vis.consent, s, len, have_id, id);
@@ -1397,10 +1442,11 @@ subject_consents(const char *s, size_t len, bool have_id, int64 id)
 	}
 	if (vis.consent.rel_empty)
 		return false;
-	cstr = s ? pnstrdup(s, len) : psprintf(INT64_FORMAT, id);
+	cstr = subject_cstring(s, len, id, numbuf);
 	found = key_probe(relid, vis.consent_pkey, cstr, vis.purpose,
 					  vis.snap, vis.valid_until_att);
-	pfree(cstr);
+	if (cstr != numbuf)
+		pfree(cstr);
 	if (!found && (cstr = other_spelling(s, len)) != NULL)
 	{
 		found = key_probe(relid, vis.consent_pkey, cstr, vis.purpose,
@@ -1417,6 +1463,7 @@ subject_restricted(const char *s, size_t len, bool have_id, int64 id)
 	Oid			relid;
 	char	   *cstr;
 	bool		found;
+	char		numbuf[MAXINT8LEN + 1];
 
 	if (vis.restricted.state == SET_BUILT)
 		return set_contains(&vis.restricted, s, len, have_id, id);
@@ -1438,9 +1485,10 @@ subject_restricted(const char *s, size_t len, bool have_id, int64 id)
 	}
 	if (vis.restricted.rel_empty)
 		return false;
-	cstr = s ? pnstrdup(s, len) : psprintf(INT64_FORMAT, id);
+	cstr = subject_cstring(s, len, id, numbuf);
 	found = text_key_exists(relid, vis.restriction_pkey, cstr, vis.snap);
-	pfree(cstr);
+	if (cstr != numbuf)
+		pfree(cstr);
 	if (!found && (cstr = other_spelling(s, len)) != NULL)
 	{
 		found = text_key_exists(relid, vis.restriction_pkey, cstr, vis.snap);
