@@ -65,6 +65,22 @@ UPDATE mdl.mdl_user SET lastaccess = 1 WHERE id IN (2, 3);              -- the w
 DELETE FROM mdl.mdl_user_enrolments WHERE userid = 2;
 DELETE FROM mdl.mdl_user WHERE username = 'learner2' RETURNING id;
 UPDATE mdl.mdl_user SET lastaccess = 7 WHERE id = 3 RETURNING id, lastaccess;   -- others are fine
+-- A condition or SET expression that is not leakproof would see the row's
+-- values before the trigger refuses the change (a cast's error quotes its
+-- input; a function can raise a notice): in such a statement the restricted
+-- row stays hidden, and the statement changes nothing of it.
+RESET ROLE;
+CREATE FUNCTION public.regress_peek(text) RETURNS boolean LANGUAGE plpgsql AS
+  $$BEGIN RAISE NOTICE 'peeked at %', $1; RETURN true; END$$;
+SET ROLE regress_moodle;
+UPDATE mdl.mdl_user SET lastaccess = 1 WHERE id = 2 AND username::int > 0 RETURNING id;
+UPDATE mdl.mdl_user SET lastaccess = 1 WHERE id = 2 AND public.regress_peek(username) RETURNING id;
+UPDATE mdl.mdl_user SET lastaccess = CASE WHEN public.regress_peek(username) THEN 1 ELSE 0 END WHERE id = 2 RETURNING id;
+DELETE FROM mdl.mdl_user WHERE id = 2 AND public.regress_peek(username) RETURNING id;
+UPDATE mdl.mdl_user SET lastaccess = 8 WHERE id = 3 AND public.regress_peek(username) RETURNING id, lastaccess;   -- others are fine
+RESET ROLE;
+DROP FUNCTION public.regress_peek(text);
+SET ROLE regress_moodle;
 -- Only the statement's own target scan lets the row through: a subquery,
 -- a CTE or a join over the same table still hides it, so it cannot be copied.
 UPDATE mdl.mdl_user u SET username = coalesce((SELECT v.username FROM mdl.mdl_user v WHERE v.id = 2), 'hidden')
