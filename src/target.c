@@ -106,15 +106,13 @@ scanned_var(FunctionCallInfo fcinfo)
  * non-leakproof function to a column counts, except pdp's row tests
  * themselves and what runs only after the row triggers (RETURNING).
  */
-static Oid	pdp_namespace_for_leaks = InvalidOid;
-
 static bool
-is_row_test(Oid funcid)
+is_row_test(Oid funcid, Oid pdp_nsp)
 {
 	char	   *name;
 	bool		yes;
 
-	if (get_func_namespace(funcid) != pdp_namespace_for_leaks)
+	if (get_func_namespace(funcid) != pdp_nsp)
 		return false;
 	name = get_func_name(funcid);
 	yes = name != NULL && strcmp(name, "_visible") == 0;
@@ -123,9 +121,12 @@ is_row_test(Oid funcid)
 	return yes;
 }
 
+/* context: the OID of schema pdp, whose row tests are not counted. */
 static bool
 leaky_expr_walker(Node *node, void *context)
 {
+	Oid			pdp_nsp = *(Oid *) context;
+
 	if (node == NULL)
 		return false;
 	if (IsA(node, List))
@@ -141,84 +142,79 @@ leaky_expr_walker(Node *node, void *context)
 		return leaky_expr_walker((Node *) ((TargetEntry *) node)->expr, context);
 	if (IsA(node, BoolExpr))
 		return leaky_expr_walker((Node *) ((BoolExpr *) node)->args, context);
-	if (IsA(node, FuncExpr) && is_row_test(((FuncExpr *) node)->funcid))
+	if (IsA(node, FuncExpr) && is_row_test(((FuncExpr *) node)->funcid, pdp_nsp))
 		return false;
 	return contain_leaked_vars(node);
 }
 
+static bool plan_may_leak(Plan *plan, Oid *pdp_nsp);
+
 static bool
-plan_may_leak(Plan *plan)
+plans_may_leak(List *plans, Oid *pdp_nsp)
 {
 	ListCell   *lc;
+
+	foreach(lc, plans)
+		if (plan_may_leak((Plan *) lfirst(lc), pdp_nsp))
+			return true;
+	return false;
+}
+
+static bool
+plan_may_leak(Plan *plan, Oid *pdp_nsp)
+{
+	List	   *children = NIL;
+	List	   *exprs = NIL;
 
 	if (plan == NULL)
 		return false;
 	check_stack_depth();
 	if (!IsA(plan, ModifyTable) &&
-		(leaky_expr_walker((Node *) plan->qual, NULL) ||
-		 leaky_expr_walker((Node *) plan->targetlist, NULL)))
+		(leaky_expr_walker((Node *) plan->qual, pdp_nsp) ||
+		 leaky_expr_walker((Node *) plan->targetlist, pdp_nsp)))
 		return true;
 	switch (nodeTag(plan))
 	{
 		case T_NestLoop:
+			exprs = ((Join *) plan)->joinqual;
+			break;
 		case T_MergeJoin:
+			exprs = list_concat_copy(((Join *) plan)->joinqual, ((MergeJoin *) plan)->mergeclauses);
+			break;
 		case T_HashJoin:
-			if (leaky_expr_walker((Node *) ((Join *) plan)->joinqual, NULL))
-				return true;
-			if (IsA(plan, MergeJoin) &&
-				leaky_expr_walker((Node *) ((MergeJoin *) plan)->mergeclauses, NULL))
-				return true;
-			if (IsA(plan, HashJoin) &&
-				leaky_expr_walker((Node *) ((HashJoin *) plan)->hashclauses, NULL))
-				return true;
+			exprs = list_concat_copy(((Join *) plan)->joinqual, ((HashJoin *) plan)->hashclauses);
 			break;
 		case T_Append:
-			foreach(lc, ((Append *) plan)->appendplans)
-				if (plan_may_leak((Plan *) lfirst(lc)))
-					return true;
+			children = ((Append *) plan)->appendplans;
 			break;
 		case T_MergeAppend:
-			foreach(lc, ((MergeAppend *) plan)->mergeplans)
-				if (plan_may_leak((Plan *) lfirst(lc)))
-					return true;
+			children = ((MergeAppend *) plan)->mergeplans;
 			break;
 		case T_BitmapAnd:
-			foreach(lc, ((BitmapAnd *) plan)->bitmapplans)
-				if (plan_may_leak((Plan *) lfirst(lc)))
-					return true;
+			children = ((BitmapAnd *) plan)->bitmapplans;
 			break;
 		case T_BitmapOr:
-			foreach(lc, ((BitmapOr *) plan)->bitmapplans)
-				if (plan_may_leak((Plan *) lfirst(lc)))
-					return true;
+			children = ((BitmapOr *) plan)->bitmapplans;
 			break;
 		case T_SubqueryScan:
-			if (plan_may_leak(((SubqueryScan *) plan)->subplan))
-				return true;
+			children = list_make1(((SubqueryScan *) plan)->subplan);
 			break;
 		case T_CustomScan:
-			foreach(lc, ((CustomScan *) plan)->custom_plans)
-				if (plan_may_leak((Plan *) lfirst(lc)))
-					return true;
+			children = ((CustomScan *) plan)->custom_plans;
 			break;
 		default:
 			break;
 	}
-	return plan_may_leak(plan->lefttree) || plan_may_leak(plan->righttree);
+	return leaky_expr_walker((Node *) exprs, pdp_nsp) || plans_may_leak(children, pdp_nsp) ||
+		plan_may_leak(plan->lefttree, pdp_nsp) || plan_may_leak(plan->righttree, pdp_nsp);
 }
 
 static bool
 statement_may_leak(PlannedStmt *stmt)
 {
-	ListCell   *lc;
+	Oid			pdp_nsp = get_namespace_oid("pdp", true);
 
-	pdp_namespace_for_leaks = get_namespace_oid("pdp", true);
-	if (plan_may_leak(stmt->planTree))
-		return true;
-	foreach(lc, stmt->subplans)
-		if (plan_may_leak((Plan *) lfirst(lc)))
-			return true;
-	return false;
+	return plan_may_leak(stmt->planTree, &pdp_nsp) || plans_may_leak(stmt->subplans, &pdp_nsp);
 }
 
 /*
